@@ -1,0 +1,270 @@
+"""The margin and liquidation engine, one cascade round at a time, vectorised.
+
+In a round, every account whose equity is below maintenance margin is liquidated as
+its venue does it, and every triggered stop-loss is sent to market:
+
+1. backstop: below ``backstop_threshold`` x maintenance, the venue's vault (or pool)
+   takes over the position at mark with all remaining margin;
+2. partial slices: accounts above ``partial_threshold_usd`` lose ``partial_fraction``
+   of the position, at most once per ``cooldown_seconds``; smaller ones close whole;
+3. market execution at the price the book gives (square-root impact), with the
+   liquidation fee going to the fund;
+4. loss absorption: a closed account with negative equity is made whole by the fund
+   (negative balance protection) or keeps its debt (no protection); if the fund
+   cannot cover the round's shortfall and the venue auto-deleverages, the bankrupt
+   positions with the largest deficits are instead closed against the most
+   profitable opposite positions (by the venue's ranking) at their bankruptcy price.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .book import PROTOCOL_CLASSES, TraderBook, VenueBook
+from .margin import adl_scores, liquidation_price, maintenance
+from .market import Market
+
+EVENT_KINDS = ("liquidation", "partial", "backstop", "adl", "adl_counterparty", "stop")
+
+
+class EventLog:
+    """Liquidation, ADL and stop events, collected as arrays and turned into a table."""
+
+    COLUMNS = ("step", "round", "venue", "account", "kind", "side", "size_btc", "price", "notional_usd", "accounts", "deficit_usd")
+
+    def __init__(self):
+        self.parts: list[tuple] = []
+
+    def add(self, step, rnd, kind, tb: TraderBook, idx, size, price, deficit=None):
+        if len(idx) == 0:
+            return
+        idx = np.asarray(idx)
+        size = np.asarray(size, dtype=float)
+        price = np.broadcast_to(np.asarray(price, dtype=float), size.shape).copy()
+        deficit = np.zeros(len(idx)) if deficit is None else np.asarray(deficit, dtype=float)
+        self.parts.append((step, rnd, EVENT_KINDS.index(kind), idx.copy(), tb.venue[idx].copy(), tb.cls[idx].copy(),
+                           size, price, tb.weight[idx].copy(), deficit))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        if not self.parts:
+            empty = np.zeros(0)
+            return {c: empty for c in ("step", "round", "kind", "account", "venue", "cls", "size", "price", "weight", "deficit")}
+        out = {}
+        lens = [len(p[3]) for p in self.parts]
+        out["step"] = np.repeat([p[0] for p in self.parts], lens)
+        out["round"] = np.repeat([p[1] for p in self.parts], lens)
+        out["kind"] = np.repeat([p[2] for p in self.parts], lens)
+        for j, name in enumerate(("account", "venue", "cls", "size", "price", "weight", "deficit"), start=3):
+            out[name] = np.concatenate([p[j] for p in self.parts])
+        return out
+
+
+class LiquidationEngine:
+    def __init__(self, market: Market, events: EventLog):
+        self.mkt = market
+        self.tb: TraderBook = market.tb
+        self.vb: VenueBook = market.vb
+        self.events = events
+        self.protocol = np.isin(self.tb.cls, PROTOCOL_CLASSES)
+        self.adl_volume = np.zeros(len(self.vb.rules))  # USD closed by ADL (both legs counted once)
+
+    # ------------------------------------------------------------ helpers
+    def refresh(self, idx: np.ndarray) -> None:
+        """Recompute prefilter liquidation prices of accounts whose state changed."""
+        idx = np.unique(idx)
+        idx = idx[~self.protocol[idx]]
+        if len(idx):
+            self.tb.liq_price[idx] = liquidation_price(self.tb, self.vb, idx, self.mkt.prices())
+
+    def near(self, band: float) -> np.ndarray:
+        """Accounts whose liquidation or stop price lies within ``band`` (log) of their venue price."""
+        tb = self.tb
+        logp = np.log(self.mkt.prices())[tb.venue]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            close = (np.abs(np.log(tb.liq_price) - logp) < band) | (np.abs(np.log(tb.stop) - logp) < band)
+        return np.flatnonzero(close | (tb.liq_price <= 0) & (tb.size != 0))
+
+    def _realise_coin(self, idx: np.ndarray) -> None:
+        """A closed-out account's depegged collateral is sold at its current value."""
+        tb, vb = self.tb, self.vb
+        idx = idx[tb.coin[idx] > 0]
+        if len(idx) == 0:
+            return
+        loss = tb.coin[idx] * (1.0 - vb.coin_price[tb.venue[idx]])
+        tb.cash[idx] -= loss
+        tb.coin[idx] = 0.0
+        vb.collateral_loss += np.bincount(tb.venue[idx], weights=loss, minlength=len(vb.rules))
+
+    # ------------------------------------------------------------ one round
+    def run_round(self, near: np.ndarray, time_s: float, step: int, rnd: int) -> tuple[int, int]:
+        """Liquidate and stop out what is due now. Returns (accounts acted on, accounts
+        still under maintenance but waiting for their cooldown)."""
+        tb, vb, mkt = self.tb, self.vb, self.mkt
+        near = near[(tb.size[near] != 0) & ~self.protocol[near]]
+        if len(near) == 0:
+            return 0, 0
+        price = mkt.prices()
+        v = tb.venue[near]
+        s = tb.size[near]
+        p = price[v]
+        eq = tb.equity(near, price, vb.coin_price)
+        mmr = maintenance(tb, vb, near, price)
+        under = eq < mmr
+        stop_hit = ~under & (((s > 0) & (p <= tb.stop[near])) | ((s < 0) & (p >= tb.stop[near])))
+        # 1. backstop takeover
+        bs = under & (vb.vault_row[v] >= 0) & (eq < vb.backstop[v] * mmr)
+        if bs.any():
+            self._backstop(near[bs], price, step, rnd)
+        under &= ~bs
+        # 2. slices and cooldown (an account with no equity left is closed whole)
+        per_account = np.abs(s) * p / tb.weight[near]
+        big = under & (per_account > vb.partial_threshold[v]) & (eq > 0)
+        waiting = big & (time_s - tb.last_liq[near] < vb.cooldown[v])
+        under &= ~waiting
+        liq = near[under]
+        frac = np.where(big[under], vb.partial_fraction[v[under]], 1.0)
+        stops = near[stop_hit]
+        acted = int(bs.sum() + len(liq) + len(stops))
+        if len(liq) + len(stops) == 0:
+            return acted, int(waiting.sum())
+        idx = np.concatenate([liq, stops])
+        dq = np.concatenate([-tb.size[liq] * frac, -tb.size[stops]])
+        is_liq = np.concatenate([np.ones(len(liq), bool), np.zeros(len(stops), bool)])
+        whole = np.concatenate([frac >= 1.0, np.ones(len(stops), bool)])
+        # 4a. auto-deleveraging instead of market for what the fund cannot cover
+        adl_set = self._adl_selection(idx, dq, is_liq & whole)
+        if len(adl_set):
+            keep = ~np.isin(idx, adl_set)
+            remainder = self._adl(adl_set, price, step, rnd)
+            idx = np.concatenate([idx[keep], remainder])
+            dq = np.concatenate([dq[keep], -tb.size[remainder]])
+            is_liq = np.concatenate([is_liq[keep], np.ones(len(remainder), bool)])
+            whole = np.concatenate([whole[keep], np.ones(len(remainder), bool)])
+        # 3. market execution
+        pre_size = tb.size[idx].copy()
+        fill = mkt.execute(idx, dq, liquidation=is_liq)
+        fv = fill[tb.venue[idx]]
+        done = idx[is_liq]
+        tb.last_liq[done] = time_s
+        tb.liquidated[done] = True
+        flat = tb.size[idx] == 0
+        closed = idx[flat]
+        self._realise_coin(closed)
+        # 4b. negative equity after close: the fund covers it, or the trader owes it
+        d_all = np.where(flat, np.maximum(-tb.cash[idx], 0.0), 0.0)
+        cov = idx[(d_all > 0) & vb.nbp[tb.venue[idx]]]
+        if len(cov):
+            amount = -tb.cash[cov]
+            tb.cash[cov] = 0.0
+            vb.fund -= np.bincount(tb.venue[cov], weights=amount, minlength=len(vb.rules))
+        tb.stop[closed] = np.nan
+        liq_whole = is_liq & whole
+        liq_part = is_liq & ~whole
+        self.events.add(step, rnd, "liquidation", tb, idx[liq_whole], pre_size[liq_whole], fv[liq_whole], d_all[liq_whole])
+        self.events.add(step, rnd, "partial", tb, idx[liq_part], -dq[liq_part], fv[liq_part])
+        self.events.add(step, rnd, "stop", tb, idx[~is_liq], pre_size[~is_liq], fv[~is_liq])
+        self.refresh(idx)
+        return acted, int(waiting.sum())
+
+    # ------------------------------------------------------------ mechanisms
+    def _backstop(self, idx: np.ndarray, price: np.ndarray, step: int, rnd: int) -> None:
+        tb, vb = self.tb, self.vb
+        self._realise_coin(idx)
+        v = tb.venue[idx]
+        vault = vb.vault_row[v]
+        size = tb.size[idx].copy()
+        for row in np.unique(vault):
+            sel = idx[vault == row]
+            self._to_vault(sel, int(row), price[tb.venue[sel]])
+            tb.cash[row] += tb.cash[sel].sum()
+            tb.cash[sel] = 0.0
+        tb.stop[idx] = np.nan
+        tb.liquidated[idx] = True
+        self.events.add(step, rnd, "backstop", tb, idx, size, price[v])
+        self.refresh(idx)
+
+    def _to_vault(self, sel: np.ndarray, row: int, px: np.ndarray) -> None:
+        """Move several positions to one vault row at their marks."""
+        tb = self.tb
+        dq = tb.size[sel].copy()
+        self.mkt._trade(sel, -dq, px)
+        total = dq.sum()
+        if total != 0:
+            self.mkt._trade(np.array([row]), np.array([total]), np.array([(dq * px).sum() / total]))
+        else:  # offsetting positions: only cash changes hands
+            tb.cash[row] -= (dq * px).sum()
+
+    def _adl_selection(self, idx: np.ndarray, dq: np.ndarray, whole_liq: np.ndarray) -> np.ndarray:
+        """Bankrupt accounts to auto-deleverage: per venue with ADL, the largest
+        prospective deficits until the fund covers the rest."""
+        tb, vb = self.tb, self.vb
+        cand = idx[whole_liq]
+        if len(cand) == 0:
+            return cand
+        fill = self.mkt.fill_prices(idx, dq)
+        v = tb.venue[cand]
+        eq_after = tb.cash[cand] + tb.size[cand] * fill[v] - tb.coin[cand] * (1 - vb.coin_price[v])
+        deficit = np.maximum(-eq_after, 0.0)
+        chosen = []
+        for u in np.unique(v):
+            if vb.rules[u].adl_ranking == "none" or not vb.nbp[u]:
+                continue
+            sel = v == u
+            d = deficit[sel]
+            total = d.sum()
+            if total <= max(vb.fund[u], 0.0):
+                continue
+            order = np.argsort(-d, kind="stable")
+            remaining = total - np.cumsum(d[order])
+            j = int(np.searchsorted(-remaining, -max(vb.fund[u], 0.0))) + 1  # first j with remaining <= fund
+            chosen.append(cand[sel][order[:j]][d[order[:j]] > 0])
+        return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+
+    def _adl(self, bankrupt: np.ndarray, price: np.ndarray, step: int, rnd: int) -> np.ndarray:
+        """Close bankrupt positions against ranked profitable opposite positions at the
+        bankruptcy price. Returns the bankrupt accounts (or what is left of them) that
+        found no counterparty and must go to market."""
+        tb, vb, mkt = self.tb, self.vb, self.mkt
+        self._realise_coin(bankrupt)
+        leftover = []
+        for u in np.unique(tb.venue[bankrupt]):
+            ranking = vb.rules[u].adl_ranking
+            on_venue = np.flatnonzero(tb.venue == u)
+            for sd in (1.0, -1.0):
+                b = bankrupt[(tb.venue[bankrupt] == u) & (np.sign(tb.size[bankrupt]) == sd)]
+                if len(b) == 0:
+                    continue
+                need = np.abs(tb.size[b]).sum()
+                cp = on_venue[(tb.size[on_venue] * sd < 0)]
+                cp = cp[~np.isin(cp, bankrupt)]
+                cp = cp[tb.size[cp] * (price[u] - tb.entry[cp]) > 0]
+                if len(cp) == 0:
+                    leftover.append(b)
+                    continue
+                avail = np.abs(tb.size[cp])
+                if ranking == "pro_rata":
+                    take = avail * min(1.0, need / avail.sum())
+                else:
+                    order = np.argsort(-adl_scores(tb, cp, price, vb.coin_price, ranking), kind="stable")
+                    cp, avail = cp[order], avail[order]
+                    before = np.cumsum(avail) - avail
+                    take = np.clip(need - before, 0.0, avail)
+                f = min(1.0, take.sum() / need)
+                cp, take = cp[take > 0], take[take > 0]
+                closed = tb.size[b] * f
+                p_bk = -tb.cash[b] / tb.size[b]
+                pbar = (closed * p_bk).sum() / closed.sum()
+                mkt._trade(b, -closed, p_bk)
+                mkt._trade(cp, sd * take, np.full(len(cp), pbar))
+                self.adl_volume[u] += np.abs(closed * p_bk).sum()
+                tb.liquidated[b] = True
+                if vb.mm_row[u] in cp:
+                    vb.health[u] *= 1.0 - vb.rules[u].mm_adl_withdrawal
+                self.events.add(step, rnd, "adl", tb, b, closed, p_bk)
+                self.events.add(step, rnd, "adl_counterparty", tb, cp, -sd * take, pbar)
+                self.refresh(cp)
+                if f < 1.0:
+                    leftover.append(b)
+        tb.stop[bankrupt[tb.size[bankrupt] == 0]] = np.nan
+        self.refresh(bankrupt)
+        return np.concatenate(leftover) if leftover else np.zeros(0, dtype=np.int64)

@@ -1,0 +1,200 @@
+"""Prices and order execution: index, venue prices, square-root impact, arbitrage, funding.
+
+log index = log fundamental + transient dislocation ``m``; log venue price = log index +
+basis. Market orders on a venue are netted per round and filled against the venue's
+book (its market-maker row) at the average price of a square-root impact curve:
+the net flow a venue has absorbed so far in the step, F (USD), has moved its price by
+``impact_y * sign(F) * sqrt(|F| / depth)`` (``impact_y`` = 1% when F equals the depth
+within 1% of mid). Each round walks further along that curve, so a step's cascade is
+one metaorder (the square-root law holds for the total, not for each slice), and a
+round fills at the curve's average over its segment. Books refill between steps.
+Flow on the spot venue moves the index (a share permanently); flow on a derivatives
+venue moves its basis, which arbitrageurs carry to the index with limited capacity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .book import TraderBook, VenueBook
+
+
+@dataclass
+class MarketParams:
+    """Market-wide parameters (not venue rules). Units in the field comments."""
+
+    impact_y: float = 0.01  # price move (log) when a net order equals the +/-1% depth
+    permanent_share: float = 0.4  # share of spot impact that is permanent (information)
+    transient_half_life_minutes: float = 15.0  # decay of the rest of the index dislocation (resilience)
+    basis_half_life_minutes: float = 10.0  # decay of venue basis between steps
+    arb_gap_share: float = 0.5  # share of a venue's basis arbitrageurs try to close per round
+    arb_min_gap: float = 0.0005  # basis below which arbitrage does not pay (fees)
+    arb_capacity_usd_per_minute: float = 2e8  # arbitrage notional per venue per minute
+    round_seconds: float = 5.0  # notional duration of one cascade round (for cooldowns)
+    max_rounds: int = 500  # safety bound on cascade rounds per step
+    band: float = 0.25  # log-distance from price within which accounts are re-checked each round
+
+
+
+class Market:
+    """Index and venue prices plus the execution of market orders against venue books."""
+
+    def __init__(self, tb: TraderBook, vb: VenueBook, params: MarketParams, start_price: float, spot_venue: int):
+        self.tb, self.vb, self.params = tb, vb, params
+        self.log_f = float(np.log(start_price))  # fundamental (exogenous plus permanent impact)
+        self.m = 0.0  # transient index dislocation
+        self.spot = spot_venue
+        self.arb_left = np.zeros(len(vb.rules))  # arbitrage capacity left this step (USD)
+        self.volume = np.zeros(len(vb.rules))  # traded notional this step (USD)
+        self.flow = np.zeros(len(vb.rules))  # net flow absorbed by each book this step (USD)
+
+    # ---------------------------------------------------------------- prices
+    @property
+    def index(self) -> float:
+        return float(np.exp(self.log_f + self.m))
+
+    def prices(self) -> np.ndarray:
+        return self.index * np.exp(self.vb.basis)
+
+    def _move(self, v: int, dlog: float) -> None:
+        """Move venue ``v``'s price by ``dlog``; other venues' prices stay where they are."""
+        if v == self.spot:
+            self.log_f += self.params.permanent_share * dlog
+            self.m += (1.0 - self.params.permanent_share) * dlog
+            self.vb.basis -= dlog
+            self.vb.basis[v] = 0.0
+        else:
+            self.vb.basis[v] += dlog
+
+    def impact(self, q_usd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(price move, average fill relative to the pre-trade price), both log, per venue,
+        for net signed flows ``q_usd`` (USD, buys positive) added to this step's flow."""
+        c = self.params.impact_y / np.sqrt(self.vb.depth())
+        f0, f1 = self.flow, self.flow + q_usd
+        move = c * (np.sign(f1) * np.sqrt(np.abs(f1)) - np.sign(f0) * np.sqrt(np.abs(f0)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            avg = c * (2.0 / 3.0) * (np.abs(f1) ** 1.5 - np.abs(f0) ** 1.5) / q_usd
+        avg = np.where(q_usd != 0, avg - c * np.sign(f0) * np.sqrt(np.abs(f0)), 0.0)
+        return move, avg
+
+    # ---------------------------------------------------------------- execution
+    def fill_prices(self, idx: np.ndarray, dq: np.ndarray) -> np.ndarray:
+        """Average fill price per venue that orders ``dq`` of accounts ``idx`` would get."""
+        price = self.prices()
+        net = np.bincount(self.tb.venue[idx], weights=dq, minlength=len(price))
+        return price * np.exp(self.impact(net * price)[1])
+
+    def execute(self, idx: np.ndarray, dq: np.ndarray, *, liquidation: np.ndarray | bool = False) -> np.ndarray:
+        """Fill market orders ``dq`` (BTC, signed) of unique accounts ``idx`` on their venues.
+
+        Orders are netted per venue; the net is absorbed by the venue's book row at the
+        average impact price; all orders of the batch fill at that price. Liquidation
+        orders pay the venue's liquidation fee to its fund (at most the account's
+        remaining equity) instead of the taker fee. Returns the fill price per venue.
+        """
+        tb, vb = self.tb, self.vb
+        k = len(vb.rules)
+        price = self.prices()
+        fill = price.copy()
+        if len(idx) == 0:
+            return fill
+        v = tb.venue[idx]
+        net = np.bincount(v, weights=dq, minlength=k)
+        gross = np.bincount(v, weights=np.abs(dq), minlength=k)
+        dlog, avg = self.impact(net * price)
+        fill = price * np.exp(avg)
+        self.flow += net * price
+        for u in np.flatnonzero(net):
+            self._move(int(u), float(dlog[u]))
+        self._trade(idx, dq, fill[v])
+        books = np.flatnonzero(net)
+        self._trade(vb.mm_row[books], -net[books], fill[books])
+        notional = np.abs(dq) * fill[v]
+        liq = np.broadcast_to(np.asarray(liquidation, dtype=bool), dq.shape)
+        eq = tb.equity(idx, fill, vb.coin_price)
+        penalty = np.where(liq, np.minimum(notional * vb.liq_fee[v], np.maximum(eq, 0.0)), 0.0)
+        fee = np.where(liq, 0.0, notional * vb.taker_fee[v])
+        tb.cash[idx] -= penalty + fee
+        vb.fund += np.bincount(v, weights=penalty, minlength=k)
+        vb.fees += np.bincount(v, weights=fee, minlength=k)
+        self.volume += gross * fill
+        return fill
+
+    def _trade(self, idx: np.ndarray, dq: np.ndarray, px: np.ndarray) -> None:
+        """Book trades at prices ``px``: cash, size and average entry (no fees)."""
+        tb = self.tb
+        s0 = tb.size[idx]
+        s1 = s0 + dq
+        grow = (s0 * dq > 0)
+        opened = (s0 == 0) | (s0 * s1 < 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            avg = (tb.entry[idx] * s0 + dq * px) / s1
+        tb.entry[idx] = np.where(opened, px, np.where(grow, avg, tb.entry[idx]))
+        tb.entry[idx[s1 == 0]] = 0.0
+        tb.cash[idx] -= dq * px
+        tb.size[idx] = s1
+
+    def transfer(self, src: np.ndarray, dst: np.ndarray, dq: np.ndarray, px: np.ndarray) -> None:
+        """Off-book trade: ``src`` accounts sell ``dq`` BTC to ``dst`` at ``px`` (ADL, backstop)."""
+        self._trade(src, -dq, px)
+        self._trade(dst, dq, px)
+
+    # ---------------------------------------------------------------- arbitrage
+    def arbitrage(self) -> None:
+        """Arbitrage desks buy the cheap venue and sell spot (or the reverse), within capacity."""
+        tb, vb, p = self.tb, self.vb, self.params
+        gap = vb.basis.copy()
+        desks = vb.arb_row >= 0
+        act = desks & (np.abs(gap) > p.arb_min_gap) & (self.arb_left > 0)
+        if not act.any():
+            return
+        venues = np.flatnonzero(act)
+        price = self.prices()
+        depth = vb.depth()
+        # both legs move prices toward each other: c_v sqrt(q) + c_spot sqrt(q) = share x gap
+        c = p.impact_y / np.sqrt(depth)
+        want = (p.arb_gap_share * np.abs(gap[venues]) / (c[venues] + c[self.spot] * np.sqrt(len(venues)))) ** 2
+        q_usd = np.minimum(want, self.arb_left[venues])
+        self.arb_left[venues] -= q_usd
+        dq = -np.sign(gap[venues]) * q_usd / price[venues]
+        rows = vb.arb_row[venues]
+        self.execute(rows, dq)
+        self.trade_spot(rows, -dq)
+
+    def trade_spot(self, idx: np.ndarray, dq: np.ndarray) -> None:
+        """Spot trades of accounts' hedge legs (``hedge`` BTC, ``hedge_cash`` USD) against the spot book."""
+        tb, vb = self.tb, self.vb
+        net = float(dq.sum())
+        q = np.zeros(len(vb.rules))
+        q[self.spot] = net * self.index
+        dlog, avg = self.impact(q)
+        fill = self.index * np.exp(avg[self.spot])
+        self.flow += q
+        self._move(self.spot, float(dlog[self.spot]))
+        tb.hedge[idx] += dq
+        tb.hedge_cash[idx] -= dq * fill
+        self._trade(vb.mm_row[[self.spot]], np.array([-net]), np.array([fill]))
+        self.volume[self.spot] += np.abs(dq).sum() * fill
+
+    # ---------------------------------------------------------------- funding
+    def settle_funding(self, v: int, interval_minutes: float) -> float:
+        """Pay funding on venue ``v``: longs pay shorts when the average premium is positive.
+
+        Rate per 8h: F = P + clamp(interest - P, +/-clamp); scaled to the interval; capped
+        per hour. Payments are size x price x rate, so they sum to zero over the venue.
+        Returns the rate applied.
+        """
+        tb, vb = self.tb, self.vb
+        rules = vb.rules[v]
+        prem = vb.premium_sum[v] / max(vb.premium_n[v], 1.0)
+        vb.premium_sum[v] = vb.premium_n[v] = 0.0
+        f8 = prem + np.clip(rules.funding_interest_8h - prem, -rules.funding_clamp_8h, rules.funding_clamp_8h)
+        rate = f8 * interval_minutes / 480.0
+        cap = rules.funding_cap_1h * interval_minutes / 60.0
+        rate = float(np.clip(rate, -cap, cap))
+        on = np.flatnonzero((tb.venue == v) & (tb.size != 0))
+        price = self.prices()[v]
+        tb.cash[on] -= tb.size[on] * price * rate
+        return rate

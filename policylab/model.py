@@ -1,0 +1,163 @@
+"""The market model: a Mesa model of venues and trader populations over NumPy state.
+
+One step (``step_minutes`` of market time):
+
+1. the exogenous fundamental return, depth and collateral values of the step arrive;
+   transient index impact and venue basis decay;
+2. market makers set depth; arbitrage capacity resets;
+3. every population decides at once; orders are netted and executed with impact;
+4. the cascade: rounds of liquidations and triggered stops, each moving prices
+   through the books and, via arbitrage, the index, until nothing more triggers;
+5. funding settles on schedule (Mesa recurring events); the step is recorded.
+"""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from . import exogenous, population
+from .agents import (Arbitrageurs, BasisTraders, InstitutionalHolders, MarketMakers, Professionals,
+                     RetailSpeculators, Venue)
+from .audit import Ledger
+from .liquidation import EventLog, LiquidationEngine
+from .margin import initial_margin_leverage
+from .market import Market
+from .scenario import Scenario
+from .streams import stream
+
+POPULATIONS = {"retail": RetailSpeculators, "professional": Professionals, "basis": BasisTraders,
+               "institutional": InstitutionalHolders}
+
+
+class MarketModel(mesa.Model):
+    """Agent-based model of a BTC derivatives market across venues.
+
+    Args:
+        scenario: the scenario (venues, population, shocks).
+        seed: the run's seed; every random stream derives from it by purpose.
+        traders: number of simulated trader accounts (default: the scenario's).
+        audit: check money conservation after every step (raises AssertionError).
+    """
+
+    def __init__(self, scenario: Scenario, seed: int = 0, traders: int | None = None, audit: bool = False):
+        super().__init__(rng=seed)
+        self.scenario, self.seed = scenario, seed
+        self.tb, self.vb, self.rows = population.build(scenario, seed, traders)
+        spot = int(np.flatnonzero(self.vb.is_spot)[0])
+        self.market = Market(self.tb, self.vb, scenario.market, scenario.start_price, spot)
+        self.exo = exogenous.draw(scenario, seed)
+        self.events = EventLog()
+        self.engine = LiquidationEngine(self.market, self.events)
+        self.venue_agents = [Venue(self, v) for v in range(len(self.vb.rules))]
+        self.populations = mesa.agent.AgentSet(
+            [POPULATIONS[c](self, rows, scenario.classes[c], stream(seed, c))
+             for c, rows in self.rows.items() if c in POPULATIONS], random=self.random)
+        self.market_makers = MarketMakers(self)
+        self.arbitrageurs = Arbitrageurs(self)
+        n = scenario.steps
+        k = len(self.vb.rules)
+        self.index_path = np.empty(n + 1)
+        self.index_path[0] = scenario.start_price
+        self.exo_log_path = np.concatenate([[0.0], np.cumsum(self.exo.log_return)])
+        self.price_path = np.empty((n + 1, k))
+        self.price_path[0] = self.market.prices()
+        self.rounds = np.zeros(n, dtype=np.int64)
+        self._band_price = self.market.prices()
+        self.audit = Ledger(self) if audit else None
+        self.datacollector = mesa.DataCollector(
+            model_reporters={"index": lambda m: m.market.index, "rounds": lambda m: m.rounds[m.steps - 1] if m.steps else 0},
+            tables={"venues": ["step", "venue", "price", "depth_usd", "open_interest_usd", "volume_usd",
+                               "fund_usd", "mm_health", "coin_price"]},
+        )
+
+    # ------------------------------------------------------------ helpers for agents
+    def index_return(self, minutes: int) -> float:
+        """Log return of the index over the last ``minutes`` (or since the start)."""
+        back = max(1, minutes // self.scenario.step_minutes)
+        t = self.steps - 1
+        return float(np.log(self.market.index / self.index_path[max(t - back + 1, 0)]))
+
+    def leverage_cap(self, idx: np.ndarray, notional: np.ndarray) -> np.ndarray:
+        """Largest leverage each account may take for this notional."""
+        return initial_margin_leverage(self.vb, self.tb.venue[idx], notional, self.tb.weight[idx])
+
+    # ------------------------------------------------------------ one step
+    def step(self) -> None:
+        t = self.steps - 1
+        sc, mkt, vb, engine = self.scenario, self.market, self.vb, self.engine
+        prm = sc.market
+        dt = sc.step_minutes
+        p_prev = mkt.prices()
+        # 1. exogenous arrivals and decay of temporary dislocations
+        mkt.log_f += self.exo.log_return[t]
+        mkt.m *= 0.5 ** (dt / prm.transient_half_life_minutes)
+        vb.basis *= 0.5 ** (dt / prm.basis_half_life_minutes)
+        vb.liquidity_mult[:] = self.exo.liquidity[t]
+        if not np.array_equal(vb.coin_price, self.exo.coin_price[t]):
+            vb.coin_price[:] = self.exo.coin_price[t]
+            engine.refresh(np.flatnonzero(self.tb.coin > 0))
+        # 2. liquidity providers
+        self.market_makers.adjust(np.log(mkt.prices() / p_prev))
+        self.arbitrageurs.reset()
+        mkt.volume[:] = 0.0
+        mkt.flow[:] = 0.0
+        # 3. voluntary orders, netted and executed together
+        orders = self.populations.map("decide") + [a.decide() for a in self.venue_agents]
+        idx = np.concatenate([o[0] for o in orders])
+        dq = np.concatenate([o[1] for o in orders])
+        if len(idx):
+            uidx, inv = np.unique(idx, return_inverse=True)
+            udq = np.bincount(inv, weights=dq)
+            mkt.execute(uidx, udq)
+            engine.refresh(uidx)
+        # 4. the cascade
+        self.rounds[t] = self._cascade(t)
+        # 5. bookkeeping
+        vb.premium_sum += vb.basis
+        vb.premium_n += 1
+        self.index_path[t + 1] = mkt.index
+        self.price_path[t + 1] = mkt.prices()
+        self._collect(t)
+        if self.audit is not None:
+            self.audit.check(f"after step {t}")
+
+    def _cascade(self, t: int) -> int:
+        """Run liquidation rounds until nothing triggers. Returns rounds with activity."""
+        prm, engine, mkt = self.scenario.market, self.engine, self.market
+        arb_rows = self.rows["arbitrageur"]
+        near = np.union1d(engine.near(prm.band), arb_rows)
+        band_price = mkt.prices()
+        step_seconds = self.scenario.step_minutes * 60.0
+        time_s = t * step_seconds
+        active_rounds = 0
+        for rnd in range(prm.max_rounds):
+            acted, waiting = engine.run_round(near, time_s + rnd * prm.round_seconds, t, rnd)
+            self.arbitrageurs.act()
+            engine.refresh(arb_rows)
+            if acted:
+                active_rounds += 1
+            elif not waiting or (rnd + 1) * prm.round_seconds >= step_seconds:
+                break
+            if np.max(np.abs(np.log(mkt.prices() / band_price))) > prm.band / 2:
+                near = np.union1d(engine.near(prm.band), arb_rows)
+                band_price = mkt.prices()
+        return active_rounds
+
+    def _collect(self, t: int) -> None:
+        tb, vb = self.tb, self.vb
+        k = len(vb.rules)
+        price = self.price_path[t + 1]
+        oi = np.bincount(tb.venue, weights=np.maximum(tb.size, 0.0), minlength=k) * price
+        depth = vb.depth()
+        self.datacollector.collect(self)
+        for v in range(k):
+            self.datacollector.add_table_row("venues", {
+                "step": t + 1, "venue": v, "price": price[v], "depth_usd": depth[v], "open_interest_usd": oi[v],
+                "volume_usd": self.market.volume[v], "fund_usd": vb.fund[v], "mm_health": vb.health[v],
+                "coin_price": vb.coin_price[v]})
+
+    def run(self) -> None:
+        """Run the scenario to its end."""
+        for _ in range(self.scenario.steps - self.steps):
+            self.step()
