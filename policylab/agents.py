@@ -71,7 +71,8 @@ class TraderPopulation(mesa.Agent):
 
 
 class RetailSpeculators(TraderPopulation):
-    """Leveraged retail: panic-close on adverse moves, buy dips, otherwise follow their long bias."""
+    """Leveraged retail: panic-close on adverse moves; after a sharp move, momentum
+    traders follow it and the others fade it (buy the dip); otherwise their long bias."""
 
     CLOSE_PROB = 0.1  # chance an active holder closes without a signal (profit taking, boredom)
     OPEN_PROB = 0.9  # chance an active flat account with cash opens a position
@@ -87,10 +88,10 @@ class RetailSpeculators(TraderPopulation):
         adverse = -np.sign(s) * r15 > self.spec.panic_move
         close = (s != 0) & (adverse | (u < self.CLOSE_PROB))
         flat = (s == 0) & (tb.cash[idx] > 0) & (u < self.OPEN_PROB)
-        if r15 < -self.spec.dip_move:
-            side = np.ones(flat.sum())
-        else:
-            side = np.where(self.stream.random(flat.sum()) < self.spec.long_share, 1.0, -1.0)
+        side = np.where(self.stream.random(flat.sum()) < self.spec.long_share, 1.0, -1.0)
+        if abs(r15) > self.spec.dip_move:  # a sharp move: momentum traders follow it, the rest fade it
+            follow = self.stream.random(flat.sum()) < self.spec.momentum_share
+            side = np.where(follow, np.sign(r15), -np.sign(r15))
         dq = np.zeros(len(idx))
         dq[close] = -s[close]
         dq[flat] = self.open_orders(idx[flat], side)

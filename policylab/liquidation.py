@@ -5,8 +5,9 @@ its venue does it, and every triggered stop-loss is sent to market:
 
 1. backstop: below ``backstop_threshold`` x maintenance, the venue's vault (or pool)
    takes over the position at mark with all remaining margin;
-2. partial slices: accounts above ``partial_threshold_usd`` lose ``partial_fraction``
-   of the position, at most once per ``cooldown_seconds``; smaller ones close whole;
+2. partial slices: accounts that stay above ``partial_threshold_usd`` after losing
+   ``partial_fraction`` of the position are sliced, at most once per
+   ``cooldown_seconds``; smaller ones close whole;
 3. market execution at the price the book gives (square-root impact), with the
    liquidation fee going to the fund;
 4. loss absorption: a closed account with negative equity is made whole by the fund
@@ -117,8 +118,9 @@ class LiquidationEngine:
             self._backstop(near[bs], price, step, rnd)
         under &= ~bs
         # 2. slices and cooldown (an account with no equity left is closed whole)
+        # a slice applies only while what remains after it stays above the threshold
         per_account = np.abs(s) * p / tb.weight[near]
-        big = under & (per_account > vb.partial_threshold[v]) & (eq > 0)
+        big = under & (per_account * (1.0 - vb.partial_fraction[v]) > vb.partial_threshold[v]) & (eq > 0)
         waiting = big & (time_s - tb.last_liq[near] < vb.cooldown[v])
         under &= ~waiting
         liq = near[under]

@@ -26,7 +26,7 @@ class MarketParams:
     """Market-wide parameters (not venue rules). Units in the field comments."""
 
     impact_y: float = 0.01  # price move (log) when a net order equals the +/-1% depth
-    permanent_share: float = 0.4  # share of spot impact that is permanent (information)
+    permanent_share: float = 0.1  # share of spot impact that is permanent (forced flow carries little information)
     transient_half_life_minutes: float = 15.0  # decay of the rest of the index dislocation (resilience)
     basis_half_life_minutes: float = 10.0  # decay of venue basis between steps
     arb_gap_share: float = 0.5  # share of a venue's basis arbitrageurs try to close per round
@@ -156,10 +156,14 @@ class Market:
         # both legs move prices toward each other: c_v sqrt(q) + c_spot sqrt(q) = share x gap
         c = p.impact_y / np.sqrt(depth)
         want = (p.arb_gap_share * np.abs(gap[venues]) / (c[venues] + c[self.spot] * np.sqrt(len(venues)))) ** 2
-        q_usd = np.minimum(want, self.arb_left[venues])
-        self.arb_left[venues] -= q_usd
-        dq = -np.sign(gap[venues]) * q_usd / price[venues]
         rows = vb.arb_row[venues]
+        # a desk trades on its margin: exposure on the venue grows only up to leverage x equity
+        side = -np.sign(gap[venues])
+        eq = np.maximum(tb.equity(rows, price, vb.coin_price), 0.0)
+        room = np.maximum(tb.leverage[rows] * eq - side * tb.size[rows] * price[venues], 0.0)
+        q_usd = np.minimum(np.minimum(want, self.arb_left[venues]), room)
+        self.arb_left[venues] -= q_usd
+        dq = side * q_usd / price[venues]
         self.execute(rows, dq)
         self.trade_spot(rows, -dq)
 

@@ -42,7 +42,8 @@ class ClassSpec:
     stop_distance: tuple[float, float] = (0.02, 0.10)  # stop distance range from entry (fraction)
     activity_per_minute: float = 0.0  # share of accounts reconsidering each minute
     panic_move: float = 0.03  # adverse 15-minute index move that makes active holders close
-    dip_move: float = 0.02  # 15-minute fall after which active flat accounts buy the dip
+    dip_move: float = 0.02  # 15-minute move after which active flat accounts trade on it
+    momentum_share: float = 0.5  # share of those who follow the move (the rest fade it)
     risk_limit: float = 1.5  # professionals cut back when leverage exceeds this multiple of their target
     holdings_usd: float = 0.0  # institutional spot/ETF holdings (USD)
     outflow_per_minute: float = 0.0  # institutional selling per minute in a drawdown (share of holdings)
@@ -121,13 +122,40 @@ def load_scenario(name_or_path: str) -> Scenario:
             raise InputError(f"unknown scenario {name_or_path!r}{hint}; allowed: {', '.join(names)} or a path to a .yaml file")
         text = (builtin_dir() / f"{name_or_path}.yaml").read_text()
         where = f"{name_or_path}.yaml"
+    return parse_scenario(_resolve(text, where, seen=()), where)
+
+
+def _read_yaml(text: str, where: str):
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
         raise InputError(f"{where}:{line} not valid YAML ({getattr(e, 'problem', e)})") from None
-    return parse_scenario(data, where)
+
+
+def _resolve(text: str, where: str, seen: tuple[str, ...]):
+    """Parse YAML and apply ``extends: NAME``: the named built-in scenario, deep-merged
+    with this file's keys (mappings merge, everything else replaces)."""
+    data = _read_yaml(text, where)
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    base_name = str(data.pop("extends"))
+    if base_name not in builtin_names():
+        raise InputError(f"{where}.extends: unknown scenario {base_name!r}; allowed: {', '.join(builtin_names())}")
+    if base_name in seen:
+        raise InputError(f"{where}.extends: circular extends through {base_name!r}")
+    base = _resolve((builtin_dir() / f"{base_name}.yaml").read_text(), f"{base_name}.yaml", seen + (base_name,))
+    return _merge(base, data)
+
+
+def _merge(base, over):
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = _merge(base[key], value) if key in base else value
+        return out
+    return over
 
 
 def _check_keys(d: dict, allowed, where: str) -> None:
@@ -235,7 +263,7 @@ def parse_scenario(data, where: str) -> Scenario:
             if vname not in names:
                 raise InputError(f"{w}.venues.{vname}: unknown venue; allowed: {', '.join(names)}")
         for fname in ("long_share", "stop_share", "leverage_tail_share", "share", "oi_share", "activity_per_minute",
-                      "outflow_per_minute", "cap_use"):
+                      "outflow_per_minute", "cap_use", "momentum_share"):
             if not 0 <= getattr(spec, fname) <= 1:
                 raise InputError(f"{w}.{fname}: got {getattr(spec, fname)}; allowed: 0 to 1")
         if spec.leverage_median < 1:

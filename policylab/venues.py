@@ -57,7 +57,7 @@ class VenueRules:
     # --- liquidity ------------------------------------------------------------------
     depth_usd: float = 1e8  # resting depth within 1% of mid (USD)
     mm_recovery_half_life_minutes: float = 30.0  # market-maker depth recovery half-life
-    mm_vol_sensitivity: float = 1.0  # depth withdrawal per unit of excess volatility
+    mm_vol_sensitivity: float = 0.15  # depth withdrawal per unit of excess volatility (see agents.MarketMakers)
     mm_adl_withdrawal: float = 0.5  # share of depth pulled when the market maker is auto-deleveraged
     # --- collateral ------------------------------------------------------------------
     collateral_exposed_share: float = 0.0  # share of accounts margined in a stablecoin that can depeg
