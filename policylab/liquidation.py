@@ -14,7 +14,8 @@ its venue does it, and every triggered stop-loss is sent to market:
    (negative balance protection) or keeps its debt (no protection); if the fund
    cannot cover the round's shortfall and the venue auto-deleverages, the bankrupt
    positions with the largest deficits are instead closed against the most
-   profitable opposite positions (by the venue's ranking) at their bankruptcy price.
+   profitable opposite positions (by the venue's ranking) at their bankruptcy price;
+   so is a backstop vault whose equity turns negative.
 """
 
 from __future__ import annotations
@@ -166,7 +167,23 @@ class LiquidationEngine:
         self.events.add(step, rnd, "partial", tb, idx[liq_part], -dq[liq_part], fv[liq_part])
         self.events.add(step, rnd, "stop", tb, idx[~is_liq], pre_size[~is_liq], fv[~is_liq])
         self.refresh(idx)
+        self._vault_solvency(step, rnd)
         return acted, int(waiting.sum())
+
+    def _vault_solvency(self, step: int, rnd: int) -> None:
+        """A backstop vault whose equity turns negative is itself auto-deleveraged
+        (venues with an ADL ranking): its positions close against ranked profitable
+        opposite accounts at its bankruptcy price."""
+        tb, vb = self.tb, self.vb
+        rows = vb.vault_row[vb.vault_row >= 0]
+        if len(rows) == 0:
+            return
+        price = self.mkt.prices()
+        eq = tb.cash[rows] + tb.size[rows] * price[tb.venue[rows]]
+        broke = rows[(eq < 0) & (tb.size[rows] != 0)]
+        broke = broke[[vb.rules[tb.venue[r]].adl_ranking != "none" for r in broke]]
+        if len(broke):
+            self._adl(broke, price, step, rnd)
 
     # ------------------------------------------------------------ mechanisms
     def _backstop(self, idx: np.ndarray, price: np.ndarray, step: int, rnd: int) -> None:

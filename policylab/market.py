@@ -4,8 +4,8 @@ log index = log fundamental + transient dislocation ``m``; log venue price = log
 basis. Market orders on a venue are netted per round and filled against the venue's
 book (its market-maker row) at the average price of a square-root impact curve:
 the net flow a venue has absorbed so far in the step, F (USD), has moved its price by
-``impact_y * sign(F) * sqrt(|F| / depth)`` (``impact_y`` = 1% when F equals the depth
-within 1% of mid). Each round walks further along that curve, so a step's cascade is
+``impact_y * sign(F) * sqrt(|F| / depth)``, depth being the venue's +/-1% depth.
+Each round walks further along that curve, so a step's cascade is
 one metaorder (the square-root law holds for the total, not for each slice), and a
 round fills at the curve's average over its segment. Books refill between steps.
 Flow on the spot venue moves the index (a share permanently); flow on a derivatives
@@ -19,13 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .book import TraderBook, VenueBook
+from .margin import initial_margin_leverage
 
 
 @dataclass
 class MarketParams:
     """Market-wide parameters (not venue rules). Units in the field comments."""
 
-    impact_y: float = 0.01  # price move (log) when a net order equals the +/-1% depth
+    impact_y: float = 0.004  # log move when a one-step net flow equals the +/-1% depth (sqrt law, Y~1, sigma~2%/day, depth ~2.5% of daily volume)
     permanent_share: float = 0.1  # share of spot impact that is permanent (forced flow carries little information)
     transient_half_life_minutes: float = 15.0  # decay of the rest of the index dislocation (resilience)
     basis_half_life_minutes: float = 10.0  # decay of venue basis between steps
@@ -157,11 +158,14 @@ class Market:
         c = p.impact_y / np.sqrt(depth)
         want = (p.arb_gap_share * np.abs(gap[venues]) / (c[venues] + c[self.spot] * np.sqrt(len(venues)))) ** 2
         rows = vb.arb_row[venues]
-        # a desk trades on its margin: exposure on the venue grows only up to leverage x equity
+        # a desk trades on its margin: exposure grows only up to equity x its leverage, capped
+        # by the venue's tier at the exposure it is heading for (tiers cap more for more)
         side = -np.sign(gap[venues])
+        q_usd = np.minimum(want, self.arb_left[venues])
+        held = side * tb.size[rows] * price[venues]  # exposure in the trade's direction (USD)
+        lev = np.minimum(tb.leverage[rows], initial_margin_leverage(vb, venues, np.abs(held + q_usd), tb.weight[rows]))
         eq = np.maximum(tb.equity(rows, price, vb.coin_price), 0.0)
-        room = np.maximum(tb.leverage[rows] * eq - side * tb.size[rows] * price[venues], 0.0)
-        q_usd = np.minimum(np.minimum(want, self.arb_left[venues]), room)
+        q_usd = np.minimum(q_usd, np.maximum(lev * eq - held, 0.0))
         self.arb_left[venues] -= q_usd
         dq = side * q_usd / price[venues]
         self.execute(rows, dq)

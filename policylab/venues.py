@@ -193,6 +193,8 @@ ARCHETYPES: dict[str, dict] = {
 }
 
 _FIELDS = {f.name for f in dataclasses.fields(VenueRules)}
+_TYPES = {f.name: {"float": float, "int": int, "bool": bool, "str": str}.get(f.type, object)
+          for f in dataclasses.fields(VenueRules)}
 
 
 def make_venue(name: str, kind: str, overrides: dict | None = None, where: str = "venue") -> VenueRules:
@@ -212,16 +214,17 @@ def make_venue(name: str, kind: str, overrides: dict | None = None, where: str =
         elif key in ("blocked_jurisdictions", "sources"):
             value = tuple(value)
         else:
-            expected = type(params.get(key, getattr(VenueRules, key, None)))
-            if expected in (float, int) and isinstance(value, str):
+            expected = _TYPES[key]
+            if expected is float and isinstance(value, str):
                 try:
                     value = float(value)
                 except ValueError:
                     pass
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
-            if expected in (float, int, bool, str) and not isinstance(value, expected):
-                raise ValueError(f"{where}.{key}: got {value!r}; allowed: a {expected.__name__}")
+            if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+                kind_name = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}[expected]
+                raise ValueError(f"{where}.{key}: got {value!r}; allowed: {kind_name}")
         params[key] = value
     rules = VenueRules(name=name, kind=kind, **params)
     rules.validate(where)
