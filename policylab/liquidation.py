@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .book import PROTOCOL_CLASSES, TraderBook, VenueBook
+from .book import ARB, PROTOCOL_CLASSES, TraderBook, VenueBook
 from .margin import adl_scores, liquidation_price, maintenance
 from .market import Market
 
@@ -68,6 +68,7 @@ class LiquidationEngine:
         self.vb: VenueBook = market.vb
         self.events = events
         self.protocol = np.isin(self.tb.cls, PROTOCOL_CLASSES)
+        self.always = self.tb.cls == ARB  # accounts checked every round (they trade every round)
         self.adl_volume = np.zeros(len(self.vb.rules))  # USD closed by ADL (both legs counted once)
 
     # ------------------------------------------------------------ helpers
@@ -76,7 +77,7 @@ class LiquidationEngine:
         idx = np.unique(idx)
         idx = idx[~self.protocol[idx]]
         if len(idx):
-            self.tb.liq_price[idx] = liquidation_price(self.tb, self.vb, idx, self.mkt.prices())
+            self.tb.liq_price[idx] = liquidation_price(self.tb, self.vb, idx)
 
     def near(self, band: float) -> np.ndarray:
         """Accounts whose liquidation or stop price lies within ``band`` (log) of their venue price."""
@@ -84,7 +85,8 @@ class LiquidationEngine:
         logp = np.log(self.mkt.prices())[tb.venue]
         with np.errstate(invalid="ignore", divide="ignore"):
             close = (np.abs(np.log(tb.liq_price) - logp) < band) | (np.abs(np.log(tb.stop) - logp) < band)
-        return np.flatnonzero(close | (tb.liq_price <= 0) & (tb.size != 0))
+        underwater_short = (tb.liq_price <= 0) & (tb.size < 0)  # below maintenance at any price
+        return np.flatnonzero(close | underwater_short | self.always)
 
     def _realise_coin(self, idx: np.ndarray) -> None:
         """A closed-out account's depegged collateral is sold at its current value."""
@@ -102,10 +104,14 @@ class LiquidationEngine:
         """Liquidate and stop out what is due now. Returns (accounts acted on, accounts
         still under maintenance but waiting for their cooldown)."""
         tb, vb, mkt = self.tb, self.vb, self.mkt
-        near = near[(tb.size[near] != 0) & ~self.protocol[near]]
+        price = mkt.prices()
+        # exact prefilter on liquidation and stop prices; equity is re-checked below
+        s, p, liq, stop = tb.size[near], price[tb.venue[near]], tb.liq_price[near], tb.stop[near]
+        tol = 1e-9
+        due = ((s > 0) & ((p <= liq * (1 + tol)) | (p <= stop))) | ((s < 0) & ((p >= liq * (1 - tol)) | (p >= stop)))
+        near = near[due & ~self.protocol[near]]
         if len(near) == 0:
             return 0, 0
-        price = mkt.prices()
         v = tb.venue[near]
         s = tb.size[near]
         p = price[v]

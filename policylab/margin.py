@@ -31,24 +31,29 @@ def initial_margin_leverage(vb: VenueBook, venue: np.ndarray, notional: np.ndarr
     return tier_lookup(vb, venue, notional / weight)[2]
 
 
-def liquidation_price(tb: TraderBook, vb: VenueBook, idx, price_v: np.ndarray) -> np.ndarray:
-    """Venue price at which equity equals maintenance margin, holding the current tier.
+def liquidation_price(tb: TraderBook, vb: VenueBook, idx) -> np.ndarray:
+    """Venue price at which equity meets maintenance margin, exactly, across tiers.
 
-    Long s>0:  P = (H - w*d - cash) / (s * (1 - r));  short s<0: P = (cash - H + w*d) / (|s| * (1 + r)).
-    Flat accounts and protocol rows get NaN (never triggered). Used only to prefilter
-    candidates; the engine re-checks equity against maintenance exactly.
+    Tiered maintenance with continuous deductions is the maximum of its tier lines
+    ``notional * r_k - w * d_k`` (rates rise with notional), so equity falls below it
+    as soon as it falls below any line. Per line, long s>0 crosses at
+    ``(H - w*d_k - cash) / (s * (1 - r_k))`` and short s<0 at ``(cash - H + w*d_k) / (|s| * (1 + r_k))``;
+    a long is liquidated below the highest of these, a short above the lowest.
+    Flat accounts get NaN. H is the depeg haircut on the account's stablecoin collateral.
     """
     v = tb.venue[idx]
-    s = tb.size[idx]
-    w = tb.weight[idx]
-    notional = np.abs(s) * price_v[v]
-    rate, ded, _ = tier_lookup(vb, v, notional / w)
-    haircut = tb.coin[idx] * (1.0 - vb.coin_price[v])
-    num = np.where(s > 0, haircut - w * ded - tb.cash[idx], tb.cash[idx] - haircut + w * ded)
-    den = np.abs(s) * np.where(s > 0, 1.0 - rate, 1.0 + rate)
+    s = tb.size[idx][:, None]
+    w = tb.weight[idx][:, None]
+    cash = tb.cash[idx][:, None]
+    haircut = (tb.coin[idx] * (1.0 - vb.coin_price[v]))[:, None]
+    rate, ded = vb.tier_rate[v], vb.tier_ded[v]  # (accounts x tiers); padding lines are the zero-equity line
+    long = s > 0
+    num = np.where(long, haircut - w * ded - cash, cash - haircut + w * ded)
+    den = np.abs(s) * np.where(long, 1.0 - rate, 1.0 + rate)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = num / den
-    p[(s == 0) | (den <= 0)] = np.nan
+        lines = num / den
+    p = np.where(long[:, 0], lines.max(axis=1), lines.min(axis=1))
+    p[(s[:, 0] == 0)] = np.nan
     return p
 
 

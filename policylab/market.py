@@ -35,7 +35,7 @@ class MarketParams:
     arb_capacity_usd_per_minute: float = 2e8  # arbitrage notional per venue per minute
     round_seconds: float = 5.0  # notional duration of one cascade round (for cooldowns)
     max_rounds: int = 500  # safety bound on cascade rounds per step
-    band: float = 0.25  # log-distance from price within which accounts are re-checked each round
+    band: float = 0.05  # log-distance from price within which accounts are re-checked each round (recomputed after a move of half of it)
 
 
 

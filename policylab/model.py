@@ -126,7 +126,7 @@ class MarketModel(mesa.Model):
         """Run liquidation rounds until nothing triggers. Returns rounds with activity."""
         prm, engine, mkt = self.scenario.market, self.engine, self.market
         arb_rows = self.rows["arbitrageur"]
-        near = np.union1d(engine.near(prm.band), arb_rows)
+        near = engine.near(prm.band)
         band_price = mkt.prices()
         step_seconds = self.scenario.step_minutes * 60.0
         time_s = t * step_seconds
@@ -140,7 +140,7 @@ class MarketModel(mesa.Model):
             elif not waiting or (rnd + 1) * prm.round_seconds >= step_seconds:
                 break
             if np.max(np.abs(np.log(mkt.prices() / band_price))) > prm.band / 2:
-                near = np.union1d(engine.near(prm.band), arb_rows)
+                near = engine.near(prm.band)
                 band_price = mkt.prices()
         return active_rounds
 

@@ -174,6 +174,6 @@ def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[Tr
     rows["arbitrageur"] = vb.arb_row[vb.arb_row >= 0]
     rows["vault"] = vb.vault_row[vb.vault_row >= 0]
     tb.liq_price[:] = np.nan
-    tb.liq_price[trader] = liquidation_price(tb, vb, trader, price_v)
+    tb.liq_price[trader] = liquidation_price(tb, vb, trader)
     assert r == n
     return tb, vb, rows

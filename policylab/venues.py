@@ -104,8 +104,11 @@ class VenueRules:
                 bad("blocked_jurisdictions", j, ", ".join(JURISDICTIONS))
         if not self.tiers:
             bad("tiers", [], "at least one tier")
-        prev = -1.0
+        prev, prev_lev = -1.0, float("inf")
         for t in self.tiers:
+            if t.max_leverage > prev_lev:
+                bad("tiers.max_leverage", t.max_leverage, "non-increasing from tier to tier")
+            prev_lev = t.max_leverage
             if not (1.0 <= t.max_leverage <= 2000):
                 bad("tiers.max_leverage", t.max_leverage, "1 to 2000")
             if t.from_notional <= prev:
