@@ -4,7 +4,9 @@ Accounting is cost-basis: an account's equity on its venue is
 ``cash + size * price - coin * (1 - coin_price)``, where ``cash`` already carries
 ``-size * entry``. A trade of ``dq`` BTC at price ``p`` moves ``dq * p`` of cash from
 buyer to seller, so money is conserved trade by trade. Every trade has a counterparty
-row (the venue's market maker for market orders), so each venue's sizes sum to zero.
+row (the venue's market maker for market orders), so each derivatives venue's sizes
+sum to zero; spot BTC (holdings on the spot venue and hedges) is deposited at the start
+and only changes hands afterwards.
 """
 
 from __future__ import annotations
@@ -68,7 +70,6 @@ class VenueBook:
         self.fund = np.array([r.insurance_fund_usd for r in self.rules], dtype=float)
         self.fund_initial = self.fund.copy()
         self.fees = np.zeros(k)  # fee revenue (USD)
-        self.bad_debt = np.zeros(k)  # losses nobody absorbed (USD)
         self.collateral_loss = np.zeros(k)  # realised depeg losses leaving the system (USD)
         self.basis = np.zeros(k)  # log dislocation of venue price from the index
         self.health = np.ones(k)  # market-maker depth health in (0, 1]

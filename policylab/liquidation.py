@@ -80,13 +80,16 @@ class LiquidationEngine:
             self.tb.liq_price[idx] = liquidation_price(self.tb, self.vb, idx)
 
     def near(self, band: float) -> np.ndarray:
-        """Accounts whose liquidation or stop price lies within ``band`` (log) of their venue price."""
+        """Accounts whose liquidation or stop price is at most ``band`` (log) away from
+        their venue price, or already crossed: longs with a trigger above price x e^-band,
+        shorts with one below price x e^band (a short below maintenance at any price has
+        a non-positive liquidation price)."""
         tb = self.tb
-        logp = np.log(self.mkt.prices())[tb.venue]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            close = (np.abs(np.log(tb.liq_price) - logp) < band) | (np.abs(np.log(tb.stop) - logp) < band)
-        underwater_short = (tb.liq_price <= 0) & (tb.size < 0)  # below maintenance at any price
-        return np.flatnonzero(close | underwater_short | self.always)
+        price = self.mkt.prices()[tb.venue]
+        lo, hi = price * np.exp(-band), price * np.exp(band)
+        long, short = tb.size > 0, tb.size < 0
+        close = (long & ((tb.liq_price > lo) | (tb.stop > lo))) | (short & ((tb.liq_price < hi) | (tb.stop < hi)))
+        return np.flatnonzero(close | self.always)
 
     def _realise_coin(self, idx: np.ndarray) -> None:
         """A closed-out account's depegged collateral is sold at its current value."""
@@ -135,20 +138,25 @@ class LiquidationEngine:
         stops = near[stop_hit]
         acted = int(bs.sum() + len(liq) + len(stops))
         if len(liq) + len(stops) == 0:
+            self._vault_solvency(step, rnd)
             return acted, int(waiting.sum())
         idx = np.concatenate([liq, stops])
-        dq = np.concatenate([-tb.size[liq] * frac, -tb.size[stops]])
+        share = np.concatenate([frac, np.ones(len(stops))])  # share of the position each order closes
+        dq = -tb.size[idx] * share
         is_liq = np.concatenate([np.ones(len(liq), bool), np.zeros(len(stops), bool)])
-        whole = np.concatenate([frac >= 1.0, np.ones(len(stops), bool)])
+        whole = share >= 1.0
         # 4a. auto-deleveraging instead of market for what the fund cannot cover
         adl_set = self._adl_selection(idx, dq, is_liq & whole)
         if len(adl_set):
             keep = ~np.isin(idx, adl_set)
             remainder = self._adl(adl_set, price, step, rnd)
             idx = np.concatenate([idx[keep], remainder])
-            dq = np.concatenate([dq[keep], -tb.size[remainder]])
+            share = np.concatenate([share[keep], np.ones(len(remainder))])
             is_liq = np.concatenate([is_liq[keep], np.ones(len(remainder), bool)])
             whole = np.concatenate([whole[keep], np.ones(len(remainder), bool)])
+            dq = -tb.size[idx] * share  # ADL may have reduced orders' positions (counterparties)
+            live = dq != 0
+            idx, share, is_liq, whole, dq = idx[live], share[live], is_liq[live], whole[live], dq[live]
         # 3. market execution
         pre_size = tb.size[idx].copy()
         fill = mkt.execute(idx, dq, liquidation=is_liq)
@@ -272,8 +280,9 @@ class LiquidationEngine:
                 else:
                     order = np.argsort(-adl_scores(tb, cp, price, vb.coin_price, ranking), kind="stable")
                     cp, avail = cp[order], avail[order]
-                    before = np.cumsum(avail) - avail
+                    before = np.concatenate([[0.0], np.cumsum(avail)[:-1]])  # sizes ranked above each
                     take = np.clip(need - before, 0.0, avail)
+                    take[take <= 1e-12 * need] = 0.0  # rounding dust below the need
                 f = min(1.0, take.sum() / need)
                 cp, take = cp[take > 0], take[take > 0]
                 closed = tb.size[b] * f

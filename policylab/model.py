@@ -157,7 +157,10 @@ class MarketModel(mesa.Model):
                 "volume_usd": self.market.volume[v], "fund_usd": vb.fund[v], "mm_health": vb.health[v],
                 "coin_price": vb.coin_price[v]})
 
-    def run(self) -> None:
-        """Run the scenario to its end."""
-        for _ in range(self.scenario.steps - self.steps):
+    def run(self, progress=None) -> None:
+        """Run the scenario to its end; ``progress(steps_done, total)`` is called after each step."""
+        total = self.scenario.steps
+        while self.steps < total:
             self.step()
+            if progress is not None:
+                progress(self.steps, total)

@@ -142,21 +142,16 @@ def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[Tr
     tb.stop[:start] = np.where(has_pos, ref * (1 - np.sign(size) * tb.stop_dist[:start]), np.nan)
     exposed = np.array([r.collateral_exposed_share for r in vb.rules])[tb.venue[:start]]
     tb.coin[:start] = np.where(rng.random(start) < exposed, collateral, 0.0)
-    if "basis" in rows:
+    if "basis" in rows:  # the spot leg: BTC held outside the venue, part of the deposit
         b = rows["basis"]
         tb.hedge[b] = -size[b]
-        tb.hedge_cash[b] = size[b] * p0
+        tb.deposit[b] += tb.hedge[b] * p0
 
     # ------------------------------------------------------------ protocol rows
     r = start
-    spot_bought = tb.size[:start][tb.venue[:start] == spot].sum() + tb.hedge.sum()
     for v in range(k):
         tb.venue[r], tb.cls[r], tb.weight[r] = v, MM, 1.0
         tb.cash[r] = tb.deposit[r] = scenario.market_maker_capital_usd
-        if v == spot:  # the spot book sold what institutions and hedgers hold
-            tb.size[r] = -spot_bought
-            tb.cash[r] += spot_bought * p0
-            tb.entry[r] = p0
         vb.mm_row[v] = r
         r += 1
     for v in perps:
