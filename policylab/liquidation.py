@@ -290,6 +290,10 @@ class LiquidationEngine:
                 pbar = (closed * p_bk).sum() / closed.sum()
                 mkt._trade(b, -closed, p_bk)
                 mkt._trade(cp, sd * take, np.full(len(cp), pbar))
+                if vb.nbp[u]:  # a counterparty the ADL price takes below zero is made whole by the fund
+                    short = np.maximum(-tb.equity(cp, price, vb.coin_price), 0.0)
+                    tb.cash[cp] += short
+                    vb.fund[u] -= short.sum()
                 self.adl_volume[u] += np.abs(closed * p_bk).sum()
                 tb.liquidated[b] = True
                 if vb.mm_row[u] in cp:

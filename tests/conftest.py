@@ -1,0 +1,58 @@
+"""Shared fixtures: a short, self-contained crash scenario with every venue kind."""
+
+import pytest
+
+from policylab.scenario import load_scenario
+
+SHORT_SCENARIO = """
+name: short-crash
+title: Short crash on every venue kind
+start_price: 100000
+duration_minutes: 180
+step_minutes: 1
+sigma_daily: 0.03
+venues:
+  - {name: dex, kind: offshore_dex, open_interest_usd: 3.0e+9, depth_usd: 5.0e+7, insurance_fund_usd: 1.0e+6,
+     vault_capital_usd: 5.0e+7}
+  - {name: pool, kind: offshore_pool, open_interest_usd: 5.0e+8, depth_usd: 1.0e+7}
+  - {name: cex, kind: offshore_cex, open_interest_usd: 5.0e+9, depth_usd: 1.0e+8, insurance_fund_usd: 2.0e+6,
+     collateral_exposed_share: 0.2, funding_interval_minutes: 60}
+  - {name: broker, kind: eu_broker, open_interest_usd: 3.0e+8, depth_usd: 1.0e+7, insurance_fund_usd: 1.0e+6}
+  - {name: cme, kind: us_regulated, open_interest_usd: 2.0e+9, depth_usd: 5.0e+7}
+  - {name: spot, kind: spot_etf, depth_usd: 1.0e+8}
+population:
+  traders: 3000
+  real_accounts: 300000
+  classes:
+    retail:
+      share: 0.85
+      oi_share: 0.5
+      leverage_median: 10
+      leverage_sigma: 0.7
+      leverage_tail_share: 0.05
+      leverage_tail: [50, 500]
+      long_share: 0.75
+      stop_share: 0.4
+      activity_per_minute: 0.01
+    professional: {share: 0.1, oi_share: 0.3, leverage_median: 5, activity_per_minute: 0.05, long_share: 0.5}
+    basis: {share: 0.03, oi_share: 0.2, leverage_median: 3, venues: {dex: 0.3, cex: 0.4, cme: 0.3}}
+    institutional: {share: 0.02, holdings_usd: 2.0e+10, outflow_per_minute: 0.001}
+shocks:
+  - {kind: price, start_minute: 30, duration_minutes: 10, size: -0.15}
+  - {kind: liquidity, start_minute: 30, duration_minutes: 20, depth_multiplier: 0.3, recovery_half_life_minutes: 30}
+  - {kind: collateral, start_minute: 32, duration_minutes: 30, price: 0.6, venues: [cex]}
+  - {kind: volatility, start_minute: 30, duration_minutes: 60, multiplier: 3.0}
+  - {kind: price, start_minute: 100, duration_minutes: 10, size: 0.12}
+"""
+
+
+@pytest.fixture
+def short_scenario_path(tmp_path):
+    path = tmp_path / "short-crash.yaml"
+    path.write_text(SHORT_SCENARIO)
+    return path
+
+
+@pytest.fixture
+def short_scenario(short_scenario_path):
+    return load_scenario(str(short_scenario_path))
