@@ -16,36 +16,12 @@ from policylab.cli import HEADLINES, Progress, cli, fmt
 from policylab.results import RunResult
 from policylab.scenario import builtin_names, load_scenario
 
-# A two-hour crash on a small market, so that runs take well under a second.
-FLASH = """
-name: flash-cli
-title: "Test: a two-hour flash crash"
-start_price: 100000
-duration_minutes: 120
-venues:
-  - {name: dex, kind: offshore_dex, open_interest_usd: 5.0e9, depth_usd: 5.0e7}
-  - {name: cex, kind: offshore_cex, open_interest_usd: 1.0e10, depth_usd: 2.0e8}
-  - {name: futures, kind: us_regulated, open_interest_usd: 5.0e9, depth_usd: 1.0e8}
-  - {name: spot, kind: spot_etf, depth_usd: 1.0e8}
-population:
-  traders: 2000
-  real_accounts: 200000
-  classes:
-    retail: {share: 0.9, oi_share: 0.6, venues: {dex: 0.5, cex: 0.5}, leverage_median: 10, long_share: 0.75,
-             stop_share: 0.3, activity_per_minute: 0.005}
-    professional: {share: 0.1, oi_share: 0.4, venues: {dex: 0.3, cex: 0.4, futures: 0.3}, leverage_median: 5}
-shocks:
-  - {kind: price, start_minute: 30, duration_minutes: 20, size: -0.08}
-  - {kind: liquidity, start_minute: 30, duration_minutes: 20, depth_multiplier: 0.3}
-"""
 TABLES = ("metrics", "timeseries", "events")
 
 
 @pytest.fixture(scope="module")
-def scenario_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("scenario") / "flash.yaml"
-    path.write_text(FLASH)
-    return path
+def scenario_file(flash_path):
+    return flash_path
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +39,7 @@ def test_json_output_is_one_object_with_every_metric(json_run, scenario_file):
     record = json.loads(res.stdout)
     defs = metrics.definitions(load_scenario(str(scenario_file)))
     assert list(record) == ["scenario", "seed", "traders", *defs]
-    assert (record["scenario"], record["seed"], record["traders"]) == ("flash-cli", 5, 2000)
+    assert (record["scenario"], record["seed"], record["traders"]) == ("flash-test", 5, 2000)
     assert all(v is None or isinstance(v, float) for k, v in record.items() if k in defs)
     assert record["liquidated_usd"] > 0
     assert json.loads((out / "metrics.json").read_text()) == record
@@ -94,7 +70,7 @@ def test_text_summary_and_default_output_folder(scenario_file, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(cli, ["run", "--scenario", str(scenario_file), "--traders", "2000", "--audit"])
     assert res.exit_code == 0, res.output
-    out = tmp_path / "outputs" / "flash-cli-seed0"
+    out = tmp_path / "outputs" / "flash-test-seed0"
     record = json.loads((out / "metrics.json").read_text())
     assert all((out / f"{t}.{ext}").is_file() for t in TABLES for ext in ("parquet", "csv"))
     defs = metrics.definitions(load_scenario(str(scenario_file)))
@@ -105,7 +81,7 @@ def test_text_summary_and_default_output_folder(scenario_file, tmp_path, monkeyp
             assert line.endswith(" " + fmt(record[name], defs[name].unit))
     headline_lines = [ln for ln in lines if any(ln.startswith(f"  {label} ") for _, r in HEADLINES for label, _ in r)]
     assert len({len(ln) for ln in headline_lines}) == 1  # values right-aligned in one column
-    assert "tables written to outputs/flash-cli-seed0" in res.stdout
+    assert "tables written to outputs/flash-test-seed0" in res.stdout
 
 
 @pytest.mark.parametrize("args, mentions", [
@@ -123,7 +99,7 @@ def test_text_summary_and_default_output_folder(scenario_file, tmp_path, monkeyp
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, mentions, scenario_file, tmp_path, monkeypatch):
     (tmp_path / "bad.yaml").write_text("name: x\nstart_price: [1\n")
-    (tmp_path / "unknown.yaml").write_text(FLASH.replace("duration_minutes", "durations_minutes"))
+    (tmp_path / "unknown.yaml").write_text(scenario_file.read_text().replace("duration_minutes", "durations_minutes"))
     files = {"scenario": scenario_file, "bad_yaml": tmp_path / "bad.yaml", "unknown_field": tmp_path / "unknown.yaml"}
     args = [a.format(**files) for a in args]
     out = tmp_path / "out"

@@ -12,40 +12,9 @@ from policylab.book import CLASSES
 from policylab.liquidation import EVENT_KINDS
 from policylab.scenario import load_scenario
 
-# A two-hour crash: an 8% exogenous fall with thin books and a depeg, so that the
-# liquidation machinery, stops and the fund are all exercised.
-FLASH = """
-name: flash-test
-title: "Test: a two-hour flash crash"
-start_price: 100000
-duration_minutes: 120
-venues:
-  - {name: dex, kind: offshore_dex, open_interest_usd: 5.0e9, depth_usd: 5.0e7}
-  - {name: pool, kind: offshore_pool, open_interest_usd: 5.0e8, depth_usd: 1.0e7}
-  - {name: cex, kind: offshore_cex, open_interest_usd: 1.0e10, depth_usd: 2.0e8, collateral_exposed_share: 0.1}
-  - {name: futures, kind: us_regulated, open_interest_usd: 5.0e9, depth_usd: 1.0e8}
-  - {name: spot, kind: spot_etf, depth_usd: 1.0e8}
-population:
-  traders: 2000
-  real_accounts: 200000
-  classes:
-    retail: {share: 0.9, oi_share: 0.5, venues: {dex: 0.4, pool: 0.1, cex: 0.5}, leverage_median: 10,
-             leverage_tail_share: 0.05, long_share: 0.75, stop_share: 0.3, activity_per_minute: 0.005}
-    professional: {share: 0.08, oi_share: 0.3, venues: {dex: 0.3, cex: 0.4, futures: 0.3}, leverage_median: 5,
-                   activity_per_minute: 0.02}
-    basis: {share: 0.02, oi_share: 0.2, venues: {cex: 0.5, futures: 0.5}, leverage_median: 3}
-shocks:
-  - {kind: price, start_minute: 30, duration_minutes: 20, size: -0.08}
-  - {kind: liquidity, start_minute: 30, duration_minutes: 20, depth_multiplier: 0.3, recovery_half_life_minutes: 30}
-  - {kind: collateral, start_minute: 35, duration_minutes: 20, price: 0.7, venues: [cex]}
-"""
-
-
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
-    path = tmp_path_factory.mktemp("scenario") / "flash.yaml"
-    path.write_text(FLASH)
-    return load_scenario(str(path))
+def scenario(flash_path):
+    return load_scenario(str(flash_path))
 
 
 @pytest.fixture(scope="module")
