@@ -58,13 +58,15 @@ class TraderPopulation(mesa.Agent):
         return self.rows[np.unique(self.stream.integers(0, len(self.rows), k))] if k else self.rows[:0]
 
     def open_orders(self, idx: np.ndarray, side: np.ndarray):
-        """Open positions with the account's cash at its chosen leverage (capped by the venue)."""
+        """Open positions with the account's cash at its chosen leverage, within the venue's
+        and the rules' caps and the rules' position limit."""
         m = self.model
         price = m.market.prices()[m.tb.venue[idx]]
         cash = np.maximum(m.tb.cash[idx], 0.0)
         notional = cash * m.tb.leverage[idx]
         cap = m.leverage_cap(idx, notional)
-        dq = side * cash * np.minimum(m.tb.leverage[idx], cap) / price
+        notional = np.minimum(cash * np.minimum(m.tb.leverage[idx], cap), m.tb.pos_limit[idx] * m.tb.weight[idx])
+        dq = side * notional / price
         stop_dist = m.tb.stop_dist[idx]
         m.tb.stop[idx] = np.where(np.isnan(stop_dist), np.nan, price * (1 - side * stop_dist))
         return dq
@@ -87,7 +89,7 @@ class RetailSpeculators(TraderPopulation):
         u = self.stream.random(len(idx))
         adverse = -np.sign(s) * r15 > self.spec.panic_move
         close = (s != 0) & (adverse | (u < self.CLOSE_PROB))
-        flat = (s == 0) & (tb.cash[idx] > 0) & (u < self.OPEN_PROB)
+        flat = (s == 0) & (tb.cash[idx] > 0) & ~tb.quit[idx] & (u < self.OPEN_PROB)
         side = np.where(self.stream.random(flat.sum()) < self.spec.long_share, 1.0, -1.0)
         if abs(r15) > self.spec.dip_move:  # a sharp move: momentum traders follow it, the rest fade it
             follow = self.stream.random(flat.sum()) < self.spec.momentum_share
@@ -110,7 +112,7 @@ class Professionals(TraderPopulation):
             return EMPTY
         price = m.market.prices()
         s = tb.size[idx]
-        eq = tb.equity(idx, price, m.vb.coin_price)
+        eq = tb.equity(idx, price, m.vb.coin_value)
         notional = np.abs(s) * price[tb.venue[idx]]
         with np.errstate(divide="ignore", invalid="ignore"):
             eff = np.where(eq > 0, notional / eq, np.inf)
@@ -118,7 +120,7 @@ class Professionals(TraderPopulation):
         over = (s != 0) & (eff > self.spec.risk_limit * target)
         dq = np.zeros(len(idx))
         dq[over] = -s[over] * np.clip(1.0 - target[over] / eff[over], 0.0, 1.0)
-        flat = (s == 0) & (tb.cash[idx] > 0)
+        flat = (s == 0) & (tb.cash[idx] > 0) & ~tb.quit[idx]
         side = np.where(self.stream.random(flat.sum()) < self.spec.long_share, 1.0, -1.0)
         dq[flat] = self.open_orders(idx[flat], side)
         keep = dq != 0

@@ -1,7 +1,7 @@
 """Per-account state as NumPy arrays (struct of arrays) and per-venue state.
 
 Accounting is cost-basis: an account's equity on its venue is
-``cash + size * price - coin * (1 - coin_price)``, where ``cash`` already carries
+``cash + size * price - coin * (1 - coin_value)``, where ``cash`` already carries
 ``-size * entry``. A trade of ``dq`` BTC at price ``p`` moves ``dq * p`` of cash from
 buyer to seller, so money is conserved trade by trade. Every trade has a counterparty
 row (the venue's market maker for market orders), so each derivatives venue's sizes
@@ -22,7 +22,7 @@ RETAIL, PRO, BASIS, MM, ARB, INST, VAULT = range(len(CLASSES))
 PROTOCOL_CLASSES = (MM, VAULT)  # book and backstop accounts: never liquidated
 
 _FLOAT_FIELDS = ("weight", "cash", "size", "entry", "leverage", "stop", "stop_dist", "coin", "hedge",
-                 "hedge_cash", "liq_price", "last_liq", "deposit")
+                 "hedge_cash", "liq_price", "last_liq", "deposit", "age_days", "lev_cap", "mm_floor", "pos_limit")
 
 
 class TraderBook:
@@ -35,7 +35,10 @@ class TraderBook:
     from entry (NaN: uses no stops); coin: stablecoin units exposed to a depeg;
     hedge / hedge_cash: unleveraged spot BTC and the cash paid for it (basis traders,
     arbitrageurs); liq_price: price at which equity meets maintenance (prefilter);
-    last_liq: time of the last liquidation slice (s); deposit: money put in (USD).
+    last_liq: time of the last liquidation slice (s); deposit: money put in (USD);
+    age_days: account age; lev_cap: the rules' leverage cap for the account (x);
+    mm_floor: the rules' maintenance floor (share of notional); pos_limit: the rules'
+    position limit per real account (USD); moved / quit: venue change or exit under the rules.
     """
 
     def __init__(self, n: int):
@@ -45,17 +48,22 @@ class TraderBook:
         self.juris = np.zeros(n, dtype=np.int8)
         self.kyc = np.zeros(n, dtype=bool)
         self.liquidated = np.zeros(n, dtype=bool)
+        self.moved = np.zeros(n, dtype=bool)  # changed venue because of the rules
+        self.quit = np.zeros(n, dtype=bool)  # stopped trading because of the rules
         for name in _FLOAT_FIELDS:
             setattr(self, name, np.zeros(n, dtype=np.float64))
         self.stop[:] = np.nan
         self.stop_dist[:] = np.nan
+        self.lev_cap[:] = np.inf
+        self.pos_limit[:] = np.inf
         self.last_liq[:] = -np.inf
 
-    def equity(self, idx, price_v: np.ndarray, coin_price_v: np.ndarray) -> np.ndarray:
-        """Margin equity on the venue (USD) of accounts ``idx``."""
+    def equity(self, idx, price_v: np.ndarray, coin_value_v: np.ndarray) -> np.ndarray:
+        """Margin equity on the venue (USD) of accounts ``idx``; ``coin_value_v`` is the
+        margin value of one unit of stablecoin collateral per venue (VenueBook.coin_value)."""
         v = self.venue[idx]
         return (self.cash[idx] + self.size[idx] * price_v[v]
-                - self.coin[idx] * (1.0 - coin_price_v[v]))
+                - self.coin[idx] * (1.0 - coin_value_v[v]))
 
 
 @dataclass
@@ -74,7 +82,10 @@ class VenueBook:
         self.basis = np.zeros(k)  # log dislocation of venue price from the index
         self.health = np.ones(k)  # market-maker depth health in (0, 1]
         self.liquidity_mult = np.ones(k)  # scenario depth multiplier
-        self.coin_price = np.ones(k)  # value of one unit of exposed collateral (USD)
+        self.coin_price = np.ones(k)  # market value of one unit of exposed collateral (USD)
+        self.haircut = np.array([r.collateral_haircut for r in self.rules])
+        self.fee_to_fund = np.array([r.fee_to_fund for r in self.rules])
+        self.margin_mult = np.ones(k)  # dynamic margin multiplier on maintenance
         self.premium_sum = np.zeros(k)  # accumulated premium since last funding
         self.premium_n = np.zeros(k)
         self.depth0 = np.array([r.depth_usd for r in self.rules], dtype=float)
@@ -106,6 +117,11 @@ class VenueBook:
             self.tier_floor[v, :m], self.tier_lev[v, :m] = floor, lev
             self.tier_rate[v, :m], self.tier_ded[v, :m] = rate, ded
         self.tier_floor[:, 0] = 0.0
+
+    @property
+    def coin_value(self) -> np.ndarray:
+        """Margin value of one unit of stablecoin collateral: its price, at most 1 - haircut."""
+        return np.minimum(self.coin_price, 1.0 - self.haircut)
 
     def depth(self) -> np.ndarray:
         """Current depth within 1% of mid on each venue (USD)."""

@@ -22,7 +22,9 @@ import click
 
 from . import __version__
 from .errors import InputError
+from .cli_rules import new_policy, policies, rules
 from .results import RunResult, run as run_scenario
+from .rules import load_rules
 from .scenario import Scenario, builtin_names, load_scenario
 
 TRADERS_RANGE = (100, 10_000_000)
@@ -38,6 +40,11 @@ HEADLINES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("stop-losses triggered", "stopped_usd"),
         ("accounts liquidated", "liquidated_accounts"),
         ("accounts wiped out", "accounts_wiped_out"),
+    )),
+    ("Where activity went (venue choice under the rules)", (
+        ("accounts that moved venue", "accounts_moved"),
+        ("accounts that stopped trading", "accounts_quit"),
+        ("offshore share of open interest at the start", "offshore_oi_share"),
     )),
     ("Prices", (
         ("index drawdown (peak to trough)", "index_drawdown"),
@@ -206,10 +213,13 @@ def cli() -> None:
               help="Output folder (default: outputs/<scenario>-seed<N>/).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the metrics, as one JSON object, on stdout.")
 @click.option("--audit", is_flag=True, help="Check money conservation after every step.")
+@click.option("--rules", "rule_names", multiple=True, metavar="NAME|PATH",
+              help="Rule set in force (repeatable: rule sets compose; the most restrictive rule wins).")
 def run_command(scenario_name: str, seed: int, traders: int | None, out_dir: Path | None, as_json: bool,
-                audit: bool) -> None:
-    """Run a scenario; print its headline metrics and write its tables."""
+                audit: bool, rule_names: tuple[str, ...]) -> None:
+    """Run a scenario under rule sets; print its headline metrics and write its tables."""
     sc = load_scenario(scenario_name)
+    rule_sets = [load_rules(name) for name in rule_names]
     lo, hi = TRADERS_RANGE
     if traders is not None and not lo <= traders <= hi:
         raise InputError(f"--traders: got {traders}; allowed: {lo:,} to {hi:,} simulated trader accounts")
@@ -220,11 +230,13 @@ def run_command(scenario_name: str, seed: int, traders: int | None, out_dir: Pat
     if not existing.is_dir():
         raise InputError(f"--out: {existing} exists and is not a folder; allowed: a folder path")
     with Progress(f"{sc.name} seed {seed}") as progress:
-        result = run_scenario(sc, seed=seed, traders=traders, audit=audit, progress=progress)
+        result = run_scenario(sc, seed=seed, traders=traders, audit=audit, progress=progress, rules=rule_sets)
     try:
         result.write(out)
     except OSError as e:
         raise click.ClickException(f"cannot write the tables to {out}: {e.strerror or e}") from None
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(result.record(), allow_nan=False))
         click.echo(f"tables written to {out}", err=True)
@@ -289,6 +301,11 @@ def describe(sc: Scenario) -> str:
                 "volatility": f"volatility x{s.multiplier:g}"}[s.kind]
         lines.append(f"  {s.kind:<10}  {span}: {what}")
     return "\n".join(lines)
+
+
+cli.add_command(policies)
+cli.add_command(rules)
+cli.add_command(new_policy)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

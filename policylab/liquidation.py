@@ -118,7 +118,7 @@ class LiquidationEngine:
         v = tb.venue[near]
         s = tb.size[near]
         p = price[v]
-        eq = tb.equity(near, price, vb.coin_price)
+        eq = tb.equity(near, price, vb.coin_value)
         mmr = maintenance(tb, vb, near, price)
         under = eq < mmr
         stop_hit = ~under & (((s > 0) & (p <= tb.stop[near])) | ((s < 0) & (p >= tb.stop[near])))
@@ -236,7 +236,7 @@ class LiquidationEngine:
             return cand
         fill = self.mkt.fill_prices(idx, dq)
         v = tb.venue[cand]
-        eq_after = tb.cash[cand] + tb.size[cand] * fill[v] - tb.coin[cand] * (1 - vb.coin_price[v])
+        eq_after = tb.cash[cand] + tb.size[cand] * fill[v] - tb.coin[cand] * (1 - vb.coin_price[v])  # realised value
         deficit = np.maximum(-eq_after, 0.0)
         chosen = []
         for u in np.unique(v):
@@ -278,7 +278,7 @@ class LiquidationEngine:
                 if ranking == "pro_rata":
                     take = avail * min(1.0, need / avail.sum())
                 else:
-                    order = np.argsort(-adl_scores(tb, cp, price, vb.coin_price, ranking), kind="stable")
+                    order = np.argsort(-adl_scores(tb, cp, price, vb.coin_value, ranking), kind="stable")
                     cp, avail = cp[order], avail[order]
                     before = np.concatenate([[0.0], np.cumsum(avail)[:-1]])  # sizes ranked above each
                     take = np.clip(need - before, 0.0, avail)
@@ -291,7 +291,7 @@ class LiquidationEngine:
                 mkt._trade(b, -closed, p_bk)
                 mkt._trade(cp, sd * take, np.full(len(cp), pbar))
                 if vb.nbp[u]:  # a counterparty the ADL price takes below zero is made whole by the fund
-                    short = np.maximum(-tb.equity(cp, price, vb.coin_price), 0.0)
+                    short = np.maximum(-tb.equity(cp, price, vb.coin_value), 0.0)
                     tb.cash[cp] += short
                     vb.fund[u] -= short.sum()
                 self.adl_volume[u] += np.abs(closed * p_bk).sum()

@@ -23,7 +23,8 @@ def maintenance(tb: TraderBook, vb: VenueBook, idx, price_v: np.ndarray) -> np.n
     w = tb.weight[idx]
     notional = np.abs(tb.size[idx]) * price_v[v]
     rate, ded, _ = tier_lookup(vb, v, notional / w)
-    return np.maximum(notional * rate - w * ded, 0.0)
+    tiered = (notional * rate - w * ded) * vb.margin_mult[v]
+    return np.maximum(np.maximum(tiered, notional * tb.mm_floor[idx]), 0.0)
 
 
 def initial_margin_leverage(vb: VenueBook, venue: np.ndarray, notional: np.ndarray, weight: np.ndarray):
@@ -35,7 +36,8 @@ def liquidation_price(tb: TraderBook, vb: VenueBook, idx) -> np.ndarray:
     """Venue price at which equity meets maintenance margin, exactly, across tiers.
 
     Tiered maintenance with continuous deductions is the maximum of its tier lines
-    ``notional * r_k - w * d_k`` (rates rise with notional), so equity falls below it
+    ``notional * r_k - w * d_k`` (rates rise with notional; the dynamic margin multiplier
+    scales them, and the rules' floor adds a line), so equity falls below it
     as soon as it falls below any line. Per line, long s>0 crosses at
     ``(H - w*d_k - cash) / (s * (1 - r_k))`` and short s<0 at ``(cash - H + w*d_k) / (|s| * (1 + r_k))``;
     a long is liquidated below the highest of these, a short above the lowest.
@@ -45,8 +47,12 @@ def liquidation_price(tb: TraderBook, vb: VenueBook, idx) -> np.ndarray:
     s = tb.size[idx][:, None]
     w = tb.weight[idx][:, None]
     cash = tb.cash[idx][:, None]
-    haircut = (tb.coin[idx] * (1.0 - vb.coin_price[v]))[:, None]
-    rate, ded = vb.tier_rate[v], vb.tier_ded[v]  # (accounts x tiers); padding lines are the zero-equity line
+    haircut = (tb.coin[idx] * (1.0 - vb.coin_value[v]))[:, None]
+    mult = vb.margin_mult[v][:, None]
+    # (accounts x lines): the tiers' lines (padding lines are the zero-equity line), scaled by
+    # the dynamic margin multiplier, plus the rules' maintenance floor line
+    rate = np.hstack([vb.tier_rate[v] * mult, tb.mm_floor[idx][:, None]])
+    ded = np.hstack([vb.tier_ded[v] * mult, np.zeros((len(v), 1))])
     long = s > 0
     num = np.where(long, haircut - w * ded - cash, cash - haircut + w * ded)
     den = np.abs(s) * np.where(long, 1.0 - rate, 1.0 + rate)
@@ -57,7 +63,7 @@ def liquidation_price(tb: TraderBook, vb: VenueBook, idx) -> np.ndarray:
     return p
 
 
-def adl_scores(tb: TraderBook, idx, price_v: np.ndarray, coin_price_v: np.ndarray, ranking: str) -> np.ndarray:
+def adl_scores(tb: TraderBook, idx, price_v: np.ndarray, coin_value_v: np.ndarray, ranking: str) -> np.ndarray:
     """Auto-deleveraging priority of accounts ``idx`` (higher goes first).
 
     hyperliquid: (mark/entry for longs, entry/mark for shorts) x notional / account value;
@@ -67,7 +73,7 @@ def adl_scores(tb: TraderBook, idx, price_v: np.ndarray, coin_price_v: np.ndarra
     s = tb.size[idx]
     p = price_v[v]
     entry = np.where(tb.entry[idx] > 0, tb.entry[idx], p)
-    equity = np.maximum(tb.equity(idx, price_v, coin_price_v), 1e-9)
+    equity = np.maximum(tb.equity(idx, price_v, coin_value_v), 1e-9)
     notional = np.abs(s) * p
     if ranking == "hyperliquid":
         ratio = np.where(s > 0, p / entry, entry / p)

@@ -114,12 +114,13 @@ class Market:
         self._trade(vb.mm_row[books], -net[books], fill[books])
         notional = np.abs(dq) * fill[v]
         liq = np.broadcast_to(np.asarray(liquidation, dtype=bool), dq.shape)
-        eq = tb.equity(idx, fill, vb.coin_price)
+        eq = tb.equity(idx, fill, vb.coin_value)
         penalty = np.where(liq, np.minimum(notional * vb.liq_fee[v], np.maximum(eq, 0.0)), 0.0)
         fee = np.where(liq, 0.0, notional * vb.taker_fee[v])
         tb.cash[idx] -= penalty + fee
-        vb.fund += np.bincount(v, weights=penalty, minlength=k)
-        vb.fees += np.bincount(v, weights=fee, minlength=k)
+        to_fund = fee * vb.fee_to_fund[v]
+        vb.fund += np.bincount(v, weights=penalty + to_fund, minlength=k)
+        vb.fees += np.bincount(v, weights=fee - to_fund, minlength=k)
         self.volume += gross * fill
         return fill
 
@@ -164,7 +165,7 @@ class Market:
         q_usd = np.minimum(want, self.arb_left[venues])
         held = side * tb.size[rows] * price[venues]  # exposure in the trade's direction (USD)
         lev = np.minimum(tb.leverage[rows], initial_margin_leverage(vb, venues, np.abs(held + q_usd), tb.weight[rows]))
-        eq = np.maximum(tb.equity(rows, price, vb.coin_price), 0.0)
+        eq = np.maximum(tb.equity(rows, price, vb.coin_value), 0.0)
         q_usd = np.minimum(q_usd, np.maximum(lev * eq - held, 0.0))
         self.arb_left[venues] -= q_usd
         dq = side * q_usd / price[venues]

@@ -106,6 +106,9 @@ REGISTRY: tuple[Metric | Family, ...] = (
            "liquidated accounts over accounts holding a derivatives position at the start", LOWER),
     Metric("accounts_wiped_out", "accounts",
            f"real trader accounts ending with at most {WIPED_OUT_LEFT:.0%} of their starting wealth", LOWER),
+    Metric("accounts_moved", "accounts", "real trader accounts that changed venue because of the rules", NEUTRAL),
+    Metric("accounts_quit", "accounts",
+           "real trader accounts that stopped trading because of the rules (excluded, or no venue worth it)", NEUTRAL),
     # --- prices -------------------------------------------------------------------
     Metric("index_drawdown", "fraction", "largest peak-to-trough fall of the index", LOWER),
     Family("drawdown", "venue", "fraction", "largest peak-to-trough fall of the {member} price", LOWER),
@@ -328,6 +331,8 @@ def compute(model, start: Start) -> dict[str, float]:
     traders = ~np.isin(tb.cls, PROTOCOL_CLASSES)
     wiped = traders & (start.wealth > 0) & (w1 <= WIPED_OUT_LEFT * start.wealth)
     values["accounts_wiped_out"] = tb.weight[wiped].sum()
+    values["accounts_moved"] = tb.weight[tb.moved].sum()
+    values["accounts_quit"] = tb.weight[tb.quit].sum()
 
     # prices
     index = model.index_path

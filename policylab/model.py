@@ -16,13 +16,15 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
-from . import exogenous, population
+from . import choice, exogenous, population
 from .agents import (Arbitrageurs, BasisTraders, InstitutionalHolders, MarketMakers, Professionals,
                      RetailSpeculators, Venue)
 from .audit import Ledger
+from .errors import InputError
 from .liquidation import EventLog, LiquidationEngine
 from .margin import initial_margin_leverage
 from .market import Market
+from .policy import PolicyError
 from .scenario import Scenario
 from .streams import stream
 
@@ -38,11 +40,22 @@ class MarketModel(mesa.Model):
         seed: the run's seed; every random stream derives from it by purpose.
         traders: number of simulated trader accounts (default: the scenario's).
         audit: check money conservation after every step (raises AssertionError).
+        rules: rule sets (policylab.rules.RuleSet) in force, composed; none: the scenario as written.
     """
 
-    def __init__(self, scenario: Scenario, seed: int = 0, traders: int | None = None, audit: bool = False):
+    def __init__(self, scenario: Scenario, seed: int = 0, traders: int | None = None, audit: bool = False,
+                 rules=()):
         super().__init__(rng=seed)
+        self.rule_sets = list(rules)
+        self.policies = [p for rs in self.rule_sets for p in rs.policies()]
+        try:
+            scenario = choice.configure_venues(scenario, self.policies)
+        except (PolicyError, ValueError) as e:
+            raise InputError(str(e)) from None
         self.scenario, self.seed = scenario, seed
+        self._draws: dict[str, np.ndarray] = {}
+        self.halt_until = -1  # step until which trading is halted
+        self.resume_minute = 0.0
         self.tb, self.vb, self.rows = population.build(scenario, seed, traders)
         spot = int(np.flatnonzero(self.vb.is_spot)[0])
         self.market = Market(self.tb, self.vb, scenario.market, scenario.start_price, spot)
@@ -55,6 +68,8 @@ class MarketModel(mesa.Model):
              for c, rows in self.rows.items() if c in POPULATIONS], random=self.random)
         self.market_makers = MarketMakers(self)
         self.arbitrageurs = Arbitrageurs(self)
+        choice.settle(self)
+        self.oi_start = self.open_interest()
         n = scenario.steps
         k = len(self.vb.rules)
         self.index_path = np.empty(n + 1)
@@ -63,6 +78,7 @@ class MarketModel(mesa.Model):
         self.price_path = np.empty((n + 1, k))
         self.price_path[0] = self.market.prices()
         self.rounds = np.zeros(n, dtype=np.int64)
+        self.halts: list[tuple[int, int]] = []  # (step, length in steps) of circuit-breaker halts
         self._band_price = self.market.prices()
         self.audit = Ledger(self) if audit else None
         self.datacollector = mesa.DataCollector(
@@ -79,8 +95,67 @@ class MarketModel(mesa.Model):
         return float(np.log(self.market.index / self.index_path[max(t - back + 1, 0)]))
 
     def leverage_cap(self, idx: np.ndarray, notional: np.ndarray) -> np.ndarray:
-        """Largest leverage each account may take for this notional."""
-        return initial_margin_leverage(self.vb, self.tb.venue[idx], notional, self.tb.weight[idx])
+        """Largest leverage each account may take for this notional: the venue's tier (its
+        initial margin scaled by any dynamic margin multiplier) and the rules' cap."""
+        v = self.tb.venue[idx]
+        tier = initial_margin_leverage(self.vb, v, notional, self.tb.weight[idx]) / self.vb.margin_mult[v]
+        return np.maximum(np.minimum(tier, self.tb.lev_cap[idx]), 1.0)
+
+    def choice_draw(self, idx: np.ndarray, purpose: str, rows: int = 0) -> np.ndarray:
+        """Uniform draws in (0, 1) for accounts ``idx``, fixed per seed, account and purpose
+        (common random numbers for the rules' random elements). ``rows`` > 0: that many per account."""
+        key = f"{purpose}/{rows}"
+        if key not in self._draws:
+            u = stream(self.seed, f"choice:{purpose}").random((max(rows, 1), self.tb.n))
+            self._draws[key] = np.clip(u, 1e-12, 1 - 1e-12)
+        draws = self._draws[key][:, idx]
+        return draws if rows else draws[0]
+
+    def open_interest(self) -> np.ndarray:
+        """Long open interest per venue (USD)."""
+        tb = self.tb
+        return np.bincount(tb.venue, weights=np.maximum(tb.size, 0.0), minlength=len(self.vb.rules)) * self.market.prices()
+
+    def open_interest_growth(self) -> float:
+        """Derivatives open interest now over at the start, minus 1."""
+        deriv = ~self.vb.is_spot
+        return float(self.open_interest()[deriv].sum() / max(self.oi_start[deriv].sum(), 1.0) - 1.0)
+
+    def vol_ratio(self, minutes: int) -> float:
+        """Realised index volatility over the last ``minutes`` over the scenario's normal volatility."""
+        t = self.steps  # index_path holds steps before this one; the market holds the current index
+        back = max(2, minutes // self.scenario.step_minutes)
+        r = np.diff(np.log(np.append(self.index_path[max(t - back, 0):t], self.market.index)))
+        normal = self.scenario.sigma_daily * np.sqrt(self.scenario.step_minutes / 1440.0)
+        return float(np.sqrt(np.mean(r ** 2)) / normal) if len(r) else 1.0
+
+    @property
+    def halted(self) -> bool:
+        return self.steps <= self.halt_until
+
+    def halt(self, policy, minutes: float) -> None:
+        """Halt orders and liquidations for ``minutes`` (circuit breakers)."""
+        steps = max(1, int(round(minutes / self.scenario.step_minutes)))
+        self.halt_until = self.steps + steps - 1
+        self.resume_minute = (self.halt_until + 1) * self.scenario.step_minutes
+        self.halts.append((self.steps, steps))
+        policy.effects += 1
+
+    def set_margin_multiplier(self, policy, mult: float) -> None:
+        """Set the maintenance multiplier on the policy's venues (dynamic margin)."""
+        vb = self.vb
+        venues = [v for v, r in enumerate(vb.rules) if policy.target.venue_matches(r) and not r.is_spot]
+        if not venues or np.all(np.abs(vb.margin_mult[venues] - mult) < 0.02):
+            return
+        vb.margin_mult[venues] = mult
+        if mult > 1.0:
+            policy.effects += 1
+        self.engine.refresh(np.flatnonzero(np.isin(self.tb.venue, venues) & (self.tb.size != 0)))
+
+    def warnings(self) -> list[str]:
+        """Configured modules that never took effect during the run."""
+        return [f"rule set {p.rule_set}: module {p.name} ({p.title}) never took effect in this run"
+                for p in self.policies if p.effects == 0]
 
     # ------------------------------------------------------------ one step
     def step(self) -> None:
@@ -97,22 +172,24 @@ class MarketModel(mesa.Model):
         if not np.array_equal(vb.coin_price, self.exo.coin_price[t]):
             vb.coin_price[:] = self.exo.coin_price[t]
             engine.refresh(np.flatnonzero(self.tb.coin > 0))
+        for mod in self.policies:  # market-wide interventions
+            mod.on_step(self)
         # 2. liquidity providers
         self.market_makers.adjust(np.log(mkt.prices() / p_prev))
         self.arbitrageurs.reset()
         mkt.volume[:] = 0.0
         mkt.flow[:] = 0.0
-        # 3. voluntary orders, netted and executed together
-        orders = self.populations.map("decide") + [a.decide() for a in self.venue_agents]
-        idx = np.concatenate([o[0] for o in orders])
-        dq = np.concatenate([o[1] for o in orders])
-        if len(idx):
-            uidx, inv = np.unique(idx, return_inverse=True)
-            udq = np.bincount(inv, weights=dq)
-            mkt.execute(uidx, udq)
-            engine.refresh(uidx)
-        # 4. the cascade
-        self.rounds[t] = self._cascade(t)
+        # 3. voluntary orders, netted and executed together; 4. the cascade (both wait out a halt)
+        if not self.halted:
+            orders = self.populations.map("decide") + [a.decide() for a in self.venue_agents]
+            idx = np.concatenate([o[0] for o in orders])
+            dq = np.concatenate([o[1] for o in orders])
+            if len(idx):
+                uidx, inv = np.unique(idx, return_inverse=True)
+                udq = self._within_oi_caps(uidx, np.bincount(inv, weights=dq))
+                mkt.execute(uidx, udq)
+                engine.refresh(uidx)
+            self.rounds[t] = self._cascade(t)
         # 5. bookkeeping
         vb.premium_sum += vb.basis
         vb.premium_n += 1
@@ -121,6 +198,26 @@ class MarketModel(mesa.Model):
         self._collect(t)
         if self.audit is not None:
             self.audit.check(f"after step {t}")
+
+    def _within_oi_caps(self, idx: np.ndarray, dq: np.ndarray) -> np.ndarray:
+        """Drop orders that would grow a position on a venue at its open-interest cap."""
+        caps = [(v, min(c for c in (p.open_interest_cap(r) for p in self.policies if p.target.venue_matches(r))
+                        if c is not None)) for v, r in enumerate(self.vb.rules)
+                if any(p.open_interest_cap(r) is not None for p in self.policies if p.target.venue_matches(r))]
+        if not caps:
+            return dq
+        oi = self.open_interest()
+        s = self.tb.size[idx]
+        grows = np.abs(s + dq) > np.abs(s)
+        for v, cap in caps:
+            if oi[v] >= cap:
+                blocked = grows & (self.tb.venue[idx] == v)
+                if blocked.any():
+                    dq = np.where(blocked, 0.0, dq)
+                    for p in self.policies:
+                        if p.target.venue_matches(self.vb.rules[v]) and p.open_interest_cap(self.vb.rules[v]) is not None:
+                            p.effects += 1
+        return dq
 
     def _cascade(self, t: int) -> int:
         """Run liquidation rounds until nothing triggers. Returns rounds with activity."""

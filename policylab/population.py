@@ -19,6 +19,9 @@ from .streams import stream
 from .venues import JURISDICTIONS
 
 
+ACCOUNT_AGE_MEAN_DAYS = 500.0  # exponential: about 11% of accounts are younger than 60 days
+
+
 def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[TraderBook, VenueBook, dict[str, np.ndarray]]:
     """Return the accounts, the venues and the row indices of each trader class."""
     rng = stream(seed, "population")
@@ -60,6 +63,7 @@ def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[Tr
     tb.kyc[trader_rows] = rng.random(start) < scenario.kyc_share
     kyc_venues = np.array([r.kyc_required for r in vb.rules])
     tb.kyc[trader_rows[kyc_venues[tb.venue[trader_rows]]]] = True
+    tb.age_days[trader_rows] = stream(seed, "account_age").exponential(ACCOUNT_AGE_MEAN_DAYS, start)
 
     # ------------------------------------------------------------ chosen leverage and stops
     lev = np.ones(start)
@@ -131,7 +135,7 @@ def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[Tr
     tb.cash[:start] = collateral - size * entry
     trader = np.arange(start)
     price_v = np.full(k, p0)
-    unsafe = trader[tb.equity(trader, price_v, vb.coin_price) < 1.5 * maintenance(tb, vb, trader, price_v)]
+    unsafe = trader[tb.equity(trader, price_v, vb.coin_value) < 1.5 * maintenance(tb, vb, trader, price_v)]
     tb.entry[unsafe] = np.where(size[unsafe] != 0, p0, 0.0)
     tb.cash[unsafe] = collateral[unsafe] - size[unsafe] * p0
     tb.deposit[:start] = collateral

@@ -21,7 +21,7 @@ import math
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +86,8 @@ class RunResult:
     metrics: pd.DataFrame
     timeseries: pd.DataFrame
     events: pd.DataFrame
+    rules: list[str] = field(default_factory=list)  # names of the rule sets in force
+    warnings: list[str] = field(default_factory=list)  # configured modules that never took effect
 
     @property
     def definitions(self) -> dict[str, metrics.Metric]:
@@ -135,8 +137,8 @@ class RunResult:
 
 
 def run(scenario: Scenario, seed: int = 0, traders: int | None = None, audit: bool = False,
-        progress: Callable[[int, int], None] | None = None) -> RunResult:
-    """Run ``scenario`` to its end and collect the tables.
+        progress: Callable[[int, int], None] | None = None, rules=()) -> RunResult:
+    """Run ``scenario`` to its end under ``rules`` and collect the tables.
 
     Args:
         scenario: the scenario to run.
@@ -144,8 +146,10 @@ def run(scenario: Scenario, seed: int = 0, traders: int | None = None, audit: bo
         traders: simulated trader accounts (default: the scenario's).
         audit: check money conservation after every step (raises AssertionError).
         progress: called as ``progress(steps_done, total_steps)`` after every step.
+        rules: rule sets (policylab.rules.RuleSet) in force, composed.
     """
-    model = MarketModel(scenario, seed=seed, traders=traders, audit=audit)
+    model = MarketModel(scenario, seed=seed, traders=traders, audit=audit, rules=rules)
+    scenario = model.scenario  # with the rules' venue changes and new venues
     start = metrics.snapshot(model)
     model.run(progress)
     values = metrics.compute(model, start)
@@ -154,7 +158,7 @@ def run(scenario: Scenario, seed: int = 0, traders: int | None = None, audit: bo
            "traders": pd.Series([traders or scenario.traders], dtype="int64"),
            **{k: pd.Series([v], dtype="float64") for k, v in values.items()}}
     return RunResult(scenario=scenario, metrics=pd.DataFrame(row), timeseries=_timeseries(model, start),
-                     events=_events(model))
+                     events=_events(model), rules=[r.name for r in model.rule_sets], warnings=model.warnings())
 
 
 def _timeseries(model: MarketModel, start: metrics.Start) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from .market import MarketParams
 from .venues import JURISDICTIONS, VenueRules, make_venue
 
 TRADER_CLASSES = ("retail", "professional", "basis", "institutional")
-SIGNED_FIELDS = ("size",)  # numeric fields that may be negative (a price shock's log move)
+SIGNED_FIELDS = ("size", "quit_utility", "onshore_trust")  # numeric fields that may be negative
 
 
 @dataclass
@@ -64,6 +64,19 @@ class ShockSpec:
 
 
 @dataclass
+class VenueChoice:
+    """Utility weights of the venue choice traders make under new rules (policylab.choice)."""
+
+    leverage_weight: float = 2.0  # per unit of log(allowed / wanted leverage)
+    fee_weight: float = 100.0  # per unit of taker fee (share of notional)
+    kyc_friction: float = 0.5  # cost of verifying identity for an unverified trader
+    switching_cost: float = 0.3  # cost of moving to another venue
+    onshore_trust: float = 0.0  # preference for regulated venues
+    quit_utility: float = -1.5  # utility of not trading at all
+    noise: float = 0.5  # scale of idiosyncratic (Gumbel) tastes
+
+
+@dataclass
 class Scenario:
     name: str
     title: str
@@ -86,6 +99,7 @@ class Scenario:
     market_maker_capital_usd: float = 5e8  # per venue
     arbitrage_capital_usd: float = 5e8  # per derivatives venue
     market: MarketParams = field(default_factory=MarketParams)
+    venue_choice: VenueChoice = field(default_factory=VenueChoice)
     shocks: list[ShockSpec] = field(default_factory=list)
     sources: tuple[str, ...] = ()
     path: str = ""
@@ -277,6 +291,7 @@ def parse_scenario(data, where: str) -> Scenario:
     juris = pop.get("jurisdictions", Scenario.__dataclass_fields__["jurisdictions"].default_factory())
     _check_keys(juris, JURISDICTIONS, f"{where}.population.jurisdictions")
     market = _dataclass_from(MarketParams, data.get("market", {}), f"{where}.market")
+    choice = _dataclass_from(VenueChoice, data.get("venue_choice", {}), f"{where}.venue_choice")
     shocks = []
     for i, sd in enumerate(data.get("shocks") or []):
         w = f"{where}.shocks[{i}]"
@@ -306,7 +321,7 @@ def parse_scenario(data, where: str) -> Scenario:
         garch_beta=_num(data, "garch_beta", where, lo=0, hi=1, default=0.90),
         market_maker_capital_usd=_num(data, "market_maker_capital_usd", where, lo=0, default=5e8),
         arbitrage_capital_usd=_num(data, "arbitrage_capital_usd", where, lo=0, default=5e8),
-        market=market, shocks=shocks, sources=tuple(data.get("sources") or ()), path=where,
+        market=market, venue_choice=choice, shocks=shocks, sources=tuple(data.get("sources") or ()), path=where,
     )
     if sc.garch_alpha + sc.garch_beta >= 1:
         raise InputError(f"{where}.garch_alpha + garch_beta: got {sc.garch_alpha + sc.garch_beta:g}; allowed: below 1")

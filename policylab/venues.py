@@ -61,6 +61,8 @@ class VenueRules:
     mm_adl_withdrawal: float = 0.5  # share of depth pulled when the market maker is auto-deleveraged
     # --- collateral ------------------------------------------------------------------
     collateral_exposed_share: float = 0.0  # share of accounts margined in a stablecoin that can depeg
+    collateral_haircut: float = 0.0  # share of stablecoin collateral value not counted for margin
+    fee_to_fund: float = 0.0  # share of taker fees paid into the insurance fund
     sources: tuple[str, ...] = field(default_factory=tuple)
 
     # ------------------------------------------------------------------------------
@@ -123,6 +125,8 @@ class VenueRules:
             "taker_fee": (0.0, 0.05, True),
             "backstop_threshold": (0.0, 10.0, True),
             "collateral_exposed_share": (0.0, 1.0, True),
+            "collateral_haircut": (0.0, 1.0, True),
+            "fee_to_fund": (0.0, 1.0, True),
             "mm_adl_withdrawal": (0.0, 1.0, True),
         }
         for fname, (lo, hi, lo_inclusive) in checks.items():

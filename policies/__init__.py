@@ -1,0 +1,1 @@
+"""Built-in rule sets (YAML), installed as the package ``policylab.rulesets``."""
