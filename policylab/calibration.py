@@ -1,0 +1,118 @@
+"""Calibration targets: what the model must reproduce, with sources (MODEL.md section 8).
+
+Each target reads one number from a run's metrics (a ``value`` function of the metrics
+row) and states the range it must fall in. Across seeds a target is met when the
+median lies in the range; the 80% band (10th to 90th percentile) is reported beside it.
+Historical scenarios other than 10 October 2025 are held to their published magnitudes
+in direction and order of magnitude only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    unit: str
+    lo: float | None
+    hi: float | None
+    source: str
+    value: Callable[[pd.Series], float]
+
+    def range_text(self) -> str:
+        if self.unit == "yes/no":
+            return "yes" if self.lo == 1 else "no"
+        fmt = (lambda x: f"{x:.0%}") if self.unit == "fraction" else (lambda x: f"{x:,.3g}")
+        if self.lo is not None and self.hi is not None:
+            return f"{fmt(self.lo)} to {fmt(self.hi)}"
+        return f">= {fmt(self.lo)}" if self.lo is not None else f"<= {fmt(self.hi)}"
+
+    def met(self, median: float) -> bool:
+        return (np.isfinite(median) and (self.lo is None or median >= self.lo)
+                and (self.hi is None or median <= self.hi))
+
+
+def _largest_venue(m: pd.Series, venue: str) -> float:
+    liq = {k.rsplit(".", 1)[1]: v for k, v in m.items() if str(k).startswith("liquidated_usd.venue.")}
+    return float(max(liq, key=liq.get) == venue) if liq and max(liq.values()) > 0 else 0.0
+
+
+OCT = "MODEL.md section 8 (CoinGlass, Kaiko, CoinDesk Research, Chitra 2025)"
+ORDER = "published magnitude, direction and order of magnitude (MODEL.md sections 1 and 6)"
+
+TARGETS: dict[str, list[Target]] = {
+    "october-2025": [
+        Target("drawdown", "peak-to-trough index drawdown", "fraction", 0.10, 0.18, OCT,
+               lambda m: m["index_drawdown"]),
+        Target("partial_recovery", "index closes above its low (partial recovery within hours)", "fraction",
+               0.02, None, OCT, lambda m: -m["index_low_vs_close"]),
+        Target("long_share", "long share of liquidated notional", "fraction", 0.75, 0.95, OCT,
+               lambda m: m["long_share_liquidated"]),
+        Target("oi_removed", "liquidations plus forced closes over starting open interest", "fraction", 0.15, 0.30,
+               OCT, lambda m: m["forced_closed_share_of_oi"]),
+        Target("dex_largest", "the offshore DEX carries the largest share of liquidations", "yes/no", 1, 1, OCT,
+               lambda m: _largest_venue(m, "hyperliquid")),
+        Target("dex_adl", "the offshore DEX runs auto-deleveraging", "yes/no", 1, 1, OCT,
+               lambda m: float(m.get("adl_usd.venue.hyperliquid", 0.0) > 0)),
+        Target("cex_fund_drawn", "the largest offshore exchange's insurance fund is drawn", "yes/no", 1, 1, OCT,
+               lambda m: float(m.get("fund_drawdown_usd.venue.binance", 0.0) > 0)),
+        Target("funds_not_exhausted", "no insurance fund is exhausted", "yes/no", 1, 1, OCT,
+               lambda m: float(m["funds_exhausted"] == 0)),
+        Target("depth_halved", "+/-1% depth at its worst over its start", "ratio", None, 0.5, OCT,
+               lambda m: m["depth_worst_ratio"]),
+    ],
+    "calm": [
+        Target("calm_liquidations", "liquidated notional over starting open interest", "fraction", None, 0.005,
+               "MODEL.md section 8: a calm day liquidates a small fraction of a percent of open interest",
+               lambda m: m["liquidated_share_of_oi"]),
+        Target("calm_drawdown", "peak-to-trough index drawdown", "fraction", None, 0.05,
+               "BTC daily ranges on ordinary days (Bitstamp daily closes, shared/data)", lambda m: m["index_drawdown"]),
+    ],
+    "september-2025": [
+        Target("sep_drawdown", "index drawdown (published: about 3%)", "fraction", 0.01, 0.10, ORDER,
+               lambda m: m["index_drawdown"]),
+        Target("sep_liquidated", "liquidated notional, USD (published: $1.5-1.7B all coins, BTC a third)", "USD",
+               5e7, 5e9, ORDER, lambda m: m["liquidated_usd"]),
+    ],
+    "november-2025": [
+        Target("nov_drawdown", "index drawdown (published: about 10%, $110k below $100k)", "fraction", 0.04, 0.25,
+               ORDER, lambda m: m["index_drawdown"]),
+        Target("nov_liquidated", "liquidated notional, USD (published: $1.3-1.7B all coins)", "USD", 5e7, 5e9,
+               ORDER, lambda m: m["liquidated_usd"]),
+    ],
+    "march-2020": [
+        Target("mar_drawdown", "index drawdown (published: about 50%)", "fraction", 0.25, 0.75, ORDER,
+               lambda m: m["index_drawdown"]),
+        Target("mar_bitmex", "liquidated on BitMEX, USD (published: over $1.6B)", "USD", 1.6e8, 1.6e10, ORDER,
+               lambda m: m.get("liquidated_usd.venue.bitmex", np.nan)),
+        Target("mar_no_adl", "no auto-deleveraging on BitMEX", "yes/no", 1, 1, ORDER,
+               lambda m: float(m.get("adl_usd.venue.bitmex", 0.0) == 0)),
+    ],
+    "may-2021": [
+        Target("may_drawdown", "index drawdown (published: $43k to $30k, about 30%)", "fraction", 0.15, 0.60, ORDER,
+               lambda m: m["index_drawdown"]),
+        Target("may_liquidated", "liquidated notional, USD (published: about $8.6B all coins)", "USD", 8.6e8, 8.6e10,
+               ORDER, lambda m: m["liquidated_usd"]),
+    ],
+}
+
+
+def evaluate(scenario: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per target of ``scenario``: median, 80% band and whether it is met, over
+    ``runs`` (one metrics row per seed)."""
+    rows = []
+    for t in TARGETS.get(scenario, []):
+        values = np.array([t.value(row) for _, row in runs.iterrows()], dtype=float)
+        med = float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
+        lo, hi = (np.nanpercentile(values, [10, 90]) if np.isfinite(values).any() else (np.nan, np.nan))
+        rows.append({"scenario": scenario, "target": t.name, "description": t.description, "unit": t.unit,
+                     "range": t.range_text(), "median": med, "band_lo": float(lo), "band_hi": float(hi),
+                     "met": t.met(med), "source": t.source})
+    return pd.DataFrame(rows)
