@@ -114,6 +114,7 @@ class LiquidationEngine:
         due = ((s > 0) & ((p <= liq * (1 + tol)) | (p <= stop))) | ((s < 0) & ((p >= liq * (1 - tol)) | (p >= stop)))
         near = near[due & ~self.protocol[near]]
         if len(near) == 0:
+            self._vault_solvency(step, rnd)
             return 0, 0
         v = tb.venue[near]
         s = tb.size[near]
@@ -283,7 +284,7 @@ class LiquidationEngine:
                     before = np.concatenate([[0.0], np.cumsum(avail)[:-1]])  # sizes ranked above each
                     take = np.clip(need - before, 0.0, avail)
                     take[take <= 1e-12 * need] = 0.0  # rounding dust below the need
-                f = min(1.0, take.sum() / need)
+                f = 1.0 if take.sum() >= need * (1 - 1e-12) else take.sum() / need
                 cp, take = cp[take > 0], take[take > 0]
                 closed = tb.size[b] * f
                 p_bk = -tb.cash[b] / tb.size[b]

@@ -6,9 +6,10 @@ tiers, maintenance, backstop threshold, partial slice and cooldown, stop-loss) a
 submits what is due; the model then executes the round's submissions together, in
 the engine's order: backstop takeovers at mark, auto-deleveraging of the bankrupt
 positions the insurance fund cannot cover (at their bankruptcy price, against ranked
-profitable opposite positions), then one netted market order per venue filled at the
-average price of the square-root impact curve, liquidation penalties to the fund and
-negative balances covered by it; a backstop vault left with negative equity is then
+profitable opposite positions; a counterparty that price takes below zero is made
+whole by the fund), then one netted market order per venue filled at the average price
+of the square-root impact curve, liquidation penalties to the fund and negative
+balances covered by it. After every round a backstop vault with negative equity is
 itself auto-deleveraged. Rounds repeat until nothing triggers.
 
 Decisions are taken in one pass and executed after (orders sorted by account), so the
@@ -267,10 +268,10 @@ class ReferenceModel(mesa.Model):
             gone = set(bankrupt)
             rest = self._adl(bankrupt, price, t, rnd)
             market = [o for o in market if o[1] not in gone] + [(LIQUIDATE, a, 1.0) for a in rest]
+            market = [o for o in market if o[1].size != 0]  # counterparties ADL closed entirely
         if market:
             self._execute(market, t, rnd)
-        if orders:
-            self._vault_solvency(t, rnd)
+        self._vault_solvency(t, rnd)
         return len(orders), self.waiting
 
     # ------------------------------------------------------------ mechanisms
@@ -374,7 +375,8 @@ class ReferenceModel(mesa.Model):
                     take, before = [], 0.0  # size of the higher-ranked counterparties
                     for a in cp:
                         avail = abs(a.size)
-                        take.append(min(max(need - before, 0.0), avail))
+                        x = min(max(need - before, 0.0), avail)
+                        take.append(x if x > 1e-12 * need else 0.0)  # drop rounding residue of the need
                         before += avail
                 f = min(1.0, sum(abs(a.size) for a in cp) / need)  # share of the need covered
                 closed = [a.size * f for a in b]
@@ -388,6 +390,10 @@ class ReferenceModel(mesa.Model):
                     if x > 0:
                         a.trade(sd * x, pbar)
                         self._event(t, rnd, "adl_counterparty", a, -sd * x, pbar)
+                        if venue.nbp:  # the fund makes whole a counterparty the ADL price takes below zero
+                            shortfall = max(-a.equity(p), 0.0)
+                            a.cash += shortfall
+                            venue.fund -= shortfall
                 if any(a is venue.book and x > 0 for a, x in zip(cp, take)):
                     venue.health *= 1.0 - venue.mm_adl_withdrawal
                 if f < 1.0:

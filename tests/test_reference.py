@@ -3,9 +3,8 @@
 give the same liquidation events (step, round, kind, account, size, price, deficit),
 the same rounds and price paths, and the same final equity of every account.
 
-The minimal books at the end each reproduce an engine defect the reference exposed
-(a test marked ``xfail`` is one still open: it turns into an unexpected pass, failing
-the suite, once the engine is fixed).
+The minimal books at the end each reproduce an engine defect the reference exposed,
+now fixed: they guard against its return.
 """
 
 import numpy as np
@@ -167,11 +166,9 @@ def test_vault_insolvent_after_backstop_only_round_is_deleveraged():
     assert_same(rep, ref)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "LiquidationEngine.run_round returns at `if len(near) == 0` before _vault_solvency, so a vault that a "
-    "price move (not a backstop) makes insolvent is auto-deleveraged only in a later round in which some "
-    "account on any venue is due; the reference checks the vaults after every round"))
 def test_vault_made_insolvent_by_the_price_is_deleveraged_at_once():
+    """A vault that a price move (not a backstop) makes insolvent is auto-deleveraged in
+    that round, even when no account is due."""
     sim = build([venue("offshore_dex", "dex", backstop_threshold=2 / 3, vault_capital_usd=0.0)],
                 [acct(0, 1.0, margin=2.5e3), acct(0, -1.0, entry=105_000.0, margin=2e4)])
     rep, ref = run_both(sim.tb, sim.vb, MarketParams(), P0, [-0.018, -0.01])  # backstop, then the vault's loss
@@ -201,11 +198,9 @@ def test_adl_counterparty_below_the_need_gets_no_dust():
     assert not np.any(np.abs(ev["size"]) <= DUST), ev["size"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "LiquidationEngine._adl: f = min(1.0, take.sum() / need) rounds to 1 - 1e-16 when the counterparties "
-    "cover the need exactly (here 0.7 + 0.2 + 0.1 against 1.0), so the bankrupt account keeps ~1e-16 BTC "
-    "and sends it to market as a second 'liquidation' event"))
 def test_fully_covered_adl_closes_the_whole_position():
+    """Counterparties covering the need exactly (0.7 + 0.2 + 0.1 against 1.0) close the
+    whole bankrupt position: no 1e-16 BTC remainder goes to market."""
     sim = build([venue("offshore_cex", "cex", insurance_fund_usd=0.0)],
                 [acct(0, 1.0, margin=2e3), acct(0, -0.7, entry=110_000.0, margin=1e4),
                  acct(0, -0.2, entry=106_000.0, margin=1e4), acct(0, -0.1, entry=103_000.0, margin=1e4)])
