@@ -22,7 +22,9 @@ import click
 
 from . import __version__
 from .errors import InputError
+from .cli_experiment import compare_command, sweep_command
 from .cli_rules import new_policy, policies, rules
+from .cli_validate import leverage_study_command, validate_command
 from .results import RunResult, run as run_scenario
 from .rules import load_rules
 from .scenario import Scenario, builtin_names, load_scenario
@@ -306,7 +308,32 @@ def describe(sc: Scenario) -> str:
 cli.add_command(policies)
 cli.add_command(rules)
 cli.add_command(new_policy)
+cli.add_command(validate_command)
+cli.add_command(leverage_study_command)
+cli.add_command(compare_command)
+cli.add_command(sweep_command)
 
+
+@cli.command("report")
+@click.argument("results_dir", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--format", "formats", default="html,pdf", show_default=True, metavar="FORMATS",
+              help="What to write, comma-separated: html, pdf.")
+@click.option("--template-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of custom templates; any template it lacks comes from the defaults.")
+@click.option("--title", default=None, help="Title of the brief (default: from the scenario).")
+@click.option("--paper", type=click.Choice(["a4", "letter"]), default="a4", show_default=True,
+              help="Paper size of the PDF.")
+def report_command(results_dir: Path, formats: str, template_dir: Path | None, title: str | None,
+                   paper: str) -> None:
+    """Render a results folder's brief (DIR/brief.html, DIR/brief.pdf) without rerunning anything."""
+    from .report import parse_formats, write_brief  # matplotlib and WeasyPrint load only for this command
+
+    try:
+        paths = write_brief(results_dir, parse_formats(formats), template_dir=template_dir, title=title, paper=paper)
+    except OSError as e:
+        raise click.ClickException(f"cannot write the brief to {results_dir}: {e.strerror or e}") from None
+    for path in paths:
+        click.echo(f"brief written to {path}")
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (``policylab``); ``argv`` defaults to ``sys.argv[1:]``."""

@@ -48,6 +48,7 @@ class MarketModel(mesa.Model):
         super().__init__(rng=seed)
         self.rule_sets = list(rules)
         self.policies = [p for rs in self.rule_sets for p in rs.policies()]
+        unruled = scenario
         try:
             scenario = choice.configure_venues(scenario, self.policies)
         except (PolicyError, ValueError) as e:
@@ -56,7 +57,9 @@ class MarketModel(mesa.Model):
         self._draws: dict[str, np.ndarray] = {}
         self.halt_until = -1  # step until which trading is halted
         self.resume_minute = 0.0
-        self.tb, self.vb, self.rows = population.build(scenario, seed, traders)
+        # accounts start verified on the scenario's own KYC venues, not on those a rule makes KYC
+        self.tb, self.vb, self.rows = population.build(choice.kyc_as_drawn(scenario, unruled), seed, traders)
+        self.vb.rules = list(scenario.venues)
         spot = int(np.flatnonzero(self.vb.is_spot)[0])
         self.market = Market(self.tb, self.vb, scenario.market, scenario.start_price, spot)
         self.exo = exogenous.draw(scenario, seed)
@@ -86,6 +89,17 @@ class MarketModel(mesa.Model):
             tables={"venues": ["step", "venue", "price", "depth_usd", "open_interest_usd", "volume_usd",
                                "fund_usd", "mm_health", "coin_price"]},
         )
+
+    # Mesa 3.5's Model.scenario setter attaches the model to the scenario object, which
+    # would keep every finished model alive through our (shared, pickled) Scenario.
+    @property
+    def scenario(self) -> Scenario:
+        """The market scenario this model runs (with the rules' venue changes)."""
+        return self._market_scenario
+
+    @scenario.setter
+    def scenario(self, value) -> None:
+        self._market_scenario = value
 
     # ------------------------------------------------------------ helpers for agents
     def index_return(self, minutes: int) -> float:

@@ -1,0 +1,130 @@
+"""Benchmark experiments: the standard comparison's speed, and the population-size convergence study.
+
+    python benchmarks/bench_compare.py speed          # every shipped rule set x 30 seeds, october-2025
+    python benchmarks/bench_compare.py scaling        # 1 vs 2 workers and the Dask overhead, on a subset
+    python benchmarks/bench_compare.py convergence    # headline medians as the population doubles
+
+speed: ``policylab.compare`` end to end (loading, runs, statistics, writing the
+folder) with all cores; reported: wall time, runs, cost per run (mean run seconds),
+and where the time goes (runs vs the rest).
+
+scaling: the same subset of the comparison (``--subset-rules`` x ``--subset-seeds``)
+in-process (1 worker), on 2 local processes, and on a local Dask cluster of 2
+single-threaded worker processes; parallel efficiency = T1 / (2 x T2); Dask overhead
+= T(dask) / T(processes) - 1.
+
+convergence: the baseline on ``--seeds`` seeds at each population size; for each
+doubling, the relative change of each headline metric's median. The default
+population is the smallest size whose doubling changes every headline median by
+less than 5%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+
+import policylab
+from policylab.rules import builtin_rule_sets
+
+TARGET_SECONDS = 60.0
+TARGET_EFFICIENCY = 0.80
+CONVERGENCE_TOLERANCE = 0.05
+HEADLINES = ("liquidated_usd", "liquidated_share_of_oi", "index_drawdown", "index_low_vs_close", "retail_loss_usd",
+             "depth_worst_ratio", "volume_usd")
+# Shown but not used to choose: counts of distinct cascade rounds grow with the number of
+# simulated accounts by construction, and the fund drawdown is a few $10k on a $90B market.
+DIAGNOSTICS = ("cascade_rounds_total", "fund_drawdown_usd")
+
+
+def _compare(rules, seeds, workers=None, scheduler=None, traders=None, scenario="october-2025"):
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        r = policylab.compare(rules, scenario, seeds, workers=workers, scheduler=scheduler, traders=traders,
+                              out=os.path.join(tmp, "out"))
+        return time.perf_counter() - t0, r
+
+
+def speed(args) -> None:
+    rules = [r for r in builtin_rule_sets() if r != policylab.experiment.BASELINE]
+    wall, r = _compare(rules, args.seeds, workers=args.workers)
+    m = r.manifest
+    run_s = np.array([x["seconds"] for x in m["run_seconds"]])
+    cpu_s = np.array([x["cpu_seconds"] for x in m["run_seconds"]])
+    print(f"standard comparison: {len(m['rule_sets'])} rule sets x {len(m['seeds'])} seeds = {m['runs']} runs, "
+          f"october-2025, {m['traders']:,} traders, {m['backend']} x {m['workers']}")
+    print(f"  wall time          {wall:8.1f} s   (target < {TARGET_SECONDS:.0f} s: "
+          f"{'met' if wall < TARGET_SECONDS else 'MISSED'})")
+    print(f"  cost per run       {run_s.mean():8.2f} s   (median {np.median(run_s):.2f}, max {run_s.max():.2f}; "
+          f"CPU {cpu_s.mean():.2f} s)")
+    print(f"  idle-machine estimate {cpu_s.sum() / m['workers']:5.1f} s of runs per worker (CPU time / workers)")
+    print(f"  run time, summed   {run_s.sum():8.1f} s   = {run_s.sum() / m['workers']:.1f} s per worker")
+    print(f"  everything else    {wall - run_s.sum() / m['workers']:8.1f} s   (start-up, statistics, writing)")
+    print(f"  failed runs        {m['failed_runs']:8d}")
+    print("  slowest rule sets: " + ", ".join(
+        f"{a} {np.mean([x['seconds'] for x in m['run_seconds'] if x['rule_set'] == a]):.2f} s"
+        for a in sorted(m["rule_sets"], key=lambda a: -np.mean(
+            [x["seconds"] for x in m["run_seconds"] if x["rule_set"] == a]))[:3]))
+
+
+def scaling(args) -> None:
+    from distributed import LocalCluster
+
+    rules = [r for r in builtin_rule_sets() if r != policylab.experiment.BASELINE][:args.subset_rules - 1]
+    t1, r1 = _compare(rules, args.subset_seeds, workers=1)
+    t2, r2 = _compare(rules, args.subset_seeds, workers=2)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        _compare(rules, 2, scheduler=cluster.scheduler_address)  # warm the workers' imports
+        td, rd = _compare(rules, args.subset_seeds, scheduler=cluster.scheduler_address)
+    same = r1.runs.equals(r2.runs) and r1.runs.equals(rd.runs)
+    n = r1.manifest["runs"]
+    eff = t1 / (2 * t2)
+    print(f"scaling: {len(r1.manifest['rule_sets'])} rule sets x {args.subset_seeds} seeds = {n} runs, october-2025")
+    print(f"  in-process (1 worker)   {t1:7.1f} s   {t1 / n:.2f} s per run")
+    print(f"  2 local processes       {t2:7.1f} s   parallel efficiency {eff:.0%} (target >= "
+          f"{TARGET_EFFICIENCY:.0%}: {'met' if eff >= TARGET_EFFICIENCY else 'MISSED'})")
+    print(f"  Dask, 2 workers         {td:7.1f} s   overhead vs local processes {td / t2 - 1:+.0%}")
+    print(f"  identical results across backends: {same}")
+
+
+def convergence(args) -> None:
+    print(f"convergence: {policylab.experiment.BASELINE} on october-2025, {args.seeds} seeds per size; "
+          "median of each headline metric")
+    medians = {}
+    for n in args.sizes:
+        wall, r = _compare([], args.seeds, traders=n)
+        w = r.wide()
+        medians[n] = {m: float(np.median(w[m])) for m in HEADLINES + DIAGNOSTICS}
+        print(f"  {n:>7,} traders: {wall:6.1f} s  " + "  ".join(f"{m}={v:.4g}" for m, v in medians[n].items()),
+              flush=True)
+    chosen = None
+    for a, b in zip(args.sizes, args.sizes[1:]):
+        changes = {m: abs(medians[b][m] - medians[a][m]) / abs(medians[a][m]) if medians[a][m] else float("nan")
+                   for m in HEADLINES + DIAGNOSTICS}
+        worst = max((changes[m] for m in HEADLINES if np.isfinite(changes[m])), default=float("nan"))
+        print(f"  {a:>7,} -> {b:>7,}: largest headline median change {worst:.1%}  ("
+              + ", ".join(f"{m} {c:.1%}" for m, c in changes.items()) + ")")
+        if chosen is None and worst < CONVERGENCE_TOLERANCE:
+            chosen = a
+    print(f"  smallest population whose doubling moves every headline median < {CONVERGENCE_TOLERANCE:.0%}: "
+          f"{chosen if chosen else 'none of those tried'}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("what", choices=("speed", "scaling", "convergence"))
+    p.add_argument("--seeds", type=int, default=30)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--subset-rules", type=int, default=3, help="scaling: rule sets including the baseline")
+    p.add_argument("--subset-seeds", type=int, default=8)
+    p.add_argument("--sizes", type=int, nargs="+", default=[5_000, 10_000, 20_000, 40_000])
+    args = p.parse_args()
+    {"speed": speed, "scaling": scaling, "convergence": convergence}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""A real Dask cluster on 127.0.0.1 (a ``dask scheduler`` and two ``dask worker``
+processes) runs a comparison; its tables equal the in-process ones."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import policylab
+from policylab.scenario import load_scenario
+
+TRADERS = 400
+START_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(procs) -> None:
+    """Stop the processes we started, by PID, one at a time and last started first:
+    SIGTERM, then SIGKILL if one lingers."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGTERM)
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """The address of a scheduler with two single-threaded workers (no nannies, so each
+    PID is the worker itself)."""
+    from distributed import Client
+
+    tmp = tmp_path_factory.mktemp("dask")
+    dask = str(Path(sys.executable).parent / "dask")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    log = open(tmp / "cluster.log", "w")
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                               "--no-dashboard"], stdout=log, stderr=log, cwd=tmp)]
+    try:
+        for i in range(2):
+            procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                                           "--host", "127.0.0.1", "--name", f"w{i}", "--local-directory", str(tmp)],
+                                          stdout=log, stderr=log, cwd=tmp))
+        deadline = time.monotonic() + START_SECONDS
+        with Client(address, timeout=START_SECONDS) as client:
+            while len(client.nthreads()) < 2:
+                assert time.monotonic() < deadline, (tmp / "cluster.log").read_text()
+                time.sleep(0.2)
+        yield address
+    finally:
+        stop(procs)
+        log.close()
+    assert all(p.poll() is not None for p in procs)
+
+
+def test_dask_cluster_gives_the_in_process_tables(scheduler, flash_path):
+    sc = load_scenario(str(flash_path))
+    args = (["esma-2018-crypto"], sc, 3)
+    remote = policylab.compare(*args, traders=TRADERS, scheduler=scheduler)
+    local = policylab.compare(*args, traders=TRADERS, workers=1)
+    assert remote.manifest["backend"] == "dask" and remote.manifest["workers"] == 2
+    for name in ("runs", "failed", "timeseries", "events", "summary"):
+        pd.testing.assert_frame_equal(getattr(remote, name), getattr(local, name), check_exact=True)

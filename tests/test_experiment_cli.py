@@ -1,0 +1,153 @@
+"""``policylab compare`` and ``policylab sweep``: output, exit codes, bad input, Ctrl-C and
+--resume; sweeps over scenario and policy parameters, and global sensitivity."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import policylab
+from policylab.cli import cli
+from policylab.errors import InputError
+from policylab.sweep import parse_param
+
+TRADERS = "400"
+
+
+@pytest.fixture(scope="module")
+def buggy(tmp_path_factory):
+    from test_experiment import BUGGY_MODULE
+
+    d = tmp_path_factory.mktemp("buggy")
+    (d / "buggy.py").write_text(BUGGY_MODULE)
+    (d / "buggy.yaml").write_text("name: buggy\ntitle: Buggy\nmodules:\n  - module: buggy.py:Buggy\n")
+    return str(d / "buggy.yaml")
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+# ------------------------------------------------------------------ compare
+def test_compare_prints_differences_and_writes_the_folder(flash_path, tmp_path):
+    out = tmp_path / "out"
+    res = invoke("compare", "esma-2018-crypto", "--scenario", flash_path, "--seeds", 3, "--traders", TRADERS,
+                 "--workers", 1, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "esma-2018-crypto vs status-quo-2025" in res.stdout
+    assert "liquidated_usd" in res.stdout and "6 of 6 runs finished" in res.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"].startswith("policylab ") and manifest["seeds"] == [0, 1, 2]
+
+
+def test_failed_runs_give_exit_code_1_and_are_reported(flash_path, tmp_path, buggy):
+    res = invoke("compare", buggy, "--scenario", flash_path, "--seeds", 3, "--traders", TRADERS, "--workers", 1,
+                 "--out", tmp_path / "out")
+    assert res.exit_code == 1
+    assert "error: 1 of 6 runs failed (first: buggy seed 1: ZeroDivisionError: bug in a third-party module)" \
+        in res.stderr
+    res = invoke("compare", buggy, "--scenario", flash_path, "--seeds", 3, "--traders", TRADERS, "--workers", 1,
+                 "--out", tmp_path / "ff", "--fail-fast")
+    assert res.exit_code == 1 and "stopped at the first failure" in res.stderr
+    assert json.loads((tmp_path / "ff" / "manifest.json").read_text())["finished_runs"] < 6
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compare", "esma-2018-crypto", "--workers", "0"], "--workers: got 0"),
+    (["compare", "esma-2018-cryto"], "unknown rule set 'esma-2018-cryto' (did you mean 'esma-2018-crypto'?)"),
+    (["compare", "esma-2018-crypto", "--resume"], "--resume:"),
+    (["sweep", "--param", "scenario.tradrs=100,200"], "scenario: unknown field 'tradrs'; allowed: name,"),
+    (["sweep", "--param", "scenario.traders=100,x"], "scenario.traders: got 'x'; allowed: a number"),
+    (["sweep", "--param", "scenario.traders=50"], "scenario.traders: got 50; allowed: 100 to 10,000,000"),
+    (["sweep", "--param", "scenario.venues.dax.depth_usd=1"], "scenario.venues: no item 'dax'; allowed: dex,"),
+    (["sweep", "--param", "leverage_cap.max_leverage=2"], "no module 'leverage_cap' in the swept rule sets"),
+    (["sweep", "--rules", "esma-2018-crypto", "--param", "leverage_cap.max_leverage=0.1"],
+     "--param leverage_cap.max_leverage: got 0.1; allowed: a number from"),
+    (["sweep", "--param", "traders"], "--param: got 'traders'; allowed: MODULE.PARAM=V1,V2,..."),
+    (["sweep", "--method", "sobol", "--param", "scenario.sigma_daily=0.1,0.2"], "allowed: LOW:HIGH"),
+])
+def test_bad_input_is_one_line_with_exit_code_2(flash_path, tmp_path, args, message):
+    out = tmp_path / "out"
+    res = invoke(*args, "--scenario", flash_path, "--seeds", 2, "--traders", TRADERS, "--out", out)
+    assert res.exit_code == 2, res.output
+    assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1
+    assert message in res.stderr
+    assert not out.exists()
+
+
+def test_ctrl_c_keeps_finished_runs_and_resume_completes(flash_path, tmp_path):
+    """A real SIGINT to ``policylab compare`` on two worker processes, then --resume."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "policylab", "compare", "esma-2018-crypto", "--scenario", str(flash_path),
+           "--seeds", "8", "--traders", "600", "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list((out / ".runs").glob("*.pkl"))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted:" in err and "continue with --resume" in err and "Traceback" not in err
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["interrupted"] and 2 <= m["finished_runs"] < 16
+    kept = len(pd.read_parquet(out / "runs.parquet").groupby(["rule_set", "seed"]))
+    assert kept == m["finished_runs"] == len(list((out / ".runs").glob("*.pkl")))
+    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["complete"] and m["resumed_runs"] == kept and m["finished_runs"] == 16
+    assert len(pd.read_parquet(out / "runs.parquet").groupby(["rule_set", "seed"])) == 16
+    assert not (out / ".runs").exists()
+
+
+# ------------------------------------------------------------------ sweeps
+def test_scenario_sweep_gives_curves_with_intervals(flash_path, tmp_path):
+    out = tmp_path / "out"
+    r = policylab.sweep({"scenario.shocks.0.size": [-0.04, -0.12]}, str(flash_path), 3, traders=400, workers=1,
+                        out=out)
+    assert {"grid.csv", "curves.csv", "summary.csv", "runs.parquet"} <= {p.name for p in out.iterdir()}
+    grid = pd.read_csv(out / "grid.csv")
+    assert grid.to_dict("list") == {"rule_set": ["scenario.shocks.0.size=-0.04", "scenario.shocks.0.size=-0.12"],
+                                    "scenario.shocks.0.size": [-0.04, -0.12]}
+    c = r.curves.set_index(["scenario.shocks.0.size", "metric"])
+    small, big = c.loc[(-0.04, "index_drawdown")], c.loc[(-0.12, "index_drawdown")]
+    assert big["mean"] > small["mean"]
+    assert small["mean_lo"] <= small["mean"] <= small["mean_hi"]
+    assert big["improvement"] == "worse"  # paired against the first point
+    assert r.manifest["kind"] == "sweep" and r.manifest["params"] == {"scenario.shocks.0.size": [-0.04, -0.12]}
+
+
+def test_policy_parameter_sweep_sets_the_module(flash_path, tmp_path):
+    res = invoke("sweep", "--rules", "esma-2018-crypto", "--param", "leverage_cap.max_leverage=2,50",
+                 "--scenario", flash_path, "--seeds", 2, "--traders", TRADERS, "--workers", 1, "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "leverage_cap.max_leverage=2 " in res.stdout and "leverage_cap.max_leverage=50 " in res.stdout
+    rule_sets = json.loads((tmp_path / "rule_sets.json").read_text())
+    caps = [[m["params"]["max_leverage"] for m in arm["composed_of"][0]["modules"] if m["module"] == "leverage_cap"]
+            for arm in rule_sets.values()]
+    assert caps == [[2.0], [50.0]]
+    w = pd.read_parquet(tmp_path / "runs.parquet").query("metric == 'liquidated_usd'")
+    assert w.groupby("rule_set")["value"].sum().nunique() == 2
+
+
+def test_morris_sensitivity(flash_path):
+    pytest.importorskip("SALib")
+    r = policylab.sweep({"scenario.shocks.0.size": (-0.12, -0.02), "scenario.sigma_daily": (0.01, 0.05)},
+                        str(flash_path), 1, method="morris", samples=2, traders=400, workers=1)
+    assert len(r.grid) == 6 and list(r.sensitivity.columns) == ["metric", "param", "mu_star", "mu_star_conf", "sigma"]
+    s = r.sensitivity.set_index(["metric", "param"])
+    assert s.loc[("index_drawdown", "scenario.shocks.0.size"), "mu_star"] > 0
+
+
+def test_parse_param():
+    assert parse_param("leverage_cap.max_leverage=1001, 20,2") == ("leverage_cap.max_leverage", [1001, 20, 2])
+    assert parse_param("scenario.sigma_daily=0.01:0.05", "sobol") == ("scenario.sigma_daily", (0.01, 0.05))
+    with pytest.raises(InputError, match="LOW < HIGH"):
+        parse_param("scenario.sigma_daily=0.05:0.01", "morris")
