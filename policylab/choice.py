@@ -5,8 +5,8 @@
    added.
 2. ``settle``: each trader account is checked against the rules on its venue: may it
    trade there (KYC, bans, access), and at what leverage (caps, risk warnings)? An
-   account that is turned away, or offered less leverage than it wants, chooses among
-   the venues it can reach (or quitting) by utility:
+   account that is turned away, or offered less leverage than it wants (or than its
+   position carries), chooses among the venues it can reach (or quitting) by utility:
 
        U(v) = w_lev * log(allowed / wanted) - w_fee * taker fee - KYC friction (if unverified)
               - switching cost (v != current) + onshore trust (regulated venues) + Gumbel noise
@@ -24,7 +24,7 @@ import dataclasses
 import numpy as np
 
 from .book import CLASSES
-from .margin import initial_margin_leverage, liquidation_price
+from .margin import initial_margin_leverage, liquidation_price, tier_lookup
 from .policy import Policy, merge_venue_rules
 from .scenario import Scenario
 from .venues import Tier
@@ -52,6 +52,15 @@ def configure_venues(scenario: Scenario, policies: list[Policy]) -> Scenario:
             oi[venue.name] = 0.0
             mod.created.append(venue.name)
     return dataclasses.replace(scenario, venues=venues, open_interest=oi)
+
+
+def kyc_as_drawn(scenario: Scenario, unruled: Scenario) -> Scenario:
+    """``scenario`` with each venue's KYC requirement as it was before the rules, to draw the
+    population from: traders are verified where the scenario's venues already required it,
+    and a KYC rule then makes the unverified ones verify or leave (``settle``)."""
+    before = {v.name: v.kyc_required for v in unruled.venues}
+    return dataclasses.replace(scenario, venues=[dataclasses.replace(v, kyc_required=before.get(v.name, v.kyc_required))
+                                                 for v in scenario.venues])
 
 
 def account_rules(model, idx: np.ndarray, v: int):
@@ -108,15 +117,21 @@ def settle(model) -> None:
     closeout = np.zeros((k, len(traders)))
     factor = np.ones((k, len(traders)))
     limit = np.full((k, len(traders)), np.inf)
+    rule_cap = np.full((k, len(traders)), np.inf)
     for v in np.flatnonzero(choosable):
         d, cap, co, f, lim = account_rules(model, traders, v)
         venue_cap = initial_margin_leverage(vb, np.full(len(traders), v), notional, tb.weight[traders])
         denied[v], allowed[v], closeout[v], factor[v], limit[v] = d, np.minimum(cap, venue_cap), co, f, lim
+        rule_cap[v] = cap
     cur = tb.venue[traders].astype(int)
     col = np.arange(len(traders))
     wanted = wanted * factor[cur, col]
+    # a position opened at a worse entry than the start price carries more leverage than was
+    # chosen: a rule's cap binds on the leverage the position has
+    with np.errstate(divide="ignore"):
+        effective = np.where(equity > 0, notional / equity, np.inf)
     affected = denied[cur, col] | (allowed[cur, col] < wanted - 1e-12) | (factor[cur, col] != 1.0) \
-        | (notional / tb.weight[traders] > limit[cur, col])
+        | (notional / tb.weight[traders] > limit[cur, col]) | (effective > rule_cap[cur, col] * (1 + 1e-12))
     # utility of each venue for each affected account
     rng_u = model.choice_draw(traders, "gumbel", k)
     fee = np.array([r.taker_fee for r in vb.rules])[:, None]
@@ -163,8 +178,10 @@ def settle(model) -> None:
         model.market._trade(np.array([row]), np.array([-delta[v]]), np.array([price[v]]))
     model.engine.refresh(traders)
     tb.liq_price[traders] = liquidation_price(tb, vb, traders)
-    for mod in model.policies:  # a venue the rules created takes effect when traders use it
-        if any(np.any(tb.venue == vb.names.index(name)) for name in mod.created):
+    _count_closeouts(model, traders)
+    held = traders[tb.size[traders] != 0]
+    for mod in model.policies:  # a venue the rules created takes effect when traders use it (not its own book rows)
+        if any(np.any(tb.venue[held] == vb.names.index(name)) for name in mod.created):
             mod.effects += 1
 
 
@@ -184,3 +201,21 @@ def _count_effects(model, acc: np.ndarray, venue: np.ndarray) -> None:
                 hit |= bool(mod.account_mask(tb, idx).any())
             if hit:
                 mod.effects += 1
+
+
+def _count_closeouts(model, traders: np.ndarray) -> None:
+    """Credit every close-out module whose level raises some account's maintenance above
+    its venue's own (an account need not be repositioned for its close-out level to bind)."""
+    tb, vb = model.tb, model.vb
+    held = traders[tb.size[traders] != 0]
+    price = model.market.prices()
+    notional = np.abs(tb.size[held]) * price[tb.venue[held]]
+    rate = tier_lookup(vb, tb.venue[held], notional / tb.weight[held])[0]
+    for mod in model.policies:
+        level = mod.closeout_level()
+        if level is None:
+            continue
+        on = np.array([mod.target.venue_matches(r) for r in vb.rules], dtype=bool)[tb.venue[held]]
+        binds = on & mod.account_mask(tb, held) & (level / tb.lev_cap[held] > rate)
+        if binds.any():
+            mod.effects += 1

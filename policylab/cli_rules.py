@@ -26,8 +26,11 @@ def policies_list() -> None:
     found = available_modules()
     width = max(len(n) for n in found)
     for name in sorted(found):
-        cls = resolve_module(name, Path("."), name)
-        click.echo(f"{name:<{width}}  {cls.title}")
+        try:
+            title = resolve_module(name, Path("."), name).title
+        except InputError as e:  # one broken plugin does not hide the others
+            title = f"(cannot be loaded: {str(e).split(': ', 1)[1]})"
+        click.echo(f"{name:<{width}}  {title}")
 
 
 @policies.command("show")

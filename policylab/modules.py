@@ -35,6 +35,12 @@ class LeverageCap(Policy):
     def leverage_cap(self):
         return self.max_leverage
 
+    def account_mask(self, tb, idx):
+        mask = super().account_mask(tb, idx)
+        if self.above_notional_usd > 0:  # a notional tier: only positions at least this large (per real account)
+            mask &= np.abs(tb.size[idx]) * tb.entry[idx] >= self.above_notional_usd * tb.weight[idx]
+        return mask
+
 
 class NewAccountCap(LeverageCap):
     """Caps leverage for accounts younger than an age."""
@@ -193,8 +199,8 @@ class InsuranceFundRules(Policy):
 
     def venue_rules(self, venue):
         out = {}
-        if "initial_usd" in self.given:
-            out["insurance_fund_usd"] = self.initial_usd
+        if "initial_usd" in self.given:  # a minimum: a venue's larger fund stays as it is
+            out["insurance_fund_usd"] = max(self.initial_usd, venue.insurance_fund_usd)
         if "fee_to_fund" in self.given:
             out["fee_to_fund"] = self.fee_to_fund
         return out

@@ -178,6 +178,7 @@ class Policy:
         self.target = dataclasses.replace(target, venues=target.venues or self.default_venues,
                                           classes=target.classes or self.default_classes)
         self.rule_set = rule_set
+        self.where = ""  # where the module is configured (file:line: modules[i]), for messages
         self.effects = 0  # times the rule bound during a run (counted by the model)
         self.created: list[str] = []  # names of the venues this module added
         declared = self.params()
@@ -250,8 +251,8 @@ def merge_venue_rules(venue, modules: list[Policy]) -> tuple[dict[str, Any], lis
         if rule == "equal":
             if len(set(values)) > 1:
                 a, b = items[0], next(i for i in items if i[0] != items[0][0])
-                raise PolicyError(f"venue {venue.name}: {key} is {a[0]!r} in {a[1].rule_set or '?'}:{a[1].name} "
-                                  f"but {b[0]!r} in {b[1].rule_set or '?'}:{b[1].name}; they contradict")
+                raise PolicyError(f"venue {venue.name}: {key} is {a[0]!r} in {_who(a[1])} "
+                                  f"but {b[0]!r} in {_who(b[1])}; they contradict")
             value = values[0]
         elif rule is any:
             value = any(values)
@@ -262,6 +263,12 @@ def merge_venue_rules(venue, modules: list[Policy]) -> tuple[dict[str, Any], lis
             fields[key] = value
             changed += [m for v, m in items if v == value]
     return fields, changed
+
+
+def _who(mod: Policy) -> str:
+    """rule set:module, and where it is configured if known."""
+    where = getattr(mod, "where", "")
+    return f"{mod.rule_set or '?'}:{mod.name}" + (f" ({where})" if where else "")
 
 
 def describe_class(cls: type[Policy]) -> dict:

@@ -47,9 +47,12 @@ class ModuleSpec:
     cls: type[Policy]
     params: dict
     target: Target
+    where: str = ""  # file:line: modules[i], for messages
 
     def instantiate(self, rule_set: str) -> Policy:
-        return self.cls(target=self.target, rule_set=rule_set, **self.params)
+        policy = self.cls(target=self.target, rule_set=rule_set, **self.params)
+        policy.where = self.where
+        return policy
 
 
 @dataclass
@@ -196,6 +199,8 @@ def parse_rules(text: str, where: str, base_dir: Path) -> RuleSet:
         mark = getattr(e, "problem_mark", None)
         line = f"{mark.line + 1}:" if mark else ""
         raise InputError(f"{where}:{line} not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    except ValueError as e:  # a scalar YAML cannot construct, e.g. the date 2021-02-30
+        raise InputError(f"{where}:{_unconstructible_line(text)} not valid YAML ({e})") from None
     lines = _Lines(text)
     at = lambda *path: lines.at(where, path)  # noqa: E731
     if not isinstance(data, dict):
@@ -255,10 +260,34 @@ def parse_rules(text: str, where: str, base_dir: Path) -> RuleSet:
             path = e.args[0].split(":")[0].split(".")
             raise InputError(f"{at('modules', i, *path)}: {e.args[0].split(': ', 1)[1]}") from None
         params = {k: _number(v) for k, v in params.items()}
-        specs.append(ModuleSpec(module=str(md["module"]), cls=cls, params=params, target=target))
+        specs.append(ModuleSpec(module=str(md["module"]), cls=cls, params=params, target=target,
+                                where=at("modules", i)))
     return RuleSet(name=data["name"], title=data["title"], description=str(data.get("description", "")).strip(),
                    jurisdiction=data.get("jurisdiction", ""), effective_date=date, sources=sources,
                    modules=specs, path=where)
+
+
+def _unconstructible_line(text: str) -> str:
+    """``N:``, the line of the first scalar safe_load cannot construct (empty if none is found)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        stack = [loader.get_single_node()]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, yaml.ScalarNode):
+                try:
+                    loader.construct_object(node)
+                except ValueError:
+                    return f"{node.start_mark.line + 1}:"
+            elif isinstance(node, yaml.MappingNode):
+                stack.extend(reversed([n for pair in node.value for n in pair]))  # in document order
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(reversed(node.value))
+    except yaml.YAMLError:
+        pass
+    finally:
+        loader.dispose()
+    return ""
 
 
 def _number(v):

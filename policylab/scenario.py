@@ -142,7 +142,7 @@ def load_scenario(name_or_path: str) -> Scenario:
 def _read_yaml(text: str, where: str):
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError) as e:  # ValueError: a scalar YAML cannot construct (2021-02-30)
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
         raise InputError(f"{where}:{line} not valid YAML ({getattr(e, 'problem', e)})") from None
