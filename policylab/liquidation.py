@@ -170,11 +170,7 @@ class LiquidationEngine:
         self._realise_coin(closed)
         # 4b. negative equity after close: the fund covers it, or the trader owes it
         d_all = np.where(flat, np.maximum(-tb.cash[idx], 0.0), 0.0)
-        cov = idx[(d_all > 0) & vb.nbp[tb.venue[idx]]]
-        if len(cov):
-            amount = -tb.cash[cov]
-            tb.cash[cov] = 0.0
-            vb.fund -= np.bincount(tb.venue[cov], weights=amount, minlength=len(vb.rules))
+        self.cover_negative(closed)
         tb.stop[closed] = np.nan
         liq_whole = is_liq & whole
         liq_part = is_liq & ~whole
@@ -184,6 +180,16 @@ class LiquidationEngine:
         self.refresh(idx)
         self._vault_solvency(step, rnd)
         return acted, int(waiting.sum())
+
+    def cover_negative(self, idx: np.ndarray) -> None:
+        """Negative balance protection: the fund makes a flat account's negative cash whole
+        (on venues without it, the trader keeps the debt)."""
+        tb, vb = self.tb, self.vb
+        cov = idx[(tb.size[idx] == 0) & (tb.cash[idx] < 0) & vb.nbp[tb.venue[idx]] & ~self.protocol[idx]]
+        if len(cov):
+            amount = -tb.cash[cov]
+            tb.cash[cov] = 0.0
+            vb.fund -= np.bincount(tb.venue[cov], weights=amount, minlength=len(vb.rules))
 
     def _vault_solvency(self, step: int, rnd: int) -> None:
         """A backstop vault whose equity turns negative is itself auto-deleveraged

@@ -202,6 +202,7 @@ class MarketModel(mesa.Model):
                 uidx, inv = np.unique(idx, return_inverse=True)
                 udq = self._within_oi_caps(uidx, np.bincount(inv, weights=dq))
                 mkt.execute(uidx, udq)
+                engine.cover_negative(uidx)  # an account that closed under water
                 engine.refresh(uidx)
             self.rounds[t] = self._cascade(t)
         # 5. bookkeeping
@@ -243,9 +244,9 @@ class MarketModel(mesa.Model):
         time_s = t * step_seconds
         active_rounds = 0
         for rnd in range(prm.max_rounds):
-            acted, waiting = engine.run_round(near, time_s + rnd * prm.round_seconds, t, rnd)
-            self.arbitrageurs.act()
+            self.arbitrageurs.act()  # first, so the round's check sees every price move
             engine.refresh(arb_rows)
+            acted, waiting = engine.run_round(near, time_s + rnd * prm.round_seconds, t, rnd)
             if acted:
                 active_rounds += 1
             elif not waiting or (rnd + 1) * prm.round_seconds >= step_seconds:

@@ -153,8 +153,9 @@ class KYCTravelRule(Policy):
 
 
 class OffshoreAccessEnforcement(Policy):
-    """Blocks the named jurisdictions from the targeted venues; geo-blocking is only
-    partly enforced, so a share of blocked traders still reach them."""
+    """Enforces the blocks of the targeted venues (the venues' own blocked jurisdictions
+    plus those named); geo-blocking is only partly enforced, so a share of blocked
+    traders still reach them."""
 
     name, title = "offshore_access_enforcement", "Offshore access enforcement"
     source = "geo-blocking practice of offshore venues (Binance blocks US persons)"
@@ -166,7 +167,8 @@ class OffshoreAccessEnforcement(Policy):
 
     def denies(self, model, tb, idx, venue):
         from .venues import JURISDICTIONS
-        blocked = np.isin(tb.juris[idx], [JURISDICTIONS.index(j) for j in self.blocked])
+        names = set(self.blocked) | set(venue.blocked_jurisdictions)  # plus the venue's own blocks
+        blocked = np.isin(tb.juris[idx], [JURISDICTIONS.index(j) for j in names])
         evades = model.choice_draw(idx, "geo_evasion") < self.leakage
         return self.account_mask(tb, idx) & blocked & ~evades
 

@@ -262,9 +262,6 @@ def test_negative_balance_protection(no_protection):
     assert m.warnings() == []
 
 
-@pytest.mark.xfail(strict=True, reason="model defect: a trader whose equity is already negative when the step's "
-                   "voluntary orders execute (before the cascade) closes at market and keeps the debt; negative "
-                   "balance protection is applied only to closes by the liquidation engine")
 def test_negative_balance_protection_covers_voluntary_closes_under_water(no_protection):
     m = model(no_protection, rule_set("- module: negative_balance_protection\n"), seed=2, run_it=True)
     rows = trader_rows(m)
