@@ -9,7 +9,11 @@
    position carries), chooses among the venues it can reach (or quitting) by utility:
 
        U(v) = w_lev * log(allowed / wanted) - w_fee * taker fee - KYC friction (if unverified)
-              - switching cost (v != current) + onshore trust (regulated venues) + Gumbel noise
+              - switching cost (v != current) + onshore trust (regulated venues) + Gumbel taste
+
+   Its current venue is a revealed preference: its taste for it is raised until, under
+   the rules as they were, staying was its best choice; so only what the rules change
+   moves anyone.
 
    The chosen venue takes the account's equity at its allowed leverage; an account that
    quits keeps its money and holds no position. Each venue's book absorbs the change in
@@ -23,7 +27,7 @@ import dataclasses
 
 import numpy as np
 
-from .book import CLASSES
+from .book import CLASSES, VenueBook
 from .margin import initial_margin_leverage, liquidation_price, tier_lookup
 from .policy import Policy, merge_venue_rules
 from .scenario import Scenario
@@ -132,17 +136,20 @@ def settle(model) -> None:
         effective = np.where(equity > 0, notional / equity, np.inf)
     affected = denied[cur, col] | (allowed[cur, col] < wanted - 1e-12) | (factor[cur, col] != 1.0) \
         | (notional / tb.weight[traders] > limit[cur, col]) | (effective > rule_cap[cur, col] * (1 + 1e-12))
-    # utility of each venue for each affected account
-    rng_u = model.choice_draw(traders, "gumbel", k)
-    fee = np.array([r.taker_fee for r in vb.rules])[:, None]
+    # utility of each venue for each account, under the rules and as it was before them
+    taste = prm.noise * -np.log(-np.log(model.choice_draw(traders, "gumbel", k)))
     kyc_venue = np.array([r.kyc_required for r in vb.rules])[:, None]
-    onshore = np.array([not r.offshore for r in vb.rules])[:, None]
-    with np.errstate(divide="ignore"):  # venues that cannot be chosen have no allowed leverage
-        gain = np.log(np.minimum(allowed, wanted) / wanted)
-    u = (prm.leverage_weight * gain - prm.fee_weight * fee - prm.kyc_friction * (kyc_venue & ~tb.kyc[traders])
-         - prm.switching_cost * (np.arange(k)[:, None] != cur) + prm.onshore_trust * onshore
-         + prm.noise * -np.log(-np.log(rng_u)))
+    u = _utility(prm, vb.rules, allowed, wanted, tb.kyc[traders], cur, taste)
     u[denied | ~choosable[:, None]] = -np.inf
+    # revealed preference: each account's venue was its best choice before the rules, so
+    # its taste for it is raised until it was; only what the rules change moves anyone
+    before = {v.name: v for v in model.unruled.venues}
+    vb0 = VenueBook([before.get(r.name, r) for r in vb.rules])
+    cap0 = np.vstack([initial_margin_leverage(vb0, np.full(len(traders), v), notional, tb.weight[traders])
+                      for v in range(k)])
+    u0 = _utility(prm, vb0.rules, cap0, tb.leverage[traders], tb.kyc[traders], cur, taste)
+    u0[~choosable | ~np.array([r.name in before for r in vb.rules])] = -np.inf
+    u[cur, col] += np.maximum(u0.max(axis=0) - u0[cur, col], 0.0)
     best = np.argmax(u, axis=0)
     quits = affected & (u[best, col] < prm.quit_utility)
     moves = affected & ~quits & (best != cur)
@@ -183,6 +190,18 @@ def settle(model) -> None:
     for mod in model.policies:  # a venue the rules created takes effect when traders use it (not its own book rows)
         if any(np.any(tb.venue[held] == vb.names.index(name)) for name in mod.created):
             mod.effects += 1
+
+
+def _utility(prm, venues, allowed: np.ndarray, wanted: np.ndarray, verified: np.ndarray, cur: np.ndarray,
+             taste: np.ndarray) -> np.ndarray:
+    """(venues x accounts) utility of trading on each venue (see the module docstring)."""
+    fee = np.array([r.taker_fee for r in venues])[:, None]
+    kyc = np.array([r.kyc_required for r in venues])[:, None]
+    onshore = np.array([not r.offshore for r in venues])[:, None]
+    with np.errstate(divide="ignore"):  # venues that cannot be chosen have no allowed leverage
+        gain = np.log(np.minimum(allowed, wanted) / wanted)
+    return (prm.leverage_weight * gain - prm.fee_weight * fee - prm.kyc_friction * (kyc & ~verified)
+            - prm.switching_cost * (np.arange(len(venues))[:, None] != cur) + prm.onshore_trust * onshore + taste)
 
 
 def _count_effects(model, acc: np.ndarray, venue: np.ndarray) -> None:

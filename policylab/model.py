@@ -48,7 +48,7 @@ class MarketModel(mesa.Model):
         super().__init__(rng=seed)
         self.rule_sets = list(rules)
         self.policies = [p for rs in self.rule_sets for p in rs.policies()]
-        unruled = scenario
+        self.unruled = unruled = scenario
         try:
             scenario = choice.configure_venues(scenario, self.policies)
         except (PolicyError, ValueError) as e:
