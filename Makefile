@@ -3,17 +3,42 @@ PYTHON ?= python3.12
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install clean
+# Debian packages the PDF brief needs: WeasyPrint's libraries (pango, harfbuzz, fontconfig),
+# the DejaVu fonts the brief's CSS names, and poppler-utils (pdftotext, pdftoppm) for the
+# report tests. Installed with apt-get only when one is missing (run as root or with sudo).
+SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 libfontconfig1 \
+	fonts-dejavu-core poppler-utils
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test install system clean
+
+system:
+	@if ! command -v dpkg-query >/dev/null 2>&1; then \
+	  echo "not a Debian system: install pango, harfbuzz, fontconfig, DejaVu fonts and poppler-utils yourself"; \
+	else \
+	  missing=$$(for p in $(SYSTEM_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing system packages:" $$missing; \
+	    $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+install: system $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 
+# The standard comparison: every shipped rule set against the 2025 status quo on the
+# 10 October 2025 scenario (30 seeds), then its brief (brief.pdf and brief.html).
+RULE_SETS := $(filter-out status-quo-2025,$(basename $(notdir $(wildcard policies/*.yaml))))
+DEMO_OUT := outputs/october-2025-standard
+
 demo: install
-	$(BIN)/policylab run --scenario october-2025 --seed 1 --out outputs/october-2025-seed1
+	$(BIN)/policylab compare $(RULE_SETS) --scenario october-2025 --out $(DEMO_OUT)
+	$(BIN)/policylab report $(DEMO_OUT)
 
 test: install
 	$(BIN)/python -m pytest

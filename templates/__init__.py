@@ -1,0 +1,1 @@
+"""Default brief templates (jinja2 HTML and CSS), installed as ``policylab.templates``."""

@@ -1,0 +1,353 @@
+"""Briefs: a real comparison's results folder rendered to HTML and PDF, the numbers the
+PDF shows, self-containment, escaping, custom templates, failed runs and bad input."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import policylab
+from policylab import findings, report
+from policylab.cli import cli
+
+TRADERS = 600
+SEEDS = 5
+MARKUP_TITLE = '<script>alert("x")</script> & <b>bold</b> caps'
+MARKUP_RULES = f"""
+name: markup-caps
+title: '{MARKUP_TITLE}'
+description: A 5x retail leverage cap whose title holds markup.
+jurisdiction: test
+effective_date: 2026-01-01
+sources:
+  - {{citation: "A source with a link", url: "https://example.org/rule"}}
+  - {{citation: "A source with a script link", url: "javascript:alert(1)"}}
+modules:
+  - module: leverage_cap
+    target: {{classes: [retail]}}
+    params: {{max_leverage: 5}}
+"""
+FLAKY_MODULE = '''
+from policylab.policy import Param, Policy
+
+
+class Flaky(Policy):
+    name, title, source = "flaky", "A module that fails on one seed", "a test"
+    fail_seed = Param(1, "seed", "seed on which it fails", lo=0, hi=1000)
+
+    def on_step(self, model):
+        if model.seed == self.fail_seed and model.steps > 3:
+            raise ZeroDivisionError("flaky module")
+'''
+
+
+def squash(text: str) -> str:
+    """Text without whitespace, so line wrapping in the PDF does not matter."""
+    return re.sub(r"\s+", "", text)
+
+
+@pytest.fixture(scope="module")
+def folder(flash_path, tmp_path_factory):
+    """A real comparison: Japan's 2x cap, a rule set with markup in its title and one whose
+    module fails on seed 1, against the status quo; then its brief via the CLI."""
+    d = tmp_path_factory.mktemp("rules")
+    (d / "markup.yaml").write_text(MARKUP_RULES)
+    (d / "flaky.py").write_text(FLAKY_MODULE)
+    (d / "flaky.yaml").write_text("name: flaky\ntitle: Flaky\nmodules:\n  - module: flaky.py:Flaky\n")
+    out = tmp_path_factory.mktemp("cmp") / "results"
+    policylab.compare(["japan-2020-2x", str(d / "markup.yaml"), str(d / "flaky.yaml")], str(flash_path), SEEDS,
+                      traders=TRADERS, out=out, workers=1)
+    res = CliRunner().invoke(cli, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines() == [f"brief written to {out / 'brief.html'}", f"brief written to {out / 'brief.pdf'}"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def rendered(folder):
+    """The folder's template context, computed once, and every figure axis's labels."""
+    import matplotlib.pyplot as plt
+
+    labels, real_close = [], plt.close
+
+    def spy(fig=None):
+        labels.extend((ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes if ax.get_visible())
+        real_close(fig)
+
+    plt.close = spy
+    try:
+        ctx = report.context(report.load(folder))
+    finally:
+        plt.close = real_close
+    return ctx, labels
+
+
+@pytest.fixture(scope="module")
+def html(folder):
+    return (folder / "brief.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def pdf_text(folder):
+    return subprocess.run(["pdftotext", "-enc", "UTF-8", str(folder / "brief.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+# ------------------------------------------------------------------ content
+def test_pdf_holds_every_rule_set_name_and_the_table_numbers_as_formatted(folder, pdf_text):
+    res = report.load(folder)
+    text = squash(pdf_text)
+    assert res.order == ["status-quo-2025", "japan-2020-2x", "markup-caps", "flaky"]
+    for name in res.order:
+        assert name in text
+    head, _ = report.side_by_side(res.summary, res.order)
+    cells = 0
+    for section in head:
+        assert squash(section["title"]) in text
+        for row in section["rows"]:
+            assert squash(row["label"]) in text
+            for name in res.order:
+                c = row["cells"][name]
+                for part in ("value", "spread") if name == res.baseline else ("value", "spread", "diff", "diff_range"):
+                    assert squash(c[part]) in text, (row["metric"], name, part, c[part])
+                cells += 1
+    assert cells >= 25 * len(res.order)
+    liq = res.summary.set_index(["rule_set", "metric"]).loc[("status-quo-2025", "liquidated_usd")]
+    assert findings.fmt_value(liq["mean"], "USD") in pdf_text
+
+
+def test_first_page_has_question_scenario_rule_sets_date_and_findings(folder, rendered, pdf_text):
+    first = pdf_text.split("\f")[0]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for needed in ("The question.", "Test: a two-hour flash crash", "status-quo-2025", "japan-2020-2x", "markup-caps",
+                   "flaky", "baseline", "Key findings", report._date(manifest["finished"])):
+        assert needed in first, needed
+    sentences = rendered[0]["findings"]
+    assert 3 <= len(sentences) <= 6
+    for s in sentences:
+        assert squash(s) in squash(first)
+    assert "90% interval" in " ".join(sentences)
+
+
+def test_html_is_one_self_contained_file(html):
+    class Resources(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.refs, self.tags = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            for k, v in attrs:
+                if k in ("src", "srcset", "data", "poster", "background") or (k == "href" and tag != "a"):
+                    self.refs.append((tag, k, v))
+
+    parser = Resources()
+    parser.feed(html)
+    assert "script" not in parser.tags and "link" not in parser.tags and "iframe" not in parser.tags
+    assert parser.refs and all(v.startswith("data:image/png;base64,") for _, _, v in parser.refs)
+    assert sum(t == "img" for t in parser.tags) == 6
+    assert "@import" not in html and not re.search(r"url\(\s*['\"]?(?!data:)", html)
+    assert re.search(r"<style>.*@page.*DejaVu Sans", html, re.S)
+
+
+def test_markup_in_a_rule_set_title_renders_as_text(html, pdf_text):
+    assert "<script" not in html and "<b>bold" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt; caps" in html
+    assert squash(MARKUP_TITLE) in squash(pdf_text)
+    assert 'href="https://example.org/rule"' in html and "javascript:" not in html.split("A source with a script")[0][-200:]
+    assert 'href="javascript' not in html
+
+
+def test_failed_runs_are_reported_and_left_out(folder, html, pdf_text):
+    failed = pd.read_parquet(folder / "failed.parquet")
+    assert list(failed["rule_set"]) == ["flaky"] and list(failed["seed"]) == [1]
+    assert squash(f"1 of {4 * SEEDS} runs failed") in squash(pdf_text)
+    assert "Incomplete results." in pdf_text
+    assert squash("flaky 1 ZeroDivisionError: flaky module") in squash(pdf_text)
+    assert "4 runs finished" in html
+
+
+def test_odd_methodology_is_generated_from_the_scenario_and_model(pdf_text):
+    text = squash(pdf_text)
+    for needed in ("1. Overview", "2. Design concepts", "3. Details", "Process overview and scheduling",
+                   "the cascade: rounds of liquidations", "offshore_dex", "Hyperliquid", "40x; 20x from $150M",
+                   "0:30 to 0:50", "stablecoin collateral worth $0.7 on cex", "RetailSpeculators",
+                   "Assumptions and limitations", "Reproducibility", "configuration hash"):
+        assert squash(needed) in text, needed
+
+
+def test_figures_are_labelled_with_units(rendered):
+    ctx, labels = rendered
+    assert [f.id for f in ctx["figures"]] == ["fig-prices", "fig-liquidations-time", "fig-liquidations-split",
+                                              "fig-shares", "fig-retail", "fig-trade-off"]
+    unit = re.compile(r"\((USD( thousands| millions| billions)?|%)\)$|^hours from start$|^USD( thousands| millions| "
+                      r"billions)?$|^% of retail accounts$")
+    quantitative = [lab for pair in labels for lab in pair if lab]
+    assert len(quantitative) >= 12 and all(unit.search(lab) for lab in quantitative), quantitative
+
+
+# ------------------------------------------------------------------ options and templates
+def test_template_override_takes_effect_and_missing_blocks_fall_back(folder, tmp_path):
+    custom = tmp_path / "brand"
+    (custom / "partials").mkdir(parents=True)
+    (custom / "partials" / "cover.html").write_text("<section><h1>{{ title }}</h1><p>ACME Policy Unit</p></section>")
+    (custom / "brief.html").write_text('{% extends "default/brief.html" %}'
+                                       "{% block limitations %}<p>CUSTOM-LIMITS</p>{% endblock %}")
+    out = tmp_path / "copy"
+    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("brief.*"))
+    res = CliRunner().invoke(cli, ["report", str(out), "--format", "html", "--template-dir", str(custom),
+                                   "--title", "Branded <brief>"])
+    assert res.exit_code == 0, res.output
+    assert not (out / "brief.pdf").exists()
+    html = (out / "brief.html").read_text()
+    assert "ACME Policy Unit" in html and "CUSTOM-LIMITS" in html and "The question." not in html
+    assert "Assumptions and limitations" not in html
+    assert "Side by side" in html and "Methodology (ODD protocol)" in html and "Reproducibility" in html
+    assert "<h1>Branded &lt;brief&gt;</h1>" in html
+
+
+def test_letter_paper_and_landscape_table_pages(folder, tmp_path):
+    out = tmp_path / "letter"
+    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("brief.*"))
+    res = CliRunner().invoke(cli, ["report", str(out), "--format", "pdf", "--paper", "letter"])
+    assert res.exit_code == 0, res.output
+    assert not (out / "brief.html").exists()
+    info = subprocess.run(["pdfinfo", "-f", "1", "-l", "2", str(out / "brief.pdf")], capture_output=True, text=True,
+                          check=True).stdout
+    sizes = re.findall(r"Page\s+\d+ size:\s+([\d.]+) x ([\d.]+) pts", info)
+    assert [(round(float(w)), round(float(h))) for w, h in sizes] == [(612, 792), (792, 612)]
+
+
+def _run(args):
+    res = CliRunner().invoke(cli, args)
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_bad_input_from_the_console_has_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "policylab", "report", str(tmp_path / "missing")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"error: {tmp_path / 'missing'}: not a folder; allowed: the results folder of `policylab compare`\n"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "summary.csv").unlink(), r"summary\.csv: missing"),
+    (lambda d: (d / "manifest.json").write_text("{not json"), r"manifest\.json: cannot be read"),
+    (lambda d: (d / "runs.parquet").write_bytes(b"PAR1 truncated"), r"runs\.parquet: cannot be read"),
+    (lambda d: pd.read_csv(d / "summary.csv").drop(columns=["diff_lo"]).to_csv(d / "summary.csv", index=False),
+     r"summary\.csv: missing diff_lo"),
+    (lambda d: (d / "manifest.json").write_text(json.dumps({"baseline": "nope", "seeds": [0]})),
+     r"baseline 'nope' is not in rule_sets\.json"),
+])
+def test_bad_results_folder_is_one_line_exit_2_and_writes_nothing(folder, tmp_path, damage, message):
+    out = tmp_path / "bad"
+    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("brief.*"))
+    damage(out)
+    code, stdout, stderr = _run(["report", str(out)])
+    assert code == 2 and stdout == ""
+    assert len(stderr.splitlines()) == 1 and stderr.startswith("error: ") and re.search(message, stderr), stderr
+    assert not [p for p in out.iterdir() if p.name.startswith((".brief", "brief"))]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "html,docx"], "--format: got 'html,docx'; allowed: html, pdf"),
+    (["--paper", "a3"], "'a3' is not one of 'a4', 'letter'"),
+    (["--template-dir", "/nonexistent/brand"], "--template-dir: /nonexistent/brand is not a folder"),
+    (["--title"], "Option '--title' requires an argument"),
+])
+def test_bad_options_are_one_line_exit_2(folder, args, message):
+    code, stdout, stderr = _run(["report", str(folder), *args])
+    assert code == 2 and len(stderr.splitlines()) == 1 and message in stderr, stderr
+
+
+def test_broken_custom_template_is_one_line_exit_2(folder, rendered, tmp_path):
+    (tmp_path / "partials").mkdir()
+    (tmp_path / "partials" / "cover.html").write_text("<h1>{{ title }}</h1>\n{{ oops( }}")
+    code, _, stderr = _run(["report", str(folder), "--template-dir", str(tmp_path)])
+    assert code == 2 and len(stderr.splitlines()) == 1, stderr
+    assert re.match(r"error: .*partials/cover\.html:2: template error: unexpected", stderr), stderr
+    (tmp_path / "partials" / "cover.html").write_text("{{ nope }}")
+    with pytest.raises(report.InputError, match="template error: 'nope' is undefined"):
+        report.render_html(rendered[0], tmp_path)
+    (tmp_path / "partials" / "cover.html").write_text('{% include "partials/missing.html" %}')
+    with pytest.raises(report.InputError, match="template 'partials/missing.html' not found"):
+        report.render_html(rendered[0], tmp_path)
+
+
+def test_a_failing_pdf_render_leaves_no_file(folder, rendered, tmp_path, monkeypatch):
+    out = tmp_path / "atomic"
+    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("brief.*"))
+
+    def boom(html):
+        raise RuntimeError("renderer crashed")
+
+    monkeypatch.setattr(report, "context", lambda res, **kwargs: rendered[0])
+    monkeypatch.setattr(report, "render_pdf", boom)
+    with pytest.raises(RuntimeError):
+        report.write_brief(out)
+    assert not [p for p in out.iterdir() if "brief" in p.name]
+
+
+def test_templates_ship_in_the_wheel(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
+                   check=True, capture_output=True)
+    names = set(zipfile.ZipFile(next(tmp_path.glob("policylab-*.whl"))).namelist())
+    shipped = {f"policylab/templates/{p.relative_to(root / 'templates').as_posix()}"
+               for p in (root / "templates").rglob("*") if p.suffix in (".html", ".css")}
+    assert {"policylab/templates/brief.html", "policylab/templates/partials/cover.html"} <= shipped <= names
+
+
+# ------------------------------------------------------------------ findings and formats
+def _summary(rows):
+    cols = ["rule_set", "metric", "unit", "direction", "description", "n", "mean", "median", "p05", "p95",
+            "baseline", "diff_mean", "diff_lo", "diff_hi", "improvement"]
+    return pd.DataFrame([dict(zip(cols, r)) for r in rows], columns=cols)
+
+
+def test_findings_claim_nothing_whose_interval_includes_zero():
+    base, a, b = "status-quo-2025", "cap", "noise"
+    rows = [
+        (base, "liquidated_usd", "USD", "lower_is_better", "", 30, 10e9, 10e9, 8e9, 12e9, 10e9, 0, None, None, "n/a"),
+        (base, "index_drawdown", "fraction", "lower_is_better", "", 30, 0.15, 0.15, 0.12, 0.18, 0.15, 0, None, None, "n/a"),
+        (base, "volume_usd", "USD", "higher_is_better", "", 30, 50e9, 50e9, 40e9, 60e9, 50e9, 0, None, None, "n/a"),
+        (a, "liquidated_usd", "USD", "lower_is_better", "", 30, 6e9, 6e9, 5e9, 7e9, 10e9, -4e9, -4.5e9, -3.5e9, "better"),
+        (a, "index_drawdown", "fraction", "lower_is_better", "", 30, 0.14, 0.14, 0.1, 0.17, 0.15, -0.01, -0.03, 0.01,
+         "no difference"),
+        (a, "volume_usd", "USD", "higher_is_better", "", 30, 40e9, 40e9, 30e9, 50e9, 50e9, -10e9, -12e9, -8e9, "worse"),
+        (b, "liquidated_usd", "USD", "lower_is_better", "", 30, 9.9e9, 9.9e9, 8e9, 12e9, 10e9, -0.1e9, -0.3e9, 0.1e9,
+         "no difference"),
+        (b, "volume_usd", "USD", "higher_is_better", "", 30, 50e9, 50e9, 40e9, 60e9, 50e9, 0.2e9, -0.1e9, 0.5e9,
+         "no difference"),
+        (base, "open_interest_start_usd", "USD", "neutral", "", 30, 90e9, 90e9, 90e9, 90e9, 90e9, 0, None, None, "n/a"),
+        (b, "bad_debt_usd", "USD", "lower_is_better", "", 30, 0, 0, 0, 0, 86, -86, -195, -8, "better"),  # immaterial
+    ]
+    titles = {base: "Status quo", a: "A cap", b: "Noise"}
+    out = findings.key_findings(_summary(rows), titles, base, 30)
+    assert 3 <= len(out) <= 6
+    assert out[0].startswith("Under the baseline, Status quo, the scenario averages liquidated notional of $10.0B "
+                             "(5th to 95th percentile over seeds: $8.00B to $12.0B)")
+    assert out[1] == ("Under A cap (cap): liquidated notional down $4.00B from $10.0B (90% interval −$4.50B to "
+                      "−$3.50B); the cost: traded volume down $10.0B from $50.0B (90% interval −$12.0B to −$8.00B).")
+    assert "drawdown" not in out[1]
+    assert out[2] == ("Noise (noise): no headline metric differs from the baseline by a material amount with a 90% "
+                      "interval that excludes zero.")
+    assert not any("Noise" in s for s in out[:2])
+
+
+@pytest.mark.parametrize("value, unit, text, diff", [
+    (9.73e9, "USD", "$9.73B", "+$9.73B"), (-586.64e6, "USD", "−$587M", "−$587M"), (999.6, "USD", "$1.00K", "+$1.00K"),
+    (0.4712, "fraction", "47.1%", "+47.1 pp"), (1.94, "ratio", "1.94x", "+1.94"), (90333.4, "accounts", "90,333", "+90,333"),
+    (8.5, "rounds", "8.5", "+8.5"), (12.0, "minutes", "12 min", "+12 min"), (float("nan"), "USD", "n/a", "n/a"),
+])
+def test_formats(value, unit, text, diff):
+    assert findings.fmt_value(value, unit) == text
+    assert findings.fmt_diff(value, unit) == diff
