@@ -33,7 +33,7 @@ import jinja2
 import pandas as pd
 import pyarrow
 
-from . import __version__, figures, findings, odd
+from . import __version__, calibration, figures, findings, odd
 from .errors import InputError
 
 FORMATS = ("html", "pdf")
@@ -305,7 +305,21 @@ def context(res: Results, title: str | None = None, paper: str = "a4") -> dict:
         "reproducibility": reproducibility(res),
         "failed_runs": failed_runs,
         "total_runs": m.get("runs", len(order) * seeds),
+        "calibration": calibration_check(res),
     }
+
+
+def calibration_check(res: Results) -> list[dict]:
+    """The scenario's calibration targets on the baseline's runs, when the baseline is the
+    2025 status quo the targets describe (empty otherwise)."""
+    name = res.scenario.get("name")
+    if res.baseline != "status-quo-2025" or name not in calibration.TARGETS:
+        return []
+    base = res.runs[res.runs["rule_set"] == res.baseline]
+    if base.empty:
+        return []
+    wide = base.pivot_table(index="seed", columns="metric", values="value", aggfunc="first")
+    return calibration.evaluate(name, wide).to_dict("records")
 
 
 # ------------------------------------------------------------------------ rendering
