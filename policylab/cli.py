@@ -185,6 +185,7 @@ class _Cli(click.Group):
     always runs click in non-standalone mode and handles what click would print."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        self.last_args = list(sys.argv[1:] if args is None else args)  # the command line, for manifests
         try:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except _NO_ARGS_IS_HELP as e:

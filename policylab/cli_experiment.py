@@ -74,7 +74,9 @@ def _check_workers(workers: int | None) -> None:
 
 
 def _command() -> str:
-    return shlex.join(["policylab", *sys.argv[1:]])
+    """The command line this CLI was invoked with (not the host process's, e.g. pytest's)."""
+    root = click.get_current_context().find_root().command
+    return shlex.join(["policylab", *map(str, getattr(root, "last_args", sys.argv[1:]))])
 
 
 def _interval(value: float, lo: float, hi: float, unit: str) -> str:
