@@ -38,7 +38,6 @@ DEMO_OUT := outputs/october-2025-standard
 
 demo: install
 	$(BIN)/policylab compare $(RULE_SETS) --scenario october-2025 --out $(DEMO_OUT)
-	$(BIN)/policylab report $(DEMO_OUT)
 
 test: install
 	$(BIN)/python -m pytest

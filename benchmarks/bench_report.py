@@ -87,8 +87,9 @@ def main() -> None:
           f"{', '.join(f'{w:.2f}' for w in walls)} s; median {statistics.median(walls):.2f} s "
           f"(target < {TARGET_SECONDS:.0f} s: {'met' if statistics.median(walls) < TARGET_SECONDS else 'MISSED'})")
 
-    proc = subprocess.run([sys.executable, "-c", STAGES, str(args.results)], capture_output=True, text=True,
-                          check=True)
+    proc = subprocess.run([sys.executable, "-c", STAGES, str(args.results)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"timing the stages failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
     stages = json.loads(proc.stdout.strip().splitlines()[-1])
     print("| stage | wall s | CPU s |\n|---|---:|---:|")
     for name, (wall, cpu) in stages["stages"].items():

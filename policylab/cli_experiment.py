@@ -154,8 +154,10 @@ def report(result: ExperimentResult, out: Path, details: str) -> None:
 @click.argument("rule_specs", nargs=-1, required=True, metavar="RULES...")
 @click.option("--baseline", default=BASELINE, show_default=True, metavar="RULES",
               help="Rule set the others are compared with.")
+@click.option("--brief/--no-brief", default=True, show_default=True,
+              help="Write brief.html and brief.pdf into the results folder.")
 @_common_options
-def compare_command(rule_specs, baseline, scenario_name, seeds, traders, out_dir, workers, scheduler, resume,
+def compare_command(rule_specs, baseline, brief, scenario_name, seeds, traders, out_dir, workers, scheduler, resume,
                     fail_fast) -> None:
     """Run rule sets on the same seeds of a scenario and compare them with a baseline.
 
@@ -171,6 +173,15 @@ def compare_command(rule_specs, baseline, scenario_name, seeds, traders, out_dir
                          fail_fast=fail_fast, progress=progress, command=_command())
     finally:
         progress.close()
+    m = result.manifest
+    if brief and not (m["interrupted"] or m["stopped_at_failure"]) and m["finished_runs"]:
+        from .report import write_brief  # matplotlib and WeasyPrint load only when a brief is written
+
+        try:
+            for path in write_brief(out):
+                click.echo(f"brief written to {path}", err=True)
+        except OSError as e:
+            raise click.ClickException(f"cannot write the brief to {out}: {e.strerror or e}") from None
     report(result, out, differences(result))
 
 

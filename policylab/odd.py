@@ -30,11 +30,13 @@ _ITEM = re.compile(r"^(\d+\.|-)\s+")
 
 @dataclass
 class Table:
-    """A table for the template: header row, body rows (all text) and notes per row."""
+    """A table for the template: header row, body rows (all text) and notes per row;
+    ``common`` holds (parameter, value, note) rows that are the same in every column."""
 
     header: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)  # meaning of each row's parameter ("" if none)
+    common: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def field_notes(cls) -> dict[str, str]:
@@ -101,11 +103,20 @@ def value(name: str, v) -> str:
 
 
 def _transposed(items: dict[str, dict], notes: dict[str, str], skip: tuple[str, ...], first: str) -> Table:
-    """Parameters as rows and the members of ``items`` as columns."""
+    """Parameters as rows and the members of ``items`` as columns; a parameter with the
+    same value in every column goes to ``common`` instead."""
     names = list(items)
-    fields = [f for f in dict.fromkeys(k for d in items.values() for k in d) if f not in skip]
-    rows = [[f.replace("_", " ")] + [value(f, items[n].get(f)) for n in names] for f in fields]
-    return Table([first, *names], rows, [notes.get(f, "") for f in fields])
+    table = Table([first, *names], [])
+    for f in dict.fromkeys(k for d in items.values() for k in d):
+        if f in skip:
+            continue
+        values = [value(f, items[n].get(f)) for n in names]
+        if len(names) > 1 and len(set(values)) == 1:
+            table.common.append((f.replace("_", " "), values[0], notes.get(f, "")))
+        else:
+            table.rows.append([f.replace("_", " "), *values])
+            table.notes.append(notes.get(f, ""))
+    return table
 
 
 def venues_table(sc: dict) -> Table:
