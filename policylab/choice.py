@@ -153,7 +153,6 @@ def settle(model) -> None:
     best = np.argmax(u, axis=0)
     quits = affected & (u[best, col] < prm.quit_utility)
     moves = affected & ~quits & (best != cur)
-    stays = affected & ~quits & (best == cur)
     new_venue = np.where(moves, best, cur)
     _count_effects(model, traders[affected], cur[affected])
     # reposition affected accounts at the start price

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import click
 import pandas as pd
 
+from .atomic import write_all
 from .errors import InputError
 from .prices import load_prices
 
 
 def _write(path: Path, data: bytes | str) -> None:
-    """Write atomically: a temporary file in the same folder, then a rename."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_all([(path, lambda p: p.write_bytes(data.encode() if isinstance(data, str) else data))])
 
 
 def _seeds(seeds: int) -> None:
@@ -89,7 +82,5 @@ def leverage_study_command(caps, seeds, traders, out_dir, workers) -> None:
     click.echo(wide.to_string(float_format=lambda x: f"{x:.3f}"))
     out_dir.mkdir(parents=True, exist_ok=True)
     _write(out_dir / "leverage_study.csv", table.to_csv(index=False))
-    tmp = out_dir / f".leverage_study.{uuid.uuid4().hex}.png"
-    plot(table, tmp)
-    os.replace(tmp, out_dir / "leverage_study.png")
+    write_all([(out_dir / "leverage_study.png", lambda p: plot(table, p))])
     click.echo(f"\nwritten to {out_dir}")

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, backends, stats
+from .atomic import write_all
 from .backends import Outcome
 from .errors import InputError
 from .metrics import Metric
@@ -176,17 +177,7 @@ class ExperimentResult:
         """Write the results folder; no file is ever left half-written. Returns the paths."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        tag = uuid.uuid4().hex[:8]
-        jobs = [(out / f".{name}.{tag}.tmp", out / name, write) for name, write in self.files().items()]
-        try:
-            for tmp, _, write in jobs:
-                write(tmp)
-            for tmp, path, _ in jobs:
-                os.replace(tmp, path)
-        finally:
-            for tmp, _, _ in jobs:
-                tmp.unlink(missing_ok=True)
-        return [path for _, path, _ in jobs]
+        return write_all([(out / name, write) for name, write in self.files().items()])
 
 
 def wide(runs: pd.DataFrame, definitions: dict[str, Metric]) -> pd.DataFrame:

@@ -24,7 +24,6 @@ import math
 import os
 import statistics
 import string
-import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,6 +33,7 @@ import pandas as pd
 import pyarrow
 
 from . import __version__, calibration, figures, findings, odd
+from .atomic import write_all
 from .errors import InputError
 
 FORMATS = ("html", "pdf")
@@ -408,14 +408,5 @@ def write_brief(folder: str | os.PathLike, formats: tuple[str, ...] = FORMATS, *
     content = {"html": html.encode("utf-8")}
     if "pdf" in formats:
         content["pdf"] = render_pdf(html)
-    tag = uuid.uuid4().hex[:8]
-    jobs = [(res.folder / f".brief.{fmt}.{tag}.tmp", res.folder / f"brief.{fmt}", content[fmt]) for fmt in formats]
-    try:
-        for tmp, _, data in jobs:
-            tmp.write_bytes(data)
-        for tmp, path, _ in jobs:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _, _ in jobs:
-            tmp.unlink(missing_ok=True)
-    return [path for _, path, _ in jobs]
+    return write_all([(res.folder / f"brief.{fmt}", lambda p, data=content[fmt]: p.write_bytes(data))
+                      for fmt in formats])

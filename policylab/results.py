@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics
+from .atomic import write_all
 from .book import CLASSES
 from .liquidation import EVENT_KINDS
 from .model import MarketModel
@@ -120,20 +120,12 @@ class RunResult:
             jobs.append((out / f"{name}.csv", lambda p, df=df: df.to_csv(p, index=False)))
         text = json.dumps(self.record(), indent=2, allow_nan=False) + "\n"
         jobs.append((out / "metrics.json", lambda p: p.write_text(text)))
-        tag = uuid.uuid4().hex[:8]
-        temps = [(out / f".{path.name}.{tag}.tmp", path) for path, _ in jobs]
         try:
-            for (tmp, _), (_, write) in zip(temps, jobs):
-                write(tmp)
-            for tmp, path in temps:
-                os.replace(tmp, path)
+            return write_all(jobs)
         except BaseException:
-            for tmp, _ in temps:
-                tmp.unlink(missing_ok=True)
             if created and not any(out.iterdir()):
                 out.rmdir()
             raise
-        return [path for _, path in temps]
 
 
 def run(scenario: Scenario, seed: int = 0, traders: int | None = None, audit: bool = False,

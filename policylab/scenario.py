@@ -15,7 +15,6 @@ from pathlib import Path
 
 import yaml
 
-from .book import CLASSES
 from .errors import InputError
 from .market import MarketParams
 from .venues import JURISDICTIONS, VenueRules, make_venue

@@ -1,0 +1,25 @@
+"""Writing output files atomically: all of them, or none half-written."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+def write_all(jobs: Sequence[tuple[Path, Callable[[Path], object]]]) -> list[Path]:
+    """Write each ``(path, write)`` job by calling ``write(tmp)`` on a temporary name in the
+    same folder, then rename every file into place once all are written. On failure the
+    temporary files are removed and no target is touched. Returns the paths written."""
+    tag = uuid.uuid4().hex[:8]
+    staged = [(path.with_name(f".{path.name}.{tag}.tmp"), path, write) for path, write in jobs]
+    try:
+        for tmp, _, write in staged:
+            write(tmp)
+        for tmp, path, _ in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _, _ in staged:
+            tmp.unlink(missing_ok=True)
+    return [path for _, path, _ in staged]
