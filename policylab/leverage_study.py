@@ -64,5 +64,5 @@ def plot(table: pd.DataFrame, path) -> None:
         ax.set_ylabel(label)
     fig.suptitle("Leverage and the tails of hourly index returns (mean over seeds, 90% interval)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format="png")
     plt.close(fig)

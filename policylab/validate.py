@@ -8,6 +8,8 @@ hourly and 4-hourly bars, beside the same facts of a real price file.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -66,6 +68,7 @@ def render(tables: dict[str, pd.DataFrame], title: str = "policylab validation",
     """A short self-contained HTML report of the validation tables."""
     from .report import environment
 
+    digest = hashlib.sha256("".join(t.to_csv(index=False) for t in tables.values()).encode()).hexdigest()[:12]
     return environment().get_template("validation.html").render(
-        title=title, version=__version__, paper=paper, targets=tables["targets"].to_dict("records"),
+        title=title, version=__version__, paper=paper, config_hash=digest, targets=tables["targets"].to_dict("records"),
         facts=tables["facts"].to_dict("records"), fact_names=FACTS)

@@ -1,0 +1,55 @@
+"""The validate and leverage-study commands, on small runs."""
+
+from pathlib import Path
+
+import pandas as pd
+from click.testing import CliRunner
+
+from policylab.calibration import TARGETS
+from policylab.cli import cli
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_validate_writes_targets_facts_and_report(tmp_path):
+    prices = tmp_path / "prices.csv"  # a real file's shape when ../shared/data is absent
+    src = DATA / "binance_btcusdt_4h_2018-01-01_2026-06-15.csv"
+    prices.write_text(src.read_text() if src.is_file() else
+                      "Date,Close\n" + "\n".join(f"2024-01-{d:02d},{100 + d % 7}" for d in range(1, 29)) + "\n")
+    out = tmp_path / "val"
+    res = invoke("validate", "--scenario", "september-2025", "--seeds", 2, "--traders", 500, "--workers", 1,
+                 "--prices", prices, "--out", out, "--format", "html")
+    assert res.exit_code == 0, res.output
+    targets = pd.read_csv(out / "targets.csv")
+    names = [t.name for t in TARGETS["september-2025"] + TARGETS["calm"]]
+    assert list(targets["target"]) == names and targets["median"].notna().all()
+    assert f"{int(targets['met'].sum())} of {len(names)} targets met" in res.stdout
+    facts = pd.read_csv(out / "stylized_facts.csv")
+    assert set(facts["bars"]) >= {"1h", "4h"} and (facts["source"] == "model").sum() == 2
+    assert "Stylized facts of returns" in (out / "validation.html").read_text()
+
+
+def test_validate_bad_price_file_is_one_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    res = invoke("validate", "--prices", bad, "--out", tmp_path / "v")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "no a time column" in res.stderr
+    assert not (tmp_path / "v").exists()
+
+
+def test_leverage_study_writes_curve_and_figure(tmp_path):
+    out = tmp_path / "lev"
+    res = invoke("leverage-study", "--caps", "1,10", "--seeds", 2, "--traders", 400, "--workers", 1, "--out", out)
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out / "leverage_study.csv")
+    assert sorted(table["cap"].unique()) == [1.0, 10.0] and (table["lo"] <= table["hi"]).all()
+    assert (out / "leverage_study.png").stat().st_size > 1000
+
+
+def test_leverage_study_bad_caps(tmp_path):
+    res = invoke("leverage-study", "--caps", "1,x", "--out", tmp_path / "l")
+    assert res.exit_code == 2 and "--caps" in res.stderr and not (tmp_path / "l").exists()
