@@ -35,6 +35,7 @@ import yaml
 from .errors import InputError
 from .modules import BUILTIN
 from .policy import Policy, PolicyError, Target
+from .scenario import as_number
 
 ENTRY_POINT_GROUP = "policylab.policies"
 TOP_KEYS = ("name", "title", "description", "jurisdiction", "effective_date", "sources", "modules")
@@ -291,12 +292,5 @@ def _unconstructible_line(text: str) -> str:
 
 
 def _number(v):
-    """YAML 1.1 reads ``1e9`` as a string; accept numeric strings and 'inf' as numbers."""
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return v
-    if isinstance(v, list):
-        return tuple(v)
-    return v
+    """A parameter value as written: numeric strings as numbers (see scenario.as_number), lists as tuples."""
+    return tuple(v) if isinstance(v, list) else as_number(v)
