@@ -69,12 +69,13 @@ class LiquidationEngine:
         self.events = events
         self.protocol = np.isin(self.tb.cls, PROTOCOL_CLASSES)
         self.always = self.tb.cls == ARB  # accounts checked every round (they trade every round)
+        self.vault_rows = self.vb.vault_row[self.vb.vault_row >= 0]
         self.adl_volume = np.zeros(len(self.vb.rules))  # USD closed by ADL (both legs counted once)
 
     # ------------------------------------------------------------ helpers
     def refresh(self, idx: np.ndarray) -> None:
-        """Recompute prefilter liquidation prices of accounts whose state changed."""
-        idx = np.unique(idx)
+        """Recompute prefilter liquidation prices of accounts whose state changed
+        (repeated accounts are harmless: each gets the same value)."""
         idx = idx[~self.protocol[idx]]
         if len(idx):
             self.tb.liq_price[idx] = liquidation_price(self.tb, self.vb, idx)
@@ -85,10 +86,10 @@ class LiquidationEngine:
         shorts with one below price x e^band (a short below maintenance at any price has
         a non-positive liquidation price)."""
         tb = self.tb
-        price = self.mkt.prices()[tb.venue]
-        lo, hi = price * np.exp(-band), price * np.exp(band)
-        long, short = tb.size > 0, tb.size < 0
-        close = (long & ((tb.liq_price > lo) | (tb.stop > lo))) | (short & ((tb.liq_price < hi) | (tb.stop < hi)))
+        price = self.mkt.prices()
+        lo, hi = (price * np.exp(-band))[tb.venue], (price * np.exp(band))[tb.venue]
+        close = (((tb.size > 0) & (np.fmax(tb.liq_price, tb.stop) > lo))
+                 | ((tb.size < 0) & (np.fmin(tb.liq_price, tb.stop) < hi)))
         return np.flatnonzero(close | self.always)
 
     def _realise_coin(self, idx: np.ndarray) -> None:
@@ -108,10 +109,12 @@ class LiquidationEngine:
         still under maintenance but waiting for their cooldown)."""
         tb, vb, mkt = self.tb, self.vb, self.mkt
         price = mkt.prices()
-        # exact prefilter on liquidation and stop prices; equity is re-checked below
+        # exact prefilter on liquidation and stop prices; equity is re-checked below. The
+        # accounts checked every round (arbitrage desks trade every round) skip it.
         s, p, liq, stop = tb.size[near], price[tb.venue[near]], tb.liq_price[near], tb.stop[near]
         tol = 1e-9
         due = ((s > 0) & ((p <= liq * (1 + tol)) | (p <= stop))) | ((s < 0) & ((p >= liq * (1 - tol)) | (p >= stop)))
+        due |= self.always[near]
         near = near[due & ~self.protocol[near]]
         if len(near) == 0:
             self._vault_solvency(step, rnd)
@@ -123,6 +126,9 @@ class LiquidationEngine:
         mmr = maintenance(tb, vb, near, price)
         under = eq < mmr
         stop_hit = ~under & (((s > 0) & (p <= tb.stop[near])) | ((s < 0) & (p >= tb.stop[near])))
+        if not (under.any() or stop_hit.any()):
+            self._vault_solvency(step, rnd)
+            return 0, 0
         # 1. backstop takeover
         bs = under & (vb.vault_row[v] >= 0) & (eq < vb.backstop[v] * mmr)
         if bs.any():
@@ -196,7 +202,7 @@ class LiquidationEngine:
         (venues with an ADL ranking): its positions close against ranked profitable
         opposite accounts at its bankruptcy price."""
         tb, vb = self.tb, self.vb
-        rows = vb.vault_row[vb.vault_row >= 0]
+        rows = self.vault_rows
         if len(rows) == 0:
             return
         price = self.mkt.prices()

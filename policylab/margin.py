@@ -44,22 +44,29 @@ def liquidation_price(tb: TraderBook, vb: VenueBook, idx) -> np.ndarray:
     Flat accounts get NaN. H is the depeg haircut on the account's stablecoin collateral.
     """
     v = tb.venue[idx]
-    s = tb.size[idx][:, None]
+    size = tb.size[idx]
+    s = size[:, None]
     w = tb.weight[idx][:, None]
-    cash = tb.cash[idx][:, None]
-    haircut = (tb.coin[idx] * (1.0 - vb.coin_value[v]))[:, None]
+    cash = tb.cash[idx]
+    haircut = tb.coin[idx] * (1.0 - vb.coin_value[v])
     mult = vb.margin_mult[v][:, None]
-    # (accounts x lines): the tiers' lines (padding lines are the zero-equity line), scaled by
-    # the dynamic margin multiplier, plus the rules' maintenance floor line
-    rate = np.hstack([vb.tier_rate[v] * mult, tb.mm_floor[idx][:, None]])
-    ded = np.hstack([vb.tier_ded[v] * mult, np.zeros((len(v), 1))])
-    long = s > 0
-    num = np.where(long, haircut - w * ded - cash, cash - haircut + w * ded)
-    den = np.abs(s) * np.where(long, 1.0 - rate, 1.0 + rate)
+    long = size > 0
+    # (accounts x tiers): the tiers' lines (padding lines are the zero-equity line), scaled
+    # by the dynamic margin multiplier
+    rate = vb.tier_rate[v] * mult
+    ded = vb.tier_ded[v] * mult
+    L = long[:, None]
+    num = np.where(L, haircut[:, None] - w * ded - cash[:, None], cash[:, None] - haircut[:, None] + w * ded)
+    den = np.abs(s) * np.where(L, 1.0 - rate, 1.0 + rate)
+    # the rules' maintenance floor line (no deduction)
+    floor = tb.mm_floor[idx]
+    f_num = np.where(long, haircut - cash, cash - haircut)
+    f_den = np.abs(size) * np.where(long, 1.0 - floor, 1.0 + floor)
     with np.errstate(divide="ignore", invalid="ignore"):
         lines = num / den
-    p = np.where(long[:, 0], lines.max(axis=1), lines.min(axis=1))
-    p[(s[:, 0] == 0)] = np.nan
+        f_line = f_num / f_den
+    p = np.where(long, np.maximum(lines.max(axis=1), f_line), np.minimum(lines.min(axis=1), f_line))
+    p[size == 0] = np.nan
     return p
 
 

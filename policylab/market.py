@@ -14,6 +14,7 @@ venue moves its basis, which arbitrageurs carry to the index with limited capaci
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,7 +55,7 @@ class Market:
     # ---------------------------------------------------------------- prices
     @property
     def index(self) -> float:
-        return float(np.exp(self.log_f + self.m))
+        return math.exp(self.log_f + self.m)
 
     def prices(self) -> np.ndarray:
         return self.index * np.exp(self.vb.basis)
@@ -74,10 +75,12 @@ class Market:
         for net signed flows ``q_usd`` (USD, buys positive) added to this step's flow."""
         c = self.params.impact_y / np.sqrt(self.vb.depth())
         f0, f1 = self.flow, self.flow + q_usd
-        move = c * (np.sign(f1) * np.sqrt(np.abs(f1)) - np.sign(f0) * np.sqrt(np.abs(f0)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            avg = c * (2.0 / 3.0) * (np.abs(f1) ** 1.5 - np.abs(f0) ** 1.5) / q_usd
-        avg = np.where(q_usd != 0, avg - c * np.sign(f0) * np.sqrt(np.abs(f0)), 0.0)
+        a0, a1 = np.abs(f0), np.abs(f1)
+        r0 = np.sign(f0) * np.sqrt(a0)
+        move = c * (np.sign(f1) * np.sqrt(a1) - r0)
+        traded = q_usd != 0
+        avg = np.divide(c * (2.0 / 3.0) * (a1 ** 1.5 - a0 ** 1.5), q_usd, out=np.zeros_like(q_usd), where=traded)
+        avg = np.where(traded, avg - c * r0, 0.0)
         return move, avg
 
     # ---------------------------------------------------------------- execution
@@ -98,43 +101,57 @@ class Market:
         tb, vb = self.tb, self.vb
         k = len(vb.rules)
         price = self.prices()
-        fill = price.copy()
         if len(idx) == 0:
-            return fill
+            return price
         v = tb.venue[idx]
         net = np.bincount(v, weights=dq, minlength=k)
         gross = np.bincount(v, weights=np.abs(dq), minlength=k)
         dlog, avg = self.impact(net * price)
         fill = price * np.exp(avg)
         self.flow += net * price
-        for u in np.flatnonzero(net):
-            self._move(int(u), float(dlog[u]))
-        self._trade(idx, dq, fill[v])
+        self._move_books(net, dlog)
+        # the orders and the books' opposite trades in one pass (book rows never place orders)
         books = np.flatnonzero(net)
-        self._trade(vb.mm_row[books], -net[books], fill[books])
-        notional = np.abs(dq) * fill[v]
-        liq = np.broadcast_to(np.asarray(liquidation, dtype=bool), dq.shape)
-        eq = tb.equity(idx, fill, vb.coin_value)
-        penalty = np.where(liq, np.minimum(notional * vb.liq_fee[v], np.maximum(eq, 0.0)), 0.0)
-        fee = np.where(liq, 0.0, notional * vb.taker_fee[v])
-        tb.cash[idx] -= penalty + fee
+        fv = fill[v]
+        self._trade(np.concatenate([idx, vb.mm_row[books]]), np.concatenate([dq, -net[books]]),
+                    np.concatenate([fv, fill[books]]))
+        notional = np.abs(dq) * fv
+        fee = notional * vb.taker_fee[v]
+        if np.any(liquidation):
+            liq = np.broadcast_to(np.asarray(liquidation, dtype=bool), dq.shape)
+            eq = tb.equity(idx, fill, vb.coin_value)
+            penalty = np.where(liq, np.minimum(notional * vb.liq_fee[v], np.maximum(eq, 0.0)), 0.0)
+            fee = np.where(liq, 0.0, fee)
+            tb.cash[idx] -= penalty + fee
+        else:
+            penalty = 0.0
+            tb.cash[idx] -= fee
         to_fund = fee * vb.fee_to_fund[v]
         vb.fund += np.bincount(v, weights=penalty + to_fund, minlength=k)
         vb.fees += np.bincount(v, weights=fee - to_fund, minlength=k)
         self.volume += gross * fill
         return fill
 
+    def _move_books(self, net: np.ndarray, dlog: np.ndarray) -> None:
+        """Apply the price moves ``dlog`` of every venue whose book absorbed a net flow."""
+        moved = net != 0
+        if moved[self.spot]:
+            moved[self.spot] = False
+            self.vb.basis[moved] += dlog[moved]
+            self._move(self.spot, float(dlog[self.spot]))
+        else:
+            self.vb.basis[moved] += dlog[moved]
+
     def _trade(self, idx: np.ndarray, dq: np.ndarray, px: np.ndarray) -> None:
         """Book trades at prices ``px``: cash, size and average entry (no fees)."""
         tb = self.tb
         s0 = tb.size[idx]
+        e0 = tb.entry[idx]
         s1 = s0 + dq
         grow = (s0 * dq > 0)
         opened = (s0 == 0) | (s0 * s1 < 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            avg = (tb.entry[idx] * s0 + dq * px) / s1
-        tb.entry[idx] = np.where(opened, px, np.where(grow, avg, tb.entry[idx]))
-        tb.entry[idx[s1 == 0]] = 0.0
+        entry = np.divide(e0 * s0 + dq * px, s1, out=e0, where=grow)  # average in when growing
+        tb.entry[idx] = np.where(s1 == 0, 0.0, np.where(opened, px, entry))
         tb.cash[idx] -= dq * px
         tb.size[idx] = s1
 
@@ -174,18 +191,23 @@ class Market:
 
     def trade_spot(self, idx: np.ndarray, dq: np.ndarray) -> None:
         """Spot trades of accounts' hedge legs (``hedge`` BTC, ``hedge_cash`` USD) against the spot book."""
-        tb, vb = self.tb, self.vb
+        tb, vb, v = self.tb, self.vb, self.spot
         net = float(dq.sum())
-        q = np.zeros(len(vb.rules))
-        q[self.spot] = net * self.index
-        dlog, avg = self.impact(q)
-        fill = self.index * np.exp(avg[self.spot])
-        self.flow += q
-        self._move(self.spot, float(dlog[self.spot]))
+        q = net * self.index
+        # the square-root curve of impact() for the spot book alone, in scalars
+        c = self.params.impact_y / math.sqrt(vb.depth0[v] * vb.liquidity_mult[v] * vb.health[v])
+        f0 = float(self.flow[v])
+        f1 = f0 + q
+        r0 = math.copysign(math.sqrt(abs(f0)), f0) if f0 else 0.0
+        dlog = c * ((math.copysign(math.sqrt(abs(f1)), f1) if f1 else 0.0) - r0)
+        avg = c * (2.0 / 3.0) * (abs(f1) ** 1.5 - abs(f0) ** 1.5) / q - c * r0 if q else 0.0
+        fill = self.index * math.exp(avg)
+        self.flow[v] += q
+        self._move(v, dlog)
         tb.hedge[idx] += dq
         tb.hedge_cash[idx] -= dq * fill
-        self._trade(vb.mm_row[[self.spot]], np.array([-net]), np.array([fill]))
-        self.volume[self.spot] += np.abs(dq).sum() * fill
+        self._trade(vb.mm_row[[v]], np.array([-net]), np.array([fill]))
+        self.volume[v] += np.abs(dq).sum() * fill
 
     # ---------------------------------------------------------------- funding
     def settle_funding(self, v: int, interval_minutes: float) -> float:

@@ -228,9 +228,7 @@ def snapshot(model) -> Start:
 
 def venue_series(model) -> dict[str, np.ndarray]:
     """The model's per-step venue table as (steps x venues) arrays, by column."""
-    k = len(model.vb.rules)
-    df = model.datacollector.get_table_dataframe("venues").sort_values(["step", "venue"], kind="stable")
-    return {c: df[c].to_numpy(dtype=float).reshape(-1, k) for c in df.columns if c not in ("step", "venue")}
+    return {c: a[:model.steps] for c, a in model.venue_series.items()}
 
 
 def event_arrays(model) -> dict[str, np.ndarray]:

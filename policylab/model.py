@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import mesa
 import numpy as np
+import pandas as pd
 
 from . import choice, exogenous, population
 from .agents import (Arbitrageurs, BasisTraders, InstitutionalHolders, MarketMakers, Professionals,
@@ -28,6 +29,7 @@ from .policy import PolicyError
 from .scenario import Scenario
 from .streams import stream
 
+VENUE_COLUMNS = ("price", "depth_usd", "open_interest_usd", "volume_usd", "fund_usd", "mm_health", "coin_price")
 POPULATIONS = {"retail": RetailSpeculators, "professional": Professionals, "basis": BasisTraders,
                "institutional": InstitutionalHolders}
 
@@ -85,10 +87,9 @@ class MarketModel(mesa.Model):
         self._band_price = self.market.prices()
         self.audit = Ledger(self) if audit else None
         self.datacollector = mesa.DataCollector(
-            model_reporters={"index": lambda m: m.market.index, "rounds": lambda m: m.rounds[m.steps - 1] if m.steps else 0},
-            tables={"venues": ["step", "venue", "price", "depth_usd", "open_interest_usd", "volume_usd",
-                               "fund_usd", "mm_health", "coin_price"]},
-        )
+            model_reporters={"index": lambda m: m.market.index, "rounds": lambda m: m.rounds[m.steps - 1] if m.steps else 0})
+        # per-step venue state, (steps x venues) per column (see venue_table)
+        self.venue_series = {c: np.full((n, k), np.nan) for c in VENUE_COLUMNS}
 
     # Mesa 3.5's Model.scenario setter attaches the model to the scenario object, which
     # would keep every finished model alive through our (shared, pickled) Scenario.
@@ -237,7 +238,6 @@ class MarketModel(mesa.Model):
     def _cascade(self, t: int) -> int:
         """Run liquidation rounds until nothing triggers. Returns rounds with activity."""
         prm, engine, mkt = self.scenario.market, self.engine, self.market
-        arb_rows = self.rows["arbitrageur"]
         near = engine.near(prm.band)
         band_price = mkt.prices()
         step_seconds = self.scenario.step_minutes * 60.0
@@ -245,7 +245,6 @@ class MarketModel(mesa.Model):
         active_rounds = 0
         for rnd in range(prm.max_rounds):
             self.arbitrageurs.act()  # first, so the round's check sees every price move
-            engine.refresh(arb_rows)
             acted, waiting = engine.run_round(near, time_s + rnd * prm.round_seconds, t, rnd)
             if acted:
                 active_rounds += 1
@@ -257,17 +256,25 @@ class MarketModel(mesa.Model):
         return active_rounds
 
     def _collect(self, t: int) -> None:
-        tb, vb = self.tb, self.vb
-        k = len(vb.rules)
+        tb, vb, row = self.tb, self.vb, t
         price = self.price_path[t + 1]
-        oi = np.bincount(tb.venue, weights=np.maximum(tb.size, 0.0), minlength=k) * price
-        depth = vb.depth()
         self.datacollector.collect(self)
-        for v in range(k):
-            self.datacollector.add_table_row("venues", {
-                "step": t + 1, "venue": v, "price": price[v], "depth_usd": depth[v], "open_interest_usd": oi[v],
-                "volume_usd": self.market.volume[v], "fund_usd": vb.fund[v], "mm_health": vb.health[v],
-                "coin_price": vb.coin_price[v]})
+        series = self.venue_series
+        series["price"][row] = price
+        series["depth_usd"][row] = vb.depth()
+        series["open_interest_usd"][row] = np.bincount(tb.venue, weights=np.maximum(tb.size, 0.0),
+                                                       minlength=len(vb.rules)) * price
+        series["volume_usd"][row] = self.market.volume
+        series["fund_usd"][row] = vb.fund
+        series["mm_health"][row] = vb.health
+        series["coin_price"][row] = vb.coin_price
+
+    def venue_table(self) -> pd.DataFrame:
+        """The per-step venue state collected so far, one row per step and venue."""
+        done, k = self.steps, len(self.vb.rules)
+        table = {"step": np.repeat(np.arange(1, done + 1), k), "venue": np.tile(np.arange(k), done)}
+        table.update({c: self.venue_series[c][:done].ravel() for c in VENUE_COLUMNS})
+        return pd.DataFrame(table)
 
     def run(self, progress=None) -> None:
         """Run the scenario to its end; ``progress(steps_done, total)`` is called after each step."""

@@ -456,7 +456,7 @@ def test_circuit_breaker_halts_for_its_window(scenario):
     assert m.halts, "the -15% shock should trigger the 7% breaker"
     steps = 15 // m.scenario.step_minutes
     ev = event_table(m)
-    volume = m.datacollector.get_table_dataframe("venues").groupby("step")["volume_usd"].sum()
+    volume = m.venue_table().groupby("step")["volume_usd"].sum()
     for start, length in m.halts:
         assert length == steps
         halted = range(start - 1, start - 1 + length)  # model steps (events count from 0)
