@@ -35,7 +35,7 @@ import yaml
 from .errors import InputError
 from .modules import BUILTIN
 from .policy import Policy, PolicyError, Target
-from .scenario import as_number
+from .values import as_number
 
 ENTRY_POINT_GROUP = "policylab.policies"
 TOP_KEYS = ("name", "title", "description", "jurisdiction", "effective_date", "sources", "modules")
@@ -292,5 +292,5 @@ def _unconstructible_line(text: str) -> str:
 
 
 def _number(v):
-    """A parameter value as written: numeric strings as numbers (see scenario.as_number), lists as tuples."""
+    """A parameter value as written: numeric strings as numbers (values.as_number), lists as tuples."""
     return tuple(v) if isinstance(v, list) else as_number(v)

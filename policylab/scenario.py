@@ -17,6 +17,7 @@ import yaml
 
 from .errors import InputError
 from .market import MarketParams
+from .values import as_number
 from .venues import JURISDICTIONS, VenueRules, make_venue
 
 TRADER_CLASSES = ("retail", "professional", "basis", "institutional")
@@ -177,16 +178,6 @@ def _check_keys(d: dict, allowed, where: str) -> None:
             close = difflib.get_close_matches(str(key), list(allowed), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InputError(f"{where}.{key}: unknown field{hint}; allowed: {', '.join(sorted(allowed))}")
-
-
-def as_number(v):
-    """YAML 1.1 reads ``1e9`` as a string; accept numeric strings as numbers."""
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return v
-    return v
 
 
 def _num(d: dict, key: str, where: str, lo=None, hi=None, default=None, integer=False):

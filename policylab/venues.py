@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .values import as_number
+
 ADL_RANKINGS = ("none", "hyperliquid", "binance", "pro_rata")
 KINDS = ("offshore_dex", "offshore_pool", "offshore_cex", "eu_broker", "us_regulated", "spot_etf")
 JURISDICTIONS = ("US", "EU", "UK", "JP", "other")
@@ -222,11 +224,8 @@ def make_venue(name: str, kind: str, overrides: dict | None = None, where: str =
             value = tuple(value)
         else:
             expected = _TYPES[key]
-            if expected is float and isinstance(value, str):
-                try:
-                    value = float(value)
-                except ValueError:
-                    pass
+            if expected is float:
+                value = as_number(value)
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):

@@ -93,3 +93,26 @@ def flash_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("scenario") / "flash.yaml"
     path.write_text(FLASH)
     return path
+
+
+BUGGY_MODULE = '''
+from policylab.policy import Param, Policy
+
+
+class Buggy(Policy):
+    name, title, source = "buggy", "A third-party module with a bug", "a test"
+    fail_seed = Param(1, "seed", "seed on which the bug bites", lo=0, hi=1000)
+
+    def on_step(self, model):
+        if model.seed == self.fail_seed and model.steps > 3:
+            raise ZeroDivisionError("bug in a third-party module")
+'''
+
+
+@pytest.fixture(scope="module")
+def buggy(tmp_path_factory):
+    """A rule set whose local policy module (a third-party module with a bug) raises on seed 1."""
+    d = tmp_path_factory.mktemp("buggy")
+    (d / "buggy.py").write_text(BUGGY_MODULE)
+    (d / "buggy.yaml").write_text("name: buggy\ntitle: Buggy\nmodules:\n  - module: buggy.py:Buggy\n")
+    return str(d / "buggy.yaml")

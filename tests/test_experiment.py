@@ -20,33 +20,11 @@ from policylab.scenario import load_scenario
 TRADERS = 400
 FILES = ("runs.parquet", "failed.parquet", "timeseries.parquet", "events.parquet", "summary.csv", "metrics.json",
          "rule_sets.json", "scenario.json", "manifest.json")
-BUGGY_MODULE = '''
-from policylab.policy import Param, Policy
-
-
-class Buggy(Policy):
-    name, title, source = "buggy", "A third-party module with a bug", "a test"
-    fail_seed = Param(1, "seed", "seed on which the bug bites", lo=0, hi=1000)
-
-    def on_step(self, model):
-        if model.seed == self.fail_seed and model.steps > 3:
-            raise ZeroDivisionError("bug in a third-party module")
-'''
 
 
 @pytest.fixture(scope="module")
 def scenario(flash_path):
     return load_scenario(str(flash_path))
-
-
-@pytest.fixture(scope="module")
-def buggy(tmp_path_factory):
-    """A rule set whose local policy module raises on seed 1."""
-    d = tmp_path_factory.mktemp("buggy")
-    (d / "buggy.py").write_text(BUGGY_MODULE)
-    (d / "buggy.yaml").write_text("name: buggy\ntitle: Buggy\nmodules:\n  - module: buggy.py:Buggy\n"
-                                  "    params: {fail_seed: 1}\n")
-    return str(d / "buggy.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,6 @@ from policylab.sweep import parse_param
 TRADERS = "400"
 
 
-@pytest.fixture(scope="module")
-def buggy(tmp_path_factory):
-    from test_experiment import BUGGY_MODULE
-
-    d = tmp_path_factory.mktemp("buggy")
-    (d / "buggy.py").write_text(BUGGY_MODULE)
-    (d / "buggy.yaml").write_text("name: buggy\ntitle: Buggy\nmodules:\n  - module: buggy.py:Buggy\n")
-    return str(d / "buggy.yaml")
-
-
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 

@@ -35,18 +35,6 @@ modules:
     target: {{classes: [retail]}}
     params: {{max_leverage: 5}}
 """
-FLAKY_MODULE = '''
-from policylab.policy import Param, Policy
-
-
-class Flaky(Policy):
-    name, title, source = "flaky", "A module that fails on one seed", "a test"
-    fail_seed = Param(1, "seed", "seed on which it fails", lo=0, hi=1000)
-
-    def on_step(self, model):
-        if model.seed == self.fail_seed and model.steps > 3:
-            raise ZeroDivisionError("flaky module")
-'''
 
 
 def squash(text: str) -> str:
@@ -55,15 +43,13 @@ def squash(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def folder(flash_path, tmp_path_factory):
+def folder(flash_path, buggy, tmp_path_factory):
     """A real comparison: Japan's 2x cap, a rule set with markup in its title and one whose
     module fails on seed 1, against the status quo; then its brief via the CLI."""
     d = tmp_path_factory.mktemp("rules")
     (d / "markup.yaml").write_text(MARKUP_RULES)
-    (d / "flaky.py").write_text(FLAKY_MODULE)
-    (d / "flaky.yaml").write_text("name: flaky\ntitle: Flaky\nmodules:\n  - module: flaky.py:Flaky\n")
     out = tmp_path_factory.mktemp("cmp") / "results"
-    policylab.compare(["japan-2020-2x", str(d / "markup.yaml"), str(d / "flaky.yaml")], str(flash_path), SEEDS,
+    policylab.compare(["japan-2020-2x", str(d / "markup.yaml"), buggy], str(flash_path), SEEDS,
                       traders=TRADERS, out=out, workers=1)
     res = CliRunner().invoke(cli, ["report", str(out)])
     assert res.exit_code == 0, res.output
@@ -105,7 +91,7 @@ def pdf_text(folder):
 def test_pdf_holds_every_rule_set_name_and_the_table_numbers_as_formatted(folder, pdf_text):
     res = report.load(folder)
     text = squash(pdf_text)
-    assert res.order == ["status-quo-2025", "japan-2020-2x", "markup-caps", "flaky"]
+    assert res.order == ["status-quo-2025", "japan-2020-2x", "markup-caps", "buggy"]
     for name in res.order:
         assert name in text
     head, _ = report.side_by_side(res.summary, res.order)
@@ -128,7 +114,7 @@ def test_first_page_has_question_scenario_rule_sets_date_and_findings(folder, re
     first = pdf_text.split("\f")[0]
     manifest = json.loads((folder / "manifest.json").read_text())
     for needed in ("The question.", "Test: a two-hour flash crash", "status-quo-2025", "japan-2020-2x", "markup-caps",
-                   "flaky", "baseline", "Key findings", report._date(manifest["finished"])):
+                   "buggy", "baseline", "Key findings", report._date(manifest["finished"])):
         assert needed in first, needed
     sentences = rendered[0]["findings"]
     assert 3 <= len(sentences) <= 6
@@ -168,10 +154,10 @@ def test_markup_in_a_rule_set_title_renders_as_text(html, pdf_text):
 
 def test_failed_runs_are_reported_and_left_out(folder, html, pdf_text):
     failed = pd.read_parquet(folder / "failed.parquet")
-    assert list(failed["rule_set"]) == ["flaky"] and list(failed["seed"]) == [1]
+    assert list(failed["rule_set"]) == ["buggy"] and list(failed["seed"]) == [1]
     assert squash(f"1 of {4 * SEEDS} runs failed") in squash(pdf_text)
     assert "Incomplete results." in pdf_text
-    assert squash("flaky 1 ZeroDivisionError: flaky module") in squash(pdf_text)
+    assert squash("buggy 1 ZeroDivisionError: bug in a third-party module") in squash(pdf_text)
     assert "4 runs finished" in html
 
 
