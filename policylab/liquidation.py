@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .book import ARB, PROTOCOL_CLASSES, TraderBook, VenueBook
 from .margin import adl_scores, liquidation_price, maintenance
 from .market import Market
@@ -87,10 +88,8 @@ class LiquidationEngine:
         a non-positive liquidation price)."""
         tb = self.tb
         price = self.mkt.prices()
-        lo, hi = (price * np.exp(-band))[tb.venue], (price * np.exp(band))[tb.venue]
-        close = (((tb.size > 0) & (np.fmax(tb.liq_price, tb.stop) > lo))
-                 | ((tb.size < 0) & (np.fmin(tb.liq_price, tb.stop) < hi)))
-        return np.flatnonzero(close | self.always)
+        return kernels.near(tb.size, tb.venue, tb.liq_price, tb.stop, self.always, price * np.exp(-band),
+                            price * np.exp(band))
 
     def _realise_coin(self, idx: np.ndarray) -> None:
         """A closed-out account's depegged collateral is sold at its current value."""
@@ -109,13 +108,9 @@ class LiquidationEngine:
         still under maintenance but waiting for their cooldown)."""
         tb, vb, mkt = self.tb, self.vb, self.mkt
         price = mkt.prices()
-        # exact prefilter on liquidation and stop prices; equity is re-checked below. The
-        # accounts checked every round (arbitrage desks trade every round) skip it.
-        s, p, liq, stop = tb.size[near], price[tb.venue[near]], tb.liq_price[near], tb.stop[near]
-        tol = 1e-9
-        due = ((s > 0) & ((p <= liq * (1 + tol)) | (p <= stop))) | ((s < 0) & ((p >= liq * (1 - tol)) | (p >= stop)))
-        due |= self.always[near]
-        near = near[due & ~self.protocol[near]]
+        near = kernels.due(near, tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor,
+                           self.always, self.protocol, price, vb.coin_value, vb.margin_mult, vb.tier_floor,
+                           vb.tier_rate, vb.tier_ded, 1e-9)
         if len(near) == 0:
             self._vault_solvency(step, rnd)
             return 0, 0
@@ -126,9 +121,6 @@ class LiquidationEngine:
         mmr = maintenance(tb, vb, near, price)
         under = eq < mmr
         stop_hit = ~under & (((s > 0) & (p <= tb.stop[near])) | ((s < 0) & (p >= tb.stop[near])))
-        if not (under.any() or stop_hit.any()):
-            self._vault_solvency(step, rnd)
-            return 0, 0
         # 1. backstop takeover
         bs = under & (vb.vault_row[v] >= 0) & (eq < vb.backstop[v] * mmr)
         if bs.any():

@@ -1,10 +1,18 @@
-"""Vectorised margin arithmetic: tiers, maintenance margin, liquidation prices, ADL scores."""
+"""Margin arithmetic: tiers, maintenance margin, liquidation prices, ADL scores (the
+per-account loops compiled in policylab.kernels)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .book import TraderBook, VenueBook
+
+
+def _rows(idx) -> np.ndarray:
+    """Account rows as an integer array (from indices or a boolean mask)."""
+    idx = np.asarray(idx)
+    return np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64, copy=False)
 
 
 def tier_lookup(vb: VenueBook, venue: np.ndarray, notional_per_account: np.ndarray):
@@ -18,13 +26,11 @@ def tier_lookup(vb: VenueBook, venue: np.ndarray, notional_per_account: np.ndarr
 
 
 def maintenance(tb: TraderBook, vb: VenueBook, idx, price_v: np.ndarray) -> np.ndarray:
-    """Maintenance margin (USD) of accounts ``idx`` at venue prices ``price_v``."""
-    v = tb.venue[idx]
-    w = tb.weight[idx]
-    notional = np.abs(tb.size[idx]) * price_v[v]
-    rate, ded, _ = tier_lookup(vb, v, notional / w)
-    tiered = (notional * rate - w * ded) * vb.margin_mult[v]
-    return np.maximum(np.maximum(tiered, notional * tb.mm_floor[idx]), 0.0)
+    """Maintenance margin (USD) of accounts ``idx`` at venue prices ``price_v``: the rate
+    and deduction of the tier each account's notional per real account falls in, scaled
+    by the dynamic margin multiplier, at least the rules' floor share of notional."""
+    return kernels.maintenance(_rows(idx), tb.venue, tb.weight, tb.size, tb.mm_floor, np.asarray(price_v, dtype=float), vb.margin_mult,
+                               vb.tier_floor, vb.tier_rate, vb.tier_ded)
 
 
 def initial_margin_leverage(vb: VenueBook, venue: np.ndarray, notional: np.ndarray, weight: np.ndarray):
@@ -43,31 +49,8 @@ def liquidation_price(tb: TraderBook, vb: VenueBook, idx) -> np.ndarray:
     a long is liquidated below the highest of these, a short above the lowest.
     Flat accounts get NaN. H is the depeg haircut on the account's stablecoin collateral.
     """
-    v = tb.venue[idx]
-    size = tb.size[idx]
-    s = size[:, None]
-    w = tb.weight[idx][:, None]
-    cash = tb.cash[idx]
-    haircut = tb.coin[idx] * (1.0 - vb.coin_value[v])
-    mult = vb.margin_mult[v][:, None]
-    long = size > 0
-    # (accounts x tiers): the tiers' lines (padding lines are the zero-equity line), scaled
-    # by the dynamic margin multiplier
-    rate = vb.tier_rate[v] * mult
-    ded = vb.tier_ded[v] * mult
-    L = long[:, None]
-    num = np.where(L, haircut[:, None] - w * ded - cash[:, None], cash[:, None] - haircut[:, None] + w * ded)
-    den = np.abs(s) * np.where(L, 1.0 - rate, 1.0 + rate)
-    # the rules' maintenance floor line (no deduction)
-    floor = tb.mm_floor[idx]
-    f_num = np.where(long, haircut - cash, cash - haircut)
-    f_den = np.abs(size) * np.where(long, 1.0 - floor, 1.0 + floor)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lines = num / den
-        f_line = f_num / f_den
-    p = np.where(long, np.maximum(lines.max(axis=1), f_line), np.minimum(lines.min(axis=1), f_line))
-    p[size == 0] = np.nan
-    return p
+    return kernels.liquidation_price(_rows(idx), tb.venue, tb.size, tb.weight, tb.cash, tb.coin, tb.mm_floor,
+                                     vb.coin_value, vb.margin_mult, vb.tier_rate, vb.tier_ded)
 
 
 def adl_scores(tb: TraderBook, idx, price_v: np.ndarray, coin_value_v: np.ndarray, ranking: str) -> np.ndarray:

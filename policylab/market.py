@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import kernels
 from .book import TraderBook, VenueBook
-from .margin import initial_margin_leverage
 
 
 @dataclass
@@ -73,15 +73,8 @@ class Market:
     def impact(self, q_usd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(price move, average fill relative to the pre-trade price), both log, per venue,
         for net signed flows ``q_usd`` (USD, buys positive) added to this step's flow."""
-        c = self.params.impact_y / np.sqrt(self.vb.depth())
-        f0, f1 = self.flow, self.flow + q_usd
-        a0, a1 = np.abs(f0), np.abs(f1)
-        r0 = np.sign(f0) * np.sqrt(a0)
-        move = c * (np.sign(f1) * np.sqrt(a1) - r0)
-        traded = q_usd != 0
-        avg = np.divide(c * (2.0 / 3.0) * (a1 ** 1.5 - a0 ** 1.5), q_usd, out=np.zeros_like(q_usd), where=traded)
-        avg = np.where(traded, avg - c * r0, 0.0)
-        return move, avg
+        return kernels.impact(self.params.impact_y / np.sqrt(self.vb.depth()), self.flow,
+                              np.asarray(q_usd, dtype=float))
 
     # ---------------------------------------------------------------- execution
     def fill_prices(self, idx: np.ndarray, dq: np.ndarray) -> np.ndarray:
@@ -99,37 +92,15 @@ class Market:
         remaining equity) instead of the taker fee. Returns the fill price per venue.
         """
         tb, vb = self.tb, self.vb
-        k = len(vb.rules)
         price = self.prices()
         if len(idx) == 0:
             return price
-        v = tb.venue[idx]
-        net = np.bincount(v, weights=dq, minlength=k)
-        gross = np.bincount(v, weights=np.abs(dq), minlength=k)
-        dlog, avg = self.impact(net * price)
-        fill = price * np.exp(avg)
-        self.flow += net * price
+        liq = np.broadcast_to(np.asarray(liquidation, dtype=bool), dq.shape)
+        fill, dlog, net = kernels.execute(
+            idx, np.asarray(dq, dtype=float), liq, tb.venue, tb.size, tb.entry, tb.cash, tb.coin, price,
+            self.params.impact_y / np.sqrt(vb.depth()), self.flow, vb.taker_fee, vb.liq_fee, vb.fee_to_fund,
+            vb.coin_value, vb.mm_row, vb.fund, vb.fees, self.volume)
         self._move_books(net, dlog)
-        # the orders and the books' opposite trades in one pass (book rows never place orders)
-        books = np.flatnonzero(net)
-        fv = fill[v]
-        self._trade(np.concatenate([idx, vb.mm_row[books]]), np.concatenate([dq, -net[books]]),
-                    np.concatenate([fv, fill[books]]))
-        notional = np.abs(dq) * fv
-        fee = notional * vb.taker_fee[v]
-        if np.any(liquidation):
-            liq = np.broadcast_to(np.asarray(liquidation, dtype=bool), dq.shape)
-            eq = tb.equity(idx, fill, vb.coin_value)
-            penalty = np.where(liq, np.minimum(notional * vb.liq_fee[v], np.maximum(eq, 0.0)), 0.0)
-            fee = np.where(liq, 0.0, fee)
-            tb.cash[idx] -= penalty + fee
-        else:
-            penalty = 0.0
-            tb.cash[idx] -= fee
-        to_fund = fee * vb.fee_to_fund[v]
-        vb.fund += np.bincount(v, weights=penalty + to_fund, minlength=k)
-        vb.fees += np.bincount(v, weights=fee - to_fund, minlength=k)
-        self.volume += gross * fill
         return fill
 
     def _move_books(self, net: np.ndarray, dlog: np.ndarray) -> None:
@@ -145,15 +116,7 @@ class Market:
     def _trade(self, idx: np.ndarray, dq: np.ndarray, px: np.ndarray) -> None:
         """Book trades at prices ``px``: cash, size and average entry (no fees)."""
         tb = self.tb
-        s0 = tb.size[idx]
-        e0 = tb.entry[idx]
-        s1 = s0 + dq
-        grow = (s0 * dq > 0)
-        opened = (s0 == 0) | (s0 * s1 < 0)
-        entry = np.divide(e0 * s0 + dq * px, s1, out=e0, where=grow)  # average in when growing
-        tb.entry[idx] = np.where(s1 == 0, 0.0, np.where(opened, px, entry))
-        tb.cash[idx] -= dq * px
-        tb.size[idx] = s1
+        kernels.trade(idx, np.asarray(dq, dtype=float), np.asarray(px, dtype=float), tb.size, tb.entry, tb.cash)
 
     def transfer(self, src: np.ndarray, dst: np.ndarray, dq: np.ndarray, px: np.ndarray) -> None:
         """Off-book trade: ``src`` accounts sell ``dq`` BTC to ``dst`` at ``px`` (ADL, backstop)."""
@@ -164,44 +127,25 @@ class Market:
     def arbitrage(self) -> None:
         """Arbitrage desks buy the cheap venue and sell spot (or the reverse), within capacity."""
         tb, vb, p = self.tb, self.vb, self.params
-        gap = vb.basis.copy()
-        desks = vb.arb_row >= 0
-        act = desks & (np.abs(gap) > p.arb_min_gap) & (self.arb_left > 0)
-        if not act.any():
-            return
-        venues = np.flatnonzero(act)
         price = self.prices()
-        depth = vb.depth()
-        # both legs move prices toward each other: c_v sqrt(q) + c_spot sqrt(q) = share x gap
-        c = p.impact_y / np.sqrt(depth)
-        want = (p.arb_gap_share * np.abs(gap[venues]) / (c[venues] + c[self.spot] * np.sqrt(len(venues)))) ** 2
-        rows = vb.arb_row[venues]
-        # a desk trades on its margin: exposure grows only up to equity x its leverage, capped
-        # by the venue's tier at the exposure it is heading for (tiers cap more for more)
-        side = -np.sign(gap[venues])
-        q_usd = np.minimum(want, self.arb_left[venues])
-        held = side * tb.size[rows] * price[venues]  # exposure in the trade's direction (USD)
-        lev = np.minimum(tb.leverage[rows], initial_margin_leverage(vb, venues, np.abs(held + q_usd), tb.weight[rows]))
-        eq = np.maximum(tb.equity(rows, price, vb.coin_value), 0.0)
-        q_usd = np.minimum(q_usd, np.maximum(lev * eq - held, 0.0))
-        self.arb_left[venues] -= q_usd
-        dq = side * q_usd / price[venues]
-        self.execute(rows, dq)
-        self.trade_spot(rows, -dq)
+        rows, dq = kernels.arbitrage_orders(
+            vb.basis, vb.arb_row, self.arb_left, p.arb_min_gap, p.arb_gap_share, p.impact_y / np.sqrt(vb.depth()),
+            self.spot, price, tb.venue, tb.size, tb.leverage, tb.cash, tb.coin, tb.weight, vb.coin_value,
+            vb.tier_floor, vb.tier_lev)
+        if len(rows):
+            self.execute(rows, dq)
+            self.trade_spot(rows, -dq)
 
     def trade_spot(self, idx: np.ndarray, dq: np.ndarray) -> None:
         """Spot trades of accounts' hedge legs (``hedge`` BTC, ``hedge_cash`` USD) against the spot book."""
         tb, vb, v = self.tb, self.vb, self.spot
         net = float(dq.sum())
         q = net * self.index
-        # the square-root curve of impact() for the spot book alone, in scalars
-        c = self.params.impact_y / math.sqrt(vb.depth0[v] * vb.liquidity_mult[v] * vb.health[v])
-        f0 = float(self.flow[v])
-        f1 = f0 + q
-        r0 = math.copysign(math.sqrt(abs(f0)), f0) if f0 else 0.0
-        dlog = c * ((math.copysign(math.sqrt(abs(f1)), f1) if f1 else 0.0) - r0)
-        avg = c * (2.0 / 3.0) * (abs(f1) ** 1.5 - abs(f0) ** 1.5) / q - c * r0 if q else 0.0
-        fill = self.index * math.exp(avg)
+        flows = np.zeros(len(vb.rules))
+        flows[v] = q
+        move, avg = self.impact(flows)
+        dlog = float(move[v])
+        fill = self.index * math.exp(avg[v])
         self.flow[v] += q
         self._move(v, dlog)
         tb.hedge[idx] += dq

@@ -1,0 +1,257 @@
+"""Compiled per-account loops of the engine's hottest steps (Numba).
+
+A step makes a few hundred small array operations; on tens of thousands of accounts
+their fixed cost per call, not the arithmetic, is what a run spends its time on. These
+kernels do the same arithmetic as the NumPy expressions they replace, in one pass and
+one call each, over the TraderBook/VenueBook arrays (mutated in place where the name
+says so). ``idx`` arguments hold unique account rows. Compiled code is cached on disk
+next to this file (``cache=True``), so only the first import on a machine compiles.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, error_model="numpy")
+def trade(idx, dq, px, size, entry, cash):
+    """Book trades of ``dq`` BTC at prices ``px``: cash, size and average entry (no fees)."""
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        s0 = size[i]
+        s1 = s0 + dq[j]
+        if s1 == 0.0:
+            entry[i] = 0.0
+        elif s0 == 0.0 or s0 * s1 < 0.0:  # opened or flipped
+            entry[i] = px[j]
+        elif s0 * dq[j] > 0.0:  # grown: average in
+            entry[i] = (entry[i] * s0 + dq[j] * px[j]) / s1
+        cash[i] -= dq[j] * px[j]
+        size[i] = s1
+
+
+@njit(cache=True, error_model="numpy")
+def impact(c, flow, q):
+    """Square-root impact of net flows ``q`` (USD) added to this step's ``flow``: (move, average
+    fill) per venue, both log, for curve coefficients ``c`` = impact_y / sqrt(depth)."""
+    k = q.shape[0]
+    move = np.zeros(k)
+    avg = np.zeros(k)
+    for v in range(k):
+        f0 = flow[v]
+        f1 = f0 + q[v]
+        a0 = abs(f0)
+        a1 = abs(f1)
+        r0 = np.sign(f0) * math.sqrt(a0)
+        move[v] = c[v] * (np.sign(f1) * math.sqrt(a1) - r0)
+        if q[v] != 0.0:
+            avg[v] = c[v] * (2.0 / 3.0) * (a1 ** 1.5 - a0 ** 1.5) / q[v] - c[v] * r0
+    return move, avg
+
+
+@njit(cache=True, error_model="numpy")
+def execute(idx, dq, liq, venue, size, entry, cash, coin, price, c, flow, taker_fee, liq_fee, fee_to_fund,
+            coin_value, mm_row, fund, fees, volume):
+    """Net market orders per venue, fill them all at the venue's average impact price
+    against its book row, charge taker fees (liquidations: the liquidation fee, at most
+    the account's remaining equity) and record fund, fee and volume totals.
+    Mutates the accounts, ``flow``, ``fund``, ``fees``, ``volume``; returns (fill, move, net)."""
+    k = price.shape[0]
+    net = np.zeros(k)
+    gross = np.zeros(k)
+    for j in range(idx.shape[0]):
+        v = venue[idx[j]]
+        net[v] += dq[j]
+        gross[v] += abs(dq[j])
+    q = net * price
+    move, avg = impact(c, flow, q)
+    fill = price * np.exp(avg)
+    for v in range(k):
+        flow[v] += q[v]
+    px = np.empty(idx.shape[0])
+    for j in range(idx.shape[0]):
+        px[j] = fill[venue[idx[j]]]
+    trade(idx, dq, px, size, entry, cash)
+    for v in range(k):
+        if net[v] != 0.0:
+            trade(mm_row[v:v + 1], -net[v:v + 1], fill[v:v + 1], size, entry, cash)
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        v = venue[i]
+        notional = abs(dq[j]) * px[j]
+        if liq[j]:
+            eq = cash[i] + size[i] * fill[v] - coin[i] * (1.0 - coin_value[v])
+            penalty = min(notional * liq_fee[v], max(eq, 0.0))
+            cash[i] -= penalty
+            fund[v] += penalty
+        else:
+            fee = notional * taker_fee[v]
+            cash[i] -= fee
+            to_fund = fee * fee_to_fund[v]
+            fund[v] += to_fund
+            fees[v] += fee - to_fund
+    for v in range(k):
+        volume[v] += gross[v] * fill[v]
+    return fill, move, net
+
+
+@njit(cache=True, error_model="numpy")
+def liquidation_price(idx, venue, size, weight, cash, coin, mm_floor, coin_value, margin_mult, tier_rate, tier_ded):
+    """Venue price at which each account's equity meets its maintenance margin (see
+    margin.liquidation_price): the highest crossing of the tier lines and the floor line
+    for longs, the lowest for shorts; NaN for flat accounts."""
+    out = np.empty(idx.shape[0])
+    tiers = tier_rate.shape[1]
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        s = size[i]
+        if s == 0.0:
+            out[j] = np.nan
+            continue
+        v = venue[i]
+        w = weight[i]
+        haircut = coin[i] * (1.0 - coin_value[v])
+        mult = margin_mult[v]
+        a = abs(s)
+        long = s > 0.0
+        if long:
+            p = (haircut - cash[i]) / (a * (1.0 - mm_floor[i]))
+        else:
+            p = (cash[i] - haircut) / (a * (1.0 + mm_floor[i]))
+        for t in range(tiers):
+            rate = tier_rate[v, t] * mult
+            ded = tier_ded[v, t] * mult
+            if long:
+                line = (haircut - w * ded - cash[i]) / (a * (1.0 - rate))
+                if line > p or line != line:
+                    p = line
+            else:
+                line = (cash[i] - haircut + w * ded) / (a * (1.0 + rate))
+                if line < p or line != line:
+                    p = line
+            if p != p:
+                break
+        out[j] = p
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _maintenance(i, v, weight, size, mm_floor, price_v, margin_mult, tier_floor, tier_rate, tier_ded):
+    w = weight[i]
+    notional = abs(size[i]) * price_v
+    per = notional / w
+    t = 0
+    for u in range(1, tier_floor.shape[1]):
+        if per >= tier_floor[v, u]:
+            t += 1
+    tiered = (notional * tier_rate[v, t] - w * tier_ded[v, t]) * margin_mult[v]
+    return max(max(tiered, notional * mm_floor[i]), 0.0)
+
+
+@njit(cache=True, error_model="numpy")
+def maintenance(idx, venue, weight, size, mm_floor, price, margin_mult, tier_floor, tier_rate, tier_ded):
+    """Maintenance margin (USD) of accounts ``idx`` at venue prices ``price``: the tier
+    its notional per real account falls in, scaled by the dynamic multiplier, at least
+    the rules' floor share of notional."""
+    out = np.empty(idx.shape[0])
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        v = venue[i]
+        out[j] = _maintenance(i, v, weight, size, mm_floor, price[v], margin_mult, tier_floor, tier_rate, tier_ded)
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def near(size, venue, liq_price, stop, always, lo, hi):
+    """Accounts whose liquidation or stop trigger is within the band: longs with a trigger
+    above their venue's ``lo``, shorts with one below its ``hi``, plus ``always``."""
+    out = np.empty(size.shape[0], dtype=np.int64)
+    n = 0
+    for i in range(size.shape[0]):
+        s = size[i]
+        take = always[i]
+        if not take and s != 0.0:
+            liq, st = liq_price[i], stop[i]
+            if s > 0.0:
+                trig = st if liq != liq else (liq if st != st else max(liq, st))
+                take = trig > lo[venue[i]]
+            else:
+                trig = st if liq != liq else (liq if st != st else min(liq, st))
+                take = trig < hi[venue[i]]
+        if take:
+            out[n] = i
+            n += 1
+    return out[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def due(near, size, venue, weight, cash, coin, liq_price, stop, mm_floor, always, protocol, price, coin_value,
+        margin_mult, tier_floor, tier_rate, tier_ded, tol):
+    """Of the ``near`` accounts (``always`` ones included), those to act on now: equity
+    below maintenance or a stop the venue price has crossed. The liquidation and stop
+    prices prefilter; equity is then checked exactly. Never protocol rows (books, vaults)."""
+    out = np.empty(near.shape[0], dtype=np.int64)
+    n = 0
+    for j in range(near.shape[0]):
+        i = near[j]
+        s = size[i]
+        if protocol[i] or s == 0.0:
+            continue
+        v = venue[i]
+        p = price[v]
+        if s > 0.0:
+            stopped = p <= stop[i]
+            hit = stopped or p <= liq_price[i] * (1.0 + tol)
+        else:
+            stopped = p >= stop[i]
+            hit = stopped or p >= liq_price[i] * (1.0 - tol)
+        if not (hit or always[i]):
+            continue
+        eq = cash[i] + s * p - coin[i] * (1.0 - coin_value[v])
+        if stopped or eq < _maintenance(i, v, weight, size, mm_floor, p, margin_mult, tier_floor, tier_rate, tier_ded):
+            out[n] = i
+            n += 1
+    return out[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def arbitrage_orders(basis, arb_row, arb_left, min_gap, gap_share, c, spot, price, venue, size, leverage, cash,
+                     coin, weight, coin_value, tier_floor, tier_lev):
+    """Orders of the arbitrage desks (rows, BTC): on each venue whose basis exceeds
+    ``min_gap``, the size that closes ``gap_share`` of it when both legs (the venue's book
+    and spot, curve coefficients ``c``) move, within the desk's capacity left
+    (``arb_left``, USD, reduced) and its margin: exposure in the trade's direction grows
+    to at most equity x its leverage, capped by the venue's tier for that exposure."""
+    k = basis.shape[0]
+    active = 0
+    for u in range(k):
+        if arb_row[u] >= 0 and abs(basis[u]) > min_gap and arb_left[u] > 0.0:
+            active += 1
+    rows = np.empty(active, dtype=np.int64)
+    dq = np.empty(active)
+    j = 0
+    for u in range(k):
+        if not (arb_row[u] >= 0 and abs(basis[u]) > min_gap and arb_left[u] > 0.0):
+            continue
+        gap = basis[u]
+        r = arb_row[u]
+        want = (gap_share * abs(gap) / (c[u] + c[spot] * math.sqrt(active))) ** 2
+        side = -np.sign(gap)
+        q = min(want, arb_left[u])
+        held = side * size[r] * price[u]  # exposure in the trade's direction (USD)
+        per = abs(held + q) / weight[r]
+        t = 0
+        for x in range(1, tier_floor.shape[1]):
+            if per >= tier_floor[u, x]:
+                t += 1
+        lev = min(leverage[r], tier_lev[u, t])
+        eq = max(cash[r] + size[r] * price[u] - coin[r] * (1.0 - coin_value[u]), 0.0)
+        q = min(q, max(lev * eq - held, 0.0))
+        arb_left[u] -= q
+        rows[j] = r
+        dq[j] = side * q / price[u]
+        j += 1
+    return rows, dq
