@@ -66,8 +66,10 @@ class TraderPopulation(mesa.Agent):
         """Open positions with the account's cash at its chosen leverage, within the venue's
         and the rules' caps and the rules' position limit."""
         m = self.model
-        price = m.market.prices()[m.tb.venue[idx]]
-        cash = np.maximum(m.tb.cash[idx], 0.0)
+        prices = m.market.prices()
+        price = prices[m.tb.venue[idx]]
+        # margin value of a flat account: cash less the depeg haircut on its stablecoin collateral
+        cash = np.maximum(m.tb.equity(idx, prices, m.vb.coin_value), 0.0)
         notional = cash * m.tb.leverage[idx]
         cap = m.leverage_cap(idx, notional)
         notional = np.minimum(cash * np.minimum(m.tb.leverage[idx], cap), m.tb.pos_limit[idx] * m.tb.weight[idx])
