@@ -47,13 +47,18 @@ class Venue(mesa.Agent):
 class TraderPopulation(mesa.Agent):
     """A group of accounts (rows of the arrays) sharing one behaviour and random stream."""
 
+    ACTIVITY_VOL_WINDOW = 15  # minutes of realised volatility that activity responds to
+
     def __init__(self, model, rows: np.ndarray, spec: ClassSpec, rng: np.random.Generator):
         super().__init__(model)
         self.rows, self.spec, self.stream = rows, spec, rng
 
     def active(self) -> np.ndarray:
         """Accounts that reconsider their position this step."""
-        p = min(1.0, self.spec.activity_per_minute * self.model.scenario.step_minutes)
+        p = self.spec.activity_per_minute * self.model.scenario.step_minutes
+        if self.spec.activity_vol_elasticity > 0:  # trading picks up when the market moves (volume rises with volatility)
+            p *= 1.0 + self.spec.activity_vol_elasticity * max(self.model.vol_ratio(self.ACTIVITY_VOL_WINDOW) - 1.0, 0.0)
+        p = min(1.0, p)
         k = self.stream.binomial(len(self.rows), p) if len(self.rows) else 0
         return self.rows[np.unique(self.stream.integers(0, len(self.rows), k))] if k else self.rows[:0]
 
@@ -61,8 +66,10 @@ class TraderPopulation(mesa.Agent):
         """Open positions with the account's cash at its chosen leverage, within the venue's
         and the rules' caps and the rules' position limit."""
         m = self.model
-        price = m.market.prices()[m.tb.venue[idx]]
-        cash = np.maximum(m.tb.cash[idx], 0.0)
+        prices = m.market.prices()
+        price = prices[m.tb.venue[idx]]
+        # margin value of a flat account: cash less the depeg haircut on its stablecoin collateral
+        cash = np.maximum(m.tb.equity(idx, prices, m.vb.coin_value), 0.0)
         notional = cash * m.tb.leverage[idx]
         cap = m.leverage_cap(idx, notional)
         notional = np.minimum(cash * np.minimum(m.tb.leverage[idx], cap), m.tb.pos_limit[idx] * m.tb.weight[idx])

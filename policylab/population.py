@@ -71,7 +71,10 @@ def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[Tr
         spec = scenario.classes[cname]
         if cname == "institutional":
             continue
-        draw = np.exp(rng.normal(np.log(spec.leverage_median), spec.leverage_sigma, len(idx)))
+        median = np.full(len(idx), spec.leverage_median)
+        for vname, med in spec.venue_leverage_median.items():  # venues whose accounts lever differently
+            median[tb.venue[idx] == names.index(vname)] = med
+        draw = np.exp(rng.normal(np.log(median), spec.leverage_sigma, len(idx)))
         lo, hi = spec.leverage_tail
         tail = rng.random(len(idx)) < spec.leverage_tail_share
         draw[tail] = np.exp(rng.uniform(np.log(lo), np.log(hi), tail.sum()))

@@ -34,6 +34,7 @@ class ClassSpec:
     venues: dict[str, float] = field(default_factory=dict)  # venue name -> probability
     leverage_median: float = 5.0
     leverage_sigma: float = 0.5
+    venue_leverage_median: dict[str, float] = field(default_factory=dict)  # venue name -> median for accounts there (default: leverage_median)
     leverage_tail_share: float = 0.0
     leverage_tail: tuple[float, float] = (50.0, 1000.0)
     cap_use: float = 1.0  # largest share of the venue's leverage cap the class uses (risk buffer)
@@ -41,6 +42,7 @@ class ClassSpec:
     stop_share: float = 0.0  # share of accounts with a stop-loss order
     stop_distance: tuple[float, float] = (0.02, 0.10)  # stop distance range from entry (fraction)
     activity_per_minute: float = 0.0  # share of accounts reconsidering each minute
+    activity_vol_elasticity: float = 0.0  # activity rises by this x (15-minute realised vol / normal vol - 1); 0: constant
     panic_move: float = 0.03  # adverse 15-minute index move that makes active holders close
     dip_move: float = 0.02  # 15-minute move after which active flat accounts trade on it
     momentum_share: float = 0.5  # share of those who follow the move (the rest fade it)
@@ -210,7 +212,7 @@ def _dataclass_from(cls, d: dict, where: str, required=(), skip=()):
             kwargs[name] = _num(d, name, where, lo=None if name in SIGNED_FIELDS else 0)
             if isinstance(default, int) and not isinstance(default, float):
                 kwargs[name] = _num(d, name, where, lo=0, integer=True)
-        elif isinstance(default, tuple) or name in ("leverage_tail", "stop_distance", "venues"):
+        elif isinstance(default, tuple) or name in ("leverage_tail", "stop_distance", "venues", "venue_leverage_median"):
             if isinstance(value, dict):
                 kwargs[name] = {str(k): _num(value, k, f"{where}.{name}", lo=0) for k in value}
             elif isinstance(value, (list, tuple)):
@@ -266,6 +268,11 @@ def parse_scenario(data, where: str) -> Scenario:
         for vname in spec.venues:
             if vname not in names:
                 raise InputError(f"{w}.venues.{vname}: unknown venue; allowed: {', '.join(names)}")
+        for vname, med in spec.venue_leverage_median.items():
+            if vname not in names:
+                raise InputError(f"{w}.venue_leverage_median.{vname}: unknown venue; allowed: {', '.join(names)}")
+            if med < 1:
+                raise InputError(f"{w}.venue_leverage_median.{vname}: got {med}; allowed: >= 1")
         for fname in ("long_share", "stop_share", "leverage_tail_share", "share", "oi_share", "activity_per_minute",
                       "outflow_per_minute", "cap_use", "momentum_share"):
             if not 0 <= getattr(spec, fname) <= 1:

@@ -67,6 +67,7 @@ def without_leverage(scenario):
     sc.venues = [dataclasses.replace(v, tiers=(Tier(0.0, 1.0),)) for v in sc.venues]
     for spec in sc.classes.values():
         spec.leverage_median, spec.leverage_sigma, spec.leverage_tail_share = 1.0, 0.0, 0.0
+        spec.venue_leverage_median = {}
     return sc
 
 
