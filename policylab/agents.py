@@ -54,13 +54,20 @@ class TraderPopulation(mesa.Agent):
         self.rows, self.spec, self.stream = rows, spec, rng
 
     def active(self) -> np.ndarray:
-        """Accounts that reconsider their position this step."""
+        """Accounts that reconsider their position this step. With an activity elasticity,
+        flat accounts come to trade more often when the market moves (volume rises with
+        volatility); holders keep reconsidering at the usual rate (adverse moves make
+        them close, see ``decide``)."""
+        tb = self.model.tb
         p = self.spec.activity_per_minute * self.model.scenario.step_minutes
-        if self.spec.activity_vol_elasticity > 0:  # trading picks up when the market moves (volume rises with volatility)
-            p *= 1.0 + self.spec.activity_vol_elasticity * max(self.model.vol_ratio(self.ACTIVITY_VOL_WINDOW) - 1.0, 0.0)
-        p = min(1.0, p)
-        k = self.stream.binomial(len(self.rows), p) if len(self.rows) else 0
-        return self.rows[np.unique(self.stream.integers(0, len(self.rows), k))] if k else self.rows[:0]
+        surge = 1.0
+        if self.spec.activity_vol_elasticity > 0:
+            surge += self.spec.activity_vol_elasticity * max(self.model.vol_ratio(self.ACTIVITY_VOL_WINDOW) - 1.0, 0.0)
+        k = self.stream.binomial(len(self.rows), min(1.0, p * surge)) if len(self.rows) else 0
+        idx = self.rows[np.unique(self.stream.integers(0, len(self.rows), k))] if k else self.rows[:0]
+        if surge > 1.0 and len(idx):  # holders: thinned back to the usual rate
+            idx = idx[(tb.size[idx] == 0) | (self.stream.random(len(idx)) * surge < 1.0)]
+        return idx
 
     def open_orders(self, idx: np.ndarray, side: np.ndarray):
         """Open positions with the account's cash at its chosen leverage, within the venue's
