@@ -92,6 +92,7 @@ class VenueBook:
         self.taker_fee = np.array([r.taker_fee for r in self.rules])
         self.liq_fee = np.array([r.liquidation_fee for r in self.rules])
         self.is_spot = np.array([r.is_spot for r in self.rules])
+        self.mark_index = np.array([r.mark_price == "index" for r in self.rules])  # margin checked at the index
         self.offshore = np.array([r.offshore for r in self.rules])
         self.nbp = np.array([r.negative_balance_protection for r in self.rules])
         self.backstop = np.array([r.backstop_threshold for r in self.rules])

@@ -64,8 +64,9 @@ TARGETS: dict[str, list[Target]] = {
                lambda m: float(m.get("adl_usd.venue.hyperliquid", 0.0) > 0)),
         Target("cex_fund_drawn", "the largest offshore exchange's insurance fund is drawn", "yes/no", 1, 1, OCT,
                lambda m: float(m.get("fund_drawdown_usd.venue.binance", 0.0) > 0)),
-        Target("funds_not_exhausted", "no insurance fund is exhausted", "yes/no", 1, 1, OCT,
-               lambda m: float(m["funds_exhausted"] == 0)),
+        Target("cex_funds_not_exhausted", "no offshore exchange's insurance fund is exhausted", "yes/no", 1, 1, OCT,
+               lambda m: float(all(m.get(f"fund_drawdown_share.venue.{v}", 0.0) < 1.0
+                                   for v in ("binance", "bybit", "okx")))),
         Target("depth_halved", "+/-1% depth at its worst over its start", "ratio", None, 0.5, OCT,
                lambda m: m["depth_worst_ratio"]),
     ],

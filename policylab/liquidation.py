@@ -1,7 +1,10 @@
 """The margin and liquidation engine, one cascade round at a time, vectorised.
 
 In a round, every account whose equity is below maintenance margin is liquidated as
-its venue does it, and every triggered stop-loss is sent to market:
+its venue does it, and every triggered stop-loss is sent to market. Margin and stops
+are checked at the venue's mark price: its own book price, or the index on venues that
+mark to an oracle of spot prices (Hyperliquid); orders always fill in the venue's book,
+so a thin book can fill liquidations below their bankruptcy price.
 
 1. backstop: below ``backstop_threshold`` x maintenance, the venue's vault (or pool)
    takes over the position at mark with all remaining margin;
@@ -87,7 +90,7 @@ class LiquidationEngine:
         shorts with one below price x e^band (a short below maintenance at any price has
         a non-positive liquidation price)."""
         tb = self.tb
-        price = self.mkt.prices()
+        price = self.mkt.marks()
         return kernels.near(tb.size, tb.venue, tb.liq_price, tb.stop, self.always, price * np.exp(-band),
                             price * np.exp(band))
 
@@ -107,7 +110,7 @@ class LiquidationEngine:
         """Liquidate and stop out what is due now. Returns (accounts acted on, accounts
         still under maintenance but waiting for their cooldown)."""
         tb, vb, mkt = self.tb, self.vb, self.mkt
-        price = mkt.prices()
+        price = mkt.marks()  # margin is checked at mark; orders fill at the book's price
         near = kernels.due(near, tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor,
                            self.always, self.protocol, price, vb.coin_value, vb.margin_mult, vb.tier_floor,
                            vb.tier_rate, vb.tier_ded, 1e-9)
@@ -197,7 +200,7 @@ class LiquidationEngine:
         rows = self.vault_rows
         if len(rows) == 0:
             return
-        price = self.mkt.prices()
+        price = self.mkt.marks()
         eq = tb.cash[rows] + tb.size[rows] * price[tb.venue[rows]]
         broke = rows[(eq < 0) & (tb.size[rows] != 0)]
         broke = broke[[vb.rules[tb.venue[r]].adl_ranking != "none" for r in broke]]

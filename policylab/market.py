@@ -58,7 +58,13 @@ class Market:
         return math.exp(self.log_f + self.m)
 
     def prices(self) -> np.ndarray:
+        """Each venue's own (book) price: orders fill here."""
         return self.index * np.exp(self.vb.basis)
+
+    def marks(self) -> np.ndarray:
+        """Each venue's mark price, at which margin, liquidations, stops and takeovers are
+        checked: the index on venues that mark to an oracle, else the book price."""
+        return np.where(self.vb.mark_index, self.index, self.prices())
 
     def _move(self, v: int, dlog: float) -> None:
         """Move venue ``v``'s price by ``dlog``; other venues' prices stay where they are."""

@@ -84,7 +84,6 @@ class MarketModel(mesa.Model):
         self.price_path[0] = self.market.prices()
         self.rounds = np.zeros(n, dtype=np.int64)
         self.halts: list[tuple[int, int]] = []  # (step, length in steps) of circuit-breaker halts
-        self._band_price = self.market.prices()
         self.audit = Ledger(self) if audit else None
         self.datacollector = mesa.DataCollector(
             model_reporters={"index": lambda m: m.market.index, "rounds": lambda m: m.rounds[m.steps - 1] if m.steps else 0})
@@ -239,7 +238,7 @@ class MarketModel(mesa.Model):
         """Run liquidation rounds until nothing triggers. Returns rounds with activity."""
         prm, engine, mkt = self.scenario.market, self.engine, self.market
         near = engine.near(prm.band)
-        band_price = mkt.prices()
+        band_price = mkt.marks()
         step_seconds = self.scenario.step_minutes * 60.0
         time_s = t * step_seconds
         active_rounds = 0
@@ -250,9 +249,9 @@ class MarketModel(mesa.Model):
                 active_rounds += 1
             elif not waiting or (rnd + 1) * prm.round_seconds >= step_seconds:
                 break
-            if np.max(np.abs(np.log(mkt.prices() / band_price))) > prm.band / 2:
+            if np.max(np.abs(np.log(mkt.marks() / band_price))) > prm.band / 2:
                 near = engine.near(prm.band)
-                band_price = mkt.prices()
+                band_price = mkt.marks()
         return active_rounds
 
     def _collect(self, t: int) -> None:

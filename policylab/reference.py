@@ -44,6 +44,7 @@ class VenueState:
         self.v = v
         self.is_spot = r.is_spot
         self.adl_ranking = r.adl_ranking
+        self.mark_index = r.mark_price == "index"
         self.mm_adl_withdrawal = r.mm_adl_withdrawal
         # maintenance rate per tier is maintenance_ratio / tier leverage; deductions make
         # maintenance continuous in notional (MM = notional x rate - deduction)
@@ -57,7 +58,7 @@ class VenueState:
             setattr(self, name, float(getattr(vb, name)[v]))
         self.nbp = bool(vb.nbp[v])
         self.flow = 0.0  # net flow absorbed by the book this step (USD)
-        self.round_price = 0.0  # price at the start of the current round
+        self.round_price = 0.0  # mark price at the start of the current round
         self.accounts: list[TraderAgent] = []
         self.book: TraderAgent | None = None
         self.vault: TraderAgent | None = None
@@ -195,6 +196,11 @@ class ReferenceModel(mesa.Model):
         index = self.index()
         return [index * math.exp(venue.basis) for venue in self.venues]
 
+    def marks(self) -> list[float]:
+        """Prices margin is checked at: the index on venues that mark to it, else the book's."""
+        index = self.index()
+        return [index if venue.mark_index else p for venue, p in zip(self.venues, self.prices())]
+
     def impact(self, venue: VenueState, q: float) -> tuple[float, float]:
         """(price move, average fill relative to the pre-trade price), log, for a net
         flow ``q`` (USD) walking further along the venue's square-root curve this step."""
@@ -253,7 +259,7 @@ class ReferenceModel(mesa.Model):
         """Every agent decides at the round's start prices, then the round executes.
         Returns (accounts acted on, accounts waiting for their cooldown)."""
         self.time_s = t * self.step_seconds + rnd * self.params.round_seconds
-        price = self.prices()
+        price = self.marks()
         for venue, p in zip(self.venues, price):
             venue.round_price = p
         self.orders, self.waiting = [], 0
@@ -305,7 +311,7 @@ class ReferenceModel(mesa.Model):
     def _vault_solvency(self, t: int, rnd: int) -> None:
         """A backstop vault whose equity turns negative is itself auto-deleveraged (on
         venues with an ADL ranking); what finds no counterparty stays with it."""
-        price = self.prices()
+        price = self.marks()
         broke = [venue.vault for venue in self.venues
                  if venue.vault is not None and venue.adl_ranking != "none" and venue.vault.size != 0
                  and venue.vault.cash + venue.vault.size * price[venue.v] < 0]

@@ -14,6 +14,7 @@ import numpy as np
 from .values import as_number
 
 ADL_RANKINGS = ("none", "hyperliquid", "binance", "pro_rata")
+MARK_PRICES = ("book", "index")
 KINDS = ("offshore_dex", "offshore_pool", "offshore_cex", "eu_broker", "us_regulated", "spot_etf")
 JURISDICTIONS = ("US", "EU", "UK", "JP", "other")
 
@@ -50,6 +51,7 @@ class VenueRules:
     insurance_fund_usd: float = 0.0  # initial loss-absorbing capital (insurance fund, broker or clearing capital)
     vault_capital_usd: float = 0.0  # capital of the backstop vault / liquidity pool that takes over positions
     adl_ranking: str = "none"  # auto-deleveraging ranking when the fund cannot cover bad debt
+    mark_price: str = "book"  # price margin is checked at: "book" (the venue's own) or "index" (an oracle of spot prices); orders always fill in the book
     # --- costs and funding --------------------------------------------------------
     taker_fee: float = 0.0005  # share of traded notional
     funding_interval_minutes: int = 0  # 0: no funding (dated futures, spot)
@@ -103,6 +105,8 @@ class VenueRules:
             bad("kind", self.kind, ", ".join(KINDS))
         if self.adl_ranking not in ADL_RANKINGS:
             bad("adl_ranking", self.adl_ranking, ", ".join(ADL_RANKINGS))
+        if self.mark_price not in MARK_PRICES:
+            bad("mark_price", self.mark_price, ", ".join(MARK_PRICES))
         for j in self.blocked_jurisdictions:
             if j not in JURISDICTIONS:
                 bad("blocked_jurisdictions", j, ", ".join(JURISDICTIONS))
@@ -159,9 +163,10 @@ ARCHETYPES: dict[str, dict] = {
         tiers=(Tier(0, 40), Tier(150_000_000, 20)), maintenance_ratio=0.5,
         partial_threshold_usd=100_000, partial_fraction=0.2, cooldown_seconds=30,
         backstop_threshold=2 / 3, liquidation_fee=0.0, insurance_fund_usd=1e8, vault_capital_usd=3.5e8,
-        adl_ranking="hyperliquid", taker_fee=0.00045, funding_interval_minutes=60,
+        adl_ranking="hyperliquid", mark_price="index", taker_fee=0.00045, funding_interval_minutes=60,
         depth_usd=1.5e8,
-        sources=("Hyperliquid docs: trading/margin-tiers, liquidations, auto-deleveraging, funding",),
+        sources=("Hyperliquid docs: trading/margin-tiers, liquidations, auto-deleveraging, funding; "
+                 "margining uses the mark price built from the oracle (a weighted median of CEX spot prices)",),
     ),
     "offshore_pool": dict(
         label="Offshore extreme-leverage pool (Aster-like)", offshore=True, kyc_required=False,

@@ -34,15 +34,18 @@ def test_venue_leverage_median_rejects_unknown_venue(tmp_path, short_scenario_pa
         load_scenario(str(path))
 
 
-def test_activity_rises_with_volatility(short_scenario):
+def test_new_trades_rise_with_volatility_while_holders_keep_their_rate(short_scenario):
     sc = copy.deepcopy(short_scenario)
-    sc.classes["retail"].activity_vol_elasticity = 3.0
-    calm_model = MarketModel(short_scenario, seed=2)
-    busy_model = MarketModel(sc, seed=2)
-    for m in (calm_model, busy_model):
+    sc.classes["retail"].activity_vol_elasticity = 3.0  # x13 at five times normal volatility
+    counts = {}
+    for name, scenario in (("calm", short_scenario), ("busy", sc)):
+        m = MarketModel(scenario, seed=2)
         m.vol_ratio = lambda minutes: 5.0  # a market moving five times its normal volatility
-    calm_pop = next(p for p in calm_model.populations if p.spec is calm_model.scenario.classes["retail"])
-    busy_pop = next(p for p in busy_model.populations if p.spec is busy_model.scenario.classes["retail"])
-    n_calm = np.mean([len(calm_pop.active()) for _ in range(50)])
-    n_busy = np.mean([len(busy_pop.active()) for _ in range(50)])
-    assert n_busy > 5 * n_calm
+        m.tb.size[m.rows["retail"][::2]] = 0.0  # half the accounts flat
+        pop = next(p for p in m.populations if p.spec is m.scenario.classes["retail"])
+        drawn = [pop.active() for _ in range(200)]
+        flat = np.mean([(m.tb.size[a] == 0).sum() for a in drawn])
+        counts[name] = (flat, np.mean([len(a) for a in drawn]) - flat)
+    (flat_calm, held_calm), (flat_busy, held_busy) = counts["calm"], counts["busy"]
+    assert flat_busy > 8 * flat_calm
+    assert held_busy == pytest.approx(held_calm, rel=0.2)

@@ -89,11 +89,11 @@ def make_sim(venues, accounts, arb):
 
 
 def check_outcome(sim):
-    """After a quiet round nobody is under maintenance (so liquidation prices were kept
+    """After a quiet round nobody is under maintenance at mark (so liquidation prices were kept
     fresh), and no liquidated account on a protected venue is in debt. (ADL counterparties
     are not covered by protection in the engine; see the report.)"""
     tb, vb = sim.tb, sim.vb
-    price = sim.market.prices()
+    price = sim.market.marks()  # margin is checked at mark
     open_ = sim.accounts[tb.size[sim.accounts] != 0]
     eq = tb.equity(open_, price, vb.coin_price)
     assert np.all(eq >= maintenance(tb, vb, open_, price) - 1e-6 * (1 + np.abs(eq)))

@@ -210,7 +210,7 @@ def test_margin_closeout_raises_maintenance_and_closes_out_at_the_level(scenario
 
     def round_checked(near, time_s, step, rnd):
         r = held(m, m.rows["retail"])
-        price = m.market.prices()
+        price = m.market.marks()  # margin is checked at mark
         notional = np.abs(tb.size[r]) * price[tb.venue[r]]
         below = tb.equity(r, price, vb.coin_value) < level * notional / tb.lev_cap[r] * (1 - 1e-9)
         below = r[below & (notional / tb.weight[r] <= vb.partial_threshold[tb.venue[r]])]

@@ -96,7 +96,10 @@ def hand_book(cex_ranking: str = "binance"):
     us (no negative balance protection): a 20x long closes below bankruptcy and owes it.
     """
     venues = [
-        venue("offshore_dex", "dex", quiet=False, depth_usd=5e6, insurance_fund_usd=2e4, vault_capital_usd=1e3),
+        # marked to its book, so its own liquidation flow moves its margin price (the
+        # index-marked DEX: test_index_mark_fills_in_the_book_and_deleverages)
+        venue("offshore_dex", "dex", quiet=False, depth_usd=5e6, insurance_fund_usd=2e4, vault_capital_usd=1e3,
+              mark_price="book"),
         venue("offshore_cex", "cex", quiet=False, depth_usd=2e7, insurance_fund_usd=1.5e3, adl_ranking=cex_ranking),
         venue("us_regulated", "us", quiet=False, depth_usd=1e6, tiers=[{"from_notional": 0, "max_leverage": 20}]),
     ]
@@ -208,3 +211,26 @@ def test_fully_covered_adl_closes_the_whole_position():
     assert_same(rep, ref)
     ev = rep.events.arrays()
     assert not np.any(np.abs(ev["size"]) <= DUST), ev["size"]
+
+
+def test_index_mark_fills_in_the_book_and_deleverages():
+    # A DEX marked to the index (an oracle of spot prices): its longs are liquidated when
+    # the index reaches their liquidation prices, but their orders fill in its own thin
+    # book, far below the mark and their bankruptcy prices; the deficits exceed the fund
+    # and the largest are auto-deleveraged against the profitable shorts.
+    dex = venue("offshore_dex", "dex", quiet=False, depth_usd=3e5, insurance_fund_usd=1e2, vault_capital_usd=1e6,
+                backstop_threshold=0.0, partial_threshold_usd=1e9, mark_price="index")
+    longs = [acct(0, 1.0, entry=P0 * (1 + 0.001 * i), margin=4e3) for i in range(6)]
+    shorts = [acct(0, -3.0, entry=101_000.0, margin=3e4), acct(0, -3.0, entry=100_500.0, margin=3e4)]
+    sim = build([dex], longs + shorts, price=P0)
+    liq_price = sim.engine.tb.liq_price[:6].copy()
+    path = [0.0] + [-0.004] * 8 + [0.0] * 3
+    rep, ref = run_both(sim.tb, sim.vb, HAND_PARAMS, P0, path)
+    ev = assert_same(rep, ref)
+    fired = kinds(ev)
+    assert fired["liquidation"] + fired["adl"] == 6  # every long is closed, one way or the other
+    assert fired["adl"] > 0 and fired["adl_counterparty"] > 0
+    liq = ev["kind"] == EVENT_KINDS.index("liquidation")
+    index_before = np.array([rep.index_path[s + 1] for s in ev["step"][liq]])  # the index (mark) in that step
+    assert np.all(index_before <= liq_price[ev["account"][liq]] * (1 + 1e-9))  # triggered by the mark
+    assert np.all(ev["price"][liq] < index_before)  # filled below it, in the book
