@@ -44,6 +44,8 @@ class ClassSpec:
     dip_move: float = 0.02  # 15-minute move after which active flat accounts trade on it
     momentum_share: float = 0.5  # share of those who follow the move (the rest fade it)
     risk_limit: float = 1.5  # professionals cut back when leverage exceeds this multiple of their target
+    relever_below: float = 0.0  # professionals add back to target when leverage falls below this share of it (0: never)
+    refill_half_life_minutes: float = 0.0  # wiped-out accounts are replaced by new money with this half-life (0: never)
     holdings_usd: float = 0.0  # institutional spot/ETF holdings (USD)
     outflow_per_minute: float = 0.0  # institutional selling per minute in a drawdown (share of holdings)
 
@@ -93,8 +95,8 @@ class Scenario:
     sigma_daily: float = 0.025  # fundamental volatility per day (log)
     entry_dispersion: float = 0.03  # spread (log sd) of open positions' entry prices around the start price
     size_leverage_elasticity: float = 1.0  # account notional ~ leverage^-elasticity (small accounts lever more)
-    garch_alpha: float = 0.05
-    garch_beta: float = 0.90
+    garch_alpha: float = 0.05  # GARCH(1,1) weight of the last squared step return (per step)
+    garch_beta: float = 0.90  # GARCH(1,1) weight of the last conditional variance (per step)
     market_maker_capital_usd: float = 5e8  # per venue
     arbitrage_capital_usd: float = 5e8  # per derivatives venue
     market: MarketParams = field(default_factory=MarketParams)
@@ -279,6 +281,8 @@ def parse_scenario(data, where: str) -> Scenario:
                       "outflow_per_minute", "cap_use", "momentum_share"):
             if not 0 <= getattr(spec, fname) <= 1:
                 raise InputError(f"{w}.{fname}: got {getattr(spec, fname)}; allowed: 0 to 1")
+        if spec.relever_below >= 1:
+            raise InputError(f"{w}.relever_below: got {spec.relever_below}; allowed: 0 (never) up to below 1")
         if spec.leverage_median < 1:
             raise InputError(f"{w}.leverage_median: got {spec.leverage_median}; allowed: >= 1")
         classes[cname] = spec
