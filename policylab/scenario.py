@@ -97,6 +97,7 @@ class Scenario:
     size_leverage_elasticity: float = 1.0  # account notional ~ leverage^-elasticity (small accounts lever more)
     garch_alpha: float = 0.05  # GARCH(1,1) weight of the last squared step return (per step)
     garch_beta: float = 0.90  # GARCH(1,1) weight of the last conditional variance (per step)
+    innovation_df: float = 0.0  # Student-t degrees of freedom of the fundamental's innovations (0: normal)
     market_maker_capital_usd: float = 5e8  # per venue
     arbitrage_capital_usd: float = 5e8  # per derivatives venue
     market: MarketParams = field(default_factory=MarketParams)
@@ -322,12 +323,15 @@ def parse_scenario(data, where: str) -> Scenario:
         size_leverage_elasticity=_num(data, "size_leverage_elasticity", where, lo=0, hi=3, default=1.0),
         garch_alpha=_num(data, "garch_alpha", where, lo=0, hi=1, default=0.05),
         garch_beta=_num(data, "garch_beta", where, lo=0, hi=1, default=0.90),
+        innovation_df=_num(data, "innovation_df", where, lo=0, hi=1000, default=0.0),
         market_maker_capital_usd=_num(data, "market_maker_capital_usd", where, lo=0, default=5e8),
         arbitrage_capital_usd=_num(data, "arbitrage_capital_usd", where, lo=0, default=5e8),
         market=market, venue_choice=choice, shocks=shocks, sources=tuple(data.get("sources") or ()), path=where,
     )
     if sc.garch_alpha + sc.garch_beta >= 1:
         raise InputError(f"{where}.garch_alpha + garch_beta: got {sc.garch_alpha + sc.garch_beta:g}; allowed: below 1")
+    if 0 < sc.innovation_df <= 2:
+        raise InputError(f"{where}.innovation_df: got {sc.innovation_df:g}; allowed: 0 (normal) or above 2 (finite variance)")
     if sc.duration_minutes % sc.step_minutes:
         raise InputError(f"{where}.duration_minutes: {sc.duration_minutes} is not a multiple of step_minutes {sc.step_minutes}")
     return sc

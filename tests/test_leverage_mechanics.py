@@ -1,5 +1,5 @@
 """The mechanics behind the leverage study: professionals re-levering to target both
-ways and wiped-out accounts replaced by new money."""
+ways, wiped-out accounts replaced by new money, and fat-tailed (Student-t) news."""
 
 import dataclasses
 
@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from pytest import approx
 
+from policylab import exogenous
 from policylab.errors import InputError
 from policylab.model import MarketModel
 from policylab.scenario import load_scenario
+from policylab.stylized import excess_kurtosis
 
 
 def _with_class(sc, cname, **changes):
@@ -88,6 +90,27 @@ def test_leverage_study_run_with_refills_is_audited_and_deterministic():
         runs.append((m.index_path.copy(), sum(getattr(p, "refills", 0) for p in m.populations)))
     assert runs[0][1] > 0  # high-leverage accounts were wiped out and replaced
     assert np.array_equal(runs[0][0], runs[1][0])
+
+
+def test_student_t_innovations_have_fat_tails_and_the_scenario_volatility():
+    sc = dataclasses.replace(load_scenario("leverage-study"), duration_minutes=43200 * 2 // 3)
+    normal = exogenous.draw(sc, 5).log_return
+    t3 = exogenous.draw(dataclasses.replace(sc, innovation_df=3.0), 5).log_return
+    step_sd = sc.sigma_daily * np.sqrt(sc.step_minutes / 1440)
+    assert normal.std() == approx(step_sd, rel=0.05) and t3.std() == approx(step_sd, rel=0.25)
+    assert abs(excess_kurtosis(normal)) < 0.5 < 3 < excess_kurtosis(t3)
+    assert np.array_equal(normal, exogenous.draw(sc, 5).log_return)  # normal draws unchanged by the option
+
+
+@pytest.mark.parametrize("yaml_line, message", [
+    ("innovation_df: 1.5", "innovation_df: got 1.5"),
+    ("innovation_df: -3", "innovation_df: got -3"),
+])
+def test_bad_innovation_df_is_a_one_line_error(tmp_path, yaml_line, message):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"extends: leverage-study\nname: s\n{yaml_line}\n")
+    with pytest.raises(InputError, match=message):
+        load_scenario(str(path))
 
 
 def test_bad_relever_below_is_a_one_line_error(tmp_path):
