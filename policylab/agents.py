@@ -12,6 +12,7 @@ import numpy as np
 from mesa.time import Schedule
 
 from .scenario import ClassSpec
+from .streams import stream
 
 EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0))
 
@@ -45,13 +46,45 @@ class Venue(mesa.Agent):
 
 
 class TraderPopulation(mesa.Agent):
-    """A group of accounts (rows of the arrays) sharing one behaviour and random stream."""
+    """A group of accounts (rows of the arrays) sharing one behaviour and random stream.
+
+    Replacement of wiped-out accounts (``refill_half_life_minutes`` > 0): an account that
+    is flat with less than ``WIPED_SHARE`` of its starting deposit left is, after a
+    waiting time with that half-life, taken over by a new trader who deposits what the
+    account started with (new money, recorded in ``deposit``). In Thurner, Farmer and
+    Geanakoplos (2012) a fund whose wealth falls below a minimum is likewise replaced,
+    after a delay, by a new fund with the initial wealth; without it a market that wipes
+    out its leveraged traders de-levers for the rest of the run and the effect of
+    leverage fades with time. The waiting times come from their own stream, one draw
+    per account and step, so they are common across rule sets.
+    """
+
+    WIPED_SHARE = 0.1  # an account with less than this share of its starting deposit is wiped out
 
     ACTIVITY_VOL_WINDOW = 15  # minutes of realised volatility that activity responds to
 
     def __init__(self, model, rows: np.ndarray, spec: ClassSpec, rng: np.random.Generator):
         super().__init__(model)
         self.rows, self.spec, self.stream = rows, spec, rng
+        self.stake = model.tb.deposit[rows].copy()  # each account's starting deposit (USD)
+        self.refills = 0  # accounts replaced so far
+        if spec.refill_half_life_minutes > 0:
+            self._refill_stream = stream(model.seed, f"refill:{type(self).__name__}")
+
+    def refill(self) -> None:
+        """Replace wiped-out accounts by new traders with the starting deposit (see the class docstring)."""
+        if self.spec.refill_half_life_minutes <= 0 or len(self.rows) == 0:
+            return
+        tb = self.model.tb
+        u = self._refill_stream.random(len(self.rows))  # drawn every step: common random numbers
+        p = 1.0 - 0.5 ** (self.model.scenario.step_minutes / self.spec.refill_half_life_minutes)
+        wiped = ((tb.size[self.rows] == 0) & (self.stake > 0) & ~tb.quit[self.rows]
+                 & (tb.cash[self.rows] < self.WIPED_SHARE * self.stake) & (u < p))
+        if wiped.any():
+            idx = self.rows[wiped]
+            tb.cash[idx] += self.stake[wiped]
+            tb.deposit[idx] += self.stake[wiped]
+            self.refills += int(wiped.sum())
 
     def active(self) -> np.ndarray:
         """Accounts that reconsider their position this step. With an activity elasticity,
@@ -95,6 +128,7 @@ class RetailSpeculators(TraderPopulation):
 
     def decide(self):
         m, tb = self.model, self.model.tb
+        self.refill()
         idx = self.active()
         if len(idx) == 0:
             return EMPTY
@@ -117,10 +151,17 @@ class RetailSpeculators(TraderPopulation):
 
 
 class Professionals(TraderPopulation):
-    """Professional traders: cut leverage back to target when it exceeds their risk limit."""
+    """Professional traders manage their leverage toward a target: they cut back to it when
+    it exceeds ``risk_limit`` times the target and, if ``relever_below`` > 0, add back to
+    it when it falls below that share of the target (after gains, or a fall in price
+    for shorts). Leverage targeting both ways is what balance-sheet-managing
+    intermediaries do (Adrian and Shin 2010, J. Financial Intermediation 19(3)) and
+    what the funds of Thurner, Farmer and Geanakoplos (2012) do every period; it makes
+    their demand procyclical: they sell into falls and buy into rises."""
 
     def decide(self):
         m, tb = self.model, self.model.tb
+        self.refill()
         idx = self.active()
         if len(idx) == 0:
             return EMPTY
@@ -134,6 +175,14 @@ class Professionals(TraderPopulation):
         over = (s != 0) & (eff > self.spec.risk_limit * target)
         dq = np.zeros(len(idx))
         dq[over] = -s[over] * np.clip(1.0 - target[over] / eff[over], 0.0, 1.0)
+        if self.spec.relever_below > 0:
+            under = (s != 0) & (eq > 0) & (eff < self.spec.relever_below * target)
+            if under.any():
+                u = idx[under]
+                want = eq[under] * target[under]
+                want = np.minimum(eq[under] * np.minimum(target[under], m.leverage_cap(u, want)),
+                                  tb.pos_limit[u] * tb.weight[u])
+                dq[under] = np.sign(s[under]) * np.maximum(want - notional[under], 0.0) / price[tb.venue[u]]
         flat = (s == 0) & (tb.cash[idx] > 0) & ~tb.quit[idx]
         side = np.where(self.stream.random(flat.sum()) < self.spec.long_share, 1.0, -1.0)
         dq[flat] = self.open_orders(idx[flat], side)

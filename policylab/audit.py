@@ -3,7 +3,9 @@
 Money: the accounts' cash and hedge cash, the funds (insurance funds, vault-less
 broker capital; negative when they owe), fee revenue and realised collateral
 (depeg) losses always add up to what was there at the start. Every trade is booked
-at one price to both sides and funding is a transfer, so nothing else can change it.
+at one price to both sides and funding is a transfer, so nothing else can change it,
+except new money: deposits made during the run (a wiped-out account taken over by a
+new trader) are recorded in the accounts' ``deposit`` and the audit counts them.
 
 Positions: on every derivatives venue sizes sum to zero (each contract has two
 sides); on the spot venue, spot positions plus spot hedges stay at the BTC deposited
@@ -35,13 +37,14 @@ class Ledger:
     def __init__(self, model, rel_tol: float = 1e-9):
         self.model = model
         self.money0 = money(model)
+        self.deposit0 = float(model.tb.deposit.sum())
         self.net0 = net_positions(model)
         self.gross = float(np.abs(model.tb.cash).sum() + np.abs(model.tb.hedge_cash).sum()) + 1.0
         self.rel_tol = rel_tol
 
     def check(self, when: str = "") -> None:
         """Raise AssertionError if money or positions are not conserved."""
-        m = money(self.model)
+        m = money(self.model) - (float(self.model.tb.deposit.sum()) - self.deposit0)  # less new money
         tol = self.rel_tol * self.gross
         if not abs(m - self.money0) <= tol:
             raise AssertionError(f"money not conserved {when}: {m - self.money0:+.6f} USD (tolerance {tol:.3g})")

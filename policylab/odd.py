@@ -171,7 +171,9 @@ def scales(sc: dict, manifest: dict) -> list[tuple[str, str]]:
                         f"({sc['duration_minutes'] // sc['step_minutes']:,} steps)"),
         ("starting price", usd(sc["start_price"])),
         ("fundamental volatility", f"{100 * sc.get('sigma_daily', nan):.1f}% per day (GARCH(1,1), "
-                                   f"alpha {sc.get('garch_alpha', nan):g}, beta {sc.get('garch_beta', nan):g})"),
+                                   f"alpha {sc.get('garch_alpha', nan):g}, beta {sc.get('garch_beta', nan):g}, "
+                                   + (f"Student-t innovations, {sc['innovation_df']:g} degrees of freedom)"
+                                      if sc.get("innovation_df") else "normal innovations)")),
         ("population", f"{traders:,} simulated accounts standing for {sc.get('real_accounts', 0):,.0f} real accounts "
                        f"({sc.get('real_accounts', 0) / traders:,.0f} each)"),
         ("jurisdictions", ", ".join(f"{k} {100 * v:.0f}%" for k, v in sc.get("jurisdictions", {}).items())),

@@ -47,6 +47,8 @@ class ClassSpec:
     dip_move: float = 0.02  # 15-minute move after which active flat accounts trade on it
     momentum_share: float = 0.5  # share of those who follow the move (the rest fade it)
     risk_limit: float = 1.5  # professionals cut back when leverage exceeds this multiple of their target
+    relever_below: float = 0.0  # professionals add back to target when leverage falls below this share of it (0: never)
+    refill_half_life_minutes: float = 0.0  # wiped-out accounts are replaced by new money with this half-life (0: never)
     holdings_usd: float = 0.0  # institutional spot/ETF holdings (USD)
     outflow_per_minute: float = 0.0  # institutional selling per minute in a drawdown (share of holdings)
 
@@ -96,8 +98,9 @@ class Scenario:
     sigma_daily: float = 0.025  # fundamental volatility per day (log)
     entry_dispersion: float = 0.03  # spread (log sd) of open positions' entry prices around the start price
     size_leverage_elasticity: float = 1.0  # account notional ~ leverage^-elasticity (small accounts lever more)
-    garch_alpha: float = 0.05
-    garch_beta: float = 0.90
+    garch_alpha: float = 0.05  # GARCH(1,1) weight of the last squared step return (per step)
+    garch_beta: float = 0.90  # GARCH(1,1) weight of the last conditional variance (per step)
+    innovation_df: float = 0.0  # Student-t degrees of freedom of the fundamental's innovations (0: normal)
     market_maker_capital_usd: float = 5e8  # per venue
     arbitrage_capital_usd: float = 5e8  # per derivatives venue
     market: MarketParams = field(default_factory=MarketParams)
@@ -277,6 +280,8 @@ def parse_scenario(data, where: str) -> Scenario:
                       "outflow_per_minute", "cap_use", "momentum_share"):
             if not 0 <= getattr(spec, fname) <= 1:
                 raise InputError(f"{w}.{fname}: got {getattr(spec, fname)}; allowed: 0 to 1")
+        if spec.relever_below >= 1:
+            raise InputError(f"{w}.relever_below: got {spec.relever_below}; allowed: 0 (never) up to below 1")
         if spec.leverage_median < 1:
             raise InputError(f"{w}.leverage_median: got {spec.leverage_median}; allowed: >= 1")
         classes[cname] = spec
@@ -316,12 +321,15 @@ def parse_scenario(data, where: str) -> Scenario:
         size_leverage_elasticity=_num(data, "size_leverage_elasticity", where, lo=0, hi=3, default=1.0),
         garch_alpha=_num(data, "garch_alpha", where, lo=0, hi=1, default=0.05),
         garch_beta=_num(data, "garch_beta", where, lo=0, hi=1, default=0.90),
+        innovation_df=_num(data, "innovation_df", where, lo=0, hi=1000, default=0.0),
         market_maker_capital_usd=_num(data, "market_maker_capital_usd", where, lo=0, default=5e8),
         arbitrage_capital_usd=_num(data, "arbitrage_capital_usd", where, lo=0, default=5e8),
         market=market, venue_choice=choice, shocks=shocks, sources=tuple(data.get("sources") or ()), path=where,
     )
     if sc.garch_alpha + sc.garch_beta >= 1:
         raise InputError(f"{where}.garch_alpha + garch_beta: got {sc.garch_alpha + sc.garch_beta:g}; allowed: below 1")
+    if 0 < sc.innovation_df <= 2:
+        raise InputError(f"{where}.innovation_df: got {sc.innovation_df:g}; allowed: 0 (normal) or above 2 (finite variance)")
     if sc.duration_minutes % sc.step_minutes:
         raise InputError(f"{where}.duration_minutes: {sc.duration_minutes} is not a multiple of step_minutes {sc.step_minutes}")
     return sc
