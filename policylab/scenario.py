@@ -42,7 +42,7 @@ class ClassSpec:
     stop_share: float = 0.0  # share of accounts with a stop-loss order
     stop_distance: tuple[float, float] = (0.02, 0.10)  # stop distance range from entry (fraction)
     activity_per_minute: float = 0.0  # share of accounts reconsidering each minute
-    activity_vol_elasticity: float = 0.0  # activity rises by this x (15-minute realised vol / normal vol - 1); 0: constant
+    activity_vol_elasticity: float = 0.0  # flat accounts trade more: activity x (1 + this x (15-minute realised vol / normal vol - 1)); 0: constant
     panic_move: float = 0.03  # adverse 15-minute index move that makes active holders close
     dip_move: float = 0.02  # 15-minute move after which active flat accounts trade on it
     momentum_share: float = 0.5  # share of those who follow the move (the rest fade it)
