@@ -165,24 +165,60 @@ def maintenance(idx, venue, weight, size, mm_floor, price, margin_mult, tier_flo
 
 
 @njit(cache=True, error_model="numpy")
+def _is_near(i, size, venue, liq_price, stop, always, lo, hi):
+    s = size[i]
+    if always[i]:
+        return True
+    if s == 0.0:
+        return False
+    liq, st = liq_price[i], stop[i]
+    if s > 0.0:
+        trig = st if liq != liq else (liq if st != st else max(liq, st))
+        return trig > lo[venue[i]]
+    trig = st if liq != liq else (liq if st != st else min(liq, st))
+    return trig < hi[venue[i]]
+
+
+@njit(cache=True, error_model="numpy")
 def near(size, venue, liq_price, stop, always, lo, hi):
     """Accounts whose liquidation or stop trigger is within the band: longs with a trigger
     above their venue's ``lo``, shorts with one below its ``hi``, plus ``always``."""
     out = np.empty(size.shape[0], dtype=np.int64)
     n = 0
     for i in range(size.shape[0]):
-        s = size[i]
-        take = always[i]
-        if not take and s != 0.0:
-            liq, st = liq_price[i], stop[i]
-            if s > 0.0:
-                trig = st if liq != liq else (liq if st != st else max(liq, st))
-                take = trig > lo[venue[i]]
-            else:
-                trig = st if liq != liq else (liq if st != st else min(liq, st))
-                take = trig < hi[venue[i]]
-        if take:
+        if _is_near(i, size, venue, liq_price, stop, always, lo, hi):
             out[n] = i
+            n += 1
+    return out[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def near_of(idx, size, venue, liq_price, stop, always, lo, hi):
+    """The accounts of ``idx`` that ``near`` would select."""
+    out = np.empty(idx.shape[0], dtype=np.int64)
+    n = 0
+    for j in range(idx.shape[0]):
+        if _is_near(idx[j], size, venue, liq_price, stop, always, lo, hi):
+            out[n] = idx[j]
+            n += 1
+    return out[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def merge(a, b):
+    """The union of ``a`` (ascending, unique) and ``b`` (any order, repeats allowed), ascending."""
+    b = np.sort(b)
+    out = np.empty(a.shape[0] + b.shape[0], dtype=np.int64)
+    i = j = n = 0
+    while i < a.shape[0] or j < b.shape[0]:
+        if j == b.shape[0] or (i < a.shape[0] and a[i] <= b[j]):
+            x = a[i]
+            i += 1
+        else:
+            x = b[j]
+            j += 1
+        if n == 0 or out[n - 1] != x:
+            out[n] = x
             n += 1
     return out[:n]
 

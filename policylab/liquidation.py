@@ -75,24 +75,47 @@ class LiquidationEngine:
         self.always = self.tb.cls == ARB  # accounts checked every round (they trade every round)
         self.vault_rows = self.vb.vault_row[self.vb.vault_row >= 0]
         self.adl_volume = np.zeros(len(self.vb.rules))  # USD closed by ADL (both legs counted once)
+        self._near: np.ndarray | None = None  # the band set (see near) and the marks it was scanned at
+        self._near_mark = self._band = None
+        self._changed: list[np.ndarray] = []  # accounts refreshed since the band set was updated
 
     # ------------------------------------------------------------ helpers
     def refresh(self, idx: np.ndarray) -> None:
         """Recompute prefilter liquidation prices of accounts whose state changed
-        (repeated accounts are harmless: each gets the same value)."""
+        (repeated accounts are harmless: each gets the same value). Every change of an
+        account's margin state must come through here, so the band set stays exact."""
         idx = idx[~self.protocol[idx]]
         if len(idx):
             self.tb.liq_price[idx] = liquidation_price(self.tb, self.vb, idx)
+            self._changed.append(idx)
 
     def near(self, band: float) -> np.ndarray:
-        """Accounts whose liquidation or stop price is at most ``band`` (log) away from
-        their venue price, or already crossed: longs with a trigger above price x e^-band,
-        shorts with one below price x e^band (a short below maintenance at any price has
-        a non-positive liquidation price)."""
+        """Accounts (ascending) that may be due at the current mark prices: a superset of
+        those whose liquidation or stop trigger the marks have reached.
+
+        A full scan keeps the accounts whose trigger is within ``band`` (log) of the marks
+        at the scan, or already crossed: longs with a trigger above mark x e^-band, shorts
+        with one below mark x e^band (a short below maintenance at any price has a
+        non-positive liquidation price). Until the marks move more than half the band
+        from those of the scan, that set plus the accounts refreshed since (filtered the
+        same way) still holds every account the marks can have reached; then it is
+        rescanned. Steps cost the accounts that changed, not a pass over all accounts."""
         tb = self.tb
-        price = self.mkt.marks()
-        return kernels.near(tb.size, tb.venue, tb.liq_price, tb.stop, self.always, price * np.exp(-band),
-                            price * np.exp(band))
+        mark = self.mkt.marks()
+        rescan = (self._near is None or band != self._band
+                  or np.max(np.abs(np.log(mark / self._near_mark))) > band / 2)
+        if rescan:
+            self._near_mark, self._band, self._changed = mark, band, []
+            lo, hi = mark * np.exp(-band), mark * np.exp(band)
+            self._near = kernels.near(tb.size, tb.venue, tb.liq_price, tb.stop, self.always, lo, hi)
+        elif self._changed:
+            changed = np.concatenate(self._changed)
+            self._changed = []
+            lo, hi = self._near_mark * np.exp(-band), self._near_mark * np.exp(band)
+            new = kernels.near_of(changed, tb.size, tb.venue, tb.liq_price, tb.stop, self.always, lo, hi)
+            if len(new):
+                self._near = kernels.merge(self._near, new)
+        return self._near
 
     def _realise_coin(self, idx: np.ndarray) -> None:
         """A closed-out account's depegged collateral is sold at its current value."""

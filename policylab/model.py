@@ -236,22 +236,17 @@ class MarketModel(mesa.Model):
 
     def _cascade(self, t: int) -> int:
         """Run liquidation rounds until nothing triggers. Returns rounds with activity."""
-        prm, engine, mkt = self.scenario.market, self.engine, self.market
-        near = engine.near(prm.band)
-        band_price = mkt.marks()
+        prm, engine = self.scenario.market, self.engine
         step_seconds = self.scenario.step_minutes * 60.0
         time_s = t * step_seconds
         active_rounds = 0
         for rnd in range(prm.max_rounds):
             self.arbitrageurs.act()  # first, so the round's check sees every price move
-            acted, waiting = engine.run_round(near, time_s + rnd * prm.round_seconds, t, rnd)
+            acted, waiting = engine.run_round(engine.near(prm.band), time_s + rnd * prm.round_seconds, t, rnd)
             if acted:
                 active_rounds += 1
             elif not waiting or (rnd + 1) * prm.round_seconds >= step_seconds:
                 break
-            if np.max(np.abs(np.log(mkt.marks() / band_price))) > prm.band / 2:
-                near = engine.near(prm.band)
-                band_price = mkt.marks()
         return active_rounds
 
     def _collect(self, t: int) -> None:

@@ -54,18 +54,13 @@ class Replay:
         self.vb.basis *= 0.5 ** (dt / prm.basis_half_life_minutes)
         mkt.flow[:] = 0.0
         mkt.volume[:] = 0.0
-        near = engine.near(prm.band)
-        band_price = mkt.marks()
         time_s = t * self.step_seconds
         for rnd in range(prm.max_rounds):
-            acted, waiting = engine.run_round(near, time_s + rnd * prm.round_seconds, t, rnd)
+            acted, waiting = engine.run_round(engine.near(prm.band), time_s + rnd * prm.round_seconds, t, rnd)
             if acted:
                 self.rounds[t] += 1
             elif not waiting or (rnd + 1) * prm.round_seconds >= self.step_seconds:
                 break
-            if np.max(np.abs(np.log(mkt.marks() / band_price))) > prm.band / 2:
-                near = engine.near(prm.band)
-                band_price = mkt.marks()
         self.t += 1
         self.index_path[self.t] = mkt.index
         self.price_path[self.t] = mkt.prices()
