@@ -1,7 +1,8 @@
 """The leverage result of Thurner, Farmer and Geanakoplos (2012), in this model.
 
 Runs the ``leverage-study`` scenario (thin-tailed, unclustered news; leverage-seeking
-traders) with the leverage cap of every derivatives venue swept from 1x upwards, and
+traders) with the leverage cap of the speculators (retail and professional traders, on
+every derivatives venue) swept from 1x upwards, and
 reports the tail index and volatility clustering of index returns against the
 cap, as a curve with intervals over seeds. Raising the cap should turn thin-tailed,
 unclustered returns into fat-tailed, clustered ones.
@@ -27,7 +28,11 @@ from .stats import mean_interval
 from .stylized import facts
 
 CAPS = (1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0)
-RULE = "name: cap-{cap:g}x\ntitle: Leverage cap {cap:g}x\nmodules:\n  - module: leverage_cap\n    params: {{max_leverage: {cap}}}\n"
+# The cap binds the speculators (retail and professional traders), as TFG's binds their
+# leveraged funds; delta-neutral basis traders keep their own leverage, so the only thing
+# that changes from arm to arm is speculative leverage.
+RULE = ("name: cap-{cap:g}x\ntitle: Leverage cap {cap:g}x\nmodules:\n  - module: leverage_cap\n"
+        "    target: {{classes: [retail, professional]}}\n    params: {{max_leverage: {cap}}}\n")
 
 
 def cap_rule(cap: float):
