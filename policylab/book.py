@@ -76,7 +76,6 @@ class VenueBook:
         k = len(self.rules)
         self.names = [r.name for r in self.rules]
         self.fund = np.array([r.insurance_fund_usd for r in self.rules], dtype=float)
-        self.fund_initial = self.fund.copy()
         self.fees = np.zeros(k)  # fee revenue (USD)
         self.collateral_loss = np.zeros(k)  # realised depeg losses leaving the system (USD)
         self.basis = np.zeros(k)  # log dislocation of venue price from the index

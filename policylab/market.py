@@ -124,11 +124,6 @@ class Market:
         tb = self.tb
         kernels.trade(idx, np.asarray(dq, dtype=float), np.asarray(px, dtype=float), tb.size, tb.entry, tb.cash)
 
-    def transfer(self, src: np.ndarray, dst: np.ndarray, dq: np.ndarray, px: np.ndarray) -> None:
-        """Off-book trade: ``src`` accounts sell ``dq`` BTC to ``dst`` at ``px`` (ADL, backstop)."""
-        self._trade(src, -dq, px)
-        self._trade(dst, dq, px)
-
     # ---------------------------------------------------------------- arbitrage
     def arbitrage(self) -> None:
         """Arbitrage desks buy the cheap venue and sell spot (or the reverse), within capacity."""

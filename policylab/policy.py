@@ -138,7 +138,7 @@ class Target:
         return ok
 
     @classmethod
-    def parse(cls, data, where: str, venue_names=()) -> "Target":
+    def parse(cls, data, where: str) -> "Target":
         if data is None:
             return cls()
         if not isinstance(data, dict):

@@ -113,9 +113,6 @@ class Scenario:
     def steps(self) -> int:
         return self.duration_minutes // self.step_minutes
 
-    def venue_index(self, name: str) -> int:
-        return [v.name for v in self.venues].index(name)
-
 
 # ------------------------------------------------------------------------ loading
 def builtin_dir():
