@@ -98,8 +98,12 @@ class TraderPopulation(mesa.Agent):
             surge += self.spec.activity_vol_elasticity * max(self.model.vol_ratio(self.ACTIVITY_VOL_WINDOW) - 1.0, 0.0)
         k = self.stream.binomial(len(self.rows), min(1.0, p * surge)) if len(self.rows) else 0
         idx = self.rows[np.unique(self.stream.integers(0, len(self.rows), k))] if k else self.rows[:0]
-        if surge > 1.0 and len(idx):  # holders: thinned back to the usual rate
-            idx = idx[(tb.size[idx] == 0) | (self.stream.random(len(idx)) * surge < 1.0)]
+        if surge > 1.0 and len(idx):
+            # holders: thinned back to the usual rate. k draws with replacement select an
+            # account with probability about 1 - exp(-k / n), so keep each holder with the
+            # ratio of that probability at the usual rate to the one at the surged rate
+            keep = -np.expm1(-min(1.0, p)) / -np.expm1(-min(1.0, p * surge))
+            idx = idx[(tb.size[idx] == 0) | (self.stream.random(len(idx)) < keep)]
         return idx
 
     def open_orders(self, idx: np.ndarray, side: np.ndarray):
@@ -128,7 +132,6 @@ class RetailSpeculators(TraderPopulation):
 
     def decide(self):
         m, tb = self.model, self.model.tb
-        self.refill()
         idx = self.active()
         if len(idx) == 0:
             return EMPTY
@@ -161,7 +164,6 @@ class Professionals(TraderPopulation):
 
     def decide(self):
         m, tb = self.model, self.model.tb
-        self.refill()
         idx = self.active()
         if len(idx) == 0:
             return EMPTY

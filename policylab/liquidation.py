@@ -103,7 +103,7 @@ class LiquidationEngine:
         tb = self.tb
         mark = self.mkt.marks()
         rescan = (self._near is None or band != self._band
-                  or np.max(np.abs(np.log(mark / self._near_mark))) > band / 2)
+                  or not np.max(np.abs(np.log(mark / self._near_mark))) <= band / 2)  # NaN: rescan
         if rescan:
             self._near_mark, self._band, self._changed = mark, band, []
             lo, hi = mark * np.exp(-band), mark * np.exp(band)

@@ -141,7 +141,7 @@ class MarketModel(mesa.Model):
         back = max(2, minutes // self.scenario.step_minutes)
         r = np.diff(np.log(np.append(self.index_path[max(t - back, 0):t], self.market.index)))
         normal = self.scenario.sigma_daily * np.sqrt(self.scenario.step_minutes / 1440.0)
-        return float(np.sqrt(np.mean(r ** 2)) / normal) if len(r) else 1.0
+        return float(np.sqrt(np.mean(r ** 2)) / normal) if len(r) and normal > 0 else 1.0
 
     @property
     def halted(self) -> bool:
@@ -193,6 +193,7 @@ class MarketModel(mesa.Model):
         self.arbitrageurs.reset()
         mkt.volume[:] = 0.0
         mkt.flow[:] = 0.0
+        self.populations.do("refill")  # new money for wiped-out accounts (every step: common random numbers)
         # 3. voluntary orders, netted and executed together; 4. the cascade (both wait out a halt)
         if not self.halted:
             orders = self.populations.map("decide") + [a.decide() for a in self.venue_agents]

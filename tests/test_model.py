@@ -140,28 +140,37 @@ def test_october_without_any_forced_or_discretionary_flow_follows_the_exogenous_
 
 
 
-@pytest.mark.parametrize("rules", [(), ("dynamic-margin-proposal",)])
-def test_band_set_holds_every_account_due(short_scenario, rules):
+@pytest.mark.parametrize("case", ["short", "short+dynamic-margin", "leverage-study"])
+def test_band_set_holds_every_account_due(short_scenario, case):
     # The engine keeps the accounts near their triggers between full scans (plus those
-    # refreshed since); in every cascade round of a crash, the accounts it finds due
-    # must be exactly those a full scan of all accounts at the current marks finds due.
+    # refreshed since). In every cascade round, the accounts it finds due must be exactly
+    # those found due among all accounts with freshly computed liquidation prices: this
+    # fails if the band set misses an account, or if any change of margin state (cash,
+    # size, margin multiplier, collateral value) skipped the engine's refresh.
     from policylab import kernels
+    from policylab.margin import liquidation_price
     from policylab.rules import load_rules
 
-    m = MarketModel(short_scenario, seed=3, rules=[load_rules(r) for r in rules])
+    if case == "leverage-study":  # refills, re-levering professionals, 5-minute steps
+        m = MarketModel(dataclasses.replace(load_scenario("leverage-study"), duration_minutes=1440), seed=3,
+                        traders=1500)
+    else:
+        rules = [load_rules("dynamic-margin-proposal")] if case.endswith("dynamic-margin") else []
+        m = MarketModel(short_scenario, seed=3, rules=rules)
     engine, tb, vb = m.engine, m.tb, m.vb
     run_round = engine.run_round
+    everyone = np.arange(tb.n)
     checked = []
 
-    def due(near):
-        return kernels.due(near, tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor,
+    def due(near, liq_price):
+        return kernels.due(near, tb.size, tb.venue, tb.weight, tb.cash, tb.coin, liq_price, tb.stop, tb.mm_floor,
                            engine.always, engine.protocol, m.market.marks(), vb.coin_value, vb.margin_mult,
                            vb.tier_floor, vb.tier_rate, vb.tier_ded, 1e-9)
 
     def round_checked(near, time_s, step, rnd):
-        everyone = np.arange(tb.n)
-        np.testing.assert_array_equal(due(near), due(everyone))
-        checked.append(len(due(everyone)))
+        exact = due(everyone, liquidation_price(tb, vb, everyone))
+        np.testing.assert_array_equal(due(near, tb.liq_price), exact)
+        checked.append(len(exact))
         return run_round(near, time_s, step, rnd)
 
     engine.run_round = round_checked
