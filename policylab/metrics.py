@@ -365,7 +365,7 @@ def compute(model, start: Start) -> dict[str, float]:
     _by_venue(values, "fund_drawdown_usd", dnames, fund_dd[deriv])
     _by_venue(values, "fund_drawdown_share", dnames, _ratio(fund_dd, start.fund)[deriv])
     values["funds_exhausted"] = np.sum((start.fund > 0) & (fund.min(axis=0) <= 0))
-    equity = tb.equity(np.arange(tb.n), model.market.prices(), vb.coin_price)
+    equity = tb.equity(np.arange(tb.n), model.market.marks(), vb.coin_price)  # as the venues judge it
     owed = np.maximum(-equity, 0.0)
     bad = (np.maximum(-vb.fund, 0.0)
            + np.bincount(tb.venue[traders], owed[traders], minlength=k)
