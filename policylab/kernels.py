@@ -139,14 +139,30 @@ def liquidation_price(idx, venue, size, weight, cash, coin, mm_floor, coin_value
 
 
 @njit(cache=True, error_model="numpy")
+def _tier(v, per_account, tier_floor):
+    """The tier of venue ``v`` a notional per real account (USD) falls in: how many tier
+    floors above the first it reaches."""
+    t = 0
+    for u in range(1, tier_floor.shape[1]):
+        if per_account >= tier_floor[v, u]:
+            t += 1
+    return t
+
+
+@njit(cache=True, error_model="numpy")
+def tier_index(venue, per_account, tier_floor):
+    """``_tier`` of each entry (venues and notionals per real account, USD)."""
+    out = np.empty(venue.shape[0], dtype=np.int64)
+    for j in range(venue.shape[0]):
+        out[j] = _tier(venue[j], per_account[j], tier_floor)
+    return out
+
+
+@njit(cache=True, error_model="numpy")
 def _maintenance(i, v, weight, size, mm_floor, price_v, margin_mult, tier_floor, tier_rate, tier_ded):
     w = weight[i]
     notional = abs(size[i]) * price_v
-    per = notional / w
-    t = 0
-    for u in range(1, tier_floor.shape[1]):
-        if per >= tier_floor[v, u]:
-            t += 1
+    t = _tier(v, notional / w, tier_floor)
     tiered = (notional * tier_rate[v, t] - w * tier_ded[v, t]) * margin_mult[v]
     return max(max(tiered, notional * mm_floor[i]), 0.0)
 
@@ -278,12 +294,7 @@ def arbitrage_orders(basis, arb_row, arb_left, min_gap, gap_share, c, spot, pric
         side = -np.sign(gap)
         q = min(want, arb_left[u])
         held = side * size[r] * price[u]  # exposure in the trade's direction (USD)
-        per = abs(held + q) / weight[r]
-        t = 0
-        for x in range(1, tier_floor.shape[1]):
-            if per >= tier_floor[u, x]:
-                t += 1
-        lev = min(leverage[r], tier_lev[u, t])
+        lev = min(leverage[r], tier_lev[u, _tier(u, abs(held + q) / weight[r], tier_floor)])
         eq = max(cash[r] + size[r] * price[u] - coin[r] * (1.0 - coin_value[u]), 0.0)
         q = min(q, max(lev * eq - held, 0.0))
         arb_left[u] -= q

@@ -16,12 +16,8 @@ def _rows(idx) -> np.ndarray:
 
 
 def tier_lookup(vb: VenueBook, venue: np.ndarray, notional_per_account: np.ndarray):
-    """Maintenance rate and deduction of the tier each account's notional falls in."""
-    tiers = vb.tier_floor.shape[1]
-    k = np.zeros(len(venue), dtype=np.intp)
-    floors = vb.tier_floor[venue]  # (accounts x tiers), tiers is small (<= 10)
-    if tiers > 1:
-        k = (notional_per_account[:, None] >= floors[:, 1:]).sum(axis=1)
+    """(maintenance rate, deduction, leverage cap) of the tier each account's notional falls in."""
+    k = kernels.tier_index(np.asarray(venue), np.asarray(notional_per_account, dtype=float), vb.tier_floor)
     return vb.tier_rate[venue, k], vb.tier_ded[venue, k], vb.tier_lev[venue, k]
 
 
