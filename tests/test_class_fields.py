@@ -1,4 +1,4 @@
-"""Per-venue leverage medians and volatility-driven activity of trader classes."""
+"""Trader-class behaviour: per-venue leverage medians, volatility-driven activity, sizing on margin value."""
 
 import copy
 
@@ -49,3 +49,19 @@ def test_new_trades_rise_with_volatility_while_holders_keep_their_rate(short_sce
     (flat_calm, held_calm), (flat_busy, held_busy) = counts["calm"], counts["busy"]
     assert flat_busy > 8 * flat_calm
     assert held_busy == pytest.approx(held_calm, rel=0.2)
+
+
+def test_a_flat_account_sizes_new_positions_on_its_depegged_margin_value(short_scenario):
+    m = MarketModel(short_scenario, seed=2)
+    tb, vb = m.tb, m.vb
+    pop = next(p for p in m.populations if p.spec is m.scenario.classes["retail"])
+    cex = vb.names.index("cex")
+    i = pop.rows[(tb.venue[pop.rows] == cex) & (tb.coin[pop.rows] > 0)][0]
+    tb.size[i], tb.entry[i], tb.cash[i] = 0.0, 0.0, 2 * tb.coin[i]  # flat, half its cash in the stablecoin
+    vb.coin_price[cex] = 0.6  # the stablecoin depegs
+    margin_value = tb.cash[i] - tb.coin[i] * (1.0 - vb.coin_value[cex])
+    lev = min(tb.leverage[i], m.leverage_cap(np.array([i]), np.array([margin_value * tb.leverage[i]]))[0])
+    dq = pop.open_orders(np.array([i]), np.array([1.0]))[0]
+    price = m.market.prices()[cex]
+    assert dq * price == pytest.approx(min(margin_value * lev, tb.pos_limit[i] * tb.weight[i]), rel=1e-12)
+    assert dq * price < tb.cash[i] * lev  # not the collateral at par

@@ -134,3 +134,16 @@ def test_a_higher_leverage_cap_gives_fat_tailed_clustered_returns():
     assert fact["excess_kurtosis", 25.0] > fact["excess_kurtosis", 2.0] + 0.5
     assert fact["tail_index", 25.0] < fact["tail_index", 2.0] - 0.5
     assert fact["acf_abs_lag1", 25.0] > fact["acf_abs_lag1", 2.0] + 0.02
+
+
+def test_refill_draws_every_step_even_during_a_halt():
+    # Common random numbers: a rule set that halts trading (a circuit breaker) must not
+    # shift the refill stream of the steps that follow.
+    sc = dataclasses.replace(load_scenario("leverage-study"), duration_minutes=200)
+    sc = _with_class(sc, "retail", refill_half_life_minutes=60.0)
+    free, halted = (MarketModel(sc, seed=6, traders=300) for _ in range(2))
+    halted.halt_until = 10  # trading halted for the first ten steps
+    for m in (free, halted):
+        for _ in range(20):
+            m.step()
+    assert _retail(halted)._refill_stream.bit_generator.state == _retail(free)._refill_stream.bit_generator.state
