@@ -88,6 +88,8 @@ def test_text_summary_and_default_output_folder(scenario_file, tmp_path, monkeyp
     (["--scenario", "no-such-scenario"], ["no-such-scenario", "allowed"]),
     (["--scenario", "{bad_yaml}"], ["bad.yaml", "YAML"]),
     (["--scenario", "{unknown_field}"], ["durations_minutes", "allowed"]),
+    (["--scenario", "{bad_mark}"], ["bad_mark.yaml", "venues[0].mark_price", "'oracle'", "book, index"]),
+    (["--scenario", "{bad_elasticity}"], ["retail.activity_vol_elasticity", "-1", ">= 0"]),
     (["--scenario", "{scenario}", "--traders", "50"], ["--traders", "50", "100"]),
     (["--scenario", "{scenario}", "--traders", "20000000"], ["--traders", "10,000,000"]),
     (["--scenario", "{scenario}", "--seed", "-1"], ["--seed", ">= 0"]),
@@ -100,7 +102,12 @@ def test_text_summary_and_default_output_folder(scenario_file, tmp_path, monkeyp
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, mentions, scenario_file, tmp_path, monkeypatch):
     (tmp_path / "bad.yaml").write_text("name: x\nstart_price: [1\n")
     (tmp_path / "unknown.yaml").write_text(scenario_file.read_text().replace("duration_minutes", "durations_minutes"))
-    files = {"scenario": scenario_file, "bad_yaml": tmp_path / "bad.yaml", "unknown_field": tmp_path / "unknown.yaml"}
+    (tmp_path / "bad_mark.yaml").write_text(
+        "extends: calm\nname: x\nvenues:\n  - {name: dex, kind: offshore_dex, open_interest_usd: 1.0e+9, mark_price: oracle}\n")
+    (tmp_path / "bad_elasticity.yaml").write_text(
+        "extends: calm\nname: x\npopulation: {classes: {retail: {activity_vol_elasticity: -1}}}\n")
+    files = {"scenario": scenario_file, "bad_yaml": tmp_path / "bad.yaml", "unknown_field": tmp_path / "unknown.yaml",
+             "bad_mark": tmp_path / "bad_mark.yaml", "bad_elasticity": tmp_path / "bad_elasticity.yaml"}
     args = [a.format(**files) for a in args]
     out = tmp_path / "out"
     monkeypatch.chdir(tmp_path)
