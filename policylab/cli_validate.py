@@ -10,6 +10,7 @@ import pandas as pd
 from .atomic import write_all
 from .errors import InputError
 from .prices import load_prices
+from .scenario import load_scenario
 
 
 def _write(path: Path, data: bytes | str) -> None:
@@ -66,8 +67,8 @@ def validate_command(scenario, seeds, traders, prices_path, out_dir, formats, wo
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("outputs/leverage-study"),
               show_default=True, help="Folder for leverage_study.csv and leverage_study.png.")
 @click.option("--workers", type=int, default=None, help="Local worker processes (default: all cores).")
-@click.option("--bar-minutes", type=click.IntRange(5, 1440), default=15, show_default=True,
-              help="Return horizon (minutes, a multiple of the scenario's 5-minute step).")
+@click.option("--bar-minutes", type=click.IntRange(1, 1440), default=15, show_default=True,
+              help="Return horizon (minutes, a multiple of the leverage-study scenario's step).")
 def leverage_study_command(caps, seeds, traders, out_dir, workers, bar_minutes) -> None:
     """Thurner, Farmer and Geanakoplos (2012) in this model: tails and clustering against the leverage cap."""
     from .leverage_study import leverage_study, plot
@@ -79,8 +80,9 @@ def leverage_study_command(caps, seeds, traders, out_dir, workers, bar_minutes) 
     if len(values) < 2 or values[0] < 1 or values[-1] > 2000:
         raise InputError(f"--caps: got {caps!r}; allowed: at least two numbers from 1 to 2000")
     _seeds(seeds)
-    if bar_minutes % 5:
-        raise InputError(f"--bar-minutes: got {bar_minutes}; allowed: a multiple of 5 (the scenario's step)")
+    step = load_scenario("leverage-study").step_minutes
+    if bar_minutes % step:
+        raise InputError(f"--bar-minutes: got {bar_minutes}; allowed: a multiple of {step} (the scenario's step)")
     table = leverage_study(tuple(values), seeds, traders=traders, workers=workers, bar_minutes=bar_minutes)
     wide = table.pivot(index="cap", columns="fact", values="mean")
     click.echo(wide.to_string(float_format=lambda x: f"{x:.3f}"))
