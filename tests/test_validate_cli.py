@@ -53,3 +53,9 @@ def test_leverage_study_writes_curve_and_figure(tmp_path):
 def test_leverage_study_bad_caps(tmp_path):
     res = invoke("leverage-study", "--caps", "1,x", "--out", tmp_path / "l")
     assert res.exit_code == 2 and "--caps" in res.stderr and not (tmp_path / "l").exists()
+
+
+def test_leverage_study_bar_minutes_must_be_a_multiple_of_the_step(tmp_path):
+    res = invoke("leverage-study", "--bar-minutes", 7, "--out", tmp_path / "l")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert "--bar-minutes: got 7; allowed: a multiple of 5" in res.stderr and not (tmp_path / "l").exists()
