@@ -251,18 +251,15 @@ class MarketModel(mesa.Model):
         return active_rounds
 
     def _collect(self, t: int) -> None:
-        tb, vb, row = self.tb, self.vb, t
-        price = self.price_path[t + 1]
+        vb, series = self.vb, self.venue_series
         self.datacollector.collect(self)
-        series = self.venue_series
-        series["price"][row] = price
-        series["depth_usd"][row] = vb.depth()
-        series["open_interest_usd"][row] = np.bincount(tb.venue, weights=np.maximum(tb.size, 0.0),
-                                                       minlength=len(vb.rules)) * price
-        series["volume_usd"][row] = self.market.volume
-        series["fund_usd"][row] = vb.fund
-        series["mm_health"][row] = vb.health
-        series["coin_price"][row] = vb.coin_price
+        series["price"][t] = self.price_path[t + 1]
+        series["depth_usd"][t] = vb.depth()
+        series["open_interest_usd"][t] = self.open_interest()
+        series["volume_usd"][t] = self.market.volume
+        series["fund_usd"][t] = vb.fund
+        series["mm_health"][t] = vb.health
+        series["coin_price"][t] = vb.coin_price
 
     def venue_table(self) -> pd.DataFrame:
         """The per-step venue state collected so far, one row per step and venue."""
