@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 import policylab
-from policylab.rules import builtin_rule_sets
+from policylab.inputs.rulesets import builtin_rule_sets
 
 TARGET_SECONDS = 60.0
 TARGET_EFFICIENCY = 0.80

@@ -50,7 +50,7 @@ def _cpu_s() -> float:
 def child_model(traders: int, steps: int, scenario: str, seed: int) -> dict:
     """Build and run the full model in this (fresh) process."""
     from policylab.model import MarketModel
-    from policylab.scenario import load_scenario
+    from policylab.inputs.scenario import load_scenario
 
     _pin_one_core()
     sc = load_scenario(scenario)
@@ -73,10 +73,11 @@ def child_reference(traders: int, steps: int, scenario: str, seed: int) -> dict:
     """Time the vectorised replay and the per-trader reference on one book and path."""
     import numpy as np
 
-    from policylab import exogenous, population
-    from policylab.reference import ReferenceModel
-    from policylab.replay import Replay
-    from policylab.scenario import load_scenario
+    from policylab.engine import exogenous
+    from policylab.populations import draw as population
+    from policylab.engine.reference import ReferenceModel
+    from policylab.engine.replay import Replay
+    from policylab.inputs.scenario import load_scenario
 
     _pin_one_core()
     sc = load_scenario(scenario)

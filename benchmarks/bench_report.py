@@ -33,7 +33,7 @@ t = {}
 def mark(name, t0, c0):
     t[name] = (time.perf_counter() - t0, time.process_time() - c0)
 t0, c0 = time.perf_counter(), time.process_time()
-from policylab import report
+from policylab.brief import render as report
 mark("import", t0, c0)
 t0, c0 = time.perf_counter(), time.process_time(); res = report.load(sys.argv[1]); mark("read", t0, c0)
 t0, c0 = time.perf_counter(), time.process_time(); ctx = report.context(res); mark("context and figures", t0, c0)
@@ -48,7 +48,7 @@ def policylab_bin() -> str:
 
 
 def standard(out: Path) -> None:
-    from policylab.rules import builtin_rule_sets
+    from policylab.inputs.rulesets import builtin_rule_sets
 
     rules = [r for r in builtin_rule_sets() if r != "status-quo-2025"]
     subprocess.run([policylab_bin(), "compare", *rules, "--scenario", "october-2025", "--seeds", "30", "--out",

@@ -1,5 +1,5 @@
 """``python -m policylab``: the command line (see :mod:`policylab.cli`)."""
 
-from .cli import main
+from policylab.cli.main import main
 
 main()

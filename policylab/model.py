@@ -17,21 +17,21 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from . import choice, exogenous, population
-from .agents import (Arbitrageurs, BasisTraders, InstitutionalHolders, MarketMakers, Professionals,
-                     RetailSpeculators, Venue)
-from .audit import Ledger
-from .errors import InputError
-from .liquidation import EventLog, LiquidationEngine
-from .margin import initial_margin_leverage
-from .market import Market
-from .policy import PolicyError
-from .scenario import Scenario
-from .streams import stream
+from policylab.engine import choice
+from policylab.engine import exogenous
+from policylab.populations import draw as population
+from policylab.engine.venue_agents import Arbitrageurs, MarketMakers, Venue
+from policylab.populations import POPULATIONS
+from policylab.engine.audit import Ledger
+from policylab.errors import InputError
+from policylab.engine.liquidation import EventLog, LiquidationEngine
+from policylab.engine.margin import initial_margin_leverage
+from policylab.engine.market import Market
+from policylab.policies.api import PolicyError
+from policylab.inputs.scenario import Scenario
+from policylab.engine.streams import stream
 
 VENUE_COLUMNS = ("price", "depth_usd", "open_interest_usd", "volume_usd", "fund_usd", "mm_health", "coin_price")
-POPULATIONS = {"retail": RetailSpeculators, "professional": Professionals, "basis": BasisTraders,
-               "institutional": InstitutionalHolders}
 
 
 class MarketModel(mesa.Model):

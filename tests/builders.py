@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from policylab.audit import Ledger
-from policylab.book import ARB, CLASSES, MM, VAULT, TraderBook, VenueBook
-from policylab.liquidation import EVENT_KINDS, EventLog, LiquidationEngine
-from policylab.market import Market, MarketParams
+from policylab.engine.audit import Ledger
+from policylab.engine.book import ARB, CLASSES, MM, VAULT, TraderBook, VenueBook
+from policylab.engine.liquidation import EVENT_KINDS, EventLog, LiquidationEngine
+from policylab.engine.market import Market, MarketParams
 from policylab.venues import make_venue
 
 QUIET = dict(taker_fee=0.0, liquidation_fee=0.0, partial_threshold_usd=float("inf"), backstop_threshold=0.0)

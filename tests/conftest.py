@@ -2,7 +2,7 @@
 
 import pytest
 
-from policylab.scenario import load_scenario
+from policylab.inputs.scenario import load_scenario
 
 SHORT_SCENARIO = """
 name: short-crash
@@ -96,7 +96,7 @@ def flash_path(tmp_path_factory):
 
 
 BUGGY_MODULE = '''
-from policylab.policy import Param, Policy
+from policylab.policies.api import Param, Policy
 
 
 class Buggy(Policy):

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from policylab import calibration, report
-from policylab.experiment import compare
+from policylab.validation import calibration
+from policylab.brief import render as report
+from policylab.experiments.compare import compare
 
 
 def test_targets_met_when_the_median_lies_in_range():
@@ -18,7 +19,7 @@ def test_targets_met_when_the_median_lies_in_range():
 
 def test_every_target_has_a_source_and_reads_real_metrics():
     from policylab.metrics import definitions
-    from policylab.scenario import load_scenario
+    from policylab.inputs.scenario import load_scenario
     for scenario, targets in calibration.TARGETS.items():
         names = set(definitions(load_scenario(scenario)))
         row = pd.Series({n: 0.0 for n in names})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from policylab.scenario import load_scenario
+from policylab.inputs.scenario import load_scenario
 from policylab.venues import ARCHETYPES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "calibration.md"

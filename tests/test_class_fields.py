@@ -5,10 +5,10 @@ import copy
 import numpy as np
 import pytest
 
-from policylab import population
+from policylab.populations import draw as population
 from policylab.errors import InputError
 from policylab.model import MarketModel
-from policylab.scenario import load_scenario
+from policylab.inputs.scenario import load_scenario
 
 
 def test_venue_leverage_median_applies_only_on_its_venue(short_scenario):

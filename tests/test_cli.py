@@ -12,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from policylab import metrics
-from policylab.cli import HEADLINES, Progress, cli, fmt
-from policylab.results import RunResult
-from policylab.scenario import builtin_names, load_scenario
+from policylab.cli.formats import fmt
+from policylab.cli.main import HEADLINES, Progress, cli
+from policylab.experiments.run import RunResult
+from policylab.inputs.scenario import builtin_names, load_scenario
 
 TABLES = ("metrics", "timeseries", "events")
 

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builders import acct, build
-from policylab.audit import Ledger, money
-from policylab.margin import maintenance
-from policylab.market import MarketParams
+from policylab.engine.audit import Ledger, money
+from policylab.engine.margin import maintenance
+from policylab.engine.market import MarketParams
 from policylab.model import MarketModel
 from policylab.venues import ADL_RANKINGS, make_venue
 

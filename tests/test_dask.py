@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import policylab
-from policylab.scenario import load_scenario
+from policylab.inputs.scenario import load_scenario
 
 TRADERS = 400
 START_SECONDS = 60

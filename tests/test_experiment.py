@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 import policylab
-from policylab import stats
-from policylab.backends import downsample
+from policylab.experiments import stats
+from policylab.experiments.backends import downsample
 from policylab.errors import InputError
-from policylab.experiment import BASELINE, digest
-from policylab.results import COLUMNS, run
-from policylab.rules import load_rules
-from policylab.scenario import load_scenario
+from policylab.experiments.compare import BASELINE, digest
+from policylab.experiments.run import COLUMNS, run
+from policylab.inputs.rulesets import load_rules
+from policylab.inputs.scenario import load_scenario
 
 TRADERS = 400
 FILES = ("runs.parquet", "failed.parquet", "timeseries.parquet", "events.parquet", "summary.csv", "metrics.json",

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import policylab
 from policylab.cli import cli
 from policylab.errors import InputError
-from policylab.sweep import parse_param
+from policylab.experiments.sweep import parse_param
 
 TRADERS = "400"
 

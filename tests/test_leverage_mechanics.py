@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from pytest import approx
 
-from policylab import exogenous
+from policylab.engine import exogenous
 from policylab.errors import InputError
 from policylab.model import MarketModel
-from policylab.scenario import load_scenario
-from policylab.stylized import excess_kurtosis
+from policylab.inputs.scenario import load_scenario
+from policylab.validation.stylized import excess_kurtosis
 
 
 def _with_class(sc, cname, **changes):
@@ -126,7 +126,7 @@ def test_a_higher_leverage_cap_gives_fat_tailed_clustered_returns():
     # and unclustered; capped at 25x, their margin calls and re-levering fatten the tails
     # and cluster volatility (policylab leverage-study; benchmarks and README give the
     # full curve over seeds).
-    from policylab.leverage_study import leverage_study
+    from policylab.validation.leverage_study import leverage_study
 
     table = leverage_study(caps=(2.0, 25.0), seeds=3, traders=2000, workers=1)
     fact = table.set_index(["fact", "cap"])["mean"]

@@ -10,8 +10,8 @@ import pytest
 from pytest import approx
 
 from builders import acct, build, venue
-from policylab.margin import liquidation_price, maintenance
-from policylab.market import MarketParams
+from policylab.engine.margin import liquidation_price, maintenance
+from policylab.engine.market import MarketParams
 
 X20 = [{"from_notional": 0, "max_leverage": 20}]  # maintenance rate 0.5 / 20 = 2.5%
 X40 = [{"from_notional": 0, "max_leverage": 40}]  # maintenance rate 0.5 / 40 = 1.25%

@@ -11,9 +11,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from policylab.liquidation import EVENT_KINDS
+from policylab.names import EVENT_KINDS
 from policylab.model import MarketModel
-from policylab.scenario import load_scenario
+from policylab.inputs.scenario import load_scenario
 from policylab.venues import Tier
 
 FORCED = [EVENT_KINDS.index(k) for k in ("liquidation", "partial", "backstop", "adl")]
@@ -147,9 +147,9 @@ def test_band_set_holds_every_account_due(short_scenario, case):
     # those found due among all accounts with freshly computed liquidation prices: this
     # fails if the band set misses an account, or if any change of margin state (cash,
     # size, margin multiplier, collateral value) skipped the engine's refresh.
-    from policylab import kernels
-    from policylab.margin import liquidation_price
-    from policylab.rules import load_rules
+    from policylab.engine import kernels
+    from policylab.engine.margin import liquidation_price
+    from policylab.inputs.rulesets import load_rules
 
     if case == "leverage-study":  # refills, re-levering professionals, 5-minute steps
         m = MarketModel(dataclasses.replace(load_scenario("leverage-study"), duration_minutes=1440), seed=3,

@@ -17,15 +17,16 @@ from click.testing import CliRunner
 from conftest import SHORT_SCENARIO
 from policylab.cli import cli
 from policylab.model import MarketModel
-from policylab.rules import ENTRY_POINT_GROUP, available_modules, load_rules
-from policylab.scenario import load_scenario
+from policylab.inputs.rulesets import load_rules
+from policylab.policies.registry import ENTRY_POINT_GROUP, available_modules
+from policylab.inputs.scenario import load_scenario
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "writing-a-policy-module.md"
 
 PLUGIN = '''
 """A third-party policy module, installed as a distribution."""
 
-from policylab.policy import Param, Policy
+from policylab.policies.api import Param, Policy
 
 
 class MarginBuffer(Policy):
@@ -144,7 +145,7 @@ def test_a_broken_plugin_is_reported_not_fatal(tmp_path, monkeypatch):
 LOCAL = '''
 """A policy module in a file next to the rule set."""
 
-from policylab.policy import Param, Policy
+from policylab.policies.api import Param, Policy
 
 
 class YoungAccountBan(Policy):

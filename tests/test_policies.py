@@ -17,17 +17,17 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SHORT_SCENARIO
-from policylab.book import PRO, RETAIL
+from policylab.engine.book import PRO, RETAIL
 from policylab.cli import cli
 from policylab.errors import InputError
-from policylab.liquidation import EVENT_KINDS
-from policylab.margin import maintenance
+from policylab.names import EVENT_KINDS
+from policylab.engine.margin import maintenance
 from policylab.model import MarketModel
-from policylab.policy import PolicyError, merge_venue_rules
-from policylab.results import run
-from policylab.rules import RuleSet, load_rules, parse_rules
-from policylab.scenario import load_scenario
-from policylab.venues import JURISDICTIONS
+from policylab.policies.api import PolicyError, merge_venue_rules
+from policylab.experiments.run import run
+from policylab.inputs.rulesets import RuleSet, load_rules, parse_rules
+from policylab.inputs.scenario import load_scenario
+from policylab.names import JURISDICTIONS
 
 SEED = 1
 TRADERS = 1500
@@ -682,7 +682,7 @@ def test_contradiction_through_the_cli_is_one_line_and_exit_code_2(scenario, tmp
 
 def test_every_builtin_module_is_exercised_here():
     """Guard: a new built-in module needs a test in this file."""
-    from policylab.modules import BUILTIN
+    from policylab.policies.registry import BUILTIN
     text = Path(__file__).read_text()
     shipped = {m.module for name in ("japan-2020-2x", "esma-2018-crypto", "fca-2021-retail-ban",
                                      "circuit-breaker-proposal", "stablecoin-haircuts")

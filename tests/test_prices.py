@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from policylab.errors import InputError
-from policylab.prices import load_prices, log_returns
-from policylab.stylized import acf, excess_kurtosis, facts, hill_tail_index
+from policylab.validation.prices import load_prices, log_returns
+from policylab.validation.stylized import acf, excess_kurtosis, facts, hill_tail_index
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data (real BTC prices) is not in this checkout")

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from builders import acct, build, venue
-from policylab import population
-from policylab.liquidation import EVENT_KINDS
-from policylab.market import MarketParams
-from policylab.reference import ReferenceModel
-from policylab.replay import Replay
-from policylab.scenario import load_scenario
+from policylab.populations import draw as population
+from policylab.names import EVENT_KINDS
+from policylab.engine.market import MarketParams
+from policylab.engine.reference import ReferenceModel
+from policylab.engine.replay import Replay
+from policylab.inputs.scenario import load_scenario
 
 P0 = 100_000.0
 DUST = 1e-9  # BTC, below one satoshi: rounding residue, not a trade

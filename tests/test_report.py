@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 import policylab
-from policylab import findings, report
+from policylab.brief import findings
+from policylab.brief import render as report
 from policylab.cli import cli
 
 TRADERS = 600

@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from policylab import metrics, results
-from policylab.book import CLASSES
-from policylab.liquidation import EVENT_KINDS
-from policylab.scenario import load_scenario
+from policylab import metrics
+from policylab.experiments import run as results
+from policylab.names import CLASSES
+from policylab.names import EVENT_KINDS
+from policylab.inputs.scenario import load_scenario
 
 @pytest.fixture(scope="module")
 def scenario(flash_path):

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from policylab.cli import cli
-from policylab.modules import BUILTIN
-from policylab.rules import builtin_rule_sets, load_rules
+from policylab.policies.registry import BUILTIN
+from policylab.inputs.rulesets import builtin_rule_sets, load_rules
 
 BAD = Path(__file__).with_name("rule_sets_bad")
 CORPUS = sorted(BAD.glob("*.yaml"))

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 from click.testing import CliRunner
 
-from policylab.calibration import TARGETS
+from policylab.validation.calibration import TARGETS
 from policylab.cli import cli
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

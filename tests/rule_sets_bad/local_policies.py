@@ -1,6 +1,6 @@
 """Helpers for the malformed rule set corpus: one valid module, one class that is not a Policy."""
 
-from policylab.policy import Param, Policy
+from policylab.policies.api import Param, Policy
 
 
 class MarginBuffer(Policy):

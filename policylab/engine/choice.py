@@ -1,0 +1,239 @@
+"""Applying rule sets before the scenario starts: venue rules, and traders' venue choice.
+
+1. ``configure_venues``: every module's proposals for each venue are composed (the most
+   restrictive wins, contradictions are errors) and the venues the rules create are
+   added.
+2. ``settle``: each trader account is checked against the rules on its venue: may it
+   trade there (KYC, bans, access), and at what leverage (caps, risk warnings)? An
+   account that is turned away, or offered less leverage than it wants (or than its
+   position carries), chooses among the venues it can reach (or quitting) by utility:
+
+       U(v) = w_lev * log(allowed / wanted) - w_fee * taker fee - KYC friction (if unverified)
+              - switching cost (v != current) + onshore trust (regulated venues) + Gumbel taste
+
+   Its current venue is a revealed preference: its taste for it is raised until, under
+   the rules as they were, staying was its best choice; so only what the rules change
+   moves anyone.
+
+   The chosen venue takes the account's equity at its allowed leverage; an account that
+   quits keeps its money and holds no position. Each venue's book absorbs the change in
+   net positions. Accounts the rules do not touch are left exactly as the scenario drew
+   them, so a rule set that changes nothing reproduces the scenario.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from policylab.engine.book import CLASSES, VenueBook
+from policylab.engine.margin import initial_margin_leverage, liquidation_price, tier_lookup
+from policylab.policies.api import Policy, merge_venue_rules
+from policylab.inputs.scenario import Scenario
+from policylab.venues import Tier
+
+
+def configure_venues(scenario: Scenario, policies: list[Policy]) -> Scenario:
+    """The scenario with the rules' venue changes applied and new venues added."""
+    venues = []
+    for venue in scenario.venues:
+        fields, changed = merge_venue_rules(venue, policies)
+        cap = fields.pop("max_leverage", None)
+        if cap is not None:
+            fields["tiers"] = tuple(Tier(t.from_notional, min(t.max_leverage, cap)) for t in venue.tiers)
+        new = dataclasses.replace(venue, **fields)
+        new.validate(f"venue {venue.name} under the rules")
+        venues.append(new)
+        for mod in changed:
+            mod.effects += 1
+    oi = dict(scenario.open_interest)
+    for mod in policies:
+        for venue in mod.new_venues():
+            if venue.name in oi or any(v.name == venue.name for v in venues):
+                continue  # two modules creating the same venue create it once
+            venues.append(venue)
+            oi[venue.name] = 0.0
+            mod.created.append(venue.name)
+    return dataclasses.replace(scenario, venues=venues, open_interest=oi)
+
+
+def kyc_as_drawn(scenario: Scenario, unruled: Scenario) -> Scenario:
+    """``scenario`` with each venue's KYC requirement as it was before the rules, to draw the
+    population from: traders are verified where the scenario's venues already required it,
+    and a KYC rule then makes the unverified ones verify or leave (``settle``)."""
+    before = {v.name: v.kyc_required for v in unruled.venues}
+    return dataclasses.replace(scenario, venues=[dataclasses.replace(v, kyc_required=before.get(v.name, v.kyc_required))
+                                                 for v in scenario.venues])
+
+
+def account_rules(model, idx: np.ndarray, v: int):
+    """For accounts ``idx`` considered on venue ``v``: (denied, leverage cap, close-out level,
+    desired-leverage factor, position limit) from the modules targeting ``v``."""
+    tb, venue = model.tb, model.vb.rules[v]
+    n = len(idx)
+    denied = np.zeros(n, dtype=bool)
+    cap = np.full(n, np.inf)
+    closeout = np.zeros(n)
+    factor = np.ones(n)
+    limit = np.full(n, np.inf)
+    for mod in model.policies:
+        if not mod.target.venue_matches(venue):
+            continue
+        d = mod.denies(model, tb, idx, venue)
+        if d is not None:
+            denied |= d
+        covered = None
+        for value, apply in ((mod.leverage_cap(), "cap"), (mod.closeout_level(), "closeout"),
+                             (mod.desired_leverage(), "factor"), (mod.position_limit(), "limit")):
+            if value is None:
+                continue
+            covered = mod.account_mask(tb, idx) if covered is None else covered
+            if apply == "cap":
+                cap = np.where(covered, np.minimum(cap, value), cap)
+            elif apply == "closeout":
+                closeout = np.where(covered, np.maximum(closeout, value), closeout)
+            elif apply == "factor":
+                factor = np.where(covered, factor * value, factor)
+            else:
+                limit = np.where(covered, np.minimum(limit, value), limit)
+    return denied, cap, closeout, factor, limit
+
+
+def settle(model) -> None:
+    """Venue choice and leakage under the rules, before the first step."""
+    if not model.policies:
+        return
+    tb, vb, sc = model.tb, model.vb, model.scenario
+    prm = sc.venue_choice
+    traders = np.flatnonzero(np.isin(tb.cls, [CLASSES.index(c) for c in ("retail", "professional", "basis")]))
+    traders = traders[tb.size[traders] != 0]
+    k = len(vb.rules)
+    price = model.market.prices()
+    choosable = np.array([not r.is_spot for r in vb.rules])
+    equity = tb.equity(traders, price, vb.coin_value)
+    wanted = tb.leverage[traders].copy()
+    side = np.sign(tb.size[traders])
+    notional = np.abs(tb.size[traders]) * price[tb.venue[traders]]
+    # the rules on every venue, for every account
+    denied = np.ones((k, len(traders)), dtype=bool)
+    allowed = np.zeros((k, len(traders)))
+    closeout = np.zeros((k, len(traders)))
+    factor = np.ones((k, len(traders)))
+    limit = np.full((k, len(traders)), np.inf)
+    rule_cap = np.full((k, len(traders)), np.inf)
+    for v in np.flatnonzero(choosable):
+        d, cap, co, f, lim = account_rules(model, traders, v)
+        venue_cap = initial_margin_leverage(vb, np.full(len(traders), v), notional, tb.weight[traders])
+        denied[v], allowed[v], closeout[v], factor[v], limit[v] = d, np.minimum(cap, venue_cap), co, f, lim
+        rule_cap[v] = cap
+    cur = tb.venue[traders].astype(int)
+    col = np.arange(len(traders))
+    wanted = wanted * factor[cur, col]
+    # a position opened at a worse entry than the start price carries more leverage than was
+    # chosen: a rule's cap binds on the leverage the position has
+    with np.errstate(divide="ignore"):
+        effective = np.where(equity > 0, notional / equity, np.inf)
+    affected = denied[cur, col] | (allowed[cur, col] < wanted - 1e-12) | (factor[cur, col] != 1.0) \
+        | (notional / tb.weight[traders] > limit[cur, col]) | (effective > rule_cap[cur, col] * (1 + 1e-12))
+    # utility of each venue for each account, under the rules and as it was before them
+    taste = prm.noise * -np.log(-np.log(model.choice_draw(traders, "gumbel", k)))
+    kyc_venue = np.array([r.kyc_required for r in vb.rules])[:, None]
+    u = _utility(prm, vb.rules, allowed, wanted, tb.kyc[traders], cur, taste)
+    u[denied | ~choosable[:, None]] = -np.inf
+    # revealed preference: each account's venue was its best choice before the rules, so
+    # its taste for it is raised until it was; only what the rules change moves anyone
+    before = {v.name: v for v in model.unruled.venues}
+    vb0 = VenueBook([before.get(r.name, r) for r in vb.rules])
+    cap0 = np.vstack([initial_margin_leverage(vb0, np.full(len(traders), v), notional, tb.weight[traders])
+                      for v in range(k)])
+    u0 = _utility(prm, vb0.rules, cap0, tb.leverage[traders], tb.kyc[traders], cur, taste)
+    u0[~choosable | ~np.array([r.name in before for r in vb.rules])] = -np.inf
+    u[cur, col] += np.maximum(u0.max(axis=0) - u0[cur, col], 0.0)
+    best = np.argmax(u, axis=0)
+    quits = affected & (u[best, col] < prm.quit_utility)
+    moves = affected & ~quits & (best != cur)
+    new_venue = np.where(moves, best, cur)
+    _count_effects(model, traders[affected], cur[affected])
+    # reposition affected accounts at the start price
+    acc = traders[affected]
+    nv = new_venue[affected]
+    lev = np.minimum(wanted[affected], allowed[nv, col[affected]])
+    lim_usd = limit[nv, col[affected]] * tb.weight[acc]
+    e = np.maximum(equity[affected], 0.0)
+    size = side[affected] * np.minimum(e * lev, lim_usd) / price[nv]
+    size[quits[affected]] = 0.0
+    old_net = np.bincount(tb.venue, weights=tb.size, minlength=k)
+    tb.venue[acc] = nv
+    tb.size[acc] = size
+    tb.entry[acc] = np.where(size != 0, price[nv], 0.0)
+    tb.cash[acc] = equity[affected] + tb.coin[acc] * (1.0 - vb.coin_value[nv]) - size * price[nv]
+    tb.leverage[acc] = np.where(quits[affected], tb.leverage[acc], lev)
+    tb.stop[acc] = np.where(size != 0, price[nv] * (1 - np.sign(size) * tb.stop_dist[acc]), np.nan)
+    tb.moved[traders[moves]] = True
+    tb.quit[traders[quits]] = True
+    # the rules that stay with each account during the run (on its final venue)
+    tb.lev_cap[traders] = allowed[tb.venue[traders], col]
+    tb.pos_limit[traders] = limit[tb.venue[traders], col]
+    tb.mm_floor[traders] = closeout[tb.venue[traders], col] / tb.lev_cap[traders]
+    tb.kyc[traders[kyc_venue[tb.venue[traders], 0]]] = True  # who trades on a KYC venue has verified
+    # each book takes the other side of the change in its venue's net position
+    delta = np.bincount(tb.venue, weights=tb.size, minlength=k) - old_net
+    for v in np.flatnonzero(np.abs(delta) > 0):
+        row = vb.mm_row[v]
+        model.market._trade(np.array([row]), np.array([-delta[v]]), np.array([price[v]]))
+    model.engine.refresh(traders)
+    tb.liq_price[traders] = liquidation_price(tb, vb, traders)
+    _count_closeouts(model, traders)
+    held = traders[tb.size[traders] != 0]
+    for mod in model.policies:  # a venue the rules created takes effect when traders use it (not its own book rows)
+        if any(np.any(tb.venue[held] == vb.names.index(name)) for name in mod.created):
+            mod.effects += 1
+
+
+def _utility(prm, venues, allowed: np.ndarray, wanted: np.ndarray, verified: np.ndarray, cur: np.ndarray,
+             taste: np.ndarray) -> np.ndarray:
+    """(venues x accounts) utility of trading on each venue (see the module docstring)."""
+    fee = np.array([r.taker_fee for r in venues])[:, None]
+    kyc = np.array([r.kyc_required for r in venues])[:, None]
+    onshore = np.array([not r.offshore for r in venues])[:, None]
+    with np.errstate(divide="ignore"):  # venues that cannot be chosen have no allowed leverage
+        gain = np.log(np.minimum(allowed, wanted) / wanted)
+    return (prm.leverage_weight * gain - prm.fee_weight * fee - prm.kyc_friction * (kyc & ~verified)
+            - prm.switching_cost * (np.arange(len(venues))[:, None] != cur) + prm.onshore_trust * onshore + taste)
+
+
+def _count_effects(model, acc: np.ndarray, venue: np.ndarray) -> None:
+    """Credit every module whose denial, cap, factor or limit covers an affected account."""
+    tb = model.tb
+    for v in np.unique(venue):
+        idx = acc[venue == v]
+        rules = model.vb.rules[v]
+        for mod in model.policies:
+            if not mod.target.venue_matches(rules):
+                continue
+            d = mod.denies(model, tb, idx, rules)
+            hit = d is not None and d.any()
+            if any(x is not None for x in (mod.leverage_cap(), mod.closeout_level(), mod.desired_leverage(),
+                                           mod.position_limit())):
+                hit |= bool(mod.account_mask(tb, idx).any())
+            if hit:
+                mod.effects += 1
+
+
+def _count_closeouts(model, traders: np.ndarray) -> None:
+    """Credit every close-out module whose level raises some account's maintenance above
+    its venue's own (an account need not be repositioned for its close-out level to bind)."""
+    tb, vb = model.tb, model.vb
+    held = traders[tb.size[traders] != 0]
+    price = model.market.prices()
+    notional = np.abs(tb.size[held]) * price[tb.venue[held]]
+    rate = tier_lookup(vb, tb.venue[held], notional / tb.weight[held])[0]
+    for mod in model.policies:
+        level = mod.closeout_level()
+        if level is None:
+            continue
+        on = np.array([mod.target.venue_matches(r) for r in vb.rules], dtype=bool)[tb.venue[held]]
+        binds = on & mod.account_mask(tb, held) & (level / tb.lev_cap[held] > rate)
+        if binds.any():
+            mod.effects += 1

@@ -1,0 +1,339 @@
+"""The margin and liquidation engine, one cascade round at a time, vectorised.
+
+In a round, every account whose equity is below maintenance margin is liquidated as
+its venue does it, and every triggered stop-loss is sent to market. Margin and stops
+are checked at the venue's mark price: its own book price, or the index on venues that
+mark to an oracle of spot prices (Hyperliquid); orders always fill in the venue's book,
+so a thin book can fill liquidations below their bankruptcy price.
+
+1. backstop: below ``backstop_threshold`` x maintenance, the venue's vault (or pool)
+   takes over the position at mark with all remaining margin;
+2. partial slices: accounts that stay above ``partial_threshold_usd`` after losing
+   ``partial_fraction`` of the position are sliced, at most once per
+   ``cooldown_seconds``; smaller ones close whole;
+3. market execution at the price the book gives (square-root impact), with the
+   liquidation fee going to the fund;
+4. loss absorption: a closed account with negative equity is made whole by the fund
+   (negative balance protection) or keeps its debt (no protection); if the fund
+   cannot cover the round's shortfall and the venue auto-deleverages, the bankrupt
+   positions with the largest deficits are instead closed against the most
+   profitable opposite positions (by the venue's ranking) at their bankruptcy price;
+   so is a backstop vault whose equity turns negative.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from policylab.engine import kernels
+from policylab.names import EVENT_KINDS
+from policylab.engine.book import ARB, PROTOCOL_CLASSES, TraderBook, VenueBook
+from policylab.engine.margin import adl_scores, liquidation_price, maintenance
+from policylab.engine.market import Market
+
+
+
+class EventLog:
+    """Liquidation, ADL and stop events, collected as arrays and turned into a table."""
+
+    COLUMNS = ("step", "round", "venue", "account", "kind", "side", "size_btc", "price", "notional_usd", "accounts", "deficit_usd")
+
+    def __init__(self):
+        self.parts: list[tuple] = []
+
+    def add(self, step, rnd, kind, tb: TraderBook, idx, size, price, deficit=None):
+        if len(idx) == 0:
+            return
+        idx = np.asarray(idx)
+        size = np.asarray(size, dtype=float)
+        price = np.broadcast_to(np.asarray(price, dtype=float), size.shape).copy()
+        deficit = np.zeros(len(idx)) if deficit is None else np.asarray(deficit, dtype=float)
+        self.parts.append((step, rnd, EVENT_KINDS.index(kind), idx.copy(), tb.venue[idx].copy(), tb.cls[idx].copy(),
+                           size, price, tb.weight[idx].copy(), deficit))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        if not self.parts:
+            empty = np.zeros(0)
+            return {c: empty for c in ("step", "round", "kind", "account", "venue", "cls", "size", "price", "weight", "deficit")}
+        out = {}
+        lens = [len(p[3]) for p in self.parts]
+        out["step"] = np.repeat([p[0] for p in self.parts], lens)
+        out["round"] = np.repeat([p[1] for p in self.parts], lens)
+        out["kind"] = np.repeat([p[2] for p in self.parts], lens)
+        for j, name in enumerate(("account", "venue", "cls", "size", "price", "weight", "deficit"), start=3):
+            out[name] = np.concatenate([p[j] for p in self.parts])
+        return out
+
+
+class LiquidationEngine:
+    def __init__(self, market: Market, events: EventLog):
+        self.mkt = market
+        self.tb: TraderBook = market.tb
+        self.vb: VenueBook = market.vb
+        self.events = events
+        self.protocol = np.isin(self.tb.cls, PROTOCOL_CLASSES)
+        self.always = self.tb.cls == ARB  # accounts checked every round (they trade every round)
+        self.vault_rows = self.vb.vault_row[self.vb.vault_row >= 0]
+        self.adl_volume = np.zeros(len(self.vb.rules))  # USD closed by ADL (both legs counted once)
+        self._near: np.ndarray | None = None  # the band set (see near) and the marks it was scanned at
+        self._near_mark = self._band = None
+        self._changed: list[np.ndarray] = []  # accounts refreshed since the band set was updated
+
+    # ------------------------------------------------------------ helpers
+    def refresh(self, idx: np.ndarray) -> None:
+        """Recompute prefilter liquidation prices of accounts whose state changed
+        (repeated accounts are harmless: each gets the same value). Every change of an
+        account's margin state must come through here, so the band set stays exact."""
+        idx = idx[~self.protocol[idx]]
+        if len(idx):
+            self.tb.liq_price[idx] = liquidation_price(self.tb, self.vb, idx)
+            self._changed.append(idx)
+
+    def near(self, band: float) -> np.ndarray:
+        """Accounts (ascending) that may be due at the current mark prices: a superset of
+        those whose liquidation or stop trigger the marks have reached.
+
+        A full scan keeps the accounts whose trigger is within ``band`` (log) of the marks
+        at the scan, or already crossed: longs with a trigger above mark x e^-band, shorts
+        with one below mark x e^band (a short below maintenance at any price has a
+        non-positive liquidation price). Until the marks move more than half the band
+        from those of the scan, that set plus the accounts refreshed since (filtered the
+        same way) still holds every account the marks can have reached; then it is
+        rescanned. Steps cost the accounts that changed, not a pass over all accounts."""
+        tb = self.tb
+        mark = self.mkt.marks()
+        rescan = (self._near is None or band != self._band
+                  or not np.max(np.abs(np.log(mark / self._near_mark))) <= band / 2)  # NaN: rescan
+        if rescan:
+            self._near_mark, self._band, self._changed = mark, band, []
+            lo, hi = mark * np.exp(-band), mark * np.exp(band)
+            self._near = kernels.near(tb.size, tb.venue, tb.liq_price, tb.stop, self.always, lo, hi)
+        elif self._changed:
+            changed = np.concatenate(self._changed)
+            self._changed = []
+            lo, hi = self._near_mark * np.exp(-band), self._near_mark * np.exp(band)
+            new = kernels.near_of(changed, tb.size, tb.venue, tb.liq_price, tb.stop, self.always, lo, hi)
+            if len(new):
+                self._near = kernels.merge(self._near, new)
+        return self._near
+
+    def _realise_coin(self, idx: np.ndarray) -> None:
+        """A closed-out account's depegged collateral is sold at its current value."""
+        tb, vb = self.tb, self.vb
+        idx = idx[tb.coin[idx] > 0]
+        if len(idx) == 0:
+            return
+        loss = tb.coin[idx] * (1.0 - vb.coin_price[tb.venue[idx]])
+        tb.cash[idx] -= loss
+        tb.coin[idx] = 0.0
+        vb.collateral_loss += np.bincount(tb.venue[idx], weights=loss, minlength=len(vb.rules))
+
+    # ------------------------------------------------------------ one round
+    def run_round(self, near: np.ndarray, time_s: float, step: int, rnd: int) -> tuple[int, int]:
+        """Liquidate and stop out what is due now. Returns (accounts acted on, accounts
+        still under maintenance but waiting for their cooldown)."""
+        tb, vb, mkt = self.tb, self.vb, self.mkt
+        price = mkt.marks()  # margin is checked at mark; orders fill at the book's price
+        near = kernels.due(near, tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor,
+                           self.always, self.protocol, price, vb.coin_value, vb.margin_mult, vb.tier_floor,
+                           vb.tier_rate, vb.tier_ded, 1e-9)
+        if len(near) == 0:
+            self._vault_solvency(step, rnd)
+            return 0, 0
+        v = tb.venue[near]
+        s = tb.size[near]
+        p = price[v]
+        eq = tb.equity(near, price, vb.coin_value)
+        mmr = maintenance(tb, vb, near, price)
+        under = eq < mmr
+        stop_hit = ~under & (((s > 0) & (p <= tb.stop[near])) | ((s < 0) & (p >= tb.stop[near])))
+        # 1. backstop takeover
+        bs = under & (vb.vault_row[v] >= 0) & (eq < vb.backstop[v] * mmr)
+        if bs.any():
+            self._backstop(near[bs], price, step, rnd)
+        under &= ~bs
+        # 2. slices and cooldown (an account with no equity left is closed whole)
+        # a slice applies only while what remains after it stays above the threshold
+        per_account = np.abs(s) * p / tb.weight[near]
+        big = under & (per_account * (1.0 - vb.partial_fraction[v]) > vb.partial_threshold[v]) & (eq > 0)
+        waiting = big & (time_s - tb.last_liq[near] < vb.cooldown[v])
+        under &= ~waiting
+        liq = near[under]
+        frac = np.where(big[under], vb.partial_fraction[v[under]], 1.0)
+        stops = near[stop_hit]
+        acted = int(bs.sum() + len(liq) + len(stops))
+        if len(liq) + len(stops) == 0:
+            self._vault_solvency(step, rnd)
+            return acted, int(waiting.sum())
+        idx = np.concatenate([liq, stops])
+        share = np.concatenate([frac, np.ones(len(stops))])  # share of the position each order closes
+        dq = -tb.size[idx] * share
+        is_liq = np.concatenate([np.ones(len(liq), bool), np.zeros(len(stops), bool)])
+        whole = share >= 1.0
+        # 4a. auto-deleveraging instead of market for what the fund cannot cover
+        adl_set = self._adl_selection(idx, dq, is_liq & whole)
+        if len(adl_set):
+            keep = ~np.isin(idx, adl_set)
+            remainder = self._adl(adl_set, price, step, rnd)
+            idx = np.concatenate([idx[keep], remainder])
+            share = np.concatenate([share[keep], np.ones(len(remainder))])
+            is_liq = np.concatenate([is_liq[keep], np.ones(len(remainder), bool)])
+            whole = np.concatenate([whole[keep], np.ones(len(remainder), bool)])
+            dq = -tb.size[idx] * share  # ADL may have reduced orders' positions (counterparties)
+            live = dq != 0
+            idx, share, is_liq, whole, dq = idx[live], share[live], is_liq[live], whole[live], dq[live]
+        # 3. market execution
+        pre_size = tb.size[idx].copy()
+        fill = mkt.execute(idx, dq, liquidation=is_liq)
+        fv = fill[tb.venue[idx]]
+        done = idx[is_liq]
+        tb.last_liq[done] = time_s
+        tb.liquidated[done] = True
+        flat = tb.size[idx] == 0
+        closed = idx[flat]
+        self._realise_coin(closed)
+        # 4b. negative equity after close: the fund covers it, or the trader owes it
+        d_all = np.where(flat, np.maximum(-tb.cash[idx], 0.0), 0.0)
+        self.cover_negative(closed)
+        tb.stop[closed] = np.nan
+        liq_whole = is_liq & whole
+        liq_part = is_liq & ~whole
+        self.events.add(step, rnd, "liquidation", tb, idx[liq_whole], pre_size[liq_whole], fv[liq_whole], d_all[liq_whole])
+        self.events.add(step, rnd, "partial", tb, idx[liq_part], -dq[liq_part], fv[liq_part])
+        self.events.add(step, rnd, "stop", tb, idx[~is_liq], pre_size[~is_liq], fv[~is_liq])
+        self.refresh(idx)
+        self._vault_solvency(step, rnd)
+        return acted, int(waiting.sum())
+
+    def cover_negative(self, idx: np.ndarray) -> None:
+        """Negative balance protection: the fund makes a flat account's negative cash whole
+        (on venues without it, the trader keeps the debt)."""
+        tb, vb = self.tb, self.vb
+        cov = idx[(tb.size[idx] == 0) & (tb.cash[idx] < 0) & vb.nbp[tb.venue[idx]] & ~self.protocol[idx]]
+        if len(cov):
+            amount = -tb.cash[cov]
+            tb.cash[cov] = 0.0
+            vb.fund -= np.bincount(tb.venue[cov], weights=amount, minlength=len(vb.rules))
+
+    def _vault_solvency(self, step: int, rnd: int) -> None:
+        """A backstop vault whose equity turns negative is itself auto-deleveraged
+        (venues with an ADL ranking): its positions close against ranked profitable
+        opposite accounts at its bankruptcy price."""
+        tb, vb = self.tb, self.vb
+        rows = self.vault_rows
+        if len(rows) == 0:
+            return
+        price = self.mkt.marks()
+        eq = tb.cash[rows] + tb.size[rows] * price[tb.venue[rows]]
+        broke = rows[(eq < 0) & (tb.size[rows] != 0)]
+        broke = broke[[vb.rules[tb.venue[r]].adl_ranking != "none" for r in broke]]
+        if len(broke):
+            self._adl(broke, price, step, rnd)
+
+    # ------------------------------------------------------------ mechanisms
+    def _backstop(self, idx: np.ndarray, price: np.ndarray, step: int, rnd: int) -> None:
+        tb, vb = self.tb, self.vb
+        self._realise_coin(idx)
+        v = tb.venue[idx]
+        vault = vb.vault_row[v]
+        size = tb.size[idx].copy()
+        for row in np.unique(vault):
+            sel = idx[vault == row]
+            self._to_vault(sel, int(row), price[tb.venue[sel]])
+            tb.cash[row] += tb.cash[sel].sum()
+            tb.cash[sel] = 0.0
+        tb.stop[idx] = np.nan
+        tb.liquidated[idx] = True
+        self.events.add(step, rnd, "backstop", tb, idx, size, price[v])
+        self.refresh(idx)
+
+    def _to_vault(self, sel: np.ndarray, row: int, px: np.ndarray) -> None:
+        """Move several positions to one vault row at their marks."""
+        tb = self.tb
+        dq = tb.size[sel].copy()
+        self.mkt._trade(sel, -dq, px)
+        total = dq.sum()
+        if total != 0:
+            self.mkt._trade(np.array([row]), np.array([total]), np.array([(dq * px).sum() / total]))
+        else:  # offsetting positions: only cash changes hands
+            tb.cash[row] -= (dq * px).sum()
+
+    def _adl_selection(self, idx: np.ndarray, dq: np.ndarray, whole_liq: np.ndarray) -> np.ndarray:
+        """Bankrupt accounts to auto-deleverage: per venue with ADL, the largest
+        prospective deficits until the fund covers the rest."""
+        tb, vb = self.tb, self.vb
+        cand = idx[whole_liq]
+        if len(cand) == 0:
+            return cand
+        fill = self.mkt.fill_prices(idx, dq)
+        v = tb.venue[cand]
+        eq_after = tb.cash[cand] + tb.size[cand] * fill[v] - tb.coin[cand] * (1 - vb.coin_price[v])  # realised value
+        deficit = np.maximum(-eq_after, 0.0)
+        chosen = []
+        for u in np.unique(v):
+            if vb.rules[u].adl_ranking == "none" or not vb.nbp[u]:
+                continue
+            sel = v == u
+            d = deficit[sel]
+            total = d.sum()
+            if total <= max(vb.fund[u], 0.0):
+                continue
+            order = np.argsort(-d, kind="stable")
+            remaining = total - np.cumsum(d[order])
+            j = int(np.searchsorted(-remaining, -max(vb.fund[u], 0.0))) + 1  # first j with remaining <= fund
+            chosen.append(cand[sel][order[:j]][d[order[:j]] > 0])
+        return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+
+    def _adl(self, bankrupt: np.ndarray, price: np.ndarray, step: int, rnd: int) -> np.ndarray:
+        """Close bankrupt positions against ranked profitable opposite positions at the
+        bankruptcy price. Returns the bankrupt accounts (or what is left of them) that
+        found no counterparty and must go to market."""
+        tb, vb, mkt = self.tb, self.vb, self.mkt
+        self._realise_coin(bankrupt)
+        leftover = []
+        for u in np.unique(tb.venue[bankrupt]):
+            ranking = vb.rules[u].adl_ranking
+            on_venue = np.flatnonzero(tb.venue == u)
+            for sd in (1.0, -1.0):
+                b = bankrupt[(tb.venue[bankrupt] == u) & (np.sign(tb.size[bankrupt]) == sd)]
+                if len(b) == 0:
+                    continue
+                need = np.abs(tb.size[b]).sum()
+                cp = on_venue[(tb.size[on_venue] * sd < 0)]
+                cp = cp[~np.isin(cp, bankrupt)]
+                cp = cp[tb.size[cp] * (price[u] - tb.entry[cp]) > 0]
+                if len(cp) == 0:
+                    leftover.append(b)
+                    continue
+                avail = np.abs(tb.size[cp])
+                if ranking == "pro_rata":
+                    take = avail * min(1.0, need / avail.sum())
+                else:
+                    order = np.argsort(-adl_scores(tb, cp, price, vb.coin_value, ranking), kind="stable")
+                    cp, avail = cp[order], avail[order]
+                    before = np.concatenate([[0.0], np.cumsum(avail)[:-1]])  # sizes ranked above each
+                    take = np.clip(need - before, 0.0, avail)
+                    take[take <= 1e-12 * need] = 0.0  # rounding dust below the need
+                f = 1.0 if take.sum() >= need * (1 - 1e-12) else take.sum() / need
+                cp, take = cp[take > 0], take[take > 0]
+                closed = tb.size[b] * f
+                p_bk = -tb.cash[b] / tb.size[b]
+                pbar = (closed * p_bk).sum() / closed.sum()
+                mkt._trade(b, -closed, p_bk)
+                mkt._trade(cp, sd * take, np.full(len(cp), pbar))
+                if vb.nbp[u]:  # a counterparty the ADL price takes below zero is made whole by the fund
+                    short = np.maximum(-tb.equity(cp, price, vb.coin_value), 0.0)
+                    tb.cash[cp] += short
+                    vb.fund[u] -= short.sum()
+                self.adl_volume[u] += np.abs(closed * p_bk).sum()
+                tb.liquidated[b] = True
+                if vb.mm_row[u] in cp:
+                    vb.health[u] *= 1.0 - vb.rules[u].mm_adl_withdrawal
+                self.events.add(step, rnd, "adl", tb, b, closed, p_bk)
+                self.events.add(step, rnd, "adl_counterparty", tb, cp, -sd * take, pbar)
+                self.refresh(cp)
+                if f < 1.0:
+                    leftover.append(b)
+        tb.stop[bankrupt[tb.size[bankrupt] == 0]] = np.nan
+        self.refresh(bankrupt)
+        return np.concatenate(leftover) if leftover else np.zeros(0, dtype=np.int64)

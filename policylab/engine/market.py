@@ -1,0 +1,176 @@
+"""Prices and order execution: index, venue prices, square-root impact, arbitrage, funding.
+
+log index = log fundamental + transient dislocation ``m``; log venue price = log index +
+basis. Market orders on a venue are netted per round and filled against the venue's
+book (its market-maker row) at the average price of a square-root impact curve:
+the net flow a venue has absorbed so far in the step, F (USD), has moved its price by
+``impact_y * sign(F) * sqrt(|F| / depth)``, depth being the venue's +/-1% depth.
+Each round walks further along that curve, so a step's cascade is
+one metaorder (the square-root law holds for the total, not for each slice), and a
+round fills at the curve's average over its segment. Books refill between steps.
+Flow on the spot venue moves the index (a share permanently); flow on a derivatives
+venue moves its basis, which arbitrageurs carry to the index with limited capacity.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from policylab.engine import kernels
+from policylab.engine.book import TraderBook, VenueBook
+
+
+@dataclass
+class MarketParams:
+    """Market-wide parameters (not venue rules). Units in the field comments."""
+
+    impact_y: float = 0.004  # log move when a one-step net flow equals the +/-1% depth (sqrt law, Y~1, sigma~2%/day, depth ~2.5% of daily volume)
+    permanent_share: float = 0.1  # share of spot impact that is permanent (forced flow carries little information)
+    transient_half_life_minutes: float = 15.0  # decay of the rest of the index dislocation (resilience)
+    basis_half_life_minutes: float = 10.0  # decay of venue basis between steps
+    arb_gap_share: float = 0.5  # share of a venue's basis arbitrageurs try to close per round
+    arb_min_gap: float = 0.0005  # basis below which arbitrage does not pay (fees)
+    arb_capacity_usd_per_minute: float = 2e8  # arbitrage notional per venue per minute
+    round_seconds: float = 5.0  # notional duration of one cascade round (for cooldowns)
+    max_rounds: int = 500  # safety bound on cascade rounds per step
+    band: float = 0.05  # log-distance from price within which accounts are re-checked each round (recomputed after a move of half of it)
+
+
+
+class Market:
+    """Index and venue prices plus the execution of market orders against venue books."""
+
+    def __init__(self, tb: TraderBook, vb: VenueBook, params: MarketParams, start_price: float, spot_venue: int):
+        self.tb, self.vb, self.params = tb, vb, params
+        self.log_f = float(np.log(start_price))  # fundamental (exogenous plus permanent impact)
+        self.m = 0.0  # transient index dislocation
+        self.spot = spot_venue
+        self.arb_left = np.zeros(len(vb.rules))  # arbitrage capacity left this step (USD)
+        self.volume = np.zeros(len(vb.rules))  # traded notional this step (USD)
+        self.flow = np.zeros(len(vb.rules))  # net flow absorbed by each book this step (USD)
+
+    # ---------------------------------------------------------------- prices
+    @property
+    def index(self) -> float:
+        return math.exp(self.log_f + self.m)
+
+    def prices(self) -> np.ndarray:
+        """Each venue's own (book) price: orders fill here."""
+        return self.index * np.exp(self.vb.basis)
+
+    def marks(self) -> np.ndarray:
+        """Each venue's mark price, at which margin, liquidations, stops and takeovers are
+        checked: the index on venues that mark to an oracle, else the book price."""
+        return np.where(self.vb.mark_index, self.index, self.prices())
+
+    def _move(self, v: int, dlog: float) -> None:
+        """Move venue ``v``'s price by ``dlog``; other venues' prices stay where they are."""
+        if v == self.spot:
+            self.log_f += self.params.permanent_share * dlog
+            self.m += (1.0 - self.params.permanent_share) * dlog
+            self.vb.basis -= dlog
+            self.vb.basis[v] = 0.0
+        else:
+            self.vb.basis[v] += dlog
+
+    def impact(self, q_usd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(price move, average fill relative to the pre-trade price), both log, per venue,
+        for net signed flows ``q_usd`` (USD, buys positive) added to this step's flow."""
+        return kernels.impact(self.params.impact_y / np.sqrt(self.vb.depth()), self.flow,
+                              np.asarray(q_usd, dtype=float))
+
+    # ---------------------------------------------------------------- execution
+    def fill_prices(self, idx: np.ndarray, dq: np.ndarray) -> np.ndarray:
+        """Average fill price per venue that orders ``dq`` of accounts ``idx`` would get."""
+        price = self.prices()
+        net = np.bincount(self.tb.venue[idx], weights=dq, minlength=len(price))
+        return price * np.exp(self.impact(net * price)[1])
+
+    def execute(self, idx: np.ndarray, dq: np.ndarray, *, liquidation: np.ndarray | bool = False) -> np.ndarray:
+        """Fill market orders ``dq`` (BTC, signed) of unique accounts ``idx`` on their venues.
+
+        Orders are netted per venue; the net is absorbed by the venue's book row at the
+        average impact price; all orders of the batch fill at that price. Liquidation
+        orders pay the venue's liquidation fee to its fund (at most the account's
+        remaining equity) instead of the taker fee. Returns the fill price per venue.
+        """
+        tb, vb = self.tb, self.vb
+        price = self.prices()
+        if len(idx) == 0:
+            return price
+        liq = np.broadcast_to(np.asarray(liquidation, dtype=bool), dq.shape)
+        fill, dlog, net = kernels.execute(
+            idx, np.asarray(dq, dtype=float), liq, tb.venue, tb.size, tb.entry, tb.cash, tb.coin, price,
+            self.params.impact_y / np.sqrt(vb.depth()), self.flow, vb.taker_fee, vb.liq_fee, vb.fee_to_fund,
+            vb.coin_value, vb.mm_row, vb.fund, vb.fees, self.volume)
+        self._move_books(net, dlog)
+        return fill
+
+    def _move_books(self, net: np.ndarray, dlog: np.ndarray) -> None:
+        """Apply the price moves ``dlog`` of every venue whose book absorbed a net flow."""
+        moved = net != 0
+        if moved[self.spot]:
+            moved[self.spot] = False
+            self.vb.basis[moved] += dlog[moved]
+            self._move(self.spot, float(dlog[self.spot]))
+        else:
+            self.vb.basis[moved] += dlog[moved]
+
+    def _trade(self, idx: np.ndarray, dq: np.ndarray, px: np.ndarray) -> None:
+        """Book trades at prices ``px``: cash, size and average entry (no fees)."""
+        tb = self.tb
+        kernels.trade(idx, np.asarray(dq, dtype=float), np.asarray(px, dtype=float), tb.size, tb.entry, tb.cash)
+
+    # ---------------------------------------------------------------- arbitrage
+    def arbitrage(self) -> None:
+        """Arbitrage desks buy the cheap venue and sell spot (or the reverse), within capacity."""
+        tb, vb, p = self.tb, self.vb, self.params
+        price = self.prices()
+        rows, dq = kernels.arbitrage_orders(
+            vb.basis, vb.arb_row, self.arb_left, p.arb_min_gap, p.arb_gap_share, p.impact_y / np.sqrt(vb.depth()),
+            self.spot, price, tb.venue, tb.size, tb.leverage, tb.cash, tb.coin, tb.weight, vb.coin_value,
+            vb.tier_floor, vb.tier_lev)
+        if len(rows):
+            self.execute(rows, dq)
+            self.trade_spot(rows, -dq)
+
+    def trade_spot(self, idx: np.ndarray, dq: np.ndarray) -> None:
+        """Spot trades of accounts' hedge legs (``hedge`` BTC, ``hedge_cash`` USD) against the spot book."""
+        tb, vb, v = self.tb, self.vb, self.spot
+        net = float(dq.sum())
+        q = net * self.index
+        flows = np.zeros(len(vb.rules))
+        flows[v] = q
+        move, avg = self.impact(flows)
+        dlog = float(move[v])
+        fill = self.index * math.exp(avg[v])
+        self.flow[v] += q
+        self._move(v, dlog)
+        tb.hedge[idx] += dq
+        tb.hedge_cash[idx] -= dq * fill
+        self._trade(vb.mm_row[[v]], np.array([-net]), np.array([fill]))
+        self.volume[v] += np.abs(dq).sum() * fill
+
+    # ---------------------------------------------------------------- funding
+    def settle_funding(self, v: int, interval_minutes: float) -> float:
+        """Pay funding on venue ``v``: longs pay shorts when the average premium is positive.
+
+        Rate per 8h: F = P + clamp(interest - P, +/-clamp); scaled to the interval; capped
+        per hour. Payments are size x price x rate, so they sum to zero over the venue.
+        Returns the rate applied.
+        """
+        tb, vb = self.tb, self.vb
+        rules = vb.rules[v]
+        prem = vb.premium_sum[v] / max(vb.premium_n[v], 1.0)
+        vb.premium_sum[v] = vb.premium_n[v] = 0.0
+        f8 = prem + np.clip(rules.funding_interest_8h - prem, -rules.funding_clamp_8h, rules.funding_clamp_8h)
+        rate = f8 * interval_minutes / 480.0
+        cap = rules.funding_cap_1h * interval_minutes / 60.0
+        rate = float(np.clip(rate, -cap, cap))
+        on = np.flatnonzero((tb.venue == v) & (tb.size != 0))
+        price = self.prices()[v]
+        tb.cash[on] -= tb.size[on] * price * rate
+        return rate

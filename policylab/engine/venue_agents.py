@@ -1,0 +1,71 @@
+"""The venues' own Mesa agents: each venue (funding settlement, unwinding its backstop
+vault), the market makers (depth withdrawal and recovery) and the arbitrage desks."""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+from mesa.time import Schedule
+
+EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0))
+
+
+class Venue(mesa.Agent):
+    """A trading venue: funding settlement and the unwinding of its backstop vault."""
+
+    VAULT_UNWIND_PER_MINUTE = 0.05  # share of the vault's inventory sold into the book per minute
+
+    def __init__(self, model, v: int):
+        super().__init__(model)
+        self.v = v
+        self.rules = model.vb.rules[v]
+        self.funding_rates: list[tuple[int, float]] = []
+        if self.rules.is_perpetual:
+            every = max(1, self.rules.funding_interval_minutes // model.scenario.step_minutes)
+            model.schedule_recurring(self.settle_funding, Schedule(interval=every, start=every))
+
+    def settle_funding(self) -> None:
+        m = self.model
+        rate = m.market.settle_funding(self.v, self.rules.funding_interval_minutes)
+        self.funding_rates.append((m.steps, rate))
+        m.engine.refresh(np.flatnonzero((m.tb.venue == self.v) & (m.tb.size != 0)))
+
+    def decide(self):
+        row = self.model.vb.vault_row[self.v]
+        if row < 0 or self.model.tb.size[row] == 0:
+            return EMPTY
+        share = min(1.0, self.VAULT_UNWIND_PER_MINUTE * self.model.scenario.step_minutes)
+        return np.array([row]), np.array([-self.model.tb.size[row] * share])
+
+
+class MarketMakers(mesa.Agent):
+    """Quote depth on every venue: withdraw when volatility spikes (and when ADL closes
+    their hedges, see the liquidation engine), return with a recovery half-life."""
+
+    VOL_TRIGGER = 3.0  # a move of this many normal-step standard deviations starts withdrawal
+
+    def __init__(self, model):
+        super().__init__(model)
+        rules = model.vb.rules
+        dt = model.scenario.step_minutes
+        self.recovery = np.array([1.0 - 0.5 ** (dt / r.mm_recovery_half_life_minutes) for r in rules])
+        self.sensitivity = np.array([r.mm_vol_sensitivity for r in rules])
+        self.normal_sigma = model.scenario.sigma_daily * np.sqrt(dt / 1440.0)
+
+    def adjust(self, move: np.ndarray) -> None:
+        """Update depth health after a step in which venue prices moved by ``move`` (log)."""
+        vb = self.model.vb
+        vb.health += (1.0 - vb.health) * self.recovery
+        excess = np.maximum(np.abs(move) / self.normal_sigma - self.VOL_TRIGGER, 0.0)
+        vb.health = np.minimum(vb.health, 1.0 / (1.0 + self.sensitivity * excess / self.VOL_TRIGGER))
+
+
+class Arbitrageurs(mesa.Agent):
+    """Desks that keep venue prices in line with the index, with capacity per minute."""
+
+    def reset(self) -> None:
+        m = self.model
+        m.market.arb_left[:] = np.where(m.vb.arb_row >= 0, m.scenario.market.arb_capacity_usd_per_minute * m.scenario.step_minutes, 0.0)
+
+    def act(self) -> None:
+        self.model.market.arbitrage()

@@ -1,0 +1,6 @@
+"""Experiments: one run and its tables, comparisons of rule sets on common seeds,
+sweeps, staging for --resume, the manifest, execution backends and statistics.
+
+Add an execution backend in :mod:`policylab.experiments.backends` (one class, one
+registry entry).
+"""

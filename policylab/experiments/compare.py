@@ -1,0 +1,469 @@
+"""Experiments: every arm (a rule set, or a grid point of a sweep) run on the same seeds.
+
+Common random numbers: seed i gives every arm the same exogenous path, the same
+population draws and the same trader randomness (streams split by purpose,
+:mod:`policylab.engine.streams`), so differences between arms are paired by seed.
+
+:func:`compare` runs rule sets against a baseline; :func:`run_experiment` does the
+work for it and for sweeps. Runs execute on a backend (:mod:`policylab.experiments.backends`);
+while an experiment runs with an output folder, each finished run is kept in
+``OUT/.runs/`` so that Ctrl-C or a crash loses nothing and ``resume`` redoes only
+what is missing (runs that failed are retried). The folder's files (docs/contracts.md)
+are written by :meth:`ExperimentResult.write`, each under a temporary name first and
+renamed into place, ``manifest.json`` last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import pickle
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+
+from policylab import __version__
+from policylab.experiments import backends
+from policylab.experiments import stats
+from policylab.atomic import write_all
+from policylab.experiments.backends import Outcome
+from policylab.errors import InputError
+from policylab.metrics import Metric
+from policylab.experiments.run import COLUMNS
+from policylab.inputs.rulesets import RuleSet, load_rules
+from policylab.inputs.scenario import Scenario, load_scenario
+
+BASELINE = "status-quo-2025"
+AS_WRITTEN = "scenario-as-written"  # label of an arm with no rule set
+STAGING = ".runs"
+TRADERS_RANGE = (100, 10_000_000)
+RUNS_COLUMNS = {"rule_set": "str", "scenario": "str", "seed": "int64", "metric": "str", "value": "float64",
+                "unit": "str"}
+FAILED_COLUMNS = {"rule_set": "str", "scenario": "str", "seed": "int64", "error": "str", "traceback": "str"}
+
+Progress = Callable[[int, int], None]
+RuleSpec = str | RuleSet | Sequence[str | RuleSet]
+
+
+# ------------------------------------------------------------------------ arms
+def jsonable(v):
+    """``v`` as plain JSON: tuples as lists, infinities as "inf"/"-inf", NaN as None."""
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        v = dataclasses.asdict(v)
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return v
+
+
+def digest(config) -> str:
+    """sha256 of the canonical JSON of ``config``."""
+    return hashlib.sha256(json.dumps(jsonable(config), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def scenario_dict(sc: Scenario) -> dict:
+    """The scenario as loaded, JSON-ready."""
+    return jsonable(sc)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """What one arm runs: a scenario under a composition of rule sets (empty: as written).
+    ``params`` are a sweep's grid coordinates."""
+
+    label: str
+    scenario: Scenario
+    rules: tuple[RuleSet, ...] = ()
+    params: tuple[tuple[str, float | str], ...] = ()
+
+    def describe(self) -> dict:
+        """The arm's rule sets, for ``rule_sets.json``."""
+        if len(self.rules) == 1 and not self.params:
+            return self.rules[0].to_dict()
+        return {"name": self.label, "title": " + ".join(r.title for r in self.rules) or "the scenario as written",
+                "params": dict(self.params), "composed_of": [r.to_dict() for r in self.rules]}
+
+    def config(self) -> dict:
+        """Everything a run of this arm depends on besides its seed and population size."""
+        sc = {k: v for k, v in scenario_dict(self.scenario).items() if k != "path"}
+        return {"label": self.label, "scenario": sc, "rules": [r.to_dict() for r in self.rules],
+                "params": [list(p) for p in self.params]}
+
+
+def make_arm(spec: RuleSpec, sc: Scenario) -> Arm:
+    """An arm from a rule set name or path, ``A+B`` (composed), a RuleSet, or a list of these."""
+    if isinstance(spec, str):
+        parts = [spec] if Path(spec).is_file() else [p for p in spec.split("+") if p]
+    elif isinstance(spec, RuleSet):
+        parts = [spec]
+    else:
+        parts = list(spec)
+    rules = tuple(p if isinstance(p, RuleSet) else load_rules(str(p)) for p in parts)
+    return Arm("+".join(r.name for r in rules) or AS_WRITTEN, sc, rules)
+
+
+# ------------------------------------------------------------------------ results
+@dataclass
+class ExperimentResult:
+    """The tables of an experiment (docs/contracts.md), ready for pandas and seaborn.
+
+    ``runs`` is long (one row per run and metric); :meth:`wide` pivots it to one row
+    per run. Sweeps add ``grid`` (arm label and parameter values), ``curves`` (each
+    metric along the grid, with intervals) and, for a global sensitivity analysis,
+    ``sensitivity``.
+    """
+
+    runs: pd.DataFrame
+    failed: pd.DataFrame
+    timeseries: pd.DataFrame
+    events: pd.DataFrame
+    summary: pd.DataFrame
+    definitions: dict[str, Metric]
+    rule_sets: dict[str, dict]
+    scenario: dict
+    manifest: dict
+    grid: pd.DataFrame | None = None
+    curves: pd.DataFrame | None = None
+    sensitivity: pd.DataFrame | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Every run finished (some may have failed)."""
+        return self.manifest["complete"]
+
+    def wide(self) -> pd.DataFrame:
+        """One row per finished run: rule_set, seed, then one column per metric."""
+        return wide(self.runs, self.definitions)
+
+    def files(self) -> dict[str, Callable[[Path], object]]:
+        """Writers of every file of the folder, by file name, manifest last."""
+        def parquet(df):
+            return lambda p: df.to_parquet(p, index=False)
+
+        def text(obj):
+            return lambda p: p.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+        files = {f"{name}.parquet": parquet(getattr(self, name)) for name in ("runs", "failed", "timeseries", "events")}
+        files["summary.csv"] = lambda p: self.summary.to_csv(p, index=False)
+        for name in ("grid", "curves", "sensitivity"):
+            df = getattr(self, name)
+            if df is not None:
+                files[f"{name}.csv"] = lambda p, df=df: df.to_csv(p, index=False)
+        files["metrics.json"] = text({k: {"unit": m.unit, "description": m.description, "direction": m.direction}
+                                      for k, m in self.definitions.items()})
+        files["rule_sets.json"] = text(self.rule_sets)
+        files["scenario.json"] = text(self.scenario)
+        files["manifest.json"] = text(self.manifest)
+        return files
+
+    def write(self, out: str | os.PathLike) -> list[Path]:
+        """Write the results folder; no file is ever left half-written. Returns the paths."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        return write_all([(out / name, write) for name, write in self.files().items()])
+
+
+def wide(runs: pd.DataFrame, definitions: dict[str, Metric]) -> pd.DataFrame:
+    """Long ``runs`` to one row per run (rule_set, seed, metrics in definition order)."""
+    if runs.empty:
+        return _empty({"rule_set": "str", "seed": "int64", **{k: "float64" for k in definitions}})
+    order = list(dict.fromkeys(runs["rule_set"]))
+    table = runs.pivot_table(index=["rule_set", "seed"], columns="metric", values="value", sort=False, dropna=False)
+    table = table.reindex(columns=list(definitions)).reset_index()
+    table["rule_set"] = pd.Categorical(table["rule_set"], categories=order)
+    table = table.sort_values(["rule_set", "seed"]).reset_index(drop=True)
+    table["rule_set"] = table["rule_set"].astype("str")
+    table.columns.name = None
+    return table
+
+
+COLUMNS_UNITS = {c: unit for table in ("timeseries", "events") for c, (unit, _) in COLUMNS[table].items()}
+
+
+def _empty(columns: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in columns.items()})
+
+
+def _dtype(unit: str) -> str:
+    return "str" if unit == "name" else "int64" if unit in ("step", "minutes", "round", "integer") else "float64"
+
+
+def _tagged(frames: list[tuple[str, int, pd.DataFrame]], columns: Sequence[str]) -> pd.DataFrame:
+    """Concatenate per-run tables with ``rule_set`` and ``seed`` in front."""
+    if not frames:
+        return _empty({"rule_set": "str", "seed": "int64",
+                       **{c: _dtype(COLUMNS_UNITS[c]) for c in columns}})
+    parts = []
+    for label, seed, df in frames:
+        df = df.copy()
+        df.insert(0, "seed", np.int64(seed))
+        df.insert(0, "rule_set", label)
+        parts.append(df)
+    out = pd.concat(parts, ignore_index=True)
+    return out.astype({"rule_set": "str", "seed": "int64"})
+
+
+def tables(arms: Sequence[Arm], seeds: Sequence[int], outcomes: dict[tuple[str, int], Outcome],
+           baseline: str) -> dict:
+    """The experiment's tables from its outcomes, in arm then seed order."""
+    ordered = [outcomes[a.label, s] for a in arms for s in seeds if (a.label, s) in outcomes]
+    names = {a.label: a.scenario.name for a in arms}
+    ok = [o for o in ordered if o.ok]
+    definitions: dict[str, Metric] = {}
+    for o in ok:
+        for k, m in o.definitions.items():
+            definitions.setdefault(k, m)
+    rows = [(o.arm, names[o.arm], o.seed, k, v, definitions[k].unit) for o in ok for k, v in o.metrics.items()]
+    runs = pd.DataFrame(rows, columns=list(RUNS_COLUMNS)).astype(RUNS_COLUMNS) if rows else _empty(RUNS_COLUMNS)
+    bad = [(o.arm, names[o.arm], o.seed, o.error, o.traceback) for o in ordered if not o.ok]
+    failed = pd.DataFrame(bad, columns=list(FAILED_COLUMNS)).astype(FAILED_COLUMNS) if bad else _empty(FAILED_COLUMNS)
+    return {
+        "runs": runs, "failed": failed, "definitions": definitions,
+        "timeseries": _tagged([(o.arm, o.seed, o.timeseries) for o in ok], backends.TIMESERIES_COLUMNS),
+        "events": _tagged([(o.arm, o.seed, o.events) for o in ok], list(COLUMNS["events"])),
+        "summary": stats.summarise(wide(runs, definitions), [a.label for a in arms], baseline, definitions),
+    }
+
+
+# ------------------------------------------------------------------------ staging
+class Staging:
+    """Finished runs, one file each in ``OUT/.runs/``, kept until the experiment completes."""
+
+    def __init__(self, out: Path, arms_hash: str):
+        self.dir, self.arms_hash = out / STAGING, arms_hash
+
+    def exists(self) -> bool:
+        return (self.dir / "experiment.json").is_file()
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "experiment.json").write_text(json.dumps({"arms_hash": self.arms_hash}) + "\n")
+
+    def check(self, out: Path) -> None:
+        """Raise InputError unless the staged runs belong to an experiment with these arms."""
+        found = json.loads((self.dir / "experiment.json").read_text())["arms_hash"]
+        if found != self.arms_hash:
+            raise InputError(f"--resume: {out} holds an experiment with a different scenario, rule sets, "
+                             "parameters or population; allowed: the same command as the interrupted one "
+                             "(--seeds may grow)")
+
+    def path(self, key: str, seed: int) -> Path:
+        return self.dir / f"{key}-{seed}.pkl"
+
+    def save(self, key: str, outcome: Outcome) -> None:
+        tmp = self.dir / f".{key}-{outcome.seed}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.write_bytes(pickle.dumps(outcome))
+        os.replace(tmp, self.path(key, outcome.seed))
+
+    def load(self, key: str, seed: int) -> Outcome | None:
+        path = self.path(key, seed)
+        return pickle.loads(path.read_bytes()) if path.is_file() else None
+
+    def count(self) -> int:
+        return len(list(self.dir.glob("*.pkl")))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------ running
+def _git_revision() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def check_seeds(seeds: int | Sequence[int]) -> list[int]:
+    """``N`` means seeds 0..N-1; a list must hold distinct integers >= 0."""
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise InputError(f"--seeds: got {seeds}; allowed: a number of seeds >= 1")
+        return list(range(int(seeds)))
+    out = list(seeds)
+    if not out or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in out) \
+            or len(set(out)) != len(out):
+        raise InputError(f"--seeds: got {out!r}; allowed: a count >= 1 or distinct integers >= 0")
+    return [int(s) for s in out]
+
+
+def check_traders(traders: int | None) -> None:
+    lo, hi = TRADERS_RANGE
+    if traders is not None and not lo <= traders <= hi:
+        raise InputError(f"--traders: got {traders}; allowed: {lo:,} to {hi:,} simulated trader accounts")
+
+
+def _check_out(out: Path) -> None:
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"--out: {existing} exists and is not a folder; allowed: a folder path")
+
+
+def run_experiment(arms: Sequence[Arm], seeds: Sequence[int], *, baseline: str, traders: int | None = None,
+                   out: str | os.PathLike | None = None, workers: int | None = None, scheduler: str | None = None,
+                   resume: bool = False, fail_fast: bool = False, progress: Progress | None = None,
+                   command: str | None = None, kind: str = "compare", extra_manifest: dict | None = None,
+                   extra_tables: Callable[[dict], dict[str, pd.DataFrame]] | None = None) -> ExperimentResult:
+    """Run every arm on every seed and collect the tables (writing ``out`` if given).
+
+    ``baseline`` is the label of the arm the others are compared with. ``progress`` is
+    called as ``progress(done, total)`` over the runs this call executes.
+    ``extra_tables`` turns the tables into additional ones (sweeps).
+    """
+    started, t0 = _now(), time.perf_counter()
+    seeds = list(seeds)
+    check_traders(traders)
+    sc = arms[0].scenario
+    configs = [a.config() for a in arms]
+    keys = {a.label: digest(c)[:16] for a, c in zip(arms, configs)}
+    arms_hash = digest({"arms": configs, "traders": traders})
+    outcomes: dict[tuple[str, int], Outcome] = {}
+    staging = None
+    if out is not None:
+        out = Path(out)
+        _check_out(out)
+        staging = Staging(out, arms_hash)
+        if resume:
+            if not staging.exists():
+                raise InputError(f"--resume: {out} holds no unfinished experiment; allowed: the --out folder "
+                                 "of an interrupted compare or sweep")
+            staging.check(out)
+            for a in arms:
+                for s in seeds:
+                    o = staging.load(keys[a.label], s)
+                    if o is not None:
+                        outcomes[a.label, s] = o
+        elif staging.exists():
+            raise InputError(f"--out: {out} holds an interrupted experiment ({staging.count()} finished runs); "
+                             "allowed: --resume to continue it, or another --out folder")
+    resumed = len(outcomes)
+    try:
+        payloads = {a.label: cloudpickle.dumps(a) for a in arms}
+    except (pickle.PicklingError, TypeError) as e:
+        raise InputError(f"rule sets: cannot send them to workers ({e})") from None
+    todo = [(a.label, s, payloads[a.label]) for a in arms for s in seeds if (a.label, s) not in outcomes]
+    backend = backends.choose(workers, scheduler, len(todo))
+    if staging is not None:
+        staging.start()
+    interrupted = stopped = False
+    done = 0
+
+    def record(o: Outcome) -> None:
+        nonlocal done
+        outcomes[o.arm, o.seed] = o
+        if staging is not None and o.ok:
+            staging.save(keys[o.arm], o)
+        done += 1
+        if progress is not None:
+            progress(done, len(todo))
+
+    try:
+        try:
+            for o in backend.outcomes(todo, traders):
+                record(o)
+                if fail_fast and not o.ok:
+                    stopped = True
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        if interrupted or stopped:
+            try:
+                for o in backend.stop():
+                    record(o)
+            except KeyboardInterrupt:
+                interrupted = True
+    finally:
+        backend.close()
+    t = tables(arms, seeds, outcomes, baseline)
+    finished = [outcomes[a.label, s] for a in arms for s in seeds if (a.label, s) in outcomes]
+    n_failed = sum(not o.ok for o in finished)
+    complete = len(finished) == len(arms) * len(seeds)
+    warnings: dict[str, list[str]] = {}
+    for o in finished:
+        for w in o.warnings:
+            if w not in warnings.setdefault(o.arm, []):
+                warnings[o.arm].append(w)
+    manifest = {
+        "package": "policylab", "version": __version__, "git_revision": _git_revision(),
+        "config_hash": digest({"scenario": configs[0]["scenario"], "arms": configs, "seeds": seeds,
+                               "traders": traders}),
+        "command": command, "kind": kind, "scenario": sc.name, "baseline": baseline,
+        "rule_sets": [a.label for a in arms], "seeds": seeds, "traders": traders or sc.traders,
+        "backend": backend.name, "workers": backend.workers, "started": started, "finished": _now(),
+        "wall_seconds": round(time.perf_counter() - t0, 3),
+        "run_seconds": [{"rule_set": o.arm, "seed": o.seed, "seconds": round(o.seconds, 4),
+                         "cpu_seconds": round(o.cpu_seconds, 4)} for o in finished],
+        "platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
+        "python": sys.version.split()[0], "runs": len(arms) * len(seeds), "finished_runs": len(finished),
+        "resumed_runs": resumed, "failed_runs": n_failed, "complete": complete,
+        "interrupted": interrupted, "stopped_at_failure": stopped, "warnings": warnings,
+        **(extra_manifest or {}),
+    }
+    result = ExperimentResult(
+        runs=t["runs"], failed=t["failed"], timeseries=t["timeseries"], events=t["events"], summary=t["summary"],
+        definitions=t["definitions"], rule_sets={a.label: a.describe() for a in arms},
+        scenario=scenario_dict(sc), manifest=manifest, **(extra_tables(t) if extra_tables else {}))
+    if out is not None:
+        result.write(out)
+        if complete and not n_failed:
+            staging.remove()
+    return result
+
+
+def compare(rules: Sequence[RuleSpec], scenario: str | Scenario, seeds: int | Sequence[int] = 30, *,
+            baseline: RuleSpec = BASELINE, traders: int | None = None, out: str | os.PathLike | None = None,
+            workers: int | None = None, scheduler: str | None = None, resume: bool = False,
+            fail_fast: bool = False, progress: Progress | None = None, command: str | None = None) -> ExperimentResult:
+    """Run ``rules`` and the baseline on the same seeds of ``scenario`` and compare them.
+
+    Args:
+        rules: rule sets, each a built-in name or a path, ``"A+B"`` (composed), a
+            RuleSet, or a list of these (composed; an empty list is the scenario as written).
+        scenario: a built-in scenario name, a path, or a Scenario.
+        seeds: a count N (seeds 0..N-1) or the seeds themselves.
+        baseline: the rule set the others are compared with (first in every table).
+        traders: simulated trader accounts (default: the scenario's).
+        out: the results folder to write (default: none).
+        workers: local worker processes (default: all cores; 1 runs in this process).
+        scheduler: a Dask scheduler address (tcp://HOST:PORT) to run on instead.
+        resume: continue the interrupted experiment in ``out``.
+        fail_fast: stop at the first failed run.
+        progress: called as ``progress(done, total)`` after each run.
+        command: the command line, for the manifest.
+    """
+    sc = dataclasses.replace(scenario) if isinstance(scenario, Scenario) else load_scenario(scenario)
+    arms = {}
+    for spec in [baseline, *rules]:
+        arm = make_arm(spec, sc)
+        arms.setdefault(arm.label, arm)
+    arms = list(arms.values())
+    return run_experiment(arms, check_seeds(seeds), baseline=arms[0].label, traders=traders, out=out,
+                          workers=workers, scheduler=scheduler, resume=resume, fail_fast=fail_fast,
+                          progress=progress, command=command)

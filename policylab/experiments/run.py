@@ -1,0 +1,225 @@
+"""Run a scenario and collect its results as three tables.
+
+:func:`run` builds the model, records the starting state, runs every step and returns
+a :class:`RunResult` with three pandas DataFrames:
+
+- ``metrics``: one row per run, the run's identity then one column per metric
+  (:mod:`policylab.metrics`; venue families have one column per venue);
+- ``timeseries``: one row per step and venue, step 0 being the state before the
+  first step; per-step flows (volume, liquidations) are those of the step ending there;
+- ``events``: one row per liquidation, ADL or stop-loss event, in the order they happened.
+
+:meth:`RunResult.write` stores each table as Parquet and CSV plus ``metrics.json``.
+String columns use pandas' ``str`` dtype, counts ``int64``, amounts ``float64``.
+The columns, with their units (also in :data:`COLUMNS`):
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from policylab import metrics
+from policylab.atomic import write_all
+from policylab.engine.book import CLASSES
+from policylab.engine.liquidation import EVENT_KINDS
+from policylab.model import MarketModel
+from policylab.inputs.scenario import Scenario
+
+COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
+    "metrics": {
+        "scenario": ("name", "scenario name"),
+        "seed": ("integer", "the run's seed"),
+        "traders": ("accounts", "simulated trader accounts (rows; each stands for several real accounts)"),
+        **{name: (m.unit, f"{m.description} [{m.direction}]") for name, m in metrics.catalogue().items()},
+    },
+    "timeseries": {
+        "step": ("step", "step number; 0 is the state before the first step"),
+        "minute": ("minutes", "market time at the end of the step, from the start"),
+        "venue": ("name", "venue name"),
+        "price_usd": ("USD", "venue price"),
+        "index_usd": ("USD", "index (spot) price"),
+        "basis": ("log", "log of venue price over index price"),
+        "depth_usd": ("USD", "resting depth within 1% of mid"),
+        "open_interest_usd": ("USD", "long open interest on the venue"),
+        "volume_usd": ("USD", "notional traded on the venue during the step"),
+        "liquidated_usd": ("USD", "notional liquidated on the venue during the step"),
+        "fund_usd": ("USD", "insurance fund (negative: owes)"),
+        "mm_health": ("fraction", "market makers' depth health, 1 = full depth"),
+        "coin_price": ("USD", "value of one unit of the venue's depeggable stablecoin collateral"),
+        "rounds": ("rounds", "cascade rounds with activity in the step (same for every venue)"),
+        "amplification": ("ratio", "index log move from its running peak over the exogenous log move "
+                          "over the same steps; NaN at a peak or if the exogenous path did not fall"),
+    },
+    "events": {
+        "step": ("step", "step during which the event happened (as in the timeseries)"),
+        "minute": ("minutes", "market time at the end of that step"),
+        "round": ("round", "cascade round within the step, from 0"),
+        "kind": ("name", "liquidation, partial, backstop, adl (bankrupt side), adl_counterparty or stop"),
+        "venue": ("name", "venue name"),
+        "trader_class": ("name", f"class of the account: {', '.join(CLASSES)}"),
+        "side": ("name", "side of the position closed: long or short"),
+        "account": ("integer", "account row in the model's trader book"),
+        "size_btc": ("BTC", "position closed, signed (positive: long)"),
+        "notional_usd": ("USD", "absolute size times price"),
+        "price_usd": ("USD", "execution price (mark for backstop, bankruptcy price for ADL)"),
+        "accounts": ("accounts", "real accounts the row stands for"),
+        "deficit_usd": ("USD", "negative equity left after a whole liquidation"),
+    },
+}
+
+_STR = "str"
+
+
+@dataclass
+class RunResult:
+    """The three tables of one run, with the scenario they came from."""
+
+    scenario: Scenario
+    metrics: pd.DataFrame
+    timeseries: pd.DataFrame
+    events: pd.DataFrame
+    rules: list[str] = field(default_factory=list)  # names of the rule sets in force
+    warnings: list[str] = field(default_factory=list)  # configured modules that never took effect
+
+    @property
+    def definitions(self) -> dict[str, metrics.Metric]:
+        """The metric definitions of this run's columns."""
+        return metrics.definitions(self.scenario)
+
+    def record(self) -> dict:
+        """The metrics row as a JSON-ready dict (NaN becomes None)."""
+        row = self.metrics.iloc[0].to_dict()
+        out = {"scenario": str(row.pop("scenario")), "seed": int(row.pop("seed")), "traders": int(row.pop("traders"))}
+        out.update({k: None if math.isnan(v) else float(v) for k, v in row.items()})
+        return out
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"metrics": self.metrics, "timeseries": self.timeseries, "events": self.events}
+
+    def write(self, out_dir: str | os.PathLike) -> list[Path]:
+        """Write ``<table>.parquet``, ``<table>.csv`` and ``metrics.json`` into ``out_dir``.
+
+        Every file is first written under a temporary name in the same folder and
+        renamed into place only once all are complete: on failure no file is left
+        half-written and a folder created here is removed. Returns the paths written.
+        """
+        out = Path(out_dir)
+        created = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
+        jobs: list[tuple[Path, Callable[[Path], object]]] = []
+        for name, df in self.tables().items():
+            jobs.append((out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False)))
+            jobs.append((out / f"{name}.csv", lambda p, df=df: df.to_csv(p, index=False)))
+        text = json.dumps(self.record(), indent=2, allow_nan=False) + "\n"
+        jobs.append((out / "metrics.json", lambda p: p.write_text(text)))
+        try:
+            return write_all(jobs)
+        except BaseException:
+            if created and not any(out.iterdir()):
+                out.rmdir()
+            raise
+
+
+def run(scenario: Scenario, seed: int = 0, traders: int | None = None, audit: bool = False,
+        progress: Callable[[int, int], None] | None = None, rules=()) -> RunResult:
+    """Run ``scenario`` to its end under ``rules`` and collect the tables.
+
+    Args:
+        scenario: the scenario to run.
+        seed: the run's seed (same seed, same results).
+        traders: simulated trader accounts (default: the scenario's).
+        audit: check money conservation after every step (raises AssertionError).
+        progress: called as ``progress(steps_done, total_steps)`` after every step.
+        rules: rule sets (policylab.rules.RuleSet) in force, composed.
+    """
+    model = MarketModel(scenario, seed=seed, traders=traders, audit=audit, rules=rules)
+    scenario = model.scenario  # with the rules' venue changes and new venues
+    start = metrics.snapshot(model)
+    model.run(progress)
+    values = metrics.compute(model, start)
+    row = {"scenario": pd.Series([scenario.name], dtype=_STR),
+           "seed": pd.Series([seed], dtype="int64"),
+           "traders": pd.Series([traders or scenario.traders], dtype="int64"),
+           **{k: pd.Series([v], dtype="float64") for k, v in values.items()}}
+    return RunResult(scenario=scenario, metrics=pd.DataFrame(row), timeseries=_timeseries(model, start),
+                     events=_events(model), rules=[r.name for r in model.rule_sets], warnings=model.warnings())
+
+
+def _timeseries(model: MarketModel, start: metrics.Start) -> pd.DataFrame:
+    k = len(model.vb.rules)
+    n = model.steps
+    series = metrics.venue_series(model)
+
+    def with_start(first: np.ndarray, name: str) -> np.ndarray:
+        return np.vstack([first, series[name]]).ravel()
+
+    ev = metrics.event_arrays(model)
+    liq = ev["liquidation"]
+    liquidated = np.zeros((n + 1) * k)
+    np.add.at(liquidated, (ev["step"][liq] + 1) * k + ev["venue"][liq], ev["notional"][liq])
+    index = np.repeat(model.index_path, k)
+    price = model.price_path.ravel()
+    steps = np.repeat(np.arange(n + 1), k)
+    cols = {
+        "step": (steps, "int64"),
+        "minute": (steps * model.scenario.step_minutes, "int64"),
+        "venue": (np.tile(model.vb.names, n + 1), _STR),
+        "price_usd": (price, "float64"),
+        "index_usd": (index, "float64"),
+        "basis": (np.log(price / index), "float64"),
+        "depth_usd": (with_start(start.depth, "depth_usd"), "float64"),
+        "open_interest_usd": (with_start(start.open_interest, "open_interest_usd"), "float64"),
+        "volume_usd": (with_start(np.zeros(k), "volume_usd"), "float64"),
+        "liquidated_usd": (liquidated, "float64"),
+        "fund_usd": (with_start(start.fund, "fund_usd"), "float64"),
+        "mm_health": (with_start(start.health, "mm_health"), "float64"),
+        "coin_price": (with_start(start.coin_price, "coin_price"), "float64"),
+        "rounds": (np.repeat(np.concatenate([[0], model.rounds]), k), "int64"),
+        "amplification": (np.repeat(metrics.running_amplification(
+            model.index_path, model.exo_log_path, metrics.shock_direction(model.exo_log_path)), k), "float64"),
+    }
+    assert list(cols) == list(COLUMNS["timeseries"])
+    return pd.DataFrame({c: pd.Series(v, dtype=t) for c, (v, t) in cols.items()})
+
+
+def _events(model: MarketModel) -> pd.DataFrame:
+    ev = metrics.event_arrays(model)
+    step = ev["step"] + 1
+    names = np.array(model.vb.names, dtype=object)
+    cols = {
+        "step": (step, "int64"),
+        "minute": (step * model.scenario.step_minutes, "int64"),
+        "round": (ev["round"], "int64"),
+        "kind": (np.array(EVENT_KINDS, dtype=object)[ev["kind"]], _STR),
+        "venue": (names[ev["venue"]], _STR),
+        "trader_class": (np.array(CLASSES, dtype=object)[ev["cls"]], _STR),
+        "side": (np.where(ev["size"] > 0, "long", "short").astype(object), _STR),
+        "account": (ev["account"], "int64"),
+        "size_btc": (ev["size"], "float64"),
+        "notional_usd": (ev["notional"], "float64"),
+        "price_usd": (ev["price"], "float64"),
+        "accounts": (ev["weight"], "float64"),
+        "deficit_usd": (ev["deficit"], "float64"),
+    }
+    assert list(cols) == list(COLUMNS["events"])
+    return pd.DataFrame({c: pd.Series(v, dtype=t) for c, (v, t) in cols.items()})
+
+
+def _column_docs() -> str:
+    lines = []
+    for table, cols in COLUMNS.items():
+        lines += ["", f"``{table}``:", ""]
+        width = max(len(c) for c in cols)
+        lines += [f"- ``{c}``{' ' * (width - len(c))}  [{unit}] {desc}" for c, (unit, desc) in cols.items()]
+    return "\n".join(lines) + "\n"
+
+
+__doc__ += _column_docs()

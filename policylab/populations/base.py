@@ -1,0 +1,94 @@
+"""The base class of trader populations: a Mesa agent that owns rows of the shared arrays
+and acts on them in one vectorised step; no agent loops over traders.
+
+``decide()`` returns market orders ``(accounts, BTC)``; the model nets and executes
+all populations' orders together, so their order does not matter.
+"""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from policylab.inputs.scenario import ClassSpec
+from policylab.engine.streams import stream
+
+EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0))
+
+
+class TraderPopulation(mesa.Agent):
+    """A group of accounts (rows of the arrays) sharing one behaviour and random stream.
+
+    Replacement of wiped-out accounts (``refill_half_life_minutes`` > 0): an account that
+    is flat with less than ``WIPED_SHARE`` of its starting deposit left is, after a
+    waiting time with that half-life, taken over by a new trader who deposits what the
+    account started with (new money, recorded in ``deposit``). In Thurner, Farmer and
+    Geanakoplos (2012) a fund whose wealth falls below a minimum is likewise replaced,
+    after a delay, by a new fund with the initial wealth; without it a market that wipes
+    out its leveraged traders de-levers for the rest of the run and the effect of
+    leverage fades with time. The waiting times come from their own stream, one draw
+    per account and step, so they are common across rule sets.
+    """
+
+    WIPED_SHARE = 0.1  # an account with less than this share of its starting deposit is wiped out
+
+    ACTIVITY_VOL_WINDOW = 15  # minutes of realised volatility that activity responds to
+
+    def __init__(self, model, rows: np.ndarray, spec: ClassSpec, rng: np.random.Generator):
+        super().__init__(model)
+        self.rows, self.spec, self.stream = rows, spec, rng
+        self.stake = model.tb.deposit[rows].copy()  # each account's starting deposit (USD)
+        self.refills = 0  # accounts replaced so far
+        if spec.refill_half_life_minutes > 0:
+            self._refill_stream = stream(model.seed, f"refill:{type(self).__name__}")
+
+    def refill(self) -> None:
+        """Replace wiped-out accounts by new traders with the starting deposit (see the class docstring)."""
+        if self.spec.refill_half_life_minutes <= 0 or len(self.rows) == 0:
+            return
+        tb = self.model.tb
+        u = self._refill_stream.random(len(self.rows))  # drawn every step: common random numbers
+        p = 1.0 - 0.5 ** (self.model.scenario.step_minutes / self.spec.refill_half_life_minutes)
+        wiped = ((tb.size[self.rows] == 0) & (self.stake > 0) & ~tb.quit[self.rows]
+                 & (tb.cash[self.rows] < self.WIPED_SHARE * self.stake) & (u < p))
+        if wiped.any():
+            idx = self.rows[wiped]
+            tb.cash[idx] += self.stake[wiped]
+            tb.deposit[idx] += self.stake[wiped]
+            self.refills += int(wiped.sum())
+
+    def active(self) -> np.ndarray:
+        """Accounts that reconsider their position this step. With an activity elasticity,
+        flat accounts come to trade more often when the market moves (volume rises with
+        volatility); holders keep reconsidering at the usual rate (adverse moves make
+        them close, see ``decide``)."""
+        tb = self.model.tb
+        p = self.spec.activity_per_minute * self.model.scenario.step_minutes
+        surge = 1.0
+        if self.spec.activity_vol_elasticity > 0:
+            surge += self.spec.activity_vol_elasticity * max(self.model.vol_ratio(self.ACTIVITY_VOL_WINDOW) - 1.0, 0.0)
+        k = self.stream.binomial(len(self.rows), min(1.0, p * surge)) if len(self.rows) else 0
+        idx = self.rows[np.unique(self.stream.integers(0, len(self.rows), k))] if k else self.rows[:0]
+        if surge > 1.0 and len(idx):
+            # holders: thinned back to the usual rate. k draws with replacement select an
+            # account with probability about 1 - exp(-k / n), so keep each holder with the
+            # ratio of that probability at the usual rate to the one at the surged rate
+            keep = -np.expm1(-min(1.0, p)) / -np.expm1(-min(1.0, p * surge))
+            idx = idx[(tb.size[idx] == 0) | (self.stream.random(len(idx)) < keep)]
+        return idx
+
+    def open_orders(self, idx: np.ndarray, side: np.ndarray):
+        """Open positions with the account's cash at its chosen leverage, within the venue's
+        and the rules' caps and the rules' position limit."""
+        m = self.model
+        prices = m.market.prices()
+        price = prices[m.tb.venue[idx]]
+        # margin value of a flat account: cash less the depeg haircut on its stablecoin collateral
+        cash = np.maximum(m.tb.equity(idx, prices, m.vb.coin_value), 0.0)
+        notional = cash * m.tb.leverage[idx]
+        cap = m.leverage_cap(idx, notional)
+        notional = np.minimum(cash * np.minimum(m.tb.leverage[idx], cap), m.tb.pos_limit[idx] * m.tb.weight[idx])
+        dq = side * notional / price
+        stop_dist = m.tb.stop_dist[idx]
+        m.tb.stop[idx] = np.where(np.isnan(stop_dist), np.nan, price * (1 - side * stop_dist))
+        return dq

@@ -1,0 +1,181 @@
+"""Draw the starting accounts of a scenario into a TraderBook.
+
+Trader rows come first (retail, professional, basis, institutional, in that order);
+protocol rows follow: one market-maker book per venue, one arbitrage desk per
+derivatives venue, one backstop vault per venue that has one. Each trader row stands
+for ``weight`` real accounts with identical positions, so results do not depend on
+how many rows represent the population. Starting positions are balanced per venue
+(long and short open interest equal the scenario's open interest).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from policylab.engine.book import ARB, CLASSES, MM, VAULT, TraderBook, VenueBook
+from policylab.engine.margin import initial_margin_leverage, liquidation_price, maintenance
+from policylab.inputs.scenario import Scenario
+from policylab.engine.streams import stream
+from policylab.names import JURISDICTIONS
+
+
+ACCOUNT_AGE_MEAN_DAYS = 500.0  # exponential: about 11% of accounts are younger than 60 days
+
+
+def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[TraderBook, VenueBook, dict[str, np.ndarray]]:
+    """Return the accounts, the venues and the row indices of each trader class."""
+    rng = stream(seed, "population")
+    vb = VenueBook(list(scenario.venues))
+    k = len(vb.rules)
+    n_traders = traders or scenario.traders
+    spot = int(np.flatnonzero(vb.is_spot)[0])
+    perps = [v for v in range(k) if v != spot]
+    names = vb.names
+    counts = {c: int(round(spec.share * n_traders)) for c, spec in scenario.classes.items()}
+    n_vault = int((vb.backstop > 0).sum())
+    n = sum(counts.values()) + k + len(perps) + n_vault
+    tb = TraderBook(n)
+    p0 = scenario.start_price
+    rows: dict[str, np.ndarray] = {}
+    start = 0
+    for cname in ("retail", "professional", "basis", "institutional"):
+        if cname not in counts:
+            continue
+        m, spec = counts[cname], scenario.classes[cname]
+        idx = np.arange(start, start + m)
+        start += m
+        rows[cname] = idx
+        tb.cls[idx] = CLASSES.index(cname)
+        tb.weight[idx] = scenario.real_accounts * spec.share / max(m, 1)
+        if cname == "institutional":
+            tb.venue[idx] = spot
+        else:
+            choices = spec.venues or {names[v]: scenario.open_interest.get(names[v], 0) for v in perps}
+            vnames = list(choices)
+            prob = np.array([choices[x] for x in vnames], dtype=float)
+            prob = prob / prob.sum() if prob.sum() > 0 else np.full(len(vnames), 1 / len(vnames))
+            tb.venue[idx] = np.array([names.index(x) for x in vnames])[rng.choice(len(vnames), size=m, p=prob)]
+    juris_names = list(scenario.jurisdictions)
+    jp = np.array([scenario.jurisdictions[j] for j in juris_names], dtype=float)
+    trader_rows = np.arange(start)
+    tb.juris[trader_rows] = np.array([JURISDICTIONS.index(j) for j in juris_names])[
+        rng.choice(len(juris_names), size=start, p=jp / jp.sum())]
+    tb.kyc[trader_rows] = rng.random(start) < scenario.kyc_share
+    kyc_venues = np.array([r.kyc_required for r in vb.rules])
+    tb.kyc[trader_rows[kyc_venues[tb.venue[trader_rows]]]] = True
+    tb.age_days[trader_rows] = stream(seed, "account_age").exponential(ACCOUNT_AGE_MEAN_DAYS, start)
+
+    # ------------------------------------------------------------ chosen leverage and stops
+    lev = np.ones(start)
+    for cname, idx in rows.items():
+        spec = scenario.classes[cname]
+        if cname == "institutional":
+            continue
+        median = np.full(len(idx), spec.leverage_median)
+        for vname, med in spec.venue_leverage_median.items():  # venues whose accounts lever differently
+            median[tb.venue[idx] == names.index(vname)] = med
+        draw = np.exp(rng.normal(np.log(median), spec.leverage_sigma, len(idx)))
+        lo, hi = spec.leverage_tail
+        tail = rng.random(len(idx)) < spec.leverage_tail_share
+        draw[tail] = np.exp(rng.uniform(np.log(lo), np.log(hi), tail.sum()))
+        lev[idx] = np.maximum(draw, 1.0)
+        if spec.stop_share > 0:
+            uses = rng.random(len(idx)) < spec.stop_share
+            a, b = spec.stop_distance
+            tb.stop_dist[idx[uses]] = rng.uniform(a, b, uses.sum())
+    # ------------------------------------------------------------ positions
+    # relative notional of each row: small accounts take high leverage, so notional
+    # falls with chosen leverage (elasticity ``size_leverage_elasticity``)
+    raw = rng.lognormal(0.0, 1.0, size=start) * tb.weight[:start] * lev ** -scenario.size_leverage_elasticity
+    side = np.ones(start)
+    for cname, idx in rows.items():
+        spec = scenario.classes[cname]
+        if cname == "basis":
+            side[idx] = -1.0
+        elif cname != "institutional":
+            side[idx] = np.where(rng.random(len(idx)) < spec.long_share, 1.0, -1.0)
+    notional = np.zeros(start)
+    for cname, idx in rows.items():
+        if cname == "institutional":
+            notional[idx] = raw[idx] / raw[idx].sum() * scenario.classes[cname].holdings_usd
+            continue
+        for v in perps:
+            sel = idx[tb.venue[idx] == v]
+            present = [c for c in rows if c != "institutional" and np.any(tb.venue[rows[c]] == v)]
+            share_sum = sum(scenario.classes[c].oi_share for c in present) or 1.0
+            target = scenario.open_interest.get(names[v], 0.0) * scenario.classes[cname].oi_share / share_sum
+            if len(sel) and raw[sel].sum() > 0:
+                notional[sel] = raw[sel] / raw[sel].sum() * target
+    for v in perps:  # balance long and short open interest, then hit the target
+        on = (tb.venue[:start] == v)
+        longs, shorts = on & (side > 0), on & (side < 0)
+        lsum, ssum = notional[longs].sum(), notional[shorts].sum()
+        oi = scenario.open_interest.get(names[v], 0.0)
+        if lsum > 0 and ssum > 0:
+            notional[longs] *= oi / lsum
+            notional[shorts] *= oi / ssum
+        else:
+            notional[on] = 0.0  # a venue with one side only cannot hold open interest
+    size = side * notional / p0
+
+    cap_use = np.ones(start)
+    for cname, idx in rows.items():
+        cap_use[idx] = scenario.classes[cname].cap_use
+    cap = initial_margin_leverage(vb, tb.venue[:start], notional, tb.weight[:start])
+    lev = np.maximum(np.minimum(lev, cap * cap_use), 1.0)
+    collateral = np.where(notional > 0, notional / lev, 0.0)
+    tb.leverage[:start] = lev
+    tb.size[:start] = size
+    # positions were opened over the past days, so entries disperse around the start
+    # price; an adverse entry uses at most 70% of the distance from entry to liquidation,
+    # and a draw still below 1.5x maintenance (high tiers) is opened at the start price
+    to_liq = (1.0 - np.array([r.maintenance_ratio for r in vb.rules])[tb.venue[:start]]) / lev
+    dev = rng.normal(0.0, scenario.entry_dispersion, start)
+    dev = np.where(size > 0, np.minimum(dev, 0.7 * to_liq), np.maximum(dev, -0.7 * to_liq))
+    entry = p0 * np.exp(dev)
+    entry[size == 0] = 0.0
+    tb.entry[:start] = entry
+    tb.cash[:start] = collateral - size * entry
+    trader = np.arange(start)
+    price_v = np.full(k, p0)
+    unsafe = trader[tb.equity(trader, price_v, vb.coin_value) < 1.5 * maintenance(tb, vb, trader, price_v)]
+    tb.entry[unsafe] = np.where(size[unsafe] != 0, p0, 0.0)
+    tb.cash[unsafe] = collateral[unsafe] - size[unsafe] * p0
+    tb.deposit[:start] = collateral
+    has_pos = size != 0
+    # a stop sits its distance below the lower (for longs) of entry and start price: one
+    # that would already have fired belongs to a position that no longer exists
+    ref = np.where(size > 0, np.minimum(tb.entry[:start], p0), np.maximum(tb.entry[:start], p0))
+    tb.stop[:start] = np.where(has_pos, ref * (1 - np.sign(size) * tb.stop_dist[:start]), np.nan)
+    exposed = np.array([r.collateral_exposed_share for r in vb.rules])[tb.venue[:start]]
+    tb.coin[:start] = np.where(rng.random(start) < exposed, collateral, 0.0)
+    if "basis" in rows:  # the spot leg: BTC held outside the venue, part of the deposit
+        b = rows["basis"]
+        tb.hedge[b] = -size[b]
+        tb.deposit[b] += tb.hedge[b] * p0
+
+    # ------------------------------------------------------------ protocol rows
+    r = start
+    for v in range(k):
+        tb.venue[r], tb.cls[r], tb.weight[r] = v, MM, 1.0
+        tb.cash[r] = tb.deposit[r] = scenario.market_maker_capital_usd
+        vb.mm_row[v] = r
+        r += 1
+    for v in perps:
+        tb.venue[r], tb.cls[r], tb.weight[r] = v, ARB, 1.0
+        tb.cash[r] = tb.deposit[r] = scenario.arbitrage_capital_usd
+        tb.leverage[r] = 5.0
+        vb.arb_row[v] = r
+        r += 1
+    for v in np.flatnonzero(vb.backstop > 0):
+        tb.venue[r], tb.cls[r], tb.weight[r] = v, VAULT, 1.0
+        tb.cash[r] = tb.deposit[r] = vb.rules[v].vault_capital_usd
+        vb.vault_row[v] = r
+        r += 1
+    rows["market_maker"] = vb.mm_row.copy()
+    rows["arbitrageur"] = vb.arb_row[vb.arb_row >= 0]
+    rows["vault"] = vb.vault_row[vb.vault_row >= 0]
+    tb.liq_price[:] = np.nan
+    tb.liq_price[trader] = liquidation_price(tb, vb, trader)
+    assert r == n
+    return tb, vb, rows

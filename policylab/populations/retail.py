@@ -1,0 +1,37 @@
+"""Leveraged retail speculators."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from policylab.populations.base import EMPTY, TraderPopulation
+
+
+class RetailSpeculators(TraderPopulation):
+    """Leveraged retail: panic-close on adverse moves; after a sharp move, momentum
+    traders follow it and the others fade it (buy the dip); otherwise their long bias."""
+
+    CLOSE_PROB = 0.1  # chance an active holder closes without a signal (profit taking, boredom)
+    OPEN_PROB = 0.9  # chance an active flat account with cash opens a position
+
+    def decide(self):
+        m, tb = self.model, self.model.tb
+        idx = self.active()
+        if len(idx) == 0:
+            return EMPTY
+        r15 = m.index_return(15)
+        s = tb.size[idx]
+        u = self.stream.random(len(idx))
+        adverse = -np.sign(s) * r15 > self.spec.panic_move
+        close = (s != 0) & (adverse | (u < self.CLOSE_PROB))
+        flat = (s == 0) & (tb.cash[idx] > 0) & ~tb.quit[idx] & (u < self.OPEN_PROB)
+        side = np.where(self.stream.random(flat.sum()) < self.spec.long_share, 1.0, -1.0)
+        if abs(r15) > self.spec.dip_move:  # a sharp move: momentum traders follow it, the rest fade it
+            follow = self.stream.random(flat.sum()) < self.spec.momentum_share
+            side = np.where(follow, np.sign(r15), -np.sign(r15))
+        dq = np.zeros(len(idx))
+        dq[close] = -s[close]
+        dq[flat] = self.open_orders(idx[flat], side)
+        tb.stop[idx[close]] = np.nan
+        keep = dq != 0
+        return idx[keep], dq[keep]

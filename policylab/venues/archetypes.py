@@ -1,0 +1,105 @@
+"""Venue archetypes (MODEL.md section 2): the defaults a scenario's venue starts from.
+
+Add an archetype: one entry in :data:`ARCHETYPES`, with its sources. Which group a kind
+belongs to (derivatives, offshore, spot) follows from its fields, not from a list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from policylab.inputs.values import as_number
+from policylab.venues.rules import Tier, VenueRules
+
+# Binance BTCUSDT perpetual notional tiers (announcement 2021-03-18), leverage by tier.
+_BINANCE_TIERS = (
+    Tier(0, 125), Tier(50_000, 100), Tier(250_000, 50), Tier(1_000_000, 20),
+    Tier(10_000_000, 10), Tier(20_000_000, 5), Tier(50_000_000, 4),
+    Tier(100_000_000, 3), Tier(200_000_000, 2), Tier(300_000_000, 1),
+)
+
+ARCHETYPES: dict[str, dict] = {
+    "offshore_dex": dict(
+        label="Offshore DEX (Hyperliquid-like)", offshore=True, kyc_required=False,
+        tiers=(Tier(0, 40), Tier(150_000_000, 20)), maintenance_ratio=0.5,
+        partial_threshold_usd=100_000, partial_fraction=0.2, cooldown_seconds=30,
+        backstop_threshold=2 / 3, liquidation_fee=0.0, insurance_fund_usd=1e8, vault_capital_usd=3.5e8,
+        adl_ranking="hyperliquid", mark_price="index", taker_fee=0.00045, funding_interval_minutes=60,
+        depth_usd=1.5e8,
+        sources=("Hyperliquid docs: trading/margin-tiers, liquidations, auto-deleveraging, funding; "
+                 "margining uses the mark price built from the oracle (a weighted median of CEX spot prices)",),
+    ),
+    "offshore_pool": dict(
+        label="Offshore extreme-leverage pool (Aster-like)", offshore=True, kyc_required=False,
+        tiers=(Tier(0, 1001),), maintenance_ratio=0.5, backstop_threshold=1.0,
+        liquidation_fee=0.0, insurance_fund_usd=2e7, vault_capital_usd=1e8, adl_ranking="none",
+        taker_fee=0.0008, funding_interval_minutes=60, depth_usd=2e7,
+        sources=("asterdex trading rules (1001x simple mode against the liquidity pool)",),
+    ),
+    "offshore_cex": dict(
+        label="Offshore CEX (Binance-like)", offshore=True, kyc_required=True,
+        blocked_jurisdictions=("US",), tiers=_BINANCE_TIERS, maintenance_ratio=0.5,
+        partial_threshold_usd=1_000_000, partial_fraction=0.5, cooldown_seconds=0,
+        liquidation_fee=0.005, insurance_fund_usd=6e8, adl_ranking="binance",
+        taker_fee=0.0005, funding_interval_minutes=480, depth_usd=5.3e8,
+        sources=("Binance futures announcement 2021-03-18 (tiers); Binance ADL FAQ; insurance fund ~$1.23B BTC/ETH/BNB",),
+    ),
+    "eu_broker": dict(
+        label="EU regulated broker (ESMA rules)", offshore=False, kyc_required=True,
+        blocked_jurisdictions=("US",), tiers=(Tier(0, 2),), maintenance_ratio=0.5,
+        liquidation_fee=0.0, negative_balance_protection=True, insurance_fund_usd=2e8,
+        adl_ranking="none", taker_fee=0.01, funding_interval_minutes=0, depth_usd=3e7,
+        sources=("ESMA Decision (EU) 2018/796: 2:1 crypto, 50% close-out, negative balance protection",),
+    ),
+    "us_regulated": dict(
+        label="US regulated futures (CME-like)", offshore=False, kyc_required=True,
+        tiers=(Tier(0, 3.3),), maintenance_ratio=0.9, liquidation_fee=0.0,
+        negative_balance_protection=False, insurance_fund_usd=5e9, adl_ranking="none",
+        taker_fee=0.0003, funding_interval_minutes=0, depth_usd=1.5e8,
+        sources=("CME Bitcoin futures margin (about 30% initial, maintenance about 90% of initial; unverified)",),
+    ),
+    "spot_etf": dict(
+        label="Spot market and ETFs (unleveraged)", offshore=False, kyc_required=True,
+        tiers=(Tier(0, 1),), maintenance_ratio=1.0, adl_ranking="none",
+        negative_balance_protection=False, taker_fee=0.0002, funding_interval_minutes=0,
+        depth_usd=1.5e8, mm_recovery_half_life_minutes=60,
+        sources=("Binance BTCUSDT spot +/-1% depth median $61M before 10 Oct 2025; aggregated spot venues",),
+    ),
+}
+
+KINDS = tuple(ARCHETYPES)
+
+_FIELDS = {f.name for f in dataclasses.fields(VenueRules)}
+_TYPES = {f.name: {"float": float, "int": int, "bool": bool, "str": str}.get(f.type, object)
+          for f in dataclasses.fields(VenueRules)}
+
+
+def make_venue(name: str, kind: str, overrides: dict | None = None, where: str = "venue") -> VenueRules:
+    """Build a venue from an archetype plus overrides; unknown fields raise ValueError."""
+    if kind not in ARCHETYPES:
+        raise ValueError(f"{where}.kind: got {kind!r}; allowed: {', '.join(KINDS)}")
+    params = dict(ARCHETYPES[kind])
+    for key, value in (overrides or {}).items():
+        if key not in _FIELDS or key in ("name", "kind"):
+            allowed = ", ".join(sorted(_FIELDS - {"name", "kind"}))
+            raise ValueError(f"{where}.{key}: unknown venue field; allowed: {allowed}")
+        if key == "tiers":
+            try:
+                value = tuple(Tier(float(t["from_notional"]), float(t["max_leverage"])) for t in value)
+            except (TypeError, KeyError, ValueError):
+                raise ValueError(f"{where}.tiers: expected a list of {{from_notional, max_leverage}}") from None
+        elif key in ("blocked_jurisdictions", "sources"):
+            value = tuple(value)
+        else:
+            expected = _TYPES[key]
+            if expected is float:
+                value = as_number(value)
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+                kind_name = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}[expected]
+                raise ValueError(f"{where}.{key}: got {value!r}; allowed: {kind_name}")
+        params[key] = value
+    rules = VenueRules(name=name, kind=kind, **params)
+    rules.validate(where)
+    return rules
