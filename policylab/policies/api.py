@@ -33,10 +33,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from policylab.names import CLASSES
-from policylab.names import JURISDICTIONS
+from policylab.names import CLASSES, CONFIGURABLE_CLASSES, JURISDICTIONS
 
-TRADER_CLASS_NAMES = ("retail", "professional", "basis", "institutional")
+TRADER_CLASS_NAMES = CONFIGURABLE_CLASSES  # the classes a target may name
 
 # How proposals for the same VenueRules field combine: the most restrictive wins.
 MERGE = {

@@ -7,6 +7,8 @@ all populations' orders together, so their order does not matter.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import mesa
 import numpy as np
 
@@ -29,6 +31,8 @@ class TraderPopulation(mesa.Agent):
     leverage fades with time. The waiting times come from their own stream, one draw
     per account and step, so they are common across rule sets.
     """
+
+    name: ClassVar[str] = ""  # the trader class it plays, as in scenario files (one of names.CONFIGURABLE_CLASSES)
 
     WIPED_SHARE = 0.1  # an account with less than this share of its starting deposit is wiped out
 
