@@ -44,3 +44,31 @@ def test_trader_rows_are_drawn_in_vocabulary_order(short_scenario):
         assert list(rows[cname]) == list(range(start, start + len(rows[cname])))
         assert (tb.cls[rows[cname]] == names.CLASSES.index(cname)).all()
         start += len(rows[cname])
+
+
+# ------------------------------------------------------------------ venue kinds and groups
+def test_venue_groups_follow_the_archetypes_properties():
+    from policylab.venues import ARCHETYPES, KINDS, make_venue
+    from policylab.venues.archetypes import DERIVATIVE_KINDS, OFFSHORE_KINDS, SPOT_KINDS
+
+    venues = {kind: make_venue(kind, kind) for kind in KINDS}
+    assert tuple(SPOT_KINDS) == tuple(k for k, v in venues.items() if v.is_spot) != ()
+    assert tuple(DERIVATIVE_KINDS) == tuple(k for k, v in venues.items() if not v.is_spot) != ()
+    assert tuple(OFFSHORE_KINDS) == tuple(k for k, v in venues.items() if v.offshore and not v.is_spot) != ()
+    assert set(DERIVATIVE_KINDS) | set(SPOT_KINDS) == set(ARCHETYPES)
+
+
+def test_a_new_derivatives_archetype_is_in_the_built_in_modules_default_venues(monkeypatch):
+    from policylab.policies.access import ListedVenueRequirement, RetailProductBan
+    from policylab.venues import ARCHETYPES
+    from policylab.venues.archetypes import SPOT_KINDS
+
+    new = dict(ARCHETYPES["offshore_cex"], label="Offshore perpetuals exchange (test)", sources=("test",))
+    monkeypatch.setitem(ARCHETYPES, "offshore_test_perp", new)
+    monkeypatch.setitem(ARCHETYPES, "onshore_test_futures", dict(new, offshore=False))
+    derivatives = RetailProductBan().target.venues  # default venues: DERIVATIVES
+    assert {"offshore_test_perp", "onshore_test_futures"} <= set(derivatives)
+    assert not set(SPOT_KINDS) & set(derivatives)
+    offshore = ListedVenueRequirement().target.venues  # default venues: OFFSHORE
+    assert "offshore_test_perp" in offshore and "onshore_test_futures" not in offshore
+    assert isinstance(offshore, tuple)  # fixed when the module is configured
