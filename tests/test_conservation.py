@@ -17,15 +17,15 @@ from policylab.engine.margin import maintenance
 from policylab.engine.market import MarketParams
 from policylab.model import MarketModel
 from policylab.venues import ADL_RANKINGS, make_venue
+from policylab.venues.archetypes import DERIVATIVE_KINDS
 
 P0 = 100_000.0
-DERIVATIVES = ("offshore_dex", "offshore_pool", "offshore_cex", "eu_broker", "us_regulated")
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
 def venue_rules(draw, j):
-    kind = draw(st.sampled_from(DERIVATIVES))
+    kind = draw(st.sampled_from(tuple(DERIVATIVE_KINDS)))
     return make_venue(f"v{j}", kind, dict(
         adl_ranking=draw(st.sampled_from(ADL_RANKINGS)),
         negative_balance_protection=draw(st.booleans()),

@@ -147,3 +147,20 @@ def test_refill_draws_every_step_even_during_a_halt():
         for _ in range(20):
             m.step()
     assert _retail(halted)._refill_stream.bit_generator.state == _retail(free)._refill_stream.bit_generator.state
+
+
+def test_refill_stream_is_keyed_by_the_population_name_not_its_class_name(monkeypatch):
+    from policylab.engine.streams import stream
+    from policylab.populations import POPULATIONS, RetailSpeculators
+
+    sc = _with_class(load_scenario("leverage-study"), "retail", refill_half_life_minutes=60.0)
+
+    class Renamed(RetailSpeculators):
+        pass
+
+    expected = stream(4, "refill:retail").random(8)
+    for population in (RetailSpeculators, Renamed):
+        monkeypatch.setitem(POPULATIONS, "retail", population)
+        m = MarketModel(sc, seed=4, traders=300)
+        retail = next(p for p in m.populations if isinstance(p, RetailSpeculators))
+        assert np.array_equal(retail._refill_stream.random(8), expected)

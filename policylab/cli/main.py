@@ -29,6 +29,7 @@ from policylab.cli.validate import leverage_study_command, validate_command
 from policylab.experiments.run import RunResult, run as run_scenario
 from policylab.inputs.rulesets import load_rules
 from policylab.inputs.scenario import Scenario, builtin_names, load_scenario
+from policylab.names import SPOT_CLASSES
 
 TRADERS_RANGE = (100, 10_000_000)
 PROGRESS_DELAY_SECONDS = 2.0
@@ -258,7 +259,7 @@ def describe(sc: Scenario) -> str:
                   f"{sc.kyc_share:.0%} willing to verify (KYC)"]
     for cname, c in sc.classes.items():
         where = ", ".join(f"{v} {p:.0%}" for v, p in c.venues.items()) or "by open interest"
-        if cname == "institutional":
+        if cname in SPOT_CLASSES:
             lines.append(f"  {cname:<13} {c.share:.0%} of accounts, spot holdings {usd(c.holdings_usd)}")
         elif cname == "basis":
             lines.append(f"  {cname:<13} {c.share:.0%} of accounts, {c.oi_share:.0%} of open interest, "

@@ -28,6 +28,7 @@ import dataclasses
 import numpy as np
 
 from policylab.engine.book import CLASSES, VenueBook
+from policylab.names import DERIVATIVES_CLASSES
 from policylab.engine.margin import initial_margin_leverage, liquidation_price, tier_lookup
 from policylab.policies.api import Policy, merge_venue_rules
 from policylab.inputs.scenario import Scenario
@@ -106,7 +107,7 @@ def settle(model) -> None:
         return
     tb, vb, sc = model.tb, model.vb, model.scenario
     prm = sc.venue_choice
-    traders = np.flatnonzero(np.isin(tb.cls, [CLASSES.index(c) for c in ("retail", "professional", "basis")]))
+    traders = np.flatnonzero(np.isin(tb.cls, [CLASSES.index(c) for c in DERIVATIVES_CLASSES]))
     traders = traders[tb.size[traders] != 0]
     k = len(vb.rules)
     price = model.market.prices()

@@ -18,10 +18,10 @@ import yaml
 from policylab.errors import InputError
 from policylab.engine.market import MarketParams
 from policylab.inputs.values import as_number
-from policylab.names import JURISDICTIONS
+from policylab.names import CONFIGURABLE_CLASSES, JURISDICTIONS
 from policylab.venues import VenueRules, make_venue
 
-TRADER_CLASSES = ("retail", "professional", "basis", "institutional")
+TRADER_CLASSES = CONFIGURABLE_CLASSES  # the population classes a scenario may configure
 SIGNED_FIELDS = ("size", "quit_utility", "onshore_trust")  # numeric fields that may be negative
 
 

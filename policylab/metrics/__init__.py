@@ -32,12 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from policylab.engine.book import CLASSES, PROTOCOL_CLASSES, RETAIL, VAULT
+from policylab.names import LIQUIDABLE_CLASSES
 from policylab.engine.liquidation import EVENT_KINDS
 from policylab.inputs.scenario import Scenario
 
 DIRECTIONS = ("lower_is_better", "higher_is_better", "neutral")
 SIDES = ("long", "short")
-TRADER_CLASSES = tuple(c for i, c in enumerate(CLASSES) if i not in PROTOCOL_CLASSES)
+TRADER_CLASSES = LIQUIDABLE_CLASSES
 LIQUIDATION_KINDS = ("liquidation", "partial", "backstop", "adl")
 WIPED_OUT_LEFT = 0.05  # an account is wiped out when it ends with at most this share of its starting wealth
 MINUTES_PER_YEAR = 365 * 1440

@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from policylab.names import CLASSES
-from policylab.names import JURISDICTIONS
+from policylab.names import CLASSES, CONFIGURABLE_CLASSES, JURISDICTIONS
 
-TRADER_CLASS_NAMES = ("retail", "professional", "basis", "institutional")
+TRADER_CLASS_NAMES = CONFIGURABLE_CLASSES  # the classes a target may name
 
 # How proposals for the same VenueRules field combine: the most restrictive wins.
 MERGE = {
@@ -170,12 +170,12 @@ class Policy:
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     source: ClassVar[str] = ""
-    default_venues: ClassVar[tuple[str, ...]] = ()  # venue kinds targeted when the rule set names none
+    default_venues: ClassVar[Sequence[str]] = ()  # venue kinds targeted when the rule set names none (read at construction)
     default_classes: ClassVar[tuple[str, ...]] = ()  # trader classes targeted when the rule set names none
 
     def __init__(self, target: Target | None = None, rule_set: str = "", **params):
         target = target or Target()
-        self.target = dataclasses.replace(target, venues=target.venues or self.default_venues,
+        self.target = dataclasses.replace(target, venues=target.venues or tuple(self.default_venues),
                                           classes=target.classes or self.default_classes)
         self.rule_set = rule_set
         self.where = ""  # where the module is configured (file:line: modules[i]), for messages

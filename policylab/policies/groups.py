@@ -1,4 +1,7 @@
-"""Venue groups the built-in modules target by default."""
+"""Venue groups the built-in modules target by default: derived from the archetypes'
+properties (:mod:`policylab.venues.archetypes`), so a new derivatives archetype is in
+``DERIVATIVES`` without a change here."""
 
-DERIVATIVES = ("offshore_dex", "offshore_pool", "offshore_cex", "eu_broker", "us_regulated")
-OFFSHORE = ("offshore_dex", "offshore_pool", "offshore_cex")
+from policylab.venues.archetypes import DERIVATIVE_KINDS as DERIVATIVES, OFFSHORE_KINDS as OFFSHORE
+
+__all__ = ["DERIVATIVES", "OFFSHORE"]

@@ -8,12 +8,9 @@ from policylab.populations.institutional import InstitutionalHolders
 from policylab.populations.professional import Professionals
 from policylab.populations.retail import RetailSpeculators
 
-# Trader class name (as in scenario files) -> the population class that owns its rows.
+# Trader class name (as in scenario files, names.CONFIGURABLE_CLASSES) -> the population
+# class that owns its rows.
 POPULATIONS: dict[str, type[TraderPopulation]] = {
-    "retail": RetailSpeculators,
-    "professional": Professionals,
-    "basis": BasisTraders,
-    "institutional": InstitutionalHolders,
-}
+    p.name: p for p in (RetailSpeculators, Professionals, BasisTraders, InstitutionalHolders)}
 
 __all__ = ["POPULATIONS", "BasisTraders", "InstitutionalHolders", "Professionals", "RetailSpeculators", "TraderPopulation"]

@@ -7,6 +7,8 @@ all populations' orders together, so their order does not matter.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import mesa
 import numpy as np
 
@@ -27,8 +29,11 @@ class TraderPopulation(mesa.Agent):
     after a delay, by a new fund with the initial wealth; without it a market that wipes
     out its leveraged traders de-levers for the rest of the run and the effect of
     leverage fades with time. The waiting times come from their own stream, one draw
-    per account and step, so they are common across rule sets.
+    per account and step, so they are common across rule sets; the stream is keyed by the
+    population's ``name`` ("refill:retail"), so renaming its Python class changes nothing.
     """
+
+    name: ClassVar[str] = ""  # the trader class it plays, as in scenario files (one of names.CONFIGURABLE_CLASSES)
 
     WIPED_SHARE = 0.1  # an account with less than this share of its starting deposit is wiped out
 
@@ -40,7 +45,7 @@ class TraderPopulation(mesa.Agent):
         self.stake = model.tb.deposit[rows].copy()  # each account's starting deposit (USD)
         self.refills = 0  # accounts replaced so far
         if spec.refill_half_life_minutes > 0:
-            self._refill_stream = stream(model.seed, f"refill:{type(self).__name__}")
+            self._refill_stream = stream(model.seed, f"refill:{self.name}")
 
     def refill(self) -> None:
         """Replace wiped-out accounts by new traders with the starting deposit (see the class docstring)."""

@@ -11,6 +11,8 @@ class BasisTraders(TraderPopulation):
     """Long spot, short perpetual. When the short is closed (ADL or liquidation) the spot
     leg is left unhedged, and they sell it down over the following minutes."""
 
+    name = "basis"
+
     UNWIND_PER_MINUTE = 0.2
 
     def decide(self):

@@ -1,6 +1,6 @@
 """Draw the starting accounts of a scenario into a TraderBook.
 
-Trader rows come first (retail, professional, basis, institutional, in that order);
+Trader rows come first (``names.CONFIGURABLE_CLASSES``, in that order);
 protocol rows follow: one market-maker book per venue, one arbitrage desk per
 derivatives venue, one backstop vault per venue that has one. Each trader row stands
 for ``weight`` real accounts with identical positions, so results do not depend on
@@ -16,7 +16,7 @@ from policylab.engine.book import ARB, CLASSES, MM, VAULT, TraderBook, VenueBook
 from policylab.engine.margin import initial_margin_leverage, liquidation_price, maintenance
 from policylab.inputs.scenario import Scenario
 from policylab.engine.streams import stream
-from policylab.names import JURISDICTIONS
+from policylab.names import CONFIGURABLE_CLASSES, JURISDICTIONS, SPOT_CLASSES
 
 
 ACCOUNT_AGE_MEAN_DAYS = 500.0  # exponential: about 11% of accounts are younger than 60 days
@@ -38,7 +38,7 @@ def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[Tr
     p0 = scenario.start_price
     rows: dict[str, np.ndarray] = {}
     start = 0
-    for cname in ("retail", "professional", "basis", "institutional"):
+    for cname in CONFIGURABLE_CLASSES:
         if cname not in counts:
             continue
         m, spec = counts[cname], scenario.classes[cname]
@@ -47,7 +47,7 @@ def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[Tr
         rows[cname] = idx
         tb.cls[idx] = CLASSES.index(cname)
         tb.weight[idx] = scenario.real_accounts * spec.share / max(m, 1)
-        if cname == "institutional":
+        if cname in SPOT_CLASSES:
             tb.venue[idx] = spot
         else:
             choices = spec.venues or {names[v]: scenario.open_interest.get(names[v], 0) for v in perps}
@@ -69,7 +69,7 @@ def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[Tr
     lev = np.ones(start)
     for cname, idx in rows.items():
         spec = scenario.classes[cname]
-        if cname == "institutional":
+        if cname in SPOT_CLASSES:
             continue
         median = np.full(len(idx), spec.leverage_median)
         for vname, med in spec.venue_leverage_median.items():  # venues whose accounts lever differently
@@ -92,16 +92,16 @@ def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[Tr
         spec = scenario.classes[cname]
         if cname == "basis":
             side[idx] = -1.0
-        elif cname != "institutional":
+        elif cname not in SPOT_CLASSES:
             side[idx] = np.where(rng.random(len(idx)) < spec.long_share, 1.0, -1.0)
     notional = np.zeros(start)
     for cname, idx in rows.items():
-        if cname == "institutional":
+        if cname in SPOT_CLASSES:
             notional[idx] = raw[idx] / raw[idx].sum() * scenario.classes[cname].holdings_usd
             continue
         for v in perps:
             sel = idx[tb.venue[idx] == v]
-            present = [c for c in rows if c != "institutional" and np.any(tb.venue[rows[c]] == v)]
+            present = [c for c in rows if c not in SPOT_CLASSES and np.any(tb.venue[rows[c]] == v)]
             share_sum = sum(scenario.classes[c].oi_share for c in present) or 1.0
             target = scenario.open_interest.get(names[v], 0.0) * scenario.classes[cname].oi_share / share_sum
             if len(sel) and raw[sel].sum() > 0:

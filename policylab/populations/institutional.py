@@ -10,6 +10,8 @@ from policylab.populations.base import EMPTY, TraderPopulation
 class InstitutionalHolders(TraderPopulation):
     """Unleveraged spot and ETF holders: slow outflows after a large hourly fall, inflows after a rise."""
 
+    name = "institutional"
+
     TRIGGER = 0.03
 
     def decide(self):

@@ -16,6 +16,8 @@ class Professionals(TraderPopulation):
     what the funds of Thurner, Farmer and Geanakoplos (2012) do every period; it makes
     their demand procyclical: they sell into falls and buy into rises."""
 
+    name = "professional"
+
     def decide(self):
         m, tb = self.model, self.model.tb
         idx = self.active()

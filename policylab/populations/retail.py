@@ -11,6 +11,8 @@ class RetailSpeculators(TraderPopulation):
     """Leveraged retail: panic-close on adverse moves; after a sharp move, momentum
     traders follow it and the others fade it (buy the dip); otherwise their long bias."""
 
+    name = "retail"
+
     CLOSE_PROB = 0.1  # chance an active holder closes without a signal (profit taking, boredom)
     OPEN_PROB = 0.9  # chance an active flat account with cash opens a position
 

@@ -1,12 +1,14 @@
 """Venue archetypes (MODEL.md section 2): the defaults a scenario's venue starts from.
 
 Add an archetype: one entry in :data:`ARCHETYPES`, with its sources. Which group a kind
-belongs to (derivatives, offshore, spot) follows from its fields, not from a list.
+belongs to (:data:`DERIVATIVE_KINDS`, :data:`OFFSHORE_KINDS`, :data:`SPOT_KINDS`) follows
+from its venue's properties (``is_spot``, ``offshore``), not from a list.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from policylab.inputs.values import as_number
 from policylab.venues.rules import Tier, VenueRules
@@ -68,6 +70,39 @@ ARCHETYPES: dict[str, dict] = {
 }
 
 KINDS = tuple(ARCHETYPES)
+
+
+def kinds_where(**properties) -> tuple[str, ...]:
+    """The archetype kinds whose venue, built with the archetype's defaults, has all these
+    ``VenueRules`` property values (e.g. ``kinds_where(is_spot=False, offshore=True)``)."""
+    return tuple(kind for kind, params in ARCHETYPES.items()
+                 if all(getattr(VenueRules(name=kind, kind=kind, **params), key) == value
+                        for key, value in properties.items()))
+
+
+class KindGroup(Sequence):
+    """A named group of archetype kinds, defined by venue properties and read from
+    :data:`ARCHETYPES` whenever it is used, so an archetype added later is in its groups."""
+
+    def __init__(self, name: str, **properties):
+        self.name, self.properties = name, properties
+
+    def kinds(self) -> tuple[str, ...]:
+        return kinds_where(**self.properties)
+
+    def __getitem__(self, i):
+        return self.kinds()[i]
+
+    def __len__(self) -> int:
+        return len(self.kinds())
+
+    def __repr__(self) -> str:
+        return f"KindGroup({self.name!r}: {', '.join(self.kinds())})"
+
+
+DERIVATIVE_KINDS = KindGroup("derivatives", is_spot=False)  # leveraged products: perpetuals and futures
+OFFSHORE_KINDS = KindGroup("offshore", is_spot=False, offshore=True)  # derivatives venues outside the onshore regimes
+SPOT_KINDS = KindGroup("spot", is_spot=True)  # unleveraged spot markets and ETFs
 
 _FIELDS = {f.name for f in dataclasses.fields(VenueRules)}
 _TYPES = {f.name: {"float": float, "int": int, "bool": bool, "str": str}.get(f.type, object)
