@@ -1,4 +1,5 @@
-"""Every metric section (policylab.metrics.registry.SECTIONS) on one short crash run."""
+"""Every metric section (policylab.metrics.registry.SECTIONS) on one short crash run, and
+the one headline list the CLI and the brief read."""
 
 import dataclasses
 import math
@@ -6,8 +7,11 @@ import math
 import pytest
 
 from policylab import metrics
-from policylab.inputs.scenario import load_scenario
-from policylab.metrics import registry
+from policylab.brief import findings
+from policylab.cli import experiment as cli_experiment
+from policylab.cli.main import HEADLINES as RUN_HEADLINES
+from policylab.inputs.scenario import builtin_names, load_scenario
+from policylab.metrics import headlines, registry
 from policylab.metrics.api import LOWER, Run, Section
 from policylab.model import MarketModel
 
@@ -79,3 +83,37 @@ def test_declarations_are_checked_and_nan_cases_are_described():
     assert m.description == "time to recover (NaN: never)"
     assert dataclasses.replace(m).description == m.description
     assert metrics.catalogue()["recovery_half_minutes"].description.endswith(" (NaN: never)")
+
+
+# ------------------------------------------------------------------ the headline list
+@pytest.mark.parametrize("scenario", builtin_names())
+def test_every_headline_names_a_metric_of_every_builtin_scenario(scenario):
+    defs = metrics.definitions(load_scenario(scenario))
+    missing = [h.metric for h in headlines.ALL if h.metric not in defs]
+    assert not missing
+
+
+def test_headline_labels_are_unique_and_each_metric_listed_once():
+    assert len({h.label for h in headlines.ALL}) == len(headlines.ALL)
+    assert len({h.metric for h in headlines.ALL}) == len(headlines.ALL)
+
+
+def test_the_cli_and_the_brief_read_the_one_list():
+    everything = [(h.metric, h.label) for h in headlines.ALL]
+    assert [row for _, rows in RUN_HEADLINES for row in rows] == everything
+    brief = [row for _, rows in findings.SECTIONS for row in rows]
+    assert brief == [(h.metric, h.label) for h in headlines.ALL if h.brief] != everything
+    assert [title for title, _ in findings.SECTIONS] == [title for title, _ in headlines.HEADLINES]
+    assert cli_experiment.HEADLINE_METRICS == headlines.flagged("compare")
+    assert cli_experiment.HEADLINE_METRICS[:4] == ("liquidated_usd", "liquidated_share_of_oi", "index_drawdown",
+                                                   "bad_debt_usd")
+    assert findings.CORE == headlines.flagged("core")
+    assert findings.BASELINE_FACTS == ("liquidated_usd", "index_drawdown", "retail_loss_usd")
+    assert set(findings.CORE) | set(findings.BASELINE_FACTS) <= set(findings.LABELS)
+
+
+def test_headline_selectors_refuse_unknown_names():
+    with pytest.raises(ValueError, match="allowed: run, brief"):
+        headlines.grouped("pdf")
+    with pytest.raises(ValueError, match="allowed: brief, compare, core, baseline"):
+        headlines.flagged("label")
