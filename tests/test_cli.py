@@ -77,10 +77,10 @@ def test_text_summary_and_default_output_folder(scenario_file, tmp_path, monkeyp
     defs = metrics.definitions(load_scenario(str(scenario_file)))
     lines = res.stdout.splitlines()
     for _, rows in HEADLINES:
-        for label, name in rows:
+        for name, label in rows:
             line = next(ln for ln in lines if ln.startswith(f"  {label} "))
             assert line.endswith(" " + fmt(record[name], defs[name].unit))
-    headline_lines = [ln for ln in lines if any(ln.startswith(f"  {label} ") for _, r in HEADLINES for label, _ in r)]
+    headline_lines = [ln for ln in lines if any(ln.startswith(f"  {label} ") for _, r in HEADLINES for _, label in r)]
     assert len({len(ln) for ln in headline_lines}) == 1  # values right-aligned in one column
     assert "tables written to outputs/flash-test-seed0" in res.stdout
 

@@ -13,56 +13,15 @@ import re
 
 import pandas as pd
 
+from policylab.metrics import headlines
+
 MINUS = "\u2212"
 
-# Headline metrics of the side-by-side table, by section, with their labels.
-SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("Liquidations", (
-        ("liquidated_usd", "liquidated notional"),
-        ("liquidated_share_of_oi", "liquidated share of open interest"),
-        ("forced_closed_usd", "forced closes incl. ADL counterparties"),
-        ("stopped_usd", "stop-losses triggered"),
-        ("liquidated_accounts", "accounts liquidated"),
-        ("accounts_wiped_out", "accounts wiped out"),
-        ("long_share_liquidated", "long share of liquidations"),
-    )),
-    ("Prices", (
-        ("index_drawdown", "index drawdown"),
-        ("index_low_usd", "index low"),
-        ("index_low_vs_close", "index low versus close"),
-        ("realised_volatility", "realised volatility (annualised)"),
-        ("amplification", "amplification of the exogenous move"),
-        ("cascade_rounds_max", "most cascade rounds in one step"),
-        ("recovery_half_minutes", "time to recover half the drawdown"),
-    )),
-    ("Loss absorption", (
-        ("fund_drawdown_usd", "insurance fund drawdown"),
-        ("funds_exhausted", "insurance funds exhausted"),
-        ("bad_debt_usd", "bad debt"),
-        ("adl_usd", "auto-deleveraged notional"),
-    )),
-    ("Who lost", (
-        ("retail_loss_usd", "retail losses"),
-        ("retail_losers_share", "share of retail accounts that lost"),
-        ("pnl_usd.class.retail", "retail net profit and loss"),
-        ("pnl_usd.class.professional", "professional net profit and loss"),
-    )),
-    ("Activity and where it went", (
-        ("volume_usd", "traded volume"),
-        ("offshore_volume_share", "offshore share of volume"),
-        ("offshore_oi_share", "offshore share of open interest"),
-        ("open_interest_change", "open interest change"),
-        ("depth_worst_ratio", "depth at its worst vs start"),
-        ("depth_mean_ratio", "mean depth vs start"),
-        ("accounts_moved", "accounts that moved venue"),
-        ("accounts_quit", "accounts that stopped trading"),
-    )),
-)
+# Headline metrics of the side-by-side table, by section, with their labels (policylab.metrics.headlines).
+SECTIONS = headlines.grouped("brief")
 LABELS = {name: label for _, rows in SECTIONS for name, label in rows}
-BASELINE_FACTS = ("liquidated_usd", "index_drawdown", "retail_loss_usd")  # what the first finding states
-# What a decision-maker asks first: a rule set's effects on these lead its findings.
-CORE = ("liquidated_usd", "index_drawdown", "retail_loss_usd", "retail_losers_share", "bad_debt_usd", "volume_usd",
-        "offshore_volume_share", "accounts_quit", "depth_worst_ratio")
+BASELINE_FACTS = headlines.flagged("baseline")  # what the first finding states
+CORE = headlines.flagged("core")  # what a decision-maker asks first: a rule set's effects on these lead its findings
 MIN_FINDINGS, MAX_FINDINGS = 3, 6
 COUNTS = ("accounts", "rounds", "venues")
 MATERIAL_USD = 0.0005  # share of the baseline's starting open interest below which a money effect is not stated

@@ -19,11 +19,11 @@ from policylab.cli.formats import fmt
 from policylab.errors import InputError
 from policylab.experiments.compare import BASELINE, ExperimentResult, compare
 from policylab.experiments.sweep import METHODS, parse_param, sweep
+from policylab.metrics import headlines
 
 EXIT_FAILED_RUNS = 1
 EXIT_INTERRUPTED = 130
-HEADLINE_METRICS = ("liquidated_usd", "liquidated_share_of_oi", "index_drawdown", "bad_debt_usd", "adl_usd",
-                    "retail_loss_usd", "offshore_oi_share", "volume_usd", "depth_worst_ratio")
+HEADLINE_METRICS = headlines.flagged("compare")  # policylab.metrics.headlines
 
 
 class RunsProgress:

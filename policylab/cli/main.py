@@ -29,62 +29,14 @@ from policylab.cli.validate import leverage_study_command, validate_command
 from policylab.experiments.run import RunResult, run as run_scenario
 from policylab.inputs.rulesets import load_rules
 from policylab.inputs.scenario import Scenario, builtin_names, load_scenario
+from policylab.metrics import headlines
 from policylab.names import SPOT_CLASSES
 
 TRADERS_RANGE = (100, 10_000_000)
 PROGRESS_DELAY_SECONDS = 2.0
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2: a group run without a command
 
-HEADLINES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("Liquidations", (
-        ("liquidated notional", "liquidated_usd"),
-        ("  share of starting open interest", "liquidated_share_of_oi"),
-        ("  long share", "long_share_liquidated"),
-        ("forced closes incl. ADL counterparties", "forced_closed_usd"),
-        ("stop-losses triggered", "stopped_usd"),
-        ("accounts liquidated", "liquidated_accounts"),
-        ("accounts wiped out", "accounts_wiped_out"),
-    )),
-    ("Where activity went (venue choice under the rules)", (
-        ("accounts that moved venue", "accounts_moved"),
-        ("accounts that stopped trading", "accounts_quit"),
-        ("offshore share of open interest at the start", "offshore_oi_share"),
-    )),
-    ("Prices", (
-        ("index drawdown (peak to trough)", "index_drawdown"),
-        ("index low", "index_low_usd"),
-        ("index close", "index_close_usd"),
-        ("low versus close", "index_low_vs_close"),
-        ("realised volatility (annualised)", "realised_volatility"),
-        ("time to recover half the drawdown", "recovery_half_minutes"),
-    )),
-    ("Cascades", (
-        ("most rounds in one step", "cascade_rounds_max"),
-        ("rounds in total", "cascade_rounds_total"),
-        ("amplification of the exogenous move", "amplification"),
-    )),
-    ("Loss absorption", (
-        ("insurance fund drawdown", "fund_drawdown_usd"),
-        ("funds exhausted", "funds_exhausted"),
-        ("bad debt", "bad_debt_usd"),
-        ("auto-deleveraged", "adl_usd"),
-    )),
-    ("Who lost", (
-        ("retail net PnL", "pnl_usd.class.retail"),
-        ("retail losses (accounts that lost)", "retail_loss_usd"),
-        ("retail accounts that lost", "retail_losers_share"),
-        ("professional net PnL", "pnl_usd.class.professional"),
-    )),
-    ("Market", (
-        ("open interest change (end)", "open_interest_change"),
-        ("open interest change (lowest)", "open_interest_trough_change"),
-        ("offshore share of open interest", "offshore_oi_share"),
-        ("offshore share of volume", "offshore_volume_share"),
-        ("traded volume", "volume_usd"),
-        ("depth at its worst vs start", "depth_worst_ratio"),
-        ("mean depth vs start", "depth_mean_ratio"),
-    )),
-)
+HEADLINES = headlines.grouped("run")  # (group, ((metric, label), ...)): policylab.metrics.headlines
 
 VENUE_COLUMNS = (
     ("liquidated", "liquidated_usd"), ("drawdown", "drawdown"), ("fund drawdown", "fund_drawdown_usd"),
@@ -100,10 +52,10 @@ def summary(result: RunResult) -> str:
     defs = result.definitions
     lines = [f"{sc.name}: {sc.title}",
              f"seed {rec['seed']}, {rec['traders']:,} simulated traders, {sc.steps} steps of {sc.step_minutes} min", ""]
-    width = max(len(label) for _, rows in HEADLINES for label, _ in rows)
+    width = max(len(label) for _, rows in HEADLINES for _, label in rows)
     for section, rows in HEADLINES:
         lines.append(section)
-        for label, name in rows:
+        for name, label in rows:
             lines.append(f"  {label:<{width}}  {fmt(rec[name], defs[name].unit):>12}")
         lines.append("")
     header = ["venue"] + [h for h, _ in VENUE_COLUMNS]
