@@ -16,7 +16,7 @@ from pathlib import Path
 
 from policylab.errors import InputError
 from policylab.inputs.market import MarketParams
-from policylab.inputs.values import build, coerce, did_you_mean, field_types, missing, setting, unknown_key
+from policylab.inputs.values import build, coerce, did_you_mean, field_types, missing, not_one_of, setting, unknown_key
 from policylab.inputs.yaml import Lines, Where, parse, read_text
 from policylab.names import JURISDICTIONS
 from policylab.venues import VenueRules, make_venue
@@ -233,7 +233,7 @@ def _resolve(text: str, where: str, seen: tuple[str, ...]) -> tuple[object, Line
     at = Where(lines) / "extends"
     base_name = data.pop("extends")
     if base_name not in builtin_names():
-        raise at.bad(base_name, ", ".join(builtin_names()))
+        raise Where(lines).invalid(not_one_of(base_name, builtin_names(), ("extends",)))
     if base_name in seen:
         raise at.fail(f"circular extends through {base_name!r}")
     base, base_lines = _resolve((builtin_dir() / f"{base_name}.yaml").read_text(encoding="utf-8"),
@@ -332,7 +332,7 @@ def _venues(data, at: Where) -> tuple[list[VenueRules], dict[str, float]]:
         name = (w / "name").check(coerce, vd.pop("name"), str)
         if name in oi:
             raise (w / "name").bad(name, "a name no other venue has")
-        kind = vd.pop("kind")
+        kind = (w / "kind").check(coerce, vd.pop("kind"), str)
         oi[name] = float((w / "open_interest_usd").check(coerce, vd.pop("open_interest_usd", 0.0), float, {"lo": 0}))
         venues.append(make_venue(name, kind, vd, where=w))
     if sum(v.is_spot for v in venues) != 1:
@@ -366,10 +366,10 @@ def _classes(data, at: Where, venue_names: list[str]) -> dict[str, ClassSpec]:
 def _shock(data, at: Where, venue_names: list[str]) -> ShockSpec:
     s = _build(ShockSpec, data, at)
     if s.kind not in SHOCK_KINDS:
-        raise (at / "kind").bad(s.kind, ", ".join(SHOCK_KINDS))
+        raise at.invalid(not_one_of(s.kind, SHOCK_KINDS, ("kind",)))
     for i, vname in enumerate(s.venues):
         if vname not in venue_names:
-            raise (at / "venues" / i).bad(vname, ", ".join(venue_names))
+            raise at.invalid(not_one_of(vname, venue_names, ("venues", i)))
     if s.kind == "collateral" and not 0 < s.price <= 1:
         raise (at / "price").bad(s.price, "above 0 up to 1")
     return s

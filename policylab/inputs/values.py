@@ -42,6 +42,12 @@ def unknown_key(key, allowed, what: str = "field") -> Invalid:
                    f"unknown {what}{did_you_mean(key, allowed)}; allowed: {', '.join(map(str, allowed))}")
 
 
+def not_one_of(value, options, path: tuple = ()) -> Invalid:
+    """A value that is not one of ``options`` (names), with the closest of them."""
+    allowed = ", ".join(map(str, options))
+    return Invalid(value, allowed, path, f"got {value!r}{did_you_mean(value, options)}; allowed: {allowed}")
+
+
 def missing(key) -> Invalid:
     return Invalid(None, "required", (key,), "missing; required")
 

@@ -75,8 +75,8 @@ class Lines:
 
 
 def _lines_of(node) -> tuple[dict[tuple, int], set[tuple]]:
-    """(key path -> line, paths of mappings), walking each node once (aliased nodes keep
-    their first path)."""
+    """(key path -> line, paths of mappings), walking each node once in document order: a
+    path through an alias is located at the anchored node, not walked again."""
     out: dict[tuple, int] = {}
     mappings: set[tuple] = set()
     seen: set[int] = set()
@@ -89,12 +89,12 @@ def _lines_of(node) -> tuple[dict[tuple, int], set[tuple]]:
         seen.add(id(n))
         if isinstance(n, yaml.MappingNode):
             mappings.add(path)
-            for k, v in n.value:
+            for k, v in reversed(n.value):  # reversed: the stack walks in document order
                 if isinstance(k, yaml.ScalarNode):
                     out.setdefault(path + (k.value,), k.start_mark.line + 1)
                     stack.append((path + (k.value,), v))
         elif isinstance(n, yaml.SequenceNode):
-            stack.extend((path + (i,), v) for i, v in enumerate(n.value))
+            stack.extend((path + (i,), v) for i, v in reversed(list(enumerate(n.value))))
     return out, mappings
 
 

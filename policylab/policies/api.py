@@ -111,9 +111,13 @@ class Param:
         if self.kind is bool:
             return "true or false"
         if self.kind in (int, float):
+            what = "an integer" if self.kind is int else "a number"
             lo = "-inf" if self.lo is None else f"{self.lo:g}"
-            hi = "inf" if self.hi is None else f"{self.hi:g}"
-            return f"{'an integer' if self.kind is int else 'a number'} from {lo} to {hi} ({self.unit})"
+            if self.hi is not None or math.isinf(self.default):
+                hi = "inf" if self.hi is None else f"{self.hi:g}"
+                return f"{what} from {lo} to {hi} ({self.unit})"
+            finite = f"a finite {what.split()[-1]}"
+            return f"{finite} >= {lo} ({self.unit})" if self.lo is not None else f"{finite} ({self.unit})"
         return f"a {self.kind.__name__}"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from policylab.inputs.values import coerce, field_types, unknown_key
+from policylab.inputs.values import coerce, field_types, not_one_of, unknown_key
 from policylab.inputs.yaml import Where
 from policylab.venues.rules import Tier, VenueRules
 
@@ -80,7 +80,7 @@ def make_venue(name: str, kind: str, overrides: dict | None = None, where: Where
     (and file and line when ``where`` is a :class:`~policylab.inputs.yaml.Where`)."""
     at = where if isinstance(where, Where) else Where(where)
     if kind not in ARCHETYPES:
-        raise (at / "kind").bad(kind, ", ".join(KINDS))
+        raise at.invalid(not_one_of(kind, KINDS, ("kind",)))
     params = dict(ARCHETYPES[kind])
     for key, value in (overrides or {}).items():
         if key not in _FIELDS:

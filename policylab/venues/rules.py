@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policylab.inputs.values import Invalid, setting
+from policylab.inputs.values import Invalid, not_one_of, setting
 from policylab.names import JURISDICTIONS
 
 
@@ -150,15 +150,12 @@ class VenueRules:
 
         from policylab.venues.archetypes import KINDS  # the archetypes are built from this class
 
-        if self.kind not in KINDS:
-            bad("kind", self.kind, ", ".join(KINDS))
-        if self.adl_ranking not in ADL_RANKINGS:
-            bad("adl_ranking", self.adl_ranking, ", ".join(ADL_RANKINGS))
-        if self.mark_price not in MARK_PRICES:
-            bad("mark_price", self.mark_price, ", ".join(MARK_PRICES))
-        for j in self.blocked_jurisdictions:
+        for fname, options in (("kind", KINDS), ("adl_ranking", ADL_RANKINGS), ("mark_price", MARK_PRICES)):
+            if getattr(self, fname) not in options:
+                raise not_one_of(getattr(self, fname), options, (fname,))
+        for i, j in enumerate(self.blocked_jurisdictions):
             if j not in JURISDICTIONS:
-                bad("blocked_jurisdictions", j, ", ".join(JURISDICTIONS))
+                raise not_one_of(j, JURISDICTIONS, ("blocked_jurisdictions", i))
         if not self.tiers:
             bad("tiers", [], "at least one tier")
         prev, prev_lev = -1.0, float("inf")
