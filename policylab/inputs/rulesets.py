@@ -112,12 +112,12 @@ def resolve_module(ref: str, base_dir: Path, where: str) -> type[Policy]:
         cls = getattr(mod, cls_name, None)
         if not (isinstance(cls, type) and issubclass(cls, Policy)):
             names = [n for n, v in vars(mod).items() if isinstance(v, type) and issubclass(v, Policy) and v is not Policy]
-            raise InputError(f"{where}: {file} has no policy module class {cls_name!r}{_hint(cls_name, names)}; "
+            raise InputError(f"{where}: {file} has no policy module class {cls_name!r}{did_you_mean(cls_name, names)}; "
                              f"allowed: {', '.join(names) or 'none found'}")
         return cls
     found = available_modules()
     if ref not in found:
-        raise InputError(f"{where}: unknown module {ref!r}{_hint(ref, found)}; allowed: {', '.join(sorted(found))} "
+        raise InputError(f"{where}: unknown module {ref!r}{did_you_mean(ref, found)}; allowed: {', '.join(sorted(found))} "
                          "or path/to/file.py:ClassName")
     cls = found[ref]
     if isinstance(cls, metadata.EntryPoint):
@@ -130,7 +130,6 @@ def resolve_module(ref: str, base_dir: Path, where: str) -> type[Policy]:
     return cls
 
 
-_hint = did_you_mean
 
 
 # ------------------------------------------------------------------ loading
@@ -143,7 +142,7 @@ def load_rules(name_or_path: str) -> RuleSet:
         return parse_rules(read_text(path, str(path)), str(path), path.parent)
     names = builtin_rule_sets()
     if name_or_path not in names:
-        raise InputError(f"unknown rule set {name_or_path!r}{_hint(name_or_path, names)}; "
+        raise InputError(f"unknown rule set {name_or_path!r}{did_you_mean(name_or_path, names)}; "
                          f"allowed: {', '.join(names)} or a path to a .yaml file")
     return parse_rules((builtin_dir() / f"{name_or_path}.yaml").read_text(encoding="utf-8"), f"{name_or_path}.yaml",
                        Path("."))
@@ -197,7 +196,7 @@ def parse_rules(text: str, where: str, base_dir: Path) -> RuleSet:
         checked = {}
         for key, value in params.items():
             if key not in declared:
-                raise (at / "params" / key).fail(f"unknown parameter of {cls.name}{_hint(key, declared)}; "
+                raise (at / "params" / key).fail(f"unknown parameter of {cls.name}{did_you_mean(key, declared)}; "
                                                  f"allowed: {', '.join(declared) or 'none'}")
             try:
                 checked[key] = declared[key].check(value, key)

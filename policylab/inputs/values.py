@@ -8,8 +8,8 @@ This module imports nothing from policylab, so that the policy module API can us
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
-import types
 import typing
 from typing import Any
 
@@ -49,6 +49,7 @@ def not_one_of(value, options, path: tuple = ()) -> Invalid:
 
 
 def missing(key) -> Invalid:
+    """A required key that is absent."""
     return Invalid(None, "required", (key,), "missing; required")
 
 
@@ -58,14 +59,13 @@ def keypath(path) -> str:
 
 
 def setting(default: Any = dataclasses.MISSING, *, unit: str, meaning: str, source: str = "",
-            lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-            infinite: bool = False, factory: Any = dataclasses.MISSING):
+            lo: float | None = None, hi: float | None = None, infinite: bool = False,
+            factory: Any = dataclasses.MISSING):
     """A configurable dataclass field with its documentation and bounds as metadata:
     ``unit``, ``meaning``, ``source`` ("assumption" or "" where none), numeric bounds
-    ``lo``/``hi`` (``lo_open``: strictly above ``lo``) and ``infinite`` (``.inf`` is a
-    meaningful value, e.g. "never")."""
-    meta = {"unit": unit, "meaning": meaning, "source": source, "lo": lo, "hi": hi,
-            "lo_open": lo_open, "infinite": infinite}
+    ``lo``/``hi`` (inclusive; for a list or mapping, of each number in it) and
+    ``infinite`` (``.inf`` is a meaningful value, e.g. "never")."""
+    meta = {"unit": unit, "meaning": meaning, "source": source, "lo": lo, "hi": hi, "infinite": infinite}
     if factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -91,43 +91,35 @@ def number(value, *, integer: bool = False, infinite: bool = False):
     """``value`` as a float (or int): numbers and numeric strings, never bool, NaN, or
     infinity unless ``infinite``. Raises Invalid."""
     v = as_number(value)
-    allowed = "an integer" if integer else "a number"
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise Invalid(value, allowed)
-    if math.isnan(v) or (math.isinf(v) and not (infinite and v > 0 and not integer)):
-        raise Invalid(v, f"a finite {allowed[2:].lstrip()}" if integer else ("a finite number or .inf" if infinite else "a finite number"))
+        raise Invalid(value, "an integer" if integer else "a number")
     if integer:
+        if not math.isfinite(v):
+            raise Invalid(v, "a finite integer")
         if not float(v).is_integer():
-            raise Invalid(v, allowed)
+            raise Invalid(v, "an integer")
         return int(v)
+    if math.isnan(v) or (math.isinf(v) and not (infinite and v > 0)):
+        raise Invalid(v, "a finite number or .inf" if infinite else "a finite number")
     return float(v)
 
 
 def in_bounds(v, meta: dict) -> None:
     """Raise Invalid if number ``v`` is outside the field's ``lo``/``hi`` metadata."""
     lo, hi = meta.get("lo"), meta.get("hi")
-    below = lo is not None and (v <= lo if meta.get("lo_open") else v < lo)
-    if below or (hi is not None and v > hi):
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
         if lo is not None and hi is not None:
-            allowed = f"{'above ' if meta.get('lo_open') else ''}{lo:g} to {hi:g}"
-        elif lo is not None:
-            allowed = f"{'>' if meta.get('lo_open') else '>='} {lo:g}"
-        else:
-            allowed = f"<= {hi:g}"
-        raise Invalid(v, allowed)
+            raise Invalid(v, f"{lo:g} to {hi:g}")
+        raise Invalid(v, f">= {lo:g}" if lo is not None else f"<= {hi:g}")
 
 
 def coerce(value, tp, meta: dict | None = None):
     """``value`` (as read from YAML) converted to type ``tp``: float, int, bool, str,
-    ``tuple[X, ...]``, ``tuple[X, Y]``, ``dict[str, X]``, ``X | None`` or a dataclass
-    (from a mapping, see :func:`build`). ``meta`` bounds numbers. Raises Invalid."""
+    ``tuple[X, ...]``, ``tuple[X, Y]``, ``dict[str, X]``, a dataclass (from a mapping, see
+    :func:`build`), any other class (checked) or ``Any``. ``meta`` is the field metadata
+    (:func:`setting`): its bounds apply to every number. Raises Invalid."""
     meta = meta or {}
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        tp = next(a for a in args if a is not type(None))
-        return coerce(value, tp, meta)
     if tp is bool:
         if not isinstance(value, bool):
             raise Invalid(value, "true or false")
@@ -165,6 +157,7 @@ def coerce(value, tp, meta: dict | None = None):
 
 
 def _item(x, tp, meta: dict, key):
+    """Item ``key`` of a list or mapping, coerced; its errors name the key."""
     try:
         return coerce(x, tp, meta if tp in (int, float) else None)
     except Invalid as e:
@@ -196,7 +189,5 @@ def build(cls, data):
 
 def did_you_mean(name, options) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``options``, or ``""``."""
-    import difflib
-
     close = difflib.get_close_matches(str(name), [str(o) for o in options], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
