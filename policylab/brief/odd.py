@@ -2,36 +2,35 @@
 the results folder's ``scenario.json`` and the model's own documentation.
 
 Tables (venues and their rules, trader populations, shocks, market and venue-choice
-parameters) come from the scenario as it was run; each parameter's meaning is the
-comment beside its field in the model's dataclasses. Process, behaviour and submodel
-descriptions are the docstrings of :mod:`policylab.model`, :mod:`policylab.populations.base`,
-:mod:`policylab.engine.market`, :mod:`policylab.engine.liquidation` and :mod:`policylab.engine.choice`, so the
-brief describes the code that produced it. The ODD prose around them lives in the
-``partials/methods.html`` template.
+parameters) come from the scenario as it was run; each parameter's meaning and unit are
+its field's metadata (:func:`policylab.inputs.values.setting`). Process, behaviour and
+submodel descriptions are the docstrings of :mod:`policylab.model`,
+:mod:`policylab.populations.base`, :mod:`policylab.engine.market`,
+:mod:`policylab.engine.liquidation` and :mod:`policylab.engine.choice` and of the agent
+classes, read from their source files without importing them (the brief reads results
+folders, not models), so the brief describes the code that produced it. The ODD prose
+around them lives in the ``partials/methods.html`` template.
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import inspect
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from policylab import populations
-from policylab.engine import venue_agents
-from policylab.populations import base as population_base
-from policylab.engine import choice
-from policylab.engine import liquidation
-from policylab.engine import market
-from policylab import model
+import policylab
 from policylab.brief.findings import usd
-from policylab.engine.market import MarketParams
+from policylab.inputs.market import MarketParams
 from policylab.inputs.scenario import ClassSpec, VenueChoice
 from policylab.venues import VenueRules
 
-_FIELD_COMMENT = re.compile(r"^\s+(\w+):[^=#]*=[^#]*#\s*(.+)$")
 _ROLE = re.compile(r":\w+:`~?([^`]+)`")
 _ITEM = re.compile(r"^(\d+\.|-)\s+")
+_PLAIN_UNITS = ("name", "text", "yes/no", "kind", "archetype", "ranking", "price", "parameters")
 
 
 @dataclass
@@ -46,13 +45,49 @@ class Table:
 
 
 def field_notes(cls) -> dict[str, str]:
-    """Field name -> the comment written beside it in ``cls``'s source."""
+    """Field name -> its meaning, with its unit where the meaning does not say it (field metadata)."""
     out = {}
-    for line in inspect.getsource(cls).splitlines():
-        m = _FIELD_COMMENT.match(line)
-        if m:
-            out[m.group(1)] = m.group(2).strip()
+    for f in dataclasses.fields(cls):
+        meaning, unit = f.metadata.get("meaning", ""), f.metadata.get("unit", "")
+        plain = not unit or unit in _PLAIN_UNITS or unit in meaning
+        out[f.name] = meaning if plain else f"{meaning} ({unit})"
     return out
+
+
+def _parsed(module: str) -> ast.Module:
+    """The parsed source of ``module`` (a dotted name inside policylab), found from the
+    package's folder so that neither it nor its parent packages are imported."""
+    path = Path(policylab.__file__).parent.joinpath(*module.split(".")[1:])
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+def module_doc(module: str) -> str | None:
+    """A module's docstring, read without importing it."""
+    return ast.get_docstring(_parsed(module))
+
+
+def class_doc(module: str, name: str) -> str | None:
+    """The docstring of class ``name`` in ``module``, read without importing it."""
+    return next(ast.get_docstring(n) for n in _parsed(module).body if isinstance(n, ast.ClassDef) and n.name == name)
+
+
+def registry_classes(module: str, variable: str) -> list[tuple[str, str]]:
+    """(module, class name) of each class registered in ``variable`` in ``module`` (a dict
+    literal, or a dict comprehension over a literal tuple of classes), in order, following
+    the module's ``from X import Name`` lines."""
+    tree = _parsed(module)
+    origin = {a.asname or a.name: n.module for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+    registry = next(n.value for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+                    and variable in [t.id for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+                                     if isinstance(t, ast.Name)])
+    if isinstance(registry, ast.DictComp) and isinstance(registry.generators[0].iter, (ast.Tuple, ast.List)):
+        classes = registry.generators[0].iter.elts
+    elif isinstance(registry, ast.Dict):
+        classes = registry.values
+    else:
+        raise TypeError(f"{module}.{variable}: expected a dict literal or a comprehension over a tuple of classes")
+    return [(origin.get(v.id, module), v.id) for v in classes]
 
 
 def blocks(doc: str | None) -> list[dict]:
@@ -189,10 +224,11 @@ def scales(sc: dict, manifest: dict) -> list[tuple[str, str]]:
 
 
 def behaviours() -> list[tuple[str, list[dict]]]:
-    """Each agent type with its documented behaviour."""
-    classes = (*populations.POPULATIONS.values(), venue_agents.MarketMakers, venue_agents.Arbitrageurs,
-               venue_agents.Venue)
-    return [(c.__name__, blocks(c.__doc__)) for c in classes]
+    """Each agent type with its documented behaviour: the trader populations (in the
+    order of their registry), then the venues' own agents."""
+    agents = registry_classes("policylab.populations", "POPULATIONS") + [
+        ("policylab.engine.venue_agents", name) for name in ("MarketMakers", "Arbitrageurs", "Venue")]
+    return [(name, blocks(class_doc(module, name))) for module, name in agents]
 
 
 def methodology(sc: dict, manifest: dict) -> dict:
@@ -200,12 +236,12 @@ def methodology(sc: dict, manifest: dict) -> dict:
     return {
         "scenario_description": sc.get("description", ""),
         "scales": scales(sc, manifest),
-        "process": blocks(model.__doc__),
-        "agents": blocks(population_base.__doc__),
+        "process": blocks(module_doc("policylab.model")),
+        "agents": blocks(module_doc("policylab.populations.base")),
         "behaviours": behaviours(),
-        "market": blocks(market.__doc__),
-        "liquidation": blocks(liquidation.__doc__),
-        "choice": blocks(choice.__doc__),
+        "market": blocks(module_doc("policylab.engine.market")),
+        "liquidation": blocks(module_doc("policylab.engine.liquidation")),
+        "choice": blocks(module_doc("policylab.engine.choice")),
         "venues": venues_table(sc),
         "populations": populations_table(sc),
         "shocks": shocks_table(sc),

@@ -15,29 +15,14 @@ venue moves its basis, which arbitrageurs carry to the index with limited capaci
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from policylab.engine import kernels
 from policylab.engine.book import TraderBook, VenueBook
+from policylab.inputs.market import MarketParams
 
-
-@dataclass
-class MarketParams:
-    """Market-wide parameters (not venue rules). Units in the field comments."""
-
-    impact_y: float = 0.004  # log move when a one-step net flow equals the +/-1% depth (sqrt law, Y~1, sigma~2%/day, depth ~2.5% of daily volume)
-    permanent_share: float = 0.1  # share of spot impact that is permanent (forced flow carries little information)
-    transient_half_life_minutes: float = 15.0  # decay of the rest of the index dislocation (resilience)
-    basis_half_life_minutes: float = 10.0  # decay of venue basis between steps
-    arb_gap_share: float = 0.5  # share of a venue's basis arbitrageurs try to close per round
-    arb_min_gap: float = 0.0005  # basis below which arbitrage does not pay (fees)
-    arb_capacity_usd_per_minute: float = 2e8  # arbitrage notional per venue per minute
-    round_seconds: float = 5.0  # notional duration of one cascade round (for cooldowns)
-    max_rounds: int = 500  # safety bound on cascade rounds per step
-    band: float = 0.05  # log-distance from price within which accounts are re-checked each round (recomputed after a move of half of it)
-
+__all__ = ["Market", "MarketParams"]
 
 
 class Market:

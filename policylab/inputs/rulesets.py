@@ -24,18 +24,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import difflib
 import importlib.util
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
 
-import yaml
-
 from policylab.errors import InputError
-from policylab.policies.registry import available_modules
+from policylab.inputs.values import coerce, did_you_mean, unknown_key
+from policylab.inputs.yaml import Where, parse, read_text
 from policylab.policies.api import Policy, PolicyError, Target
-from policylab.inputs.values import as_number
+from policylab.policies.registry import available_modules
 
 TOP_KEYS = ("name", "title", "description", "jurisdiction", "effective_date", "sources", "modules")
 MODULE_KEYS = ("module", "target", "params")
@@ -114,12 +112,12 @@ def resolve_module(ref: str, base_dir: Path, where: str) -> type[Policy]:
         cls = getattr(mod, cls_name, None)
         if not (isinstance(cls, type) and issubclass(cls, Policy)):
             names = [n for n, v in vars(mod).items() if isinstance(v, type) and issubclass(v, Policy) and v is not Policy]
-            raise InputError(f"{where}: {file} has no policy module class {cls_name!r}{_hint(cls_name, names)}; "
+            raise InputError(f"{where}: {file} has no policy module class {cls_name!r}{did_you_mean(cls_name, names)}; "
                              f"allowed: {', '.join(names) or 'none found'}")
         return cls
     found = available_modules()
     if ref not in found:
-        raise InputError(f"{where}: unknown module {ref!r}{_hint(ref, found)}; allowed: {', '.join(sorted(found))} "
+        raise InputError(f"{where}: unknown module {ref!r}{did_you_mean(ref, found)}; allowed: {', '.join(sorted(found))} "
                          "or path/to/file.py:ClassName")
     cls = found[ref]
     if isinstance(cls, metadata.EntryPoint):
@@ -132,9 +130,6 @@ def resolve_module(ref: str, base_dir: Path, where: str) -> type[Policy]:
     return cls
 
 
-def _hint(name: str, options) -> str:
-    close = difflib.get_close_matches(str(name), list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 # ------------------------------------------------------------------ loading
@@ -144,68 +139,28 @@ def load_rules(name_or_path: str) -> RuleSet:
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise InputError(f"{name_or_path}: rule set file not found")
-        return parse_rules(path.read_text(), str(path), path.parent)
+        return parse_rules(read_text(path, str(path)), str(path), path.parent)
     names = builtin_rule_sets()
     if name_or_path not in names:
-        raise InputError(f"unknown rule set {name_or_path!r}{_hint(name_or_path, names)}; "
+        raise InputError(f"unknown rule set {name_or_path!r}{did_you_mean(name_or_path, names)}; "
                          f"allowed: {', '.join(names)} or a path to a .yaml file")
-    return parse_rules((builtin_dir() / f"{name_or_path}.yaml").read_text(), f"{name_or_path}.yaml", Path("."))
-
-
-class _Lines:
-    """Line numbers of a YAML document's nodes, by key path."""
-
-    def __init__(self, text: str):
-        self.lines: dict[tuple, int] = {}
-        try:
-            node = yaml.compose(text)
-        except yaml.YAMLError:
-            node = None
-        if node is not None:
-            self._walk(node, ())
-
-    def _walk(self, node, path):
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                self.lines[path + (k.value,)] = k.start_mark.line + 1
-                self._walk(v, path + (k.value,))
-                self.lines[path + (k.value,)] = k.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                self._walk(v, path + (i,))
-
-    def at(self, file: str, path: tuple) -> str:
-        p = path
-        while p and p not in self.lines:
-            p = p[:-1]
-        line = self.lines.get(p)
-        keys = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path).lstrip(".")
-        return f"{file}:{line}: {keys}" if line else f"{file}: {keys}"
+    return parse_rules((builtin_dir() / f"{name_or_path}.yaml").read_text(encoding="utf-8"), f"{name_or_path}.yaml",
+                       Path("."))
 
 
 def parse_rules(text: str, where: str, base_dir: Path) -> RuleSet:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f"{mark.line + 1}:" if mark else ""
-        raise InputError(f"{where}:{line} not valid YAML ({getattr(e, 'problem', None) or e})") from None
-    except ValueError as e:  # a scalar YAML cannot construct, e.g. the date 2021-02-30
-        raise InputError(f"{where}:{_unconstructible_line(text)} not valid YAML ({e})") from None
-    lines = _Lines(text)
-    at = lambda *path: lines.at(where, path)  # noqa: E731
+    data, lines = parse(text, where)
+    top = Where(lines)
     if not isinstance(data, dict):
         raise InputError(f"{where}: expected a mapping with {', '.join(TOP_KEYS)}")
     for key in data:
         if key not in TOP_KEYS:
-            raise InputError(f"{at(key)}: unknown field{_hint(key, TOP_KEYS)}; allowed: {', '.join(TOP_KEYS)}")
+            raise top.invalid(unknown_key(key, TOP_KEYS))
     for key in ("name", "title", "modules"):
         if key not in data:
             raise InputError(f"{where}: {key}: missing; required")
-    for key in ("name", "title", "description", "jurisdiction"):
-        if key in data and not isinstance(data[key], str):
-            raise InputError(f"{at(key)}: got {data[key]!r}; allowed: a string")
+    text_fields = {key: (top / key).check(coerce, data[key], str) if key in data else ""
+                   for key in ("name", "title", "description", "jurisdiction")}
     date = data.get("effective_date", "")
     if isinstance(date, dt.date):
         date = date.isoformat()
@@ -213,75 +168,46 @@ def parse_rules(text: str, where: str, base_dir: Path) -> RuleSet:
         try:
             date = dt.date.fromisoformat(str(date)).isoformat()
         except ValueError:
-            raise InputError(f"{at('effective_date')}: got {date!r}; allowed: a date YYYY-MM-DD") from None
+            raise (top / "effective_date").bad(date, "a date YYYY-MM-DD") from None
     sources = data.get("sources") or []
     if not isinstance(sources, list):
-        raise InputError(f"{at('sources')}: expected a list of {{citation, url}}")
+        raise (top / "sources").fail("expected a list of {citation, url}")
     for i, s in enumerate(sources):
         if not isinstance(s, dict) or "citation" not in s or set(s) - {"citation", "url"}:
-            raise InputError(f"{at('sources', i)}: expected {{citation, url}}, got {s!r}")
+            raise (top / "sources" / i).fail(f"expected {{citation, url}}, got {s!r}")
     mods = data["modules"]
     if not isinstance(mods, list):
-        raise InputError(f"{at('modules')}: expected a list of modules, got {type(mods).__name__}")
+        raise (top / "modules").fail(f"expected a list of modules, got {type(mods).__name__}")
     specs = []
     for i, md in enumerate(mods):
+        at = top / "modules" / i
         if not isinstance(md, dict):
-            raise InputError(f"{at('modules', i)}: expected a mapping with {', '.join(MODULE_KEYS)}")
+            raise at.fail(f"expected a mapping with {', '.join(MODULE_KEYS)}")
         for key in md:
             if key not in MODULE_KEYS:
-                raise InputError(f"{at('modules', i, key)}: unknown field{_hint(key, MODULE_KEYS)}; "
-                                 f"allowed: {', '.join(MODULE_KEYS)}")
+                raise at.invalid(unknown_key(key, MODULE_KEYS))
         if "module" not in md:
-            raise InputError(f"{at('modules', i)}: module: missing; required")
-        cls = resolve_module(str(md["module"]), base_dir, at("modules", i, "module"))
+            raise at.fail("module: missing; required")
+        cls = resolve_module(str(md["module"]), base_dir, str(at / "module"))
         params = md.get("params") or {}
         if not isinstance(params, dict):
-            raise InputError(f"{at('modules', i, 'params')}: expected a mapping of parameter: value")
+            raise (at / "params").fail("expected a mapping of parameter: value")
         declared = cls.params()
+        checked = {}
         for key, value in params.items():
             if key not in declared:
-                raise InputError(f"{at('modules', i, 'params', key)}: unknown parameter of {cls.name}"
-                                 f"{_hint(key, declared)}; allowed: {', '.join(declared) or 'none'}")
+                raise (at / "params" / key).fail(f"unknown parameter of {cls.name}{did_you_mean(key, declared)}; "
+                                                 f"allowed: {', '.join(declared) or 'none'}")
             try:
-                declared[key].check(_number(value), key)
+                checked[key] = declared[key].check(value, key)
             except PolicyError as e:
-                raise InputError(f"{at('modules', i, 'params', key)}: {str(e).split(': ', 1)[1]}") from None
+                raise (at / "params" / key).fail(str(e).split(": ", 1)[1]) from None
         try:
             target = Target.parse(md.get("target"), "target")
         except PolicyError as e:
             path = e.args[0].split(":")[0].split(".")
-            raise InputError(f"{at('modules', i, *path)}: {e.args[0].split(': ', 1)[1]}") from None
-        params = {k: _number(v) for k, v in params.items()}
-        specs.append(ModuleSpec(module=str(md["module"]), cls=cls, params=params, target=target,
-                                where=at("modules", i)))
-    return RuleSet(name=data["name"], title=data["title"], description=str(data.get("description", "")).strip(),
-                   jurisdiction=data.get("jurisdiction", ""), effective_date=date, sources=sources,
-                   modules=specs, path=where)
-
-
-def _unconstructible_line(text: str) -> str:
-    """``N:``, the line of the first scalar safe_load cannot construct (empty if none is found)."""
-    loader = yaml.SafeLoader(text)
-    try:
-        stack = [loader.get_single_node()]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, yaml.ScalarNode):
-                try:
-                    loader.construct_object(node)
-                except ValueError:
-                    return f"{node.start_mark.line + 1}:"
-            elif isinstance(node, yaml.MappingNode):
-                stack.extend(reversed([n for pair in node.value for n in pair]))  # in document order
-            elif isinstance(node, yaml.SequenceNode):
-                stack.extend(reversed(node.value))
-    except yaml.YAMLError:
-        pass
-    finally:
-        loader.dispose()
-    return ""
-
-
-def _number(v):
-    """A parameter value as written: numeric strings as numbers (values.as_number), lists as tuples."""
-    return tuple(v) if isinstance(v, list) else as_number(v)
+            raise Where(lines, at.path + tuple(path)).fail(e.args[0].split(": ", 1)[1]) from None
+        specs.append(ModuleSpec(module=str(md["module"]), cls=cls, params=checked, target=target, where=str(at)))
+    return RuleSet(name=text_fields["name"], title=text_fields["title"],
+                   description=text_fields["description"].strip(), jurisdiction=text_fields["jurisdiction"],
+                   effective_date=date, sources=sources, modules=specs, path=where)

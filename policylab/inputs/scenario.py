@@ -2,117 +2,199 @@
 
 A scenario names its venues (archetype plus overrides, starting open interest), its
 population, its starting price, market parameters and exogenous shocks. Built-in
-scenarios live in ``policylab/scenarios/*.yaml`` and ship with the package.
+scenarios live in ``policylab/scenarios/*.yaml`` and ship with the package. Every
+configurable field declares its unit, meaning, source and bounds as metadata
+(:func:`policylab.inputs.values.setting`); the loader checks values against them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from policylab.errors import InputError
-from policylab.engine.market import MarketParams
-from policylab.inputs.values import as_number
+from policylab.inputs.market import MarketParams
+from policylab.inputs.values import build, coerce, did_you_mean, field_types, missing, not_one_of, setting, unknown_key
+from policylab.inputs.yaml import Lines, Where, parse, read_text
 from policylab.names import CONFIGURABLE_CLASSES, JURISDICTIONS
 from policylab.venues import VenueRules, make_venue
 
 TRADER_CLASSES = CONFIGURABLE_CLASSES  # the population classes a scenario may configure
-SIGNED_FIELDS = ("size", "quit_utility", "onshore_trust")  # numeric fields that may be negative
-
+SHOCK_KINDS = ("price", "liquidity", "collateral", "volatility")
 
 @dataclass
 class ClassSpec:
     """One trader population. Leverage is lognormal (median, sigma) with a share drawn
     log-uniformly from the tail range; every draw is capped by the venue's tier."""
 
-    share: float  # share of simulated accounts
-    oi_share: float = 0.0  # share of each venue's open interest held by this class
-    venues: dict[str, float] = field(default_factory=dict)  # venue name -> probability
-    leverage_median: float = 5.0
-    leverage_sigma: float = 0.5
-    venue_leverage_median: dict[str, float] = field(default_factory=dict)  # venue name -> median for accounts there (default: leverage_median)
-    leverage_tail_share: float = 0.0
-    leverage_tail: tuple[float, float] = (50.0, 1000.0)
-    cap_use: float = 1.0  # largest share of the venue's leverage cap the class uses (risk buffer)
-    long_share: float = 0.5
-    stop_share: float = 0.0  # share of accounts with a stop-loss order
-    stop_distance: tuple[float, float] = (0.02, 0.10)  # stop distance range from entry (fraction)
-    activity_per_minute: float = 0.0  # share of accounts reconsidering each minute
-    activity_vol_elasticity: float = 0.0  # flat accounts trade more: activity x (1 + this x (15-minute realised vol / normal vol - 1)); 0: constant
-    panic_move: float = 0.03  # adverse 15-minute index move that makes active holders close
-    dip_move: float = 0.02  # 15-minute move after which active flat accounts trade on it
-    momentum_share: float = 0.5  # share of those who follow the move (the rest fade it)
-    risk_limit: float = 1.5  # professionals cut back when leverage exceeds this multiple of their target
-    relever_below: float = 0.0  # professionals add back to target when leverage falls below this share of it (0: never)
-    refill_half_life_minutes: float = 0.0  # wiped-out accounts are replaced by new money with this half-life (0: never)
-    holdings_usd: float = 0.0  # institutional spot/ETF holdings (USD)
-    outflow_per_minute: float = 0.0  # institutional selling per minute in a drawdown (share of holdings)
+    share: float = setting(unit="share", meaning="share of simulated accounts", source="scenario", lo=0, hi=1)
+    oi_share: float = setting(0.0, unit="share", meaning="share of each venue's open interest held by this class",
+                              source="scenario", lo=0, hi=1)
+    venues: dict[str, float] = setting(unit="probability by venue", meaning="venue name -> probability",
+                                       source="scenario", lo=0, factory=dict)
+    leverage_median: float = setting(5.0, unit="x", meaning="median chosen leverage (lognormal)",
+                                     source="scenario", lo=1)
+    leverage_sigma: float = setting(0.5, unit="log sd", meaning="dispersion of chosen leverage (lognormal sigma)",
+                                    source="scenario", lo=0)
+    venue_leverage_median: dict[str, float] = setting(
+        unit="x by venue", meaning="venue name -> median for accounts there (default: leverage_median)",
+        source="scenario", lo=1, factory=dict)
+    leverage_tail_share: float = setting(0.0, unit="share", meaning="share of accounts drawn from the tail range",
+                                         source="scenario", lo=0, hi=1)
+    leverage_tail: tuple[float, float] = setting(
+        (50.0, 1000.0), unit="x", meaning="tail range of leverage (log-uniform, low and high)", source="scenario", lo=1)
+    cap_use: float = setting(1.0, unit="share of the cap",
+                             meaning="largest share of the venue's leverage cap the class uses (risk buffer)",
+                             source="scenario", lo=0, hi=1)
+    long_share: float = setting(0.5, unit="share", meaning="share of accounts that are long", source="scenario",
+                                lo=0, hi=1)
+    stop_share: float = setting(0.0, unit="share", meaning="share of accounts with a stop-loss order",
+                                source="scenario", lo=0, hi=1)
+    stop_distance: tuple[float, float] = setting(
+        (0.02, 0.10), unit="fraction of entry", meaning="stop distance range from entry", source="scenario", lo=0)
+    activity_per_minute: float = setting(0.0, unit="share per minute",
+                                         meaning="share of accounts reconsidering each minute", source="scenario",
+                                         lo=0, hi=1)
+    activity_vol_elasticity: float = setting(
+        0.0, unit="elasticity",
+        meaning="flat accounts trade more: activity x (1 + this x (15-minute realised vol / normal vol - 1)); "
+                "0: constant", source="scenario", lo=0)
+    panic_move: float = setting(0.03, unit="fraction",
+                                meaning="adverse 15-minute index move that makes active holders close",
+                                source="scenario", lo=0)
+    dip_move: float = setting(0.02, unit="fraction", meaning="15-minute move after which active flat accounts trade on it",
+                              source="scenario", lo=0)
+    momentum_share: float = setting(0.5, unit="share", meaning="share of those who follow the move (the rest fade it)",
+                                    source="scenario", lo=0, hi=1)
+    risk_limit: float = setting(1.5, unit="multiple of target",
+                                meaning="professionals cut back when leverage exceeds this multiple of their target",
+                                source="scenario", lo=0)
+    relever_below: float = setting(
+        0.0, unit="share of target",
+        meaning="professionals add back to target when leverage falls below this share of it (0: never)",
+        source="scenario", lo=0)
+    refill_half_life_minutes: float = setting(
+        0.0, unit="minutes", meaning="wiped-out accounts are replaced by new money with this half-life (0: never)",
+        source="scenario", lo=0)
+    holdings_usd: float = setting(0.0, unit="USD", meaning="institutional spot/ETF holdings", source="scenario", lo=0)
+    outflow_per_minute: float = setting(0.0, unit="share of holdings per minute",
+                                        meaning="institutional selling per minute in a drawdown",
+                                        source="scenario", lo=0, hi=1)
 
 
 @dataclass
 class ShockSpec:
-    kind: str  # price | liquidity | collateral | volatility
-    start_minute: float
-    duration_minutes: float
-    size: float = 0.0  # price: total log move over the duration
-    depth_multiplier: float = 1.0  # liquidity: depth multiplier during the window
-    recovery_half_life_minutes: float = 60.0  # liquidity: recovery after the window
-    venues: tuple[str, ...] = ()  # liquidity/collateral: venues hit (empty: all)
-    price: float = 1.0  # collateral: value of one stablecoin unit during the depeg
-    ramp_minutes: float = 10.0  # collateral: minutes to reach the depeg price and to recover
-    multiplier: float = 1.0  # volatility: multiplier on fundamental volatility
+    """One exogenous shock: a window of time and what it does (by kind)."""
+
+    kind: str = setting(unit="kind", meaning="price | liquidity | collateral | volatility", source="scenario")
+    start_minute: float = setting(unit="minutes", meaning="start of the window, from the start of the run",
+                                  source="scenario", lo=0)
+    duration_minutes: float = setting(unit="minutes", meaning="length of the window", source="scenario", lo=0)
+    size: float = setting(0.0, unit="log move", meaning="price: total log move over the duration", source="scenario")
+    depth_multiplier: float = setting(1.0, unit="multiple", meaning="liquidity: depth multiplier during the window",
+                                      source="scenario", lo=0)
+    recovery_half_life_minutes: float = setting(60.0, unit="minutes", meaning="liquidity: recovery after the window",
+                                                source="scenario", lo=0)
+    venues: tuple[str, ...] = setting((), unit="venue names", meaning="liquidity/collateral: venues hit (empty: all)",
+                                      source="scenario")
+    price: float = setting(1.0, unit="USD per stablecoin",
+                           meaning="collateral: value of one stablecoin unit during the depeg", source="scenario", lo=0)
+    ramp_minutes: float = setting(10.0, unit="minutes",
+                                  meaning="collateral: minutes to reach the depeg price and to recover",
+                                  source="scenario", lo=0)
+    multiplier: float = setting(1.0, unit="multiple", meaning="volatility: multiplier on fundamental volatility",
+                                source="scenario", lo=0)
 
 
 @dataclass
 class VenueChoice:
     """Utility weights of the venue choice traders make under new rules (policylab.engine.choice)."""
 
-    leverage_weight: float = 2.0  # per unit of log(allowed / wanted leverage)
-    fee_weight: float = 100.0  # per unit of taker fee (share of notional)
-    kyc_friction: float = 0.5  # cost of verifying identity for an unverified trader
-    switching_cost: float = 0.3  # cost of moving to another venue
-    onshore_trust: float = 0.0  # preference for regulated venues
-    quit_utility: float = -1.5  # utility of not trading at all
-    noise: float = 0.5  # scale of idiosyncratic (Gumbel) tastes
+    leverage_weight: float = setting(2.0, unit="utility per log unit",
+                                     meaning="per unit of log(allowed / wanted leverage)", source="assumption", lo=0)
+    fee_weight: float = setting(100.0, unit="utility per unit of fee",
+                                meaning="per unit of taker fee (share of notional)", source="assumption", lo=0)
+    kyc_friction: float = setting(0.5, unit="utility", meaning="cost of verifying identity for an unverified trader",
+                                  source="assumption", lo=0)
+    switching_cost: float = setting(0.3, unit="utility", meaning="cost of moving to another venue",
+                                    source="assumption", lo=0)
+    onshore_trust: float = setting(0.0, unit="utility", meaning="preference for regulated venues", source="assumption")
+    quit_utility: float = setting(-1.5, unit="utility", meaning="utility of not trading at all", source="assumption")
+    noise: float = setting(0.5, unit="utility", meaning="scale of idiosyncratic (Gumbel) tastes", source="assumption",
+                           lo=0)
+
+
+_DEFAULT_JURISDICTIONS = {"US": 0.15, "EU": 0.2, "UK": 0.05, "JP": 0.05, "other": 0.55}
 
 
 @dataclass
 class Scenario:
-    name: str
-    title: str
-    description: str
-    venues: list[VenueRules]
-    open_interest: dict[str, float]  # venue -> starting open interest (USD)
-    classes: dict[str, ClassSpec]
-    start_price: float
-    duration_minutes: int = 1440
-    step_minutes: int = 1
-    traders: int = 20_000
-    real_accounts: float = 2_000_000
-    jurisdictions: dict[str, float] = field(default_factory=lambda: {"US": 0.15, "EU": 0.2, "UK": 0.05, "JP": 0.05, "other": 0.55})
-    kyc_share: float = 0.6
-    sigma_daily: float = 0.025  # fundamental volatility per day (log)
-    entry_dispersion: float = 0.03  # spread (log sd) of open positions' entry prices around the start price
-    size_leverage_elasticity: float = 1.0  # account notional ~ leverage^-elasticity (small accounts lever more)
-    garch_alpha: float = 0.05  # GARCH(1,1) weight of the last squared step return (per step)
-    garch_beta: float = 0.90  # GARCH(1,1) weight of the last conditional variance (per step)
-    innovation_df: float = 0.0  # Student-t degrees of freedom of the fundamental's innovations (0: normal)
-    market_maker_capital_usd: float = 5e8  # per venue
-    arbitrage_capital_usd: float = 5e8  # per derivatives venue
-    market: MarketParams = field(default_factory=MarketParams)
-    venue_choice: VenueChoice = field(default_factory=VenueChoice)
-    shocks: list[ShockSpec] = field(default_factory=list)
-    sources: tuple[str, ...] = ()
-    path: str = ""
+    """A scenario as run. Scalar fields carry unit, meaning, source and bounds; ``traders``,
+    ``real_accounts``, ``jurisdictions`` and ``kyc_share`` are written under ``population:``."""
+
+    name: str = setting(unit="name", meaning="the scenario's name", source="scenario")
+    title: str = setting(unit="text", meaning="readable title", source="scenario")
+    description: str = setting(unit="text", meaning="what the scenario stands for", source="scenario")
+    venues: list[VenueRules] = setting(unit="venues", meaning="the venues and their rules", source="scenario")
+    open_interest: dict[str, float] = setting(unit="USD by venue", meaning="venue -> starting open interest",
+                                              source="scenario", lo=0)
+    classes: dict[str, ClassSpec] = setting(unit="populations", meaning="trader class -> its population",
+                                            source="scenario")
+    start_price: float = setting(unit="USD", meaning="starting price", source="scenario", lo=1)
+    duration_minutes: int = setting(1440, unit="minutes", meaning="length of the run", source="scenario",
+                                    lo=1, hi=60 * 24 * 30)
+    step_minutes: int = setting(1, unit="minutes", meaning="length of one step", source="scenario", lo=1, hi=60)
+    traders: int = setting(20_000, unit="accounts", meaning="simulated accounts", source="scenario",
+                           lo=100, hi=10_000_000)
+    real_accounts: float = setting(2_000_000.0, unit="accounts", meaning="real accounts the simulated ones stand for",
+                                   source="scenario", lo=1)
+    jurisdictions: dict[str, float] = setting(unit="share by jurisdiction",
+                                              meaning="share of accounts resident in each jurisdiction",
+                                              source="assumption", lo=0, hi=1,
+                                              factory=lambda: dict(_DEFAULT_JURISDICTIONS))
+    kyc_share: float = setting(0.6, unit="share", meaning="share of accounts willing to verify identity",
+                               source="assumption", lo=0, hi=1)
+    sigma_daily: float = setting(0.025, unit="log per day", meaning="fundamental volatility", source="scenario",
+                                 lo=0, hi=1)
+    entry_dispersion: float = setting(
+        0.03, unit="log sd", meaning="spread of open positions' entry prices around the start price",
+        source="assumption", lo=0, hi=0.5)
+    size_leverage_elasticity: float = setting(
+        1.0, unit="elasticity", meaning="account notional ~ leverage^-elasticity (small accounts lever more)",
+        source="assumption", lo=0, hi=3)
+    garch_alpha: float = setting(0.05, unit="per step", meaning="GARCH(1,1) weight of the last squared step return",
+                                 source="scenario", lo=0, hi=1)
+    garch_beta: float = setting(0.90, unit="per step", meaning="GARCH(1,1) weight of the last conditional variance",
+                                source="scenario", lo=0, hi=1)
+    innovation_df: float = setting(
+        0.0, unit="degrees of freedom", meaning="Student-t degrees of freedom of the fundamental's innovations "
+                                               "(0: normal)", source="scenario", lo=0, hi=1000)
+    market_maker_capital_usd: float = setting(5e8, unit="USD", meaning="market-maker capital per venue",
+                                              source="assumption", lo=0)
+    arbitrage_capital_usd: float = setting(5e8, unit="USD", meaning="arbitrage capital per derivatives venue",
+                                           source="assumption", lo=0)
+    market: MarketParams = setting(unit="parameters", meaning="market-wide parameters", source="scenario",
+                                   factory=MarketParams)
+    venue_choice: VenueChoice = setting(unit="parameters", meaning="utility weights of venue choice",
+                                        source="scenario", factory=VenueChoice)
+    shocks: list[ShockSpec] = setting(unit="shocks", meaning="exogenous shocks", source="scenario", factory=list)
+    sources: tuple[str, ...] = setting(unit="citations", meaning="where the scenario's values come from",
+                                       source="scenario", factory=tuple)
+    path: str = setting("", unit="path", meaning="the file the scenario was read from", source="")
 
     @property
     def steps(self) -> int:
         return self.duration_minutes // self.step_minutes
+
+
+# Scalars written at the top level and under ``population:``.
+TOP_SCALARS = ("name", "title", "description", "start_price", "duration_minutes", "step_minutes", "sigma_daily",
+               "entry_dispersion", "size_leverage_elasticity", "garch_alpha", "garch_beta", "innovation_df",
+               "market_maker_capital_usd", "arbitrage_capital_usd", "sources")
+POPULATION_KEYS = ("traders", "real_accounts", "jurisdictions", "kyc_share", "classes")
+TOP_KEYS = (*TOP_SCALARS, "venues", "population", "market", "venue_choice", "shocks")
 
 
 # ------------------------------------------------------------------------ loading
@@ -130,40 +212,33 @@ def load_scenario(name_or_path: str) -> Scenario:
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise InputError(f"{name_or_path}: scenario file not found")
-        text, where = path.read_text(), str(path)
+        text, where = read_text(path, str(path)), str(path)
     else:
         names = builtin_names()
         if name_or_path not in names:
-            close = difflib.get_close_matches(name_or_path, names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputError(f"unknown scenario {name_or_path!r}{hint}; allowed: {', '.join(names)} or a path to a .yaml file")
-        text = (builtin_dir() / f"{name_or_path}.yaml").read_text()
+            raise InputError(f"unknown scenario {name_or_path!r}{did_you_mean(name_or_path, names)}; "
+                             f"allowed: {', '.join(names)} or a path to a .yaml file")
+        text = (builtin_dir() / f"{name_or_path}.yaml").read_text(encoding="utf-8")
         where = f"{name_or_path}.yaml"
-    return parse_scenario(_resolve(text, where, seen=()), where)
+    data, lines = _resolve(text, where, seen=())
+    return parse_scenario(data, lines)
 
 
-def _read_yaml(text: str, where: str):
-    try:
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError) as e:  # ValueError: a scalar YAML cannot construct (2021-02-30)
-        mark = getattr(e, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise InputError(f"{where}:{line} not valid YAML ({getattr(e, 'problem', e)})") from None
-
-
-def _resolve(text: str, where: str, seen: tuple[str, ...]):
+def _resolve(text: str, where: str, seen: tuple[str, ...]) -> tuple[object, Lines]:
     """Parse YAML and apply ``extends: NAME``: the named built-in scenario, deep-merged
     with this file's keys (mappings merge, everything else replaces)."""
-    data = _read_yaml(text, where)
+    data, lines = parse(text, where)
     if not isinstance(data, dict) or "extends" not in data:
-        return data
-    base_name = str(data.pop("extends"))
+        return data, lines
+    at = Where(lines) / "extends"
+    base_name = data.pop("extends")
     if base_name not in builtin_names():
-        raise InputError(f"{where}.extends: unknown scenario {base_name!r}; allowed: {', '.join(builtin_names())}")
+        raise Where(lines).invalid(not_one_of(base_name, builtin_names(), ("extends",)))
     if base_name in seen:
-        raise InputError(f"{where}.extends: circular extends through {base_name!r}")
-    base = _resolve((builtin_dir() / f"{base_name}.yaml").read_text(), f"{base_name}.yaml", seen + (base_name,))
-    return _merge(base, data)
+        raise at.fail(f"circular extends through {base_name!r}")
+    base, base_lines = _resolve((builtin_dir() / f"{base_name}.yaml").read_text(encoding="utf-8"),
+                                f"{base_name}.yaml", seen + (base_name,))
+    return _merge(base, data), lines.over(base_lines)
 
 
 def _merge(base, over):
@@ -175,159 +250,126 @@ def _merge(base, over):
     return over
 
 
-def _check_keys(d: dict, allowed, where: str) -> None:
+def _keys(d, allowed, at: Where, what: str = "field") -> None:
+    """``d`` is a mapping whose keys are all in ``allowed``."""
+    if not isinstance(d, dict):
+        raise at.bad(d, "a mapping")
     for key in d:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), list(allowed), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputError(f"{where}.{key}: unknown field{hint}; allowed: {', '.join(sorted(allowed))}")
+            raise at.invalid(unknown_key(key, allowed, what))
 
 
-def _num(d: dict, key: str, where: str, lo=None, hi=None, default=None, integer=False):
-    if key not in d:
-        if default is None:
-            raise InputError(f"{where}.{key}: missing; required")
-        return default
-    v = as_number(d[key])
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not float(v).is_integer()):
-        raise InputError(f"{where}.{key}: got {v!r}; allowed: {'an integer' if integer else 'a number'}")
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        allowed = f"{lo:g} to {hi:g}" if hi is not None else f">= {lo:g}"
-        raise InputError(f"{where}.{key}: got {v!r}; allowed: {allowed}")
-    return int(v) if integer else float(v)
+_TYPES = field_types(Scenario)
 
 
-def _dataclass_from(cls, d: dict, where: str, required=(), skip=()):
-    """Fill a dataclass from a dict, checking names and numeric types."""
-    if not isinstance(d, dict):
-        raise InputError(f"{where}: expected a mapping, got {type(d).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
-    _check_keys(d, fields, where)
-    kwargs = {}
-    for name in required:
-        if name not in d:
-            raise InputError(f"{where}.{name}: missing; required")
-    for name, value in d.items():
-        default = fields[name].default
-        if isinstance(default, (int, float)) and not isinstance(default, bool):
-            kwargs[name] = _num(d, name, where, lo=None if name in SIGNED_FIELDS else 0)
-            if isinstance(default, int) and not isinstance(default, float):
-                kwargs[name] = _num(d, name, where, lo=0, integer=True)
-        elif isinstance(default, tuple) or name in ("leverage_tail", "stop_distance", "venues", "venue_leverage_median"):
-            if isinstance(value, dict):
-                kwargs[name] = {str(k): _num(value, k, f"{where}.{name}", lo=0) for k in value}
-            elif isinstance(value, (list, tuple)):
-                kwargs[name] = tuple(value)
-            else:
-                raise InputError(f"{where}.{name}: got {value!r}; allowed: a list")
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
+def _scalar(name: str, d: dict, at: Where):
+    """``d[name]`` coerced to Scenario field ``name`` (type and bounds), or its default."""
+    f = Scenario.__dataclass_fields__[name]
+    if name not in d:
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise at.invalid(missing(name))
+        return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    return (at / name).check(coerce, d[name], _TYPES[name], dict(f.metadata))
 
 
-def parse_scenario(data, where: str) -> Scenario:
+def _build(cls, d, at: Where):
+    """Dataclass ``cls`` from mapping ``d`` (absent: all defaults), errors located under ``at``."""
+    return at.check(build, cls, d if d is not None else {})
+
+
+def parse_scenario(data, lines: Lines | str) -> Scenario:
+    """A Scenario from parsed YAML; ``lines`` locates key paths (or is the file name)."""
+    top = Where(lines)
     if not isinstance(data, dict):
-        raise InputError(f"{where}: expected a mapping at the top level")
-    top = {f.name for f in dataclasses.fields(Scenario)} - {
-        "venues", "open_interest", "classes", "path", "traders", "real_accounts", "jurisdictions", "kyc_share"}
-    _check_keys(data, top | {"venues", "population"}, where)
+        raise top.fail("expected a mapping at the top level")
+    _keys(data, TOP_KEYS, top)
     for key in ("name", "start_price", "venues", "population"):
         if key not in data:
-            raise InputError(f"{where}.{key}: missing; required")
-    # venues
-    venues, oi = [], {}
-    if not isinstance(data["venues"], list) or not data["venues"]:
-        raise InputError(f"{where}.venues: expected a non-empty list of venues")
-    for i, vd in enumerate(data["venues"]):
-        w = f"{where}.venues[{i}]"
-        if not isinstance(vd, dict) or "name" not in vd or "kind" not in vd:
-            raise InputError(f"{w}: each venue needs 'name' and 'kind'")
-        vd = dict(vd)
-        name, kind = str(vd.pop("name")), str(vd.pop("kind"))
-        oi[name] = _num(vd, "open_interest_usd", w, lo=0, default=0.0)
-        vd.pop("open_interest_usd", None)
-        try:
-            venues.append(make_venue(name, kind, vd, where=w))
-        except ValueError as e:
-            raise InputError(str(e)) from None
+            raise top.invalid(missing(key))
+    scalars = {k: _scalar(k, data, top) for k in TOP_SCALARS if k not in ("title", "description", "sources")}
+    scalars["title"] = _scalar("title", data, top) if "title" in data else scalars["name"]
+    scalars["description"] = (_scalar("description", data, top) if "description" in data else "").strip()
+    scalars["sources"] = _scalar("sources", data, top) if data.get("sources") is not None else ()
+    venues, oi = _venues(data["venues"], top / "venues")
     names = [v.name for v in venues]
-    if len(set(names)) != len(names):
-        raise InputError(f"{where}.venues: venue names must be unique, got {names}")
-    if sum(v.is_spot for v in venues) != 1:
-        raise InputError(f"{where}.venues: exactly one venue of kind spot_etf is required (it carries the index)")
-    # population
-    pop = data["population"]
-    if not isinstance(pop, dict):
-        raise InputError(f"{where}.population: expected a mapping")
-    _check_keys(pop, {"traders", "real_accounts", "jurisdictions", "kyc_share", "classes"}, f"{where}.population")
-    classes = {}
-    cdata = pop.get("classes") or {}
-    _check_keys(cdata, TRADER_CLASSES, f"{where}.population.classes")
-    for cname, cd in cdata.items():
-        w = f"{where}.population.classes.{cname}"
-        spec = _dataclass_from(ClassSpec, cd, w, required=("share",))
-        for vname in spec.venues:
-            if vname not in names:
-                raise InputError(f"{w}.venues.{vname}: unknown venue; allowed: {', '.join(names)}")
-        for vname, med in spec.venue_leverage_median.items():
-            if vname not in names:
-                raise InputError(f"{w}.venue_leverage_median.{vname}: unknown venue; allowed: {', '.join(names)}")
-            if med < 1:
-                raise InputError(f"{w}.venue_leverage_median.{vname}: got {med}; allowed: >= 1")
-        for fname in ("long_share", "stop_share", "leverage_tail_share", "share", "oi_share", "activity_per_minute",
-                      "outflow_per_minute", "cap_use", "momentum_share"):
-            if not 0 <= getattr(spec, fname) <= 1:
-                raise InputError(f"{w}.{fname}: got {getattr(spec, fname)}; allowed: 0 to 1")
-        if spec.relever_below >= 1:
-            raise InputError(f"{w}.relever_below: got {spec.relever_below}; allowed: 0 (never) up to below 1")
-        if spec.leverage_median < 1:
-            raise InputError(f"{w}.leverage_median: got {spec.leverage_median}; allowed: >= 1")
-        classes[cname] = spec
-    if not classes:
-        raise InputError(f"{where}.population.classes: at least one trader class is required")
-    total = sum(c.share for c in classes.values())
-    if abs(total - 1) > 1e-6:
-        raise InputError(f"{where}.population.classes: shares sum to {total:g}; allowed: 1")
-    juris = pop.get("jurisdictions", Scenario.__dataclass_fields__["jurisdictions"].default_factory())
-    _check_keys(juris, JURISDICTIONS, f"{where}.population.jurisdictions")
-    market = _dataclass_from(MarketParams, data.get("market", {}), f"{where}.market")
-    choice = _dataclass_from(VenueChoice, data.get("venue_choice", {}), f"{where}.venue_choice")
-    shocks = []
-    for i, sd in enumerate(data.get("shocks") or []):
-        w = f"{where}.shocks[{i}]"
-        s = _dataclass_from(ShockSpec, sd, w, required=("kind", "start_minute", "duration_minutes"))
-        if s.kind not in ("price", "liquidity", "collateral", "volatility"):
-            raise InputError(f"{w}.kind: got {s.kind!r}; allowed: price, liquidity, collateral, volatility")
-        for vname in s.venues:
-            if vname not in names:
-                raise InputError(f"{w}.venues: unknown venue {vname!r}; allowed: {', '.join(names)}")
-        if s.kind == "collateral" and not 0 < s.price <= 1:
-            raise InputError(f"{w}.price: got {s.price}; allowed: above 0 up to 1")
-        shocks.append(s)
+    pop, at_pop = data["population"], top / "population"
+    _keys(pop, POPULATION_KEYS, at_pop)
+    classes = _classes(pop.get("classes") or {}, at_pop / "classes", names)
+    juris = _scalar("jurisdictions", pop, at_pop)
+    _keys(juris, JURISDICTIONS, at_pop / "jurisdictions")
+    shocks = data.get("shocks") or []
+    if not isinstance(shocks, list):
+        raise (top / "shocks").bad(shocks, "a list of shocks")
     sc = Scenario(
-        name=str(data["name"]), title=str(data.get("title", data["name"])),
-        description=str(data.get("description", "")).strip(), venues=venues, open_interest=oi,
-        classes=classes, start_price=_num(data, "start_price", where, lo=1),
-        duration_minutes=_num(data, "duration_minutes", where, lo=1, hi=60 * 24 * 30, default=1440, integer=True),
-        step_minutes=_num(data, "step_minutes", where, lo=1, hi=60, default=1, integer=True),
-        traders=_num(pop, "traders", f"{where}.population", lo=100, hi=10_000_000, default=20_000, integer=True),
-        real_accounts=_num(pop, "real_accounts", f"{where}.population", lo=1, default=2_000_000.0),
-        jurisdictions={k: float(v) for k, v in juris.items()},
-        kyc_share=_num(pop, "kyc_share", f"{where}.population", lo=0, hi=1, default=0.6),
-        sigma_daily=_num(data, "sigma_daily", where, lo=0, hi=1, default=0.025),
-        entry_dispersion=_num(data, "entry_dispersion", where, lo=0, hi=0.5, default=0.03),
-        size_leverage_elasticity=_num(data, "size_leverage_elasticity", where, lo=0, hi=3, default=1.0),
-        garch_alpha=_num(data, "garch_alpha", where, lo=0, hi=1, default=0.05),
-        garch_beta=_num(data, "garch_beta", where, lo=0, hi=1, default=0.90),
-        innovation_df=_num(data, "innovation_df", where, lo=0, hi=1000, default=0.0),
-        market_maker_capital_usd=_num(data, "market_maker_capital_usd", where, lo=0, default=5e8),
-        arbitrage_capital_usd=_num(data, "arbitrage_capital_usd", where, lo=0, default=5e8),
-        market=market, venue_choice=choice, shocks=shocks, sources=tuple(data.get("sources") or ()), path=where,
+        **scalars, venues=venues, open_interest=oi, classes=classes,
+        traders=_scalar("traders", pop, at_pop), real_accounts=_scalar("real_accounts", pop, at_pop),
+        jurisdictions=juris, kyc_share=_scalar("kyc_share", pop, at_pop),
+        market=_build(MarketParams, data.get("market"), top / "market"),
+        venue_choice=_build(VenueChoice, data.get("venue_choice"), top / "venue_choice"),
+        shocks=[_shock(sd, top / "shocks" / i, names) for i, sd in enumerate(shocks)],
+        path=lines if isinstance(lines, str) else lines.file,
     )
     if sc.garch_alpha + sc.garch_beta >= 1:
-        raise InputError(f"{where}.garch_alpha + garch_beta: got {sc.garch_alpha + sc.garch_beta:g}; allowed: below 1")
+        raise (top / "garch_beta").fail(f"garch_alpha + garch_beta: got {sc.garch_alpha + sc.garch_beta:g}; allowed: below 1")
     if 0 < sc.innovation_df <= 2:
-        raise InputError(f"{where}.innovation_df: got {sc.innovation_df:g}; allowed: 0 (normal) or above 2 (finite variance)")
+        raise (top / "innovation_df").bad(sc.innovation_df, "0 (normal) or above 2 (finite variance)")
     if sc.duration_minutes % sc.step_minutes:
-        raise InputError(f"{where}.duration_minutes: {sc.duration_minutes} is not a multiple of step_minutes {sc.step_minutes}")
+        raise (top / "duration_minutes").fail(
+            f"{sc.duration_minutes} is not a multiple of step_minutes {sc.step_minutes}")
     return sc
+
+
+def _venues(data, at: Where) -> tuple[list[VenueRules], dict[str, float]]:
+    """The venue list: each an archetype (``kind``) plus overrides, with its open interest."""
+    if not isinstance(data, list) or not data:
+        raise at.fail("expected a non-empty list of venues")
+    venues, oi = [], {}
+    for i, vd in enumerate(data):
+        w = at / i
+        if not isinstance(vd, dict) or "name" not in vd or "kind" not in vd:
+            raise w.fail("each venue needs 'name' and 'kind'")
+        vd = dict(vd)
+        name = (w / "name").check(coerce, vd.pop("name"), str)
+        if name in oi:
+            raise (w / "name").bad(name, "a name no other venue has")
+        kind = (w / "kind").check(coerce, vd.pop("kind"), str)
+        oi[name] = float((w / "open_interest_usd").check(coerce, vd.pop("open_interest_usd", 0.0), float, {"lo": 0}))
+        venues.append(make_venue(name, kind, vd, where=w))
+    if sum(v.is_spot for v in venues) != 1:
+        raise at.fail("exactly one venue of kind spot_etf is required (it carries the index)")
+    return venues, oi
+
+
+def _classes(data, at: Where, venue_names: list[str]) -> dict[str, ClassSpec]:
+    """The trader populations, their shares summing to 1."""
+    _keys(data, TRADER_CLASSES, at)
+    classes = {}
+    for cname, cd in data.items():
+        w = at / cname
+        spec = _build(ClassSpec, cd, w)
+        for key in ("venues", "venue_leverage_median"):
+            for vname in getattr(spec, key):
+                if vname not in venue_names:
+                    raise (w / key / vname).fail(f"unknown venue{did_you_mean(vname, venue_names)}; "
+                                                 f"allowed: {', '.join(venue_names)}")
+        if spec.relever_below >= 1:
+            raise (w / "relever_below").bad(spec.relever_below, "0 (never) up to below 1")
+        classes[cname] = spec
+    if not classes:
+        raise at.fail("at least one trader class is required")
+    total = sum(c.share for c in classes.values())
+    if abs(total - 1) > 1e-6:
+        raise at.fail(f"shares sum to {total:g}; allowed: 1")
+    return classes
+
+
+def _shock(data, at: Where, venue_names: list[str]) -> ShockSpec:
+    s = _build(ShockSpec, data, at)
+    if s.kind not in SHOCK_KINDS:
+        raise at.invalid(not_one_of(s.kind, SHOCK_KINDS, ("kind",)))
+    for i, vname in enumerate(s.venues):
+        if vname not in venue_names:
+            raise at.invalid(not_one_of(vname, venue_names, ("venues", i)))
+    if s.kind == "collateral" and not 0 < s.price <= 1:
+        raise (at / "price").bad(s.price, "above 0 up to 1")
+    return s

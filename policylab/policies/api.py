@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from policylab.inputs.values import Invalid, coerce
 from policylab.names import CLASSES, CONFIGURABLE_CLASSES, JURISDICTIONS
 
 TRADER_CLASS_NAMES = CONFIGURABLE_CLASSES  # the classes a target may name
@@ -85,14 +87,15 @@ class Param:
         return bool if isinstance(self.default, bool) else type(self.default)
 
     def check(self, value, where: str):
-        """Return ``value`` converted to the parameter's type, or raise PolicyError."""
+        """Return ``value`` converted to the parameter's type (the input layer's coercion:
+        numeric strings read as numbers, lists as tuples, NaN refused, infinity only where
+        the default is infinite), or raise PolicyError."""
         kind = self.kind
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if kind is tuple and isinstance(value, list):
-            value = tuple(value)
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise PolicyError(f"{where}: got {value!r}; allowed: {self.allowed()}")
+        infinite = kind is float and math.isinf(self.default)
+        try:
+            value = coerce(value, tuple[Any, ...] if kind is tuple else kind, {"infinite": infinite})
+        except Invalid:
+            raise PolicyError(f"{where}: got {value!r}; allowed: {self.allowed()}") from None
         if self.choices is not None:
             items = value if kind is tuple else (value,)
             bad = [x for x in items if x not in self.choices]
@@ -108,9 +111,13 @@ class Param:
         if self.kind is bool:
             return "true or false"
         if self.kind in (int, float):
+            what = "an integer" if self.kind is int else "a number"
             lo = "-inf" if self.lo is None else f"{self.lo:g}"
-            hi = "inf" if self.hi is None else f"{self.hi:g}"
-            return f"{'an integer' if self.kind is int else 'a number'} from {lo} to {hi} ({self.unit})"
+            if self.hi is not None or math.isinf(self.default):
+                hi = "inf" if self.hi is None else f"{self.hi:g}"
+                return f"{what} from {lo} to {hi} ({self.unit})"
+            finite = f"a finite {what.split()[-1]}"
+            return f"{finite} >= {lo} ({self.unit})" if self.lo is not None else f"{finite} ({self.unit})"
         return f"a {self.kind.__name__}"
 
 

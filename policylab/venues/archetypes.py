@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from policylab.inputs.values import as_number
+from policylab.inputs.values import coerce, field_types, not_one_of, unknown_key
+from policylab.inputs.yaml import Where
 from policylab.venues.rules import Tier, VenueRules
 
 # Binance BTCUSDT perpetual notional tiers (announcement 2021-03-18), leverage by tier.
@@ -104,37 +105,22 @@ DERIVATIVE_KINDS = KindGroup("derivatives", is_spot=False)  # leveraged products
 OFFSHORE_KINDS = KindGroup("offshore", is_spot=False, offshore=True)  # derivatives venues outside the onshore regimes
 SPOT_KINDS = KindGroup("spot", is_spot=True)  # unleveraged spot markets and ETFs
 
-_FIELDS = {f.name for f in dataclasses.fields(VenueRules)}
-_TYPES = {f.name: {"float": float, "int": int, "bool": bool, "str": str}.get(f.type, object)
-          for f in dataclasses.fields(VenueRules)}
+_FIELDS = {f.name: f for f in dataclasses.fields(VenueRules) if f.name not in ("name", "kind")}
+_TYPES = field_types(VenueRules)
 
 
-def make_venue(name: str, kind: str, overrides: dict | None = None, where: str = "venue") -> VenueRules:
-    """Build a venue from an archetype plus overrides; unknown fields raise ValueError."""
+def make_venue(name: str, kind: str, overrides: dict | None = None, where: Where | str = "venue") -> VenueRules:
+    """Build a venue from an archetype plus overrides, each coerced to its field's type
+    (:func:`policylab.inputs.values.coerce`). Raises InputError naming the key path
+    (and file and line when ``where`` is a :class:`~policylab.inputs.yaml.Where`)."""
+    at = where if isinstance(where, Where) else Where(where)
     if kind not in ARCHETYPES:
-        raise ValueError(f"{where}.kind: got {kind!r}; allowed: {', '.join(KINDS)}")
+        raise at.invalid(not_one_of(kind, KINDS, ("kind",)))
     params = dict(ARCHETYPES[kind])
     for key, value in (overrides or {}).items():
-        if key not in _FIELDS or key in ("name", "kind"):
-            allowed = ", ".join(sorted(_FIELDS - {"name", "kind"}))
-            raise ValueError(f"{where}.{key}: unknown venue field; allowed: {allowed}")
-        if key == "tiers":
-            try:
-                value = tuple(Tier(float(t["from_notional"]), float(t["max_leverage"])) for t in value)
-            except (TypeError, KeyError, ValueError):
-                raise ValueError(f"{where}.tiers: expected a list of {{from_notional, max_leverage}}") from None
-        elif key in ("blocked_jurisdictions", "sources"):
-            value = tuple(value)
-        else:
-            expected = _TYPES[key]
-            if expected is float:
-                value = as_number(value)
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-                kind_name = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}[expected]
-                raise ValueError(f"{where}.{key}: got {value!r}; allowed: {kind_name}")
-        params[key] = value
+        if key not in _FIELDS:
+            raise at.invalid(unknown_key(key, sorted(_FIELDS), "venue field"))
+        params[key] = (at / key).check(coerce, value, _TYPES[key], dict(_FIELDS[key].metadata))
     rules = VenueRules(name=name, kind=kind, **params)
-    rules.validate(where)
+    at.check(rules.check)
     return rules

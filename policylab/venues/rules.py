@@ -6,10 +6,11 @@ archetypes and may override any field. Units: money in USD, sizes in BTC, rates 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from policylab.inputs.values import Invalid, not_one_of, setting
 from policylab.names import JURISDICTIONS
 
 
@@ -22,50 +23,91 @@ class Tier:
     """A notional tier: positions whose notional (USD, per real account) is at least
     ``from_notional`` may use at most ``max_leverage``."""
 
-    from_notional: float
-    max_leverage: float
+    from_notional: float = setting(unit="USD", meaning="notional per real account from which the tier applies",
+                                   source="venue tier tables", lo=0)
+    max_leverage: float = setting(unit="x", meaning="largest leverage in the tier", source="venue tier tables",
+                                  lo=1, hi=2000)
+
+
+_SRC = "archetype (venues.archetypes)"
 
 
 @dataclass
 class VenueRules:
-    """The rules of one venue. Field metadata: unit and source."""
+    """The rules of one venue. Each field's metadata: unit, meaning, source."""
 
-    name: str
-    kind: str
-    label: str = ""
-    offshore: bool = True
-    kyc_required: bool = False
-    blocked_jurisdictions: tuple[str, ...] = ()
+    name: str = setting(unit="name", meaning="the venue's name in the scenario", source="scenario")
+    kind: str = setting(unit="archetype", meaning="the archetype the venue starts from", source="scenario")
+    label: str = setting("", unit="text", meaning="readable name", source=_SRC)
+    offshore: bool = setting(True, unit="yes/no", meaning="outside the reach of onshore regulators", source=_SRC)
+    kyc_required: bool = setting(False, unit="yes/no", meaning="identity verification required to trade",
+                                 source=_SRC)
+    blocked_jurisdictions: tuple[str, ...] = setting(
+        (), unit="jurisdictions", meaning="jurisdictions whose residents may not trade here", source=_SRC)
     # --- margin -----------------------------------------------------------------
-    tiers: tuple[Tier, ...] = (Tier(0.0, 20.0),)
-    maintenance_ratio: float = 0.5  # maintenance margin as share of initial margin at the tier's max leverage
+    tiers: tuple[Tier, ...] = setting(
+        (Tier(0.0, 20.0),), unit="tiers", meaning="largest leverage by notional tier", source=_SRC)
+    maintenance_ratio: float = setting(
+        0.5, unit="share", meaning="maintenance margin as share of initial margin at the tier's max leverage",
+        source=_SRC)
     # --- liquidation -------------------------------------------------------------
-    partial_threshold_usd: float = float("inf")  # positions above this notional are liquidated in slices
-    partial_fraction: float = 1.0  # share of the position closed per slice
-    cooldown_seconds: float = 0.0  # wait between two slices of one account
-    backstop_threshold: float = 0.0  # vault takes over when equity < this share of maintenance (0: never, >=1: always)
-    liquidation_fee: float = 0.0  # penalty on liquidated notional, paid to the insurance fund / vault
-    negative_balance_protection: bool = True  # losses beyond collateral go to the fund, not the trader
-    insurance_fund_usd: float = 0.0  # initial loss-absorbing capital (insurance fund, broker or clearing capital)
-    vault_capital_usd: float = 0.0  # capital of the backstop vault / liquidity pool that takes over positions
-    adl_ranking: str = "none"  # auto-deleveraging ranking when the fund cannot cover bad debt
-    mark_price: str = "book"  # price margin is checked at: "book" (the venue's own) or "index" (an oracle of spot prices); orders always fill in the book
+    partial_threshold_usd: float = setting(
+        float("inf"), unit="USD", meaning="positions above this notional are liquidated in slices",
+        source=_SRC, infinite=True)
+    partial_fraction: float = setting(1.0, unit="share", meaning="share of the position closed per slice",
+                                      source=_SRC)
+    cooldown_seconds: float = setting(0.0, unit="seconds", meaning="wait between two slices of one account",
+                                      source=_SRC)
+    backstop_threshold: float = setting(
+        0.0, unit="share of maintenance",
+        meaning="vault takes over when equity < this share of maintenance (0: never, >=1: always)", source=_SRC)
+    liquidation_fee: float = setting(
+        0.0, unit="share of notional", meaning="penalty on liquidated notional, paid to the insurance fund / vault",
+        source=_SRC)
+    negative_balance_protection: bool = setting(
+        True, unit="yes/no", meaning="losses beyond collateral go to the fund, not the trader", source=_SRC)
+    insurance_fund_usd: float = setting(
+        0.0, unit="USD", meaning="initial loss-absorbing capital (insurance fund, broker or clearing capital)",
+        source=_SRC)
+    vault_capital_usd: float = setting(
+        0.0, unit="USD", meaning="capital of the backstop vault / liquidity pool that takes over positions",
+        source=_SRC)
+    adl_ranking: str = setting(
+        "none", unit="ranking", meaning="auto-deleveraging ranking when the fund cannot cover bad debt", source=_SRC)
+    mark_price: str = setting(
+        "book", unit="price",
+        meaning='price margin is checked at: "book" (the venue\'s own) or "index" (an oracle of spot prices); '
+                "orders always fill in the book", source=_SRC)
     # --- costs and funding --------------------------------------------------------
-    taker_fee: float = 0.0005  # share of traded notional
-    funding_interval_minutes: int = 0  # 0: no funding (dated futures, spot)
-    funding_interest_8h: float = 0.0001  # interest component of funding per 8 hours
-    funding_clamp_8h: float = 0.0005  # clamp on (interest - premium) per 8 hours
-    funding_cap_1h: float = 0.04  # cap on the hourly funding rate
+    taker_fee: float = setting(0.0005, unit="share of notional", meaning="fee on traded notional", source=_SRC)
+    funding_interval_minutes: int = setting(
+        0, unit="minutes", meaning="funding interval (0: no funding: dated futures, spot)", source=_SRC)
+    funding_interest_8h: float = setting(
+        0.0001, unit="per 8 hours", meaning="interest component of funding", source="Binance and Hyperliquid funding docs")
+    funding_clamp_8h: float = setting(
+        0.0005, unit="per 8 hours", meaning="clamp on (interest - premium)", source="Binance and Hyperliquid funding docs")
+    funding_cap_1h: float = setting(0.04, unit="per hour", meaning="cap on the hourly funding rate",
+                                    source="Hyperliquid funding docs")
     # --- liquidity ------------------------------------------------------------------
-    depth_usd: float = 1e8  # resting depth within 1% of mid (USD)
-    mm_recovery_half_life_minutes: float = 30.0  # market-maker depth recovery half-life
-    mm_vol_sensitivity: float = 0.15  # depth withdrawal per unit of excess volatility (see agents.MarketMakers)
-    mm_adl_withdrawal: float = 0.5  # share of depth pulled when the market maker is auto-deleveraged
+    depth_usd: float = setting(1e8, unit="USD", meaning="resting depth within 1% of mid", source=_SRC)
+    mm_recovery_half_life_minutes: float = setting(
+        30.0, unit="minutes", meaning="market-maker depth recovery half-life", source="assumption")
+    mm_vol_sensitivity: float = setting(
+        0.15, unit="per unit of excess volatility",
+        meaning="depth withdrawal per unit of excess volatility (see venue_agents.MarketMakers)", source="assumption")
+    mm_adl_withdrawal: float = setting(
+        0.5, unit="share", meaning="share of depth pulled when the market maker is auto-deleveraged",
+        source="assumption")
     # --- collateral ------------------------------------------------------------------
-    collateral_exposed_share: float = 0.0  # share of accounts margined in a stablecoin that can depeg
-    collateral_haircut: float = 0.0  # share of stablecoin collateral value not counted for margin
-    fee_to_fund: float = 0.0  # share of taker fees paid into the insurance fund
-    sources: tuple[str, ...] = field(default_factory=tuple)
+    collateral_exposed_share: float = setting(
+        0.0, unit="share of accounts", meaning="share of accounts margined in a stablecoin that can depeg",
+        source="assumption")
+    collateral_haircut: float = setting(
+        0.0, unit="share", meaning="share of stablecoin collateral value not counted for margin", source="")
+    fee_to_fund: float = setting(0.0, unit="share", meaning="share of taker fees paid into the insurance fund",
+                                 source="")
+    sources: tuple[str, ...] = setting(unit="citations", meaning="where the archetype's values come from",
+                                       source="", factory=tuple)
 
     # ------------------------------------------------------------------------------
     @property
@@ -95,35 +137,39 @@ class VenueRules:
         return floors, lev, rate, deduction
 
     def validate(self, where: str) -> None:
-        """Raise ValueError naming the field and what is allowed."""
-        def bad(fname: str, value, allowed: str) -> None:
-            raise ValueError(f"{where}.{fname}: got {value!r}; allowed: {allowed}")
+        """Raise ValueError ``where.field: got X; allowed: Y`` (see :meth:`check`)."""
+        try:
+            self.check()
+        except Invalid as e:
+            raise ValueError(f"{where}.{e.message()}") from None
+
+    def check(self) -> None:
+        """Raise Invalid naming the field (key path), what was found and what is allowed."""
+        def bad(fname, value, allowed: str) -> None:
+            raise Invalid(value, allowed, fname if isinstance(fname, tuple) else (fname,))
 
         from policylab.venues.archetypes import KINDS  # the archetypes are built from this class
 
-        if self.kind not in KINDS:
-            bad("kind", self.kind, ", ".join(KINDS))
-        if self.adl_ranking not in ADL_RANKINGS:
-            bad("adl_ranking", self.adl_ranking, ", ".join(ADL_RANKINGS))
-        if self.mark_price not in MARK_PRICES:
-            bad("mark_price", self.mark_price, ", ".join(MARK_PRICES))
-        for j in self.blocked_jurisdictions:
+        for fname, options in (("kind", KINDS), ("adl_ranking", ADL_RANKINGS), ("mark_price", MARK_PRICES)):
+            if getattr(self, fname) not in options:
+                raise not_one_of(getattr(self, fname), options, (fname,))
+        for i, j in enumerate(self.blocked_jurisdictions):
             if j not in JURISDICTIONS:
-                bad("blocked_jurisdictions", j, ", ".join(JURISDICTIONS))
+                raise not_one_of(j, JURISDICTIONS, ("blocked_jurisdictions", i))
         if not self.tiers:
             bad("tiers", [], "at least one tier")
         prev, prev_lev = -1.0, float("inf")
-        for t in self.tiers:
+        for i, t in enumerate(self.tiers):
             if t.max_leverage > prev_lev:
-                bad("tiers.max_leverage", t.max_leverage, "non-increasing from tier to tier")
+                bad(("tiers", i, "max_leverage"), t.max_leverage, "non-increasing from tier to tier")
             prev_lev = t.max_leverage
             if not (1.0 <= t.max_leverage <= 2000):
-                bad("tiers.max_leverage", t.max_leverage, "1 to 2000")
+                bad(("tiers", i, "max_leverage"), t.max_leverage, "1 to 2000")
             if t.from_notional <= prev:
-                bad("tiers.from_notional", t.from_notional, "strictly increasing, first tier from 0")
+                bad(("tiers", i, "from_notional"), t.from_notional, "strictly increasing, first tier from 0")
             prev = t.from_notional
         if self.tiers[0].from_notional != 0:
-            bad("tiers.from_notional", self.tiers[0].from_notional, "first tier from 0")
+            bad(("tiers", 0, "from_notional"), self.tiers[0].from_notional, "first tier from 0")
         checks = {
             "maintenance_ratio": (0.0, 1.0, False),
             "partial_fraction": (0.0, 1.0, False),
