@@ -6,6 +6,7 @@ import pytest
 
 from policylab.validation import calibration
 from policylab.brief import render as report
+from policylab.brief import sections
 from policylab.experiments.compare import compare
 
 
@@ -37,7 +38,7 @@ def october(tmp_path_factory):
 
 def test_brief_carries_the_october_calibration_check(october):
     res = report.load(october)
-    rows = report.calibration_check(res)
+    rows = sections.calibration_check(res)
     assert [r["target"] for r in rows] == [t.name for t in calibration.TARGETS["october-2025"]]
     for r, t in zip(rows, calibration.TARGETS["october-2025"]):
         assert r["met"] == t.met(r["median"]) and r["band_lo"] <= r["median"] <= r["band_hi"]
@@ -49,4 +50,4 @@ def test_brief_carries_the_october_calibration_check(october):
 def test_no_calibration_appendix_without_the_status_quo_baseline(october):
     res = report.load(october)
     res.manifest["baseline"] = "japan-2020-2x"
-    assert report.calibration_check(res) == []
+    assert sections.calibration_check(res) == []

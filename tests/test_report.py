@@ -17,6 +17,7 @@ from click.testing import CliRunner
 import policylab
 from policylab.brief import findings
 from policylab.brief import render as report
+from policylab.brief import sections
 from policylab.cli import cli
 
 TRADERS = 600
@@ -95,7 +96,7 @@ def test_pdf_holds_every_rule_set_name_and_the_table_numbers_as_formatted(folder
     assert res.order == ["status-quo-2025", "japan-2020-2x", "markup-caps", "buggy"]
     for name in res.order:
         assert name in text
-    head, _ = report.side_by_side(res.summary, res.order)
+    head, _ = sections.side_by_side(res.summary, res.order)
     cells = 0
     for section in head:
         assert squash(section["title"]) in text
@@ -115,7 +116,7 @@ def test_first_page_has_question_scenario_rule_sets_date_and_findings(folder, re
     first = pdf_text.split("\f")[0]
     manifest = json.loads((folder / "manifest.json").read_text())
     for needed in ("The question.", "Test: a two-hour flash crash", "status-quo-2025", "japan-2020-2x", "markup-caps",
-                   "buggy", "baseline", "Key findings", report._date(manifest["finished"])):
+                   "buggy", "baseline", "Key findings", sections._date(manifest["finished"])):
         assert needed in first, needed
     sentences = rendered[0]["findings"]
     assert 3 <= len(sentences) <= 6
@@ -173,7 +174,7 @@ def test_odd_methodology_is_generated_from_the_scenario_and_model(pdf_text):
 
 def test_figures_are_labelled_with_units(rendered):
     ctx, labels = rendered
-    assert [f.id for f in ctx["figures"]] == ["fig-prices", "fig-liquidations-time", "fig-liquidations-split",
+    assert [f["id"] for f in ctx["figures"]] == ["fig-prices", "fig-liquidations-time", "fig-liquidations-split",
                                               "fig-shares", "fig-retail", "fig-trade-off"]
     unit = re.compile(r"\((USD( thousands| millions| billions)?|%)\)$|^hours from start$|^USD( thousands| millions| "
                       r"billions)?$|^% of retail accounts$")
