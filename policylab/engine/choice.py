@@ -181,7 +181,7 @@ def settle(model) -> None:
     delta = np.bincount(tb.venue, weights=tb.size, minlength=k) - old_net
     for v in np.flatnonzero(np.abs(delta) > 0):
         row = vb.mm_row[v]
-        model.market._trade(np.array([row]), np.array([-delta[v]]), np.array([price[v]]))
+        model.market.transfer(np.array([row]), np.array([-delta[v]]), np.array([price[v]]))
     model.engine.refresh(traders)
     tb.liq_price[traders] = liquidation_price(tb, vb, traders)
     _count_closeouts(model, traders)
