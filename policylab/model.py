@@ -17,7 +17,7 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from policylab.engine import choice
+from policylab.engine import apply_rules, choice
 from policylab.engine import exogenous
 from policylab.populations import draw as population
 from policylab.engine.venue_agents import Arbitrageurs, MarketMakers, Venue
@@ -52,7 +52,7 @@ class MarketModel(mesa.Model):
         self.policies = [p for rs in self.rule_sets for p in rs.policies()]
         self.unruled = unruled = scenario
         try:
-            scenario = choice.configure_venues(scenario, self.policies)
+            scenario = apply_rules.configure_venues(scenario, self.policies)
         except (PolicyError, ValueError) as e:
             raise InputError(str(e)) from None
         self.scenario, self.seed = scenario, seed
@@ -60,7 +60,7 @@ class MarketModel(mesa.Model):
         self.halt_until = -1  # step until which trading is halted
         self.resume_minute = 0.0
         # accounts start verified on the scenario's own KYC venues, not on those a rule makes KYC
-        self.tb, self.vb, self.rows = population.build(choice.kyc_as_drawn(scenario, unruled), seed, traders)
+        self.tb, self.vb, self.rows = population.build(apply_rules.kyc_as_drawn(scenario, unruled), seed, traders)
         self.vb.rules = list(scenario.venues)
         spot = int(np.flatnonzero(self.vb.is_spot)[0])
         self.market = Market(self.tb, self.vb, scenario.market, scenario.start_price, spot)

@@ -5,9 +5,9 @@ Tables (venues and their rules, trader populations, shocks, market and venue-cho
 parameters) come from the scenario as it was run; each parameter's meaning is the
 comment beside its field in the model's dataclasses. Process, behaviour and submodel
 descriptions are the docstrings of :mod:`policylab.model`, :mod:`policylab.populations.base`,
-:mod:`policylab.engine.market`, :mod:`policylab.engine.liquidation` and :mod:`policylab.engine.choice`, so the
-brief describes the code that produced it. The ODD prose around them lives in the
-``partials/methods.html`` template.
+:mod:`policylab.engine.market`, :mod:`policylab.engine.liquidation`, :mod:`policylab.engine.apply_rules`
+and :mod:`policylab.engine.choice`, so the brief describes the code that produced it. The
+ODD prose around them lives in the ``partials/methods.html`` template.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from policylab import populations
 from policylab.engine import venue_agents
 from policylab.populations import base as population_base
-from policylab.engine import choice
+from policylab.engine import apply_rules, choice
 from policylab.engine import liquidation
 from policylab.engine import market
 from policylab import model
@@ -205,7 +205,7 @@ def methodology(sc: dict, manifest: dict) -> dict:
         "behaviours": behaviours(),
         "market": blocks(market.__doc__),
         "liquidation": blocks(liquidation.__doc__),
-        "choice": blocks(choice.__doc__),
+        "choice": blocks(apply_rules.__doc__) + blocks(choice.__doc__),
         "venues": venues_table(sc),
         "populations": populations_table(sc),
         "shocks": shocks_table(sc),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from policylab.engine.choice import configure_venues
+from policylab.engine.apply_rules import configure_venues
 from policylab.errors import InputError
 from policylab.policies.api import PolicyError, describe_class
 from policylab.inputs.rulesets import builtin_rule_sets, load_rules, resolve_module
