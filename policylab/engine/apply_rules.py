@@ -5,14 +5,15 @@
    added.
 2. ``account_rules``: for the accounts considered on a venue, who is denied, and the
    account-level rules of the modules covering each account: the lowest leverage cap and
-   position limit, the highest close-out level, the product of desired-leverage factors.
-   The traders' venue choice (policylab.engine.choice) applies them.
+   position limit, the highest close-out level, the product of desired-leverage factors
+   (as declared in ``ACCOUNT_HOOKS``, policylab.policies.api). The traders' venue choice
+   (policylab.engine.choice) applies them.
 
 A module is credited as taking effect when its proposal changes a venue, when it covers an
 account the rules turn away or resize, when its close-out level raises some account's
 maintenance margin, and when a trader holds a position on a venue it created (the
-``credit_*`` functions); a module never credited during the run is reported in the run's
-warnings.
+``credit_*`` functions, in the run's effects ledger, policylab.engine.effects); a module
+never credited during the run is reported in the run's warnings.
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ import dataclasses
 
 import numpy as np
 
+from policylab.engine.effects import Effects
 from policylab.engine.margin import tier_lookup
 from policylab.inputs.scenario import Scenario
-from policylab.policies.api import Policy, merge_venue_rules
+from policylab.policies.api import ACCOUNT_HOOKS, Policy, merge_venue_rules
 from policylab.venues import Tier
 
 
-def configure_venues(scenario: Scenario, policies: list[Policy]) -> Scenario:
-    """The scenario with the rules' venue changes applied and new venues added."""
+def configure_venues(scenario: Scenario, policies: list[Policy], effects: Effects) -> Scenario:
+    """The scenario with the rules' venue changes applied and new venues added; credits
+    ``effects`` with each module whose proposal changed a venue and records the venues
+    each module created."""
     venues = []
     for venue in scenario.venues:
         fields, changed = merge_venue_rules(venue, policies)
@@ -39,7 +43,7 @@ def configure_venues(scenario: Scenario, policies: list[Policy]) -> Scenario:
         new.validate(f"venue {venue.name} under the rules")
         venues.append(new)
         for mod in changed:
-            mod.effects += 1
+            effects.credit(mod)
     oi = dict(scenario.open_interest)
     for mod in policies:
         for venue in mod.new_venues():
@@ -47,7 +51,7 @@ def configure_venues(scenario: Scenario, policies: list[Policy]) -> Scenario:
                 continue  # two modules creating the same venue create it once
             venues.append(venue)
             oi[venue.name] = 0.0
-            mod.created.append(venue.name)
+            effects.record_created(mod, venue.name)
     return dataclasses.replace(scenario, venues=venues, open_interest=oi)
 
 
@@ -60,16 +64,12 @@ def kyc_as_drawn(scenario: Scenario, unruled: Scenario) -> Scenario:
                                                  for v in scenario.venues])
 
 
-def account_rules(model, idx: np.ndarray, v: int):
-    """For accounts ``idx`` considered on venue ``v``: (denied, leverage cap, close-out level,
-    desired-leverage factor, position limit) from the modules targeting ``v``."""
+def account_rules(model, idx: np.ndarray, v: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """For accounts ``idx`` considered on venue ``v``: (denied mask, {hook: value per
+    account}) from the modules targeting ``v``, for every hook in ACCOUNT_HOOKS."""
     tb, venue = model.tb, model.vb.rules[v]
-    n = len(idx)
-    denied = np.zeros(n, dtype=bool)
-    cap = np.full(n, np.inf)
-    closeout = np.zeros(n)
-    factor = np.ones(n)
-    limit = np.full(n, np.inf)
+    denied = np.zeros(len(idx), dtype=bool)
+    values = {hook: np.full(len(idx), neutral) for hook, (_, neutral) in ACCOUNT_HOOKS.items()}
     for mod in model.policies:
         if not mod.target.venue_matches(venue):
             continue
@@ -77,20 +77,13 @@ def account_rules(model, idx: np.ndarray, v: int):
         if d is not None:
             denied |= d
         covered = None
-        for value, apply in ((mod.leverage_cap(), "cap"), (mod.closeout_level(), "closeout"),
-                             (mod.desired_leverage(), "factor"), (mod.position_limit(), "limit")):
+        for hook, (combine, _) in ACCOUNT_HOOKS.items():
+            value = getattr(mod, hook)()
             if value is None:
                 continue
             covered = mod.account_mask(tb, idx) if covered is None else covered
-            if apply == "cap":
-                cap = np.where(covered, np.minimum(cap, value), cap)
-            elif apply == "closeout":
-                closeout = np.where(covered, np.maximum(closeout, value), closeout)
-            elif apply == "factor":
-                factor = np.where(covered, factor * value, factor)
-            else:
-                limit = np.where(covered, np.minimum(limit, value), limit)
-    return denied, cap, closeout, factor, limit
+            values[hook] = np.where(covered, combine(values[hook], value), values[hook])
+    return denied, values
 
 
 def credit_accounts(model, acc: np.ndarray, venue: np.ndarray) -> None:
@@ -105,11 +98,10 @@ def credit_accounts(model, acc: np.ndarray, venue: np.ndarray) -> None:
                 continue
             d = mod.denies(model, tb, idx, rules)
             hit = d is not None and d.any()
-            if any(x is not None for x in (mod.leverage_cap(), mod.closeout_level(), mod.desired_leverage(),
-                                           mod.position_limit())):
+            if any(getattr(mod, hook)() is not None for hook in ACCOUNT_HOOKS):
                 hit |= bool(mod.account_mask(tb, idx).any())
             if hit:
-                mod.effects += 1
+                model.effects.credit(mod)
 
 
 def credit_closeouts(model, traders: np.ndarray) -> None:
@@ -127,7 +119,7 @@ def credit_closeouts(model, traders: np.ndarray) -> None:
         on = np.array([mod.target.venue_matches(r) for r in vb.rules], dtype=bool)[tb.venue[held]]
         binds = on & mod.account_mask(tb, held) & (level / tb.lev_cap[held] > rate)
         if binds.any():
-            mod.effects += 1
+            model.effects.credit(mod)
 
 
 def credit_new_venues(model, traders: np.ndarray) -> None:
@@ -136,5 +128,5 @@ def credit_new_venues(model, traders: np.ndarray) -> None:
     tb, vb = model.tb, model.vb
     held = traders[tb.size[traders] != 0]
     for mod in model.policies:
-        if any(np.any(tb.venue[held] == vb.names.index(name)) for name in mod.created):
-            mod.effects += 1
+        if any(np.any(tb.venue[held] == vb.names.index(name)) for name in model.effects.venues_created_by(mod)):
+            model.effects.credit(mod)

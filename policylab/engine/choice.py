@@ -50,10 +50,11 @@ def settle(model) -> None:
     limit = np.full((k, len(traders)), np.inf)
     rule_cap = np.full((k, len(traders)), np.inf)
     for v in np.flatnonzero(choosable):
-        d, cap, co, f, lim = apply_rules.account_rules(model, traders, v)
+        denied[v], hooks = apply_rules.account_rules(model, traders, v)
         venue_cap = initial_margin_leverage(vb, np.full(len(traders), v), notional, tb.weight[traders])
-        denied[v], allowed[v], closeout[v], factor[v], limit[v] = d, np.minimum(cap, venue_cap), co, f, lim
-        rule_cap[v] = cap
+        allowed[v] = np.minimum(hooks["leverage_cap"], venue_cap)
+        closeout[v], factor[v], limit[v] = hooks["closeout_level"], hooks["desired_leverage"], hooks["position_limit"]
+        rule_cap[v] = hooks["leverage_cap"]
     cur = tb.venue[traders].astype(int)
     col = np.arange(len(traders))
     wanted = wanted * factor[cur, col]
