@@ -17,8 +17,9 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from policylab.engine import choice
+from policylab.engine import apply_rules, choice
 from policylab.engine import exogenous
+from policylab.engine.effects import Effects
 from policylab.populations import draw as population
 from policylab.engine.venue_agents import Arbitrageurs, MarketMakers, Venue
 from policylab.populations import POPULATIONS
@@ -50,9 +51,10 @@ class MarketModel(mesa.Model):
         super().__init__(rng=seed)
         self.rule_sets = list(rules)
         self.policies = [p for rs in self.rule_sets for p in rs.policies()]
+        self.effects = Effects(self.policies)  # which modules took effect in this run
         self.unruled = unruled = scenario
         try:
-            scenario = choice.configure_venues(scenario, self.policies)
+            scenario = apply_rules.configure_venues(scenario, self.policies, self.effects)
         except (PolicyError, ValueError) as e:
             raise InputError(str(e)) from None
         self.scenario, self.seed = scenario, seed
@@ -60,7 +62,7 @@ class MarketModel(mesa.Model):
         self.halt_until = -1  # step until which trading is halted
         self.resume_minute = 0.0
         # accounts start verified on the scenario's own KYC venues, not on those a rule makes KYC
-        self.tb, self.vb, self.rows = population.build(choice.kyc_as_drawn(scenario, unruled), seed, traders)
+        self.tb, self.vb, self.rows = population.build(apply_rules.kyc_as_drawn(scenario, unruled), seed, traders)
         self.vb.rules = list(scenario.venues)
         spot = int(np.flatnonzero(self.vb.is_spot)[0])
         self.market = Market(self.tb, self.vb, scenario.market, scenario.start_price, spot)
@@ -153,7 +155,7 @@ class MarketModel(mesa.Model):
         self.halt_until = self.steps + steps - 1
         self.resume_minute = (self.halt_until + 1) * self.scenario.step_minutes
         self.halts.append((self.steps, steps))
-        policy.effects += 1
+        self.effects.credit(policy)
 
     def set_margin_multiplier(self, policy, mult: float) -> None:
         """Set the maintenance multiplier on the policy's venues (dynamic margin)."""
@@ -163,13 +165,13 @@ class MarketModel(mesa.Model):
             return
         vb.margin_mult[venues] = mult
         if mult > 1.0:
-            policy.effects += 1
+            self.effects.credit(policy)
         self.engine.refresh(np.flatnonzero(np.isin(self.tb.venue, venues) & (self.tb.size != 0)))
 
     def warnings(self) -> list[str]:
         """Configured modules that never took effect during the run."""
         return [f"rule set {p.rule_set}: module {p.name} ({p.title}) never took effect in this run"
-                for p in self.policies if p.effects == 0]
+                for p in self.effects.never()]
 
     # ------------------------------------------------------------ one step
     def step(self) -> None:
@@ -232,7 +234,7 @@ class MarketModel(mesa.Model):
                     dq = np.where(blocked, 0.0, dq)
                     for p in self.policies:
                         if p.target.venue_matches(self.vb.rules[v]) and p.open_interest_cap(self.vb.rules[v]) is not None:
-                            p.effects += 1
+                            self.effects.credit(p)
         return dq
 
     def _cascade(self, t: int) -> int:

@@ -60,7 +60,7 @@ def test_wiped_out_account_is_replaced_with_its_starting_deposit_as_new_money(sh
     v = tb.venue[i]
     book = m.vb.mm_row[v]
     price = m.market.prices()[v]
-    m.market._trade(np.array([i, book]), np.array([-tb.size[i], tb.size[i]]), np.array([price, price]))
+    m.market.transfer(np.array([i, book]), np.array([-tb.size[i], tb.size[i]]), np.array([price, price]))
     tb.cash[book] += tb.cash[i]
     tb.cash[i] = 0.0
     m.audit.check("wiped out")

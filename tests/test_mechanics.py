@@ -341,3 +341,18 @@ def test_spot_flow_moves_the_index_and_leaves_other_venues():
     sim.market.execute(ALL, np.array([-depth / 100_000]))  # sell one depth on spot
     assert np.log(sim.market.index / 100_000) == approx(-0.01, rel=1e-12)
     assert sim.price(0) == approx(100_000)
+
+
+# ------------------------------------------------------------------ off-book transfers
+def test_market_transfer_moves_position_and_cash_at_the_given_price_without_fees_or_impact():
+    # two accounts, 1 BTC long at 100,000 and flat; the first passes 0.5 BTC to the second at
+    # 110,000, then buys 0.5 BTC back in at 90,000 (average entry (0.5 x 100,000 + 0.5 x 90,000) / 1)
+    sim = build([venue(taker_fee=0.01)], [acct(size=1.0, entry=100_000, margin=10_000), acct(cash=60_000)])
+    tb, mkt = sim.tb, sim.market
+    cash0, price0, volume0 = tb.cash[:2].copy(), mkt.prices().copy(), mkt.volume.copy()
+    mkt.transfer(np.array([0, 1]), np.array([-0.5, 0.5]), np.array([110_000.0, 110_000.0]))
+    assert list(tb.size[:2]) == [0.5, 0.5] and list(tb.entry[:2]) == [100_000, 110_000]
+    assert list(tb.cash[:2] - cash0) == [55_000, -55_000]  # no fee although the venue charges one
+    mkt.transfer(np.array([0]), np.array([0.5]), np.array([90_000.0]))
+    assert tb.size[0] == 1.0 and tb.entry[0] == approx(95_000) and tb.cash[0] - cash0[0] == 10_000
+    assert np.array_equal(mkt.prices(), price0) and np.array_equal(mkt.volume, volume0)

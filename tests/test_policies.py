@@ -23,6 +23,7 @@ from policylab.errors import InputError
 from policylab.names import EVENT_KINDS
 from policylab.engine.margin import maintenance
 from policylab.model import MarketModel
+from policylab.engine.apply_rules import account_rules
 from policylab.policies.api import PolicyError, merge_venue_rules
 from policylab.experiments.run import run
 from policylab.inputs.rulesets import RuleSet, load_rules, parse_rules
@@ -373,6 +374,10 @@ def test_listed_venue_requirement_and_listed_leveraged_spot(scenario):
     lonely = model(scenario, rule_set(spot), run_it=True)
     assert lonely.warnings() == [
         "rule set test: module listed_leveraged_spot (Listed leveraged spot) never took effect in this run"]
+    # the engine, not the module, records which venues a module created
+    assert lonely.effects.venues_created_by(lonely.policies[0]) == ["us_listed_spot"]
+    assert both.effects.venues_created_by(both.policies[0]) == []
+    assert both.effects.venues_created_by(both.policies[1]) == ["us_listed_spot"]
 
 
 @pytest.mark.parametrize("leakage", [0.0, 0.5])
@@ -689,3 +694,58 @@ def test_every_builtin_module_is_exercised_here():
                for m in load_rules(name).modules}
     for name in BUILTIN:
         assert f"module: {name}" in text or name in shipped, name
+
+
+def test_the_effects_ledger_counts_each_configured_module_and_hooks_leave_modules_unchanged(scenario):
+    """Each configured module is credited on its own (the same rule set twice is two sets of
+    entries); the warnings are the modules never credited; no hook changes a module in a run."""
+    modules = ("- module: leverage_cap\n  target: {classes: [professional]}\n  params: {max_leverage: 3}\n"
+               "- module: circuit_breaker\n  params: {trigger_move: 0.05}\n"
+               "- module: dynamic_margin\n"
+               "- module: margin_closeout\n  target: {classes: [retail]}\n  params: {level: 0.1}\n")
+    a, b = rule_set(modules), rule_set(modules)
+    m = model(scenario, a, b, run_it=True)
+    fresh = a.policies() + b.policies()
+    assert [vars(p) for p in m.policies] == [vars(p) for p in fresh]  # configuration only, as configured
+    counts = [m.effects.count(p) for p in m.policies]
+    assert counts[0] > 0 and counts[1] > 0 and counts[2] > 0 and counts[3] == 0
+    # the second copy is counted on its own: its cap binds on the same accounts, but the first
+    # breaker and margin rule act first each step, so the second ones find nothing to change
+    assert counts[4:] == [counts[0], 0, 0, 0]
+    assert len(m.halts) == counts[1]
+    assert m.effects.never() == [m.policies[i] for i in (3, 5, 6, 7)]
+    assert m.warnings() == [f"rule set test: module {p.name} ({p.title}) never took effect in this run"
+                            for p in (fresh[3], fresh[5], fresh[6], fresh[7])]
+
+
+def test_account_hooks_compose_as_declared(scenario):
+    """ACCOUNT_HOOKS: the lowest cap and limit, the highest close-out level, and the product of
+    leverage factors apply to the accounts the modules cover; the others keep the neutral values."""
+    def account_modules(cap, level, factor, limit):
+        return rule_set(f"""\
+            - module: leverage_cap
+              target: {{venues: [cex], classes: [retail]}}
+              params: {{max_leverage: {cap}, above_notional_usd: 20000}}
+            - module: margin_closeout
+              target: {{venues: [cex], classes: [retail]}}
+              params: {{level: {level}}}
+            - module: risk_warning
+              target: {{venues: [cex], classes: [retail]}}
+              params: {{leverage_factor: {factor}}}
+            - module: open_interest_limits
+              target: {{venues: [cex], classes: [retail]}}
+              params: {{position_limit_usd: {limit}}}
+            """)
+    m = model(scenario, account_modules(5, 0.5, 0.5, 2e6), account_modules(3, 0.8, 0.8, 1e6))
+    idx = np.concatenate([m.rows["retail"], m.rows["professional"]])
+    retail = np.isin(idx, m.rows["retail"])
+    covered = retail & (np.abs(m.tb.size[idx]) * m.tb.entry[idx] >= 20000 * m.tb.weight[idx])  # the caps' tier
+    denied, values = account_rules(m, idx, venue_index(m, "cex")[0])
+    assert covered.any() and (retail & ~covered).any() and not denied.any()
+    assert np.all(values["leverage_cap"] == np.where(covered, 3.0, np.inf))
+    assert np.all(values["closeout_level"] == np.where(retail, 0.8, 0.0))
+    assert values["desired_leverage"] == pytest.approx(np.where(retail, 0.4, 1.0))
+    assert np.all(values["position_limit"] == np.where(retail, 1e6, np.inf))
+    # on a venue none of them targets, every hook keeps its neutral value
+    denied, values = account_rules(m, idx, venue_index(m, "dex")[0])
+    assert [list(np.unique(v)) for v in values.values()] == [[np.inf], [0.0], [1.0], [np.inf]]

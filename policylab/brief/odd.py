@@ -6,7 +6,8 @@ parameters) come from the scenario as it was run; each parameter's meaning and u
 its field's metadata (:func:`policylab.inputs.values.setting`). Process, behaviour and
 submodel descriptions are the docstrings of :mod:`policylab.model`,
 :mod:`policylab.populations.base`, :mod:`policylab.engine.market`,
-:mod:`policylab.engine.liquidation` and :mod:`policylab.engine.choice` and of the agent
+:mod:`policylab.engine.liquidation`, :mod:`policylab.engine.apply_rules` and
+:mod:`policylab.engine.choice` and of the agent
 classes, read from their source files without importing them (the brief reads results
 folders, not models), so the brief describes the code that produced it. The ODD prose
 around them lives in the ``partials/methods.html`` template.
@@ -241,7 +242,7 @@ def methodology(sc: dict, manifest: dict) -> dict:
         "behaviours": behaviours(),
         "market": blocks(module_doc("policylab.engine.market")),
         "liquidation": blocks(module_doc("policylab.engine.liquidation")),
-        "choice": blocks(module_doc("policylab.engine.choice")),
+        "choice": blocks(module_doc("policylab.engine.apply_rules")) + blocks(module_doc("policylab.engine.choice")),
         "venues": venues_table(sc),
         "populations": populations_table(sc),
         "shocks": shocks_table(sc),

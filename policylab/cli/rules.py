@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from policylab.engine.choice import configure_venues
+from policylab.engine.apply_rules import configure_venues
+from policylab.engine.effects import Effects
 from policylab.errors import InputError
 from policylab.policies.api import PolicyError, describe_class
 from policylab.inputs.rulesets import builtin_rule_sets, load_rules, resolve_module
@@ -91,7 +92,7 @@ def rules_check(files: tuple[str, ...]) -> None:
     loaded = [load_rules(f) for f in files]
     policies_ = [p for rs in loaded for p in rs.policies()]
     try:
-        configure_venues(load_scenario("calm"), policies_)
+        configure_venues(load_scenario("calm"), policies_, Effects(policies_))
     except (PolicyError, ValueError) as e:
         raise InputError(f"{', '.join(files)}: {e}") from None
     for rs in loaded:

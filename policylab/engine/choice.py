@@ -1,104 +1,31 @@
-"""Applying rule sets before the scenario starts: venue rules, and traders' venue choice.
+"""The traders' venue choice under the rules, before the scenario starts.
 
-1. ``configure_venues``: every module's proposals for each venue are composed (the most
-   restrictive wins, contradictions are errors) and the venues the rules create are
-   added.
-2. ``settle``: each trader account is checked against the rules on its venue: may it
-   trade there (KYC, bans, access), and at what leverage (caps, risk warnings)? An
-   account that is turned away, or offered less leverage than it wants (or than its
-   position carries), chooses among the venues it can reach (or quitting) by utility:
+``settle``: each trader account is checked against the rules on its venue: may it trade
+there (KYC, bans, access), and at what leverage (caps, risk warnings)? An account that is
+turned away, or offered less leverage than it wants (or than its position carries),
+chooses among the venues it can reach (or quitting) by utility:
 
-       U(v) = w_lev * log(allowed / wanted) - w_fee * taker fee - KYC friction (if unverified)
-              - switching cost (v != current) + onshore trust (regulated venues) + Gumbel taste
+    U(v) = w_lev * log(allowed / wanted) - w_fee * taker fee - KYC friction (if unverified)
+           - switching cost (v != current) + onshore trust (regulated venues) + Gumbel taste
 
-   Its current venue is a revealed preference: its taste for it is raised until, under
-   the rules as they were, staying was its best choice; so only what the rules change
-   moves anyone.
+Its current venue is a revealed preference: its taste for it is raised until, under the
+rules as they were, staying was its best choice; so only what the rules change moves
+anyone.
 
-   The chosen venue takes the account's equity at its allowed leverage; an account that
-   quits keeps its money and holds no position. Each venue's book absorbs the change in
-   net positions. Accounts the rules do not touch are left exactly as the scenario drew
-   them, so a rule set that changes nothing reproduces the scenario.
+The chosen venue takes the account's equity at its allowed leverage; an account that quits
+keeps its money and holds no position. Each venue's book absorbs the change in net
+positions. Accounts the rules do not touch are left exactly as the scenario drew them, so
+a rule set that changes nothing reproduces the scenario.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
+from policylab.engine import apply_rules
 from policylab.engine.book import CLASSES, VenueBook
 from policylab.names import DERIVATIVES_CLASSES
-from policylab.engine.margin import initial_margin_leverage, liquidation_price, tier_lookup
-from policylab.policies.api import Policy, merge_venue_rules
-from policylab.inputs.scenario import Scenario
-from policylab.venues import Tier
-
-
-def configure_venues(scenario: Scenario, policies: list[Policy]) -> Scenario:
-    """The scenario with the rules' venue changes applied and new venues added."""
-    venues = []
-    for venue in scenario.venues:
-        fields, changed = merge_venue_rules(venue, policies)
-        cap = fields.pop("max_leverage", None)
-        if cap is not None:
-            fields["tiers"] = tuple(Tier(t.from_notional, min(t.max_leverage, cap)) for t in venue.tiers)
-        new = dataclasses.replace(venue, **fields)
-        new.validate(f"venue {venue.name} under the rules")
-        venues.append(new)
-        for mod in changed:
-            mod.effects += 1
-    oi = dict(scenario.open_interest)
-    for mod in policies:
-        for venue in mod.new_venues():
-            if venue.name in oi or any(v.name == venue.name for v in venues):
-                continue  # two modules creating the same venue create it once
-            venues.append(venue)
-            oi[venue.name] = 0.0
-            mod.created.append(venue.name)
-    return dataclasses.replace(scenario, venues=venues, open_interest=oi)
-
-
-def kyc_as_drawn(scenario: Scenario, unruled: Scenario) -> Scenario:
-    """``scenario`` with each venue's KYC requirement as it was before the rules, to draw the
-    population from: traders are verified where the scenario's venues already required it,
-    and a KYC rule then makes the unverified ones verify or leave (``settle``)."""
-    before = {v.name: v.kyc_required for v in unruled.venues}
-    return dataclasses.replace(scenario, venues=[dataclasses.replace(v, kyc_required=before.get(v.name, v.kyc_required))
-                                                 for v in scenario.venues])
-
-
-def account_rules(model, idx: np.ndarray, v: int):
-    """For accounts ``idx`` considered on venue ``v``: (denied, leverage cap, close-out level,
-    desired-leverage factor, position limit) from the modules targeting ``v``."""
-    tb, venue = model.tb, model.vb.rules[v]
-    n = len(idx)
-    denied = np.zeros(n, dtype=bool)
-    cap = np.full(n, np.inf)
-    closeout = np.zeros(n)
-    factor = np.ones(n)
-    limit = np.full(n, np.inf)
-    for mod in model.policies:
-        if not mod.target.venue_matches(venue):
-            continue
-        d = mod.denies(model, tb, idx, venue)
-        if d is not None:
-            denied |= d
-        covered = None
-        for value, apply in ((mod.leverage_cap(), "cap"), (mod.closeout_level(), "closeout"),
-                             (mod.desired_leverage(), "factor"), (mod.position_limit(), "limit")):
-            if value is None:
-                continue
-            covered = mod.account_mask(tb, idx) if covered is None else covered
-            if apply == "cap":
-                cap = np.where(covered, np.minimum(cap, value), cap)
-            elif apply == "closeout":
-                closeout = np.where(covered, np.maximum(closeout, value), closeout)
-            elif apply == "factor":
-                factor = np.where(covered, factor * value, factor)
-            else:
-                limit = np.where(covered, np.minimum(limit, value), limit)
-    return denied, cap, closeout, factor, limit
+from policylab.engine.margin import initial_margin_leverage, liquidation_price
 
 
 def settle(model) -> None:
@@ -124,10 +51,11 @@ def settle(model) -> None:
     limit = np.full((k, len(traders)), np.inf)
     rule_cap = np.full((k, len(traders)), np.inf)
     for v in np.flatnonzero(choosable):
-        d, cap, co, f, lim = account_rules(model, traders, v)
+        denied[v], hooks = apply_rules.account_rules(model, traders, v)
         venue_cap = initial_margin_leverage(vb, np.full(len(traders), v), notional, tb.weight[traders])
-        denied[v], allowed[v], closeout[v], factor[v], limit[v] = d, np.minimum(cap, venue_cap), co, f, lim
-        rule_cap[v] = cap
+        allowed[v] = np.minimum(hooks["leverage_cap"], venue_cap)
+        closeout[v], factor[v], limit[v] = hooks["closeout_level"], hooks["desired_leverage"], hooks["position_limit"]
+        rule_cap[v] = hooks["leverage_cap"]
     cur = tb.venue[traders].astype(int)
     col = np.arange(len(traders))
     wanted = wanted * factor[cur, col]
@@ -155,7 +83,7 @@ def settle(model) -> None:
     quits = affected & (u[best, col] < prm.quit_utility)
     moves = affected & ~quits & (best != cur)
     new_venue = np.where(moves, best, cur)
-    _count_effects(model, traders[affected], cur[affected])
+    apply_rules.credit_accounts(model, traders[affected], cur[affected])
     # reposition affected accounts at the start price
     acc = traders[affected]
     nv = new_venue[affected]
@@ -182,14 +110,11 @@ def settle(model) -> None:
     delta = np.bincount(tb.venue, weights=tb.size, minlength=k) - old_net
     for v in np.flatnonzero(np.abs(delta) > 0):
         row = vb.mm_row[v]
-        model.market._trade(np.array([row]), np.array([-delta[v]]), np.array([price[v]]))
+        model.market.transfer(np.array([row]), np.array([-delta[v]]), np.array([price[v]]))
     model.engine.refresh(traders)
     tb.liq_price[traders] = liquidation_price(tb, vb, traders)
-    _count_closeouts(model, traders)
-    held = traders[tb.size[traders] != 0]
-    for mod in model.policies:  # a venue the rules created takes effect when traders use it (not its own book rows)
-        if any(np.any(tb.venue[held] == vb.names.index(name)) for name in mod.created):
-            mod.effects += 1
+    apply_rules.credit_closeouts(model, traders)
+    apply_rules.credit_new_venues(model, traders)
 
 
 def _utility(prm, venues, allowed: np.ndarray, wanted: np.ndarray, verified: np.ndarray, cur: np.ndarray,
@@ -202,39 +127,3 @@ def _utility(prm, venues, allowed: np.ndarray, wanted: np.ndarray, verified: np.
         gain = np.log(np.minimum(allowed, wanted) / wanted)
     return (prm.leverage_weight * gain - prm.fee_weight * fee - prm.kyc_friction * (kyc & ~verified)
             - prm.switching_cost * (np.arange(len(venues))[:, None] != cur) + prm.onshore_trust * onshore + taste)
-
-
-def _count_effects(model, acc: np.ndarray, venue: np.ndarray) -> None:
-    """Credit every module whose denial, cap, factor or limit covers an affected account."""
-    tb = model.tb
-    for v in np.unique(venue):
-        idx = acc[venue == v]
-        rules = model.vb.rules[v]
-        for mod in model.policies:
-            if not mod.target.venue_matches(rules):
-                continue
-            d = mod.denies(model, tb, idx, rules)
-            hit = d is not None and d.any()
-            if any(x is not None for x in (mod.leverage_cap(), mod.closeout_level(), mod.desired_leverage(),
-                                           mod.position_limit())):
-                hit |= bool(mod.account_mask(tb, idx).any())
-            if hit:
-                mod.effects += 1
-
-
-def _count_closeouts(model, traders: np.ndarray) -> None:
-    """Credit every close-out module whose level raises some account's maintenance above
-    its venue's own (an account need not be repositioned for its close-out level to bind)."""
-    tb, vb = model.tb, model.vb
-    held = traders[tb.size[traders] != 0]
-    price = model.market.prices()
-    notional = np.abs(tb.size[held]) * price[tb.venue[held]]
-    rate = tier_lookup(vb, tb.venue[held], notional / tb.weight[held])[0]
-    for mod in model.policies:
-        level = mod.closeout_level()
-        if level is None:
-            continue
-        on = np.array([mod.target.venue_matches(r) for r in vb.rules], dtype=bool)[tb.venue[held]]
-        binds = on & mod.account_mask(tb, held) & (level / tb.lev_cap[held] > rate)
-        if binds.any():
-            mod.effects += 1

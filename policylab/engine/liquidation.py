@@ -251,10 +251,10 @@ class LiquidationEngine:
         """Move several positions to one vault row at their marks."""
         tb = self.tb
         dq = tb.size[sel].copy()
-        self.mkt._trade(sel, -dq, px)
+        self.mkt.transfer(sel, -dq, px)
         total = dq.sum()
         if total != 0:
-            self.mkt._trade(np.array([row]), np.array([total]), np.array([(dq * px).sum() / total]))
+            self.mkt.transfer(np.array([row]), np.array([total]), np.array([(dq * px).sum() / total]))
         else:  # offsetting positions: only cash changes hands
             tb.cash[row] -= (dq * px).sum()
 
@@ -319,8 +319,8 @@ class LiquidationEngine:
                 closed = tb.size[b] * f
                 p_bk = -tb.cash[b] / tb.size[b]
                 pbar = (closed * p_bk).sum() / closed.sum()
-                mkt._trade(b, -closed, p_bk)
-                mkt._trade(cp, sd * take, np.full(len(cp), pbar))
+                mkt.transfer(b, -closed, p_bk)
+                mkt.transfer(cp, sd * take, np.full(len(cp), pbar))
                 if vb.nbp[u]:  # a counterparty the ADL price takes below zero is made whole by the fund
                     short = np.maximum(-tb.equity(cp, price, vb.coin_value), 0.0)
                     tb.cash[cp] += short

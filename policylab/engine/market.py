@@ -104,8 +104,10 @@ class Market:
         else:
             self.vb.basis[moved] += dlog[moved]
 
-    def _trade(self, idx: np.ndarray, dq: np.ndarray, px: np.ndarray) -> None:
-        """Book trades at prices ``px``: cash, size and average entry (no fees)."""
+    def transfer(self, idx: np.ndarray, dq: np.ndarray, px: np.ndarray) -> None:
+        """Move ``dq`` BTC of position into accounts ``idx`` at prices ``px`` (USD per BTC):
+        their cash, size and average entry change; no fees, no price impact, no volume. For
+        off-book transfers: a book taking a net change, vault takeovers, ADL, hedge legs."""
         tb = self.tb
         kernels.trade(idx, np.asarray(dq, dtype=float), np.asarray(px, dtype=float), tb.size, tb.entry, tb.cash)
 
@@ -136,7 +138,7 @@ class Market:
         self._move(v, dlog)
         tb.hedge[idx] += dq
         tb.hedge_cash[idx] -= dq * fill
-        self._trade(vb.mm_row[[v]], np.array([-net]), np.array([fill]))
+        self.transfer(vb.mm_row[[v]], np.array([-net]), np.array([fill]))
         self.volume[v] += np.abs(dq).sum() * fill
 
     # ---------------------------------------------------------------- funding

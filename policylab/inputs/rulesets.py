@@ -65,7 +65,7 @@ class RuleSet:
     path: str = ""
 
     def policies(self) -> list[Policy]:
-        """Fresh module instances (their effect counters start at zero)."""
+        """Fresh module instances, one per configured module."""
         return [m.instantiate(self.name) for m in self.modules]
 
     def to_dict(self) -> dict:

@@ -9,6 +9,7 @@ set* is a YAML file in the repository's ``policies/`` folder (installed as
 imports neither the engine nor Numba nor pandas.
 """
 
-from policylab.policies.api import MERGE, Param, Policy, PolicyError, Target, describe_class, merge_venue_rules
+from policylab.policies.api import (ACCOUNT_HOOKS, MERGE, Param, Policy, PolicyError, Target, describe_class,
+                                    merge_venue_rules)
 
-__all__ = ["MERGE", "Param", "Policy", "PolicyError", "Target", "describe_class", "merge_venue_rules"]
+__all__ = ["ACCOUNT_HOOKS", "MERGE", "Param", "Policy", "PolicyError", "Target", "describe_class", "merge_venue_rules"]

@@ -20,8 +20,12 @@ hook                   what it returns                              composition
 =====================  ===========================================  =========================
 
 Two modules that set the same venue field to values that cannot both hold (two ADL
-rankings) contradict each other: that is an error naming both. A module that is
-configured but never takes effect during a run is reported in the run's warnings.
+rankings) contradict each other: that is an error naming both. The account-level hooks
+combine as declared in ACCOUNT_HOOKS, the venue fields as declared in MERGE.
+
+Hooks are pure: a module holds its configuration only, never run state. Whether it took
+effect is counted by the model in its effects ledger (policylab.engine.effects); a module
+that is configured but never takes effect during a run is reported in the run's warnings.
 """
 
 from __future__ import annotations
@@ -56,6 +60,16 @@ MERGE = {
     "collateral_haircut": max,
     "fee_to_fund": max,
     "adl_ranking": "equal",  # two different rankings contradict
+}
+
+# How the account-level hooks of all modules covering an account combine: hook ->
+# (NumPy function folding one module's value into the running value, the value when no
+# module sets it). The engine applies exactly these hooks, in this order.
+ACCOUNT_HOOKS = {
+    "leverage_cap": (np.minimum, np.inf),  # the lowest cap wins
+    "closeout_level": (np.maximum, 0.0),  # the highest close-out level wins
+    "desired_leverage": (np.multiply, 1.0),  # factors multiply
+    "position_limit": (np.minimum, np.inf),  # the lowest limit (USD per real account) wins
 }
 
 
@@ -186,8 +200,6 @@ class Policy:
                                           classes=target.classes or self.default_classes)
         self.rule_set = rule_set
         self.where = ""  # where the module is configured (file:line: modules[i]), for messages
-        self.effects = 0  # times the rule bound during a run (counted by the model)
-        self.created: list[str] = []  # names of the venues this module added
         declared = self.params()
         for key in params:
             if key not in declared:
