@@ -70,7 +70,6 @@ ARCHETYPES: dict[str, dict] = {
     ),
 }
 
-KINDS = tuple(ARCHETYPES)
 
 
 def kinds_where(**properties) -> tuple[str, ...]:
@@ -101,6 +100,7 @@ class KindGroup(Sequence):
         return f"KindGroup({self.name!r}: {', '.join(self.kinds())})"
 
 
+KINDS = KindGroup("all")  # every archetype, including those registered after import
 DERIVATIVE_KINDS = KindGroup("derivatives", is_spot=False)  # leveraged products: perpetuals and futures
 OFFSHORE_KINDS = KindGroup("offshore", is_spot=False, offshore=True)  # derivatives venues outside the onshore regimes
 SPOT_KINDS = KindGroup("spot", is_spot=True)  # unleveraged spot markets and ETFs
