@@ -228,7 +228,10 @@ def trade_off(summary: pd.DataFrame, order: list[str], baseline: str, colours: d
     rows = [(name, *s.loc[(name, activity), ["diff_mean", "diff_lo", "diff_hi"]],
              *s.loc[(name, risk), ["diff_mean", "diff_lo", "diff_hi"]])
             for name in order if name != baseline]
-    d = pd.DataFrame(rows, columns=["rule_set", "x", "xlo", "xhi", "y", "ylo", "yhi"]).fillna(0.0)
+    d = pd.DataFrame(rows, columns=["rule_set", "x", "xlo", "xhi", "y", "ylo", "yhi"])
+    d[["x", "y"]] = d[["x", "y"]].fillna(0.0)
+    for c in ("x", "y"):  # no interval (one seed): a bar of zero length
+        d[[f"{c}lo", f"{c}hi"]] = d[[f"{c}lo", f"{c}hi"]].apply(lambda col: col.fillna(d[c]))
     xs, xunit = usd_scale(d[["x", "xlo", "xhi"]].to_numpy())
     ys, yunit = usd_scale(d[["y", "ylo", "yhi"]].to_numpy())
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.6))
