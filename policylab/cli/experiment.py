@@ -123,6 +123,8 @@ def differences(result: ExperimentResult) -> str:
     s = result.summary.set_index(["rule_set", "metric"])
     base = result.manifest["baseline"]
     names = [m for m in HEADLINE_METRICS if m in result.definitions]
+    if not names:  # no run finished
+        return ""
     lines = []
     for arm in result.manifest["rule_sets"][1:]:
         if (arm, names[0]) not in s.index:
@@ -144,6 +146,8 @@ def curve_table(result: ExperimentResult) -> str:
     """Headline metrics at each grid point: mean and its 90% interval."""
     c = result.curves
     names = [m for m in HEADLINE_METRICS[:4] if m in result.definitions]
+    if not names:  # no run finished
+        return ""
     table = [["point", *names]]
     for arm in result.manifest["rule_sets"]:
         rows = c[c["rule_set"] == arm].set_index("metric")
