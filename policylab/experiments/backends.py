@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor as ConcurrentExecutor
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from pathlib import Path
 
 import pandas as pd
@@ -147,12 +148,18 @@ def _die_with(parent: int) -> None:
     its standard output: a worker never writes there, and a pipe reader (``| tee``)
     must see the end of the output when the parent is gone.
 
-    Linux: the kernel sends SIGKILL when the worker's parent (the forkserver, which
-    exits as soon as the experiment's process is gone) dies (prctl PR_SET_PDEATHSIG).
+    Linux: the kernel sends SIGKILL when the worker's parent, the forkserver, dies
+    (prctl PR_SET_PDEATHSIG); the forkserver exits once no process holds its "alive"
+    pipe, so the worker closes its inherited copy (it never asks the forkserver for a
+    process) and the experiment's process is the last holder.
     Everywhere: a watchdog thread ends the worker within PARENT_CHECK_SECONDS of its
     parent changing (the worker re-parented) or ``parent`` disappearing.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    server = getattr(forkserver, "_forkserver", None)
+    if getattr(server, "_forkserver_alive_fd", None) is not None:
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.close(devnull)
