@@ -39,6 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from policylab.experiments import run as results
+from policylab.experiments.folders import HeldInterrupts
 from policylab.errors import InputError
 from policylab.metrics import Metric
 
@@ -200,8 +201,9 @@ class Executor(Backend):
         self.futures: dict[Future, Task] = {}
 
     def outcomes(self, tasks, traders):
-        for label, seed, payload in tasks:
-            self.futures[self.pool.submit(run_task, payload, seed, traders)] = (label, seed, payload)
+        with HeldInterrupts():  # Ctrl-C while a worker is being started would leave it half-started
+            for label, seed, payload in tasks:
+                self.futures[self.pool.submit(run_task, payload, seed, traders)] = (label, seed, payload)
         for f in as_completed(list(self.futures)):
             yield self._outcome(f)
 

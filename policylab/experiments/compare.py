@@ -468,6 +468,7 @@ class _Run:
         finished = [outcomes[a.label, s] for a in arms for s in seeds if (a.label, s) in outcomes]
         n_failed = sum(not o.ok for o in finished)
         complete = len(finished) == len(arms) * len(seeds)
+        interrupted = interrupted and not complete  # a Ctrl-C as the last runs finished loses nothing
         warnings: dict[str, list[str]] = {}
         for o in finished:
             for w in o.warnings:
