@@ -36,8 +36,10 @@ install: system $(BIN)/python
 RULE_SETS := $(filter-out status-quo-2025,$(basename $(notdir $(wildcard policies/*.yaml))))
 DEMO_OUT := outputs/october-2025-standard
 
+# --force: the demo's folder is the project's own, replaced on every run (a results folder
+# belongs to one experiment; without --force a different one is refused).
 demo: install
-	$(BIN)/policylab compare $(RULE_SETS) --scenario october-2025 --out $(DEMO_OUT)
+	$(BIN)/policylab compare $(RULE_SETS) --scenario october-2025 --out $(DEMO_OUT) --force
 
 test: install
 	$(BIN)/python -m pytest

@@ -179,7 +179,7 @@ def test_failed_run_is_recorded_and_the_rest_continue(scenario, buggy, tmp_path)
 
 
 def test_fail_fast_stops_at_the_first_failure(scenario, buggy):
-    result = policylab.compare([buggy], scenario, [1, 0, 2, 3], baseline=buggy, traders=TRADERS, workers=1,
+    result = policylab.compare([], scenario, [1, 0, 2, 3], baseline=buggy, traders=TRADERS, workers=1,
                                fail_fast=True)
     assert result.manifest["stopped_at_failure"] and not result.manifest["complete"]
     assert result.manifest["finished_runs"] == 1 and len(result.failed) == 1

@@ -304,7 +304,10 @@ def trade_off(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
     rows = [(name, *s.loc[(name, activity), ["diff_mean", "diff_lo", "diff_hi"]],
              *s.loc[(name, risk), ["diff_mean", "diff_lo", "diff_hi"]])
             for name in order if name != baseline]
-    pts = pd.DataFrame(rows, columns=["rule_set", "x", "xlo", "xhi", "y", "ylo", "yhi"]).fillna(0.0)
+    pts = pd.DataFrame(rows, columns=["rule_set", "x", "xlo", "xhi", "y", "ylo", "yhi"])
+    pts[["x", "y"]] = pts[["x", "y"]].fillna(0.0)
+    for c in ("x", "y"):  # no interval (one seed): a bar of zero length
+        pts[[f"{c}lo", f"{c}hi"]] = pts[[f"{c}lo", f"{c}hi"]].apply(lambda col: col.fillna(pts[c]))
     xs, xunit = usd_scale(pts[["x", "xlo", "xhi"]].to_numpy())
     ys, yunit = usd_scale(pts[["y", "ylo", "yhi"]].to_numpy())
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.6))

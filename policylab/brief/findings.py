@@ -174,6 +174,9 @@ def key_findings(summary: pd.DataFrame, titles: dict[str, str], baseline: str, s
             parts.append(f"{label(m, b['description'])} of {fmt_value(b['mean'], b['unit'])} (5th to 95th percentile "
                          f"over seeds: {fmt_range(b['p05'], b['p95'], b['unit'])})")
         head.append(f"Under the baseline, {titles[baseline]}, the scenario averages {_join(parts)} over {seeds} seeds.")
+    if seeds < 2:
+        return head + ["With one seed per rule set this brief has no intervals, so no difference is reported as a "
+                       "finding; run two or more seeds for paired intervals."]
     sig = significant(summary)  # the baseline's own rows are never significant ("n/a")
     ranked = sig.groupby("rule_set")["score"].max().sort_values(ascending=False).index.tolist() if len(sig) else []
     quiet = [n for n in titles if n != baseline and n not in set(ranked)]

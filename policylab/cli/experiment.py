@@ -2,8 +2,11 @@
 
 Both write a results folder (docs/contracts.md) and print the headline differences.
 Exit codes: 0 when every run finished, 1 when some runs failed (listed in
-``failed.parquet``), 130 when interrupted with Ctrl-C (finished runs are kept:
-``--resume`` continues), 2 for bad input.
+``failed.parquet``; also when every run failed), 130 when interrupted with Ctrl-C
+(finished runs are kept: ``--resume`` continues), 2 for bad input (a results folder
+of another experiment without ``--force``, or one another process is writing, included).
+The default results folder is ``outputs/<command>-<scenario>`` with the scenario part
+made a safe file name.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ from __future__ import annotations
 import math
 import shlex
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
 
 from policylab.cli.formats import fmt
 from policylab.errors import InputError
-from policylab.experiments.compare import BASELINE, ExperimentResult, compare
+from policylab.experiments.compare import BASELINE, ExperimentFailed, ExperimentResult, compare
+from policylab.experiments.folders import OUTPUTS, slug
 from policylab.experiments.sweep import METHODS, parse_param, sweep
 from policylab.metrics import headlines
 
@@ -44,8 +49,10 @@ class RunsProgress:
         self.done = done
 
     def close(self) -> None:
+        """End the bar (if drawn); a second call does nothing."""
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 def _common_options(f):
@@ -61,11 +68,36 @@ def _common_options(f):
         click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
                      help="Run on this Dask distributed scheduler instead of local processes."),
         click.option("--resume", is_flag=True, help="Continue the interrupted experiment in --out."),
+        click.option("--force", is_flag=True,
+                     help="Replace --out if it holds another experiment (its old contents are removed first)."),
         click.option("--fail-fast", is_flag=True, help="Stop at the first failed run."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def default_out(command: str, scenario_name: str) -> Path:
+    """``outputs/<command>-<scenario>``, the scenario's file stem or name made a safe file name."""
+    return OUTPUTS / f"{command}-{slug(Path(scenario_name).stem)}"
+
+
+def execute(experiment, out: Path, **kwargs) -> ExperimentResult:
+    """Run ``experiment`` (compare or sweep) with a progress bar; Ctrl-C before the first
+    run or after the folder is written, and every run failing, end in one line."""
+    progress = RunsProgress("runs")
+    try:
+        return experiment(out=out, progress=progress, command=_command(), **kwargs)
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo(f"interrupted: no run of this command was kept in {out}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except ExperimentFailed as e:
+        progress.close()
+        click.echo(f"error: {' '.join(str(e).split())}", err=True)
+        sys.exit(EXIT_FAILED_RUNS)
+    finally:
+        progress.close()
 
 
 def _check_workers(workers: int | None) -> None:
@@ -91,6 +123,8 @@ def differences(result: ExperimentResult) -> str:
     s = result.summary.set_index(["rule_set", "metric"])
     base = result.manifest["baseline"]
     names = [m for m in HEADLINE_METRICS if m in result.definitions]
+    if not names:  # no run finished
+        return ""
     lines = []
     for arm in result.manifest["rule_sets"][1:]:
         if (arm, names[0]) not in s.index:
@@ -112,6 +146,8 @@ def curve_table(result: ExperimentResult) -> str:
     """Headline metrics at each grid point: mean and its 90% interval."""
     c = result.curves
     names = [m for m in HEADLINE_METRICS[:4] if m in result.definitions]
+    if not names:  # no run finished
+        return ""
     table = [["point", *names]]
     for arm in result.manifest["rule_sets"]:
         rows = c[c["rule_set"] == arm].set_index("metric")
@@ -158,23 +194,20 @@ def report(result: ExperimentResult, out: Path, details: str) -> None:
               help="Write brief.html and brief.pdf into the results folder.")
 @_common_options
 def compare_command(rule_specs, baseline, brief, scenario_name, seeds, traders, out_dir, workers, scheduler, resume,
-                    fail_fast) -> None:
+                    force, fail_fast) -> None:
     """Run rule sets on the same seeds of a scenario and compare them with a baseline.
 
     RULES: built-in rule set names or paths to rule set files; A+B composes two.
     Differences are paired by seed (common random numbers) with bootstrap intervals.
     """
     _check_workers(workers)
-    out = out_dir or Path("outputs") / f"compare-{Path(scenario_name).stem}"
-    progress = RunsProgress("runs")
-    try:
-        result = compare(list(rule_specs), scenario_name, 30 if seeds is None else seeds, baseline=baseline,
-                         traders=traders, out=out, workers=workers, scheduler=scheduler, resume=resume,
-                         fail_fast=fail_fast, progress=progress, command=_command())
-    finally:
-        progress.close()
-    m = result.manifest
-    if brief and not (m["interrupted"] or m["stopped_at_failure"]) and m["finished_runs"]:
+    out = out_dir or default_out("compare", scenario_name)
+
+    def write(result: ExperimentResult) -> None:
+        """The brief, written while the results folder is still locked."""
+        m = result.manifest
+        if not brief or m["interrupted"] or m["stopped_at_failure"] or not m["finished_runs"]:
+            return
         from policylab.brief.render import write_brief  # matplotlib and WeasyPrint load only when a brief is written
 
         try:
@@ -182,6 +215,14 @@ def compare_command(rule_specs, baseline, brief, scenario_name, seeds, traders, 
                 click.echo(f"brief written to {path}", err=True)
         except OSError as e:
             raise click.ClickException(f"cannot write the brief to {out}: {e.strerror or e}") from None
+        except KeyboardInterrupt:
+            click.echo(f"interrupted while writing the brief: the results in {out} are complete; write the brief "
+                       f"with: policylab report {out}", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    result = execute(partial(compare, list(rule_specs), scenario_name, 30 if seeds is None else seeds), out,
+                     baseline=baseline, traders=traders, workers=workers, scheduler=scheduler, resume=resume,
+                     force=force, fail_fast=fail_fast, finish=write)
     report(result, out, differences(result))
 
 
@@ -195,7 +236,7 @@ def compare_command(rule_specs, baseline, brief, scenario_name, seeds, traders, 
 @click.option("--samples", type=int, default=16, show_default=True, help="SALib base sample size (sobol, morris).")
 @_common_options
 def sweep_command(rule_spec, param_texts, method, samples, scenario_name, seeds, traders, out_dir, workers,
-                  scheduler, resume, fail_fast) -> None:
+                  scheduler, resume, force, fail_fast) -> None:
     """Run a rule set over a grid of policy or scenario parameters; report each metric as a curve.
 
     Example: --rules esma-2018-crypto --param leverage_cap.max_leverage=1001,100,20,2
@@ -204,14 +245,10 @@ def sweep_command(rule_spec, param_texts, method, samples, scenario_name, seeds,
     params = dict(parse_param(p, method) for p in param_texts)
     if len(params) != len(param_texts):
         raise InputError("--param: a parameter is given twice; allowed: each parameter once")
-    out = out_dir or Path("outputs") / f"sweep-{Path(scenario_name).stem}"
-    progress = RunsProgress("runs")
-    try:
-        result = sweep(params, scenario_name, 10 if seeds is None else seeds, rules=rule_spec, method=method,
-                       samples=samples, traders=traders, out=out, workers=workers, scheduler=scheduler,
-                       resume=resume, fail_fast=fail_fast, progress=progress, command=_command())
-    finally:
-        progress.close()
+    out = out_dir or default_out("sweep", scenario_name)
+    result = execute(partial(sweep, params, scenario_name, 10 if seeds is None else seeds), out, rules=rule_spec,
+                     method=method, samples=samples, traders=traders, workers=workers, scheduler=scheduler,
+                     resume=resume, force=force, fail_fast=fail_fast)
     if result.sensitivity is not None:
         details = f"\nglobal sensitivity ({method}) in {out / 'sensitivity.csv'}"
     else:

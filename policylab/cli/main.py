@@ -26,6 +26,7 @@ from policylab.cli.formats import fmt, usd
 from policylab.cli.experiment import compare_command, sweep_command
 from policylab.cli.rules import new_policy, policies, rules
 from policylab.cli.validate import leverage_study_command, validate_command
+from policylab.experiments.folders import OUTPUTS, slug
 from policylab.experiments.run import RunResult, run as run_scenario
 from policylab.inputs.rulesets import load_rules
 from policylab.inputs.scenario import Scenario, builtin_names, load_scenario
@@ -138,7 +139,7 @@ def cli() -> None:
 @click.option("--traders", type=int, default=None,
               help="Simulated trader accounts, 100 to 10,000,000 (default: the scenario's).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Output folder (default: outputs/<scenario>-seed<N>/).")
+              help="Output folder (default: outputs/<scenario>-seed<N>/, the scenario's name made a safe file name).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the metrics, as one JSON object, on stdout.")
 @click.option("--audit", is_flag=True, help="Check money conservation after every step.")
 @click.option("--rules", "rule_names", multiple=True, metavar="NAME|PATH",
@@ -153,7 +154,7 @@ def run_command(scenario_name: str, seed: int, traders: int | None, out_dir: Pat
         raise InputError(f"--traders: got {traders}; allowed: {lo:,} to {hi:,} simulated trader accounts")
     if seed < 0:
         raise InputError(f"--seed: got {seed}; allowed: an integer >= 0")
-    out = out_dir if out_dir is not None else Path("outputs") / f"{sc.name}-seed{seed}"
+    out = out_dir if out_dir is not None else OUTPUTS / f"{slug(sc.name)}-seed{seed}"
     existing = next(p for p in (out, *out.absolute().parents) if p.exists())
     if not existing.is_dir():
         raise InputError(f"--out: {existing} exists and is not a folder; allowed: a folder path")

@@ -9,15 +9,23 @@ traceback; so does a run whose worker died.
 
 Stopping (Ctrl-C, ``--fail-fast``): :meth:`Backend.stop` drops the runs not started
 and yields the outcomes of those still running on local processes (they finish);
-on Dask every unfinished run is cancelled.
+on Dask every unfinished run is cancelled. Local worker processes end with the
+experiment's process whatever ends it, SIGKILL included (:func:`_die_with`).
+
+Add a backend: a :class:`Backend` subclass built as ``cls(workers, scheduler)``, and
+an entry in :data:`BACKENDS` (``compare(..., backend=NAME)`` selects it).
 """
 
 from __future__ import annotations
 
+import ast
+import ctypes
 import multiprocessing
 import os
 import pickle
 import signal
+import sys
+import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -25,10 +33,13 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor as ConcurrentExecutor
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
+from pathlib import Path
 
 import pandas as pd
 
 from policylab.experiments import run as results
+from policylab.experiments.folders import HeldInterrupts
 from policylab.errors import InputError
 from policylab.metrics import Metric
 
@@ -96,10 +107,14 @@ def _failed(task: Task, e: BaseException) -> Outcome:
 
 
 class Backend(ABC):
-    """Runs tasks; ``name`` and ``workers`` go in the manifest."""
+    """Runs tasks; ``name`` and ``workers`` go in the manifest. Every backend is built as
+    ``cls(workers, scheduler)`` (each uses what it needs) and listed in BACKENDS."""
 
     name = ""
     workers = 1
+
+    def __init__(self, workers: int = 1, scheduler: str | None = None):
+        """Nothing to set up (this process runs the tasks)."""
 
     @abstractmethod
     def outcomes(self, tasks: Sequence[Task], traders: int | None) -> Iterator[Outcome]:
@@ -109,8 +124,9 @@ class Backend(ABC):
         """Drop the runs not started; yield those still finishing."""
         return iter(())
 
-    def close(self) -> None:
-        """Release workers and connections."""
+    def close(self, abandon: bool = False) -> None:
+        """Release workers and connections; ``abandon``: end the runs still going (their
+        outcomes are lost) instead of waiting for them."""
 
 
 class InProcess(Backend):
@@ -123,8 +139,57 @@ class InProcess(Backend):
             yield run_task(payload, seed, traders)
 
 
-def _ignore_sigint() -> None:
+PARENT_CHECK_SECONDS = 0.5
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with(parent: int) -> None:
+    """Worker initializer: ignore Ctrl-C (the parent decides what stops), end when the
+    experiment's process ``parent`` ends for any reason (SIGKILL included), and leave
+    its standard output: a worker never writes there, and a pipe reader (``| tee``)
+    must see the end of the output when the parent is gone.
+
+    Linux: the kernel sends SIGKILL when the worker's parent, the forkserver, dies
+    (prctl PR_SET_PDEATHSIG); the forkserver exits once no process holds its "alive"
+    pipe, so the worker closes its inherited copy (it never asks the forkserver for a
+    process) and the experiment's process is the last holder.
+    Everywhere: a watchdog thread ends the worker within PARENT_CHECK_SECONDS of its
+    parent changing (the worker re-parented) or ``parent`` disappearing.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    server = getattr(forkserver, "_forkserver", None)
+    if getattr(server, "_forkserver_alive_fd", None) is not None:
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    ppid = os.getppid()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if not _alive(ppid, parent):  # the parent died before the death signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while _alive(ppid, parent):
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="policylab-parent-watchdog", daemon=True).start()
+
+
+def _alive(ppid: int, parent: int) -> bool:
+    """The worker still has parent ``ppid`` and the process ``parent`` exists."""
+    if os.getppid() != ppid:
+        return False
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Executor(Backend):
@@ -132,10 +197,14 @@ class Executor(Backend):
 
     pool: ConcurrentExecutor
 
+    def __init__(self, workers: int = 1, scheduler: str | None = None):
+        self.futures: dict[Future, Task] = {}
+
     def outcomes(self, tasks, traders):
-        self.futures: dict[Future, Task] = {self.pool.submit(run_task, payload, seed, traders): (label, seed, payload)
-                                            for label, seed, payload in tasks}
-        for f in as_completed(self.futures):
+        with HeldInterrupts():  # Ctrl-C while a worker is being started would leave it half-started
+            for label, seed, payload in tasks:
+                self.futures[self.pool.submit(run_task, payload, seed, traders)] = (label, seed, payload)
+        for f in as_completed(list(self.futures)):
             yield self._outcome(f)
 
     def _outcome(self, f: Future) -> Outcome:
@@ -152,17 +221,22 @@ class Executor(Backend):
 
 class Processes(Executor):
     """A pool of local worker processes (forked from a server that has policylab loaded).
-    Workers ignore Ctrl-C: the parent decides what stops."""
+    Workers ignore Ctrl-C and end with the experiment's process (:func:`_die_with`)."""
 
     name = "processes"
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, scheduler: str | None = None):
+        super().__init__(workers, scheduler)
+        check_main_guarded()
         self.workers = workers
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["policylab.experiments.backends"])
-        self.pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_ignore_sigint)
+        self.pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with, initargs=(os.getpid(),))
 
-    def close(self):
+    def close(self, abandon=False):
+        if abandon:
+            for p in list((getattr(self.pool, "_processes", None) or {}).values()):
+                p.kill()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -172,26 +246,80 @@ class Dask(Executor):
 
     name = "dask"
 
-    def __init__(self, address: str):
+    def __init__(self, workers: int | None = None, scheduler: str | None = None):
+        super().__init__(workers, scheduler)
+        if not scheduler:
+            raise InputError("--scheduler: none given; allowed: the address of a running Dask scheduler "
+                             "(tcp://HOST:8786) for the dask backend")
         from distributed import Client
 
         try:
-            self.client = Client(address, timeout=DASK_CONNECT_SECONDS, set_as_default=False)
+            self.client = Client(scheduler, timeout=DASK_CONNECT_SECONDS, set_as_default=False)
         except (OSError, TimeoutError) as e:
-            raise InputError(f"--scheduler: cannot connect to {address} ({e}); allowed: the address of a "
+            raise InputError(f"--scheduler: cannot connect to {scheduler} ({e}); allowed: the address of a "
                              "running Dask scheduler, e.g. tcp://HOST:8786") from None
         self.workers = max(1, sum(self.client.nthreads().values()))
         self.pool = self.client.get_executor(pure=False)
 
-    def close(self):
+    def close(self, abandon=False):
         self.client.close()
 
 
-def choose(workers: int | None, scheduler: str | None, runs: int) -> Backend:
-    """Dask if a scheduler is given; else local processes, or this process for one worker."""
-    if scheduler:
-        return Dask(scheduler)
+BACKENDS: dict[str, type[Backend]] = {InProcess.name: InProcess, Processes.name: Processes, Dask.name: Dask}
+
+
+def check_main_guarded() -> None:
+    """Raise RuntimeError if worker processes would run this script's experiment again.
+
+    Each worker re-imports the script that started Python (``__main__``), so a script
+    must call the experiment under ``if __name__ == "__main__":``; without the guard
+    every worker would start its own experiment and die. Checked from the script's
+    source: the top-level statement running now must sit under that guard.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    spec_name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if path is None or multiprocessing.parent_process() is not None or spec_name == "__main__" \
+            or spec_name.endswith(".__main__") or Path(path).stem == "ipython":
+        return  # nothing is re-imported (as multiprocessing.spawn decides)
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_globals is vars(main) and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None:
+        return
+    try:
+        tree = ast.parse(Path(path).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return
+    line = frame.f_lineno
+    for node in tree.body:
+        if node.lineno <= line <= (node.end_lineno or node.lineno):
+            if not _is_main_guard(node):
+                raise RuntimeError(
+                    f"{path}:{line}: experiments on worker processes need the script's code under "
+                    "`if __name__ == \"__main__\":` (each worker re-imports the script); allowed: add the "
+                    "guard, or workers=1")
+            return
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    """``if __name__ == "__main__":`` (either order)."""
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare) or len(node.test.ops) != 1 \
+            or not isinstance(node.test.ops[0], ast.Eq):
+        return False
+    sides = [node.test.left, *node.test.comparators]
+    return any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides) and \
+        any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides)
+
+
+def choose(workers: int | None, scheduler: str | None, runs: int, name: str | None = None) -> Backend:
+    """The backend ``name`` (a key of BACKENDS); by default Dask if a scheduler is given,
+    else local processes, or this process for one worker."""
+    if name is not None and name not in BACKENDS:
+        raise InputError(f"backend: got {name!r}; allowed: {', '.join(BACKENDS)}")
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = min(workers, max(runs, 1))
-    return InProcess() if workers <= 1 else Processes(workers)
+    if name is None:
+        name = "dask" if scheduler else "processes" if workers > 1 else "in-process"
+    return BACKENDS[name](workers, scheduler)

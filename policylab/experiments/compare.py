@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from policylab import __version__
-from policylab.experiments import backends
+from policylab.experiments import backends, folders
 from policylab.experiments import stats
 from policylab.atomic import write_all
 from policylab.experiments.backends import Outcome
@@ -256,7 +256,7 @@ class Staging:
 
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "experiment.json").write_text(json.dumps({"arms_hash": self.arms_hash}) + "\n")
+        write_all([(self.dir / "experiment.json", lambda p: p.write_text(json.dumps({"arms_hash": self.arms_hash}) + "\n"))])
 
     def check(self, out: Path) -> None:
         """Raise InputError unless the staged runs belong to an experiment with these arms."""
@@ -326,144 +326,232 @@ def _check_out(out: Path) -> None:
         raise InputError(f"--out: {existing} exists and is not a folder; allowed: a folder path")
 
 
+class ExperimentFailed(RuntimeError):
+    """Every run of an experiment failed; ``result`` holds the tables (``failed`` lists the
+    errors), the message the first error and its note the first traceback."""
+
+    def __init__(self, result: ExperimentResult, out: Path | None):
+        first = result.failed.iloc[0]
+        where = f"; errors and tracebacks in {out / 'failed.parquet'}" if out is not None else ""
+        super().__init__(f"every run failed ({len(result.failed)} of {result.manifest['runs']}; first: "
+                         f"{first['rule_set']} seed {first['seed']}: {first['error']}){where}")
+        self.result = result
+        self.add_note(str(first["traceback"]))
+
+
 def run_experiment(arms: Sequence[Arm], seeds: Sequence[int], *, baseline: str, traders: int | None = None,
                    out: str | os.PathLike | None = None, workers: int | None = None, scheduler: str | None = None,
-                   resume: bool = False, fail_fast: bool = False, progress: Progress | None = None,
-                   command: str | None = None, kind: str = "compare", extra_manifest: dict | None = None,
-                   extra_tables: Callable[[dict], dict[str, pd.DataFrame]] | None = None) -> ExperimentResult:
+                   backend: str | None = None, resume: bool = False, force: bool = False, fail_fast: bool = False,
+                   progress: Progress | None = None, command: str | None = None, kind: str = "compare",
+                   extra_manifest: dict | None = None,
+                   extra_tables: Callable[[dict], dict[str, pd.DataFrame]] | None = None,
+                   finish: Callable[[ExperimentResult], None] | None = None) -> ExperimentResult:
     """Run every arm on every seed and collect the tables (writing ``out`` if given).
 
     ``baseline`` is the label of the arm the others are compared with. ``progress`` is
     called as ``progress(done, total)`` over the runs this call executes.
-    ``extra_tables`` turns the tables into additional ones (sweeps).
+    ``extra_tables`` turns the tables into additional ones (sweeps). ``out`` is locked
+    (:class:`~policylab.experiments.folders.FolderLock`) from before the first run
+    until ``finish(result)`` (if given) has returned. Raises ExperimentFailed if every
+    run failed, after writing ``out``.
     """
     started, t0 = _now(), time.perf_counter()
     seeds = list(seeds)
     check_traders(traders)
-    sc = arms[0].scenario
+    if resume and force:
+        raise InputError("--force: given with --resume; allowed: one of them (--force discards the interrupted runs)")
     configs = [a.config() for a in arms]
-    keys = {a.label: digest(c)[:16] for a, c in zip(arms, configs)}
-    arms_hash = digest({"arms": configs, "traders": traders})
-    outcomes: dict[tuple[str, int], Outcome] = {}
-    staging = None
-    if out is not None:
-        out = Path(out)
-        _check_out(out)
-        staging = Staging(out, arms_hash)
+    run = _Run(arms, seeds, configs, traders, backend, workers, scheduler, fail_fast, progress)
+    if out is None:
+        result = run.execute(None, started, t0, baseline, command, kind, extra_manifest, extra_tables)
+        return _finished(result, None, finish)
+    out = Path(out)
+    _check_out(out)
+    staging = Staging(out, run.arms_hash)
+    if resume and not staging.exists():
+        raise InputError(f"--resume: {out} holds no unfinished experiment; allowed: the --out folder "
+                         "of an interrupted compare or sweep")
+    with folders.FolderLock(out):
         if resume:
             if not staging.exists():
                 raise InputError(f"--resume: {out} holds no unfinished experiment; allowed: the --out folder "
                                  "of an interrupted compare or sweep")
             staging.check(out)
+        else:
+            folders.claim(out, run.config_hash, force)
+        result = run.execute(staging, started, t0, baseline, command, kind, extra_manifest, extra_tables,
+                             resume=resume)
+        return _finished(result, out, finish)
+
+
+def _finished(result: ExperimentResult, out: Path | None, finish) -> ExperimentResult:
+    m = result.manifest
+    if m["complete"] and m["failed_runs"] == m["runs"]:
+        raise ExperimentFailed(result, out)
+    if finish is not None:
+        finish(result)
+    return result
+
+
+class _Run:
+    """One execution of an experiment's runs; Ctrl-C at any moment leaves a consistent folder."""
+
+    def __init__(self, arms, seeds, configs, traders, backend, workers, scheduler, fail_fast, progress):
+        self.arms, self.seeds, self.configs, self.traders = arms, seeds, configs, traders
+        self.backend_name, self.workers, self.scheduler = backend, workers, scheduler
+        self.fail_fast, self.progress = fail_fast, progress
+        self.keys = {a.label: digest(c)[:16] for a, c in zip(arms, configs)}
+        self.arms_hash = digest({"arms": configs, "traders": traders})
+        self.config_hash = digest({"scenario": configs[0]["scenario"], "arms": configs, "seeds": seeds,
+                                   "traders": traders})
+        try:
+            self.payloads = {a.label: cloudpickle.dumps(a) for a in arms}
+        except (pickle.PicklingError, TypeError) as e:
+            raise InputError(f"rule sets: cannot send them to workers ({e})") from None
+
+    def execute(self, staging: Staging | None, started: str, t0: float, baseline: str, command, kind,
+                extra_manifest, extra_tables, resume: bool = False) -> ExperimentResult:
+        arms, seeds = self.arms, self.seeds
+        outcomes: dict[tuple[str, int], Outcome] = {}
+        if resume:
             for a in arms:
                 for s in seeds:
-                    o = staging.load(keys[a.label], s)
+                    o = staging.load(self.keys[a.label], s)
                     if o is not None:
                         outcomes[a.label, s] = o
-        elif staging.exists():
-            raise InputError(f"--out: {out} holds an interrupted experiment ({staging.count()} finished runs); "
-                             "allowed: --resume to continue it, or another --out folder")
-    resumed = len(outcomes)
-    try:
-        payloads = {a.label: cloudpickle.dumps(a) for a in arms}
-    except (pickle.PicklingError, TypeError) as e:
-        raise InputError(f"rule sets: cannot send them to workers ({e})") from None
-    todo = [(a.label, s, payloads[a.label]) for a in arms for s in seeds if (a.label, s) not in outcomes]
-    backend = backends.choose(workers, scheduler, len(todo))
-    if staging is not None:
-        staging.start()
-    interrupted = stopped = False
-    done = 0
+        resumed = len(outcomes)
+        todo = [(a.label, s, self.payloads[a.label]) for a in arms for s in seeds if (a.label, s) not in outcomes]
+        interrupted = stopped = abandon = False
+        done = 0
+        backend = None
 
-    def record(o: Outcome) -> None:
-        nonlocal done
-        outcomes[o.arm, o.seed] = o
-        if staging is not None and o.ok:
-            staging.save(keys[o.arm], o)
-        done += 1
-        if progress is not None:
-            progress(done, len(todo))
+        def record(o: Outcome) -> None:
+            """Save the run, then count it, with Ctrl-C held in between."""
+            nonlocal done
+            with folders.HeldInterrupts():
+                if staging is not None and o.ok:
+                    staging.save(self.keys[o.arm], o)
+                outcomes[o.arm, o.seed] = o
+                done += 1
+            if self.progress is not None:
+                self.progress(done, len(todo))
 
-    try:
         try:
-            for o in backend.outcomes(todo, traders):
+            backend = backends.choose(self.workers, self.scheduler, len(todo), self.backend_name)
+            if staging is not None:
+                with folders.HeldInterrupts():
+                    staging.start()
+            for o in backend.outcomes(todo, self.traders):
                 record(o)
-                if fail_fast and not o.ok:
+                if self.fail_fast and not o.ok:
                     stopped = True
                     break
         except KeyboardInterrupt:
             interrupted = True
-        if interrupted or stopped:
+        if backend is not None and (interrupted or stopped):
             try:
                 for o in backend.stop():
                     record(o)
             except KeyboardInterrupt:
-                interrupted = True
-    finally:
-        backend.close()
-    t = tables(arms, seeds, outcomes, baseline)
-    finished = [outcomes[a.label, s] for a in arms for s in seeds if (a.label, s) in outcomes]
-    n_failed = sum(not o.ok for o in finished)
-    complete = len(finished) == len(arms) * len(seeds)
-    warnings: dict[str, list[str]] = {}
-    for o in finished:
-        for w in o.warnings:
-            if w not in warnings.setdefault(o.arm, []):
-                warnings[o.arm].append(w)
-    manifest = {
-        "package": "policylab", "version": __version__, "git_revision": _git_revision(),
-        "config_hash": digest({"scenario": configs[0]["scenario"], "arms": configs, "seeds": seeds,
-                               "traders": traders}),
-        "command": command, "kind": kind, "scenario": sc.name, "baseline": baseline,
-        "rule_sets": [a.label for a in arms], "seeds": seeds, "traders": traders or sc.traders,
-        "backend": backend.name, "workers": backend.workers, "started": started, "finished": _now(),
-        "wall_seconds": round(time.perf_counter() - t0, 3),
-        "run_seconds": [{"rule_set": o.arm, "seed": o.seed, "seconds": round(o.seconds, 4),
-                         "cpu_seconds": round(o.cpu_seconds, 4)} for o in finished],
-        "platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
-        "python": sys.version.split()[0], "runs": len(arms) * len(seeds), "finished_runs": len(finished),
-        "resumed_runs": resumed, "failed_runs": n_failed, "complete": complete,
-        "interrupted": interrupted, "stopped_at_failure": stopped, "warnings": warnings,
-        **(extra_manifest or {}),
-    }
-    result = ExperimentResult(
-        runs=t["runs"], failed=t["failed"], timeseries=t["timeseries"], events=t["events"], summary=t["summary"],
-        definitions=t["definitions"], rule_sets={a.label: a.describe() for a in arms},
-        scenario=scenario_dict(sc), manifest=manifest, **(extra_tables(t) if extra_tables else {}))
-    if out is not None:
-        result.write(out)
-        if complete and not n_failed:
-            staging.remove()
-    return result
+                interrupted = abandon = True
+        with folders.HeldInterrupts(deliver=False):  # Ctrl-C from here on changes nothing
+            if backend is not None:
+                backend.close(abandon)
+            return self._result(outcomes, staging, resumed, started, t0, baseline, command, kind, extra_manifest,
+                                extra_tables, backend, interrupted, stopped)
+
+    def _result(self, outcomes, staging, resumed, started, t0, baseline, command, kind, extra_manifest,
+                extra_tables, backend, interrupted, stopped) -> ExperimentResult:
+        arms, seeds = self.arms, self.seeds
+        sc = arms[0].scenario
+        t = tables(arms, seeds, outcomes, baseline)
+        finished = [outcomes[a.label, s] for a in arms for s in seeds if (a.label, s) in outcomes]
+        n_failed = sum(not o.ok for o in finished)
+        complete = len(finished) == len(arms) * len(seeds)
+        interrupted = interrupted and not complete  # a Ctrl-C as the last runs finished loses nothing
+        warnings: dict[str, list[str]] = {}
+        for o in finished:
+            for w in o.warnings:
+                if w not in warnings.setdefault(o.arm, []):
+                    warnings[o.arm].append(w)
+        manifest = {
+            "package": "policylab", "version": __version__, "git_revision": _git_revision(),
+            "config_hash": self.config_hash,
+            "command": command, "kind": kind, "scenario": sc.name, "baseline": baseline,
+            "rule_sets": [a.label for a in arms], "seeds": seeds, "traders": self.traders or sc.traders,
+            "backend": backend.name if backend else None, "workers": backend.workers if backend else 0,
+            "started": started, "finished": _now(),
+            "wall_seconds": round(time.perf_counter() - t0, 3),
+            "run_seconds": [{"rule_set": o.arm, "seed": o.seed, "seconds": round(o.seconds, 4),
+                             "cpu_seconds": round(o.cpu_seconds, 4)} for o in finished],
+            "platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "python": sys.version.split()[0], "runs": len(arms) * len(seeds), "finished_runs": len(finished),
+            "resumed_runs": resumed, "failed_runs": n_failed, "complete": complete,
+            "interrupted": interrupted, "stopped_at_failure": stopped, "warnings": warnings,
+            **(extra_manifest or {}),
+        }
+        result = ExperimentResult(
+            runs=t["runs"], failed=t["failed"], timeseries=t["timeseries"], events=t["events"],
+            summary=t["summary"], definitions=t["definitions"], rule_sets={a.label: a.describe() for a in arms},
+            scenario=scenario_dict(sc), manifest=manifest, **(extra_tables(t) if extra_tables else {}))
+        if staging is not None:
+            if not staging.exists():  # interrupted before the first run: --resume starts it
+                staging.start()
+            result.write(staging.dir.parent)
+            if complete and not n_failed:
+                staging.remove()
+        return result
 
 
 def compare(rules: Sequence[RuleSpec], scenario: str | Scenario, seeds: int | Sequence[int] = 30, *,
             baseline: RuleSpec = BASELINE, traders: int | None = None, out: str | os.PathLike | None = None,
-            workers: int | None = None, scheduler: str | None = None, resume: bool = False,
-            fail_fast: bool = False, progress: Progress | None = None, command: str | None = None) -> ExperimentResult:
+            workers: int | None = None, scheduler: str | None = None, backend: str | None = None,
+            resume: bool = False, force: bool = False, fail_fast: bool = False, progress: Progress | None = None,
+            command: str | None = None, finish: Callable[[ExperimentResult], None] | None = None) -> ExperimentResult:
     """Run ``rules`` and the baseline on the same seeds of ``scenario`` and compare them.
+
+    Worker processes re-import the script that calls this: in a script, call it under
+    ``if __name__ == "__main__":`` (RuntimeError otherwise) or with ``workers=1``.
 
     Args:
         rules: rule sets, each a built-in name or a path, ``"A+B"`` (composed), a
             RuleSet, or a list of these (composed; an empty list is the scenario as written).
+            Every arm, the baseline included, must have its own name.
         scenario: a built-in scenario name, a path, or a Scenario.
-        seeds: a count N (seeds 0..N-1) or the seeds themselves.
+        seeds: a count N (seeds 0..N-1) or the seeds themselves (any integer type).
         baseline: the rule set the others are compared with (first in every table).
         traders: simulated trader accounts (default: the scenario's).
-        out: the results folder to write (default: none).
+        out: the results folder to write (default: none); it holds one experiment.
         workers: local worker processes (default: all cores; 1 runs in this process).
         scheduler: a Dask scheduler address (tcp://HOST:PORT) to run on instead.
+        backend: a name of ``backends.BACKENDS`` (default: from ``workers`` and ``scheduler``).
         resume: continue the interrupted experiment in ``out``.
+        force: replace the contents of ``out`` if it holds another experiment.
         fail_fast: stop at the first failed run.
         progress: called as ``progress(done, total)`` after each run.
         command: the command line, for the manifest.
+        finish: called with the result once ``out`` is written, while it is still locked.
+
+    Raises:
+        InputError: bad input (nothing is run).
+        ExperimentFailed: every run failed (the message holds the first error).
     """
     sc = dataclasses.replace(scenario) if isinstance(scenario, Scenario) else load_scenario(scenario)
-    arms = {}
-    for spec in [baseline, *rules]:
+    arms: dict[str, Arm] = {}
+    sources: dict[str, str] = {}
+    for i, spec in enumerate([baseline, *rules]):
         arm = make_arm(spec, sc)
-        arms.setdefault(arm.label, arm)
-    arms = list(arms.values())
-    return run_experiment(arms, check_seeds(seeds), baseline=arms[0].label, traders=traders, out=out,
-                          workers=workers, scheduler=scheduler, resume=resume, fail_fast=fail_fast,
-                          progress=progress, command=command)
+        where = ("the baseline " if i == 0 else "") + _source(spec, arm)
+        if arm.label in arms:
+            raise InputError(f"rule sets: {sources[arm.label]} and {where} are both named {arm.label!r}; "
+                             "allowed: distinct names (each arm once; change the name: of a rule set file)")
+        arms[arm.label], sources[arm.label] = arm, where
+    return run_experiment(list(arms.values()), check_seeds(seeds), baseline=next(iter(arms)), traders=traders,
+                          out=out, workers=workers, scheduler=scheduler, backend=backend, resume=resume,
+                          force=force, fail_fast=fail_fast, progress=progress, command=command, finish=finish)
+
+
+def _source(spec: RuleSpec, arm: Arm) -> str:
+    """Where an arm's rule sets come from, for messages: files by path, built-ins by name."""
+    parts = [r.path if r.path and Path(r.path).is_file() else f"built-in {r.name}" for r in arm.rules]
+    return " + ".join(parts) or AS_WRITTEN

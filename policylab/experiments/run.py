@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import pandas as pd
 
 from policylab import metrics
 from policylab.atomic import write_all
+from policylab.errors import InputError
 from policylab.engine.book import CLASSES
 from policylab.engine.liquidation import EVENT_KINDS
 from policylab.model import MarketModel
@@ -128,18 +130,30 @@ class RunResult:
             raise
 
 
+def check_seed(seed) -> int:
+    """``seed`` as a Python int: any integer type (NumPy's included) >= 0; InputError otherwise."""
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        value = None
+    if value is None or isinstance(seed, bool) or value < 0:
+        raise InputError(f"seed: got {seed!r}; allowed: an integer >= 0")
+    return value
+
+
 def run(scenario: Scenario, seed: int = 0, traders: int | None = None, audit: bool = False,
         progress: Callable[[int, int], None] | None = None, rules=()) -> RunResult:
     """Run ``scenario`` to its end under ``rules`` and collect the tables.
 
     Args:
         scenario: the scenario to run.
-        seed: the run's seed (same seed, same results).
+        seed: the run's seed (same seed, same results): any integer type (NumPy's too), >= 0.
         traders: simulated trader accounts (default: the scenario's).
         audit: check money conservation after every step (raises AssertionError).
         progress: called as ``progress(steps_done, total_steps)`` after every step.
         rules: rule sets (policylab.rules.RuleSet) in force, composed.
     """
+    seed = check_seed(seed)
     model = MarketModel(scenario, seed=seed, traders=traders, audit=audit, rules=rules)
     scenario = model.scenario  # with the rules' venue changes and new venues
     start = metrics.snapshot(model)

@@ -22,7 +22,7 @@ import dataclasses
 import itertools
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -254,8 +254,9 @@ def curves(summary: pd.DataFrame, wide: pd.DataFrame, grid: pd.DataFrame) -> pd.
 def sweep(params: Mapping[str, Sequence[Value]], scenario: str | Scenario, seeds: int | Sequence[int] = 10, *,
           rules: RuleSpec = (), method: str = "grid", samples: int = 16, traders: int | None = None,
           out: str | os.PathLike | None = None, workers: int | None = None, scheduler: str | None = None,
-          resume: bool = False, fail_fast: bool = False, progress: Progress | None = None,
-          command: str | None = None) -> ExperimentResult:
+          backend: str | None = None, resume: bool = False, force: bool = False, fail_fast: bool = False,
+          progress: Progress | None = None, command: str | None = None,
+          finish: Callable[[ExperimentResult], None] | None = None) -> ExperimentResult:
     """Run ``rules`` on ``scenario`` at every point of a parameter grid (or SALib sample).
 
     Args:
@@ -295,5 +296,6 @@ def sweep(params: Mapping[str, Sequence[Value]], scenario: str | Scenario, seeds
     manifest = {"method": method, "swept_rules": base.label if base.label != AS_WRITTEN else None,
                 "params": {k: list(v) for k, v in params.items()}, "samples": samples if method != "grid" else None}
     return run_experiment(arms, check_seeds(seeds), baseline=arms[0].label, traders=traders, out=out, workers=workers,
-                          scheduler=scheduler, resume=resume, fail_fast=fail_fast, progress=progress,
-                          command=command, kind="sweep", extra_manifest=manifest, extra_tables=extra)
+                          scheduler=scheduler, backend=backend, resume=resume, force=force, fail_fast=fail_fast,
+                          progress=progress, command=command, kind="sweep", extra_manifest=manifest,
+                          extra_tables=extra, finish=finish)

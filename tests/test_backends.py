@@ -1,5 +1,6 @@
-"""A real Dask cluster on 127.0.0.1 (a ``dask scheduler`` and two ``dask worker``
-processes) runs a comparison; its tables equal the in-process ones."""
+"""Execution backends: every backend of the registry runs a tiny comparison with the same
+tables; the Dask one on a real cluster on 127.0.0.1 (a ``dask scheduler`` and two
+``dask worker`` processes)."""
 
 import os
 import signal
@@ -13,6 +14,8 @@ import pandas as pd
 import pytest
 
 import policylab
+from policylab.errors import InputError
+from policylab.experiments.backends import BACKENDS, choose
 from policylab.inputs.scenario import load_scenario
 
 TRADERS = 400
@@ -75,3 +78,30 @@ def test_dask_cluster_gives_the_in_process_tables(scheduler, flash_path):
     assert remote.manifest["backend"] == "dask" and remote.manifest["workers"] == 2
     for name in ("runs", "failed", "timeseries", "events", "summary"):
         pd.testing.assert_frame_equal(getattr(remote, name), getattr(local, name), check_exact=True)
+
+
+TABLES = ("runs", "failed", "timeseries", "events", "summary")
+
+
+@pytest.fixture(scope="module")
+def reference(flash_path):
+    return policylab.compare(["esma-2018-crypto"], load_scenario(str(flash_path)), 2, traders=TRADERS, workers=1)
+
+
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_every_registered_backend_gives_the_same_tables(name, request, flash_path, reference):
+    scheduler = request.getfixturevalue("scheduler") if name == "dask" else None
+    r = policylab.compare(["esma-2018-crypto"], load_scenario(str(flash_path)), 2, traders=TRADERS, workers=2,
+                          scheduler=scheduler, backend=name)
+    assert r.manifest["backend"] == name and r.complete and not r.manifest["failed_runs"]
+    for table in TABLES:
+        pd.testing.assert_frame_equal(getattr(r, table), getattr(reference, table), check_exact=True)
+
+
+def test_choosing_a_backend():
+    assert choose(1, None, 10).name == "in-process"
+    assert choose(None, None, 1).name == "in-process"
+    with pytest.raises(InputError, match="backend: got 'threads'; allowed: in-process, processes, dask"):
+        choose(2, None, 4, "threads")
+    with pytest.raises(InputError, match="--scheduler: none given"):
+        choose(2, None, 4, "dask")
