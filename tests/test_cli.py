@@ -182,3 +182,15 @@ def test_progress_bar_only_on_a_terminal_after_the_delay():
             for i in range(1, 11):
                 progress(i, 10)
         assert stream.getvalue() == ""
+
+
+def test_modules_lists_policy_modules_and_policies_is_its_hidden_alias():
+    """'modules' (Python classes) and 'rules' (rule set files) name what they list; the 0.1 word
+    'policies' still works but is not advertised."""
+    modules = CliRunner().invoke(cli, ["modules", "list"])
+    alias = CliRunner().invoke(cli, ["policies", "list"])
+    assert modules.exit_code == 0 and "leverage_cap" in modules.output
+    assert alias.exit_code == 0 and alias.output == modules.output
+    top = CliRunner().invoke(cli, ["--help"]).output
+    commands = [line.split()[0] for line in top.split("Commands:")[1].splitlines() if line.strip()]
+    assert "modules" in commands and "policies" not in commands

@@ -232,7 +232,11 @@ def describe(sc: Scenario) -> str:
     return "\n".join(lines)
 
 
-cli.add_command(policies)
+# "modules" lists the policy modules (Python classes); "rules" the rule sets (YAML files in
+# policies/). "policies" was the modules' command before 0.2 and stays as a hidden alias.
+cli.add_command(policies, name="modules")
+cli.add_command(click.Group("policies", commands=policies.commands, hidden=True,
+                            help="Deprecated alias of 'policylab modules' (removed in 0.3)."))
 cli.add_command(rules)
 cli.add_command(new_policy)
 cli.add_command(validate_command)
