@@ -360,6 +360,14 @@ FIGURES: tuple[FigureSpec, ...] = (
 )
 
 
+def register(spec: FigureSpec) -> None:
+    """Add ``spec`` at the end of :data:`FIGURES` at run time (what one more line in the
+    tuple does in the package); an id already registered is a ValueError."""
+    global FIGURES
+    if any(f.id == spec.id for f in FIGURES):
+        raise ValueError(f"figure {spec.id!r} is already registered; allowed: a new id")
+    FIGURES = (*FIGURES, spec)
+
 def draw(spec: FigureSpec, data: FigureData) -> Figure:
     """One registry entry drawn in the brief's style."""
     with sns.axes_style("whitegrid"), plt.rc_context(RC):

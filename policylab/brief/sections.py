@@ -301,6 +301,15 @@ SECTIONS: tuple[Section, ...] = (
 )
 
 
+def register(section: Section) -> None:
+    """Add ``section`` at the end of :data:`SECTIONS` at run time (what one more line in the
+    tuple does in the package); a name already registered is a ValueError."""
+    global SECTIONS
+    if any(s.name == section.name for s in SECTIONS):
+        raise ValueError(f"brief section {section.name!r} is already registered; allowed: a new name")
+    SECTIONS = (*SECTIONS, section)
+
+
 # ------------------------------------------------------------------------ the whole context
 def plain(value, path: str = "context"):
     """``value`` as plain data for a sandboxed template: dataclasses become dicts, NumPy
