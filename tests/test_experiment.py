@@ -166,7 +166,7 @@ def test_local_processes_give_identical_tables(comparison, scenario):
 def test_failed_run_is_recorded_and_the_rest_continue(scenario, buggy, tmp_path):
     """The module is loaded from a local file: it must reach worker processes too."""
     out = tmp_path / "out"
-    result = policylab.compare([buggy], scenario, 3, traders=TRADERS, out=out, workers=2)
+    result = policylab.compare([buggy], scenario, 3, traders=TRADERS, out=out, workers=2, allow_local_modules=True)
     failed = pd.read_parquet(out / "failed.parquet")
     assert failed[["rule_set", "seed"]].values.tolist() == [["buggy", 1]]
     assert failed["error"].iloc[0] == "ZeroDivisionError: bug in a third-party module"
@@ -180,7 +180,7 @@ def test_failed_run_is_recorded_and_the_rest_continue(scenario, buggy, tmp_path)
 
 def test_fail_fast_stops_at_the_first_failure(scenario, buggy):
     result = policylab.compare([], scenario, [1, 0, 2, 3], baseline=buggy, traders=TRADERS, workers=1,
-                               fail_fast=True)
+                               fail_fast=True, allow_local_modules=True)
     assert result.manifest["stopped_at_failure"] and not result.manifest["complete"]
     assert result.manifest["finished_runs"] == 1 and len(result.failed) == 1
 

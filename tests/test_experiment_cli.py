@@ -40,12 +40,13 @@ def test_compare_prints_differences_and_writes_the_folder(flash_path, tmp_path):
 
 def test_failed_runs_give_exit_code_1_and_are_reported(flash_path, tmp_path, buggy):
     res = invoke("compare", buggy, "--scenario", flash_path, "--seeds", 3, "--traders", TRADERS, "--workers", 1,
-                 "--out", tmp_path / "out", "--no-brief")
+                 "--out", tmp_path / "out", "--no-brief", "--allow-local-modules")
     assert res.exit_code == 1 and not (tmp_path / "out" / "brief.pdf").exists()
     assert "error: 1 of 6 runs failed (first: buggy seed 1: ZeroDivisionError: bug in a third-party module)" \
         in res.stderr
     res = invoke("compare", buggy, "--scenario", flash_path, "--seeds", 3, "--traders", TRADERS, "--workers", 1,
-                 "--out", tmp_path / "ff", "--fail-fast", "--no-brief")
+                 "--out", tmp_path / "ff", "--fail-fast", "--no-brief",
+                 "--allow-local-modules")
     assert res.exit_code == 1 and "stopped at the first failure" in res.stderr
     assert json.loads((tmp_path / "ff" / "manifest.json").read_text())["finished_runs"] < 6
 

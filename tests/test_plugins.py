@@ -168,7 +168,7 @@ def test_local_module_file(tmp_path, short_path, monkeypatch):
     path.write_text("name: young\ntitle: Young accounts off the pool\nmodules:\n"
                     "  - module: young.py:YoungAccountBan\n    params: {days: 90}\n")
     monkeypatch.chdir(tmp_path)  # the module file is found next to the rule set, not in the working folder
-    rs = load_rules(str(path))
+    rs = load_rules(str(path), allow_local_modules=True)
     assert rs.modules[0].cls.name == "young_account_ban"
     res = CliRunner().invoke(cli, ["rules", "check", "rules/young.yaml"])
     assert res.exit_code == 0, res.stderr
@@ -238,7 +238,7 @@ def test_guide_example_works(tmp_path, short_path, monkeypatch):
     # the guide's command, on a short scenario
     res = CliRunner().invoke(cli, ["run", "--scenario", str(short_path), "--traders", "2000",
                                    "--rules", str(tmp_path / "uk-appropriateness.yaml"),
-                                   "--rules", "esma-2018-crypto", "--out", str(tmp_path / "out")])
+                                   "--rules", "esma-2018-crypto", "--allow-local-modules", "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.stderr
     assert "accounts that stopped trading" in res.stdout
     # the guide's test

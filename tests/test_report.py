@@ -52,7 +52,7 @@ def folder(flash_path, buggy, tmp_path_factory):
     (d / "markup.yaml").write_text(MARKUP_RULES)
     out = tmp_path_factory.mktemp("cmp") / "results"
     policylab.compare(["japan-2020-2x", str(d / "markup.yaml"), buggy], str(flash_path), SEEDS,
-                      traders=TRADERS, out=out, workers=1)
+                      traders=TRADERS, out=out, workers=1, allow_local_modules=True)
     res = CliRunner().invoke(cli, ["report", str(out)])
     assert res.exit_code == 0, res.output
     assert res.output.splitlines() == [f"brief written to {out / 'brief.html'}", f"brief written to {out / 'brief.pdf'}"]

@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 
 from policylab.cli.formats import fmt
+from policylab.cli.options import ALLOW_LOCAL_MODULES
 from policylab.errors import InputError
 from policylab.experiments.compare import BASELINE, ExperimentFailed, ExperimentResult, compare
 from policylab.experiments.folders import OUTPUTS, slug
@@ -71,6 +72,7 @@ def _common_options(f):
         click.option("--force", is_flag=True,
                      help="Replace --out if it holds another experiment (its old contents are removed first)."),
         click.option("--fail-fast", is_flag=True, help="Stop at the first failed run."),
+        ALLOW_LOCAL_MODULES,
     ]
     for option in reversed(options):
         f = option(f)
@@ -194,7 +196,7 @@ def report(result: ExperimentResult, out: Path, details: str) -> None:
               help="Write brief.html and brief.pdf into the results folder.")
 @_common_options
 def compare_command(rule_specs, baseline, brief, scenario_name, seeds, traders, out_dir, workers, scheduler, resume,
-                    force, fail_fast) -> None:
+                    force, fail_fast, allow_local_modules) -> None:
     """Run rule sets on the same seeds of a scenario and compare them with a baseline.
 
     RULES: built-in rule set names or paths to rule set files; A+B composes two.
@@ -222,7 +224,7 @@ def compare_command(rule_specs, baseline, brief, scenario_name, seeds, traders, 
 
     result = execute(partial(compare, list(rule_specs), scenario_name, 30 if seeds is None else seeds), out,
                      baseline=baseline, traders=traders, workers=workers, scheduler=scheduler, resume=resume,
-                     force=force, fail_fast=fail_fast, finish=write)
+                     force=force, fail_fast=fail_fast, finish=write, allow_local_modules=allow_local_modules)
     report(result, out, differences(result))
 
 
@@ -236,7 +238,7 @@ def compare_command(rule_specs, baseline, brief, scenario_name, seeds, traders, 
 @click.option("--samples", type=int, default=16, show_default=True, help="SALib base sample size (sobol, morris).")
 @_common_options
 def sweep_command(rule_spec, param_texts, method, samples, scenario_name, seeds, traders, out_dir, workers,
-                  scheduler, resume, force, fail_fast) -> None:
+                  scheduler, resume, force, fail_fast, allow_local_modules) -> None:
     """Run a rule set over a grid of policy or scenario parameters; report each metric as a curve.
 
     Example: --rules esma-2018-crypto --param leverage_cap.max_leverage=1001,100,20,2
@@ -248,7 +250,7 @@ def sweep_command(rule_spec, param_texts, method, samples, scenario_name, seeds,
     out = out_dir or default_out("sweep", scenario_name)
     result = execute(partial(sweep, params, scenario_name, 10 if seeds is None else seeds), out, rules=rule_spec,
                      method=method, samples=samples, traders=traders, workers=workers, scheduler=scheduler,
-                     resume=resume, force=force, fail_fast=fail_fast)
+                     resume=resume, force=force, fail_fast=fail_fast, allow_local_modules=allow_local_modules)
     if result.sensitivity is not None:
         details = f"\nglobal sensitivity ({method}) in {out / 'sensitivity.csv'}"
     else:

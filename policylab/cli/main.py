@@ -23,6 +23,7 @@ import click
 from policylab import __version__
 from policylab.errors import InputError
 from policylab.cli.formats import fmt, usd
+from policylab.cli.options import ALLOW_LOCAL_MODULES
 from policylab.cli.experiment import compare_command, sweep_command
 from policylab.cli.rules import new_policy, policies, rules
 from policylab.cli.validate import leverage_study_command, validate_command
@@ -144,11 +145,12 @@ def cli() -> None:
 @click.option("--audit", is_flag=True, help="Check money conservation after every step.")
 @click.option("--rules", "rule_names", multiple=True, metavar="NAME|PATH",
               help="Rule set in force (repeatable: rule sets compose; the most restrictive rule wins).")
+@ALLOW_LOCAL_MODULES
 def run_command(scenario_name: str, seed: int, traders: int | None, out_dir: Path | None, as_json: bool,
-                audit: bool, rule_names: tuple[str, ...]) -> None:
+                audit: bool, rule_names: tuple[str, ...], allow_local_modules: bool) -> None:
     """Run a scenario under rule sets; print its headline metrics and write its tables."""
     sc = load_scenario(scenario_name)
-    rule_sets = [load_rules(name) for name in rule_names]
+    rule_sets = [load_rules(name, allow_local_modules) for name in rule_names]
     lo, hi = TRADERS_RANGE
     if traders is not None and not lo <= traders <= hi:
         raise InputError(f"--traders: got {traders}; allowed: {lo:,} to {hi:,} simulated trader accounts")

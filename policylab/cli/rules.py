@@ -12,6 +12,7 @@ from policylab.engine.apply_rules import configure_venues
 from policylab.engine.effects import Effects
 from policylab.errors import InputError
 from policylab.policies.api import PolicyError, describe_class
+from policylab.inputs.local_modules import LocalModule
 from policylab.inputs.rulesets import builtin_rule_sets, load_rules, resolve_module
 from policylab.policies.registry import available_modules
 from policylab.inputs.scenario import load_scenario
@@ -39,8 +40,11 @@ def policies_list() -> None:
 @click.argument("name")
 def policies_show(name: str) -> None:
     """Show a module's parameters (unit, default, bounds) and sources."""
-    info = describe_class(resolve_module(name, Path("."), f"policy {name}"))
+    cls = resolve_module(name, Path("."), f"policy {name}", static=True)
+    info = describe_class(cls)
     click.echo(f"{info['module']}: {info['title']}\n")
+    if issubclass(cls, LocalModule):
+        click.echo(f"{_not_run(cls)}\n")
     click.echo(info["doc"] + "\n")
     click.echo(f"source: {info['source']}\n")
     for pname, p in info["params"].items():
@@ -64,19 +68,30 @@ def rules_list() -> None:
         click.echo(f"{name:<{width}}  {load_rules(name).title}")
 
 
+def _not_run(cls: type[LocalModule]) -> str:
+    """What is known of a local module read without running it."""
+    known = ("its parameters as declared in the source" if cls.params_known
+             else "its declared parameters are unknown until the module is allowed to run")
+    return f"local code in {cls.file}, read without running it: {known}"
+
+
 @rules.command("show")
 @click.argument("name", metavar="NAME|PATH")
 def rules_show(name: str) -> None:
-    """Show a rule set: description, modules with parameters, legal sources."""
-    rs = load_rules(name).to_dict()
+    """Show a rule set: description, modules with parameters, legal sources. Local
+    modules (file.py:Class) are read, never run."""
+    loaded = load_rules(name, static=True)
+    rs = loaded.to_dict()
     click.echo(f"{rs['name']}: {rs['title']}")
     click.echo(f"jurisdiction {rs['jurisdiction'] or '-'}, effective {rs['effective_date'] or '-'}\n")
     click.echo(rs["description"] + "\n")
     click.echo("modules:" if rs["modules"] else "modules: none (the venues' own rules apply)")
-    for m in rs["modules"]:
+    for m, cls in zip(rs["modules"], (spec.cls for spec in loaded.modules)):
         target = "; ".join(f"{k} {', '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
                            for k, v in m["target"].items())
-        click.echo(f"  {m['module']} ({m['title']})" + (f" on {target}" if target else ""))
+        click.echo(f"  {m['module']} ({m['title'] or cls.__name__})" + (f" on {target}" if target else ""))
+        if issubclass(cls, LocalModule):
+            click.echo(f"      ({_not_run(cls)})")
         for k, v in m["params"].items():
             click.echo(f"      {k} = {v}" + ("" if k in m["given"] else "  (default)"))
     click.echo("sources:")
@@ -88,15 +103,17 @@ def rules_show(name: str) -> None:
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 def rules_check(files: tuple[str, ...]) -> None:
     """Check rule set files (structure, modules, parameters, contradictions); together
-    they must compose."""
-    loaded = [load_rules(f) for f in files]
+    they must compose. Local modules (file.py:Class) are checked statically, never run."""
+    loaded = [load_rules(f, static=True) for f in files]
     policies_ = [p for rs in loaded for p in rs.policies()]
     try:
         configure_venues(load_scenario("calm"), policies_, Effects(policies_))
     except (PolicyError, ValueError) as e:
         raise InputError(f"{', '.join(files)}: {e}") from None
     for rs in loaded:
-        click.echo(f"ok: {rs.path} ({rs.name}, {len(rs.modules)} module{'s' * (len(rs.modules) != 1)})")
+        local = [m.module for m in rs.modules if issubclass(m.cls, LocalModule)]
+        note = f"; local code not run: {', '.join(local)}" if local else ""
+        click.echo(f"ok: {rs.path} ({rs.name}, {len(rs.modules)} module{'s' * (len(rs.modules) != 1)}{note})")
 
 
 @click.command("new-policy")
@@ -179,7 +196,7 @@ def test_{name}_caps_retail_leverage(tmp_path):
     path = tmp_path / "rules.yaml"
     path.write_text(RULE_SET.replace("{name}.py", str(Path(__file__).with_name("{name}.py"))))
     scenario = dataclasses.replace(load_scenario("calm"), duration_minutes=60)
-    model = MarketModel(scenario, seed=1, traders=2000, rules=[load_rules(str(path))])
+    model = MarketModel(scenario, seed=1, traders=2000, rules=[load_rules(str(path), allow_local_modules=True)])
     model.run()
     tb = model.tb
     retail = model.rows["retail"]

@@ -109,15 +109,16 @@ class Arm:
                 "params": [list(p) for p in self.params]}
 
 
-def make_arm(spec: RuleSpec, sc: Scenario) -> Arm:
-    """An arm from a rule set name or path, ``A+B`` (composed), a RuleSet, or a list of these."""
+def make_arm(spec: RuleSpec, sc: Scenario, allow_local_modules: bool = False) -> Arm:
+    """An arm from a rule set name or path, ``A+B`` (composed), a RuleSet, or a list of these.
+    Local modules in rule set files run only if ``allow_local_modules`` (load_rules)."""
     if isinstance(spec, str):
         parts = [spec] if Path(spec).is_file() else [p for p in spec.split("+") if p]
     elif isinstance(spec, RuleSet):
         parts = [spec]
     else:
         parts = list(spec)
-    rules = tuple(p if isinstance(p, RuleSet) else load_rules(str(p)) for p in parts)
+    rules = tuple(p if isinstance(p, RuleSet) else load_rules(str(p), allow_local_modules) for p in parts)
     return Arm("+".join(r.name for r in rules) or AS_WRITTEN, sc, rules)
 
 
@@ -507,7 +508,8 @@ def compare(rules: Sequence[RuleSpec], scenario: str | Scenario, seeds: int | Se
             baseline: RuleSpec = BASELINE, traders: int | None = None, out: str | os.PathLike | None = None,
             workers: int | None = None, scheduler: str | None = None, backend: str | None = None,
             resume: bool = False, force: bool = False, fail_fast: bool = False, progress: Progress | None = None,
-            command: str | None = None, finish: Callable[[ExperimentResult], None] | None = None) -> ExperimentResult:
+            command: str | None = None, finish: Callable[[ExperimentResult], None] | None = None,
+            allow_local_modules: bool = False) -> ExperimentResult:
     """Run ``rules`` and the baseline on the same seeds of ``scenario`` and compare them.
 
     Worker processes re-import the script that calls this: in a script, call it under
@@ -531,6 +533,8 @@ def compare(rules: Sequence[RuleSpec], scenario: str | Scenario, seeds: int | Se
         progress: called as ``progress(done, total)`` after each run.
         command: the command line, for the manifest.
         finish: called with the result once ``out`` is written, while it is still locked.
+        allow_local_modules: let rule set files run the local Python modules they name
+            (``file.py:Class``; also POLICYLAB_ALLOW_LOCAL_MODULES=1); refused otherwise.
 
     Raises:
         InputError: bad input (nothing is run).
@@ -540,7 +544,7 @@ def compare(rules: Sequence[RuleSpec], scenario: str | Scenario, seeds: int | Se
     arms: dict[str, Arm] = {}
     sources: dict[str, str] = {}
     for i, spec in enumerate([baseline, *rules]):
-        arm = make_arm(spec, sc)
+        arm = make_arm(spec, sc, allow_local_modules)
         where = ("the baseline " if i == 0 else "") + _source(spec, arm)
         if arm.label in arms:
             raise InputError(f"rule sets: {sources[arm.label]} and {where} are both named {arm.label!r}; "

@@ -256,7 +256,8 @@ def sweep(params: Mapping[str, Sequence[Value]], scenario: str | Scenario, seeds
           out: str | os.PathLike | None = None, workers: int | None = None, scheduler: str | None = None,
           backend: str | None = None, resume: bool = False, force: bool = False, fail_fast: bool = False,
           progress: Progress | None = None, command: str | None = None,
-          finish: Callable[[ExperimentResult], None] | None = None) -> ExperimentResult:
+          finish: Callable[[ExperimentResult], None] | None = None,
+          allow_local_modules: bool = False) -> ExperimentResult:
     """Run ``rules`` on ``scenario`` at every point of a parameter grid (or SALib sample).
 
     Args:
@@ -280,7 +281,7 @@ def sweep(params: Mapping[str, Sequence[Value]], scenario: str | Scenario, seeds
     for name, values in params.items():
         if method == "grid" and len(set(map(repr, values))) != len(values):
             raise InputError(f"--param {name}: got {list(values)}; allowed: distinct values")
-    base = make_arm(rules, sc)
+    base = make_arm(rules, sc, allow_local_modules)
     points, x = design(base, params, method, samples)
     labels = [_label(p) if method == "grid" else f"sample {i:04d}" for i, p in enumerate(points)]
     arms = [point_arm(base, p, label) for p, label in zip(points, labels)]

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib.util
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
 
 from policylab.errors import InputError
+from policylab.inputs import local_modules
 from policylab.inputs.values import coerce, did_you_mean, unknown_key
 from policylab.inputs.yaml import Where, parse, read_text
 from policylab.policies.api import Policy, PolicyError, Target
@@ -96,25 +96,21 @@ def builtin_rule_sets() -> list[str]:
     return sorted(p.name[:-5] for p in builtin_dir().iterdir() if p.name.endswith(".yaml"))
 
 
-def resolve_module(ref: str, base_dir: Path, where: str) -> type[Policy]:
-    """The module class named by ``ref`` (name or ``file.py:ClassName``)."""
+def resolve_module(ref: str, base_dir: Path, where: str, *, allow_local_modules: bool = False,
+                   static: bool = False) -> type[Policy]:
+    """The module class named by ``ref`` (name or ``file.py:ClassName``). A local file is
+    read without running it when ``static`` (policylab.inputs.local_modules), imported
+    when allowed (``allow_local_modules`` or the environment variable), refused otherwise."""
     if ":" in ref and ref.split(":", 1)[0].endswith(".py"):
         file, cls_name = ref.rsplit(":", 1)
         path = (base_dir / file) if not Path(file).is_absolute() else Path(file)
         if not path.is_file():
             raise InputError(f"{where}: module file {file} not found (looked in {path.parent})")
-        spec = importlib.util.spec_from_file_location(f"policylab_local_{path.stem}", path)
-        mod = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(mod)
-        except Exception as e:  # a user's file: report, do not crash
-            raise InputError(f"{where}: importing {file} failed: {type(e).__name__}: {e}") from None
-        cls = getattr(mod, cls_name, None)
-        if not (isinstance(cls, type) and issubclass(cls, Policy)):
-            names = [n for n, v in vars(mod).items() if isinstance(v, type) and issubclass(v, Policy) and v is not Policy]
-            raise InputError(f"{where}: {file} has no policy module class {cls_name!r}{did_you_mean(cls_name, names)}; "
-                             f"allowed: {', '.join(names) or 'none found'}")
-        return cls
+        if static:
+            return local_modules.inspect_module(path, file, cls_name, where)
+        if not local_modules.allowed(allow_local_modules):
+            raise local_modules.refuse(path, file, where)
+        return local_modules.import_module(path, file, cls_name, where)
     found = available_modules()
     if ref not in found:
         raise InputError(f"{where}: unknown module {ref!r}{did_you_mean(ref, found)}; allowed: {', '.join(sorted(found))} "
@@ -133,13 +129,17 @@ def resolve_module(ref: str, base_dir: Path, where: str) -> type[Policy]:
 
 
 # ------------------------------------------------------------------ loading
-def load_rules(name_or_path: str) -> RuleSet:
-    """Load a built-in rule set by name, or a rule set file by path. Raises InputError."""
+def load_rules(name_or_path: str, allow_local_modules: bool = False, *, static: bool = False) -> RuleSet:
+    """Load a built-in rule set by name, or a rule set file by path. Raises InputError.
+    A local module (``file.py:Class``) runs only if ``allow_local_modules`` (or
+    POLICYLAB_ALLOW_LOCAL_MODULES=1); with ``static`` it is read, never run, and the
+    rule set can be shown and checked but not run."""
+    local = {"allow_local_modules": allow_local_modules, "static": static}
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise InputError(f"{name_or_path}: rule set file not found")
-        return parse_rules(read_text(path, str(path)), str(path), path.parent)
+        return parse_rules(read_text(path, str(path)), str(path), path.parent, **local)
     names = builtin_rule_sets()
     if name_or_path not in names:
         raise InputError(f"unknown rule set {name_or_path!r}{did_you_mean(name_or_path, names)}; "
@@ -148,7 +148,8 @@ def load_rules(name_or_path: str) -> RuleSet:
                        Path("."))
 
 
-def parse_rules(text: str, where: str, base_dir: Path) -> RuleSet:
+def parse_rules(text: str, where: str, base_dir: Path, *, allow_local_modules: bool = False,
+                static: bool = False) -> RuleSet:
     data, lines = parse(text, where)
     top = Where(lines)
     if not isinstance(data, dict):
@@ -188,7 +189,8 @@ def parse_rules(text: str, where: str, base_dir: Path) -> RuleSet:
                 raise at.invalid(unknown_key(key, MODULE_KEYS))
         if "module" not in md:
             raise at.fail("module: missing; required")
-        cls = resolve_module(str(md["module"]), base_dir, str(at / "module"))
+        cls = resolve_module(str(md["module"]), base_dir, str(at / "module"),
+                             allow_local_modules=allow_local_modules, static=static)
         params = md.get("params") or {}
         if not isinstance(params, dict):
             raise (at / "params").fail("expected a mapping of parameter: value")

@@ -1,0 +1,81 @@
+"""The document bounds of policylab.inputs.limits: nesting refused while composing,
+aliases counted at every use, recursive aliases, list and string lengths, in linear time."""
+
+import time
+
+import pytest
+import yaml
+
+from policylab.inputs.limits import LIMITS, BoundedComposer, Exceeded, at_most, check_document, venue_name_problem
+
+
+class Loader(BoundedComposer, yaml.SafeLoader):
+    pass
+
+
+def compose(text: str):
+    loader = Loader(text)
+    try:
+        node = loader.get_single_node()
+    finally:
+        loader.dispose()
+    check_document(node)
+    return node
+
+
+def billion_laughs(levels: int = 9) -> str:
+    lines = ['a0: &a0 "lol"']
+    for i in range(1, levels + 1):
+        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_every_limit_says_what_it_bounds_and_why():
+    for name, lim in LIMITS.items():
+        assert lim.value > 0 and lim.unit and lim.what and len(lim.reason) > 20, name
+    assert LIMITS["usd_per_venue"].value == 1e13
+    assert at_most("usd_per_venue") == "at most 1e+13 USD" and at_most("depth") == "at most 32 levels"
+
+
+def test_an_alias_bomb_is_refused_fast_and_small():
+    t0 = time.perf_counter()
+    with pytest.raises(Exceeded) as e:
+        compose(billion_laughs())
+    assert time.perf_counter() - t0 < 2
+    assert "values with aliases expanded; allowed: at most 100,000 values" in e.value.detail
+    compose(billion_laughs(4))  # 11,111 values: aliases as such are fine
+
+
+@pytest.mark.parametrize("text, line, detail", [
+    ("a:\n" + "".join(" " * (2 * i + 2) + f"k{i}:\n" for i in range(40)) + " " * 82 + "x: 1\n", 32,
+     "nesting deeper than 32 levels"),
+    ("[" * 5000 + "]" * 5000, 1, "nesting deeper than 32 levels"),
+    ("x: &a [1, *a]\n", 1, "an alias refers to a node that contains it"),
+    ("x: [" + ", ".join(["1"] * 10_001) + "]\n", 1, "10,001 items; allowed: at most 10,000 items"),
+    ("x: " + "y" * 10_001 + "\n", 1, "a string of 10,001 characters; allowed: at most 10,000 characters"),
+])
+def test_document_bounds(text, line, detail):
+    with pytest.raises(Exceeded) as e:
+        compose(text)
+    assert e.value.line == line and detail in e.value.detail
+
+
+def test_the_offending_key_path_is_named():
+    with pytest.raises(Exceeded) as e:
+        compose("venues:\n  - name: a\n    tags: [" + ", ".join(["t"] * 10_001) + "]\n")
+    assert e.value.path == ("venues", 0, "tags") and e.value.line == 3
+
+
+def test_a_large_valid_document_is_checked_in_linear_time():
+    text = "modules:\n" + "".join(f"  - {{module: m{i}, params: {{x: {i}}}}}\n" for i in range(2_000))
+    node = compose(text)
+    t0 = time.perf_counter()
+    for _ in range(10):
+        check_document(node)
+    assert time.perf_counter() - t0 < 2
+
+
+@pytest.mark.parametrize("name, ok", [("binance", True), ("eu_broker-2", True), ("", False), ("a.b", False),
+                                      ("a b", False), ("ü", False), ("x" * 65, False)])
+def test_venue_names(name, ok):
+    assert (venue_name_problem(name) is None) == ok
