@@ -6,15 +6,19 @@ after every round; a full MarketModel run checks it after every step.
 """
 
 import math
+import warnings
 
 import numpy as np
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builders import acct, build
+from conftest import SHORT_SCENARIO
 from policylab.engine.audit import Ledger, money
 from policylab.engine.margin import maintenance
 from policylab.engine.market import MarketParams
+from policylab.inputs.scenario import parse_scenario
 from policylab.model import MarketModel
 from policylab.venues import ADL_RANKINGS, make_venue
 from policylab.venues.archetypes import DERIVATIVE_KINDS
@@ -190,3 +194,36 @@ def test_ledger_detects_a_leak(short_scenario):
         assert "positions" in str(e)
     else:
         raise AssertionError("position leak not detected")
+
+
+# ------------------------------------------------------------------ every accepted scale
+USD = st.one_of(st.just(0.0), st.floats(1e3, 1e13), st.just(1e13))  # per venue, up to the accepted bound
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(oi=st.lists(USD, min_size=5, max_size=5),
+       thin=st.lists(st.sampled_from([1.0, 10.0, 1e3]), min_size=6, max_size=6),  # depth over the thinnest accepted
+       fund=USD, vault=USD, mm=USD, arb=USD, holdings=USD, seed=st.integers(0, 3))
+def test_money_is_conserved_at_every_accepted_scale(oi, thin, fund, vault, mm, arb, holdings, seed):
+    """Sizes up to the validation layer's bounds (policylab.inputs.limits): 1e13 USD of open
+    interest, funds, vault, market-maker and arbitrage capital and holdings per venue, books
+    as thin as accepted (depth 1e5 USD and above, open interest up to 1,000 times a venue's
+    depth, all open interest plus holdings up to 10,000 times the spot depth), through the
+    short crash's price, liquidity, depeg and volatility shocks; no float overflow either."""
+    data = yaml.safe_load(SHORT_SCENARIO)
+    data["duration_minutes"] = 120
+    spot_load = sum(oi) + holdings
+    for v, o, k in zip(data["venues"], oi + [0.0], thin):
+        if v["kind"] == "spot_etf":
+            v["depth_usd"] = min(1e13, max(1e5, spot_load / 1e4 * k))
+        else:
+            v["open_interest_usd"], v["depth_usd"] = o, min(1e13, max(1e5, o / 1e3 * k))
+        v["insurance_fund_usd"] = fund
+    data["venues"][0]["vault_capital_usd"] = vault
+    data["market_maker_capital_usd"], data["arbitrage_capital_usd"] = mm, arb
+    data["population"]["classes"]["institutional"]["holdings_usd"] = holdings
+    model = MarketModel(parse_scenario(data, "scale.yaml"), seed=seed, traders=150, audit=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model.run()  # the audit raises AssertionError on a leak
+    assert np.isfinite(model.index_path).all()

@@ -316,6 +316,9 @@ class LiquidationEngine:
                     take[take <= 1e-12 * need] = 0.0  # rounding dust below the need
                 f = 1.0 if take.sum() >= need * (1 - 1e-12) else take.sum() / need
                 cp, take = cp[take > 0], take[take > 0]
+                if len(cp) == 0:  # every counterparty's share rounds to nothing (need dwarfs them)
+                    leftover.append(b)
+                    continue
                 closed = tb.size[b] * f
                 p_bk = -tb.cash[b] / tb.size[b]
                 pbar = (closed * p_bk).sum() / closed.sum()

@@ -58,6 +58,19 @@ LIMITS: dict[str, Limit] = {
                      "arbitrage capital per venue; institutional holdings",
         "100 times the whole BTC derivatives market's open interest (about 1e11 USD in 2025); float64 keeps "
         "money sums at this size to well under a cent per step, so the conservation audit holds"),
+    "depth_usd_min": Limit(
+        1e5, "USD", "smallest +/-1% depth of a venue's book",
+        "shipped venues have at least 1e7 USD; a book thinner than this lets one account's order move the price "
+        "by orders of magnitude and the run leaves float range"),
+    "usd_per_depth": Limit(
+        1_000, "times the venue's +/-1% depth", "open interest of a derivatives venue",
+        "shipped scenarios reach 150; at 10,000 a liquidation wave's square-root impact compounds until prices "
+        "overflow (tests/test_conservation.py's scale test finds it)"),
+    "usd_per_spot_depth": Limit(
+        10_000, "times the spot venue's +/-1% depth", "open interest of all venues plus institutional holdings "
+                                                     "(basis hedges and institutional selling trade on spot)",
+        "shipped scenarios reach about 1,100; a spot book far thinner than the hedges and holdings that trade "
+        "on it drives the index to zero or overflow"),
     "venue_name_chars": Limit(
         64, "characters", "length of a venue name", "venue names become metric names and table columns"),
 }
