@@ -83,9 +83,9 @@ def layer(m: str) -> str:
     return parts[1] if len(parts) > 1 else "policylab"
 
 
-# The input layer's primitives (YAML reading with line numbers, typed coercion): the one part
-# of inputs/ that venues/ and policies/ use, to read their own fields and parameters.
-INPUT_PRIMITIVES = {"policylab.inputs", "policylab.inputs.values", "policylab.inputs.yaml"}
+# The input layer's primitives (YAML reading with line numbers and its bounds, typed coercion):
+# the one part of inputs/ that venues/ and policies/ use, to read their own fields and parameters.
+INPUT_PRIMITIVES = {"policylab.inputs", "policylab.inputs.values", "policylab.inputs.yaml", "policylab.inputs.limits"}
 
 # What each layer may not import (anywhere in the file, lazily or not).
 FORBIDDEN = {

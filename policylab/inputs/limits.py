@@ -79,7 +79,6 @@ VENUE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 VENUE_NAME_ALLOWED = "letters, digits, '-' and '_' (not empty, no '.')"
 USD_PER_VENUE_FIELDS = ("open_interest_usd", "depth_usd", "insurance_fund_usd", "vault_capital_usd")
 USD_SCENARIO_FIELDS = ("market_maker_capital_usd", "arbitrage_capital_usd")
-USD_CLASS_FIELDS = ("holdings_usd",)
 
 
 def bound(name: str) -> int | float:

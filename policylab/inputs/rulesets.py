@@ -30,7 +30,8 @@ from pathlib import Path
 
 from policylab.errors import InputError
 from policylab.inputs import local_modules
-from policylab.inputs.values import coerce, did_you_mean, unknown_key
+from policylab.inputs.limits import at_most, bound
+from policylab.inputs.values import coerce, did_you_mean, shown, unknown_key
 from policylab.inputs.yaml import Where, parse, read_text
 from policylab.policies.api import Policy, PolicyError, Target
 from policylab.policies.registry import available_modules
@@ -152,8 +153,8 @@ def parse_rules(text: str, where: str, base_dir: Path, *, allow_local_modules: b
                 static: bool = False) -> RuleSet:
     data, lines = parse(text, where)
     top = Where(lines)
-    if not isinstance(data, dict):
-        raise InputError(f"{where}: expected a mapping with {', '.join(TOP_KEYS)}")
+    if not isinstance(data, dict) or not any(key in TOP_KEYS for key in data):
+        raise InputError(f"{where}: not a rule set; allowed: a mapping with {', '.join(TOP_KEYS)}")
     for key in data:
         if key not in TOP_KEYS:
             raise top.invalid(unknown_key(key, TOP_KEYS))
@@ -175,10 +176,14 @@ def parse_rules(text: str, where: str, base_dir: Path, *, allow_local_modules: b
         raise (top / "sources").fail("expected a list of {citation, url}")
     for i, s in enumerate(sources):
         if not isinstance(s, dict) or "citation" not in s or set(s) - {"citation", "url"}:
-            raise (top / "sources" / i).fail(f"expected {{citation, url}}, got {s!r}")
+            raise (top / "sources" / i).fail(f"expected {{citation, url}}, got {shown(s)}")
+        for key, value in s.items():
+            (top / "sources" / i / key).check(coerce, value, str)
     mods = data["modules"]
     if not isinstance(mods, list):
         raise (top / "modules").fail(f"expected a list of modules, got {type(mods).__name__}")
+    if len(mods) > bound("modules"):
+        raise (top / "modules").fail(f"{len(mods):,} modules; allowed: {at_most('modules')}")
     specs = []
     for i, md in enumerate(mods):
         at = top / "modules" / i

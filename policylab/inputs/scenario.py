@@ -15,6 +15,8 @@ from importlib import resources
 from pathlib import Path
 
 from policylab.errors import InputError
+from policylab.inputs.limits import (USD_PER_VENUE_FIELDS, USD_SCENARIO_FIELDS, at_most, bound, usd_problem,
+                                     venue_name_problem)
 from policylab.inputs.market import MarketParams
 from policylab.inputs.values import build, coerce, did_you_mean, field_types, missing, not_one_of, setting, unknown_key
 from policylab.inputs.yaml import Lines, Where, parse, read_text
@@ -280,8 +282,8 @@ def _build(cls, d, at: Where):
 def parse_scenario(data, lines: Lines | str) -> Scenario:
     """A Scenario from parsed YAML; ``lines`` locates key paths (or is the file name)."""
     top = Where(lines)
-    if not isinstance(data, dict):
-        raise top.fail("expected a mapping at the top level")
+    if not isinstance(data, dict) or not any(key in TOP_KEYS for key in data):
+        raise top.fail(f"not a scenario; allowed: a mapping with {', '.join(TOP_KEYS)}")
     _keys(data, TOP_KEYS, top)
     for key in ("name", "start_price", "venues", "population"):
         if key not in data:
@@ -316,13 +318,55 @@ def parse_scenario(data, lines: Lines | str) -> Scenario:
     if sc.duration_minutes % sc.step_minutes:
         raise (top / "duration_minutes").fail(
             f"{sc.duration_minutes} is not a multiple of step_minutes {sc.step_minutes}")
+    _meaningful(sc, top)
     return sc
+
+
+def _meaningful(sc: Scenario, top: Where) -> None:
+    """Well-typed but meaningless configurations, refused (bounds: policylab.inputs.limits):
+    money per venue beyond the accepted scale, books too thin for what trades on them, and
+    shocks that can never act."""
+    at_v = top / "venues"
+    for i, v in enumerate(sc.venues):
+        for fname in USD_PER_VENUE_FIELDS:
+            value = sc.open_interest[v.name] if fname == "open_interest_usd" else getattr(v, fname)
+            if usd_problem(value):
+                raise (at_v / i / fname).fail(usd_problem(value))
+        if v.depth_usd < bound("depth_usd_min"):
+            raise (at_v / i / "depth_usd").bad(v.depth_usd, f"at least {bound('depth_usd_min'):g} USD")
+        oi = sc.open_interest[v.name]
+        if oi > bound("usd_per_depth") * v.depth_usd:
+            raise (at_v / i / "open_interest_usd").fail(
+                f"got {oi:g}, {oi / v.depth_usd:,.0f} times the venue's depth_usd {v.depth_usd:g}; "
+                f"allowed: at most {bound('usd_per_depth'):,.0f} times its depth")
+    for fname in USD_SCENARIO_FIELDS:
+        if usd_problem(getattr(sc, fname)):
+            raise (top / fname).fail(usd_problem(getattr(sc, fname)))
+    for cname, c in sc.classes.items():
+        if usd_problem(c.holdings_usd):
+            raise (top / "population" / "classes" / cname / "holdings_usd").fail(usd_problem(c.holdings_usd))
+    i, spot = next((i, v) for i, v in enumerate(sc.venues) if v.is_spot)
+    load = sum(sc.open_interest.values()) + sum(c.holdings_usd for c in sc.classes.values())
+    if load > bound("usd_per_spot_depth") * spot.depth_usd:
+        raise (at_v / i / "depth_usd").fail(
+            f"got {spot.depth_usd:g}, a {load / spot.depth_usd:,.0f}th of all open interest plus institutional "
+            f"holdings ({load:g} USD); allowed: at least a {bound('usd_per_spot_depth'):,.0f}th of them")
+    for j, s in enumerate(sc.shocks):
+        if s.duration_minutes <= 0:
+            raise (top / "shocks" / j / "duration_minutes").bad(
+                s.duration_minutes, "above 0 minutes (a shock of zero length never acts)")
+        if s.start_minute >= sc.duration_minutes:
+            raise (top / "shocks" / j / "start_minute").bad(
+                s.start_minute, f"below the run's duration_minutes {sc.duration_minutes} (a shock that starts "
+                                "after the end never acts)")
 
 
 def _venues(data, at: Where) -> tuple[list[VenueRules], dict[str, float]]:
     """The venue list: each an archetype (``kind``) plus overrides, with its open interest."""
     if not isinstance(data, list) or not data:
         raise at.fail("expected a non-empty list of venues")
+    if len(data) > bound("venues"):
+        raise at.fail(f"{len(data):,} venues; allowed: {at_most('venues')}")
     venues, oi = [], {}
     for i, vd in enumerate(data):
         w = at / i
@@ -330,6 +374,8 @@ def _venues(data, at: Where) -> tuple[list[VenueRules], dict[str, float]]:
             raise w.fail("each venue needs 'name' and 'kind'")
         vd = dict(vd)
         name = (w / "name").check(coerce, vd.pop("name"), str)
+        if venue_name_problem(name):
+            raise (w / "name").fail(venue_name_problem(name))
         if name in oi:
             raise (w / "name").bad(name, "a name no other venue has")
         kind = (w / "kind").check(coerce, vd.pop("kind"), str)

@@ -25,7 +25,7 @@ class Invalid(ValueError):
 
     def detail(self) -> str:
         """The message without its key path."""
-        return self.text or f"got {self.found!r}; allowed: {self.allowed}"
+        return self.text or f"got {shown(self.found)}; allowed: {self.allowed}"
 
     def message(self) -> str:
         where = keypath(self.path)
@@ -45,7 +45,7 @@ def unknown_key(key, allowed, what: str = "field") -> Invalid:
 def not_one_of(value, options, path: tuple = ()) -> Invalid:
     """A value that is not one of ``options`` (names), with the closest of them."""
     allowed = ", ".join(map(str, options))
-    return Invalid(value, allowed, path, f"got {value!r}{did_you_mean(value, options)}; allowed: {allowed}")
+    return Invalid(value, allowed, path, f"got {shown(value)}{did_you_mean(value, options)}; allowed: {allowed}")
 
 
 def missing(key) -> Invalid:
@@ -53,9 +53,24 @@ def missing(key) -> Invalid:
     return Invalid(None, "required", (key,), "missing; required")
 
 
+SHOWN_CHARS = 60  # an error quotes at most this much of a value, so it never echoes a file's content
+
+
+def shown(value) -> str:
+    """``repr(value)``, cut to SHOWN_CHARS characters."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
+
+
 def keypath(path) -> str:
     """``("venues", 0, "tiers")`` -> ``venues[0].tiers``."""
-    return "".join(f"[{k}]" if isinstance(k, int) and not isinstance(k, bool) else f".{k}" for k in path).lstrip(".")
+    return "".join(f"[{k}]" if isinstance(k, int) and not isinstance(k, bool) else f".{_key(k)}" for k in path).lstrip(".")
+
+
+def _key(key) -> str:
+    """A key as shown in a key path: cut to 30 characters (a key can be any text)."""
+    text = str(key)
+    return text if len(text) <= 30 else text[:27] + "..."
 
 
 def setting(default: Any = dataclasses.MISSING, *, unit: str, meaning: str, source: str = "",

@@ -10,7 +10,8 @@ from pathlib import Path
 import yaml
 
 from policylab.errors import InputError
-from policylab.inputs.values import Invalid, keypath
+from policylab.inputs.limits import BoundedComposer, Exceeded, at_most, bound, check_document
+from policylab.inputs.values import Invalid, keypath, shown
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -21,9 +22,9 @@ class _Duplicate(Exception):
         self.key, self.first, self.line = key, first, line
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(BoundedComposer, yaml.SafeLoader):
     """SafeLoader that rejects a key given twice in one mapping (``<<`` merges may still
-    be overridden, as YAML intends)."""
+    be overridden, as YAML intends) and nesting beyond the depth bound (policylab.inputs.limits)."""
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -99,7 +100,11 @@ def _lines_of(node) -> tuple[dict[tuple, int], set[tuple]]:
 
 
 def read_text(path: Path, where: str) -> str:
-    """A file's text; a file that is not UTF-8 is an InputError naming the byte offset."""
+    """A file's text; a file over the size bound or not UTF-8 is an InputError (naming the
+    size or the byte offset, never the content)."""
+    size = path.stat().st_size
+    if size > bound("file_bytes"):
+        raise InputError(f"{where}: {size:,} bytes; allowed: {at_most('file_bytes')}")
     data = path.read_bytes()
     try:
         return data.decode("utf-8")
@@ -109,15 +114,25 @@ def read_text(path: Path, where: str) -> str:
 
 def parse(text: str, where: str):
     """(data, Lines) of a YAML document. Invalid YAML, a scalar YAML cannot construct
-    (``2021-02-30``) and a duplicate key are InputErrors with the file and line."""
-    loader = _Loader(text)
+    (``2021-02-30``), a duplicate key and a document over the bounds of
+    policylab.inputs.limits (checked before anything is constructed) are InputErrors
+    with the file and line."""
+    try:
+        loader = _Loader(text)  # the reader refuses control characters (NUL) right away
+    except yaml.YAMLError as e:
+        raise InputError(f"{where}: not valid YAML ({getattr(e, 'reason', None) or 'unreadable'}); "
+                         "allowed: printable UTF-8 text") from None
     try:
         node = loader.get_single_node()
+        check_document(node)
         data = None if node is None else loader.construct_document(node)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f"{mark.line + 1}:" if mark else ""
         raise InputError(f"{where}:{line} not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    except Exceeded as e:
+        head = f"{where}:{e.line}" if e.line else where
+        raise InputError(f"{head}: {keypath(e.path) + ': ' if e.path else ''}{e.detail}") from None
     except _Duplicate as e:
         raise InputError(f"{where}:{e.line}: {e.key}: duplicate key (first on line {e.first}); "
                          "allowed: each key once per mapping") from None
@@ -174,7 +189,7 @@ class Where:
 
     def bad(self, found, allowed: str) -> InputError:
         """An InputError ``file:line: key.path: got X; allowed: Y``."""
-        return self.fail(f"got {found!r}; allowed: {allowed}")
+        return self.fail(f"got {shown(found)}; allowed: {allowed}")
 
     def invalid(self, e: Invalid) -> InputError:
         """An :class:`Invalid` raised below this place, located."""

@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from policylab.inputs.values import Invalid, coerce
+from policylab.inputs.values import Invalid, coerce, did_you_mean, shown
 from policylab.names import CLASSES, CONFIGURABLE_CLASSES, JURISDICTIONS
 
 TRADER_CLASS_NAMES = CONFIGURABLE_CLASSES  # the classes a target may name
@@ -170,15 +170,21 @@ class Target:
                 raise PolicyError(f"{where}.{key}: unknown target field; allowed: {', '.join(sorted(allowed))}")
         def names(key, valid):
             value = data.get(key, ())
+            kinds = f"a list of {', '.join(valid)}" if valid is not None else "a list of venue kinds or names"
+            if not isinstance(value, (str, list, tuple)):
+                raise PolicyError(f"{where}.{key}: got {shown(value)}; allowed: {kinds}")
             value = (value,) if isinstance(value, str) else tuple(value)
             for x in value:
-                if valid is not None and x not in valid:
-                    raise PolicyError(f"{where}.{key}: got {x!r}; allowed: {', '.join(valid)}")
+                if not isinstance(x, str) or (valid is not None and x not in valid):
+                    hint = did_you_mean(x, valid or ()) if isinstance(x, str) else ""
+                    raise PolicyError(f"{where}.{key}: got {shown(x)}{hint}; allowed: {kinds}")
             return value
         venues = names("venues", None)
         age = data.get("max_account_age_days")
-        if age is not None and (isinstance(age, bool) or not isinstance(age, (int, float)) or age <= 0):
-            raise PolicyError(f"{where}.max_account_age_days: got {age!r}; allowed: a number of days above 0")
+        if age is not None and (isinstance(age, bool) or not isinstance(age, (int, float)) or not math.isfinite(age)
+                                or age <= 0):
+            raise PolicyError(f"{where}.max_account_age_days: got {shown(age)}; allowed: a finite number of days "
+                              "above 0")
         return cls(venues=venues, classes=names("classes", TRADER_CLASS_NAMES),
                    jurisdictions=names("jurisdictions", JURISDICTIONS),
                    max_account_age_days=None if age is None else float(age))
