@@ -2,6 +2,7 @@
 aliases counted at every use, recursive aliases, list and string lengths, in linear time."""
 
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -79,3 +80,19 @@ def test_a_large_valid_document_is_checked_in_linear_time():
                                       ("a b", False), ("ü", False), ("x" * 65, False)])
 def test_venue_names(name, ok):
     assert (venue_name_problem(name) is None) == ok
+
+
+def test_the_readme_states_the_bounds():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Security and robustness", 1)[1].split("\n## ", 1)[0]
+    text = " ".join(section.split())
+    for phrase in (f"at most {LIMITS['file_bytes'].value // 1024:.0f} kB", f"nested at most {LIMITS['depth'].value:.0f} levels",
+                   f"at most {LIMITS['nodes'].value:,.0f} values", f"at most {LIMITS['list_items'].value:,.0f} entries",
+                   f"at most {LIMITS['string_chars'].value:,.0f} characters", f"at most {LIMITS['modules'].value:.0f} modules",
+                   f"1 to {LIMITS['venues'].value:.0f} venues", f"1 to {LIMITS['venue_name_chars'].value:.0f} letters",
+                   f"at most {LIMITS['usd_per_venue'].value:.0e}".replace("e+", "e"),
+                   f"at least {LIMITS['depth_usd_min'].value:.0e}".replace("e+0", "e"),
+                   f"at most {LIMITS['usd_per_depth'].value:,.0f} times its depth",
+                   f"at least a {LIMITS['usd_per_spot_depth'].value:,.0f}th", "--allow-local-modules",
+                   "POLICYLAB_ALLOW_LOCAL_MODULES=1", "sandboxed"):
+        assert phrase in text, phrase
