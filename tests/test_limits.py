@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from policylab.cli import cli
 from policylab.inputs.limits import LIMITS, BoundedComposer, Exceeded, at_most, check_document, venue_name_problem
 
 
@@ -96,3 +98,18 @@ def test_the_readme_states_the_bounds():
                    f"at least a {LIMITS['usd_per_spot_depth'].value:,.0f}th", "--allow-local-modules",
                    "POLICYLAB_ALLOW_LOCAL_MODULES=1", "sandboxed"):
         assert phrase in text, phrase
+
+
+@pytest.mark.parametrize("scenario, param, message", [
+    ("calm", "scenario.open_interest.binance=1.0e+9,1.0e+14",
+     "--param scenario.open_interest.binance: venues[2].open_interest_usd: got 1e+14; allowed: at most 1e+13 USD"),
+    ("october-2025", "scenario.duration_minutes=1440,600",
+     "--param scenario.duration_minutes: shocks[0].start_minute: got 840.0; allowed: below the run's duration_minutes 600"),
+])
+def test_a_sweep_cannot_leave_the_accepted_range(tmp_path, scenario, param, message):
+    """Scenario values a sweep sets pass the same checks as a file's (nothing runs)."""
+    res = CliRunner().invoke(cli, ["sweep", "--scenario", scenario, "--param", param, "--seeds", "2",
+                                   "--traders", "100", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and res.stderr.splitlines() == [res.stderr.strip()], res.output
+    assert message in res.stderr
+    assert not (tmp_path / "out").exists()

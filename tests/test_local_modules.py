@@ -171,3 +171,13 @@ def test_a_module_failing_on_import_is_one_line_not_an_exit(tmp_path, short_scen
     res = invoke("run", "--scenario", short_scenario_path, "--rules", path, "--allow-local-modules")
     assert res.exit_code == 2
     assert res.stderr.splitlines()[1:] == [f"error: {path}:4: modules[0].module: {message}"]
+
+
+def test_a_file_runs_once_per_process_while_unchanged(tmp_path, capsys):
+    path = folder(tmp_path)
+    first = load_rules(str(path), allow_local_modules=True).modules[0].cls
+    assert load_rules(str(path), allow_local_modules=True).modules[0].cls is first
+    assert capsys.readouterr().err.count("executing local policy module") == 1
+    (path.parent / "local.py").write_text(textwrap.dedent(MODULE) + "\n# changed\n")
+    assert load_rules(str(path), allow_local_modules=True).modules[0].cls is not first
+    assert capsys.readouterr().err.count("executing local policy module") == 1

@@ -278,12 +278,13 @@ def test_every_run_failing_raises_with_the_first_error_and_exits_1(scenario, bro
     out = tmp_path / "out"
     with pytest.raises(ExperimentFailed, match=r"every run failed \(4 of 4; first: broken seed 0: ValueError: "
                                                r"broken on purpose\); errors and tracebacks in") as e:
-        policylab.compare([], scenario, 4, baseline=broken, traders=TRADERS, workers=1, out=out)
+        policylab.compare([], scenario, 4, baseline=broken, traders=TRADERS, workers=1, out=out,
+                          allow_local_modules=True)
     assert "in on_step" in e.value.__notes__[0] and len(e.value.result.failed) == 4
     assert len(pd.read_parquet(out / "failed.parquet")) == 4
     res = invoke("compare", f"{broken}+esma-2018-crypto", "--baseline", broken, "--scenario", flash_path, "--seeds", 1,
-                 "--traders", TRADERS, "--workers", 1, "--out", tmp_path / "cli")
-    assert res.exit_code == 1 and res.stderr.count("\n") == 1, res.output
+                 "--traders", TRADERS, "--workers", 1, "--out", tmp_path / "cli", "--allow-local-modules")
+    assert res.exit_code == 1 and res.stderr.count("\n") == 1, res.output  # broken.py already ran in this process
     assert res.stderr.startswith("error: every run failed (2 of 2; first: broken seed 0: ValueError")
     assert not (tmp_path / "cli" / "brief.html").exists()
 

@@ -34,7 +34,8 @@ from policylab.experiments.compare import (AS_WRITTEN, Arm, ExperimentResult, Pr
                          wide)
 from policylab.policies.api import PolicyError
 from policylab.inputs.rulesets import RuleSet
-from policylab.inputs.scenario import Scenario, load_scenario
+from policylab.inputs.scenario import Scenario, check_meaningful, load_scenario
+from policylab.inputs.yaml import Where
 
 METHODS = ("grid", "sobol", "morris")
 SALIB_SEED = 20251010
@@ -131,6 +132,7 @@ def set_scenario(sc: Scenario, name: str, value: Value) -> Scenario:
     out = _set_path(sc, name.split(".")[1:], value, "scenario")
     if out.traders < 100 or out.traders > 10_000_000:
         raise InputError(f"{name}: got {out.traders}; allowed: 100 to 10,000,000 simulated trader accounts")
+    check_meaningful(out, Where(f"--param {name}"))
     return out
 
 

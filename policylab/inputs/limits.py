@@ -187,6 +187,6 @@ def venue_name_problem(name: str) -> str | None:
 
 def usd_problem(value: float) -> str | None:
     """Why ``value`` (USD of one venue) is out of bounds (None: it is not)."""
-    if value > bound("usd_per_venue"):
+    if not value <= bound("usd_per_venue"):  # NaN and infinity too
         return f"got {value:g}; allowed: {at_most('usd_per_venue')} per venue"
     return None

@@ -40,15 +40,24 @@ def refuse(path: Path, file: str, where: str) -> InputError:
                       f"allowed: {HOW_TO_ALLOW}")
 
 
+_IMPORTED: dict[tuple, object] = {}  # (resolved path, mtime, size) -> module: each file version runs once
+
+
 def import_module(path: Path, file: str, cls_name: str, where: str) -> type[Policy]:
-    """Import ``path`` (announced on stderr first) and return its Policy subclass ``cls_name``."""
-    print(f"policylab: executing local policy module {path.resolve()} ({where})", file=sys.stderr, flush=True)
-    spec = importlib.util.spec_from_file_location(f"policylab_local_{path.stem}", path)
-    mod = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(mod)
-    except (Exception, SystemExit) as e:  # a user's file: report, do not crash or exit
-        raise InputError(f"{where}: importing {file} failed: {type(e).__name__}: {e}") from None
+    """Import ``path`` (announced on stderr first; once per process while the file is
+    unchanged) and return its Policy subclass ``cls_name``."""
+    stat = path.stat()
+    key = (path.resolve(), stat.st_mtime_ns, stat.st_size)
+    mod = _IMPORTED.get(key)
+    if mod is None:
+        print(f"policylab: executing local policy module {path.resolve()} ({where})", file=sys.stderr, flush=True)
+        spec = importlib.util.spec_from_file_location(f"policylab_local_{path.stem}", path)
+        mod = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(mod)
+        except (Exception, SystemExit) as e:  # a user's file: report, do not crash or exit
+            raise InputError(f"{where}: importing {file} failed: {type(e).__name__}: {e}") from None
+        _IMPORTED[key] = mod
     cls = getattr(mod, cls_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Policy)):
         names = [n for n, v in vars(mod).items() if isinstance(v, type) and issubclass(v, Policy) and v is not Policy]

@@ -318,24 +318,24 @@ def parse_scenario(data, lines: Lines | str) -> Scenario:
     if sc.duration_minutes % sc.step_minutes:
         raise (top / "duration_minutes").fail(
             f"{sc.duration_minutes} is not a multiple of step_minutes {sc.step_minutes}")
-    _meaningful(sc, top)
+    check_meaningful(sc, top)
     return sc
 
 
-def _meaningful(sc: Scenario, top: Where) -> None:
+def check_meaningful(sc: Scenario, top: Where) -> None:
     """Well-typed but meaningless configurations, refused (bounds: policylab.inputs.limits):
     money per venue beyond the accepted scale, books too thin for what trades on them, and
-    shocks that can never act."""
+    shocks that can never act. Also for scenarios changed after loading (sweeps)."""
     at_v = top / "venues"
     for i, v in enumerate(sc.venues):
         for fname in USD_PER_VENUE_FIELDS:
             value = sc.open_interest[v.name] if fname == "open_interest_usd" else getattr(v, fname)
             if usd_problem(value):
                 raise (at_v / i / fname).fail(usd_problem(value))
-        if v.depth_usd < bound("depth_usd_min"):
+        if not v.depth_usd >= bound("depth_usd_min"):  # NaN too
             raise (at_v / i / "depth_usd").bad(v.depth_usd, f"at least {bound('depth_usd_min'):g} USD")
         oi = sc.open_interest[v.name]
-        if oi > bound("usd_per_depth") * v.depth_usd:
+        if not oi <= bound("usd_per_depth") * v.depth_usd:
             raise (at_v / i / "open_interest_usd").fail(
                 f"got {oi:g}, {oi / v.depth_usd:,.0f} times the venue's depth_usd {v.depth_usd:g}; "
                 f"allowed: at most {bound('usd_per_depth'):,.0f} times its depth")
@@ -347,15 +347,15 @@ def _meaningful(sc: Scenario, top: Where) -> None:
             raise (top / "population" / "classes" / cname / "holdings_usd").fail(usd_problem(c.holdings_usd))
     i, spot = next((i, v) for i, v in enumerate(sc.venues) if v.is_spot)
     load = sum(sc.open_interest.values()) + sum(c.holdings_usd for c in sc.classes.values())
-    if load > bound("usd_per_spot_depth") * spot.depth_usd:
+    if not load <= bound("usd_per_spot_depth") * spot.depth_usd:
         raise (at_v / i / "depth_usd").fail(
             f"got {spot.depth_usd:g}, a {load / spot.depth_usd:,.0f}th of all open interest plus institutional "
             f"holdings ({load:g} USD); allowed: at least a {bound('usd_per_spot_depth'):,.0f}th of them")
     for j, s in enumerate(sc.shocks):
-        if s.duration_minutes <= 0:
+        if not s.duration_minutes > 0:
             raise (top / "shocks" / j / "duration_minutes").bad(
                 s.duration_minutes, "above 0 minutes (a shock of zero length never acts)")
-        if s.start_minute >= sc.duration_minutes:
+        if not s.start_minute < sc.duration_minutes:
             raise (top / "shocks" / j / "start_minute").bad(
                 s.start_minute, f"below the run's duration_minutes {sc.duration_minutes} (a shock that starts "
                                 "after the end never acts)")
