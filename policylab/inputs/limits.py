@@ -101,12 +101,6 @@ class Exceeded(Exception):
         self.line, self.path, self.detail = line, path, detail
 
 
-def check_size(n_bytes: int) -> None:
-    """A file of ``n_bytes`` is within the size bound, else Exceeded."""
-    if n_bytes > bound("file_bytes"):
-        raise Exceeded(None, (), f"{n_bytes:,} bytes; allowed: {at_most('file_bytes')}")
-
-
 class BoundedComposer:
     """Mixin for a PyYAML loader: refuses nesting deeper than the depth bound while
     composing (before recursion goes any deeper)."""
