@@ -88,9 +88,11 @@ def test_the_readme_states_the_bounds():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Security and robustness", 1)[1].split("\n## ", 1)[0]
     text = " ".join(section.split())
-    for phrase in (f"at most {LIMITS['file_bytes'].value // 1024:.0f} kB", f"nested at most {LIMITS['depth'].value:.0f} levels",
+    for phrase in (f"at most {LIMITS['file_bytes'].value // 1024:.0f} kB",
+                   f"nested at most {LIMITS['depth'].value:.0f} levels",
                    f"at most {LIMITS['nodes'].value:,.0f} values", f"at most {LIMITS['list_items'].value:,.0f} entries",
-                   f"at most {LIMITS['string_chars'].value:,.0f} characters", f"at most {LIMITS['modules'].value:.0f} modules",
+                   f"at most {LIMITS['string_chars'].value:,.0f} characters",
+                   f"at most {LIMITS['modules'].value:.0f} modules",
                    f"1 to {LIMITS['venues'].value:.0f} venues", f"1 to {LIMITS['venue_name_chars'].value:.0f} letters",
                    f"at most {LIMITS['usd_per_venue'].value:.0e}".replace("e+", "e"),
                    f"at least {LIMITS['depth_usd_min'].value:.0e}".replace("e+0", "e"),
@@ -104,7 +106,8 @@ def test_the_readme_states_the_bounds():
     ("calm", "scenario.open_interest.binance=1.0e+9,1.0e+14",
      "--param scenario.open_interest.binance: venues[2].open_interest_usd: got 1e+14; allowed: at most 1e+13 USD"),
     ("october-2025", "scenario.duration_minutes=1440,600",
-     "--param scenario.duration_minutes: shocks[0].start_minute: got 840.0; allowed: below the run's duration_minutes 600"),
+     "--param scenario.duration_minutes: shocks[0].start_minute: got 840.0; "
+     "allowed: below the run's duration_minutes 600"),
 ])
 def test_a_sweep_cannot_leave_the_accepted_range(tmp_path, scenario, param, message):
     """Scenario values a sweep sets pass the same checks as a file's (nothing runs)."""
@@ -113,3 +116,17 @@ def test_a_sweep_cannot_leave_the_accepted_range(tmp_path, scenario, param, mess
     assert res.exit_code == 2 and res.stderr.splitlines() == [res.stderr.strip()], res.output
     assert message in res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "locked.yaml"
+    path.write_text("name: x\n")
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    for command in (["rules", "check"], ["scenarios", "show"]):
+        res = CliRunner().invoke(cli, [*command, str(path)])
+        assert res.exit_code == 2
+        assert res.stderr == f"error: {path}: cannot be read (Permission denied); allowed: a readable file\n"

@@ -92,7 +92,8 @@ def test_rules_check_and_show_read_the_module_without_running_it(tmp_path):
 
 
 @pytest.mark.parametrize("params, message", [
-    ("{max_levrage: 3}", "modules[0].params.max_levrage: unknown parameter of local_cap (did you mean 'max_leverage'?)"),
+    ("{max_levrage: 3}",
+     "modules[0].params.max_levrage: unknown parameter of local_cap (did you mean 'max_leverage'?)"),
     ("{max_leverage: 500}", "modules[0].params.max_leverage: got 500"),
 ])
 def test_statically_read_parameters_are_checked(tmp_path, params, message):

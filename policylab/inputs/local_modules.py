@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from policylab.errors import InputError
-from policylab.inputs.limits import LIMITS
+from policylab.inputs.limits import at_most, bound
 from policylab.inputs.values import did_you_mean
 from policylab.policies.api import Param, Policy
 
@@ -170,7 +170,8 @@ def _read_class(node: ast.ClassDef, classes: dict, env: dict, seen: frozenset = 
                 if isinstance(target, ast.Name):
                     pairs.append((target.id, stmt.value))
                 elif (isinstance(target, ast.Tuple) and isinstance(stmt.value, ast.Tuple)
-                      and len(target.elts) == len(stmt.value.elts) and all(isinstance(t, ast.Name) for t in target.elts)):
+                      and len(target.elts) == len(stmt.value.elts)
+                      and all(isinstance(t, ast.Name) for t in target.elts)):
                     pairs += [(t.id, v) for t, v in zip(target.elts, stmt.value.elts)]
                 else:
                     known = False
@@ -195,12 +196,14 @@ def _read_class(node: ast.ClassDef, classes: dict, env: dict, seen: frozenset = 
 
 def inspect_module(path: Path, file: str, cls_name: str, where: str) -> type[LocalModule]:
     """A :class:`LocalModule` stand-in for class ``cls_name`` of ``path``, read with ast."""
-    size = path.stat().st_size
-    limit = LIMITS["file_bytes"].value
-    if size > limit:
-        raise InputError(f"{where}: {file}: {size:,} bytes; allowed: at most {limit:,.0f} bytes")
     try:
+        size = path.stat().st_size
+        if size > bound("file_bytes"):
+            raise InputError(f"{where}: {file}: {size:,} bytes; allowed: {at_most('file_bytes')}")
         source = path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise InputError(f"{where}: {file}: cannot be read ({e.strerror or type(e).__name__}); "
+                         "allowed: a readable file") from None
     except UnicodeDecodeError as e:
         raise InputError(f"{where}: {file}: not UTF-8 text (byte {e.start}); allowed: a UTF-8 Python file") from None
     try:

@@ -64,7 +64,8 @@ def shown(value) -> str:
 
 def keypath(path) -> str:
     """``("venues", 0, "tiers")`` -> ``venues[0].tiers``."""
-    return "".join(f"[{k}]" if isinstance(k, int) and not isinstance(k, bool) else f".{_key(k)}" for k in path).lstrip(".")
+    return "".join(f"[{k}]" if isinstance(k, int) and not isinstance(k, bool) else f".{_key(k)}"
+                   for k in path).lstrip(".")
 
 
 def _key(key) -> str:

@@ -100,12 +100,16 @@ def _lines_of(node) -> tuple[dict[tuple, int], set[tuple]]:
 
 
 def read_text(path: Path, where: str) -> str:
-    """A file's text; a file over the size bound or not UTF-8 is an InputError (naming the
-    size or the byte offset, never the content)."""
-    size = path.stat().st_size
-    if size > bound("file_bytes"):
-        raise InputError(f"{where}: {size:,} bytes; allowed: {at_most('file_bytes')}")
-    data = path.read_bytes()
+    """A file's text; a file that cannot be read, is over the size bound or is not UTF-8
+    is an InputError (naming the reason, size or byte offset, never the content)."""
+    try:
+        size = path.stat().st_size
+        if size > bound("file_bytes"):
+            raise InputError(f"{where}: {size:,} bytes; allowed: {at_most('file_bytes')}")
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{where}: cannot be read ({e.strerror or type(e).__name__}); "
+                         "allowed: a readable file") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
