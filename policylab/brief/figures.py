@@ -368,6 +368,7 @@ def register(spec: FigureSpec) -> None:
         raise ValueError(f"figure {spec.id!r} is already registered; allowed: a new id")
     FIGURES = (*FIGURES, spec)
 
+
 def draw(spec: FigureSpec, data: FigureData) -> Figure:
     """One registry entry drawn in the brief's style."""
     with sns.axes_style("whitegrid"), plt.rc_context(RC):
