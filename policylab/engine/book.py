@@ -20,7 +20,8 @@ from policylab.venues import VenueRules
 
 
 _FLOAT_FIELDS = ("weight", "cash", "size", "entry", "leverage", "stop", "stop_dist", "coin", "hedge",
-                 "hedge_cash", "liq_price", "last_liq", "deposit", "age_days", "lev_cap", "mm_floor", "pos_limit")
+                 "hedge_cash", "liq_price", "last_liq", "deposit", "age_days", "lev_cap", "mm_floor", "pos_limit",
+                 "lev_chosen")
 
 
 class TraderBook:
@@ -36,7 +37,10 @@ class TraderBook:
     last_liq: time of the last liquidation slice (s); deposit: money put in (USD);
     age_days: account age; lev_cap: the rules' leverage cap for the account (x);
     mm_floor: the rules' maintenance floor (share of notional); pos_limit: the rules'
-    position limit per real account (USD); moved / quit: venue change or exit under the rules.
+    position limit per real account (USD); lev_chosen: the leverage the account chose as
+    drawn, before any policy module bound it (x); moved / quit: venue change or exit under
+    the rules; blocked: turned away from its venue by the rules (a ban, a block, a KYC or
+    listed-venue requirement), wherever it went then.
     """
 
     def __init__(self, n: int):
@@ -48,6 +52,7 @@ class TraderBook:
         self.liquidated = np.zeros(n, dtype=bool)
         self.moved = np.zeros(n, dtype=bool)  # changed venue because of the rules
         self.quit = np.zeros(n, dtype=bool)  # stopped trading because of the rules
+        self.blocked = np.zeros(n, dtype=bool)  # turned away from its venue by the rules
         for name in _FLOAT_FIELDS:
             setattr(self, name, np.zeros(n, dtype=np.float64))
         self.stop[:] = np.nan

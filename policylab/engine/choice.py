@@ -101,6 +101,7 @@ def settle(model) -> None:
     tb.stop[acc] = np.where(size != 0, price[nv] * (1 - np.sign(size) * tb.stop_dist[acc]), np.nan)
     tb.moved[traders[moves]] = True
     tb.quit[traders[quits]] = True
+    tb.blocked[traders[denied[cur, col]]] = True
     # the rules that stay with each account during the run (on its final venue)
     tb.lev_cap[traders] = allowed[tb.venue[traders], col]
     tb.pos_limit[traders] = limit[tb.venue[traders], col]

@@ -124,7 +124,7 @@ def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[Tr
     cap = initial_margin_leverage(vb, tb.venue[:start], notional, tb.weight[:start])
     lev = np.maximum(np.minimum(lev, cap * cap_use), 1.0)
     collateral = np.where(notional > 0, notional / lev, 0.0)
-    tb.leverage[:start] = lev
+    tb.leverage[:start] = tb.lev_chosen[:start] = lev
     tb.size[:start] = size
     # positions were opened over the past days, so entries disperse around the start
     # price; an adverse entry uses at most 70% of the distance from entry to liquidation,

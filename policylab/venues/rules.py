@@ -14,6 +14,7 @@ from policylab.inputs.values import Invalid, not_one_of, setting
 from policylab.names import JURISDICTIONS
 
 
+HOMES = (*JURISDICTIONS, "offshore")  # a venue's home: a jurisdiction's licensed venue, or offshore
 ADL_RANKINGS = ("none", "hyperliquid", "binance", "pro_rata")
 MARK_PRICES = ("book", "index")
 
@@ -40,6 +41,10 @@ class VenueRules:
     kind: str = setting(unit="archetype", meaning="the archetype the venue starts from", source="scenario")
     label: str = setting("", unit="text", meaning="readable name", source=_SRC)
     offshore: bool = setting(True, unit="yes/no", meaning="outside the reach of onshore regulators", source=_SRC)
+    home: str = setting(
+        "offshore", unit="jurisdiction",
+        meaning='the jurisdiction whose regulator licenses the venue (one of HOMES; "offshore": none of them)',
+        source=_SRC)
     kyc_required: bool = setting(False, unit="yes/no", meaning="identity verification required to trade",
                                  source=_SRC)
     blocked_jurisdictions: tuple[str, ...] = setting(
@@ -153,6 +158,11 @@ class VenueRules:
         for fname, options in (("kind", KINDS), ("adl_ranking", ADL_RANKINGS), ("mark_price", MARK_PRICES)):
             if getattr(self, fname) not in options:
                 raise not_one_of(getattr(self, fname), options, (fname,))
+        if self.home not in HOMES:
+            raise not_one_of(self.home, HOMES, ("home",))
+        if not self.is_spot and self.offshore != (self.home == "offshore"):
+            bad("home", self.home, '"offshore" exactly when the venue is offshore' if self.offshore
+                else "the jurisdiction that licenses this onshore venue, not offshore")
         for i, j in enumerate(self.blocked_jurisdictions):
             if j not in JURISDICTIONS:
                 raise not_one_of(j, JURISDICTIONS, ("blocked_jurisdictions", i))
