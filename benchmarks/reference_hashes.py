@@ -27,11 +27,11 @@ RUNS = [
     ("calm", None, 0, 2000, 240),
     ("calm", "status-quo-2025", 1, 2000, 240),
     ("october-2025", "status-quo-2025", 0, 3000, 1440),
-    ("october-2025", "japan-2020-2x", 0, 3000, 1440),
+    ("october-2025", "repeal-japan-2020", 0, 3000, 1440),
     ("october-2025", "circuit-breaker-proposal", 1, 3000, 1440),
     ("october-2025", "dynamic-margin-proposal", 2, 3000, 1440),
     ("october-2025", "us-onshoring-2025", 0, 3000, 1440),
-    ("short-squeeze", "esma-2018-crypto", 0, 2000, 720),
+    ("short-squeeze", "repeal-esma-2018", 0, 2000, 720),
     ("stylized-month", "stablecoin-haircuts", 0, 1000, 2880),
 ]
 

@@ -72,7 +72,7 @@ def scheduler(tmp_path_factory):
 
 def test_dask_cluster_gives_the_in_process_tables(scheduler, flash_path):
     sc = load_scenario(str(flash_path))
-    args = (["esma-2018-crypto"], sc, 3)
+    args = (["repeal-esma-2018"], sc, 3)
     remote = policylab.compare(*args, traders=TRADERS, scheduler=scheduler)
     local = policylab.compare(*args, traders=TRADERS, workers=1)
     assert remote.manifest["backend"] == "dask" and remote.manifest["workers"] == 2
@@ -85,13 +85,13 @@ TABLES = ("runs", "failed", "timeseries", "events", "summary")
 
 @pytest.fixture(scope="module")
 def reference(flash_path):
-    return policylab.compare(["esma-2018-crypto"], load_scenario(str(flash_path)), 2, traders=TRADERS, workers=1)
+    return policylab.compare(["repeal-esma-2018"], load_scenario(str(flash_path)), 2, traders=TRADERS, workers=1)
 
 
 @pytest.mark.parametrize("name", list(BACKENDS))
 def test_every_registered_backend_gives_the_same_tables(name, request, flash_path, reference):
     scheduler = request.getfixturevalue("scheduler") if name == "dask" else None
-    r = policylab.compare(["esma-2018-crypto"], load_scenario(str(flash_path)), 2, traders=TRADERS, workers=2,
+    r = policylab.compare(["repeal-esma-2018"], load_scenario(str(flash_path)), 2, traders=TRADERS, workers=2,
                           scheduler=scheduler, backend=name)
     assert r.manifest["backend"] == name and r.complete and not r.manifest["failed_runs"]
     for table in TABLES:

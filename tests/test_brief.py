@@ -28,7 +28,7 @@ BRIEF = Path(render.__file__).parent
 def folder(flash_path, tmp_path_factory):
     """A tiny comparison: Japan's 2x cap against the status quo, three seeds."""
     out = tmp_path_factory.mktemp("tiny") / "results"
-    policylab.compare(["japan-2020-2x"], str(flash_path), 3, traders=300, out=out, workers=1)
+    policylab.compare(["repeal-japan-2020"], str(flash_path), 3, traders=300, out=out, workers=1)
     return out
 
 

@@ -32,7 +32,7 @@ def test_every_target_has_a_source_and_reads_real_metrics():
 @pytest.fixture(scope="module")
 def october(tmp_path_factory):
     out = tmp_path_factory.mktemp("cal") / "october"
-    compare(["japan-2020-2x"], "october-2025", seeds=2, traders=1500, workers=1, out=out)
+    compare(["repeal-japan-2020"], "october-2025", seeds=2, traders=1500, workers=1, out=out)
     return out
 
 
@@ -49,5 +49,5 @@ def test_brief_carries_the_october_calibration_check(october):
 
 def test_no_calibration_appendix_without_the_status_quo_baseline(october):
     res = report.load(october)
-    res.manifest["baseline"] = "japan-2020-2x"
+    res.manifest["baseline"] = "repeal-japan-2020"
     assert sections.calibration_check(res) == []

@@ -31,7 +31,7 @@ def scenario(flash_path):
 def comparison(scenario, tmp_path_factory):
     """ESMA 2018 and the scenario as written against the baseline, 4 seeds, in this process."""
     out = tmp_path_factory.mktemp("cmp") / "esma"
-    result = policylab.compare(["esma-2018-crypto", []], scenario, 4, traders=TRADERS, out=out, workers=1)
+    result = policylab.compare(["repeal-esma-2018", []], scenario, 4, traders=TRADERS, out=out, workers=1)
     return result, out
 
 
@@ -54,7 +54,7 @@ def test_folder_has_every_file_with_contract_columns(comparison, scenario):
     assert list(t["events.parquet"].columns) == ["rule_set", "seed", *COLUMNS["events"]]
     summary = pd.read_csv(out / "summary.csv")
     assert tuple(summary.columns) == stats.SUMMARY_COLUMNS
-    arms = [BASELINE, "esma-2018-crypto", "scenario-as-written"]
+    arms = [BASELINE, "repeal-esma-2018", "scenario-as-written"]
     assert list(dict.fromkeys(summary["rule_set"])) == arms
     assert list(dict.fromkeys(t["runs.parquet"]["rule_set"])) == arms
     assert sorted(set(t["runs.parquet"]["seed"])) == [0, 1, 2, 3]
@@ -63,7 +63,7 @@ def test_folder_has_every_file_with_contract_columns(comparison, scenario):
     assert all(set(d) == {"unit", "description", "direction"} for d in defs.values())
     rule_sets = json.loads((out / "rule_sets.json").read_text())
     assert list(rule_sets) == arms
-    assert rule_sets["esma-2018-crypto"] == json.loads(json.dumps(load_rules("esma-2018-crypto").to_dict()))
+    assert rule_sets["repeal-esma-2018"] == json.loads(json.dumps(load_rules("repeal-esma-2018").to_dict()))
     assert json.loads((out / "scenario.json").read_text())["name"] == scenario.name
     assert not list(out.glob(".*"))  # no temporary files, the staged runs removed
 
@@ -109,8 +109,8 @@ def test_downsample_keeps_levels_and_sums_flows(scenario):
 def test_runs_equal_single_runs_with_the_same_seed(comparison, scenario):
     result, _ = comparison
     w = result.wide()
-    single = run(scenario, seed=3, traders=TRADERS, rules=[load_rules("esma-2018-crypto")]).metrics
-    row = w[(w["rule_set"] == "esma-2018-crypto") & (w["seed"] == 3)].iloc[0]
+    single = run(scenario, seed=3, traders=TRADERS, rules=[load_rules("repeal-esma-2018")]).metrics
+    row = w[(w["rule_set"] == "repeal-esma-2018") & (w["seed"] == 3)].iloc[0]
     for name in result.definitions:
         assert row[name] == single[name].iloc[0] or (math.isnan(row[name]) and math.isnan(single[name].iloc[0]))
 
@@ -129,8 +129,8 @@ def test_differences_are_paired_bootstrap_over_common_seeds(comparison):
     result, _ = comparison
     w = result.wide().set_index(["rule_set", "seed"])
     s = result.summary.set_index(["rule_set", "metric"])
-    d = (w.loc["esma-2018-crypto", "liquidated_usd"] - w.loc[BASELINE, "liquidated_usd"]).to_numpy()
-    row = s.loc[("esma-2018-crypto", "liquidated_usd")]
+    d = (w.loc["repeal-esma-2018", "liquidated_usd"] - w.loc[BASELINE, "liquidated_usd"]).to_numpy()
+    row = s.loc[("repeal-esma-2018", "liquidated_usd")]
     assert row["diff_mean"] == pytest.approx(d.mean())
     assert (row["diff_lo"], row["diff_hi"]) == stats.mean_interval(d)
     assert row["baseline"] == pytest.approx(w.loc[BASELINE, "liquidated_usd"].mean())
@@ -156,7 +156,7 @@ def test_mean_interval_is_deterministic_and_covers_the_mean():
 # ------------------------------------------------------------------ backends
 def test_local_processes_give_identical_tables(comparison, scenario):
     result, _ = comparison
-    other = policylab.compare(["esma-2018-crypto", []], scenario, 4, traders=TRADERS, workers=2)
+    other = policylab.compare(["repeal-esma-2018", []], scenario, 4, traders=TRADERS, workers=2)
     assert other.manifest["backend"] == "processes" and other.manifest["workers"] == 2
     for name in ("runs", "failed", "timeseries", "events", "summary"):
         pd.testing.assert_frame_equal(getattr(other, name), getattr(result, name), check_exact=True)
@@ -200,7 +200,7 @@ class Interrupt:
 def test_interrupted_experiment_keeps_finished_runs_and_resumes(comparison, scenario, tmp_path):
     full, _ = comparison
     out = tmp_path / "out"
-    args = (["esma-2018-crypto", []], scenario, 4)
+    args = (["repeal-esma-2018", []], scenario, 4)
     part = policylab.compare(*args, traders=TRADERS, out=out, workers=1, progress=Interrupt(5))
     m = json.loads((out / "manifest.json").read_text())
     assert m["interrupted"] and not m["complete"] and m["finished_runs"] == 5

@@ -27,14 +27,14 @@ def invoke(*args):
 # ------------------------------------------------------------------ compare
 def test_compare_prints_differences_and_writes_the_folder(flash_path, tmp_path):
     out = tmp_path / "out"
-    res = invoke("compare", "esma-2018-crypto", "--scenario", flash_path, "--seeds", 3, "--traders", TRADERS,
+    res = invoke("compare", "repeal-esma-2018", "--scenario", flash_path, "--seeds", 3, "--traders", TRADERS,
                  "--workers", 1, "--out", out)
     assert res.exit_code == 0, res.output
-    assert "esma-2018-crypto vs status-quo-2025" in res.stdout
+    assert "repeal-esma-2018 vs status-quo-2025" in res.stdout
     assert "liquidated_usd" in res.stdout and "6 of 6 runs finished" in res.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["command"].startswith("policylab ") and manifest["seeds"] == [0, 1, 2]
-    assert (out / "brief.pdf").stat().st_size > 0 and "esma-2018-crypto" in (out / "brief.html").read_text()
+    assert (out / "brief.pdf").stat().st_size > 0 and "repeal-esma-2018" in (out / "brief.html").read_text()
     assert f"brief written to {out / 'brief.pdf'}" in res.stderr
 
 
@@ -52,15 +52,15 @@ def test_failed_runs_give_exit_code_1_and_are_reported(flash_path, tmp_path, bug
 
 
 @pytest.mark.parametrize("args, message", [
-    (["compare", "esma-2018-crypto", "--workers", "0"], "--workers: got 0"),
-    (["compare", "esma-2018-cryto"], "unknown rule set 'esma-2018-cryto' (did you mean 'esma-2018-crypto'?)"),
-    (["compare", "esma-2018-crypto", "--resume"], "--resume:"),
+    (["compare", "repeal-esma-2018", "--workers", "0"], "--workers: got 0"),
+    (["compare", "repeal-esma-2018x"], "unknown rule set 'repeal-esma-2018x' (did you mean 'repeal-esma-2018'?)"),
+    (["compare", "repeal-esma-2018", "--resume"], "--resume:"),
     (["sweep", "--param", "scenario.tradrs=100,200"], "scenario: unknown field 'tradrs'; allowed: name,"),
     (["sweep", "--param", "scenario.traders=100,x"], "scenario.traders: got 'x'; allowed: a number"),
     (["sweep", "--param", "scenario.traders=50"], "scenario.traders: got 50; allowed: 100 to 10,000,000"),
     (["sweep", "--param", "scenario.venues.dax.depth_usd=1"], "scenario.venues: no item 'dax'; allowed: dex,"),
     (["sweep", "--param", "leverage_cap.max_leverage=2"], "no module 'leverage_cap' in the swept rule sets"),
-    (["sweep", "--rules", "esma-2018-crypto", "--param", "leverage_cap.max_leverage=0.1"],
+    (["sweep", "--rules", "repeal-esma-2018", "--param", "leverage_cap.max_leverage=0.1"],
      "--param leverage_cap.max_leverage: got 0.1; allowed: a number from"),
     (["sweep", "--param", "traders"], "--param: got 'traders'; allowed: MODULE.PARAM=V1,V2,..."),
     (["sweep", "--method", "sobol", "--param", "scenario.sigma_daily=0.1,0.2"], "allowed: LOW:HIGH"),
@@ -77,7 +77,7 @@ def test_bad_input_is_one_line_with_exit_code_2(flash_path, tmp_path, args, mess
 def test_ctrl_c_keeps_finished_runs_and_resume_completes(flash_path, tmp_path):
     """A real SIGINT to ``policylab compare`` on two worker processes, then --resume."""
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "policylab", "compare", "esma-2018-crypto", "--scenario", str(flash_path),
+    cmd = [sys.executable, "-m", "policylab", "compare", "repeal-esma-2018", "--scenario", str(flash_path),
            "--seeds", "8", "--traders", "600", "--workers", "2", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -118,7 +118,7 @@ def test_scenario_sweep_gives_curves_with_intervals(flash_path, tmp_path):
 
 
 def test_policy_parameter_sweep_sets_the_module(flash_path, tmp_path):
-    res = invoke("sweep", "--rules", "esma-2018-crypto", "--param", "leverage_cap.max_leverage=2,50",
+    res = invoke("sweep", "--rules", "repeal-esma-2018", "--param", "leverage_cap.max_leverage=2,50",
                  "--scenario", flash_path, "--seeds", 2, "--traders", TRADERS, "--workers", 1, "--out", tmp_path)
     assert res.exit_code == 0, res.output
     assert "leverage_cap.max_leverage=2 " in res.stdout and "leverage_cap.max_leverage=50 " in res.stdout

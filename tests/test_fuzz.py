@@ -133,8 +133,8 @@ names = st.text(string.printable, min_size=1, max_size=30).filter(lambda t: "\x0
 @given(option=st.sampled_from(["--seeds", "--workers"]), value=bad_count,
        command=st.sampled_from(["compare", "sweep"]))
 def test_bad_seed_and_worker_counts(tmp_path, option, value, command):
-    args = ["esma-2018-crypto"] if command == "compare" else ["--param", "leverage_cap.max_leverage=2,5",
-                                                               "--rules", "esma-2018-crypto"]
+    args = ["repeal-esma-2018"] if command == "compare" else ["--param", "leverage_cap.max_leverage=2,5",
+                                                               "--rules", "repeal-esma-2018"]
     res = CliRunner().invoke(cli, [command, *args, "--scenario", "calm", "--traders", "100",
                                    "--out", str(tmp_path / "out"), option, value])
     assert_clean(res, allow_ok=False)
@@ -144,7 +144,7 @@ def test_bad_seed_and_worker_counts(tmp_path, option, value, command):
 @FUZZ
 @given(value=bad_traders, command=st.sampled_from(["run", "compare"]))
 def test_bad_trader_counts(tmp_path, value, command):
-    args = ["--seed", "0"] if command == "run" else ["esma-2018-crypto", "--seeds", "2"]
+    args = ["--seed", "0"] if command == "run" else ["repeal-esma-2018", "--seeds", "2"]
     res = CliRunner().invoke(cli, [command, *args, "--scenario", "calm", "--out", str(tmp_path / "out"),
                                    "--traders", value])
     assert_clean(res, allow_ok=False)
@@ -157,7 +157,7 @@ def test_unknown_names(tmp_path, name, what, command):
     """A name that is neither a built-in nor an existing file."""
     name = f"no-such-{name}"
     if what == "scenario":
-        args = ["--scenario", name] + (["esma-2018-crypto"] if command == "compare" else [])
+        args = ["--scenario", name] + (["repeal-esma-2018"] if command == "compare" else [])
     else:
         args = ["--scenario", "calm"] + (["--rules", name] if command == "run" else [name])
     res = CliRunner().invoke(cli, [command, *args, "--traders", "100", "--out", str(tmp_path / "out")])
@@ -173,7 +173,7 @@ def test_out_below_a_file(tmp_path, below, command):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     out = blocker.joinpath(*below)
-    args = ["--seed", "0"] if command == "run" else ["esma-2018-crypto", "--seeds", "2"]
+    args = ["--seed", "0"] if command == "run" else ["repeal-esma-2018", "--seeds", "2"]
     res = CliRunner().invoke(cli, [command, *args, "--scenario", "calm", "--traders", "100", "--out", str(out)])
     assert_clean(res, allow_ok=False)
     assert blocker.read_text() == "not a folder"

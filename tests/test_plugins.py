@@ -238,7 +238,7 @@ def test_guide_example_works(tmp_path, short_path, monkeypatch):
     # the guide's command, on a short scenario
     res = CliRunner().invoke(cli, ["run", "--scenario", str(short_path), "--traders", "2000",
                                    "--rules", str(tmp_path / "uk-appropriateness.yaml"),
-                                   "--rules", "esma-2018-crypto", "--allow-local-modules",
+                                   "--rules", "repeal-esma-2018", "--allow-local-modules",
                                    "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.stderr
     assert "accounts that stopped trading" in res.stdout

@@ -23,7 +23,7 @@ from policylab.errors import InputError
 from policylab.names import EVENT_KINDS
 from policylab.engine.margin import maintenance
 from policylab.model import MarketModel
-from policylab.engine.apply_rules import account_rules
+from policylab.engine.apply_rules import account_rules, reach
 from policylab.policies.api import PolicyError, merge_venue_rules
 from policylab.experiments.run import run
 from policylab.inputs.rulesets import RuleSet, load_rules, parse_rules
@@ -123,10 +123,10 @@ class OrderWatch:
 # ====================================================================== leverage caps
 CAPS = {
     # case: (rule set, the accounts it covers: (model, rows) -> mask, the cap)
-    "japan-2020-2x": (lambda: load_rules("japan-2020-2x"),
-                      lambda m, r: (m.tb.cls[r] == RETAIL) & (m.tb.juris[r] == juris("JP")), 2.0),
-    "esma-2018-crypto": (lambda: load_rules("esma-2018-crypto"),
-                         lambda m, r: (m.tb.cls[r] == RETAIL) & (m.tb.juris[r] == juris("EU")), 2.0),
+    # a jurisdiction's cap binds its domestic venues (broker: home EU) for all the retail there
+    "domestic_cap": (lambda: rule_set("- module: leverage_cap\n  target: {classes: [retail], jurisdictions: [EU]}\n"
+                                      "  params: {max_leverage: 5}\n"),
+                     lambda m, r: (m.tb.cls[r] == RETAIL) & (m.tb.venue[r] == venue_index(m, "broker")[0]), 5.0),
     "new_account_cap": (lambda: rule_set("- module: new_account_cap\n  params: {max_leverage: 5, account_age_days: 60}\n"),
                         lambda m, r: m.tb.age_days[r] < 60, 5.0),
     "venue_cap": (lambda: rule_set("- module: leverage_cap\n  target: {venues: [offshore_pool, offshore_dex]}\n"
@@ -138,7 +138,7 @@ CAPS = {
 @pytest.mark.parametrize("case", list(CAPS))
 def test_no_position_above_a_leverage_cap(scenario, case):
     make_rules, covers, cap = CAPS[case]
-    traders = 3000 if case.startswith(("japan", "esma")) else TRADERS
+    traders = 3000 if case == "domestic_cap" else TRADERS
     base = model(scenario, traders=traders)
     m = model(scenario, make_rules(), traders=traders)
     tb, rows = m.tb, trader_rows(m)
@@ -200,7 +200,7 @@ def test_margin_closeout_raises_maintenance_and_closes_out_at_the_level(scenario
     np.testing.assert_allclose(tb.mm_floor[r], level / tb.lev_cap[r])
     assert np.all(maintenance(tb, vb, r, price) >= level * required * (1 - 1e-12))
     own = maintenance(base.tb, base.vb, r, price)  # the venues' own is lower (cme's, at 90% of initial, equal)
-    assert np.all(own <= level * required * (1 + 1e-12)) and np.mean(own < level * required) > 0.8
+    assert np.all(own <= level * required * (1 + 1e-12)) and np.mean(own < level * required) > 0.7
     # professionals are not covered
     p = m.rows["professional"]
     assert np.all(tb.mm_floor[p] == 0)
@@ -294,29 +294,23 @@ def test_kyc_no_unverified_trader_on_a_kyc_venue(scenario):
         assert m.warnings() == []
 
 
-@pytest.mark.parametrize("onshore", [False, True])
-def test_retail_ban(scenario, onshore):
-    """The shipped FCA ban turns UK retail away from every derivatives venue; a ban on the
-    onshore venues alone moves them offshore."""
-    fca = load_rules("fca-2021-retail-ban")
-    if onshore:
-        fca = rule_set("- module: retail_product_ban\n  target: {venues: [eu_broker, us_regulated], classes: [retail], "
-                       "jurisdictions: [UK]}\n", name="fca-onshore")
-    base, m = model(scenario, traders=3000), model(scenario, fca, traders=3000)
+@pytest.mark.parametrize("target", ["jurisdictions: [EU]", "venues: [eu_broker, us_regulated]"])
+def test_retail_ban(scenario, target):
+    """A jurisdiction's ban binds its domestic venues (broker, home EU) for all the retail they
+    serve, wherever those live, and no other venue; a ban on named venues binds those. The
+    banned move offshore or stop; everyone else is untouched."""
+    ban = rule_set(f"- module: retail_product_ban\n  target: {{classes: [retail], {target}}}\n", name="ban")
+    base, m = model(scenario, traders=3000), model(scenario, ban, traders=3000)
     tb = m.tb
     r = m.rows["retail"]
-    uk = r[tb.juris[r] == juris("UK")]
-    assert len(held(base, uk)) > 50
-    onshore_venues = venue_index(m, "broker", "cme")
-    assert np.any(np.isin(base.tb.venue[held(base, uk)], onshore_venues))
-    assert not np.any(np.isin(tb.venue[held(m, uk)], onshore_venues))
-    if onshore:
-        assert len(held(m, uk)) > 0.8 * len(uk)  # they moved offshore
-        assert tb.moved[uk].sum() > 0
-    else:
-        assert len(held(m, uk)) == 0 and np.all(tb.quit[uk])
+    banned_venues = venue_index(m, "broker") if "EU" in target else venue_index(m, "broker", "cme")
+    banned = r[np.isin(base.tb.venue[r], banned_venues) & (base.tb.size[r] != 0)]
+    assert len(banned) > 20
+    assert not np.any(np.isin(tb.venue[held(m, r)], banned_venues))
+    assert np.all(tb.moved[banned] | tb.quit[banned]) and tb.moved[banned].sum() > 0.5 * len(banned)
+    assert np.all(np.isin(tb.venue[held(m, banned)], venue_index(m, *OFFSHORE, "broker", "cme")))
     # everyone else is untouched
-    others = np.setdiff1d(trader_rows(m), uk)
+    others = np.setdiff1d(trader_rows(m), banned)
     np.testing.assert_array_equal(tb.size[others], base.tb.size[others])
 
 
@@ -326,7 +320,7 @@ def test_retail_ban_moves_retail_offshore_in_proportion_to_enforcement(scenario)
     trading, quit_metric, onshore_volume = [], [], []
     for leakage in (0.0, 0.25, 0.5, 0.75, 1.0):
         rules = rule_set(
-            "- module: retail_product_ban\n  target: {venues: [eu_broker, us_regulated], classes: [retail], jurisdictions: [UK]}\n"
+            "- module: retail_product_ban\n  target: {venues: [eu_broker, us_regulated], classes: [retail]}\n"
             f"- module: offshore_access_enforcement\n  target: {{classes: [retail]}}\n  params: {{blocked: [UK], leakage: {leakage}}}\n",
             name=f"uk-leak-{leakage}")
         m = model(scenario, rules, traders=3000)
@@ -457,6 +451,7 @@ def test_adl_rule_changes_who_is_deleveraged(scenario):
 # ====================================================================== market-wide interventions
 def test_circuit_breaker_halts_for_its_window(scenario):
     m = model(scenario, load_rules("circuit-breaker-proposal"), run_it=True)
+    own = [w for w in m.warnings() if "status-quo-2025" not in w]
     assert model(scenario, run_it=True).halts == []
     assert m.halts, "the -15% shock should trigger the 7% breaker"
     steps = 15 // m.scenario.step_minutes
@@ -472,7 +467,7 @@ def test_circuit_breaker_halts_for_its_window(scenario):
     after = ev[ev.step >= first - 1 + length]
     assert after.kind.isin(["liquidation", "partial", "backstop"]).any()  # liquidations resume after
     assert after.step.min() == first - 1 + length  # immediately: the queue is worked off at once
-    assert m.warnings() == []
+    assert own == []  # (the baseline's national rules bind no venue of this scenario: reported apart)
 
 
 def test_dynamic_margin_raises_the_multiplier_when_volatility_rises(scenario):
@@ -583,7 +578,7 @@ def test_collateral_haircut_lowers_margin_equity(scenario):
     longs = coin[m.tb.size[coin] > 0]
     assert np.all(m.tb.liq_price[longs] > base.tb.liq_price[longs])  # less headroom
     m.run()
-    assert m.warnings() == []
+    assert [w for w in m.warnings() if "status-quo-2025" not in w] == []
 
 
 # ====================================================================== reporting and baseline
@@ -608,12 +603,26 @@ def test_module_that_never_takes_effect_is_reported(scenario, tmp_path):
             in res.stderr.splitlines())
 
 
-def test_status_quo_reproduces_the_run_without_rules_exactly(scenario):
+def test_a_rule_set_without_modules_reproduces_the_run_without_rules_exactly(scenario):
     plain = run(scenario, seed=SEED, traders=TRADERS)
-    status_quo = run(scenario, seed=SEED, traders=TRADERS, rules=[load_rules("status-quo-2025")])
-    assert status_quo.rules == ["status-quo-2025"] and status_quo.warnings == []
+    empty = run(scenario, seed=SEED, traders=TRADERS, rules=[parse_rules("name: none\ntitle: None\nmodules: []\n",
+                                                                           "none.yaml", Path("."))])
+    assert empty.rules == ["none"] and empty.warnings == []
     for name, table in plain.tables().items():
-        pd.testing.assert_frame_equal(status_quo.tables()[name], table, check_exact=True)
+        pd.testing.assert_frame_equal(empty.tables()[name], table, check_exact=True)
+
+
+def test_the_baselines_national_rules_bind_only_where_the_scenario_has_their_venues(scenario):
+    """This scenario's only domestic derivatives venues are the EU broker and the US futures:
+    ESMA's measures and the CFTC rule take effect; the UK's and Japan's rules are reported as
+    never taking effect (no UK or Japanese venue), never applied offshore."""
+    m = model(scenario, load_rules("status-quo-2025"), run_it=True)
+    idle = {p.rule_set + ":" + p.name for p in m.effects.never()}
+    assert all(p.rule_set == "status-quo-2025" for p in m.effects.never())
+    ids = [spec.id for spec in load_rules("status-quo-2025").modules]
+    never = {ids[i] for i, p in enumerate(m.policies) if p in m.effects.never()}
+    assert never == {"fca-2019-leverage", "fca-2019-closeout", "fca-2019-negative-balance", "fca-2021-retail-ban",
+                     "japan-2020-2x"}, idle
 
 
 # ====================================================================== composition
@@ -624,8 +633,9 @@ def test_two_caps_on_the_same_accounts_the_lower_wins(scenario):
     for order in ((all_retail, eu_retail), (eu_retail, all_retail)):
         m = model(scenario, *order)
         r = m.rows["retail"]
-        eu = r[m.tb.juris[r] == juris("EU")]
+        eu = r[m.tb.venue[r] == venue_index(m, "broker")[0]]  # the EU's rule binds its domestic venue
         rest = np.setdiff1d(r, eu)
+        assert len(held(m, eu)) > 0
         assert np.all(m.tb.lev_cap[eu] == 2) and np.all(m.tb.leverage[held(m, eu)] <= 2)
         assert np.all(m.tb.lev_cap[rest] <= 5) and np.any(m.tb.leverage[held(m, rest)] == 5)
         assert m.tb.lev_cap[m.rows["professional"]].max() > 5
@@ -689,8 +699,7 @@ def test_every_builtin_module_is_exercised_here():
     """Guard: a new built-in module needs a test in this file."""
     from policylab.policies.registry import BUILTIN
     text = Path(__file__).read_text()
-    shipped = {m.module for name in ("japan-2020-2x", "esma-2018-crypto", "fca-2021-retail-ban",
-                                     "circuit-breaker-proposal", "stablecoin-haircuts")
+    shipped = {m.module for name in ("status-quo-2025", "circuit-breaker-proposal", "stablecoin-haircuts")
                for m in load_rules(name).modules}
     for name in BUILTIN:
         assert f"module: {name}" in text or name in shipped, name
@@ -741,7 +750,9 @@ def test_account_hooks_compose_as_declared(scenario):
     retail = np.isin(idx, m.rows["retail"])
     covered = retail & (np.abs(m.tb.size[idx]) * m.tb.entry[idx] >= 20000 * m.tb.weight[idx])  # the caps' tier
     denied, values = account_rules(m, idx, venue_index(m, "cex")[0])
-    assert covered.any() and (retail & ~covered).any() and not denied.any()
+    # no module denies: only the scenario's access table (cex blocks US residents, leakily)
+    access = reach(m.scenario, "cex", m.tb.juris[idx], m.choice_draw(idx, "geo_evasion"))[0]
+    assert covered.any() and (retail & ~covered).any() and np.array_equal(denied, access)
     assert np.all(values["leverage_cap"] == np.where(covered, 3.0, np.inf))
     assert np.all(values["closeout_level"] == np.where(retail, 0.8, 0.0))
     assert values["desired_leverage"] == pytest.approx(np.where(retail, 0.4, 1.0))

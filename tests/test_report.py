@@ -51,7 +51,7 @@ def folder(flash_path, buggy, tmp_path_factory):
     d = tmp_path_factory.mktemp("rules")
     (d / "markup.yaml").write_text(MARKUP_RULES)
     out = tmp_path_factory.mktemp("cmp") / "results"
-    policylab.compare(["japan-2020-2x", str(d / "markup.yaml"), buggy], str(flash_path), SEEDS,
+    policylab.compare(["repeal-japan-2020", str(d / "markup.yaml"), buggy], str(flash_path), SEEDS,
                       traders=TRADERS, out=out, workers=1, allow_local_modules=True)
     res = CliRunner().invoke(cli, ["report", str(out)])
     assert res.exit_code == 0, res.output
@@ -93,7 +93,7 @@ def pdf_text(folder):
 def test_pdf_holds_every_rule_set_name_and_the_table_numbers_as_formatted(folder, pdf_text):
     res = report.load(folder)
     text = squash(pdf_text)
-    assert res.order == ["status-quo-2025", "japan-2020-2x", "markup-caps", "buggy"]
+    assert res.order == ["status-quo-2025", "repeal-japan-2020", "markup-caps", "buggy"]
     for name in res.order:
         assert name in text
     head, _ = sections.side_by_side(res.summary, res.order)
@@ -115,7 +115,7 @@ def test_pdf_holds_every_rule_set_name_and_the_table_numbers_as_formatted(folder
 def test_first_page_has_question_scenario_rule_sets_date_and_findings(folder, rendered, pdf_text):
     first = pdf_text.split("\f")[0]
     manifest = json.loads((folder / "manifest.json").read_text())
-    for needed in ("The question.", "Test: a two-hour flash crash", "status-quo-2025", "japan-2020-2x", "markup-caps",
+    for needed in ("The question.", "Test: a two-hour flash crash", "status-quo-2025", "repeal-japan-2020", "markup-caps",
                    "buggy", "baseline", "Key findings", sections._date(manifest["finished"])):
         assert needed in first, needed
     sentences = rendered[0]["findings"]

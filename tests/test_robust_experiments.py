@@ -110,14 +110,14 @@ def test_a_folder_of_another_experiment_is_refused_unless_force(scenario, tmp_pa
     again = policylab.compare([], scenario, 2, traders=TRADERS, workers=1, out=out)  # the same experiment: fine
     assert again.complete
     with pytest.raises(InputError, match="holds the results of a different experiment.*allowed: --force"):
-        policylab.compare(["esma-2018-crypto"], scenario, 2, traders=TRADERS, workers=1, out=out)
+        policylab.compare(["repeal-esma-2018"], scenario, 2, traders=TRADERS, workers=1, out=out)
     with pytest.raises(InputError, match="different experiment"):
         policylab.compare([], scenario, 3, traders=TRADERS, workers=1, out=out)
     (out / "brief.html").write_text("an old brief")
     (out / "curves.csv").write_text("an old sweep")
-    r = policylab.compare(["esma-2018-crypto"], scenario, 2, traders=TRADERS, workers=1, out=out, force=True)
+    r = policylab.compare(["repeal-esma-2018"], scenario, 2, traders=TRADERS, workers=1, out=out, force=True)
     assert r.complete and not (out / "brief.html").exists() and not (out / "curves.csv").exists()
-    assert json.loads((out / "manifest.json").read_text())["rule_sets"] == ["status-quo-2025", "esma-2018-crypto"]
+    assert json.loads((out / "manifest.json").read_text())["rule_sets"] == ["status-quo-2025", "repeal-esma-2018"]
     assert not (out / LOCK).exists()
 
 
@@ -131,14 +131,14 @@ def test_force_never_deletes_a_folder_that_holds_no_results(scenario, tmp_path):
 def test_cli_refuses_another_experiment_in_one_line_and_force_replaces_it(flash_path, tmp_path):
     out = tmp_path / "out"
     common = ("--scenario", flash_path, "--seeds", 2, "--traders", TRADERS, "--workers", 1, "--out", out, "--no-brief")
-    assert invoke("compare", "esma-2018-crypto", *common).exit_code == 0
-    res = invoke("compare", "fca-2021-retail-ban", *common)
+    assert invoke("compare", "repeal-esma-2018", *common).exit_code == 0
+    res = invoke("compare", "repeal-fca-2021", *common)
     assert res.exit_code == 2 and res.stderr.count("\n") == 1
     assert res.stderr.startswith(f"error: --out: {out} holds the results of a different experiment")
-    res = invoke("compare", "fca-2021-retail-ban", *common, "--force")
+    res = invoke("compare", "repeal-fca-2021", *common, "--force")
     assert res.exit_code == 0, res.output
-    assert "fca-2021-retail-ban" in json.loads((out / "manifest.json").read_text())["rule_sets"]
-    res = invoke("compare", "fca-2021-retail-ban", *common, "--force", "--resume")
+    assert "repeal-fca-2021" in json.loads((out / "manifest.json").read_text())["rule_sets"]
+    res = invoke("compare", "repeal-fca-2021", *common, "--force", "--resume")
     assert res.exit_code == 2 and "--force: given with --resume" in res.stderr
 
 
@@ -182,7 +182,7 @@ def test_a_second_compare_and_a_resume_are_refused_while_another_process_writes(
     try:
         assert holder.stdout.readline() == "locked\n"
         for extra in (["--resume"], ["--force"], []):
-            res = subprocess.run(cli_cmd("compare", "esma-2018-crypto", *args, *extra), capture_output=True,
+            res = subprocess.run(cli_cmd("compare", "repeal-esma-2018", *args, *extra), capture_output=True,
                                  text=True, timeout=WAIT_SECONDS)
             assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
             assert f"being written by another policylab process (process {holder.pid})" in res.stderr
@@ -198,7 +198,7 @@ def test_a_second_compare_and_a_resume_are_refused_while_another_process_writes(
 def test_sigkill_of_compare_leaves_no_process_and_resume_gives_the_uninterrupted_tables(flash_path, scenario,
                                                                                        tmp_path):
     out = tmp_path / "out"
-    cmd = cli_cmd("compare", "esma-2018-crypto", "--scenario", flash_path, "--seeds", 6, "--traders", 600,
+    cmd = cli_cmd("compare", "repeal-esma-2018", "--scenario", flash_path, "--seeds", 6, "--traders", 600,
                   "--workers", 2, "--out", out, "--no-brief")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
@@ -221,7 +221,7 @@ def test_sigkill_of_compare_leaves_no_process_and_resume_gives_the_uninterrupted
     assert done.returncode == 0, done.stderr
     m = json.loads((out / "manifest.json").read_text())
     assert m["complete"] and m["resumed_runs"] == kept and m["finished_runs"] == 12
-    full = policylab.compare(["esma-2018-crypto"], scenario, 6, traders=600, workers=1)
+    full = policylab.compare(["repeal-esma-2018"], scenario, 6, traders=600, workers=1)
     for name in ("runs", "timeseries", "events"):
         pd.testing.assert_frame_equal(pd.read_parquet(out / f"{name}.parquet"), getattr(full, name), check_exact=True)
     pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), pd.read_csv(_csv(full.summary, tmp_path)))
@@ -235,7 +235,7 @@ def _csv(df: pd.DataFrame, tmp: Path) -> Path:
 
 def test_ctrl_c_in_the_first_moments_gives_one_line_and_a_folder_resume_completes(flash_path, tmp_path):
     out = tmp_path / "out"
-    cmd = cli_cmd("compare", "esma-2018-crypto", "--scenario", flash_path, "--seeds", 4, "--traders", TRADERS,
+    cmd = cli_cmd("compare", "repeal-esma-2018", "--scenario", flash_path, "--seeds", 4, "--traders", TRADERS,
                   "--workers", 2, "--out", out, "--no-brief")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: (out / LOCK).exists(), "the folder lock", proc)  # in the experiment, before any run ends
@@ -282,7 +282,7 @@ def test_every_run_failing_raises_with_the_first_error_and_exits_1(scenario, bro
                           allow_local_modules=True)
     assert "in on_step" in e.value.__notes__[0] and len(e.value.result.failed) == 4
     assert len(pd.read_parquet(out / "failed.parquet")) == 4
-    res = invoke("compare", f"{broken}+esma-2018-crypto", "--baseline", broken, "--scenario", flash_path, "--seeds", 1,
+    res = invoke("compare", f"{broken}+repeal-esma-2018", "--baseline", broken, "--scenario", flash_path, "--seeds", 1,
                  "--traders", TRADERS, "--workers", 1, "--out", tmp_path / "cli", "--allow-local-modules")
     assert res.exit_code == 1 and res.stderr.count("\n") == 1, res.output  # broken.py already ran in this process
     assert res.stderr.startswith("error: every run failed (2 of 2; first: broken seed 0: ValueError")
@@ -291,7 +291,7 @@ def test_every_run_failing_raises_with_the_first_error_and_exits_1(scenario, bro
 
 def test_one_seed_works_end_to_end_with_a_brief_that_says_it_has_no_intervals(flash_path, tmp_path):
     out = tmp_path / "out"
-    res = invoke("compare", "esma-2018-crypto", "--scenario", flash_path, "--seeds", 1, "--traders", TRADERS,
+    res = invoke("compare", "repeal-esma-2018", "--scenario", flash_path, "--seeds", 1, "--traders", TRADERS,
                  "--workers", 1, "--out", out)
     assert res.exit_code == 0, res.output
     assert "Traceback" not in res.output and "1 seeds, 2 of 2 runs finished" in res.stdout

@@ -64,16 +64,26 @@ def test_run_with_a_malformed_rule_set_fails_before_running(tmp_path):
 
 
 def test_unknown_rule_set_name_suggests_the_closest():
-    res = CliRunner().invoke(cli, ["rules", "show", "japan-2020-2z"])
+    res = CliRunner().invoke(cli, ["rules", "show", "repeal-japan-2002"])
     assert res.exit_code == 2
-    assert res.stderr.strip().startswith("error: unknown rule set 'japan-2020-2z' (did you mean 'japan-2020-2x'?)")
+    assert res.stderr.strip().startswith("error: unknown rule set 'repeal-japan-2002' (did you mean 'repeal-japan-2020'?)")
+
+
+@pytest.mark.parametrize("old, new", [("japan-2020-2x", "repeal-japan-2020"), ("fca-2021-retail-ban", "repeal-fca-2021"),
+                                      ("esma-2018-crypto", "repeal-esma-2018"),
+                                      ("cftc-2020-actual-delivery", "repeal-cftc-2020")])
+def test_a_rule_set_now_in_the_baseline_points_to_its_repeal(old, new):
+    res = CliRunner().invoke(cli, ["rules", "show", old])
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert f"unknown rule set {old!r}: it is part of the baseline status-quo-2025 now; did you mean {new!r}" in res.stderr
+    assert load_rules(new).repeals
 
 
 # ------------------------------------------------------------------ shipped rule sets
 def test_the_shipped_rule_sets_are_the_policies_folder():
     assert builtin_rule_sets() == sorted(p.stem for p in SHIPPED.glob("*.yaml"))
-    assert {"status-quo-2025", "esma-2018-crypto", "fca-2021-retail-ban", "japan-2020-2x", "cftc-2020-actual-delivery",
-            "us-onshoring-2025", "stablecoin-haircuts", "circuit-breaker-proposal",
+    assert {"status-quo-2025", "repeal-esma-2018", "repeal-fca-2021", "repeal-japan-2020", "repeal-cftc-2020",
+            "esma-2026-perpetuals", "us-onshoring-2025", "stablecoin-haircuts", "circuit-breaker-proposal",
             "dynamic-margin-proposal"} <= set(builtin_rule_sets())
 
 

@@ -241,7 +241,7 @@ def sweep_command(rule_spec, param_texts, method, samples, scenario_name, seeds,
                   scheduler, resume, force, fail_fast, allow_local_modules) -> None:
     """Run a rule set over a grid of policy or scenario parameters; report each metric as a curve.
 
-    Example: --rules esma-2018-crypto --param leverage_cap.max_leverage=1001,100,20,2
+    Example: --rules esma-2026-perpetuals --param leverage_cap.max_leverage=1001,100,20,2
     """
     _check_workers(workers)
     params = dict(parse_param(p, method) for p in param_texts)

@@ -3,7 +3,10 @@
 1. ``configure_venues``: every module's proposals for each venue are composed (the most
    restrictive wins, contradictions are errors) and the venues the rules create are
    added.
-2. ``account_rules``: for the accounts considered on a venue, who is denied, and the
+2. ``account_rules``: for the accounts considered on a venue, who is denied (the
+   scenario's access table first: a venue refuses or blocks residents of some
+   jurisdictions, and a blocked resident gets through if its ``geo_evasion`` draw is below
+   the leakage share; then the modules' denials), and the
    account-level rules of the modules covering each account: the lowest leverage cap and
    position limit, the highest close-out level, the product of desired-leverage factors
    (as declared in ``ACCOUNT_HOOKS``, policylab.policies.api). The traders' venue choice
@@ -25,6 +28,7 @@ import numpy as np
 from policylab.engine.effects import Effects
 from policylab.engine.margin import tier_lookup
 from policylab.inputs.scenario import Scenario
+from policylab.names import JURISDICTIONS
 from policylab.policies.api import ACCOUNT_HOOKS, Policy, merge_venue_rules
 from policylab.venues import Tier
 
@@ -64,11 +68,23 @@ def kyc_as_drawn(scenario: Scenario, unruled: Scenario) -> Scenario:
                                                  for v in scenario.venues])
 
 
+def reach(scenario: Scenario, venue: str, juris: np.ndarray, draw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(turned away, gets through although blocked) for accounts resident in ``juris``
+    (indices into names.JURISDICTIONS) with ``geo_evasion`` draws ``draw``, at ``venue``
+    under the scenario's access table (Scenario.access)."""
+    share = np.full(len(JURISDICTIONS), np.inf)  # served: nobody is turned away
+    for j, leak in scenario.access.get(venue, {}).items():
+        share[JURISDICTIONS.index(j)] = leak
+    s = share[juris]
+    return draw >= s, np.isfinite(s) & (draw < s)
+
+
 def account_rules(model, idx: np.ndarray, v: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """For accounts ``idx`` considered on venue ``v``: (denied mask, {hook: value per
-    account}) from the modules targeting ``v``, for every hook in ACCOUNT_HOOKS."""
+    account}): the scenario's access table, then the modules targeting ``v``, for every
+    hook in ACCOUNT_HOOKS."""
     tb, venue = model.tb, model.vb.rules[v]
-    denied = np.zeros(len(idx), dtype=bool)
+    denied = reach(model.scenario, venue.name, tb.juris[idx], model.choice_draw(idx, "geo_evasion"))[0]
     values = {hook: np.full(len(idx), neutral) for hook, (_, neutral) in ACCOUNT_HOOKS.items()}
     for mod in model.policies:
         if not mod.target.venue_matches(venue):

@@ -6,7 +6,17 @@ turned away, or offered less leverage than it wants (or than its position carrie
 chooses among the venues it can reach (or quitting) by utility:
 
     U(v) = w_lev * log(allowed / wanted) - w_fee * taker fee - KYC friction (if unverified)
-           - switching cost (v != current) + onshore trust (regulated venues) + Gumbel taste
+           - switching cost (v != current) + onshore trust (regulated venues)
+           + domestic trust (v licensed in the trader's own jurisdiction)
+           - evasion friction (v blocks the trader's jurisdiction and the trader gets through)
+           + Gumbel taste
+
+and quitting is worth ``quit_utility``. A venue that turns the trader away (the
+scenario's access table, a ban, a listed-venue requirement) cannot be chosen. So when a
+rule binds at home the trader accepts it (stays, at the allowed leverage), goes offshore
+where it can reach a venue (paying the evasion friction where it is blocked but leaks,
+and giving up the domestic trust), or stops. Every weight is in ``Scenario.venue_choice``
+and documented, with its range, in docs/calibration.md.
 
 Its current venue is a revealed preference: its taste for it is raised until, under the
 rules as they were, staying was its best choice; so only what the rules change moves
@@ -24,7 +34,7 @@ import numpy as np
 
 from policylab.engine import apply_rules
 from policylab.engine.book import CLASSES, VenueBook
-from policylab.names import DERIVATIVES_CLASSES
+from policylab.names import DERIVATIVES_CLASSES, JURISDICTIONS
 from policylab.engine.margin import initial_margin_leverage, liquidation_price
 
 
@@ -68,7 +78,12 @@ def settle(model) -> None:
     # utility of each venue for each account, under the rules and as it was before them
     taste = prm.noise * -np.log(-np.log(model.choice_draw(traders, "gumbel", k)))
     kyc_venue = np.array([r.kyc_required for r in vb.rules])[:, None]
-    u = _utility(prm, vb.rules, allowed, wanted, tb.kyc[traders], cur, taste)
+    juris = tb.juris[traders]
+    draw = model.choice_draw(traders, "geo_evasion")
+    leaks = np.vstack([apply_rules.reach(sc, r.name, juris, draw)[1] for r in vb.rules])
+    home = np.array([[r.home == j for j in JURISDICTIONS] for r in vb.rules])[:, juris]
+    extra = prm.domestic_trust * home - prm.evasion_friction * leaks
+    u = _utility(prm, vb.rules, allowed, wanted, tb.kyc[traders], cur, taste + extra)
     u[denied | ~choosable[:, None]] = -np.inf
     # revealed preference: each account's venue was its best choice before the rules, so
     # its taste for it is raised until it was; only what the rules change moves anyone
@@ -76,7 +91,7 @@ def settle(model) -> None:
     vb0 = VenueBook([before.get(r.name, r) for r in vb.rules])
     cap0 = np.vstack([initial_margin_leverage(vb0, np.full(len(traders), v), notional, tb.weight[traders])
                       for v in range(k)])
-    u0 = _utility(prm, vb0.rules, cap0, tb.leverage[traders], tb.kyc[traders], cur, taste)
+    u0 = _utility(prm, vb0.rules, cap0, tb.leverage[traders], tb.kyc[traders], cur, taste + extra)
     u0[~choosable | ~np.array([r.name in before for r in vb.rules])] = -np.inf
     u[cur, col] += np.maximum(u0.max(axis=0) - u0[cur, col], 0.0)
     best = np.argmax(u, axis=0)
@@ -120,7 +135,8 @@ def settle(model) -> None:
 
 def _utility(prm, venues, allowed: np.ndarray, wanted: np.ndarray, verified: np.ndarray, cur: np.ndarray,
              taste: np.ndarray) -> np.ndarray:
-    """(venues x accounts) utility of trading on each venue (see the module docstring)."""
+    """(venues x accounts) utility of trading on each venue (see the module docstring);
+    ``taste`` carries each account's own terms (Gumbel taste, domestic trust, evasion friction)."""
     fee = np.array([r.taker_fee for r in venues])[:, None]
     kyc = np.array([r.kyc_required for r in venues])[:, None]
     onshore = np.array([not r.offshore for r in venues])[:, None]

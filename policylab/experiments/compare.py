@@ -44,7 +44,7 @@ from policylab.experiments.backends import Outcome
 from policylab.errors import InputError
 from policylab.metrics import Metric
 from policylab.experiments.run import COLUMNS
-from policylab.inputs.rulesets import RuleSet, load_rules
+from policylab.inputs.rulesets import RuleSet, compose, load_rules
 from policylab.inputs.scenario import Scenario, load_scenario
 
 BASELINE = "status-quo-2025"
@@ -100,7 +100,14 @@ class Arm:
         if len(self.rules) == 1 and not self.params:
             return self.rules[0].to_dict()
         return {"name": self.label, "title": " + ".join(r.title for r in self.rules) or "the scenario as written",
-                "params": dict(self.params), "composed_of": [r.to_dict() for r in self.rules]}
+                "params": dict(self.params), "repeal": self.repeals,
+                "composed_of": [r.to_dict() for r in self.rules]}
+
+    @property
+    def repeals(self) -> bool:
+        """The arm removes rules of a base (a repeal: compared with the base, it shows what
+        the repealed rules do)."""
+        return any(r.repeals for r in self.rules)
 
     def config(self) -> dict:
         """Everything a run of this arm depends on besides its seed and population size."""
@@ -119,7 +126,7 @@ def make_arm(spec: RuleSpec, sc: Scenario, allow_local_modules: bool = False) ->
     else:
         parts = list(spec)
     rules = tuple(p if isinstance(p, RuleSet) else load_rules(str(p), allow_local_modules) for p in parts)
-    return Arm("+".join(r.name for r in rules) or AS_WRITTEN, sc, rules)
+    return Arm("+".join(r.name for r in rules) or AS_WRITTEN, sc, compose(rules))
 
 
 # ------------------------------------------------------------------------ results
@@ -479,7 +486,10 @@ class _Run:
             "package": "policylab", "version": __version__, "git_revision": _git_revision(),
             "config_hash": self.config_hash,
             "command": command, "kind": kind, "scenario": sc.name, "baseline": baseline,
-            "rule_sets": [a.label for a in arms], "seeds": seeds, "traders": self.traders or sc.traders,
+            "rule_sets": [a.label for a in arms],
+            # arms that remove rules of their base: compared with it, "what the rule does" (base minus repeal)
+            "repeals": {a.label: [m for r in a.rules for m in r.repeal] for a in arms if a.repeals},
+            "seeds": seeds, "traders": self.traders or sc.traders,
             "backend": backend.name if backend else None, "workers": backend.workers if backend else 0,
             "started": started, "finished": _now(),
             "wall_seconds": round(time.perf_counter() - t0, 3),

@@ -18,7 +18,7 @@ from policylab.errors import InputError
 from policylab.inputs.limits import (USD_PER_VENUE_FIELDS, USD_SCENARIO_FIELDS, at_most, bound, usd_problem,
                                      venue_name_problem)
 from policylab.inputs.market import MarketParams
-from policylab.inputs.values import build, coerce, did_you_mean, field_types, missing, not_one_of, setting, unknown_key
+from policylab.inputs.values import as_number, build, coerce, did_you_mean, field_types, missing, not_one_of, setting, unknown_key
 from policylab.inputs.yaml import Lines, Where, parse, read_text
 from policylab.names import CONFIGURABLE_CLASSES, JURISDICTIONS
 from policylab.venues import VenueRules, make_venue
@@ -123,12 +123,24 @@ class VenueChoice:
     switching_cost: float = setting(0.3, unit="utility", meaning="cost of moving to another venue",
                                     source="assumption", lo=0)
     onshore_trust: float = setting(0.0, unit="utility", meaning="preference for regulated venues", source="assumption")
+    domestic_trust: float = setting(
+        0.3, unit="utility",
+        meaning="preference for a venue licensed in the trader's own jurisdiction (its protections, its courts)",
+        source="assumption", lo=0)
+    evasion_friction: float = setting(
+        0.5, unit="utility",
+        meaning="cost of trading where one's jurisdiction is blocked (VPN, foreign documents, risk of a frozen account)",
+        source="assumption", lo=0)
     quit_utility: float = setting(-1.5, unit="utility", meaning="utility of not trading at all", source="assumption")
     noise: float = setting(0.5, unit="utility", meaning="scale of idiosyncratic (Gumbel) tastes", source="assumption",
                            lo=0)
 
 
 _DEFAULT_JURISDICTIONS = {"US": 0.15, "EU": 0.2, "UK": 0.05, "JP": 0.05, "other": 0.55}
+# Share of a jurisdiction's residents who start on its domestic venues, where their class
+# trades there (assumptions, ranges in docs/calibration.md).
+_DEFAULT_DOMESTIC = {"US": 0.5, "EU": 0.3, "UK": 0.3, "JP": 0.7, "other": 0.0}
+ACCESS_STATUSES = ("served", "refused", "blocked")
 
 
 @dataclass
@@ -158,6 +170,15 @@ class Scenario:
                                               factory=lambda: dict(_DEFAULT_JURISDICTIONS))
     kyc_share: float = setting(0.6, unit="share", meaning="share of accounts willing to verify identity",
                                source="assumption", lo=0, hi=1)
+    domestic_share: dict[str, float] = setting(
+        unit="share by jurisdiction",
+        meaning="share of a jurisdiction's residents who start on its domestic venues, where their class trades there",
+        source="assumption", lo=0, hi=1, factory=lambda: dict(_DEFAULT_DOMESTIC))
+    access: dict[str, dict[str, float]] = setting(
+        unit="share by venue and jurisdiction",
+        meaning="venue -> jurisdiction -> share of its residents who still get through (0: refused; a share: "
+                "blocked, leaking); a jurisdiction not listed is served. From each venue's blocked_jurisdictions "
+                "and leakage, then the scenario's access table", source="assumption", factory=dict)
     sigma_daily: float = setting(0.025, unit="log per day", meaning="fundamental volatility", source="scenario",
                                  lo=0, hi=1)
     entry_dispersion: float = setting(
@@ -195,8 +216,8 @@ class Scenario:
 TOP_SCALARS = ("name", "title", "description", "start_price", "duration_minutes", "step_minutes", "sigma_daily",
                "entry_dispersion", "size_leverage_elasticity", "garch_alpha", "garch_beta", "innovation_df",
                "market_maker_capital_usd", "arbitrage_capital_usd", "sources")
-POPULATION_KEYS = ("traders", "real_accounts", "jurisdictions", "kyc_share", "classes")
-TOP_KEYS = (*TOP_SCALARS, "venues", "population", "market", "venue_choice", "shocks")
+POPULATION_KEYS = ("traders", "real_accounts", "jurisdictions", "kyc_share", "domestic_share", "classes")
+TOP_KEYS = (*TOP_SCALARS, "venues", "access", "population", "market", "venue_choice", "shocks")
 
 
 # ------------------------------------------------------------------------ loading
@@ -299,13 +320,16 @@ def parse_scenario(data, lines: Lines | str) -> Scenario:
     classes = _classes(pop.get("classes") or {}, at_pop / "classes", names)
     juris = _scalar("jurisdictions", pop, at_pop)
     _keys(juris, JURISDICTIONS, at_pop / "jurisdictions")
+    domestic = {**_DEFAULT_DOMESTIC, **_scalar("domestic_share", pop, at_pop)}
+    _keys(domestic, JURISDICTIONS, at_pop / "domestic_share")
     shocks = data.get("shocks") or []
     if not isinstance(shocks, list):
         raise (top / "shocks").bad(shocks, "a list of shocks")
     sc = Scenario(
         **scalars, venues=venues, open_interest=oi, classes=classes,
         traders=_scalar("traders", pop, at_pop), real_accounts=_scalar("real_accounts", pop, at_pop),
-        jurisdictions=juris, kyc_share=_scalar("kyc_share", pop, at_pop),
+        jurisdictions=juris, kyc_share=_scalar("kyc_share", pop, at_pop), domestic_share=domestic,
+        access=access_table(venues, data.get("access"), top / "access"),
         market=_build(MarketParams, data.get("market"), top / "market"),
         venue_choice=_build(VenueChoice, data.get("venue_choice"), top / "venue_choice"),
         shocks=[_shock(sd, top / "shocks" / i, names) for i, sd in enumerate(shocks)],
@@ -384,6 +408,49 @@ def _venues(data, at: Where) -> tuple[list[VenueRules], dict[str, float]]:
     if sum(v.is_spot for v in venues) != 1:
         raise at.fail("exactly one venue of kind spot_etf is required (it carries the index)")
     return venues, oi
+
+
+def access_table(venues: list[VenueRules], data, at: Where) -> dict[str, dict[str, float]]:
+    """Who gets through to each venue (Scenario.access): first each venue's own
+    ``blocked_jurisdictions``, each at the venue's ``leakage`` (licensed venues: 0, refused);
+    then the scenario's ``access:`` table, keyed by venue name or archetype kind (a name
+    overrides its kind), each jurisdiction ``served``, ``refused``, ``blocked`` (at the
+    venue's leakage) or a share in [0, 1] (blocked, with that share still getting through)."""
+    table = {v.name: {j: v.leakage for j in v.blocked_jurisdictions} for v in venues}
+    if data is None:
+        return table
+    if not isinstance(data, dict):
+        raise at.bad(data, "a mapping of venue name or kind -> {jurisdiction: served | refused | blocked | share}")
+    names, kinds = [v.name for v in venues], sorted({v.kind for v in venues})
+    keys = sorted(data, key=lambda key: key in names)  # kinds first, so that a venue's own entry wins
+    for key in keys:
+        w = at / key
+        if key not in names and key not in kinds:
+            raise w.fail(f"no venue or venue kind of that name in the scenario{did_you_mean(key, names + kinds)}; "
+                         f"allowed: {', '.join(names + kinds)}")
+        entry = data[key]
+        if not isinstance(entry, dict):
+            raise w.bad(entry, "a mapping of jurisdiction -> served | refused | blocked | share in [0, 1]")
+        for j, status in entry.items():
+            if j not in JURISDICTIONS:
+                raise w.invalid(unknown_key(j, JURISDICTIONS, "jurisdiction"))
+            for v in venues:
+                if v.name != key and v.kind != key:
+                    continue
+                if isinstance(status, str) and not isinstance(as_number(status), float):
+                    if status not in ACCESS_STATUSES:
+                        raise (w / j).invalid(not_one_of(status, ACCESS_STATUSES))
+                    if status == "served":
+                        table[v.name].pop(j, None)
+                    else:
+                        table[v.name][j] = 0.0 if status == "refused" else v.leakage
+                else:
+                    share = as_number(status)
+                    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+                        raise (w / j).bad(status, "served, refused, blocked or a share of blocked residents "
+                                                  "who still get through, from 0 to 1")
+                    table[v.name][j] = float(share)
+    return table
 
 
 def _classes(data, at: Where, venue_names: list[str]) -> dict[str, ClassSpec]:

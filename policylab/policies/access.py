@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from policylab.names import JURISDICTIONS
 from policylab.policies.api import Param, Policy
 from policylab.policies.groups import DERIVATIVES, OFFSHORE
 from policylab.venues import make_venue
@@ -28,6 +29,7 @@ class ListedVenueRequirement(Policy):
     name, title = "listed_venue_requirement", "Listed-venue requirement"
     source = "US Commodity Exchange Act 2(c)(2)(D); CFTC interpretation 85 FR 37734 (2020), actual delivery within 28 days"
     default_venues = OFFSHORE
+    binds = "residents"  # it reaches the jurisdiction's residents, on the offshore venues they use
     default_classes = ("retail",)
     min_leverage = Param(1.0, "x", "positions above this leverage count as leveraged", source, lo=1.0, hi=100.0)
     leakage = Param(0.3, "share of traders", "share of targeted traders who still reach offshore venues",
@@ -75,21 +77,23 @@ class KYCTravelRule(Policy):
 
 
 class OffshoreAccessEnforcement(Policy):
-    """Enforces the blocks of the targeted venues (the venues' own blocked jurisdictions
-    plus those named); geo-blocking is only partly enforced, so a share of blocked
-    traders still reach them."""
+    """Stricter blocking on the targeted venues: residents of the named jurisdictions, and
+    of those the venue already blocks (the scenario's access table), get through only at
+    this module's leakage where it is lower than the scenario's. The same draw decides
+    both (``geo_evasion``), so a trader who is stopped at the scenario's leakage is
+    stopped here too."""
 
     name, title = "offshore_access_enforcement", "Offshore access enforcement"
     source = "geo-blocking practice of offshore venues (Binance blocks US persons)"
     default_venues = OFFSHORE
+    binds = "residents"  # venues block by residence
     blocked = Param(("US",), "jurisdictions", "jurisdictions the venues must block", source,
-                    choices=("US", "EU", "UK", "JP", "other"))
+                    choices=JURISDICTIONS)
     leakage = Param(0.3, "share of traders", "share of blocked traders who still reach the venue", "assumption",
                     lo=0.0, hi=1.0)
 
     def denies(self, model, tb, idx, venue):
-        from policylab.names import JURISDICTIONS
-        names = set(self.blocked) | set(venue.blocked_jurisdictions)  # plus the venue's own blocks
+        names = set(self.blocked) | set(model.scenario.access.get(venue.name, {}))  # plus the venue's own blocks
         blocked = np.isin(tb.juris[idx], [JURISDICTIONS.index(j) for j in names])
         evades = model.choice_draw(idx, "geo_evasion") < self.leakage
         return self.account_mask(tb, idx) & blocked & ~evades

@@ -137,22 +137,34 @@ class Param:
 
 @dataclass(frozen=True)
 class Target:
-    """Where a module applies. Empty tuples mean all."""
+    """Where a module applies. Empty tuples mean all.
+
+    ``jurisdictions`` names whose rule it is, and a rule binds where that jurisdiction
+    reaches (MODEL.md section 3a). A module that binds venues (``Policy.binds`` =
+    "domestic": caps, close-out, protections, bans) binds the venues licensed there
+    (``VenueRules.home`` in the list) for everyone they serve in the targeted classes, and
+    never an offshore venue. A module that reaches residents (``Policy.binds`` =
+    "residents": access rules, which offshore venues apply by serving, refusing or
+    blocking) covers the accounts resident there, on the targeted venues.
+    """
 
     venues: tuple[str, ...] = ()  # venue kinds or names
     classes: tuple[str, ...] = ()  # trader classes
     jurisdictions: tuple[str, ...] = ()
     max_account_age_days: float | None = None  # only accounts younger than this
+    by_residence: bool = False  # jurisdictions select accounts by residence (set from Policy.binds)
 
     def venue_matches(self, venue) -> bool:
-        return not self.venues or venue.kind in self.venues or venue.name in self.venues
+        if self.venues and venue.kind not in self.venues and venue.name not in self.venues:
+            return False
+        return self.by_residence or not self.jurisdictions or venue.home in self.jurisdictions
 
     def account_mask(self, tb, idx: np.ndarray) -> np.ndarray:
         """Which of accounts ``idx`` this target covers (venue not considered)."""
         ok = np.ones(len(idx), dtype=bool)
         if self.classes:
             ok &= np.isin(tb.cls[idx], [CLASSES.index(c) for c in self.classes])
-        if self.jurisdictions:
+        if self.jurisdictions and self.by_residence:
             ok &= np.isin(tb.juris[idx], [JURISDICTIONS.index(j) for j in self.jurisdictions])
         if self.max_account_age_days is not None:
             ok &= tb.age_days[idx] < self.max_account_age_days
@@ -199,11 +211,17 @@ class Policy:
     source: ClassVar[str] = ""
     default_venues: ClassVar[Sequence[str]] = ()  # venue kinds targeted when the rule set names none (read at construction)
     default_classes: ClassVar[tuple[str, ...]] = ()  # trader classes targeted when the rule set names none
+    # where a target's jurisdictions reach (Target): "domestic" (the venues licensed there)
+    # or "residents" (the accounts resident there, on whichever targeted venue)
+    binds: ClassVar[str] = "domestic"
 
     def __init__(self, target: Target | None = None, rule_set: str = "", **params):
         target = target or Target()
+        if self.binds not in ("domestic", "residents"):
+            raise PolicyError(f"{self.name}.binds: got {self.binds!r}; allowed: domestic, residents")
         self.target = dataclasses.replace(target, venues=target.venues or tuple(self.default_venues),
-                                          classes=target.classes or self.default_classes)
+                                          classes=target.classes or self.default_classes,
+                                          by_residence=self.binds == "residents")
         self.rule_set = rule_set
         self.where = ""  # where the module is configured (file:line: modules[i]), for messages
         declared = self.params()
@@ -225,8 +243,8 @@ class Policy:
         return self.target.account_mask(tb, idx)
 
     def describe(self) -> dict:
-        return {"module": self.name, "title": self.title, "params": dict(self.values),
-                "target": {k: v for k, v in dataclasses.asdict(self.target).items() if v}}
+        return {"module": self.name, "title": self.title, "params": dict(self.values), "binds": self.binds,
+                "target": {k: v for k, v in dataclasses.asdict(self.target).items() if v and k != "by_residence"}}
 
     # ------------------------------------------------------------------ hooks
     def venue_rules(self, venue) -> dict[str, Any]:

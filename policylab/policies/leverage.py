@@ -10,9 +10,10 @@ from policylab.venues import VenueRules
 
 
 class LeverageCap(Policy):
-    """Caps leverage on the targeted venues for the targeted traders. Without a class or
-    jurisdiction restriction it caps the venue's own tiers too (so its maintenance
-    margin follows); otherwise it caps the targeted accounts only."""
+    """Caps leverage on the targeted venues for the targeted traders. A jurisdiction's cap
+    binds its domestic venues (Target): without a class restriction it caps those venues'
+    own tiers too (so their maintenance margin follows); otherwise it caps the targeted
+    accounts only. An offshore venue never applies another jurisdiction's cap."""
 
     name, title = "leverage_cap", "Leverage cap"
     source = "ESMA Decision (EU) 2018/796 (2:1 crypto CFDs); FSA Japan 2x from 1 May 2020; venue caps"
@@ -22,7 +23,7 @@ class LeverageCap(Policy):
                                "notional tiers, e.g. Hyperliquid 20x above $150M", lo=0.0)
 
     def venue_rules(self, venue: VenueRules):
-        if self.target.classes or self.target.jurisdictions or self.above_notional_usd > 0:
+        if self.target.classes or self.above_notional_usd > 0:
             return {}
         return {"max_leverage": self.max_leverage}
 

@@ -16,7 +16,7 @@ class MarginCloseOut(Policy):
     level = Param(0.5, "share of required margin", "close-out level", source, lo=0.01, hi=1.0)
 
     def venue_rules(self, venue):
-        if self.target.classes or self.target.jurisdictions:
+        if self.target.classes:  # a jurisdiction's rule binds its domestic venues (Target): venue-wide there
             return {}
         return {"maintenance_ratio": self.level}
 
@@ -25,7 +25,9 @@ class MarginCloseOut(Policy):
 
 
 class NegativeBalanceProtection(Policy):
-    """A trader cannot lose more than their deposit: the venue's fund absorbs the rest."""
+    """A trader cannot lose more than their deposit: the venue's fund absorbs the rest. It
+    is a venue's rule: on a targeted venue (a jurisdiction's domestic venues, Target) it
+    protects every account there, the professionals a retail rule names not excepted."""
 
     name, title = "negative_balance_protection", "Negative balance protection"
     source = "ESMA Decision (EU) 2018/796; FCA PS19/18"

@@ -22,6 +22,55 @@ from policylab.names import CONFIGURABLE_CLASSES, JURISDICTIONS, SPOT_CLASSES
 ACCOUNT_AGE_MEAN_DAYS = 500.0  # exponential: about 11% of accounts are younger than 60 days
 
 
+def geo_evasion_draw(seed: int, n: int) -> np.ndarray:
+    """Each account's ``geo_evasion`` draw, exactly as ``MarketModel.choice_draw(idx,
+    "geo_evasion")`` gives it: an account that starts on a venue blocking its jurisdiction
+    is one whose draw is below the leakage, and stays one under the rules."""
+    return np.clip(stream(seed, "choice:geo_evasion").random((1, n)), 1e-12, 1 - 1e-12)[0]
+
+
+def _starting_venues(scenario: Scenario, vb: VenueBook, choices: dict[str, float], juris: np.ndarray,
+                     geo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A starting venue for each account of one class, consistent with residence and access.
+
+    An account may start only where it gets through (served, or blocked with its
+    ``geo_evasion`` draw below the leakage: Scenario.access). A resident of a jurisdiction
+    whose domestic venues its class uses starts on one of them with probability
+    ``Scenario.domestic_share`` of its jurisdiction, otherwise on a venue licensed
+    elsewhere; within either group, in proportion to the class's venue probabilities. An
+    account with no reachable venue among its class's starts on a reachable derivatives
+    venue in proportion to open interest (and, if none, as its class's probabilities say)."""
+    from policylab.engine.apply_rules import reach  # the rule that decides access during the run, too
+
+    names = vb.names
+    cols = np.array([names.index(x) for x in choices])
+    p = np.array([choices[x] for x in choices], dtype=float)
+    ok = np.vstack([~reach(scenario, names[v], juris, geo)[0] for v in cols]).T  # accounts x choices
+    home = np.array([[vb.rules[v].home == j for j in JURISDICTIONS] for v in cols]).T[juris]
+    w = p * ok
+    dom, foreign = w * home, w * ~home
+    share = np.array([scenario.domestic_share.get(j, 0.0) for j in JURISDICTIONS])[juris]
+    go_home = (rng.random(len(juris)) < share) & (dom.sum(axis=1) > 0) | (foreign.sum(axis=1) == 0)
+    w = np.where(go_home[:, None], dom, foreign)
+    venue = np.empty(len(juris), dtype=np.int64)
+    u = rng.random(len(juris))
+    stuck = w.sum(axis=1) == 0
+    if stuck.any():  # nowhere in the class's list: any reachable derivatives venue, by open interest
+        allv = np.array([v for v in range(len(names)) if not vb.rules[v].is_spot])
+        oi = np.array([scenario.open_interest.get(names[v], 0.0) for v in allv])
+        ok_all = np.vstack([~reach(scenario, names[v], juris[stuck], geo[stuck])[0] for v in allv]).T * oi
+        ok_all[ok_all.sum(axis=1) == 0] = oi if oi.sum() > 0 else 1.0
+        venue[stuck] = allv[_categorical(ok_all, u[stuck])]
+    venue[~stuck] = cols[_categorical(w[~stuck], u[~stuck])]
+    return venue
+
+
+def _categorical(w: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Column index per row, drawn in proportion to the row's weights ``w`` with uniforms ``u``."""
+    cum = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
+    return np.minimum((cum < u[:, None]).sum(axis=1), w.shape[1] - 1)
+
+
 def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[TraderBook, VenueBook, dict[str, np.ndarray]]:
     """Return the accounts, the venues and the row indices of each trader class."""
     rng = stream(seed, "population")
@@ -37,6 +86,14 @@ def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[Tr
     tb = TraderBook(n)
     p0 = scenario.start_price
     rows: dict[str, np.ndarray] = {}
+    start = sum(counts[c] for c in CONFIGURABLE_CLASSES if c in counts)
+    trader_rows = np.arange(start)
+    # residence first: where an account may start depends on it (the scenario's access table)
+    juris_names = list(scenario.jurisdictions)
+    jp = np.array([scenario.jurisdictions[j] for j in juris_names], dtype=float)
+    tb.juris[trader_rows] = np.array([JURISDICTIONS.index(j) for j in juris_names])[
+        rng.choice(len(juris_names), size=start, p=jp / jp.sum())]
+    geo = geo_evasion_draw(seed, n)[trader_rows]
     start = 0
     for cname in CONFIGURABLE_CLASSES:
         if cname not in counts:
@@ -51,15 +108,7 @@ def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[Tr
             tb.venue[idx] = spot
         else:
             choices = spec.venues or {names[v]: scenario.open_interest.get(names[v], 0) for v in perps}
-            vnames = list(choices)
-            prob = np.array([choices[x] for x in vnames], dtype=float)
-            prob = prob / prob.sum() if prob.sum() > 0 else np.full(len(vnames), 1 / len(vnames))
-            tb.venue[idx] = np.array([names.index(x) for x in vnames])[rng.choice(len(vnames), size=m, p=prob)]
-    juris_names = list(scenario.jurisdictions)
-    jp = np.array([scenario.jurisdictions[j] for j in juris_names], dtype=float)
-    trader_rows = np.arange(start)
-    tb.juris[trader_rows] = np.array([JURISDICTIONS.index(j) for j in juris_names])[
-        rng.choice(len(juris_names), size=start, p=jp / jp.sum())]
+            tb.venue[idx] = _starting_venues(scenario, vb, choices, tb.juris[idx], geo[idx], rng)
     tb.kyc[trader_rows] = rng.random(start) < scenario.kyc_share
     kyc_venues = np.array([r.kyc_required for r in vb.rules])
     tb.kyc[trader_rows[kyc_venues[tb.venue[trader_rows]]]] = True

@@ -28,7 +28,7 @@ ARCHETYPES: dict[str, dict] = {
         partial_threshold_usd=100_000, partial_fraction=0.2, cooldown_seconds=30,
         backstop_threshold=2 / 3, liquidation_fee=0.0, insurance_fund_usd=1e8, vault_capital_usd=3.5e8,
         adl_ranking="hyperliquid", mark_price="index", taker_fee=0.00045, funding_interval_minutes=60,
-        depth_usd=1.5e8,
+        depth_usd=1.5e8, leakage=0.5,
         sources=("Hyperliquid docs: trading/margin-tiers, liquidations, auto-deleveraging, funding; "
                  "margining uses the mark price built from the oracle (a weighted median of CEX spot prices)",),
     ),
@@ -36,7 +36,7 @@ ARCHETYPES: dict[str, dict] = {
         label="Offshore extreme-leverage pool (Aster-like)", offshore=True, kyc_required=False,
         tiers=(Tier(0, 1001),), maintenance_ratio=0.5, backstop_threshold=1.0,
         liquidation_fee=0.0, insurance_fund_usd=2e7, vault_capital_usd=1e8, adl_ranking="none",
-        taker_fee=0.0008, funding_interval_minutes=60, depth_usd=2e7,
+        taker_fee=0.0008, funding_interval_minutes=60, depth_usd=2e7, leakage=0.5,
         sources=("asterdex trading rules (1001x simple mode against the liquidity pool)",),
     ),
     "offshore_cex": dict(
@@ -44,22 +44,52 @@ ARCHETYPES: dict[str, dict] = {
         blocked_jurisdictions=("US",), tiers=_BINANCE_TIERS, maintenance_ratio=0.5,
         partial_threshold_usd=1_000_000, partial_fraction=0.5, cooldown_seconds=0,
         liquidation_fee=0.005, insurance_fund_usd=6e8, adl_ranking="binance",
-        taker_fee=0.0005, funding_interval_minutes=480, depth_usd=5.3e8,
+        taker_fee=0.0005, funding_interval_minutes=480, depth_usd=5.3e8, leakage=0.2,
         sources=("Binance futures announcement 2021-03-18 (tiers); Binance ADL FAQ; insurance fund ~$1.23B BTC/ETH/BNB",),
     ),
     "eu_broker": dict(
-        label="EU regulated broker (ESMA rules)", offshore=False, home="EU", kyc_required=True,
-        blocked_jurisdictions=("US",), tiers=(Tier(0, 2),), maintenance_ratio=0.5,
-        liquidation_fee=0.0, negative_balance_protection=True, insurance_fund_usd=2e8,
-        adl_ranking="none", taker_fee=0.01, funding_interval_minutes=0, depth_usd=3e7,
-        sources=("ESMA Decision (EU) 2018/796: 2:1 crypto, 50% close-out, negative balance protection",),
+        label="EU regulated broker (eToro-like CFDs)", offshore=False, home="EU", kyc_required=True,
+        blocked_jurisdictions=("US",), tiers=(Tier(0, 10),), maintenance_ratio=0.5,
+        liquidation_fee=0.0, negative_balance_protection=False, insurance_fund_usd=2e8,
+        adl_ranking="none", taker_fee=0.01, funding_interval_minutes=0, depth_usd=3e7, leakage=0.0,
+        sources=("as licensed before ESMA's 2018 measures, which the baseline imposes (status-quo-2025: "
+                 "ESMA Decision (EU) 2018/796, 2:1 crypto, 50% close-out, negative balance protection); "
+                 "10x crypto CFD leverage before 2018: assumption, range 5-20 (docs/calibration.md)",),
     ),
     "us_regulated": dict(
         label="US regulated futures (CME-like)", offshore=False, home="US", kyc_required=True,
         tiers=(Tier(0, 3.3),), maintenance_ratio=0.9, liquidation_fee=0.0,
         negative_balance_protection=False, insurance_fund_usd=5e9, adl_ranking="none",
-        taker_fee=0.0003, funding_interval_minutes=0, depth_usd=1.5e8,
+        taker_fee=0.0003, funding_interval_minutes=0, depth_usd=1.5e8, leakage=0.0,
         sources=("CME Bitcoin futures margin (about 30% initial, maintenance about 90% of initial; unverified)",),
+    ),
+    "eu_exchange": dict(
+        label="EU-licensed exchange offering perpetuals (Kraken EU-like)", offshore=False, home="EU",
+        kyc_required=True, blocked_jurisdictions=("US",), tiers=(Tier(0, 10),), maintenance_ratio=0.5,
+        liquidation_fee=0.005, negative_balance_protection=False, insurance_fund_usd=5e7, adl_ranking="none",
+        taker_fee=0.0005, funding_interval_minutes=480, depth_usd=2e7, leakage=0.0,
+        sources=("perpetuals for EU clients under a MiFID licence, up to 10x (unverified); not under ESMA's 2018 "
+                 "CFD measures until ESMA's February 2026 statement (the esma-2026-perpetuals rule set); "
+                 "fee, fund and depth: assumptions (docs/calibration.md)",),
+    ),
+    "uk_firm": dict(
+        label="UK FCA-authorised CFD firm (IG-like)", offshore=False, home="UK", kyc_required=True,
+        blocked_jurisdictions=("US",), tiers=(Tier(0, 5),), maintenance_ratio=0.5,
+        liquidation_fee=0.0, negative_balance_protection=False, insurance_fund_usd=5e7,
+        adl_ranking="none", taker_fee=0.005, funding_interval_minutes=0, depth_usd=1e7, leakage=0.0,
+        sources=("as authorised before the FCA's CFD rules (PS19/18, 2:1 crypto for retail from 2019) and its "
+                 "2021 retail ban (PS20/10), which the baseline imposes (status-quo-2025); 5x for crypto CFDs: "
+                 "assumption, range 2-20 (docs/calibration.md)",),
+    ),
+    "jp_exchange": dict(
+        label="Japanese registered exchange (bitFlyer-like margin trading)", offshore=False, home="JP",
+        kyc_required=True, blocked_jurisdictions=("US", "EU", "UK", "other"), tiers=(Tier(0, 25),),
+        maintenance_ratio=0.5, liquidation_fee=0.0, negative_balance_protection=False, insurance_fund_usd=5e7,
+        adl_ranking="none", taker_fee=0.001, funding_interval_minutes=1440, depth_usd=1e7, leakage=0.0,
+        sources=("registered under the Payment Services Act / FIEA; 25x for individuals before the JVCEA's 4x "
+                 "(October 2019) and the 2x cap of 1 May 2020, which the baseline imposes (status-quo-2025; "
+                 "MODEL.md sections 3a, 5); serves Japanese residents only; loss-cut at 50% of required margin, "
+                 "daily financing, fee and depth: assumptions (docs/calibration.md)",),
     ),
     "spot_etf": dict(
         label="Spot market and ETFs (unleveraged)", offshore=False, home="other", kyc_required=True,

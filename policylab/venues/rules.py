@@ -48,7 +48,15 @@ class VenueRules:
     kyc_required: bool = setting(False, unit="yes/no", meaning="identity verification required to trade",
                                  source=_SRC)
     blocked_jurisdictions: tuple[str, ...] = setting(
-        (), unit="jurisdictions", meaning="jurisdictions whose residents may not trade here", source=_SRC)
+        (), unit="jurisdictions",
+        meaning="jurisdictions whose residents the venue turns away: an offshore venue blocks them (a share "
+                "``leakage`` still gets through), a licensed venue refuses them (see the scenario's access)",
+        source=_SRC)
+    leakage: float = setting(
+        0.3, unit="share of blocked residents",
+        meaning="share of residents of a blocked jurisdiction who still trade here (VPNs, foreign documents, "
+                "front ends that do not check); no primary source: an assumption, range in docs/calibration.md",
+        source="assumption", lo=0, hi=1)
     # --- margin -----------------------------------------------------------------
     tiers: tuple[Tier, ...] = setting(
         (Tier(0.0, 20.0),), unit="tiers", meaning="largest leverage by notional tier", source=_SRC)
@@ -190,6 +198,7 @@ class VenueRules:
             "collateral_haircut": (0.0, 1.0, True),
             "fee_to_fund": (0.0, 1.0, True),
             "mm_adl_withdrawal": (0.0, 1.0, True),
+            "leakage": (0.0, 1.0, True),
         }
         for fname, (lo, hi, lo_inclusive) in checks.items():
             v = getattr(self, fname)
