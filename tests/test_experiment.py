@@ -29,7 +29,7 @@ def scenario(flash_path):
 
 @pytest.fixture(scope="module")
 def comparison(scenario, tmp_path_factory):
-    """ESMA 2018 and the scenario as written against the baseline, 4 seeds, in this process."""
+    """ESMA 2018's repeal and the scenario as written against the baseline, 4 seeds, in this process."""
     out = tmp_path_factory.mktemp("cmp") / "esma"
     result = policylab.compare(["repeal-esma-2018", []], scenario, 4, traders=TRADERS, out=out, workers=1)
     return result, out
@@ -116,9 +116,13 @@ def test_runs_equal_single_runs_with_the_same_seed(comparison, scenario):
 
 
 def test_no_change_rule_set_gives_zero_differences(comparison):
-    """The baseline changes nothing: the scenario as written gives identical runs seed by seed."""
+    """Repealing rules that bind no venue of the scenario (the flash crash has no EU broker)
+    changes nothing: identical runs seed by seed, and the manifest marks the arm a repeal."""
     result, _ = comparison
-    s = result.summary[result.summary["rule_set"] == "scenario-as-written"]
+    assert result.manifest["repeals"] == {"repeal-esma-2018": ["esma-2018-leverage", "esma-2018-closeout",
+                                                               "esma-2018-negative-balance", "esma-2018-risk-warning"]}
+    assert result.rule_sets["repeal-esma-2018"]["repeal"] is True and result.rule_sets[BASELINE]["repeal"] is False
+    s = result.summary[result.summary["rule_set"] == "repeal-esma-2018"]
     defined = s[s["n"] > 0]
     assert (defined["diff_mean"].fillna(0) == 0).all()
     assert set(defined["improvement"]) <= {"no difference", "n/a"}
