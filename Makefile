@@ -31,8 +31,11 @@ $(BIN)/python:
 install: system $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 
-# The standard comparison: every shipped rule set against the 2025 status quo on the
-# 10 October 2025 scenario (30 seeds), then its brief (brief.pdf and brief.html).
+# The standard comparison: every shipped rule set against the 2025 status quo (the
+# baseline, with the national rules in force) on the 10 October 2025 scenario (30 seeds):
+# the repeals of those rules (repeal-esma-2018, repeal-fca-2021, repeal-japan-2020,
+# repeal-cftc-2020: baseline minus repeal is what each rule does) and the proposals added
+# to the baseline; then its brief (brief.pdf and brief.html).
 RULE_SETS := $(filter-out status-quo-2025,$(basename $(notdir $(wildcard policies/*.yaml))))
 DEMO_OUT := outputs/october-2025-standard
 
