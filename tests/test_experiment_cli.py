@@ -118,15 +118,19 @@ def test_scenario_sweep_gives_curves_with_intervals(flash_path, tmp_path):
 
 
 def test_policy_parameter_sweep_sets_the_module(flash_path, tmp_path):
-    res = invoke("sweep", "--rules", "repeal-esma-2018", "--param", "leverage_cap.max_leverage=2,50",
-                 "--scenario", flash_path, "--seeds", 2, "--traders", TRADERS, "--workers", 1, "--out", tmp_path)
+    cap = tmp_path / "cap.yaml"  # a rule set with one cap (a baseline-based one carries the baseline's caps too)
+    cap.write_text("name: cap\ntitle: Cap\nmodules:\n  - module: leverage_cap\n    target: {classes: [retail]}\n"
+                   "    params: {max_leverage: 10}\n")
+    out = tmp_path / "out"
+    res = invoke("sweep", "--rules", cap, "--param", "leverage_cap.max_leverage=2,50",
+                 "--scenario", flash_path, "--seeds", 2, "--traders", TRADERS, "--workers", 1, "--out", out)
     assert res.exit_code == 0, res.output
     assert "leverage_cap.max_leverage=2 " in res.stdout and "leverage_cap.max_leverage=50 " in res.stdout
-    rule_sets = json.loads((tmp_path / "rule_sets.json").read_text())
+    rule_sets = json.loads((out / "rule_sets.json").read_text())
     caps = [[m["params"]["max_leverage"] for m in arm["composed_of"][0]["modules"] if m["module"] == "leverage_cap"]
             for arm in rule_sets.values()]
     assert caps == [[2.0], [50.0]]
-    w = pd.read_parquet(tmp_path / "runs.parquet").query("metric == 'liquidated_usd'")
+    w = pd.read_parquet(out / "runs.parquet").query("metric == 'liquidated_usd'")
     assert w.groupby("rule_set")["value"].sum().nunique() == 2
 
 
