@@ -71,7 +71,7 @@ def crash_path(steps=120, fall=0.4, seed=0):
 
 def test_october_population_crash():
     sc = load_scenario("october-2025")
-    tb, vb, _ = population.build(sc, 0, 300)
+    tb, vb, _ = population.build(sc, 0, 500)  # enough rows for a position large enough to be sliced
     money0 = tb.cash.sum() + tb.hedge_cash.sum() + vb.fund.sum()
     rep, ref = run_both(tb, vb, sc.market, sc.start_price, crash_path())
     ev = assert_same(rep, ref)
