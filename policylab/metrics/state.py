@@ -26,6 +26,7 @@ class Start:
     health: np.ndarray  # per venue: market makers' depth health
     coin_price: np.ndarray  # per venue (USD per stablecoin unit)
     deposit: np.ndarray  # per account: money put in so far (USD)
+    resident_open_interest: np.ndarray  # jurisdictions x venues: the population's long open interest (USD)
 
 
 def wealth(model) -> np.ndarray:
@@ -47,7 +48,8 @@ def snapshot(model) -> Start:
     vb = model.vb
     return Start(wealth=wealth(model), size=model.tb.size.copy(), open_interest=open_interest(model),
                  depth=vb.depth().copy(), fund=vb.fund.copy(), health=vb.health.copy(),
-                 coin_price=vb.coin_price.copy(), deposit=model.tb.deposit.copy())
+                 coin_price=vb.coin_price.copy(), deposit=model.tb.deposit.copy(),
+                 resident_open_interest=model.resident_open_interest())
 
 
 def venue_series(model) -> dict[str, np.ndarray]:
