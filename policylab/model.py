@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from policylab.engine import apply_rules, choice
-from policylab.engine import exogenous
+from policylab.engine import exogenous, kernels
 from policylab.engine.effects import Effects
 from policylab.populations import draw as population
 from policylab.engine.venue_agents import Arbitrageurs, MarketMakers, Venue
@@ -98,7 +98,6 @@ class MarketModel(mesa.Model):
         # per-step state of the population's accounts by jurisdiction of residence, (steps x
         # jurisdictions x venues) per column; the venues' own rows (books, desks, vaults) have none
         self.resident_series = {c: np.full((n, len(JURISDICTIONS), k), np.nan) for c in RESIDENT_COLUMNS}
-        self._resident_slot = (self.market.resident + 1) * k  # bincount slot base; venue rows fall in slot 0
 
     # Mesa 3.5's Model.scenario setter attaches the model to the scenario object, which
     # would keep every finished model alive through our (shared, pickled) Scenario.
@@ -140,12 +139,13 @@ class MarketModel(mesa.Model):
         tb = self.tb
         return np.bincount(tb.venue, weights=np.maximum(tb.size, 0.0), minlength=len(self.vb.rules)) * self.market.prices()
 
-    def resident_open_interest(self) -> np.ndarray:
-        """Long open interest (USD) of the population's accounts, jurisdictions x venues."""
-        k = len(self.vb.rules)
-        long = np.bincount(self._resident_slot + self.tb.venue, weights=np.maximum(self.tb.size, 0.0),
-                           minlength=(len(JURISDICTIONS) + 1) * k)
-        return long[k:].reshape(len(JURISDICTIONS), k) * self.market.prices()
+    def open_interest_by_residence(self) -> tuple[np.ndarray, np.ndarray]:
+        """Long open interest (USD) per venue (as :meth:`open_interest`), and of the
+        population's accounts per jurisdiction of residence and venue, in one pass."""
+        total, by_juris = kernels.long_positions(self.tb.size, self.tb.venue, self.market.resident,
+                                                 len(self.vb.rules), len(JURISDICTIONS))
+        price = self.market.prices()
+        return total * price, by_juris * price
 
     def open_interest_growth(self) -> float:
         """Derivatives open interest now over at the start, minus 1."""
@@ -271,13 +271,12 @@ class MarketModel(mesa.Model):
         self.datacollector.collect(self)
         series["price"][t] = self.price_path[t + 1]
         series["depth_usd"][t] = vb.depth()
-        series["open_interest_usd"][t] = self.open_interest()
+        series["open_interest_usd"][t], self.resident_series["open_interest_usd"][t] = self.open_interest_by_residence()
         series["volume_usd"][t] = self.market.volume
         series["fund_usd"][t] = vb.fund
         series["mm_health"][t] = vb.health
         series["coin_price"][t] = vb.coin_price
         series["forced_volume_usd"][t] = self.market.forced_volume
-        self.resident_series["open_interest_usd"][t] = self.resident_open_interest()
         self.resident_series["volume_usd"][t] = self.market.resident_volume
 
     def venue_table(self) -> pd.DataFrame:

@@ -311,3 +311,20 @@ def arbitrage_orders(basis, arb_row, arb_left, min_gap, gap_share, c, spot, pric
         dq[j] = side * q / price[u]
         j += 1
     return rows, dq
+
+
+@njit(cache=True, error_model="numpy")
+def long_positions(size, venue, resident, k, jurisdictions):
+    """Long BTC per venue, and per jurisdiction of residence and venue (``resident`` < 0:
+    a venue's own row, in no jurisdiction), summed in account order (as ``np.bincount``)."""
+    total = np.zeros(k)
+    by_juris = np.zeros((jurisdictions, k))
+    for i in range(size.shape[0]):
+        s = size[i]
+        if s > 0.0:
+            v = venue[i]
+            total[v] += s
+            r = resident[i]
+            if r >= 0:
+                by_juris[r, v] += s
+    return total, by_juris

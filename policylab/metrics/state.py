@@ -49,7 +49,7 @@ def snapshot(model) -> Start:
     return Start(wealth=wealth(model), size=model.tb.size.copy(), open_interest=open_interest(model),
                  depth=vb.depth().copy(), fund=vb.fund.copy(), health=vb.health.copy(),
                  coin_price=vb.coin_price.copy(), deposit=model.tb.deposit.copy(),
-                 resident_open_interest=model.resident_open_interest())
+                 resident_open_interest=model.open_interest_by_residence()[1])
 
 
 def venue_series(model) -> dict[str, np.ndarray]:
