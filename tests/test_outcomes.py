@@ -184,3 +184,25 @@ def test_lev_chosen_is_drawn_under_the_venues_own_tiers(october, venue_cap):
     derivs = pop & (capped.tb.size != 0)
     assert capped.tb.leverage[derivs].max() <= 3.0 + 1e-9  # the rule bound the leverage the accounts hold
     assert (plain.tb.lev_chosen[derivs] > 3.0).any()  # but not the leverage they chose
+
+
+# ------------------------------------------------------------------ the columns are documented
+def test_contracts_document_every_table_column():
+    from pathlib import Path
+
+    from policylab.experiments.backends import TIMESERIES_COLUMNS
+    from policylab.experiments.run import COLUMNS
+
+    def generic(col: str) -> str:  # open_interest_usd_EU -> open_interest_usd_<J>
+        stem, _, last = col.rpartition("_")
+        return f"{stem}_<J>" if last in JURISDICTIONS else col
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "contracts.md").read_text()
+    table = text[text.index("## Table columns of one run"):]
+    for name in ("timeseries", "events"):
+        part = table[table.index(f"`{name}` (one row"):]
+        for col in COLUMNS[name]:
+            assert generic(col) in part, f"docs/contracts.md: {name} column {col} undocumented"
+    parquet = text[text.index("`timeseries.parquet`"):text.index("`events.parquet`")]
+    for col in TIMESERIES_COLUMNS:
+        assert generic(col) in parquet, col

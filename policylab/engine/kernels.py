@@ -328,3 +328,16 @@ def long_positions(size, venue, resident, k, jurisdictions):
             if r >= 0:
                 by_juris[r, v] += s
     return total, by_juris
+
+
+@njit(cache=True, error_model="numpy")
+def attribute(idx, notional, v, forced, resident, traded, forced_volume, resident_volume):
+    """Record the attribution of trades on venue ``v`` outside :func:`execute` (spot hedge
+    legs): ``notional`` (USD) per account of ``idx``, as ``execute`` does."""
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        traded[i] += notional[j]
+        if forced:
+            forced_volume[v] += notional[j]
+        if resident[i] >= 0:
+            resident_volume[resident[i], v] += notional[j]

@@ -161,12 +161,8 @@ class Market:
         tb.hedge_cash[idx] -= dq * fill
         self.transfer(vb.mm_row[[v]], np.array([-net]), np.array([fill]))
         self.volume[v] += np.abs(dq).sum() * fill
-        notional = np.abs(dq) * fill
-        self.traded[idx] += notional
-        if forced:
-            self.forced_volume[v] += notional.sum()
-        res = self.resident[idx]
-        self.resident_volume[:, v] += np.bincount(res[res >= 0], notional[res >= 0], minlength=len(JURISDICTIONS))
+        kernels.attribute(np.asarray(idx, dtype=np.int64), np.abs(dq) * fill, v, forced, self.resident, self.traded,
+                          self.forced_volume, self.resident_volume)
 
     # ---------------------------------------------------------------- funding
     def settle_funding(self, v: int, interval_minutes: float) -> float:
