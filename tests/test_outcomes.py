@@ -148,6 +148,12 @@ def test_refills_are_new_money_not_profit():
     hit = np.flatnonzero(new_money > 0)
     assert np.all(Run(model, start).pnl[hit] < raw[hit])
     assert values["retail_loss_usd"] >= np.maximum(-raw[retail], 0).sum()
+    # and an account whose new stake is all it has left at the end is wiped out
+    w0, left = start.wealth, metrics.WIPED_OUT_LEFT * start.wealth
+    traders = ~np.isin(model.tb.cls, [CLASSES.index("market_maker"), CLASSES.index("vault")]) & (w0 > 0)
+    net = traders & (raw - new_money + w0 <= left)
+    assert values["accounts_wiped_out"] == pytest.approx(model.tb.weight[net].sum())
+    assert values["accounts_wiped_out"] >= model.tb.weight[traders & (raw + w0 <= left)].sum()
 
 
 # ------------------------------------------------------------------ events and timeseries columns
