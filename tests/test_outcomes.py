@@ -98,7 +98,8 @@ def test_jurisdiction_and_leverage_families_add_up_to_the_totals(seed, traders, 
     resident = sum(ts[f"volume_usd_{j}"].sum() for j in J)
     assert _close(resident + sum(m[f"volume_usd.class.{c}"] for c in OWN_ROWS), m["volume_usd"], scale)
     deriv = ts[ts["venue"].isin([v.name for v in result.scenario.venues if not v.is_spot])]
-    dom_off = _family(m, "domestic_volume_usd", "jurisdiction", J) + _family(m, "offshore_volume_usd", "jurisdiction", J)
+    dom_off = (_family(m, "domestic_volume_usd", "jurisdiction", J)
+               + _family(m, "offshore_volume_usd", "jurisdiction", J))
     assert _close(dom_off, sum(deriv[f"volume_usd_{j}"].sum() for j in J), scale)
     after = deriv[deriv["step"] > 0]
     for j in J:

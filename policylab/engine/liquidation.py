@@ -54,7 +54,8 @@ class EventLog:
         price = np.broadcast_to(np.asarray(price, dtype=float), size.shape).copy()
         deficit = np.zeros(len(idx)) if deficit is None else np.asarray(deficit, dtype=float)
         self.parts.append((step, rnd, EVENT_KINDS.index(kind), idx.copy(), tb.venue[idx].copy(), tb.cls[idx].copy(),
-                           size, price, tb.weight[idx].copy(), deficit, tb.juris[idx].copy(), tb.lev_chosen[idx].copy()))
+                           size, price, tb.weight[idx].copy(), deficit, tb.juris[idx].copy(),
+                           tb.lev_chosen[idx].copy()))
 
     def arrays(self) -> dict[str, np.ndarray]:
         if not self.parts:

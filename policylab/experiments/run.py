@@ -238,7 +238,8 @@ def _events(model: MarketModel) -> pd.DataFrame:
         "price_usd": (ev["price"], "float64"),
         "accounts": (ev["weight"], "float64"),
         "deficit_usd": (ev["deficit"], "float64"),
-        "jurisdiction": (np.where(own, "none", np.array(JURISDICTIONS, dtype=object)[ev["juris"]]).astype(object), _STR),
+        "jurisdiction": (np.where(own, "none", np.array(JURISDICTIONS, dtype=object)[ev["juris"]]).astype(object),
+                         _STR),
         "leverage_chosen": (np.where(own, np.nan, ev["lev_chosen"]), "float64"),
     }
     assert list(cols) == list(COLUMNS["events"])
