@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from policylab.engine import apply_rules, choice
-from policylab.engine import exogenous
+from policylab.engine import exogenous, kernels
 from policylab.engine.effects import Effects
 from policylab.populations import draw as population
 from policylab.engine.venue_agents import Arbitrageurs, MarketMakers, Venue
@@ -31,8 +31,11 @@ from policylab.engine.market import Market
 from policylab.policies.api import PolicyError
 from policylab.inputs.scenario import Scenario
 from policylab.engine.streams import stream
+from policylab.names import JURISDICTIONS, VAULT
 
-VENUE_COLUMNS = ("price", "depth_usd", "open_interest_usd", "volume_usd", "fund_usd", "mm_health", "coin_price")
+VENUE_COLUMNS = ("price", "depth_usd", "open_interest_usd", "volume_usd", "fund_usd", "mm_health", "coin_price",
+                 "forced_volume_usd")
+RESIDENT_COLUMNS = ("open_interest_usd", "volume_usd")  # recorded per step, jurisdiction of residence and venue
 
 
 class MarketModel(mesa.Model):
@@ -62,7 +65,8 @@ class MarketModel(mesa.Model):
         self.halt_until = -1  # step until which trading is halted
         self.resume_minute = 0.0
         # accounts start verified on the scenario's own KYC venues, not on those a rule makes KYC
-        self.tb, self.vb, self.rows = population.build(apply_rules.kyc_as_drawn(scenario, unruled), seed, traders)
+        self.tb, self.vb, self.rows = population.build(apply_rules.kyc_as_drawn(scenario, unruled), seed, traders,
+                                                       own_tiers=unruled)
         self.vb.rules = list(scenario.venues)
         spot = int(np.flatnonzero(self.vb.is_spot)[0])
         self.market = Market(self.tb, self.vb, scenario.market, scenario.start_price, spot)
@@ -91,6 +95,9 @@ class MarketModel(mesa.Model):
             model_reporters={"index": lambda m: m.market.index, "rounds": lambda m: m.rounds[m.steps - 1] if m.steps else 0})
         # per-step venue state, (steps x venues) per column (see venue_table)
         self.venue_series = {c: np.full((n, k), np.nan) for c in VENUE_COLUMNS}
+        # per-step state of the population's accounts by jurisdiction of residence, (steps x
+        # jurisdictions x venues) per column; the venues' own rows (books, desks, vaults) have none
+        self.resident_series = {c: np.full((n, len(JURISDICTIONS), k), np.nan) for c in RESIDENT_COLUMNS}
 
     # Mesa 3.5's Model.scenario setter attaches the model to the scenario object, which
     # would keep every finished model alive through our (shared, pickled) Scenario.
@@ -131,6 +138,14 @@ class MarketModel(mesa.Model):
         """Long open interest per venue (USD)."""
         tb = self.tb
         return np.bincount(tb.venue, weights=np.maximum(tb.size, 0.0), minlength=len(self.vb.rules)) * self.market.prices()
+
+    def open_interest_by_residence(self) -> tuple[np.ndarray, np.ndarray]:
+        """Long open interest (USD) per venue (as :meth:`open_interest`), and of the
+        population's accounts per jurisdiction of residence and venue, in one pass."""
+        total, by_juris = kernels.long_positions(self.tb.size, self.tb.venue, self.market.resident,
+                                                 len(self.vb.rules), len(JURISDICTIONS))
+        price = self.market.prices()
+        return total * price, by_juris * price
 
     def open_interest_growth(self) -> float:
         """Derivatives open interest now over at the start, minus 1."""
@@ -193,8 +208,7 @@ class MarketModel(mesa.Model):
         # 2. liquidity providers
         self.market_makers.adjust(np.log(mkt.prices() / p_prev))
         self.arbitrageurs.reset()
-        mkt.volume[:] = 0.0
-        mkt.flow[:] = 0.0
+        mkt.new_step()
         self.populations.do("refill")  # new money for wiped-out accounts (every step: common random numbers)
         # 3. voluntary orders, netted and executed together; 4. the cascade (both wait out a halt)
         if not self.halted:
@@ -204,7 +218,7 @@ class MarketModel(mesa.Model):
             if len(idx):
                 uidx, inv = np.unique(idx, return_inverse=True)
                 udq = self._within_oi_caps(uidx, np.bincount(inv, weights=dq))
-                mkt.execute(uidx, udq)
+                mkt.execute(uidx, udq, forced=self.tb.cls[uidx] == VAULT)  # vaults unwind taken-over positions
                 engine.cover_negative(uidx)  # an account that closed under water
                 engine.refresh(uidx)
             self.rounds[t] = self._cascade(t)
@@ -257,11 +271,13 @@ class MarketModel(mesa.Model):
         self.datacollector.collect(self)
         series["price"][t] = self.price_path[t + 1]
         series["depth_usd"][t] = vb.depth()
-        series["open_interest_usd"][t] = self.open_interest()
+        series["open_interest_usd"][t], self.resident_series["open_interest_usd"][t] = self.open_interest_by_residence()
         series["volume_usd"][t] = self.market.volume
         series["fund_usd"][t] = vb.fund
         series["mm_health"][t] = vb.health
         series["coin_price"][t] = vb.coin_price
+        series["forced_volume_usd"][t] = self.market.forced_volume
+        self.resident_series["volume_usd"][t] = self.market.resident_volume
 
     def venue_table(self) -> pd.DataFrame:
         """The per-step venue state collected so far, one row per step and venue."""

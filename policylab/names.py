@@ -27,6 +27,11 @@ LIQUIDABLE_CLASSES = tuple(c for i, c in enumerate(CLASSES) if i not in PROTOCOL
 # Jurisdictions of residence (TraderBook.juris holds the index); "other" is the rest of the world.
 JURISDICTIONS = ("US", "EU", "UK", "JP", "other")
 
+# Groups of the leverage an account chose before any rule bound it (TraderBook.lev_chosen,
+# x): "1-2" is below 2x (1x included), "100+" is 100x and above; each group's lower bound.
+LEVERAGE_GROUPS = ("1-2", "2-5", "5-10", "10-25", "25-100", "100+")
+LEVERAGE_GROUP_FLOORS = (1.0, 2.0, 5.0, 10.0, 25.0, 100.0)
+
 # What the liquidation engine records, one event per row.
 EVENT_KINDS = ("liquidation", "partial", "backstop", "adl", "adl_counterparty", "stop")
 

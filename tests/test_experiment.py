@@ -16,6 +16,7 @@ from policylab.experiments.compare import BASELINE, digest
 from policylab.experiments.run import COLUMNS, run
 from policylab.inputs.rulesets import load_rules
 from policylab.inputs.scenario import load_scenario
+from policylab.names import JURISDICTIONS
 
 TRADERS = 400
 FILES = ("runs.parquet", "failed.parquet", "timeseries.parquet", "events.parquet", "summary.csv", "metrics.json",
@@ -48,9 +49,10 @@ def test_folder_has_every_file_with_contract_columns(comparison, scenario):
                                                          "metric": "str", "value": "float64", "unit": "str"}
     assert list(t["failed.parquet"].columns) == ["rule_set", "scenario", "seed", "error", "traceback"]
     assert t["failed.parquet"].empty
+    by_jurisdiction = [f"{c}_{j}" for c in ("open_interest_usd", "volume_usd") for j in JURISDICTIONS]
     assert list(t["timeseries.parquet"].columns) == ["rule_set", "seed", "step", "minute", "venue", "price_usd",
                                                      "index_usd", "depth_usd", "open_interest_usd", "volume_usd",
-                                                     "liquidated_usd"]
+                                                     "liquidated_usd", "forced_volume_usd", *by_jurisdiction]
     assert list(t["events.parquet"].columns) == ["rule_set", "seed", *COLUMNS["events"]]
     summary = pd.read_csv(out / "summary.csv")
     assert tuple(summary.columns) == stats.SUMMARY_COLUMNS
@@ -96,7 +98,7 @@ def test_downsample_keeps_levels_and_sums_flows(scenario):
     full = run(scenario, seed=2, traders=TRADERS).timeseries
     small = downsample(full)
     assert set(small["minute"]) == set(range(0, scenario.duration_minutes + 1, 5))
-    for col in ("volume_usd", "liquidated_usd"):
+    for col in ("volume_usd", "liquidated_usd", "forced_volume_usd", *(f"volume_usd_{j}" for j in JURISDICTIONS)):
         assert small[col].sum() == pytest.approx(full[col].sum(), rel=1e-12)
     at = full[full["minute"] == 35].set_index("venue")
     got = small[small["minute"] == 35].set_index("venue")

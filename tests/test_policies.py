@@ -109,7 +109,7 @@ class OrderWatch:
         self._execute = m.market.execute
         m.market.execute = self
 
-    def __call__(self, idx, dq, *, liquidation=False):
+    def __call__(self, idx, dq, *, liquidation=False, forced=False):
         tb = self.m.tb
         grows = (np.abs(tb.size[idx] + dq) > np.abs(tb.size[idx])) & self.covered[idx]
         if grows.any() and liquidation is False:
@@ -117,7 +117,7 @@ class OrderWatch:
             notional = np.abs(dq[grows]) * self.m.market.prices()[tb.venue[g]]
             self.worst = max(self.worst, float(np.max(notional / (np.maximum(tb.cash[g], 0.0) * self.cap))))
             self.orders += len(g)
-        return self._execute(idx, dq, liquidation=liquidation)
+        return self._execute(idx, dq, liquidation=liquidation, forced=forced)
 
 
 # ====================================================================== leverage caps
@@ -538,13 +538,13 @@ def test_position_limit_holds(scenario):
     assert np.any(per_account >= limit * (1 - 1e-9))  # it binds
     worst, execute = [0.0], m.market.execute
 
-    def checked(idx, dq, *, liquidation=False):  # every new order stays within the limit at its price
+    def checked(idx, dq, *, liquidation=False, forced=False):  # every new order stays within the limit at its price
         grows = (np.abs(tb.size[idx] + dq) > np.abs(tb.size[idx])) & np.isin(tb.cls[idx], [RETAIL, PRO])
         if grows.any() and liquidation is False:
             g = idx[grows]
             after = np.abs(tb.size[g] + dq[grows]) * m.market.prices()[tb.venue[g]] / tb.weight[g]
             worst[0] = max(worst[0], float(after.max()))
-        return execute(idx, dq, liquidation=liquidation)
+        return execute(idx, dq, liquidation=liquidation, forced=forced)
 
     m.market.execute = checked
     m.run()

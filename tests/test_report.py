@@ -306,14 +306,14 @@ def test_findings_claim_nothing_whose_interval_includes_zero():
     rows = [
         (base, "liquidated_usd", "USD", "lower_is_better", "", 30, 10e9, 10e9, 8e9, 12e9, 10e9, 0, None, None, "n/a"),
         (base, "index_drawdown", "fraction", "lower_is_better", "", 30, 0.15, 0.15, 0.12, 0.18, 0.15, 0, None, None, "n/a"),
-        (base, "volume_usd", "USD", "higher_is_better", "", 30, 50e9, 50e9, 40e9, 60e9, 50e9, 0, None, None, "n/a"),
+        (base, "volume_usd.voluntary", "USD", "higher_is_better", "", 30, 50e9, 50e9, 40e9, 60e9, 50e9, 0, None, None, "n/a"),
         (a, "liquidated_usd", "USD", "lower_is_better", "", 30, 6e9, 6e9, 5e9, 7e9, 10e9, -4e9, -4.5e9, -3.5e9, "better"),
         (a, "index_drawdown", "fraction", "lower_is_better", "", 30, 0.14, 0.14, 0.1, 0.17, 0.15, -0.01, -0.03, 0.01,
          "no difference"),
-        (a, "volume_usd", "USD", "higher_is_better", "", 30, 40e9, 40e9, 30e9, 50e9, 50e9, -10e9, -12e9, -8e9, "worse"),
+        (a, "volume_usd.voluntary", "USD", "higher_is_better", "", 30, 40e9, 40e9, 30e9, 50e9, 50e9, -10e9, -12e9, -8e9, "worse"),
         (b, "liquidated_usd", "USD", "lower_is_better", "", 30, 9.9e9, 9.9e9, 8e9, 12e9, 10e9, -0.1e9, -0.3e9, 0.1e9,
          "no difference"),
-        (b, "volume_usd", "USD", "higher_is_better", "", 30, 50e9, 50e9, 40e9, 60e9, 50e9, 0.2e9, -0.1e9, 0.5e9,
+        (b, "volume_usd.voluntary", "USD", "higher_is_better", "", 30, 50e9, 50e9, 40e9, 60e9, 50e9, 0.2e9, -0.1e9, 0.5e9,
          "no difference"),
         (base, "open_interest_start_usd", "USD", "neutral", "", 30, 90e9, 90e9, 90e9, 90e9, 90e9, 0, None, None, "n/a"),
         (b, "bad_debt_usd", "USD", "lower_is_better", "", 30, 0, 0, 0, 0, 86, -86, -195, -8, "better"),  # immaterial
@@ -324,7 +324,7 @@ def test_findings_claim_nothing_whose_interval_includes_zero():
     assert out[0].startswith("Under the baseline, Status quo, the scenario averages liquidated notional of $10.0B "
                              "(5th to 95th percentile over seeds: $8.00B to $12.0B)")
     assert out[1] == ("Under A cap (cap): liquidated notional down $4.00B from $10.0B (90% interval −$4.50B to "
-                      "−$3.50B); the cost: traded volume down $10.0B from $50.0B (90% interval −$12.0B to −$8.00B).")
+                      "−$3.50B); the cost: voluntary traded volume down $10.0B from $50.0B (90% interval −$12.0B to −$8.00B).")
     assert "drawdown" not in out[1]
     assert out[2] == ("Noise (noise): no headline metric differs from the baseline by a material amount with a 90% "
                       "interval that excludes zero.")

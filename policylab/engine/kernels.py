@@ -53,12 +53,16 @@ def impact(c, flow, q):
 
 
 @njit(cache=True, error_model="numpy")
-def execute(idx, dq, liq, venue, size, entry, cash, coin, price, c, flow, taker_fee, liq_fee, fee_to_fund,
-            coin_value, mm_row, fund, fees, volume):
+def execute(idx, dq, liq, forced, venue, size, entry, cash, coin, price, c, flow, taker_fee, liq_fee, fee_to_fund,
+            coin_value, mm_row, fund, fees, volume, resident, traded, forced_volume, resident_volume):
     """Net market orders per venue, fill them all at the venue's average impact price
     against its book row, charge taker fees (liquidations: the liquidation fee, at most
-    the account's remaining equity) and record fund, fee and volume totals.
-    Mutates the accounts, ``flow``, ``fund``, ``fees``, ``volume``; returns (fill, move, net)."""
+    the account's remaining equity) and record fund, fee and volume totals, and the
+    volume's attribution: per account (``traded``), forced orders per venue
+    (``forced_volume``) and per jurisdiction of residence and venue (``resident_volume``;
+    ``resident`` < 0: a venue's own row, no residence). Mutates the accounts, ``flow``,
+    ``fund``, ``fees``, ``volume``, ``traded``, ``forced_volume``, ``resident_volume``;
+    returns (fill, move, net)."""
     k = price.shape[0]
     net = np.zeros(k)
     gross = np.zeros(k)
@@ -93,6 +97,11 @@ def execute(idx, dq, liq, venue, size, entry, cash, coin, price, c, flow, taker_
             to_fund = fee * fee_to_fund[v]
             fund[v] += to_fund
             fees[v] += fee - to_fund
+        traded[i] += notional
+        if forced[j]:
+            forced_volume[v] += notional
+        if resident[i] >= 0:
+            resident_volume[resident[i], v] += notional
     for v in range(k):
         volume[v] += gross[v] * fill[v]
     return fill, move, net
@@ -302,3 +311,33 @@ def arbitrage_orders(basis, arb_row, arb_left, min_gap, gap_share, c, spot, pric
         dq[j] = side * q / price[u]
         j += 1
     return rows, dq
+
+
+@njit(cache=True, error_model="numpy")
+def long_positions(size, venue, resident, k, jurisdictions):
+    """Long BTC per venue, and per jurisdiction of residence and venue (``resident`` < 0:
+    a venue's own row, in no jurisdiction), summed in account order (as ``np.bincount``)."""
+    total = np.zeros(k)
+    by_juris = np.zeros((jurisdictions, k))
+    for i in range(size.shape[0]):
+        s = size[i]
+        if s > 0.0:
+            v = venue[i]
+            total[v] += s
+            r = resident[i]
+            if r >= 0:
+                by_juris[r, v] += s
+    return total, by_juris
+
+
+@njit(cache=True, error_model="numpy")
+def attribute(idx, notional, v, forced, resident, traded, forced_volume, resident_volume):
+    """Record the attribution of trades on venue ``v`` outside :func:`execute` (spot hedge
+    legs): ``notional`` (USD) per account of ``idx``, as ``execute`` does."""
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        traded[i] += notional[j]
+        if forced:
+            forced_volume[v] += notional[j]
+        if resident[i] >= 0:
+            resident_volume[resident[i], v] += notional[j]

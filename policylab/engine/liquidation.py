@@ -34,9 +34,14 @@ from policylab.engine.market import Market
 
 
 class EventLog:
-    """Liquidation, ADL and stop events, collected as arrays and turned into a table."""
+    """Liquidation, ADL and stop events, collected as arrays and turned into a table. Each
+    event carries its account's jurisdiction of residence (``juris``: index in
+    names.JURISDICTIONS; its venue's own rows too, see ``Market.resident`` for who has
+    one) and the leverage it chose before any rule (``lev_chosen``, x)."""
 
-    COLUMNS = ("step", "round", "venue", "account", "kind", "side", "size_btc", "price", "notional_usd", "accounts", "deficit_usd")
+    COLUMNS = ("step", "round", "venue", "account", "kind", "side", "size_btc", "price", "notional_usd", "accounts",
+               "deficit_usd", "jurisdiction", "leverage_chosen")
+    _ARRAYS = ("account", "venue", "cls", "size", "price", "weight", "deficit", "juris", "lev_chosen")
 
     def __init__(self):
         self.parts: list[tuple] = []
@@ -49,18 +54,19 @@ class EventLog:
         price = np.broadcast_to(np.asarray(price, dtype=float), size.shape).copy()
         deficit = np.zeros(len(idx)) if deficit is None else np.asarray(deficit, dtype=float)
         self.parts.append((step, rnd, EVENT_KINDS.index(kind), idx.copy(), tb.venue[idx].copy(), tb.cls[idx].copy(),
-                           size, price, tb.weight[idx].copy(), deficit))
+                           size, price, tb.weight[idx].copy(), deficit, tb.juris[idx].copy(),
+                           tb.lev_chosen[idx].copy()))
 
     def arrays(self) -> dict[str, np.ndarray]:
         if not self.parts:
             empty = np.zeros(0)
-            return {c: empty for c in ("step", "round", "kind", "account", "venue", "cls", "size", "price", "weight", "deficit")}
+            return {c: empty for c in ("step", "round", "kind", *self._ARRAYS)}
         out = {}
         lens = [len(p[3]) for p in self.parts]
         out["step"] = np.repeat([p[0] for p in self.parts], lens)
         out["round"] = np.repeat([p[1] for p in self.parts], lens)
         out["kind"] = np.repeat([p[2] for p in self.parts], lens)
-        for j, name in enumerate(("account", "venue", "cls", "size", "price", "weight", "deficit"), start=3):
+        for j, name in enumerate(self._ARRAYS, start=3):
             out[name] = np.concatenate([p[j] for p in self.parts])
         return out
 
@@ -184,7 +190,7 @@ class LiquidationEngine:
             idx, share, is_liq, whole, dq = idx[live], share[live], is_liq[live], whole[live], dq[live]
         # 3. market execution
         pre_size = tb.size[idx].copy()
-        fill = mkt.execute(idx, dq, liquidation=is_liq)
+        fill = mkt.execute(idx, dq, liquidation=is_liq, forced=True)
         fv = fill[tb.venue[idx]]
         done = idx[is_liq]
         tb.last_liq[done] = time_s

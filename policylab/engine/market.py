@@ -21,6 +21,7 @@ import numpy as np
 from policylab.engine import kernels
 from policylab.engine.book import TraderBook, VenueBook
 from policylab.inputs.market import MarketParams
+from policylab.names import JURISDICTIONS, VENUE_CLASSES
 
 __all__ = ["Market", "MarketParams"]
 
@@ -36,6 +37,13 @@ class Market:
         self.arb_left = np.zeros(len(vb.rules))  # arbitrage capacity left this step (USD)
         self.volume = np.zeros(len(vb.rules))  # traded notional this step (USD)
         self.flow = np.zeros(len(vb.rules))  # net flow absorbed by each book this step (USD)
+        # who traded the volume: forced orders (liquidations, stops, backstop vaults' unwinds,
+        # basis traders' unhedged spot legs) per venue this step (USD); per jurisdiction of
+        # residence and venue this step (USD); per account over the run (USD)
+        self.forced_volume = np.zeros(len(vb.rules))
+        self.resident_volume = np.zeros((len(JURISDICTIONS), len(vb.rules)))
+        self.traded = np.zeros(tb.n)
+        self.resident = np.where(np.isin(tb.cls, VENUE_CLASSES), -1, tb.juris).astype(np.int64)  # -1: a venue's own row
 
     # ---------------------------------------------------------------- prices
     @property
@@ -74,23 +82,35 @@ class Market:
         net = np.bincount(self.tb.venue[idx], weights=dq, minlength=len(price))
         return price * np.exp(self.impact(net * price)[1])
 
-    def execute(self, idx: np.ndarray, dq: np.ndarray, *, liquidation: np.ndarray | bool = False) -> np.ndarray:
+    def new_step(self) -> None:
+        """Reset the per-step flows: volume, its forced and per-jurisdiction parts, net flow."""
+        self.volume[:] = 0.0
+        self.forced_volume[:] = 0.0
+        self.resident_volume[:] = 0.0
+        self.flow[:] = 0.0
+
+    def execute(self, idx: np.ndarray, dq: np.ndarray, *, liquidation: np.ndarray | bool = False,
+                forced: np.ndarray | bool = False) -> np.ndarray:
         """Fill market orders ``dq`` (BTC, signed) of unique accounts ``idx`` on their venues.
 
         Orders are netted per venue; the net is absorbed by the venue's book row at the
         average impact price; all orders of the batch fill at that price. Liquidation
         orders pay the venue's liquidation fee to its fund (at most the account's
-        remaining equity) instead of the taker fee. Returns the fill price per venue.
+        remaining equity) instead of the taker fee. ``forced``: orders no trader chose
+        (liquidations, stops, unwinds of taken-over positions), recorded in
+        ``forced_volume``. Returns the fill price per venue.
         """
         tb, vb = self.tb, self.vb
         price = self.prices()
         if len(idx) == 0:
             return price
         liq = np.broadcast_to(np.asarray(liquidation, dtype=bool), dq.shape)
+        forced = np.broadcast_to(np.asarray(forced, dtype=bool), dq.shape)
         fill, dlog, net = kernels.execute(
-            idx, np.asarray(dq, dtype=float), liq, tb.venue, tb.size, tb.entry, tb.cash, tb.coin, price,
+            idx, np.asarray(dq, dtype=float), liq, forced, tb.venue, tb.size, tb.entry, tb.cash, tb.coin, price,
             self.params.impact_y / np.sqrt(vb.depth()), self.flow, vb.taker_fee, vb.liq_fee, vb.fee_to_fund,
-            vb.coin_value, vb.mm_row, vb.fund, vb.fees, self.volume)
+            vb.coin_value, vb.mm_row, vb.fund, vb.fees, self.volume, self.resident, self.traded, self.forced_volume,
+            self.resident_volume)
         self._move_books(net, dlog)
         return fill
 
@@ -124,8 +144,9 @@ class Market:
             self.execute(rows, dq)
             self.trade_spot(rows, -dq)
 
-    def trade_spot(self, idx: np.ndarray, dq: np.ndarray) -> None:
-        """Spot trades of accounts' hedge legs (``hedge`` BTC, ``hedge_cash`` USD) against the spot book."""
+    def trade_spot(self, idx: np.ndarray, dq: np.ndarray, *, forced: bool = False) -> None:
+        """Spot trades of unique accounts' hedge legs (``hedge`` BTC, ``hedge_cash`` USD)
+        against the spot book; ``forced``: legs left unhedged by a forced close (see :meth:`execute`)."""
         tb, vb, v = self.tb, self.vb, self.spot
         net = float(dq.sum())
         q = net * self.index
@@ -140,6 +161,8 @@ class Market:
         tb.hedge_cash[idx] -= dq * fill
         self.transfer(vb.mm_row[[v]], np.array([-net]), np.array([fill]))
         self.volume[v] += np.abs(dq).sum() * fill
+        kernels.attribute(np.asarray(idx, dtype=np.int64), np.abs(dq) * fill, v, forced, self.resident, self.traded,
+                          self.forced_volume, self.resident_volume)
 
     # ---------------------------------------------------------------- funding
     def settle_funding(self, v: int, interval_minutes: float) -> float:

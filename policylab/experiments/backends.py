@@ -44,9 +44,10 @@ from policylab.errors import InputError
 from policylab.metrics import Metric
 
 DOWNSAMPLE_MINUTES = 5
+_BY_JURISDICTION = [c for c in results.COLUMNS["timeseries"] if c.startswith(("open_interest_usd_", "volume_usd_"))]
 TIMESERIES_COLUMNS = ("step", "minute", "venue", "price_usd", "index_usd", "depth_usd", "open_interest_usd",
-                      "volume_usd", "liquidated_usd")
-FLOWS = ("volume_usd", "liquidated_usd")
+                      "volume_usd", "liquidated_usd", "forced_volume_usd", *_BY_JURISDICTION)
+FLOWS = ("volume_usd", "liquidated_usd", "forced_volume_usd", *(c for c in _BY_JURISDICTION if c.startswith("volume")))
 DASK_CONNECT_SECONDS = 10
 
 
@@ -76,7 +77,7 @@ Task = tuple[str, int, bytes]  # arm label, seed, serialised arm
 
 def downsample(ts: pd.DataFrame) -> pd.DataFrame:
     """Every ``DOWNSAMPLE_MINUTES`` of market time: levels at the last step of each window,
-    flows (volume, liquidations) summed over the window; step 0 is kept as the start."""
+    flows (volumes, liquidations) summed over the window; step 0 is kept as the start."""
     bucket = (ts["minute"] + DOWNSAMPLE_MINUTES - 1) // DOWNSAMPLE_MINUTES
     keep = ts.groupby(bucket)["step"].transform("max") == ts["step"]
     flows = ts.groupby([bucket, ts["venue"]])[list(FLOWS)].transform("sum")

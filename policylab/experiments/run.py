@@ -32,7 +32,8 @@ from policylab.atomic import write_all
 from policylab.errors import InputError
 from policylab.engine.book import CLASSES
 from policylab.engine.liquidation import EVENT_KINDS
-from policylab.model import MarketModel
+from policylab.model import RESIDENT_COLUMNS, MarketModel
+from policylab.names import JURISDICTIONS, VENUE_CLASSES
 from policylab.inputs.scenario import Scenario
 
 COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
@@ -59,6 +60,10 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "rounds": ("rounds", "cascade rounds with activity in the step (same for every venue)"),
         "amplification": ("ratio", "index log move from its running peak over the exogenous log move "
                           "over the same steps; NaN at a peak or if the exogenous path did not fall"),
+        "forced_volume_usd": ("USD", "part of volume_usd from forced orders (liquidations and partial slices in "
+                              "the book, stop-losses, vault unwinds, spot legs a forced close left unhedged)"),
+        **{f"{c}_{j}": ("USD", f"part of {c} from accounts resident in {j}") for c in RESIDENT_COLUMNS
+           for j in JURISDICTIONS},
     },
     "events": {
         "step": ("step", "step during which the event happened (as in the timeseries)"),
@@ -74,6 +79,10 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "price_usd": ("USD", "execution price (mark for backstop, bankruptcy price for ADL)"),
         "accounts": ("accounts", "real accounts the row stands for"),
         "deficit_usd": ("USD", "negative equity left after a whole liquidation"),
+        "jurisdiction": ("name", f"the account's jurisdiction of residence: {', '.join(JURISDICTIONS)}; none for "
+                         "the venues' own rows (books, arbitrage desks, backstop vaults)"),
+        "leverage_chosen": ("x", "leverage the account chose before any rule bound it (TraderBook.lev_chosen); "
+                            "NaN for the venues' own rows"),
     },
 }
 
@@ -199,7 +208,13 @@ def _timeseries(model: MarketModel, start: metrics.Start) -> pd.DataFrame:
         "rounds": (np.repeat(np.concatenate([[0], model.rounds]), k), "int64"),
         "amplification": (np.repeat(metrics.running_amplification(
             model.index_path, model.exo_log_path, metrics.shock_direction(model.exo_log_path)), k), "float64"),
+        "forced_volume_usd": (with_start(np.zeros(k), "forced_volume_usd"), "float64"),
     }
+    resident = {c: a[:n] for c, a in model.resident_series.items()}
+    start_of = {"open_interest_usd": start.resident_open_interest, "volume_usd": np.zeros((len(JURISDICTIONS), k))}
+    for c in RESIDENT_COLUMNS:
+        for j, name in enumerate(JURISDICTIONS):
+            cols[f"{c}_{name}"] = (np.vstack([start_of[c][j], resident[c][:, j]]).ravel(), "float64")
     assert list(cols) == list(COLUMNS["timeseries"])
     return pd.DataFrame({c: pd.Series(v, dtype=t) for c, (v, t) in cols.items()})
 
@@ -208,6 +223,7 @@ def _events(model: MarketModel) -> pd.DataFrame:
     ev = metrics.event_arrays(model)
     step = ev["step"] + 1
     names = np.array(model.vb.names, dtype=object)
+    own = np.isin(ev["cls"], VENUE_CLASSES)  # a venue's own row: no residence, no chosen leverage
     cols = {
         "step": (step, "int64"),
         "minute": (step * model.scenario.step_minutes, "int64"),
@@ -222,6 +238,9 @@ def _events(model: MarketModel) -> pd.DataFrame:
         "price_usd": (ev["price"], "float64"),
         "accounts": (ev["weight"], "float64"),
         "deficit_usd": (ev["deficit"], "float64"),
+        "jurisdiction": (np.where(own, "none", np.array(JURISDICTIONS, dtype=object)[ev["juris"]]).astype(object),
+                         _STR),
+        "leverage_chosen": (np.where(own, np.nan, ev["lev_chosen"]), "float64"),
     }
     assert list(cols) == list(COLUMNS["events"])
     return pd.DataFrame({c: pd.Series(v, dtype=t) for c, (v, t) in cols.items()})

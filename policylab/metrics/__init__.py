@@ -3,15 +3,19 @@
 Each metric is a scalar outcome of one run, in the spirit of EMA Workbench's
 ``ScalarOutcome``: a name, a unit, a description and a direction (whether a rule set
 that lowers it is doing better), declared right above the function that computes it.
-Families generate one metric per venue, trader class or side from a template, named
-``<stem>.venue.<venue>``, ``<stem>.class.<class>`` or ``<stem>.side.<long|short>``;
+Families generate one metric per venue, trader class, side, jurisdiction of residence or
+leverage group from a template, named ``<stem>.venue.<venue>``, ``<stem>.class.<class>``,
+``<stem>.side.<long|short>``, ``<stem>.jurisdiction.<J>`` (names.JURISDICTIONS) or
+``<stem>.leverage_group.<group>`` (names.LEVERAGE_GROUPS, of the leverage each account chose
+before any rule); consumers find a family's members through ``Family.over``;
 :func:`definitions` expands them for a scenario and :func:`catalogue` lists them with a
 ``<venue>`` placeholder.
 
 What lives here:
 
 - ``sections/``: one file per group of metrics (liquidations, venue choice, prices,
-  cascades, loss absorption, who lost, market structure, activity);
+  cascades, loss absorption, who lost, market structure, activity, by jurisdiction and
+  leverage group);
 - ``registry.py``: ``SECTIONS`` in report order; :func:`definitions`, :func:`catalogue`,
   :func:`compute`;
 - ``api.py``: :class:`Metric`, :class:`Family`, :class:`Section`, and :class:`Run`, the
@@ -33,7 +37,12 @@ Conventions:
   Stop-losses and the profitable positions closed by ADL are reported separately;
 - an account's *wealth* is its margin equity on its venue plus the value of its spot
   hedge; profit and loss (PnL) is the change in wealth over the run (fees, funding,
-  liquidation penalties and depeg losses included);
+  liquidation penalties and depeg losses included) less the money deposited during it
+  (new traders refilling wiped-out accounts): new money is not profit;
+- traded volume splits into forced orders (liquidations, stops, unwinds of taken-over
+  positions) and voluntary ones (the rest, arbitrage included); a rule's cost to activity
+  is read on ``volume_usd.voluntary``;
+- shares of activity (offshore shares) are measured over the whole run and are neutral;
 - drawdowns are the largest fall from a running peak, as a fraction of that peak.
 
 :func:`snapshot` records what the metrics need from before the first step;

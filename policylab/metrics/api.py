@@ -27,13 +27,15 @@ import numpy as np
 
 from policylab.inputs.scenario import Scenario
 from policylab.metrics.state import Start, drawdown, event_arrays, venue_series, wealth
-from policylab.names import CLASSES, LIQUIDABLE_CLASSES, PROTOCOL_CLASSES
+from policylab.names import (CLASSES, JURISDICTIONS, LEVERAGE_GROUP_FLOORS, LEVERAGE_GROUPS, LIQUIDABLE_CLASSES,
+                             PROTOCOL_CLASSES, VENUE_CLASSES)
 
 DIRECTIONS = ("lower_is_better", "higher_is_better", "neutral")
 LOWER, HIGHER, NEUTRAL = DIRECTIONS
 SIDES = ("long", "short")
 TRADER_CLASSES = LIQUIDABLE_CLASSES  # every class an account can be liquidated in
-OVER = ("venue", "derivatives_venue", "class", "trader_class", "side")  # what a family has one metric per
+# what a family has one metric per
+OVER = ("venue", "derivatives_venue", "class", "trader_class", "side", "jurisdiction", "leverage_group")
 
 
 def _with_nan(description: str, nan: str) -> str:
@@ -64,8 +66,11 @@ class Metric:
 class Family:
     """A template for one metric per member: the scenario's venues (``over="venue"``), its
     derivatives venues (``"derivatives_venue"``), account classes (``"class"``), trader
-    classes (``"trader_class"``) or sides. Named ``<stem>.venue.<venue>``,
-    ``<stem>.class.<class>`` or ``<stem>.side.<side>``; ``description`` may use ``{member}``."""
+    classes (``"trader_class"``), sides, jurisdictions of residence (``"jurisdiction"``:
+    names.JURISDICTIONS) or groups of the leverage chosen before any rule
+    (``"leverage_group"``: names.LEVERAGE_GROUPS). Named ``<stem>.venue.<venue>``,
+    ``<stem>.class.<class>``, ``<stem>.side.<side>``, ``<stem>.jurisdiction.<J>`` or
+    ``<stem>.leverage_group.<group>``; ``description`` may use ``{member}``."""
 
     stem: str
     over: str  # one of OVER
@@ -84,7 +89,8 @@ class Family:
 
     def members(self, scenario: Scenario | None) -> tuple[str, ...]:
         """Member names; without a scenario, venues are the placeholder ``<venue>``."""
-        fixed = {"class": CLASSES, "trader_class": TRADER_CLASSES, "side": SIDES}
+        fixed = {"class": CLASSES, "trader_class": TRADER_CLASSES, "side": SIDES, "jurisdiction": JURISDICTIONS,
+                 "leverage_group": LEVERAGE_GROUPS}
         if self.over in fixed:
             return fixed[self.over]
         if scenario is None:
@@ -142,6 +148,42 @@ class Run:
     def traders(self) -> np.ndarray:
         """Per account: a trader (not a market maker's book or a backstop vault)."""
         return ~np.isin(self.tb.cls, PROTOCOL_CLASSES)
+
+    @cached_property
+    def residents(self) -> np.ndarray:
+        """Per account: one of the scenario's population (it has a jurisdiction of residence
+        and a chosen leverage), not a venue's own row (book, arbitrage desk, backstop vault)."""
+        return ~np.isin(self.tb.cls, VENUE_CLASSES)
+
+    @cached_property
+    def leverage_group(self) -> np.ndarray:
+        """Per account: index in names.LEVERAGE_GROUPS of the leverage it chose before any rule."""
+        return np.maximum(np.searchsorted(LEVERAGE_GROUP_FLOORS, self.tb.lev_chosen, side="right") - 1, 0)
+
+    def by_jurisdiction(self, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Per jurisdiction of residence: the sum of per-account ``values`` over the
+        population's accounts (within ``mask``)."""
+        keep = self.residents if mask is None else self.residents & mask
+        return np.bincount(self.tb.juris[keep], np.broadcast_to(values, keep.shape)[keep], minlength=len(JURISDICTIONS))
+
+    def by_leverage_group(self, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Per leverage group: the sum of per-account ``values`` over the population's
+        accounts (within ``mask``)."""
+        keep = self.residents if mask is None else self.residents & mask
+        return np.bincount(self.leverage_group[keep], np.broadcast_to(values, keep.shape)[keep],
+                           minlength=len(LEVERAGE_GROUPS))
+
+    @cached_property
+    def resident_series(self) -> dict[str, np.ndarray]:
+        """The per-step state of the population's accounts by jurisdiction of residence,
+        (steps x jurisdictions x venues) arrays by column (open_interest_usd, volume_usd)."""
+        return {c: a[:self.model.steps] for c, a in self.model.resident_series.items()}
+
+    @cached_property
+    def pnl(self) -> np.ndarray:
+        """Per account: wealth at the end minus wealth at the start, less the money deposited
+        during the run (new traders refilling wiped-out accounts: new money, not profit) (USD)."""
+        return self.wealth_end - self.start.wealth - (self.tb.deposit - self.start.deposit)
 
     @cached_property
     def wealth_end(self) -> np.ndarray:

@@ -10,6 +10,9 @@
 A headline's label is its short name wherever it appears, a findings sentence included
 ("liquidated notional down $4.00B"), so it reads on its own. To add a headline, add one
 ``Headline`` to its group; tests/test_metric_sections.py checks that it names a metric.
+
+Traded volume is read as the cost of a rule set on its voluntary part
+(``volume_usd.voluntary``): forced selling is not activity a rule should be credited with.
 """
 
 from __future__ import annotations
@@ -68,11 +71,12 @@ HEADLINES: tuple[tuple[str, tuple[Headline, ...]], ...] = (
     ("Activity and where it went", (
         Headline("accounts_moved", "accounts that moved venue"),
         Headline("accounts_quit", "accounts that stopped trading", core=True),
-        Headline("offshore_oi_share", "offshore share of open interest", compare=True),
+        Headline("offshore_oi_share", "offshore share of open interest (time-weighted)", compare=True),
         Headline("offshore_volume_share", "offshore share of volume", core=True),
         Headline("open_interest_change", "open interest change at the end"),
         Headline("open_interest_trough_change", "open interest change at its lowest", brief=False),
-        Headline("volume_usd", "traded volume", compare=True, core=True),
+        Headline("volume_usd.voluntary", "voluntary traded volume", compare=True, core=True),
+        Headline("volume_usd.forced", "forced traded volume (liquidations, stops)", brief=False),
         Headline("depth_worst_ratio", "depth at its worst vs start", compare=True, core=True),
         Headline("depth_mean_ratio", "mean depth vs start"),
     )),

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from policylab.inputs.scenario import Scenario
 from policylab.metrics.api import Metric, Run, Section
-from policylab.metrics.sections import (activity, cascades, liquidations, loss_absorption, market_structure, prices,
-                                        venue_choice, who_lost)
+from policylab.metrics.sections import (activity, by_jurisdiction, cascades, liquidations, loss_absorption,
+                                        market_structure, prices, venue_choice, who_lost)
 from policylab.metrics.state import Start
 
 SECTIONS: tuple[Section, ...] = (
@@ -22,6 +22,7 @@ SECTIONS: tuple[Section, ...] = (
     who_lost.SECTION,
     market_structure.SECTION,
     activity.SECTION,
+    by_jurisdiction.SECTION,
 )
 
 

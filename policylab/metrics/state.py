@@ -25,6 +25,8 @@ class Start:
     fund: np.ndarray  # per venue (USD)
     health: np.ndarray  # per venue: market makers' depth health
     coin_price: np.ndarray  # per venue (USD per stablecoin unit)
+    deposit: np.ndarray  # per account: money put in so far (USD)
+    resident_open_interest: np.ndarray  # jurisdictions x venues: the population's long open interest (USD)
 
 
 def wealth(model) -> np.ndarray:
@@ -46,7 +48,8 @@ def snapshot(model) -> Start:
     vb = model.vb
     return Start(wealth=wealth(model), size=model.tb.size.copy(), open_interest=open_interest(model),
                  depth=vb.depth().copy(), fund=vb.fund.copy(), health=vb.health.copy(),
-                 coin_price=vb.coin_price.copy())
+                 coin_price=vb.coin_price.copy(), deposit=model.tb.deposit.copy(),
+                 resident_open_interest=model.open_interest_by_residence()[1])
 
 
 def venue_series(model) -> dict[str, np.ndarray]:
@@ -55,11 +58,13 @@ def venue_series(model) -> dict[str, np.ndarray]:
 
 
 def event_arrays(model) -> dict[str, np.ndarray]:
-    """The event log's arrays with integer codes as integers, plus ``notional`` (USD)
-    and ``liquidation`` (the event closed a position by liquidation)."""
+    """The event log's arrays with integer codes as integers (``juris``: jurisdiction of
+    residence, meaningless for the venues' own rows), plus ``notional`` (USD) and
+    ``liquidation`` (the event closed a position by liquidation)."""
     ev = model.events.arrays()
     out = {c: ev[c].astype(np.int64) for c in ("step", "round", "kind", "account", "venue", "cls")}
-    out.update({c: ev[c].astype(float) for c in ("size", "price", "weight", "deficit")})
+    out["juris"] = ev["juris"].astype(np.int64)
+    out.update({c: ev[c].astype(float) for c in ("size", "price", "weight", "deficit", "lev_chosen")})
     out["notional"] = np.abs(out["size"]) * out["price"]
     out["liquidation"] = np.isin(out["kind"], [EVENT_KINDS.index(k) for k in LIQUIDATION_KINDS])
     return out

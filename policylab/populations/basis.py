@@ -21,5 +21,6 @@ class BasisTraders(TraderPopulation):
         sell = excess > 1e-9 * np.maximum(tb.hedge[self.rows], 1e-9)
         if sell.any():
             idx = self.rows[sell]
-            m.market.trade_spot(idx, -excess[sell] * min(1.0, self.UNWIND_PER_MINUTE * m.scenario.step_minutes))
+            m.market.trade_spot(idx, -excess[sell] * min(1.0, self.UNWIND_PER_MINUTE * m.scenario.step_minutes),
+                                forced=True)  # left unhedged by a forced close
         return EMPTY

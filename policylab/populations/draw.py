@@ -71,8 +71,11 @@ def _categorical(w: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.minimum((cum < u[:, None]).sum(axis=1), w.shape[1] - 1)
 
 
-def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[TraderBook, VenueBook, dict[str, np.ndarray]]:
-    """Return the accounts, the venues and the row indices of each trader class."""
+def build(scenario: Scenario, seed: int, traders: int | None = None,
+          own_tiers: Scenario | None = None) -> tuple[TraderBook, VenueBook, dict[str, np.ndarray]]:
+    """Return the accounts, the venues and the row indices of each trader class.
+    ``own_tiers``: the scenario before the rules; ``lev_chosen`` is capped by its venues'
+    own tiers (a venue the rules created: its tiers), every other value by ``scenario``'s."""
     rng = stream(seed, "population")
     vb = VenueBook(list(scenario.venues))
     k = len(vb.rules)
@@ -170,10 +173,14 @@ def build(scenario: Scenario, seed: int, traders: int | None = None) -> tuple[Tr
     cap_use = np.ones(start)
     for cname, idx in rows.items():
         cap_use[idx] = scenario.classes[cname].cap_use
+    own = {v.name: v for v in (own_tiers or scenario).venues}
+    own_vb = VenueBook([own.get(r.name, r) for r in vb.rules])
+    own_cap = initial_margin_leverage(own_vb, tb.venue[:start], notional, tb.weight[:start])
+    tb.lev_chosen[:start] = np.maximum(np.minimum(lev, own_cap * cap_use), 1.0)  # as drawn, before any rule
     cap = initial_margin_leverage(vb, tb.venue[:start], notional, tb.weight[:start])
     lev = np.maximum(np.minimum(lev, cap * cap_use), 1.0)
     collateral = np.where(notional > 0, notional / lev, 0.0)
-    tb.leverage[:start] = tb.lev_chosen[:start] = lev
+    tb.leverage[:start] = lev
     tb.size[:start] = size
     # positions were opened over the past days, so entries disperse around the start
     # price; an adverse entry uses at most 70% of the distance from entry to liquidation,

@@ -103,8 +103,9 @@ def liquidated_accounts_share(run: Run) -> float:
 
 
 @SECTION.metric("accounts_wiped_out", "accounts",
-                f"real trader accounts ending with at most {WIPED_OUT_LEFT:.0%} of their starting wealth", LOWER)
+                f"real trader accounts ending with at most {WIPED_OUT_LEFT:.0%} of their starting wealth (money "
+                "deposited during the run not counted)", LOWER)
 def accounts_wiped_out(run: Run) -> float:
     w0 = run.start.wealth
-    wiped = run.traders & (w0 > 0) & (run.wealth_end <= WIPED_OUT_LEFT * w0)
+    wiped = run.traders & (w0 > 0) & (w0 + run.pnl <= WIPED_OUT_LEFT * w0)
     return run.tb.weight[wiped].sum()

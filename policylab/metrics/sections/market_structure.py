@@ -1,12 +1,14 @@
 """Open interest and market structure: derivatives open interest over the run (long side,
 USD at venue prices; the spot venue is left out) and each venue's and the offshore
-venues' shares of it and of derivatives volume."""
+venues' shares of it and of derivatives volume. The offshore shares are measured over the
+whole run (volume-weighted, time-weighted) and are neutral: a share that falls because
+traders were excluded is not an improvement."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from policylab.metrics.api import LOWER, NEUTRAL, Run, Section, ratio, shared
+from policylab.metrics.api import NEUTRAL, Run, Section, ratio, shared
 
 SECTION = Section("market_structure", "Open interest and market structure")
 
@@ -62,11 +64,15 @@ def volume_share(run: Run) -> np.ndarray:
     return ratio(run.volume[run.deriv], _derivatives_volume(run))
 
 
-@SECTION.metric("offshore_oi_share", "fraction", "offshore venues' share of starting derivatives open interest", LOWER)
+@SECTION.metric("offshore_oi_share", "fraction",
+                "offshore venues' share of derivatives open interest over the run, time-weighted (open interest "
+                "at the end of every step, summed)", NEUTRAL, nan="no derivatives open interest")
 def offshore_oi_share(run: Run) -> float:
-    return ratio(_oi_path(run)[0][run.vb.offshore[run.deriv]].sum(), run.oi0)
+    oi = _oi_path(run)[1:]
+    return ratio(oi[:, run.vb.offshore[run.deriv]].sum(), oi.sum())
 
 
-@SECTION.metric("offshore_volume_share", "fraction", "offshore venues' share of derivatives traded volume", LOWER)
+@SECTION.metric("offshore_volume_share", "fraction", "offshore venues' share of derivatives traded volume over the run",
+                NEUTRAL, nan="no derivatives volume")
 def offshore_volume_share(run: Run) -> float:
     return ratio(run.volume[run.deriv][run.vb.offshore[run.deriv]].sum(), _derivatives_volume(run))
