@@ -97,7 +97,7 @@ class Monitor:
         self.margin = np.zeros(len(vb.rules))  # worst maintenance over unscaled initial margin per venue
         self.margin_step = np.full(len(vb.rules), -1)  # first step it went above 1
         self.reopen: list[Violation] = []
-        self.money: tuple[float, float, int] | None = None  # worst (drift, tolerance, step)
+        self.money: tuple[float, float, int] | None = None  # worst drift, its tolerance, first step over it
         self.positions: tuple[float, float, int] | None = None
         self._margin(0)
 
@@ -135,10 +135,10 @@ class Monitor:
         self.opened[:] = model.market.opened
         dm, tol, dnet, ptol = self.ledger.drift()
         if abs(dm) > tol and (self.money is None or abs(dm) > abs(self.money[0])):
-            self.money = (dm, tol, step)
+            self.money = (dm, tol, step if self.money is None else self.money[2])
         worst = float(np.abs(dnet).max())
         if worst > ptol and (self.positions is None or worst > self.positions[0]):
-            self.positions = (worst, ptol, step)
+            self.positions = (worst, ptol, step if self.positions is None else self.positions[2])
 
     def finish(self, values: dict[str, float], definitions) -> pd.DataFrame:
         """The run's violations (:data:`COLUMNS`), given its metric values and definitions."""
@@ -172,12 +172,12 @@ class Monitor:
         out += _groups(values, definitions)
         if self.money is not None:
             dm, tol, step = self.money
-            out.append(Violation("money_conserved", "", f"money drifted {dm:+.6g} USD by step {step} "
+            out.append(Violation("money_conserved", "", f"money drifted by up to {dm:+.6g} USD from step {step} "
                                  f"(tolerance {tol:.3g})", dm, tol, "USD"))
         if self.positions is not None:
             d, tol, step = self.positions
-            out.append(Violation("money_conserved", "", f"net positions drifted {d:.6g} BTC by step {step} "
-                                 f"(tolerance {tol:.3g})", d, tol, "BTC"))
+            out.append(Violation("money_conserved", "", f"net positions drifted by up to {d:.6g} BTC from step "
+                                 f"{step} (tolerance {tol:.3g})", d, tol, "BTC"))
         return table(out)
 
 
