@@ -90,6 +90,8 @@ class MarketModel(mesa.Model):
         self.price_path[0] = self.market.prices()
         self.rounds = np.zeros(n, dtype=np.int64)
         self.halts: list[tuple[int, int]] = []  # (step, length in steps) of circuit-breaker halts
+        self._margin_start: tuple = (-1, None, None)  # see margin_multipliers
+        self._margin_set = -1  # step in which a module last set the margin multipliers
         self.audit = Ledger(self) if audit else None
         self.datacollector = mesa.DataCollector(
             model_reporters={"index": lambda m: m.market.index, "rounds": lambda m: m.rounds[m.steps - 1] if m.steps else 0})
@@ -119,9 +121,9 @@ class MarketModel(mesa.Model):
 
     def leverage_cap(self, idx: np.ndarray, notional: np.ndarray) -> np.ndarray:
         """Largest leverage each account may take for this notional: the venue's tier (its
-        initial margin scaled by any dynamic margin multiplier) and the rules' cap."""
+        initial margin scaled by any dynamic initial margin multiplier) and the rules' cap."""
         v = self.tb.venue[idx]
-        tier = initial_margin_leverage(self.vb, v, notional, self.tb.weight[idx]) / self.vb.margin_mult[v]
+        tier = initial_margin_leverage(self.vb, v, notional, self.tb.weight[idx]) / self.vb.im_mult[v]
         return np.maximum(np.minimum(tier, self.tb.lev_cap[idx]), 1.0)
 
     def choice_draw(self, idx: np.ndarray, purpose: str, rows: int = 0) -> np.ndarray:
@@ -172,16 +174,38 @@ class MarketModel(mesa.Model):
         self.halts.append((self.steps, steps))
         self.effects.credit(policy)
 
-    def set_margin_multiplier(self, policy, mult: float) -> None:
-        """Set the maintenance multiplier on the policy's venues (dynamic margin)."""
+    def margin_multipliers(self) -> tuple[np.ndarray, np.ndarray]:
+        """(initial, maintenance) dynamic margin multipliers per venue in force at the start
+        of this step, before any module acted on them (a base for phasing changes in)."""
+        if self._margin_start[0] != self.steps:
+            self._margin_start = (self.steps, self.vb.im_mult.copy(), self.vb.margin_mult.copy())
+        return self._margin_start[1], self._margin_start[2]
+
+    def set_margin_multiplier(self, policy, initial, maintenance) -> None:
+        """Set the dynamic margin multipliers on the policy's derivatives venues: ``initial``
+        scales initial margin (divides the tiers' leverage), ``maintenance`` maintenance
+        margin; each a number or one per venue. Several modules in one step: the highest
+        wins. Maintenance is capped at ``1 / maintenance_ratio`` per venue, so that it never
+        exceeds the initial margin of the venue's tiers before any multiplier (the margin a
+        position at the venue's largest leverage posted)."""
         vb = self.vb
+        k = len(vb.rules)
         venues = [v for v, r in enumerate(vb.rules) if policy.target.venue_matches(r) and not r.is_spot]
-        if not venues or np.all(np.abs(vb.margin_mult[venues] - mult) < 0.02):
+        im = np.broadcast_to(np.asarray(initial, dtype=float), (k,))[venues]
+        cap = np.array([1.0 / max(vb.rules[v].maintenance_ratio, 1e-12) for v in venues])
+        mm = np.minimum(np.broadcast_to(np.asarray(maintenance, dtype=float), (k,))[venues], cap)
+        self.margin_multipliers()  # keep the step's starting values before changing them
+        if self._margin_set == self.steps:  # another module set them this step
+            im, mm = np.maximum(im, vb.im_mult[venues]), np.maximum(mm, vb.margin_mult[venues])
+        self._margin_set = self.steps
+        if not venues or (np.array_equal(vb.im_mult[venues], im) and np.array_equal(vb.margin_mult[venues], mm)):
             return
-        vb.margin_mult[venues] = mult
-        if mult > 1.0:
+        if np.any(im > 1.0) or np.any(mm > 1.0):
             self.effects.credit(policy)
-        self.engine.refresh(np.flatnonzero(np.isin(self.tb.venue, venues) & (self.tb.size != 0)))
+        vb.im_mult[venues] = im
+        if not np.array_equal(vb.margin_mult[venues], mm):  # liquidation prices move with maintenance only
+            vb.margin_mult[venues] = mm
+            self.engine.refresh(np.flatnonzero(np.isin(self.tb.venue, venues) & (self.tb.size != 0)))
 
     def warnings(self) -> list[str]:
         """Configured modules that never took effect during the run."""

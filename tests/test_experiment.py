@@ -46,7 +46,9 @@ def test_folder_has_every_file_with_contract_columns(comparison, scenario):
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     t = read(out)
     assert dict(t["runs.parquet"].dtypes.astype(str)) == {"rule_set": "str", "scenario": "str", "seed": "int64",
-                                                         "metric": "str", "value": "float64", "unit": "str"}
+                                                         "metric": "str", "value": "float64", "unit": "str",
+                                                         "invariant_violations": "int64", "invariant_detail": "str"}
+    assert (t["runs.parquet"]["invariant_violations"] == 0).all() and (t["runs.parquet"]["invariant_detail"] == "").all()
     assert list(t["failed.parquet"].columns) == ["rule_set", "scenario", "seed", "error", "traceback"]
     assert t["failed.parquet"].empty
     by_jurisdiction = [f"{c}_{j}" for c in ("open_interest_usd", "volume_usd") for j in JURISDICTIONS]
@@ -55,7 +57,8 @@ def test_folder_has_every_file_with_contract_columns(comparison, scenario):
                                                      "liquidated_usd", "forced_volume_usd", *by_jurisdiction]
     assert list(t["events.parquet"].columns) == ["rule_set", "seed", *COLUMNS["events"]]
     summary = pd.read_csv(out / "summary.csv")
-    assert tuple(summary.columns) == stats.SUMMARY_COLUMNS
+    assert tuple(summary.columns) == (*stats.SUMMARY_COLUMNS, "flagged_runs")
+    assert (summary["flagged_runs"] == 0).all()
     arms = [BASELINE, "repeal-esma-2018", "scenario-as-written"]
     assert list(dict.fromkeys(summary["rule_set"])) == arms
     assert list(dict.fromkeys(t["runs.parquet"]["rule_set"])) == arms

@@ -470,30 +470,42 @@ def test_circuit_breaker_halts_for_its_window(scenario):
     assert own == []  # (the baseline's national rules bind no venue of this scenario: reported apart)
 
 
-def test_dynamic_margin_raises_the_multiplier_when_volatility_rises(scenario):
+def test_dynamic_margin_raises_initial_margin_with_volatility_phased_in_and_caps_maintenance(scenario):
+    """Initial margin follows min(1 + 0.5 x excess volatility, 3), not before a full window and
+    rising at most max_rise_per_hour; maintenance follows it up to maintenance_cap of the
+    unscaled initial margin (never below the venue's own); the spot venue is untouched."""
     m = model(scenario, rule_set("- module: dynamic_margin\n"
-                                 "  params: {vol_sensitivity: 0.5, oi_sensitivity: 0, max_multiplier: 3, window_minutes: 15}\n"))
-    dex = venue_index(m, "dex")[0]
-    asked, vol, mult = [], [], []
+                                 "  params: {vol_sensitivity: 0.5, oi_sensitivity: 0, max_multiplier: 3, window_minutes: 15,"
+                                 " maintenance_cap: 0.75, max_rise_per_hour: 6}\n"))
+    dex, spot = venue_index(m, "dex", "spot")
+    ratio = np.array([r.maintenance_ratio for r in m.vb.rules])
+    dt = m.scenario.step_minutes
+    vol, before, im, mm = [], [], [], []
     set_multiplier = m.set_margin_multiplier
 
-    def record(policy, value):
-        asked.append(value)
-        vol.append(m.vol_ratio(15))
-        set_multiplier(policy, value)
+    def record(policy, initial, maintenance):
+        vol.append(m.vol_ratio(15))  # as the module saw it
+        before.append(m.vb.im_mult[dex])
+        set_multiplier(policy, initial, maintenance)
 
     m.set_margin_multiplier = record
     while m.steps < m.scenario.steps:
         m.step()
-        mult.append(m.vb.margin_mult[dex])
-    asked, vol, mult = np.array(asked), np.array(vol), np.array(mult)
-    assert len(asked) == len(mult) == m.scenario.steps
-    np.testing.assert_allclose(asked, np.minimum(1 + 0.5 * np.maximum(vol - 1, 0), 3.0))  # rises with volatility
-    assert np.all(np.abs(mult - asked) <= 0.02 + 1e-9)  # applied (changes under 0.02 are skipped)
-    shock = 30 // m.scenario.step_minutes
-    assert mult[:shock].mean() < mult[shock:shock + 30].mean()  # higher in the shock than before it
-    assert mult.max() == 3.0 and np.all(mult[vol > 5] == 3.0)  # at the maximum when volatility is far above normal
-    assert np.all(m.vb.margin_mult[venue_index(m, "spot")] == 1.0)
+        im.append(m.vb.im_mult[dex])
+        mm.append(m.vb.margin_mult.copy())
+    vol, before, im, mm = np.array(vol), np.array(before), np.array(im), np.array(mm)
+    assert len(vol) == len(im) == m.scenario.steps
+    target = np.minimum(1 + 0.5 * np.maximum(vol - 1, 0), 3.0)
+    target[: 15 // dt - 1] = 1.0  # no change before a full window
+    np.testing.assert_allclose(im, np.minimum(target, before + 6 * dt / 60))  # phased in, at most 0.1 a minute
+    assert np.all(im[: 15 // dt - 1] == 1.0)
+    assert np.all(np.diff(im) <= 6 * dt / 60 + 1e-12)
+    shock = 30 // dt
+    assert im[:shock].mean() < im[shock:shock + 30].mean() and im.max() == 3.0  # higher in the shock, up to the cap
+    np.testing.assert_allclose(mm[:, dex], np.clip(im, 1.0, max(0.75 / ratio[dex], 1.0)))
+    assert mm[:, dex].max() == max(0.75 / ratio[dex], 1.0) > 1.0
+    assert np.all(mm * ratio <= np.maximum(0.75, ratio) + 1e-12)  # maintenance never above the cap of initial margin
+    assert np.all(mm[:, spot] == 1.0) and np.all(m.vb.im_mult[spot] == 1.0)
     assert m.warnings() == []
 
 

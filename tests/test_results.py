@@ -178,8 +178,9 @@ def test_write_round_trips(result, tmp_path):
     out = tmp_path / "run"
     written = result.write(out)
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written) == sorted(
-        [f"{t}.{ext}" for t in ("metrics", "timeseries", "events") for ext in ("parquet", "csv")] + ["metrics.json"])
-    for name, table in result.tables().items():
+        [f"{t}.{ext}" for t in ("metrics", "timeseries", "events", "violations") for ext in ("parquet", "csv")]
+        + ["metrics.json"])
+    for name, table in {**result.tables(), "violations": result.violations}.items():
         parquet = pd.read_parquet(out / f"{name}.parquet")
         pd.testing.assert_frame_equal(parquet, table, check_exact=True)
         csv = pd.read_csv(out / f"{name}.csv", dtype=dict(table.dtypes))

@@ -22,7 +22,7 @@ import click
 from policylab.cli.formats import fmt
 from policylab.cli.options import ALLOW_LOCAL_MODULES
 from policylab.errors import InputError
-from policylab.experiments.compare import BASELINE, ExperimentFailed, ExperimentResult, compare
+from policylab.experiments.compare import BASELINE, ExperimentFailed, ExperimentResult, compare, flagged_warning
 from policylab.experiments.folders import OUTPUTS, slug
 from policylab.experiments.sweep import METHODS, parse_param, sweep
 from policylab.metrics import headlines
@@ -174,6 +174,8 @@ def report(result: ExperimentResult, out: Path, details: str) -> None:
     for arm, warnings in m["warnings"].items():
         for w in warnings:
             click.echo(f"warning: {arm}: {w}", err=True)
+    if flagged := flagged_warning(result.summary):
+        click.echo(flagged, err=True)
     click.echo(f"\nresults written to {out}")
     if m["failed_runs"]:
         first = result.failed.iloc[0]

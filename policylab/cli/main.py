@@ -168,6 +168,8 @@ def run_command(scenario_name: str, seed: int, traders: int | None, out_dir: Pat
         raise click.ClickException(f"cannot write the tables to {out}: {e.strerror or e}") from None
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if result.flagged[0]:
+        click.echo(f"warning: invariants violated (violations.csv): {result.flagged[1]}", err=True)
     if as_json:
         click.echo(json.dumps(result.record(), allow_nan=False))
         click.echo(f"tables written to {out}", err=True)

@@ -10,6 +10,11 @@ new trader) are recorded in the accounts' ``deposit`` and the audit counts them.
 Positions: on every derivatives venue sizes sum to zero (each contract has two
 sides); on the spot venue, spot positions plus spot hedges stay at the BTC deposited
 at the start (spot only changes hands).
+
+Every run checks both after every step (:mod:`policylab.experiments.invariants` reports a
+failure as a ``money_conserved`` violation in the run's results and carries on); with
+``audit=True`` the run instead stops at the first failure with an AssertionError (for
+debugging: the traceback points at the step).
 """
 
 from __future__ import annotations
@@ -42,13 +47,16 @@ class Ledger:
         self.gross = float(np.abs(model.tb.cash).sum() + np.abs(model.tb.hedge_cash).sum()) + 1.0
         self.rel_tol = rel_tol
 
+    def drift(self) -> tuple[float, float, np.ndarray, float]:
+        """(money drift USD, its tolerance, per-venue net position drift BTC, its tolerance)."""
+        m = money(self.model) - (float(self.model.tb.deposit.sum()) - self.deposit0)  # less new money
+        scale = np.abs(self.model.tb.size).sum() + np.abs(self.model.tb.hedge).sum() + 1.0
+        return m - self.money0, self.rel_tol * self.gross, net_positions(self.model) - self.net0, self.rel_tol * scale
+
     def check(self, when: str = "") -> None:
         """Raise AssertionError if money or positions are not conserved."""
-        m = money(self.model) - (float(self.model.tb.deposit.sum()) - self.deposit0)  # less new money
-        tol = self.rel_tol * self.gross
-        if not abs(m - self.money0) <= tol:
-            raise AssertionError(f"money not conserved {when}: {m - self.money0:+.6f} USD (tolerance {tol:.3g})")
-        net = net_positions(self.model)
-        scale = np.abs(self.model.tb.size).sum() + np.abs(self.model.tb.hedge).sum() + 1.0
-        if not np.all(np.abs(net - self.net0) <= self.rel_tol * scale):
-            raise AssertionError(f"positions not conserved {when}: net {net}, at start {self.net0}")
+        dm, tol, dnet, ptol = self.drift()
+        if not abs(dm) <= tol:
+            raise AssertionError(f"money not conserved {when}: {dm:+.6f} USD (tolerance {tol:.3g})")
+        if not np.all(np.abs(dnet) <= ptol):
+            raise AssertionError(f"positions not conserved {when}: net {dnet + self.net0}, at start {self.net0}")

@@ -88,6 +88,7 @@ class VenueBook:
         self.haircut = np.array([r.collateral_haircut for r in self.rules])
         self.fee_to_fund = np.array([r.fee_to_fund for r in self.rules])
         self.margin_mult = np.ones(k)  # dynamic margin multiplier on maintenance
+        self.im_mult = np.ones(k)  # dynamic margin multiplier on initial margin (divides the tiers' leverage)
         self.premium_sum = np.zeros(k)  # accumulated premium since last funding
         self.premium_n = np.zeros(k)
         self.depth0 = np.array([r.depth_usd for r in self.rules], dtype=float)

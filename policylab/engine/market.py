@@ -44,6 +44,7 @@ class Market:
         self.resident_volume = np.zeros((len(JURISDICTIONS), len(vb.rules)))
         self.traded = np.zeros(tb.n)
         self.resident = np.where(np.isin(tb.cls, VENUE_CLASSES), -1, tb.juris).astype(np.int64)  # -1: a venue's own row
+        self.opened = np.zeros(tb.n)  # per account: position opened so far (BTC; a flip opens its new side)
 
     # ---------------------------------------------------------------- prices
     @property
@@ -106,13 +107,21 @@ class Market:
             return price
         liq = np.broadcast_to(np.asarray(liquidation, dtype=bool), dq.shape)
         forced = np.broadcast_to(np.asarray(forced, dtype=bool), dq.shape)
+        before = tb.size[idx]
         fill, dlog, net = kernels.execute(
             idx, np.asarray(dq, dtype=float), liq, forced, tb.venue, tb.size, tb.entry, tb.cash, tb.coin, price,
             self.params.impact_y / np.sqrt(vb.depth()), self.flow, vb.taker_fee, vb.liq_fee, vb.fee_to_fund,
             vb.coin_value, vb.mm_row, vb.fund, vb.fees, self.volume, self.resident, self.traded, self.forced_volume,
             self.resident_volume)
+        self._count_opened(idx, before)
         self._move_books(net, dlog)
         return fill
+
+    def _count_opened(self, idx: np.ndarray, before: np.ndarray) -> None:
+        """Add to ``opened`` what accounts ``idx`` (unique) opened since their sizes were ``before``
+        (the run's invariants check that no account is closed out of more than it held)."""
+        after = self.tb.size[idx]
+        self.opened[idx] += np.where(before * after < 0, np.abs(after), np.maximum(np.abs(after) - np.abs(before), 0.0))
 
     def _move_books(self, net: np.ndarray, dlog: np.ndarray) -> None:
         """Apply the price moves ``dlog`` of every venue whose book absorbed a net flow."""
@@ -129,7 +138,10 @@ class Market:
         their cash, size and average entry change; no fees, no price impact, no volume. For
         off-book transfers: a book taking a net change, vault takeovers, ADL, hedge legs."""
         tb = self.tb
+        rows = np.unique(idx)
+        before = tb.size[rows]
         kernels.trade(idx, np.asarray(dq, dtype=float), np.asarray(px, dtype=float), tb.size, tb.entry, tb.cash)
+        self._count_opened(rows, before)
 
     # ---------------------------------------------------------------- arbitrage
     def arbitrage(self) -> None:

@@ -64,6 +64,7 @@ class Outcome:
     timeseries: pd.DataFrame | None = None
     events: pd.DataFrame | None = None
     warnings: tuple[str, ...] = ()
+    violations: tuple[int, str] = (0, "")  # invariants violated and their details (invariants.summary)
     error: str | None = None
     traceback: str | None = None
 
@@ -96,7 +97,7 @@ def run_task(payload: bytes, seed: int, traders: int | None) -> Outcome:
         return Outcome(arm.label, seed, time.perf_counter() - t0, time.process_time() - c0,
                        metrics={k: float(v) for k, v in values.items()}, definitions=result.definitions,
                        timeseries=downsample(result.timeseries), events=result.events,
-                       warnings=tuple(result.warnings))
+                       warnings=tuple(result.warnings), violations=result.flagged)
     except Exception as e:
         return Outcome(arm.label, seed, time.perf_counter() - t0, time.process_time() - c0,
                        error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())

@@ -52,7 +52,7 @@ AS_WRITTEN = "scenario-as-written"  # label of an arm with no rule set
 STAGING = ".runs"
 TRADERS_RANGE = (100, 10_000_000)
 RUNS_COLUMNS = {"rule_set": "str", "scenario": "str", "seed": "int64", "metric": "str", "value": "float64",
-                "unit": "str"}
+                "unit": "str", "invariant_violations": "int64", "invariant_detail": "str"}
 FAILED_COLUMNS = {"rule_set": "str", "scenario": "str", "seed": "int64", "error": "str", "traceback": "str"}
 
 Progress = Callable[[int, int], None]
@@ -240,16 +240,38 @@ def tables(arms: Sequence[Arm], seeds: Sequence[int], outcomes: dict[tuple[str, 
     for o in ok:
         for k, m in o.definitions.items():
             definitions.setdefault(k, m)
-    rows = [(o.arm, names[o.arm], o.seed, k, v, definitions[k].unit) for o in ok for k, v in o.metrics.items()]
+    rows = [(o.arm, names[o.arm], o.seed, k, v, definitions[k].unit, *o.violations)
+            for o in ok for k, v in o.metrics.items()]
     runs = pd.DataFrame(rows, columns=list(RUNS_COLUMNS)).astype(RUNS_COLUMNS) if rows else _empty(RUNS_COLUMNS)
     bad = [(o.arm, names[o.arm], o.seed, o.error, o.traceback) for o in ordered if not o.ok]
     failed = pd.DataFrame(bad, columns=list(FAILED_COLUMNS)).astype(FAILED_COLUMNS) if bad else _empty(FAILED_COLUMNS)
+    summary = stats.summarise(wide(runs, definitions), [a.label for a in arms], baseline, definitions)
+    summary["flagged_runs"] = summary["rule_set"].map(flagged_runs(ordered)).fillna(0).astype("int64")
     return {
         "runs": runs, "failed": failed, "definitions": definitions,
         "timeseries": _tagged([(o.arm, o.seed, o.timeseries) for o in ok], backends.TIMESERIES_COLUMNS),
         "events": _tagged([(o.arm, o.seed, o.events) for o in ok], list(COLUMNS["events"])),
-        "summary": stats.summarise(wide(runs, definitions), [a.label for a in arms], baseline, definitions),
+        "summary": summary,
     }
+
+
+def flagged_runs(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    """Per arm: runs that failed or violated an invariant (summary.csv ``flagged_runs``)."""
+    out: dict[str, int] = {}
+    for o in outcomes:
+        out[o.arm] = out.get(o.arm, 0) + int(not o.ok or o.violations[0] > 0)
+    return out
+
+
+def flagged_warning(summary: pd.DataFrame) -> str:
+    """One line naming the arms with flagged runs ("" if none): not to be read as policy effects."""
+    arms = summary.drop_duplicates("rule_set")
+    arms = arms[arms["flagged_runs"] > 0]
+    if arms.empty:
+        return ""
+    names = ", ".join(f"{r} ({n} runs)" for r, n in zip(arms["rule_set"], arms["flagged_runs"]))
+    return (f"warning: flagged arms (failed runs or invariant violations; see runs.parquet invariant_detail): "
+            f"{names}")
 
 
 # ------------------------------------------------------------------------ staging

@@ -1,13 +1,15 @@
-"""Run a scenario and collect its results as three tables.
+"""Run a scenario and collect its results as four tables.
 
-:func:`run` builds the model, records the starting state, runs every step and returns
-a :class:`RunResult` with three pandas DataFrames:
+:func:`run` builds the model, records the starting state, runs every step (checking
+the invariants of :mod:`policylab.experiments.invariants` after each) and returns a
+:class:`RunResult` with four pandas DataFrames:
 
 - ``metrics``: one row per run, the run's identity then one column per metric
   (:mod:`policylab.metrics`; venue families have one column per venue);
 - ``timeseries``: one row per step and venue, step 0 being the state before the
   first step; per-step flows (volume, liquidations) are those of the step ending there;
-- ``events``: one row per liquidation, ADL or stop-loss event, in the order they happened.
+- ``events``: one row per liquidation, ADL or stop-loss event, in the order they happened;
+- ``violations``: one row per broken invariant (none in a sound run).
 
 :meth:`RunResult.write` stores each table as Parquet and CSV plus ``metrics.json``.
 String columns use pandas' ``str`` dtype, counts ``int64``, amounts ``float64``.
@@ -32,6 +34,7 @@ from policylab.atomic import write_all
 from policylab.errors import InputError
 from policylab.engine.book import CLASSES
 from policylab.engine.liquidation import EVENT_KINDS
+from policylab.experiments import invariants
 from policylab.model import RESIDENT_COLUMNS, MarketModel
 from policylab.names import JURISDICTIONS, VENUE_CLASSES
 from policylab.inputs.scenario import Scenario
@@ -84,6 +87,14 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "leverage_chosen": ("x", "leverage the account chose before any rule bound it (TraderBook.lev_chosen); "
                             "NaN for the venues' own rows"),
     },
+    "violations": {
+        "invariant": ("name", f"the invariant broken: {', '.join(invariants.INVARIANTS)}"),
+        "venue": ("name", "venue name (empty: market-wide)"),
+        "detail": ("text", "what was found, in one line"),
+        "value": ("unit", "the value found"),
+        "limit": ("unit", "the limit it broke"),
+        "unit": ("name", "unit of value and limit"),
+    },
 }
 
 _STR = "str"
@@ -91,12 +102,13 @@ _STR = "str"
 
 @dataclass
 class RunResult:
-    """The three tables of one run, with the scenario they came from."""
+    """The four tables of one run, with the scenario they came from."""
 
     scenario: Scenario
     metrics: pd.DataFrame
     timeseries: pd.DataFrame
     events: pd.DataFrame
+    violations: pd.DataFrame = field(default_factory=lambda: invariants.table([]))
     rules: list[str] = field(default_factory=list)  # names of the rule sets in force
     warnings: list[str] = field(default_factory=list)  # configured modules that never took effect
 
@@ -113,10 +125,16 @@ class RunResult:
         return out
 
     def tables(self) -> dict[str, pd.DataFrame]:
+        """The model's output tables (those the reference hashes cover); ``write`` adds ``violations``."""
         return {"metrics": self.metrics, "timeseries": self.timeseries, "events": self.events}
 
+    @property
+    def flagged(self) -> tuple[int, str]:
+        """(number of invariants violated, their "; "-separated details; "" if none)."""
+        return invariants.summary(self.violations)
+
     def write(self, out_dir: str | os.PathLike) -> list[Path]:
-        """Write ``<table>.parquet``, ``<table>.csv`` and ``metrics.json`` into ``out_dir``.
+        """Write ``<table>.parquet`` and ``<table>.csv`` of the four tables and ``metrics.json`` into ``out_dir``.
 
         Every file is first written under a temporary name in the same folder and
         renamed into place only once all are complete: on failure no file is left
@@ -126,7 +144,7 @@ class RunResult:
         created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
         jobs: list[tuple[Path, Callable[[Path], object]]] = []
-        for name, df in self.tables().items():
+        for name, df in {**self.tables(), "violations": self.violations}.items():
             jobs.append((out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False)))
             jobs.append((out / f"{name}.csv", lambda p, df=df: df.to_csv(p, index=False)))
         text = json.dumps(self.record(), indent=2, allow_nan=False) + "\n"
@@ -158,7 +176,8 @@ def run(scenario: Scenario, seed: int = 0, traders: int | None = None, audit: bo
         scenario: the scenario to run.
         seed: the run's seed (same seed, same results): any integer type (NumPy's too), >= 0.
         traders: simulated trader accounts (default: the scenario's).
-        audit: check money conservation after every step (raises AssertionError).
+        audit: stop at the first step where money or positions are not conserved (raises
+            AssertionError); without it a failure is reported in ``violations``.
         progress: called as ``progress(steps_done, total_steps)`` after every step.
         rules: rule sets (policylab.rules.RuleSet) in force, composed.
     """
@@ -166,14 +185,22 @@ def run(scenario: Scenario, seed: int = 0, traders: int | None = None, audit: bo
     model = MarketModel(scenario, seed=seed, traders=traders, audit=audit, rules=rules)
     scenario = model.scenario  # with the rules' venue changes and new venues
     start = metrics.snapshot(model)
-    model.run(progress)
+    monitor = invariants.Monitor(model)
+
+    def step_done(done: int, total: int) -> None:
+        monitor.observe()
+        if progress is not None:
+            progress(done, total)
+
+    model.run(step_done)
     values = metrics.compute(model, start)
     row = {"scenario": pd.Series([scenario.name], dtype=_STR),
            "seed": pd.Series([seed], dtype="int64"),
            "traders": pd.Series([traders or scenario.traders], dtype="int64"),
            **{k: pd.Series([v], dtype="float64") for k, v in values.items()}}
     return RunResult(scenario=scenario, metrics=pd.DataFrame(row), timeseries=_timeseries(model, start),
-                     events=_events(model), rules=[r.name for r in model.rule_sets], warnings=model.warnings())
+                     events=_events(model), violations=monitor.finish(values, metrics.definitions(scenario)),
+                     rules=[r.name for r in model.rule_sets], warnings=model.warnings())
 
 
 def _timeseries(model: MarketModel, start: metrics.Start) -> pd.DataFrame:

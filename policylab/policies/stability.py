@@ -31,23 +31,54 @@ class CircuitBreaker(Policy):
 
 
 class DynamicMargin(Policy):
-    """Raises maintenance margin with realised volatility and open interest
-    (anti-procyclical buffers are the opposite: set the sensitivities to zero)."""
+    """Volatility- and open-interest-scaled margin: raises initial margin (lowers the
+    leverage allowed on new and increased positions) when realised volatility or
+    derivatives open interest rises; maintenance follows as the venue's ratio of it,
+    capped. Procyclical by design (margin rises in a fall, as with exchange and CCP margin
+    increases after volatility spikes): it is not an anti-procyclicality tool.
+
+    Multiplier m = 1 + vol_sensitivity x (volatility over normal - 1)+ + oi_sensitivity x
+    (open-interest growth)+, at most ``max_multiplier``. Initial margin is m times the tier's;
+    maintenance margin is m times the tier's too, but at most ``maintenance_cap`` of the
+    tier's initial margin before any increase (never below the venue's own maintenance),
+    so a position opened at the venue's largest leverage is not closed out merely
+    because margin rose. No rise before a full window has been observed;
+    rises are phased in at most ``max_rise_per_hour`` (real increases are announced ahead:
+    CME's take effect after the next day's close); falls apply at once. Stateless: each
+    step starts from the multiplier in force before the step (``model.margin_multipliers``)."""
 
     name, title = "dynamic_margin", "Dynamic margin"
-    source = "dYdX v4: initial margin rising with open interest; CCP anti-procyclicality (EMIR RTS 153/2013 art. 28)"
+    source = ("CME Clearing performance bond advisories (margins reset on review of market volatility, "
+              "effective after the next close); dYdX v4 open-interest-based initial margin fraction; "
+              "Brunnermeier and Pedersen (2009) on margins that rise with volatility")
     default_venues = DERIVATIVES
     vol_sensitivity = Param(0.5, "per unit of excess volatility", "margin multiplier slope on volatility over normal",
                             source, lo=0.0, hi=10.0)
     oi_sensitivity = Param(0.0, "per unit of OI growth", "margin multiplier slope on open interest growth", source,
                            lo=0.0, hi=10.0)
-    max_multiplier = Param(3.0, "x", "largest margin multiplier", source, lo=1.0, hi=20.0)
+    max_multiplier = Param(3.0, "x", "largest initial margin multiplier", source, lo=1.0, hi=20.0)
     window_minutes = Param(60.0, "minutes", "realised volatility window", source, lo=5.0, hi=1440.0)
+    maintenance_cap = Param(0.75, "share of initial margin",
+                            "largest maintenance margin, as a share of the tier's initial margin before any increase",
+                            "assumption (0.5-0.9; CME maintenance is about 90% of initial margin for speculators)",
+                            lo=0.1, hi=1.0)
+    max_rise_per_hour = Param(0.5, "x per hour", "fastest rise of the multiplier",
+                              "assumption (0.25-1 per hour): compresses CME's next-day phase-in into a one-day "
+                              "scenario", lo=0.01, hi=100.0)
 
     def on_step(self, model):
-        mult = 1.0 + self.vol_sensitivity * max(model.vol_ratio(int(self.window_minutes)) - 1.0, 0.0)
-        mult += self.oi_sensitivity * max(model.open_interest_growth(), 0.0)
-        model.set_margin_multiplier(self, min(mult, self.max_multiplier))
+        vb = model.vb
+        minutes = model.steps * model.scenario.step_minutes
+        target = 1.0
+        if minutes >= self.window_minutes:  # reviewed on a full window: a partial one is too noisy to act on
+            target += self.vol_sensitivity * max(model.vol_ratio(int(self.window_minutes)) - 1.0, 0.0)
+            target += self.oi_sensitivity * max(model.open_interest_growth(), 0.0)
+        target = min(target, self.max_multiplier)
+        rise = self.max_rise_per_hour * model.scenario.step_minutes / 60.0
+        initial = np.minimum(target, model.margin_multipliers()[0] + rise)
+        ratio = np.array([r.maintenance_ratio for r in vb.rules])
+        maintenance = np.clip(initial, 1.0, np.maximum(self.maintenance_cap / ratio, 1.0))
+        model.set_margin_multiplier(self, initial, maintenance)
 
 
 class OpenInterestLimits(Policy):

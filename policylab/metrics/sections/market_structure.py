@@ -45,6 +45,16 @@ def open_interest_trough_change(run: Run) -> float:
     return ratio(_oi_path(run).sum(axis=1).min(), run.oi0) - 1.0
 
 
+@SECTION.metric("open_interest_change_24h", "fraction",
+                "derivatives open interest after the first 24 hours (at the end of a shorter run) over start, minus 1",
+                NEUTRAL)
+def open_interest_change_24h(run: Run) -> float:
+    """The level after a day (MODEL.md section 8: BTC futures open interest ended 10 October
+    2025 about 22% below its start), not liquidations over open interest."""
+    oi = _oi_path(run).sum(axis=1)
+    return ratio(oi[min(1440 // run.scenario.step_minutes, len(oi) - 1)], run.oi0) - 1.0
+
+
 @SECTION.family("open_interest_change", "derivatives_venue", "fraction",
                 "end over start open interest on {member}, minus 1", NEUTRAL, nan="none at the start")
 def open_interest_change_by_venue(run: Run) -> np.ndarray:
