@@ -40,7 +40,20 @@ class Venue(mesa.Agent):
 
 class MarketMakers(mesa.Agent):
     """Quote depth on every venue: withdraw when volatility spikes (and when ADL closes
-    their hedges, see the liquidation engine), return with a recovery half-life."""
+    their hedges, see the liquidation engine), return with a recovery half-life.
+
+    On derivatives venues their balance sheet is limited (``market.mm_inventory_depths``,
+    ``market.mm_margin``): the venue's book row is the market maker's account, started
+    with ``market_maker_capital_usd``. Beyond its inventory limit it quotes depth x
+    limit / inventory; with equity under twice its maintenance margin on the inventory
+    it withdraws in proportion, and at or under it (out of margin) it quotes only
+    ``mm_min_health`` of its depth. It is not liquidated: it stays the book's counterparty
+    of last resort, so a loss beyond its capital is negative equity of the book row
+    (money stays conserved; the venue's book is insolvent, as on the DEX in October
+    2025 without the vault). Depth comes back with the recovery half-life once
+    inventory or losses are laid off. The spot book stands for the whole spot market
+    and has no such limit.
+    """
 
     VOL_TRIGGER = 3.0  # a move of this many normal-step standard deviations starts withdrawal
 
@@ -51,6 +64,7 @@ class MarketMakers(mesa.Agent):
         self.recovery = np.array([1.0 - 0.5 ** (dt / r.mm_recovery_half_life_minutes) for r in rules])
         self.sensitivity = np.array([r.mm_vol_sensitivity for r in rules])
         self.normal_sigma = model.scenario.sigma_daily * np.sqrt(dt / 1440.0)
+        self.limited = ~model.vb.is_spot
 
     def adjust(self, move: np.ndarray) -> None:
         """Update depth health after a step in which venue prices moved by ``move`` (log)."""
@@ -58,6 +72,25 @@ class MarketMakers(mesa.Agent):
         vb.health += (1.0 - vb.health) * self.recovery
         excess = np.maximum(np.abs(move) / self.normal_sigma - self.VOL_TRIGGER, 0.0)
         vb.health = np.minimum(vb.health, 1.0 / (1.0 + self.sensitivity * excess / self.VOL_TRIGGER))
+        vb.health = np.where(self.limited, np.minimum(vb.health, self.balance_sheet()), vb.health)
+
+    def balance_sheet(self) -> np.ndarray:
+        """Largest depth health each venue's market maker can quote with its inventory and equity."""
+        m = self.model
+        prm, tb, vb = m.scenario.market, m.tb, m.vb
+        price = m.market.prices()
+        rows = vb.mm_row
+        inv = np.abs(tb.size[rows]) * price
+        cap = np.ones(len(rows))
+        if prm.mm_inventory_depths > 0:
+            limit = prm.mm_inventory_depths * vb.depth0
+            cap = np.divide(limit, inv, out=np.ones(len(rows)), where=inv > limit)
+        if prm.mm_margin > 0:
+            need = prm.mm_margin * inv
+            eq = tb.cash[rows] + tb.size[rows] * price
+            cushion = np.divide(eq, need, out=np.full(len(rows), np.inf), where=need > 0)
+            cap = np.minimum(cap, np.clip(cushion - 1.0, 0.0, 1.0))
+        return np.maximum(cap, prm.mm_min_health)
 
 
 class Arbitrageurs(mesa.Agent):

@@ -54,10 +54,19 @@ TARGETS: dict[str, list[Target]] = {
                lambda m: m["index_drawdown"]),
         Target("partial_recovery", "index closes above its low (partial recovery within hours)", "fraction",
                0.02, None, OCT, lambda m: -m["index_low_vs_close"]),
-        Target("long_share", "long share of liquidated notional", "fraction", 0.75, 0.95, OCT,
+        Target("recovered_within_hour", "minutes from the trough until half the drawdown is recovered "
+               "(much of the fall recovered within the hour)", "minutes", None, 60, OCT,
+               lambda m: m["recovery_half_minutes"]),
+        Target("liquidated_btc", "BTC liquidated on the day, USD (CoinGlass BTC $5.32B, venues under-report up "
+               "to about 2x)", "USD", 5e9, 11e9, OCT, lambda m: m["liquidated_usd"]),
+        Target("long_share", "long share of liquidated notional", "fraction", 0.80, 0.92, OCT,
                lambda m: m["long_share_liquidated"]),
-        Target("oi_removed", "liquidations plus forced closes over starting open interest", "fraction", 0.15, 0.30,
-               OCT, lambda m: m["forced_closed_share_of_oi"]),
+        Target("cascade_concentrated", "share of the day's liquidations in its busiest 40 minutes (Amberdata: "
+               "70% in the 40 minutes from 20:50 UTC)", "fraction", 0.5, None, OCT,
+               lambda m: m["liquidated_peak_window_share"]),
+        Target("oi_level", "derivatives open interest at the end of the day over its start, minus 1 (BTC "
+               "futures $90B to $70.5B, -22%, and staying there)", "fraction", -0.25, -0.15, OCT,
+               lambda m: m["open_interest_change"]),
         Target("dex_largest", "the offshore DEX carries the largest share of liquidations", "yes/no", 1, 1, OCT,
                lambda m: _largest_venue(m, "hyperliquid")),
         Target("dex_adl", "the offshore DEX runs auto-deleveraging", "yes/no", 1, 1, OCT,
@@ -71,9 +80,12 @@ TARGETS: dict[str, list[Target]] = {
                lambda m: m["depth_worst_ratio"]),
     ],
     "calm": [
-        Target("calm_liquidations", "liquidated notional over starting open interest", "fraction", None, 0.005,
-               "MODEL.md section 8: a calm day liquidates a small fraction of a percent of open interest",
-               lambda m: m["liquidated_share_of_oi"]),
+        Target("calm_liquidations", "BTC liquidated on the day, USD", "USD", 5e7, 5e8,
+               "MODEL.md section 8: 2025 averaged $400-500M a day across all coins, BTC a third or less: "
+               "of the order of $0.1-0.2B, rarely more than $0.5B", lambda m: m["liquidated_usd"]),
+        Target("calm_no_startup_burst", "share of the day's liquidations in its first four hours (a sixth of "
+               "the day; no start-up burst)", "fraction", None, 0.4,
+               "MODEL.md section 8: no start-up burst", lambda m: m["liquidated_first_hours_share"]),
         Target("calm_drawdown", "peak-to-trough index drawdown", "fraction", None, 0.05,
                "BTC daily ranges on ordinary days (Bitstamp daily closes, shared/data)", lambda m: m["index_drawdown"]),
     ],
