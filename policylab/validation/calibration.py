@@ -29,8 +29,13 @@ class Target:
     def range_text(self) -> str:
         if self.unit == "yes/no":
             return "yes" if self.lo == 1 else "no"
-        fmt = (lambda x: f"{x:.3g}".rstrip("0").rstrip(".") if x >= 0.1 or x == 0 else f"{x:.2g}") \
-            if self.unit != "fraction" else (lambda x: f"{x:.1%}".replace(".0%", "%"))
+        def fmt(x: float) -> str:
+            if self.unit == "fraction":
+                return f"{x:.1%}".replace(".0%", "%")
+            if self.unit == "USD":
+                return f"${x / 1e9:.3g}B"
+            text = f"{x:.3g}" if abs(x) >= 0.1 or x == 0 else f"{x:.2g}"
+            return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
         if self.lo is not None and self.hi is not None:
             return f"{fmt(self.lo)} to {fmt(self.hi)}"
         return f">= {fmt(self.lo)}" if self.lo is not None else f"<= {fmt(self.hi)}"
