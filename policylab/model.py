@@ -218,6 +218,7 @@ class MarketModel(mesa.Model):
         self.populations.do("refill")  # new money for wiped-out accounts (every step: common random numbers)
         # 3. voluntary orders, netted and executed together; 4. the cascade (both wait out a halt)
         if not self.halted:
+            self.market_makers.lay_off()
             orders = self.populations.map("decide") + [a.decide() for a in self.venue_agents]
             idx = np.concatenate([o[0] for o in orders])
             dq = np.concatenate([o[1] for o in orders])

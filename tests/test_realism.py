@@ -128,3 +128,41 @@ def test_validate_holds_october_to_the_btc_targets():
     for metric in ("liquidated_peak_window_share", "liquidated_first_hours_share", "open_interest_change",
                    "recovery_half_minutes", "liquidated_usd"):
         assert metric in catalogue()
+
+
+def test_market_makers_lay_off_inventory_to_traders_in_profit_and_open_interest_falls(short_scenario):
+    m = _model(short_scenario, mm_layoff_half_life_minutes=1e-9)  # all of it at once (if there is room)
+    tb, vb = m.tb, m.vb
+    v = 0
+    price = m.market.prices()[v]
+    on = np.flatnonzero((tb.venue == v) & np.isin(tb.cls, m.market_makers.TAKERS))
+    shorts = on[tb.size[on] < 0]
+    tb.entry[shorts] = price * 1.1  # every short in profit
+    longs = on[tb.size[on] > 0]
+    row = vb.mm_row[v]
+    inventory = 0.25 * -tb.size[shorts].sum()
+    tb.size[row] += inventory  # the book absorbed forced selling from the longs
+    tb.size[longs] *= 1.0 - inventory / tb.size[longs].sum()
+    longs_before = tb.size[longs].copy()
+    oi_before = m.open_interest()[v]
+    from policylab.engine.audit import money
+    money_before = money(m)
+    m.market_makers.lay_off()
+    closed = shorts[tb.size[shorts] == 0]
+    assert len(closed) and np.all(np.isnan(tb.stop[closed]))
+    assert tb.size[row] < inventory and m.open_interest()[v] < oi_before
+    assert money(m) == pytest.approx(money_before, rel=1e-12)
+    assert np.array_equal(tb.size[longs], longs_before)  # the book's own side is not touched
+
+
+def test_market_makers_lay_off_nothing_to_traders_at_a_loss(short_scenario):
+    m = _model(short_scenario, mm_layoff_half_life_minutes=1e-9)
+    tb, vb = m.tb, m.vb
+    v = 0
+    price = m.market.prices()[v]
+    on = np.flatnonzero(tb.venue == v)
+    tb.entry[on[tb.size[on] < 0]] = price * 0.9  # every short under water
+    tb.size[vb.mm_row[v]] += 1.0
+    before = tb.size.copy()
+    m.market_makers.lay_off()
+    assert np.array_equal(tb.size, before)

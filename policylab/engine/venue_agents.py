@@ -7,6 +7,9 @@ import mesa
 import numpy as np
 from mesa.time import Schedule
 
+from policylab.engine.book import PRO, RETAIL
+from policylab.engine.streams import stream
+
 EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0))
 
 
@@ -56,6 +59,7 @@ class MarketMakers(mesa.Agent):
     """
 
     VOL_TRIGGER = 3.0  # a move of this many normal-step standard deviations starts withdrawal
+    TAKERS = (RETAIL, PRO)  # classes whose take-profit orders the market makers' skewed quotes fill
 
     def __init__(self, model):
         super().__init__(model)
@@ -65,6 +69,7 @@ class MarketMakers(mesa.Agent):
         self.sensitivity = np.array([r.mm_vol_sensitivity for r in rules])
         self.normal_sigma = model.scenario.sigma_daily * np.sqrt(dt / 1440.0)
         self.limited = ~model.vb.is_spot
+        self.stream = stream(model.seed, "market_makers")
 
     def adjust(self, move: np.ndarray) -> None:
         """Update depth health after a step in which venue prices moved by ``move`` (log)."""
@@ -73,6 +78,44 @@ class MarketMakers(mesa.Agent):
         excess = np.maximum(np.abs(move) / self.normal_sigma - self.VOL_TRIGGER, 0.0)
         vb.health = np.minimum(vb.health, 1.0 / (1.0 + self.sensitivity * excess / self.VOL_TRIGGER))
         vb.health = np.where(self.limited, np.minimum(vb.health, self.balance_sheet()), vb.health)
+
+    def lay_off(self) -> None:
+        """Lay off part of each derivatives book's inventory (``market.mm_layoff_half_life_minutes``):
+        the market maker skews its quotes, which fills the take-profit orders of retail and
+        professional traders in profit on the other side of its inventory, at the venue's
+        price: each such trader closes its whole position with the chance that lays off the
+        step's share in expectation. Both sides close, so open interest falls: after a crash,
+        shorts in profit buy back the longs the books absorbed; the traders are then flat and
+        come back as they trade again (slowly in a risk-off market)."""
+        m = self.model
+        hl = m.scenario.market.mm_layoff_half_life_minutes
+        if hl <= 0:
+            return
+        tb, vb = m.tb, m.vb
+        price = m.market.prices()
+        inv = np.where(self.limited, tb.size[vb.mm_row], 0.0)
+        if not np.any(inv):
+            return
+        want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))  # BTC per venue
+        v = tb.venue
+        cand = np.flatnonzero(np.isin(tb.cls, self.TAKERS) & (tb.size * inv[v] < 0)
+                              & (tb.size * (price[v] - tb.entry) > 0))
+        if len(cand) == 0:
+            return
+        room = np.bincount(v[cand], np.abs(tb.size[cand]), minlength=len(inv))
+        share = np.divide(np.minimum(want, room), room, out=np.zeros(len(inv)), where=room > 0)
+        cand = cand[self.stream.random(len(cand)) < share[v[cand]]]  # each closes whole with that chance
+        if len(cand) == 0:
+            return
+        dq = -tb.size[cand]
+        px = price[v[cand]]
+        book_dq = -np.bincount(v[cand], dq, minlength=len(inv))
+        books = np.flatnonzero(book_dq != 0)
+        m.market.transfer(np.concatenate([cand, vb.mm_row[books]]), np.concatenate([dq, book_dq[books]]),
+                          np.concatenate([px, price[books]]))
+        m.market.volume += np.bincount(v[cand], np.abs(dq) * px, minlength=len(inv))
+        tb.stop[cand] = np.nan
+        m.engine.refresh(cand)
 
     def balance_sheet(self) -> np.ndarray:
         """Largest depth health each venue's market maker can quote with its inventory and equity."""

@@ -69,3 +69,11 @@ class MarketParams:
         0.05, unit="share of depth", lo=0, hi=1,
         meaning="depth a market maker out of margin still quotes (the venue's matching needs a book)",
         source="assumption: Kaiko: BTC books appeared empty for several minutes on 10 Oct 2025; range 0-0.2")
+    mm_layoff_half_life_minutes: float = setting(
+        30.0, unit="minutes", lo=0,
+        meaning="market makers lay off their derivatives inventory with this half-life: their skewed quotes "
+                "fill the take-profit orders of retail and professional traders in profit on the other side, "
+                "each closing whole, at the venue's price (0: they keep it)",
+        source="assumption: market makers mean-revert inventory (Ho and Stoll 1981); crypto market makers "
+               "within the hour; range 15-240. Fitted: BTC open interest at the end of 10 Oct 2025 15-25% below "
+               "its start (MODEL.md s8)")
