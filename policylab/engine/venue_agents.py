@@ -52,8 +52,8 @@ class MarketMakers(mesa.Agent):
     it withdraws in proportion, and at or under it (out of margin) it quotes only
     ``mm_min_health`` of its depth. It is not liquidated: it stays the book's counterparty
     of last resort, so a loss beyond its capital is negative equity of the book row
-    (money stays conserved; the venue's book is insolvent, as on the DEX in October
-    2025 without the vault). Depth comes back with the recovery half-life once
+    (money stays conserved; ``mm_health`` in the venue table shows the withdrawal). Depth
+    comes back with the recovery half-life once
     inventory or losses are laid off. The spot book stands for the whole spot market
     and has no such limit.
     """
