@@ -70,6 +70,7 @@ class MarketMakers(mesa.Agent):
         self.normal_sigma = model.scenario.sigma_daily * np.sqrt(dt / 1440.0)
         self.limited = ~model.vb.is_spot
         self.stream = stream(model.seed, "market_makers")
+        self.takers = np.flatnonzero(np.isin(model.tb.cls, self.TAKERS))  # rows that may take the skewed quotes
 
     def adjust(self, move: np.ndarray) -> None:
         """Update depth health after a step in which venue prices moved by ``move`` (log)."""
@@ -98,8 +99,9 @@ class MarketMakers(mesa.Agent):
             return
         want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))  # BTC per venue
         v = tb.venue
-        cand = np.flatnonzero(np.isin(tb.cls, self.TAKERS) & (tb.size * inv[v] < 0)
-                              & (tb.size * (price[v] - tb.entry) > 0))
+        t = self.takers
+        size = tb.size[t]
+        cand = t[(size * inv[v[t]] < 0) & (size * (price[v[t]] - tb.entry[t]) > 0)]
         if len(cand) == 0:
             return
         room = np.bincount(v[cand], np.abs(tb.size[cand]), minlength=len(inv))
