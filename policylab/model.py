@@ -81,6 +81,8 @@ class MarketModel(mesa.Model):
         self.arbitrageurs = Arbitrageurs(self)
         choice.settle(self)
         self.oi_start = self.open_interest()
+        self.index_peak = scenario.start_price  # the index's highest value so far (USD)
+        self.drawdown_memory = 0.0  # remembered worst drawdown from the peak (fraction), see risk_off
         n = scenario.steps
         k = len(self.vb.rules)
         self.index_path = np.empty(n + 1)
@@ -163,6 +165,23 @@ class MarketModel(mesa.Model):
         return float(np.sqrt(np.mean(r ** 2)) / normal) if len(r) and normal > 0 else 1.0
 
     @property
+    def risk_off(self) -> float:
+        """The market's risk-off level: its remembered drawdown from the run's peak index beyond
+        ``market.risk_off_threshold`` (fraction, 0 in an ordinary market). The memory is the
+        worst drawdown so far, decaying with ``market.risk_off_half_life_minutes``: traders who
+        saw a crash stay cautious for days after the price recovers (MODEL.md s8: BTC
+        open interest stayed down into November 2025)."""
+        return max(self.drawdown_memory - self.scenario.market.risk_off_threshold, 0.0)
+
+    def _remember_drawdown(self) -> None:
+        """Update the index peak and the decaying memory of the worst drawdown from it."""
+        prm = self.scenario.market
+        self.index_peak = max(self.index_peak, self.market.index)
+        decay = 0.5 ** (self.scenario.step_minutes / prm.risk_off_half_life_minutes) \
+            if prm.risk_off_half_life_minutes > 0 else 0.0
+        self.drawdown_memory = max(self.drawdown_memory * decay, 1.0 - self.market.index / self.index_peak)
+
+    @property
     def halted(self) -> bool:
         return self.steps <= self.halt_until
 
@@ -229,6 +248,7 @@ class MarketModel(mesa.Model):
             engine.refresh(np.flatnonzero(self.tb.coin > 0))
         for mod in self.policies:  # market-wide interventions
             mod.on_step(self)
+        self._remember_drawdown()
         # 2. liquidity providers
         self.market_makers.adjust(np.log(mkt.prices() / p_prev))
         self.arbitrageurs.reset()
@@ -236,6 +256,7 @@ class MarketModel(mesa.Model):
         self.populations.do("refill")  # new money for wiped-out accounts (every step: common random numbers)
         # 3. voluntary orders, netted and executed together; 4. the cascade (both wait out a halt)
         if not self.halted:
+            self.market_makers.lay_off()
             orders = self.populations.map("decide") + [a.decide() for a in self.venue_agents]
             idx = np.concatenate([o[0] for o in orders])
             dq = np.concatenate([o[1] for o in orders])

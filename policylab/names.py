@@ -45,6 +45,8 @@ _BUILTIN_STREAMS = (
     ("exogenous", "the exogenous fundamental price path (engine/exogenous.py)"),
     ("population", "the joint starting draw: venues, jurisdictions, KYC, leverage, stops, positions (populations/draw.py)"),
     ("account_age", "account ages at the start (populations/draw.py)"),
+    ("market_makers", "which traders in profit take the market makers' skewed quotes when they lay off inventory (engine/venue_agents.py)"),
+    ("occupancy", "which accounts hold a position at the start, by their stationary occupancy (populations/draw.py)"),
     *((c, f"the {c} population's behaviour: who trades each step, sides and sizes") for c in CONFIGURABLE_CLASSES),
     *((f"refill:{c}", f"when wiped-out {c} accounts are taken over by new traders (populations/base.py)")
       for c in CONFIGURABLE_CLASSES),

@@ -15,7 +15,9 @@ def test_targets_met_when_the_median_lies_in_range():
     runs = pd.DataFrame({"index_drawdown": [0.05, 0.12, 0.30]})  # median 0.12: in range
     assert t.met(float(np.median(runs["index_drawdown"])))
     assert not t.met(0.19) and not t.met(float("nan"))
-    assert calibration.TARGETS["calm"][0].range_text() == "<= 0.5%"
+    assert calibration.TARGETS["calm"][0].range_text() == "$0.05B to $0.5B"
+    minutes = calibration.Target("m", "minutes", "minutes", None, 60, "test", lambda m: 0.0)
+    assert minutes.range_text() == "<= 60"  # whole numbers keep their zeros
 
 
 def test_every_target_has_a_source_and_reads_real_metrics():

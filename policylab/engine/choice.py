@@ -45,14 +45,17 @@ def settle(model) -> None:
     tb, vb, sc = model.tb, model.vb, model.scenario
     prm = sc.venue_choice
     traders = np.flatnonzero(np.isin(tb.cls, [CLASSES.index(c) for c in DERIVATIVES_CLASSES]))
-    traders = traders[tb.size[traders] != 0]
+    # holders, and accounts flat at the start with a deposit (they open during the run,
+    # populations/draw.py: occupancy), for the position they would open
+    traders = traders[(tb.size[traders] != 0) | (tb.cash[traders] > 0)]
     k = len(vb.rules)
     price = model.market.prices()
     choosable = np.array([not r.is_spot for r in vb.rules])
     equity = tb.equity(traders, price, vb.coin_value)
     wanted = tb.leverage[traders].copy()
     side = np.sign(tb.size[traders])
-    notional = np.abs(tb.size[traders]) * price[tb.venue[traders]]
+    notional = np.where(tb.size[traders] != 0, np.abs(tb.size[traders]) * price[tb.venue[traders]],
+                        np.maximum(equity, 0.0) * wanted)
     # the rules on every venue, for every account
     denied = np.ones((k, len(traders)), dtype=bool)
     allowed = np.zeros((k, len(traders)))

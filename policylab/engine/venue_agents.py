@@ -7,6 +7,9 @@ import mesa
 import numpy as np
 from mesa.time import Schedule
 
+from policylab.engine.book import PRO, RETAIL
+from policylab.engine.streams import stream
+
 EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0))
 
 
@@ -40,9 +43,23 @@ class Venue(mesa.Agent):
 
 class MarketMakers(mesa.Agent):
     """Quote depth on every venue: withdraw when volatility spikes (and when ADL closes
-    their hedges, see the liquidation engine), return with a recovery half-life."""
+    their hedges, see the liquidation engine), return with a recovery half-life.
+
+    On derivatives venues their balance sheet is limited (``market.mm_inventory_depths``,
+    ``market.mm_margin``): the venue's book row is the market maker's account, started
+    with ``market_maker_capital_usd``. Beyond its inventory limit it quotes depth x
+    limit / inventory; with equity under twice its maintenance margin on the inventory
+    it withdraws in proportion, and at or under it (out of margin) it quotes only
+    ``mm_min_health`` of its depth. It is not liquidated: it stays the book's counterparty
+    of last resort, so a loss beyond its capital is negative equity of the book row
+    (money stays conserved; ``mm_health`` in the venue table shows the withdrawal). Depth
+    comes back with the recovery half-life once
+    inventory or losses are laid off. The spot book stands for the whole spot market
+    and has no such limit.
+    """
 
     VOL_TRIGGER = 3.0  # a move of this many normal-step standard deviations starts withdrawal
+    TAKERS = (RETAIL, PRO)  # classes whose take-profit orders the market makers' skewed quotes fill
 
     def __init__(self, model):
         super().__init__(model)
@@ -51,6 +68,9 @@ class MarketMakers(mesa.Agent):
         self.recovery = np.array([1.0 - 0.5 ** (dt / r.mm_recovery_half_life_minutes) for r in rules])
         self.sensitivity = np.array([r.mm_vol_sensitivity for r in rules])
         self.normal_sigma = model.scenario.sigma_daily * np.sqrt(dt / 1440.0)
+        self.limited = ~model.vb.is_spot
+        self.stream = stream(model.seed, "market_makers")
+        self.takers = np.flatnonzero(np.isin(model.tb.cls, self.TAKERS))  # rows that may take the skewed quotes
 
     def adjust(self, move: np.ndarray) -> None:
         """Update depth health after a step in which venue prices moved by ``move`` (log)."""
@@ -58,6 +78,64 @@ class MarketMakers(mesa.Agent):
         vb.health += (1.0 - vb.health) * self.recovery
         excess = np.maximum(np.abs(move) / self.normal_sigma - self.VOL_TRIGGER, 0.0)
         vb.health = np.minimum(vb.health, 1.0 / (1.0 + self.sensitivity * excess / self.VOL_TRIGGER))
+        vb.health = np.where(self.limited, np.minimum(vb.health, self.balance_sheet()), vb.health)
+
+    def lay_off(self) -> None:
+        """Lay off part of each derivatives book's inventory (``market.mm_layoff_half_life_minutes``):
+        the market maker skews its quotes, which fills the take-profit orders of retail and
+        professional traders in profit on the other side of its inventory, at the venue's
+        price: each such trader closes its whole position with the chance that lays off the
+        step's share in expectation. Both sides close, so open interest falls: after a crash,
+        shorts in profit buy back the longs the books absorbed; the traders are then flat and
+        come back as they trade again (slowly in a risk-off market)."""
+        m = self.model
+        hl = m.scenario.market.mm_layoff_half_life_minutes
+        if hl <= 0:
+            return
+        tb, vb = m.tb, m.vb
+        price = m.market.prices()
+        inv = np.where(self.limited, tb.size[vb.mm_row], 0.0)
+        if not np.any(inv):
+            return
+        want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))  # BTC per venue
+        v = tb.venue
+        t = self.takers
+        size = tb.size[t]
+        cand = t[(size * inv[v[t]] < 0) & (size * (price[v[t]] - tb.entry[t]) > 0)]
+        if len(cand) == 0:
+            return
+        room = np.bincount(v[cand], np.abs(tb.size[cand]), minlength=len(inv))
+        share = np.divide(np.minimum(want, room), room, out=np.zeros(len(inv)), where=room > 0)
+        cand = cand[self.stream.random(len(cand)) < share[v[cand]]]  # each closes whole with that chance
+        if len(cand) == 0:
+            return
+        dq = -tb.size[cand]
+        px = price[v[cand]]
+        book_dq = -np.bincount(v[cand], dq, minlength=len(inv))
+        books = np.flatnonzero(book_dq != 0)
+        m.market.transfer(np.concatenate([cand, vb.mm_row[books]]), np.concatenate([dq, book_dq[books]]),
+                          np.concatenate([px, price[books]]))
+        m.market.volume += np.bincount(v[cand], np.abs(dq) * px, minlength=len(inv))
+        tb.stop[cand] = np.nan
+        m.engine.refresh(cand)
+
+    def balance_sheet(self) -> np.ndarray:
+        """Largest depth health each venue's market maker can quote with its inventory and equity."""
+        m = self.model
+        prm, tb, vb = m.scenario.market, m.tb, m.vb
+        price = m.market.prices()
+        rows = vb.mm_row
+        inv = np.abs(tb.size[rows]) * price
+        cap = np.ones(len(rows))
+        if prm.mm_inventory_depths > 0:
+            limit = prm.mm_inventory_depths * vb.depth0
+            cap = np.divide(limit, inv, out=np.ones(len(rows)), where=inv > limit)
+        if prm.mm_margin > 0:
+            need = prm.mm_margin * inv
+            eq = tb.cash[rows] + tb.size[rows] * price
+            cushion = np.divide(eq, need, out=np.full(len(rows), np.inf), where=need > 0)
+            cap = np.minimum(cap, np.clip(cushion - 1.0, 0.0, 1.0))
+        return np.maximum(cap, prm.mm_min_health)
 
 
 class Arbitrageurs(mesa.Agent):

@@ -43,3 +43,38 @@ class MarketParams:
         0.05, unit="log distance", lo=0,
         meaning="distance from price within which accounts are re-checked each round "
                 "(recomputed after a move of half of it)", source="")
+    risk_off_threshold: float = setting(
+        0.03, unit="fraction", lo=0, hi=1,
+        meaning="risk-off: the market's risk-off level is its remembered drawdown from the run's peak "
+                "beyond this (MarketModel.risk_off)",
+        source="assumption: about 1.5 calm daily sd (2%), so ordinary days stay below it; range 0.02-0.05")
+    risk_off_half_life_minutes: float = setting(
+        2880.0, unit="minutes", lo=0,
+        meaning="risk-off: half-life of the memory of the worst drawdown (0: no memory, the current drawdown only)",
+        source="assumption: BTC futures open interest stayed near $70B from 11 Oct into November 2025 "
+               "(MODEL.md s8), so the memory lasts days; range 720-10080")
+    mm_inventory_depths: float = setting(
+        40.0, unit="multiples of the venue's starting +/-1% depth", lo=0,
+        meaning="market makers' inventory limit on a derivatives venue; beyond it they quote depth x "
+                "limit / inventory (0: no limit)",
+        source="assumption: market makers hold limited inventory (MODEL.md s3); range 10-100; with 40 the "
+               "October crash's book inventory (several $B on the largest venues) binds it")
+    mm_margin: float = setting(
+        0.01, unit="share of inventory notional", lo=0, hi=1,
+        meaning="market makers' maintenance margin on their inventory: with equity under twice this they "
+                "withdraw depth in proportion, at or under it they quote only mm_min_health of their depth",
+        source="assumption: a largely hedged book margined like the most levered tier (Binance 125x: 0.4%-0.8%), "
+               "rounded up; range 0.005-0.05")
+    mm_min_health: float = setting(
+        0.2, unit="share of depth", lo=0, hi=1,
+        meaning="depth a market maker out of margin still quotes (the venue's matching needs a book)",
+        source="assumption: Kaiko: BTC books appeared empty for several minutes on 10 Oct 2025; range 0-0.2; "
+               "below 0.2 the thinnest accepted books (tests/test_conservation.py) overflow their prices")
+    mm_layoff_half_life_minutes: float = setting(
+        30.0, unit="minutes", lo=0,
+        meaning="market makers lay off their derivatives inventory with this half-life: their skewed quotes "
+                "fill the take-profit orders of retail and professional traders in profit on the other side, "
+                "each closing whole, at the venue's price (0: they keep it)",
+        source="assumption: market makers mean-revert inventory (Ho and Stoll 1981); crypto market makers "
+               "within the hour; range 15-240. Fitted: BTC open interest at the end of 10 Oct 2025 15-25% below "
+               "its start (MODEL.md s8)")

@@ -80,6 +80,20 @@ class ClassSpec:
     refill_half_life_minutes: float = setting(
         0.0, unit="minutes", meaning="wiped-out accounts are replaced by new money with this half-life (0: never)",
         source="scenario", lo=0)
+    risk_off_sensitivity: float = setting(
+        0.0, unit="per unit of excess drawdown",
+        meaning="risk-off: flat accounts open (and wiped-out ones are refilled) with probability x "
+                "1 / (1 + this x the market's risk-off level, see market.risk_off_threshold); professionals "
+                "target that share of their leverage; 0: no effect",
+        source="assumption (see docs/calibration.md)", lo=0)
+    risk_off_close: float = setting(
+        0.0, unit="probability per unit of excess drawdown",
+        meaning="risk-off: extra chance an active retail holder closes, x the market's risk-off level; 0: none",
+        source="assumption (see docs/calibration.md)", lo=0)
+    reentry_half_life_minutes: float = setting(
+        0.0, unit="minutes",
+        meaning="a liquidated account opens again with probability x (1 - 0.5^(minutes since its last "
+                "liquidation / this)); 0: at once", source="assumption (see docs/calibration.md)", lo=0)
     holdings_usd: float = setting(0.0, unit="USD", meaning="institutional spot/ETF holdings", source="scenario", lo=0)
     outflow_per_minute: float = setting(0.0, unit="share of holdings per minute",
                                         meaning="institutional selling per minute in a drawdown",
@@ -194,8 +208,10 @@ class Scenario:
     innovation_df: float = setting(
         0.0, unit="degrees of freedom", meaning="Student-t degrees of freedom of the fundamental's innovations "
                                                "(0: normal)", source="scenario", lo=0, hi=1000)
-    market_maker_capital_usd: float = setting(5e8, unit="USD", meaning="market-maker capital per venue",
-                                              source="assumption", lo=0)
+    market_maker_capital_usd: float = setting(
+        2e9, unit="USD", meaning="market-maker capital per venue (their margin, see engine.venue_agents.MarketMakers)",
+        source="assumption: the large BTC market makers' balance sheets run to billions of USD; range 0.5e9-5e9",
+        lo=0)
     arbitrage_capital_usd: float = setting(5e8, unit="USD", meaning="arbitrage capital per derivatives venue",
                                            source="assumption", lo=0)
     market: MarketParams = setting(unit="parameters", meaning="market-wide parameters", source="scenario",

@@ -53,7 +53,7 @@ class TraderPopulation(mesa.Agent):
             return
         tb = self.model.tb
         u = self._refill_stream.random(len(self.rows))  # drawn every step: common random numbers
-        p = 1.0 - 0.5 ** (self.model.scenario.step_minutes / self.spec.refill_half_life_minutes)
+        p = (1.0 - 0.5 ** (self.model.scenario.step_minutes / self.spec.refill_half_life_minutes)) * self.caution()
         wiped = ((tb.size[self.rows] == 0) & (self.stake > 0) & ~tb.quit[self.rows]
                  & (tb.cash[self.rows] < self.WIPED_SHARE * self.stake) & (u < p))
         if wiped.any():
@@ -81,6 +81,24 @@ class TraderPopulation(mesa.Agent):
             keep = -np.expm1(-min(1.0, p)) / -np.expm1(-min(1.0, p * surge))
             idx = idx[(tb.size[idx] == 0) | (self.stream.random(len(idx)) < keep)]
         return idx
+
+    def caution(self) -> float:
+        """Risk-off damping of new risk-taking, in (0, 1]: 1 / (1 + ``risk_off_sensitivity`` x
+        the market's risk-off level (MarketModel.risk_off))."""
+        return 1.0 / (1.0 + self.spec.risk_off_sensitivity * self.model.risk_off)
+
+    def willing(self, idx: np.ndarray) -> np.ndarray:
+        """Probability that each flat account ``idx`` opens when it trades: the market's
+        caution times, for an account liquidated before, 1 - 0.5^(minutes since its last
+        liquidation / ``reentry_half_life_minutes``): traders who were liquidated come back
+        slowly, and a risk-off market takes less new risk."""
+        w = np.full(len(idx), self.caution())
+        hl = self.spec.reentry_half_life_minutes
+        if hl > 0:
+            now_s = (self.model.steps - 1) * self.model.scenario.step_minutes * 60.0
+            since = (now_s - self.model.tb.last_liq[idx]) / 60.0  # minutes; inf: never liquidated
+            w *= -np.expm1(-np.log(2.0) * np.maximum(since, 0.0) / hl)
+        return w
 
     def open_orders(self, idx: np.ndarray, side: np.ndarray):
         """Open positions with the account's cash at its chosen leverage, within the venue's

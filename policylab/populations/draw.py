@@ -168,8 +168,6 @@ def build(scenario: Scenario, seed: int, traders: int | None = None,
             notional[shorts] *= oi / ssum
         else:
             notional[on] = 0.0  # a venue with one side only cannot hold open interest
-    size = side * notional / p0
-
     cap_use = np.ones(start)
     for cname, idx in rows.items():
         cap_use[idx] = scenario.classes[cname].cap_use
@@ -179,7 +177,13 @@ def build(scenario: Scenario, seed: int, traders: int | None = None,
     tb.lev_chosen[:start] = np.maximum(np.minimum(lev, own_cap * cap_use), 1.0)  # as drawn, before any rule
     cap = initial_margin_leverage(vb, tb.venue[:start], notional, tb.weight[:start])
     lev = np.maximum(np.minimum(lev, cap * cap_use), 1.0)
-    collateral = np.where(notional > 0, notional / lev, 0.0)
+    # the starting book is a snapshot of a stationary flow: an account holds a position
+    # at the start with the share of time it would be in one (see ``occupancy``); the
+    # others are flat with their deposit in cash and open when they next trade
+    holds = stream(seed, "occupancy").random(start) < occupancy(scenario, vb, tb, rows, lev)
+    rescale(tb, perps, notional, side, holds, scenario, names)
+    size = np.where(holds, side, 0.0) * notional / p0
+    collateral = np.where(notional > 0, notional / lev, 0.0)  # a flat account's cash: what it would post
     tb.leverage[:start] = lev
     tb.size[:start] = size
     # positions were opened over the past days, so entries disperse around the start
@@ -235,3 +239,43 @@ def build(scenario: Scenario, seed: int, traders: int | None = None,
     tb.liq_price[trader] = liquidation_price(tb, vb, trader)
     assert r == n
     return tb, vb, rows
+
+
+def occupancy(scenario: Scenario, vb: VenueBook, tb: TraderBook, rows: dict[str, np.ndarray],
+              lev: np.ndarray) -> np.ndarray:
+    """Share of time each trader account (leverage ``lev``, x) holds a position in a stationary market: h / (h + w).
+
+    h, the expected life of a position before liquidation, is the time the fundamental
+    (``sigma_daily``) takes to cover the distance to liquidation d, (d / sigma)^2 days
+    (the scale of a Brownian first passage); w, the wait until a flat account trades
+    again, is 1 / its class's ``activity_per_minute``. A class that does not trade during
+    the run (activity 0) holds its positions (share 1). With the calm defaults an 8x
+    retail account holds a position 96% of the time, a 40x one on the DEX half the time
+    and a 125x one a tenth of it: drawing every account in position at the start put
+    the whole high-leverage tail at risk at once (a start-up burst of liquidations in
+    the first hours) where a stationary market has only its share there.
+    """
+    start = len(lev)
+    share = np.ones(start)
+    d = (1.0 - np.array([r.maintenance_ratio for r in vb.rules])[tb.venue[:start]]) / lev
+    life_min = (d / max(scenario.sigma_daily, 1e-12)) ** 2 * 1440.0
+    for cname, idx in rows.items():
+        a = scenario.classes[cname].activity_per_minute
+        if a > 0 and cname not in SPOT_CLASSES:
+            share[idx] = life_min[idx] / (life_min[idx] + 1.0 / a)
+    return share
+
+
+def rescale(tb: TraderBook, perps: list[int], notional: np.ndarray, side: np.ndarray, holds: np.ndarray,
+            scenario: Scenario, names: list[str]) -> None:
+    """Scale the notional of the accounts that hold positions so that each venue's long and
+    short open interest is the scenario's again (in place); flat accounts keep the notional
+    they would trade, which sets their cash."""
+    for v in perps:
+        on = (tb.venue[:len(notional)] == v)
+        oi = scenario.open_interest.get(names[v], 0.0)
+        for sd in (1.0, -1.0):
+            sel = on & holds & (side == sd)
+            total = notional[sel].sum()
+            if total > 0:
+                notional[on & (side == sd)] *= oi / total

@@ -8,8 +8,10 @@ from policylab.populations.base import EMPTY, TraderPopulation
 
 
 class RetailSpeculators(TraderPopulation):
-    """Leveraged retail: panic-close on adverse moves; after a sharp move, momentum
-    traders follow it and the others fade it (buy the dip); otherwise their long bias."""
+    """Leveraged retail: panic-close on adverse moves and, in a risk-off market, close more
+    often (``risk_off_close``); after a sharp move, momentum traders follow it and the others
+    fade it (buy the dip); otherwise their long bias. Flat accounts open less in a risk-off
+    market and after their own liquidation (``TraderPopulation.willing``)."""
 
     name = "retail"
 
@@ -25,8 +27,10 @@ class RetailSpeculators(TraderPopulation):
         s = tb.size[idx]
         u = self.stream.random(len(idx))
         adverse = -np.sign(s) * r15 > self.spec.panic_move
-        close = (s != 0) & (adverse | (u < self.CLOSE_PROB))
-        flat = (s == 0) & (tb.cash[idx] > 0) & ~tb.quit[idx] & (u < self.OPEN_PROB)
+        close_prob = min(1.0, self.CLOSE_PROB + self.spec.risk_off_close * m.risk_off)  # de-risking when risk-off
+        close = (s != 0) & (adverse | (u < close_prob))
+        flat = (s == 0) & (tb.cash[idx] > 0) & ~tb.quit[idx]
+        flat[flat] = u[flat] < self.OPEN_PROB * self.willing(idx[flat])
         side = np.where(self.stream.random(flat.sum()) < self.spec.long_share, 1.0, -1.0)
         if abs(r15) > self.spec.dip_move:  # a sharp move: momentum traders follow it, the rest fade it
             follow = self.stream.random(flat.sum()) < self.spec.momentum_share

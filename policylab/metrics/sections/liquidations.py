@@ -58,6 +58,34 @@ def long_share_liquidated(run: Run) -> float:
     return ratio(_long_usd(run), liquidated_usd(run))
 
 
+CASCADE_WINDOW_MINUTES = 40  # Amberdata's window: 70% of 10 Oct 2025's liquidations in the 40 minutes from 20:50 UTC
+
+
+@SECTION.metric("liquidated_peak_window_share", "fraction",
+                f"largest share of the run's liquidated notional within any {CASCADE_WINDOW_MINUTES} minutes "
+                "(how concentrated the cascade was)", NEUTRAL, nan="none liquidated")
+def liquidated_peak_window_share(run: Run) -> float:
+    ev = run.events
+    liq = ev["liquidation"]
+    per_step = np.bincount(ev["step"][liq].astype(np.int64), ev["notional"][liq], minlength=run.model.scenario.steps)
+    w = max(1, CASCADE_WINDOW_MINUTES // run.model.scenario.step_minutes)
+    c = np.concatenate([[0.0], np.cumsum(per_step)])
+    return ratio(float((c[w:] - c[:-w]).max()) if len(c) > w else float(c[-1]), float(c[-1]))
+
+
+START_MINUTES = 240  # the first four hours, where a start-up burst would show
+
+
+@SECTION.metric("liquidated_first_hours_share", "fraction",
+                f"share of the run's liquidated notional in its first {START_MINUTES // 60} hours "
+                "(a start-up burst shows here)", NEUTRAL, nan="none liquidated")
+def liquidated_first_hours_share(run: Run) -> float:
+    ev = run.events
+    liq = ev["liquidation"]
+    early = ev["step"][liq] < START_MINUTES // run.model.scenario.step_minutes
+    return ratio(ev["notional"][liq][early].sum(), ev["notional"][liq].sum())
+
+
 @SECTION.metric("liquidated_share_of_oi", "fraction", "liquidated notional over starting open interest", LOWER)
 def liquidated_share_of_oi(run: Run) -> float:
     return ratio(liquidated_usd(run), run.oi0)
