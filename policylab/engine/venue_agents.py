@@ -115,7 +115,7 @@ class MarketMakers(mesa.Agent):
         books = np.flatnonzero(book_dq != 0)
         m.market.transfer(np.concatenate([cand, vb.mm_row[books]]), np.concatenate([dq, book_dq[books]]),
                           np.concatenate([px, price[books]]))
-        m.market.volume += np.bincount(v[cand], np.abs(dq) * px, minlength=len(inv))
+        m.market.record_fills(cand, np.abs(dq) * px, v[cand])
         tb.stop[cand] = np.nan
         m.engine.refresh(cand)
 
