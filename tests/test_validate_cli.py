@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from click.testing import CliRunner
 
@@ -29,8 +30,19 @@ def test_validate_writes_targets_facts_and_report(tmp_path):
     assert list(targets["target"]) == names and targets["median"].notna().all()
     assert f"{int(targets['met'].sum())} of {len(names)} targets met" in res.stdout
     facts = pd.read_csv(out / "stylized_facts.csv")
-    assert set(facts["bars"]) >= {"1h", "4h"} and (facts["source"] == "model").sum() == 2
-    assert "Stylized facts of returns" in (out / "validation.html").read_text()
+    own = ["15min", "1h", "4h"]  # stylized-month's step, then hourly and 4-hourly bars
+    assert list(facts[facts["source"] == "news path"]["bars"]) == own == list(facts[facts["source"] == "index"]["bars"])
+    wide = pd.read_csv(out / "facts_by_source.csv")
+    assert list(wide.columns) == ["fact", "bars", "unit", "description", "news_path", "index", "data",
+                                  "added_by_trading"]
+    assert set(wide["fact"]) >= {"excess_kurtosis", "tail_index", "acf_abs_lag1", "max_drawdown"}
+    assert wide[["news_path", "index"]].notna().all().all()
+    np.testing.assert_allclose(wide["added_by_trading"], wide["index"] - wide["news_path"])
+    if src.is_file():  # the 4-hour file has 4-hour bars only
+        assert list(wide[wide["data"].notna()]["bars"].unique()) == ["4h"]
+    assert "What the traders add" in res.stdout and "added_by_trading" in res.stdout
+    html = (out / "validation.html").read_text()
+    assert "Stylized facts of returns" in html and "news path" in html and "max drawdown" in html
 
 
 def test_validate_bad_price_file_is_one_line(tmp_path):
