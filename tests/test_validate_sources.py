@@ -28,6 +28,7 @@ def test_bars_start_at_the_scenario_step():
     assert bars(15) == {"15min": 15, "1h": 60, "4h": 240}
     assert bars(1) == {"1min": 1, "1h": 60, "4h": 240} and bars(60) == {"1h": 60, "4h": 240}
     assert bars(7) == {"7min": 7}
+    assert bars(1, 1440) == {"1min": 1, "1h": 60}  # a day has 6 four-hour returns, too few
 
 
 def test_news_path_is_the_one_each_run_was_driven_by():
@@ -45,7 +46,7 @@ def test_simulated_facts_of_news_path_and_index():
     res = compare([], sc, 2, traders=300, workers=1)
     t = simulated_facts(res, sc)
     assert list(zip(t["source"], t["bars"])) == [(s, b) for s in ("news path", "index") for b in ("15min", "1h", "4h")]
-    assert list(t["returns"]) == [2 * 384, 2 * 96, 2 * 24] * 2
+    assert list(t["returns"]) == [2 * 384, 2 * 96, 2 * 24] * 2 and set(t["scenario"]) == {"stylized-month"}
     assert set(FACTS) | set(PATH_FACTS) <= set(t.columns) and t[list(FACTS)].notna().all().all()
     news = news_paths(sc, [0, 1])  # the news path's 4h returns, recomputed by hand
     r = np.concatenate([np.diff(p[::16]) for p in news.values()])
@@ -58,14 +59,20 @@ def test_simulated_facts_of_news_path_and_index():
 
 
 def test_by_source_turns_the_table_around():
-    t = pd.DataFrame([{"source": s, "bars": b, "returns": 10, **{f: v + (b == "4h") for f in FACTS},
+    t = pd.DataFrame([{"scenario": "m", "source": s, "bars": b, "returns": 10, **{f: v + (b == "4h") for f in FACTS},
                        "max_drawdown": v} for s, v in (("news path", 1.0), ("index", 3.0)) for b in ("1h", "4h")]
-                     + [{"source": "data", "bars": "4h", "returns": 10, **{f: 7.0 for f in FACTS}, "max_drawdown": 7.0}])
+                     + [{"scenario": "m", "source": "data", "bars": "4h", "returns": 10, **{f: 7.0 for f in FACTS},
+                         "max_drawdown": 7.0}]
+                     + [{"scenario": "d", "source": s, "bars": "1min", "returns": 10, **{f: v for f in FACTS},
+                         "max_drawdown": v} for s, v in (("news path", 0.1), ("index", 0.3))])
     w = by_source(t)
-    assert len(w) == 2 * (len(FACTS) + len(PATH_FACTS))
+    n = len(FACTS) + len(PATH_FACTS)
+    assert list(w["scenario"]) == ["m"] * 2 * n + ["d"] * n
     k = w[(w["fact"] == "excess_kurtosis") & (w["bars"] == "4h")].iloc[0]
     assert (k["news_path"], k["index"], k["data"], k["added_by_trading"]) == (2.0, 4.0, 7.0, 2.0)
     assert np.isnan(w[(w["fact"] == "tail_index") & (w["bars"] == "1h")].iloc[0]["data"])
+    d = w[(w["scenario"] == "d") & (w["fact"] == "max_drawdown")].iloc[0]
+    assert d["added_by_trading"] == pytest.approx(0.2) and np.isnan(d["data"])
 
 
 def test_window_drawdown_is_the_median_over_whole_windows():
