@@ -129,14 +129,15 @@ def validate(scenario: str = "october-2025", seeds: int = 10, traders: int | Non
     """Tables: ``targets`` (one row per target), ``facts`` (one row per scenario, source
     and bar: news path, index and data for ``facts_scenario``, news path and index for
     ``scenario``) and ``facts_by_source`` (:func:`by_source`)."""
+    month_sc = load_scenario(facts_scenario)
     targets, day = [], None
     for name in dict.fromkeys([scenario, "calm"]):
         sc = load_scenario(name)
         res = compare([], sc, seeds, traders=traders, workers=workers)
         targets.append(calibration.evaluate(name, res.wide()))
-        if name == scenario:
+        if name == scenario and sc.name != month_sc.name:
             day = simulated_facts(res, sc)
-    sc = load_scenario(facts_scenario)
+    sc = month_sc
     month = compare([], sc, max(2, seeds // 3), traders=traders, workers=workers)
     table = simulated_facts(month, sc)
     if prices is not None:
