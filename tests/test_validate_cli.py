@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from click.testing import CliRunner
 
@@ -29,8 +30,24 @@ def test_validate_writes_targets_facts_and_report(tmp_path):
     assert list(targets["target"]) == names and targets["median"].notna().all()
     assert f"{int(targets['met'].sum())} of {len(names)} targets met" in res.stdout
     facts = pd.read_csv(out / "stylized_facts.csv")
-    assert set(facts["bars"]) >= {"1h", "4h"} and (facts["source"] == "model").sum() == 2
-    assert "Stylized facts of returns" in (out / "validation.html").read_text()
+    month = facts[facts["scenario"] == "stylized-month"]
+    own = ["15min", "1h", "4h"]  # stylized-month's step, then hourly and 4-hourly bars
+    assert list(month[month["source"] == "news path"]["bars"]) == own == list(month[month["source"] == "index"]["bars"])
+    day = facts[facts["scenario"] == "september-2025"]  # the checked day: 1-minute steps, 24 hourly returns
+    assert list(zip(day["source"], day["bars"])) == [(s, b) for s in ("news path", "index") for b in ("1min", "1h")]
+    wide = pd.read_csv(out / "facts_by_source.csv")
+    assert list(wide.columns) == ["scenario", "fact", "bars", "unit", "description", "news_path", "index", "data",
+                                  "added_by_trading"]
+    assert wide[wide["scenario"] == "september-2025"]["data"].isna().all()
+    assert set(wide["fact"]) >= {"excess_kurtosis", "tail_index", "acf_abs_lag1", "max_drawdown"}
+    assert wide[["news_path", "index"]].notna().all().all()
+    np.testing.assert_allclose(wide["added_by_trading"], wide["index"] - wide["news_path"])
+    if src.is_file():  # the 4-hour file has 4-hour bars only
+        assert list(wide[wide["data"].notna()]["bars"].unique()) == ["4h"]
+    assert "What the traders add" in res.stdout and "added_by_trading" in res.stdout
+    html = (out / "validation.html").read_text()
+    assert "Stylized facts of returns" in html and "max drawdown" in html
+    assert "news path, stylized-month" in html and "index, september-2025" in html
 
 
 def test_validate_bad_price_file_is_one_line(tmp_path):

@@ -30,11 +30,12 @@ def _seeds(seeds: int) -> None:
 @click.option("--prices", "prices_path", type=click.Path(path_type=Path), default=None,
               help="Real price CSV (OHLCV or date,close) for the stylized facts.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("outputs/validation"),
-              show_default=True, help="Folder for targets.csv, stylized_facts.csv and the report.")
+              show_default=True,
+              help="Folder for targets.csv, stylized_facts.csv, facts_by_source.csv and the report.")
 @click.option("--format", "formats", default="html,pdf", show_default=True, help="Report formats: html, pdf.")
 @click.option("--workers", type=int, default=None, help="Local worker processes (default: all cores).")
 def validate_command(scenario, seeds, traders, prices_path, out_dir, formats, workers) -> None:
-    """Check the calibration targets and compare stylized facts of returns with real data."""
+    """Check the calibration targets; stylized facts of returns of the news path, the index and real data."""
     from policylab.brief.render import parse_formats, render_pdf
     from policylab.validation.report import render, validate
 
@@ -49,9 +50,14 @@ def validate_command(scenario, seeds, traders, prices_path, out_dir, formats, wo
         click.echo(t[["scenario", "description", "range", "median", "band_lo", "band_hi", "met"]].to_string(index=False))
         click.echo(f"\n{int(t['met'].sum())} of {len(t)} targets met\n")
         click.echo(tables["facts"].to_string(index=False))
+        click.echo("\nWhat the traders add: each fact of the exogenous news path (the input), of the index "
+                   "(the model's output)\nand of the price file; added_by_trading = index - news_path\n")
+        wide = tables["facts_by_source"].drop(columns=["unit", "description"])
+        click.echo(wide.to_string(index=False, na_rep="-", float_format=lambda x: f"{x:.3g}"))
     out_dir.mkdir(parents=True, exist_ok=True)
     _write(out_dir / "targets.csv", tables["targets"].to_csv(index=False))
     _write(out_dir / "stylized_facts.csv", tables["facts"].to_csv(index=False))
+    _write(out_dir / "facts_by_source.csv", tables["facts_by_source"].to_csv(index=False))
     html = render(tables)
     if "html" in fmts:
         _write(out_dir / "validation.html", html)

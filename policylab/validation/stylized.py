@@ -1,7 +1,9 @@
-"""Stylized facts of returns: fat tails and volatility clustering.
+"""Stylized facts of returns: fat tails and volatility clustering, and the largest fall.
 
 Excess kurtosis; the Hill estimator of the tail index on the largest ``tail_share``
-of absolute returns; autocorrelation of absolute and of raw returns at given lags.
+of absolute returns; autocorrelation of absolute and of raw returns at given lags
+(``FACTS``, of a sample of returns, pooled over paths). The maximum drawdown
+(``PATH_FACTS``) is a fact of one price path.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ FACTS = {  # name: (unit, description)
     "acf_abs_lag1": ("correlation", "autocorrelation of |r| at lag 1 (volatility clustering)"),
     "acf_abs_lag5": ("correlation", "autocorrelation of |r| at lag 5"),
     "acf_raw_lag1": ("correlation", "autocorrelation of r at lag 1 (about 0 in efficient markets)"),
+}
+PATH_FACTS = {  # name: (unit, description)
+    "max_drawdown": ("share", "largest peak-to-trough fall of the price over one path (median over paths)"),
 }
 
 
@@ -44,3 +49,13 @@ def facts(r: np.ndarray) -> dict[str, float]:
     r = r[np.isfinite(r)]
     return {"excess_kurtosis": excess_kurtosis(r), "tail_index": hill_tail_index(r),
             "acf_abs_lag1": acf(np.abs(r), 1), "acf_abs_lag5": acf(np.abs(r), 5), "acf_raw_lag1": acf(r, 1)}
+
+
+def max_drawdown(r: np.ndarray) -> float:
+    """Largest peak-to-trough fall, as a share of the peak, of the path with log returns ``r``."""
+    r = np.asarray(r, dtype=float)
+    r = r[np.isfinite(r)]
+    if len(r) == 0:
+        return float("nan")
+    log_path = np.concatenate([[0.0], np.cumsum(r)])
+    return float(1.0 - np.exp(np.min(log_path - np.maximum.accumulate(log_path))))
