@@ -128,7 +128,7 @@ def label_ends(ax, lines: dict[str, tuple[np.ndarray, np.ndarray]], colours: dic
         return
     ends = sorted(((float(y[-1]), name) for name, (x, y) in lines.items() if len(y)), key=lambda t: t[0])
     lo, hi = ax.get_ylim()
-    gap = 0.06 * (hi - lo)
+    gap = 0.085 * (hi - lo)
     placed: list[float] = []
     for y, name in ends:
         y = max(y, placed[-1] + gap) if placed else y
@@ -230,7 +230,7 @@ def price_paths(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
             b = bands[name]
             ax.fill_between(b["hours"], b["lo"], b["hi"], color=d.colours[name], alpha=0.12, linewidth=0)
             ax.plot(b["hours"], b["med"], color=d.colours[name], linewidth=1.3)
-        ax.set_ylabel("% of baseline price")
+        ax.set_ylabel("index minus baseline (%)")
         ax.set_title(f"Index under each rule set minus the baseline's, same seed{what}")
         label_ends(ax, {n: (bands[n]["hours"].to_numpy(), bands[n]["med"].to_numpy()) for n in group}, d.colours)
     axes[-1].set_xlabel("hours from start")
@@ -284,8 +284,9 @@ def _family(runs: pd.DataFrame, stem: str, label: str) -> pd.DataFrame:
 
 
 def _members_palette(members: list[str]) -> dict[str, str]:
-    """One colour per venue or trader class, the same in every figure."""
-    colours = sns.color_palette("Set2" if len(members) <= 8 else "husl", len(members)).as_hex()
+    """One colour per venue or trader class, the same in every figure (colour-blind safe up to twelve)."""
+    colours = list(SAFE_COLOURS) if len(members) <= len(SAFE_COLOURS) else \
+        sns.color_palette("husl", len(members)).as_hex()
     return dict(zip(members, colours))
 
 
@@ -305,7 +306,7 @@ def liquidations_by_venue_and_class(d: FigureData) -> tuple[matplotlib.figure.Fi
     """Mean liquidated notional per seed by venue and by trader class, stacked, per rule set."""
     runs, order = d.runs, d.order
     venue = _family(runs, "liquidated_usd", "venue")
-    venue["member"] = venue["member"].map(lambda v: d.labels.get(v, v))
+    venue["member"] = venue["member"].map(lambda v: d.labels.get(v, v.replace("_", " ")))
     cls = _family(runs, "liquidated_usd", "class")
     totals = pd.concat([venue, cls]).groupby("rule_set")["value"].sum() / 2
     scale, unit = usd_scale(totals.to_numpy())
@@ -332,7 +333,7 @@ def market_shares(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame
     for ax, stem, what in ((axes[0], "volume_share", "derivatives traded volume"),
                            (axes[1], "oi_share", "derivatives open interest at the start")):
         data = _family(runs, stem, "venue")
-        data["member"] = data["member"].map(lambda v: d.labels.get(v, v))
+        data["member"] = data["member"].map(lambda v: d.labels.get(v, v.replace("_", " ")))
         data = data[data["rule_set"].isin(order)]
         shares.append(data.assign(metric=stem))
         data = data.assign(rule_set=pd.Categorical(data["rule_set"], categories=order).codes, value=100 * data["value"])
@@ -434,7 +435,8 @@ def trade_off(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
         ax.scatter([0], [0], color=BASELINE_COLOUR, marker="D", s=24, zorder=3)
         ax.annotate(f"{baseline} (baseline)", (0, 0), xytext=(4, -9), textcoords="offset points", fontsize=6.5,
                     color=BASELINE_COLOUR)
-        ax.set_xlabel(f"change in {activity_label} ({xunit})")
+        ax.set_xlabel(f"change in {activity_label}\n({xunit})" if len(groups) > 1 else
+                      f"change in {activity_label} ({xunit})")
         ax.set_ylabel(f"change in liquidated notional ({yunit})")
         if what:
             ax.set_title(what)

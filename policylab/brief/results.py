@@ -53,7 +53,7 @@ class Results:
     def venue_label(self, venue: str) -> str:
         """How the brief names a venue: its archetype (lettered when several share one), or
         the scenario's own name with ``firm_names``."""
-        return self.labels.get(venue, venue)
+        return self.labels.get(venue, venue.replace("_", " "))
 
     @property
     def baseline(self) -> str:

@@ -101,15 +101,13 @@ def shared(res: Results, title: str | None = None, paper: str = "a4") -> dict:
 # ------------------------------------------------------------------------ cover
 def cover(res: Results) -> dict:
     """Page 1: the matrix of core outcomes, the bottom line, the statistics note, the
-    validation line and the materiality rule (no matrix when no run finished)."""
+    validation line (no matrix when no run finished)."""
     v = summary.View.of(res)
     done = bool(res.finished)
     return {"matrix": summary.matrix(v) if done else {"columns": [], "rows": []},
             "bottom_line": summary.bottom_line(v) if done else [],
             "statistics_note": summary.statistics_note(v.seeds),
-            "validation": summary.validation_line(res, calibration_check(res)),
-            "repeals": sorted(v.repeal),
-            "materiality": findings.materiality()}
+            "validation": summary.validation_line(res, calibration_check(res))}
 
 
 def findings_section(res: Results) -> dict:

@@ -229,7 +229,10 @@ class View:
             per = {arm: resolve(col, self.available, self.targets(arm)) for arm in self.arms}
             if any(per.values()):
                 labels = list(dict.fromkeys(v[1] for v in per.values() if v))
-                out.append({"key": col.key, "label": col.label, "labels": labels, "metric": per})
+                out.append({"key": col.key, "label": col.label, "labels": labels, "metric": per,
+                            "fallback": [lab for lab in labels if lab != col.choices[0][1].format(J="")]
+                            if "{J}" not in col.choices[0][0] else
+                            [lab for lab, m in ((p[1], p[0]) for p in per.values() if p) if ".jurisdiction." not in m]})
         return out
 
     def change(self, arm: str, metric: str, label: str) -> Change | None:
@@ -276,7 +279,8 @@ def matrix(v: View) -> dict:
         rows.append({"arm": arm, "title": v.res.titles[arm], "repeal": arm in v.repeal,
                      "flag": v.flagged.get(arm, ""), "cells": cells})
     present = {c["key"] for c in cols}
-    notes = [f"{c['label']}: {', '.join(c['labels'])}" for c in cols if c["labels"] != [c["label"]]]
+    notes = [f"{c['label']}: {', '.join(dict.fromkeys(c['fallback']))} (the run does not separate it further)"
+             for c in cols if c["fallback"]]
     missing = [c.label for c in COLUMNS if c.key not in present]
     if missing:
         notes.append(f"not in this run's results: {_join(missing)}")
@@ -285,7 +289,10 @@ def matrix(v: View) -> dict:
 
 # ------------------------------------------------------------------------ sentences
 def _join(parts: list[str]) -> str:
-    return words._join(parts) if parts else ""
+    """``a``, ``a and b``, ``a, b and c`` ("" for none)."""
+    if not parts:
+        return ""
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _short(c: Change) -> str:
