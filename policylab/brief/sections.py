@@ -257,7 +257,7 @@ def rule_sets(res: Results) -> dict:
 # ------------------------------------------------------------------------ methodology, limitations
 def methods(res: Results) -> dict:
     """The ODD methodology tables and texts for the scenario that was run."""
-    return {"odd": odd.methodology(res.scenario, res.manifest)}
+    return {"odd": odd.methodology(res.scenario, res.manifest, res.labels)}
 
 
 def limitations(res: Results) -> dict:

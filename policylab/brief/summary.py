@@ -89,7 +89,7 @@ def flags(res: Results) -> dict[str, str]:
         detail = ""
         if "invariant_detail" in bad.columns:
             first = [d for d in bad.loc[bad["rule_set"] == arm, "invariant_detail"].astype(str) if d.strip()]
-            detail = f" ({first[0].split(';')[0].strip()})" if first else ""
+            detail = f", first: {first[0].split(';')[0].strip()}" if first else ""
         why.setdefault(arm, []).append(f"invariant violations in {seeds} run{'s' if seeds != 1 else ''}{detail}")
     return {arm: ", ".join(parts) for arm, parts in why.items()}
 
@@ -249,8 +249,12 @@ class View:
         return out
 
     def who(self, arm: str) -> str:
-        """How an arm is named in a sentence (a repeal says which way its numbers read)."""
-        return f"the rule {arm} removes (baseline minus {arm})" if arm in self.repeal else arm
+        """How an arm is named in a sentence (a repeal names the rule it removes)."""
+        return f"the rule {arm} removes" if arm in self.repeal else arm
+
+    def named(self, arm: str, size: str) -> str:
+        """An arm and the size of its change, in a list (a repeal says its sign is flipped)."""
+        return f"{self.who(arm)} ({size}{', baseline minus repeal' if arm in self.repeal else ''})"
 
 
 def _mark(c: Change, seeds: int) -> str:
@@ -324,8 +328,8 @@ def bottom_line(v: View) -> list[str]:
                 continue
             label = by_key[key].label if len({p[1] for p in per.values() if p}) > 1 else next(
                 p[1] for p in per.values() if p)
-            up = [f"{v.who(a)} ({_short(c)})" for a, c in changes.items() if c.clear and c.diff > 0]
-            down = [f"{v.who(a)} ({_short(c)})" for a, c in changes.items() if c.clear and c.diff < 0]
+            up = [v.named(a, _short(c)) for a, c in changes.items() if c.clear and c.diff > 0]
+            down = [v.named(a, _short(c)) for a, c in changes.items() if c.clear and c.diff < 0]
             if not up and not down:
                 quiet.append(label)
                 continue
@@ -341,8 +345,8 @@ def bottom_line(v: View) -> list[str]:
         sentences.append(f"No rule set clearly changes {_join(quiet)}.")
     if v.flagged:
         sentences.append(f"Flagged, so not read here: {_join([f'{a} ({v.flagged[a]})' for a in v.flagged])}.")
-    while len(sentences) > 6:  # keep to six: join the last two
-        sentences[-2:] = [sentences[-2].rstrip(".") + "; " + sentences[-1][0].lower() + sentences[-1][1:]]
+    if quiet and v.flagged and len(sentences) > 6:  # keep to six: the last two share one sentence
+        sentences[-2:] = [sentences[-2].rstrip(".") + "; f" + sentences[-1][1:]]
     if len(sentences) < 3:
         sentences.append(f"Changes are paired differences from {v.res.baseline} on the same {v.seeds} seeds; "
                          "a change is clear when its 90% interval excludes zero.")
