@@ -118,6 +118,8 @@ def test_family_members_come_from_the_names_present_in_declared_order():
     assert summary.members(metrics, "x", "jurisdiction") == ["US", "EU", "other"]
     assert summary.members(metrics, "x", "venue") == ["a"]
     assert summary.members(metrics, "z", "jurisdiction") == []
+    groups = {f"x.leverage_group.{g}" for g in ("100+", "10-25", "1-2", "2-5")}  # a set: no order given
+    assert summary.members(groups, "x", "leverage_group")[:1] == ["1-2"]
 
 
 def test_targets_are_the_jurisdictions_a_rule_set_names():
@@ -319,3 +321,16 @@ def test_the_crash_window_is_zoomed_and_drawn_as_the_difference_from_the_baselin
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert set(ARMS) <= set(texts)  # labelled directly, no legend
     assert all(ax.get_legend() is None for ax in fig.axes)
+
+
+def test_the_flow_figure_shows_where_targeted_traders_went(augmented, real):
+    from policylab.brief import figures
+
+    data = figures.FigureData.of(load(augmented))
+    fig, table = figures.who_moved(data)
+    cap = table[(table["rule_set"] == "jp-cap") & (table["part"] == "offshore")].set_index("rule")["value"]
+    assert (cap["without"], cap["with"]) == (4e9, 2e9)
+    rep = table[(table["rule_set"] == "repeal-jp") & (table["part"] == "stopped trading")].set_index("rule")["value"]
+    assert (rep["without"], rep["with"]) == (100.0, 1_000.0)  # a repeal: without the rule is the repeal's run
+    assert "broken" not in set(table["rule_set"])  # flagged
+    assert not figures._has_flows(figures.FigureData.of(load(real)))  # no breakdown: no figure

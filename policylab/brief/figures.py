@@ -55,12 +55,16 @@ class FigureData:
     baseline: str
     colours: dict[str, str]
     labels: dict[str, str] = dataclasses.field(default_factory=dict)  # venue name -> how the brief names it
+    rule_sets: dict = dataclasses.field(default_factory=dict)  # rule_sets.json: targets, repeal markers
+    flagged: tuple[str, ...] = ()  # arms with a failed run, flagged runs or invariant violations
 
     @classmethod
     def of(cls, res: Results) -> FigureData:
+        from policylab.brief.summary import flags
+
         order = res.finished
         return cls(res.summary, res.runs, res.timeseries, order, res.baseline, palette(order, res.baseline),
-                   dict(res.labels))
+                   dict(res.labels), res.rule_sets, tuple(flags(res)))
 
 
 Drawing = Callable[[FigureData], "tuple[matplotlib.figure.Figure, pd.DataFrame]"]
@@ -444,6 +448,76 @@ def trade_off(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
     names = {"x": f"{activity}_diff_mean", "xlo": f"{activity}_diff_lo", "xhi": f"{activity}_diff_hi",
              "y": f"{risk}_diff_mean", "ylo": f"{risk}_diff_lo", "yhi": f"{risk}_diff_hi"}
     return fig, pts.rename(columns=names)
+
+
+FLOW_PARTS = (  # (panel, stem of a `.jurisdiction.` family, segment label)
+    ("volume", "domestic_volume_usd", "on domestic venues"), ("volume", "offshore_volume_usd", "offshore"),
+    ("accounts", "accounts_active", "trading"), ("accounts", "accounts_quit", "stopped trading"),
+    ("accounts", "accounts_blocked", "blocked"),
+)
+
+
+def _flows(d: FigureData) -> pd.DataFrame:
+    """Per arm and targeted jurisdiction, the levels without and with the rule of each
+    FLOW_PARTS member present in the summary (a repeal read as baseline minus repeal)."""
+    from policylab.brief import summary as core  # the brief's reading of arms: targets and repeals
+
+    s = d.summary.set_index(["rule_set", "metric"])
+    rows = []
+    for arm in d.order:
+        if arm == d.baseline or arm in d.flagged:
+            continue
+        repeal = core.is_repeal(d.rule_sets.get(arm))
+        for j in core.targets(d.rule_sets.get(arm) or {}):
+            for panel, stem, label in FLOW_PARTS:
+                key = (arm, f"{stem}.jurisdiction.{j}")
+                if key in s.index:
+                    base, own = float(s.loc[key, "baseline"]), float(s.loc[key, "mean"])
+                    without, with_ = (own, base) if repeal else (base, own)
+                    rows += [{"rule_set": arm, "jurisdiction": j, "panel": panel, "part": label, "rule": "without",
+                              "value": without},
+                             {"rule_set": arm, "jurisdiction": j, "panel": panel, "part": label, "rule": "with",
+                              "value": with_}]
+    return pd.DataFrame(rows, columns=["rule_set", "jurisdiction", "panel", "part", "rule", "value"])
+
+
+def _has_flows(d: FigureData) -> bool:
+    return not _flows(d).empty
+
+
+def who_moved(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
+    """Where a targeted jurisdiction's traders went: its volume on domestic venues and
+    offshore, and its accounts trading, stopped and blocked, without and with each rule
+    (means over seeds), one pair of bars per rule set and jurisdiction."""
+    data = _flows(d)
+    pairs = list(dict.fromkeys(zip(data["rule_set"], data["jurisdiction"])))
+    panels = [p for p in ("volume", "accounts") if p in set(data["panel"])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH_IN, 0.6 + 0.55 * len(pairs)), squeeze=False)
+    ticks = [f"{a}, {j}: {r}" for a, j in pairs for r in ("without", "with")]
+    for ax, panel in zip(axes[0], panels):
+        own = data[data["panel"] == panel]
+        parts = list(dict.fromkeys(own["part"]))
+        colours = dict(zip(parts, SAFE_COLOURS))
+        scale, unit = usd_scale(own["value"].to_numpy()) if panel == "volume" else (1e3, "thousand accounts")
+        for i, (a, j) in enumerate(pairs):
+            for k, rule in enumerate(("without", "with")):
+                left = 0.0
+                for part in parts:
+                    v = own[(own["rule_set"] == a) & (own["jurisdiction"] == j) & (own["rule"] == rule)
+                            & (own["part"] == part)]["value"]
+                    if v.empty:
+                        continue
+                    width = float(v.iloc[0]) / scale
+                    ax.barh(2 * i + k, width, left=left, color=colours[part], height=0.8,
+                            label=part if (i, k) == (0, 0) else None, edgecolor="white", linewidth=0.4)
+                    left += width
+        ax.set_yticks(range(len(ticks)), ticks if panel == panels[0] else [""] * len(ticks))
+        ax.set_ylim(len(ticks) - 0.5, -0.5)
+        ax.set_xlabel(f"{'traded volume' if panel == 'volume' else 'accounts'} ({unit})")
+        ax.set_title("Their volume" if panel == "volume" else "Their accounts")
+        ax.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=len(parts), fontsize=6.5)
+    fig.tight_layout()
+    return fig, data
 
 
 FIGURES: tuple[FigureSpec, ...] = (

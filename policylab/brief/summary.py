@@ -95,14 +95,20 @@ def flags(res: Results) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------ families
+def _natural(text: str) -> list:
+    """Sort key reading digit runs as numbers: "2-5" before "10-25" before "100+"."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
+
+
 def members(metrics, stem: str, over: str) -> list[str]:
     """Members of the family ``<stem>.<over>.<member>`` among ``metrics``, in the order
-    :mod:`policylab.names` declares them (JURISDICTIONS, LEVERAGE_GROUPS) when it does."""
+    :mod:`policylab.names` declares them (JURISDICTIONS, LEVERAGE_GROUPS) when it does,
+    else in natural order (numbers by value)."""
     pattern = re.compile(rf"{re.escape(stem)}\.{re.escape(over)}\.(.+)\Z")
-    found = list(dict.fromkeys(m.group(1) for m in map(pattern.match, metrics) if m))
+    found = {m.group(1) for m in map(pattern.match, metrics) if m}
     declared = {"jurisdiction": names.JURISDICTIONS, "leverage_group": getattr(names, "LEVERAGE_GROUPS", ())}
     rank = {m: i for i, m in enumerate(declared.get(over, ()))}
-    return sorted(found, key=lambda m: (rank.get(m, len(rank)), found.index(m)))
+    return sorted(found, key=lambda m: (rank.get(m, len(rank)), _natural(m)))
 
 
 # ------------------------------------------------------------------------ paired changes
