@@ -258,10 +258,6 @@ class View:
         """How an arm is named in a sentence (a repeal names the rule it removes)."""
         return f"the rule {arm} removes" if arm in self.repeal else arm
 
-    def named(self, arm: str, size: str) -> str:
-        """An arm and the size of its change, in a list (a repeal says its sign is flipped)."""
-        return f"{self.who(arm)} ({size}{', baseline minus repeal' if arm in self.repeal else ''})"
-
 
 def _mark(c: Change, seeds: int) -> str:
     """A direction mark: up or down when the change is clear (one seed: by its sign), ≈ otherwise."""
@@ -313,16 +309,25 @@ def _short(c: Change) -> str:
     return words.fmt_diff(c.diff, c.unit)
 
 
+def _spread(changes: list[Change]) -> str:
+    """The sizes of several changes as one range, smallest first: ``+5% to +26%`` or ``−0.4 pp``."""
+    ordered = sorted(changes, key=lambda c: abs(c.diff))
+    ends = list(dict.fromkeys([_short(ordered[0]), _short(ordered[-1])]))
+    flipped = any(c.flipped for c in changes)
+    return " to ".join(ends) + (", a repeal read as baseline minus repeal" if flipped else "")
+
+
 def bottom_line(v: View) -> list[str]:
-    """Three to six plain sentences covering every arm: per core outcome (fixed order), the
-    arms under which it rises, falls or does not clearly change; flagged arms last."""
+    """Three to six plain sentences covering every arm: per group of core outcomes (fixed
+    order), the arms under which each goes up or down, with the size; then one sentence
+    for the rest: outcomes no arm clearly changes, arms that clearly change none, flagged arms."""
     ok = [a for a in v.arms if a not in v.flagged]
     if v.seeds < 2:
         return ([f"With one seed per rule set there are no intervals, so this brief states no change as clear; "
                  f"the matrix shows single-run differences for {_join(ok) or 'no rule set'}."]
                 + ([f"Flagged and left out: {_join([f'{a} ({v.flagged[a]})' for a in v.flagged])}."]
                    if v.flagged else []))
-    sentences, quiet = [], []
+    sentences, quiet, moved = [], [], set()
     groups = [("liquidated", "drawdown"), ("retail_loss",), ("quit", "moved", "blocked"), ("offshore",), ("volume",)]
     by_key = {c.key: c for c in COLUMNS}
     for group in groups:
@@ -334,30 +339,29 @@ def bottom_line(v: View) -> list[str]:
                 continue
             label = by_key[key].label if len({p[1] for p in per.values() if p}) > 1 else next(
                 p[1] for p in per.values() if p)
-            up = [v.named(a, _short(c)) for a, c in changes.items() if c.clear and c.diff > 0]
-            down = [v.named(a, _short(c)) for a, c in changes.items() if c.clear and c.diff < 0]
+            up = {a: c for a, c in changes.items() if c.clear and c.diff > 0}
+            down = {a: c for a, c in changes.items() if c.clear and c.diff < 0}
+            moved |= up.keys() | down.keys()
             if not up and not down:
                 quiet.append(label)
                 continue
-            parts = ([f"up under {_join(up)}"] if up else []) + ([f"down under {_join(down)}"] if down else [])
-            rest = [v.who(a) for a, c in changes.items() if not c.clear]
-            if rest:
-                parts.append(f"no clear change under {_join(rest)}")
-            clauses.append(f"{label}: {', '.join(parts)}")
+            parts = [f"{way} under {_join([v.who(a) for a in arms])} ({_spread(list(arms.values()))})"
+                     for way, arms in (("up", up), ("down", down)) if arms]
+            clauses.append(f"{label}: {'; '.join(parts)}")
         if clauses:
             text = "; ".join(clauses) + "."
             sentences.append(text[0].upper() + text[1:])
-    if quiet:
-        sentences.append(f"No rule set clearly changes {_join(quiet)}.")
+    still = [v.who(a) for a in ok if a not in moved]
+    rest = [f"no rule set clearly changes {_join(quiet)}"] if quiet else []
+    rest.append("where a rule set is not named, its change is not clear (the interval includes zero)")
+    if still:
+        rest.append(f"{_join(still)} clearly change{'s' if len(still) == 1 else ''} none of these outcomes")
     if v.flagged:
-        sentences.append(f"Flagged, so not read here: {_join([f'{a} ({v.flagged[a]})' for a in v.flagged])}.")
-    if quiet and v.flagged and len(sentences) > 6:  # keep to six: the last two share one sentence
-        sentences[-2:] = [sentences[-2].rstrip(".") + "; f" + sentences[-1][1:]]
+        rest.append(f"flagged, so not read here: {_join([f'{a} ({v.flagged[a]})' for a in v.flagged])}")
+    text = "; ".join(rest) + "."
+    sentences.append(text[0].upper() + text[1:])
     if len(sentences) < 3:
-        sentences.append(f"Changes are paired differences from {v.res.baseline} on the same {v.seeds} seeds; "
-                         "a change is clear when its 90% interval excludes zero.")
-    if len(sentences) < 3:
-        sentences.append("Money is in US dollars; shares change in percentage points (pp).")
+        sentences.append(f"Changes are paired differences from {v.res.baseline} on the same {v.seeds} seeds.")
     return sentences
 
 
