@@ -285,11 +285,10 @@ def matrix(v: View) -> dict:
         rows.append({"arm": arm, "title": v.res.titles[arm], "repeal": arm in v.repeal,
                      "flag": v.flagged.get(arm, ""), "cells": cells})
     present = {c["key"] for c in cols}
-    notes = [f"{c['label']}: {', '.join(dict.fromkeys(c['fallback']))} (the run does not separate it further)"
-             for c in cols if c["fallback"]]
+    notes = [f"{c['label']}: {', '.join(dict.fromkeys(c['fallback']))}" for c in cols if c["fallback"]]
     missing = [c.label for c in COLUMNS if c.key not in present]
     if missing:
-        notes.append(f"not in this run's results: {_join(missing)}")
+        notes.append(f"not in this run: {_join(missing)}")
     return {"columns": [{"key": c["key"], "label": c["label"]} for c in cols], "rows": rows, "notes": notes}
 
 
@@ -509,9 +508,9 @@ def validation_line(res: Results, calibration: list[dict]) -> str:
     sc = res.scenario.get("title") or res.scenario.get("name")
     if calibration:
         met = sum(1 for t in calibration if t.get("met"))
-        return (f"Validation: the baseline reproduces {met} of {len(calibration)} calibration targets for "
-                f"{sc}, the event its parameters were fitted to (in sample); other historical scenarios are "
-                f"checked in direction and order of magnitude only, and no out-of-sample test backs these numbers.")
+        return (f"Validation: the baseline meets {met} of {len(calibration)} calibration targets of this event, "
+                f"the one its parameters were fitted to (in sample); other past events are checked in direction "
+                f"and order of magnitude only; nothing was tested out of sample.")
     return (f"Validation: no calibration target applies to this comparison (scenario {sc}, baseline "
-            f"{res.baseline}); the model's parameters were fitted to the 10 October 2025 event, and no "
-            f"out-of-sample test backs these numbers.")
+            f"{res.baseline}); the model's parameters were fitted to the 10 October 2025 event; nothing was "
+            f"tested out of sample.")
