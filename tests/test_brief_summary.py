@@ -335,3 +335,9 @@ def test_the_flow_figure_shows_where_targeted_traders_went(augmented, real):
     assert (rep["without"], rep["with"]) == (100.0, 1_000.0)  # a repeal: without the rule is the repeal's run
     assert "broken" not in set(table["rule_set"])  # flagged
     assert not figures._has_flows(figures.FigureData.of(load(real)))  # no breakdown: no figure
+
+
+def test_sources_lose_pointers_to_files_a_reader_does_not_have():
+    assert sections.public("USDe near $0.65 on Binance (MODEL.md section 2)") == "USDe near $0.65 on Binance"
+    assert sections.public("Rule 7.12 (7%, 13%, 20% levels)") == "Rule 7.12 (7%, 13%, 20% levels)"
+    assert sections.public("gaps (see the README)") == "gaps"

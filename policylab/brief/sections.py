@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import re
 import statistics
 import string
 from collections.abc import Callable
@@ -221,6 +222,15 @@ def figure_list(res: Results) -> dict:
 
 
 # ------------------------------------------------------------------------ rule sets
+INTERNAL_FILES = re.compile(r"\s*\([^()]*\b(?:MODEL\.md|README(?:\.md)?)\b[^()]*\)")
+
+
+def public(text: str) -> str:
+    """``text`` without parenthetical pointers to the project's own files (MODEL.md, the
+    README), which a reader of the brief does not have."""
+    return INTERNAL_FILES.sub("", str(text))
+
+
 def _safe_url(url) -> str | None:
     return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
 
@@ -228,15 +238,15 @@ def _safe_url(url) -> str | None:
 def rule_set_view(name: str, info: dict, warnings: list[str], colour: str, runs: int, failed: int) -> dict:
     """A rule set for the template: its description, modules, sources (links only for http(s))."""
     parts = info.get("composed_of") or [info]
-    modules = [{"module": m.get("module", ""), "title": m.get("title", ""), "source": m.get("source", ""),
+    modules = [{"module": m.get("module", ""), "title": m.get("title", ""), "source": public(m.get("source", "")),
                 "params": {k: odd.value(k, v) for k, v in (m.get("params") or {}).items()},
                 "given": m.get("given", []),
                 "target": "; ".join(f"{k.replace('_', ' ')}: {odd.value(k, v)}"
                                     for k, v in (m.get("target") or {}).items()) or "every venue and trader"}
                for p in parts for m in p.get("modules") or []]
-    sources = [{"citation": s.get("citation", ""), "url": _safe_url(s.get("url"))}
+    sources = [{"citation": public(s.get("citation", "")), "url": _safe_url(s.get("url"))}
                for p in parts for s in p.get("sources") or []]
-    return {"name": name, "title": info.get("title", name), "description": info.get("description", ""),
+    return {"name": name, "title": info.get("title", name), "description": public(info.get("description", "")),
             "jurisdiction": info.get("jurisdiction", ""), "effective_date": str(info.get("effective_date", "")),
             "composed_of": [p.get("name", "") for p in info.get("composed_of") or []],
             "params": {k: odd.value(k, v) for k, v in (info.get("params") or {}).items()},
