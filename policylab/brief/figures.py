@@ -101,8 +101,8 @@ class Figure:
 
 # Okabe and Ito's colour-blind-safe palette (yellow dropped: too pale on white), then Paul
 # Tol's muted scheme for more arms; every colour distinct from the baseline's grey.
-SAFE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#000000",
-                "#882255", "#44AA99", "#999933", "#AA4499", "#332288")
+SAFE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#882255",
+                "#44AA99", "#999933", "#332288", "#AA4499", "#000000")
 OUTLIER_FACTOR = 4.0  # an arm whose effect is this many times the median arm's gets its own panel
 
 
@@ -176,6 +176,29 @@ def _quantiles(bands: pd.DataFrame, stem: str) -> pd.DataFrame:
 
 
 WINDOW_BEFORE_MINUTES, WINDOW_AFTER_MINUTES = 120, 240  # the crash window around the baseline's trough
+
+
+LABEL_OFFSETS = ((4, 3), (4, -9), (-4, 3), (-4, -9), (4, 12), (4, -18), (-4, 12), (-4, -18), (4, 21), (4, -27))
+
+
+def label_points(ax, points: list[tuple[str, float, float, str]], fontsize: float = 6.8) -> None:
+    """Direct labels for scatter points (text, x, y, colour): each at the first offset of
+    LABEL_OFFSETS whose box (estimated from the text's length) overlaps no label placed before."""
+    fig = ax.figure
+    fig.canvas.draw()  # fixes the axes' limits and transform
+    to_pt = 72.0 / fig.dpi
+    placed: list[tuple[float, float, float, float]] = []
+    for text, x, y, colour in points:
+        px, py = (v * to_pt for v in ax.transData.transform((x, y)))
+        w, h = 0.6 * fontsize * len(text), fontsize
+        for dx, dy in LABEL_OFFSETS:
+            left = px + dx - (w if dx < 0 else 0)
+            box = (left, py + dy, left + w, py + dy + h)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, color=colour,
+                    ha="right" if dx < 0 else "left")
 
 
 def _index_rows(ts: pd.DataFrame) -> pd.DataFrame:
@@ -434,11 +457,9 @@ def trade_off(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
                         color=colours[r["rule_set"]], elinewidth=1, capsize=2, linestyle="none")
             ax.scatter([r["x"] / xs], [r["y"] / ys], color=colours[r["rule_set"]], s=30, zorder=3,
                        edgecolor="black", linewidth=0.4)
-            ax.annotate(r["rule_set"], (r["x"] / xs, r["y"] / ys), xytext=(4, 4), textcoords="offset points",
-                        fontsize=6.8, color=colours[r["rule_set"]])
         ax.scatter([0], [0], color=BASELINE_COLOUR, marker="D", s=24, zorder=3)
-        ax.annotate(f"{baseline} (baseline)", (0, 0), xytext=(4, -9), textcoords="offset points", fontsize=6.5,
-                    color=BASELINE_COLOUR)
+        points = [(r["rule_set"], r["x"] / xs, r["y"] / ys, colours[r["rule_set"]]) for _, r in own.iterrows()]
+        label_points(ax, [(f"{baseline} (baseline)", 0.0, 0.0, BASELINE_COLOUR), *points])
         ax.set_xlabel(f"change in {activity_label}\n({xunit})" if len(groups) > 1 else
                       f"change in {activity_label} ({xunit})")
         ax.set_ylabel(f"change in liquidated notional ({yunit})")

@@ -163,12 +163,17 @@ def _cell(row) -> dict:
 EMPTY_CELL = {"value": "n/a", "spread": "", "diff": "n/a", "diff_range": "", "status": ""}
 
 
+UNIT_TEXT = {"USD": "US dollars", "fraction": "%, changes in pp", "annualised log-return sd": "% a year",
+             "ratio": "ratio"}  # one unit style: how each summary.csv unit is named in the tables
+
+
 def _rows(cells: dict[str, dict[str, dict]], info: pd.DataFrame, metrics_: list[tuple[str, str]],
           order: list[str]) -> list[dict]:
     rows = []
     for name, text in metrics_:
         first = info.loc[name]
-        rows.append({"metric": name, "label": text, "unit": first["unit"], "description": first["description"],
+        rows.append({"metric": name, "label": text, "unit": UNIT_TEXT.get(first["unit"], first["unit"]),
+                     "description": first["description"],
                      "direction": first["direction"].replace("_", " "),
                      "cells": {rs: cells[name].get(rs, EMPTY_CELL) for rs in order}})
     return rows
