@@ -322,10 +322,13 @@ def bottom_line(v: View) -> list[str]:
     for the rest: outcomes no arm clearly changes, arms that clearly change none, flagged arms."""
     ok = [a for a in v.arms if a not in v.flagged]
     if v.seeds < 2:
-        return ([f"With one seed per rule set there are no intervals, so this brief states no change as clear; "
-                 f"the matrix shows single-run differences for {_join(ok) or 'no rule set'}."]
-                + ([f"Flagged and left out: {_join([f'{a} ({v.flagged[a]})' for a in v.flagged])}."]
-                   if v.flagged else []))
+        out = [f"With one seed per rule set there are no intervals, so this brief states no change as clear; "
+               f"the matrix shows single-run differences for {_join(ok) or 'no rule set'}.",
+               "A single run mixes a rule's effect with chance: the same rule on another seed can move the other way.",
+               f"Run {RELIABLE_SEEDS} or more seeds per rule set before reading any of these differences."]
+        if v.flagged:
+            out.append(f"Flagged and left out: {_join([f'{a} ({v.flagged[a]})' for a in v.flagged])}.")
+        return out
     sentences, quiet, moved = [], [], set()
     groups = [("liquidated", "drawdown"), ("retail_loss",), ("quit", "moved", "blocked"), ("offshore",), ("volume",)]
     by_key = {c.key: c for c in COLUMNS}
