@@ -222,6 +222,8 @@ def test_venues_carry_archetype_labels_unless_firm_names_are_asked_for(augmented
                                                    "US regulated futures"]
     firms = sections.context(load(augmented, firm_names=True))
     assert firms["odd"]["venues"]["header"][1:5] == ["dex", "pool", "cex", "futures"]
+    rows = lambda c: [r[0] for r in c["odd"]["venues"]["rows"]] + [r[0] for r in c["odd"]["venues"]["common"]]
+    assert "label" not in rows(ctx) and "label" in rows(firms)  # "(Binance-like)" only when firms are asked for
     # several venues of one archetype are lettered
     assert venue_labels([{"name": "binance", "kind": "offshore_cex"}, {"name": "okx", "kind": "offshore_cex"},
                          {"name": "x", "kind": "spot_etf"}]) == {

@@ -129,6 +129,8 @@ def value(name: str, v) -> str:
         return "yes" if v else "no"
     if v in ("inf", "-inf") or (isinstance(v, float) and math.isinf(v)):
         return "none (never)" if "_usd" in name else "unlimited"
+    if name in ("kind", "adl_ranking", "mark_price") and isinstance(v, str):
+        return v.replace("_", " ")  # words, so a narrow column wraps between them
     if name == "tiers":
         steps = [f"{t['max_leverage']:g}x" + (f" from {usd(t['from_notional'])}" if t["from_notional"] else "")
                  for t in v]
@@ -166,7 +168,9 @@ def venues_table(sc: dict, labels: dict[str, str] | None = None) -> Table:
     ``labels``: venue name -> how the brief names it)."""
     venues = {v["name"]: v for v in sc.get("venues", [])}
     oi = sc.get("open_interest", {})
-    table = _transposed(venues, field_notes(VenueRules), ("name", "sources"), "rule")
+    archetypes = any((labels or {}).get(n, n) != n for n in venues)  # the header names archetypes, not firms
+    table = _transposed(venues, field_notes(VenueRules), ("name", "sources", *(("label",) if archetypes else ())),
+                        "rule")
     table.header = [table.header[0], *((labels or {}).get(n, n) for n in venues)]
     table.rows.insert(0, ["open interest at the start"] + [usd(oi.get(n, 0.0)) for n in venues])
     table.notes.insert(0, "long open interest before traders settle on venues (USD)")
