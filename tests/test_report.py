@@ -177,7 +177,7 @@ def test_failed_runs_are_reported_and_left_out(folder, html, pdf_text):
 def test_odd_methodology_is_generated_from_the_scenario_and_model(pdf_text):
     text = squash(pdf_text)
     for needed in ("1. Overview", "2. Design concepts", "3. Details", "Process overview and scheduling",
-                   "the cascade: rounds of liquidations", "offshore_dex", "Hyperliquid", "40x; 20x from $150M",
+                   "the cascade: rounds of liquidations", "offshore dex", "offshore DEX", "40x; 20x from $150M",
                    "0:30 to 0:50", "stablecoin collateral worth $0.7 on cex", "RetailSpeculators",
                    "Assumptions and limitations", "Reproducibility", "configuration hash"):
         assert squash(needed) in text, needed
