@@ -211,7 +211,7 @@ def test_links_and_includes_inside_the_folder_still_work(folder, tmp_path):
     assert code == 0, stderr
     html = (folder / "brief.html").read_text()
     assert "<p>OURS Impact brief" in html and "OUR TABLE" in html and "Side by side" not in html
-    assert html.count("Assumptions and limitations") == 2 and "Methodology (ODD protocol)" in html
+    assert html.count("Assumptions and limitations") == 2 and "methodology (ODD protocol)" in html
 
 
 def test_template_errors_name_the_file_and_line(folder, tmp_path):

@@ -36,6 +36,10 @@ def test_compare_prints_differences_and_writes_the_folder(flash_path, tmp_path):
     assert manifest["command"].startswith("policylab ") and manifest["seeds"] == [0, 1, 2]
     assert (out / "brief.pdf").stat().st_size > 0 and "repeal-esma-2018" in (out / "brief.html").read_text()
     assert f"brief written to {out / 'brief.pdf'}" in res.stderr
+    assert res.stdout.splitlines()[-1] == f"brief: {out / 'brief.pdf'}"  # the last line names the brief
+    assert "note: only 3 seeds: intervals are unreliable below 10 seeds" in res.stdout
+    share = next(line for line in res.stdout.splitlines() if line.strip().startswith("offshore_oi_share"))
+    assert " pp" in share and not share.rstrip().endswith("%")  # differences of shares in pp, as in the brief
 
 
 def test_failed_runs_give_exit_code_1_and_are_reported(flash_path, tmp_path, buggy):

@@ -55,7 +55,8 @@ def folder(flash_path, buggy, tmp_path_factory):
                       traders=TRADERS, out=out, workers=1, allow_local_modules=True)
     res = CliRunner().invoke(cli, ["report", str(out)])
     assert res.exit_code == 0, res.output
-    assert res.output.splitlines() == [f"brief written to {out / 'brief.html'}", f"brief written to {out / 'brief.pdf'}"]
+    assert res.output.splitlines()[-2:] == [f"brief written to {out / 'brief.html'}",
+                                            f"brief written to {out / 'brief.pdf'}"]
     return out
 
 
@@ -116,13 +117,23 @@ def test_first_page_has_question_scenario_rule_sets_date_and_findings(folder, re
     first = pdf_text.split("\f")[0]
     manifest = json.loads((folder / "manifest.json").read_text())
     for needed in ("The question.", "Test: a two-hour flash crash", "status-quo-2025", "repeal-japan-2020", "markup-caps",
-                   "buggy", "baseline", "Key findings", sections._date(manifest["finished"])):
-        assert needed in first, needed
-    sentences = rendered[0]["findings"]
+                   "buggy", "Changes from the baseline", "Bottom line", "Validation:",
+                   sections._date(manifest["finished"])):
+        assert squash(needed) in squash(first), needed
+    ctx = rendered[0]
+    assert [r["arm"] for r in ctx["matrix"]["rows"]] == ["repeal-japan-2020", "markup-caps", "buggy"]
+    sentences = ctx["bottom_line"]
     assert 3 <= len(sentences) <= 6
     for s in sentences:
         assert squash(s) in squash(first)
-    assert "90% interval" in " ".join(sentences)
+    for arm in ("repeal-japan-2020", "markup-caps", "buggy"):  # every rule set is in the bottom line
+        assert arm in " ".join(sentences)
+    assert squash(f"Only {SEEDS} seeds per rule set: the 90% intervals are unreliable") in squash(first)
+    # the buggy arm failed a run: flagged on page 1 and in the findings, never read as a finding
+    buggy_row = next(r for r in ctx["matrix"]["rows"] if r["arm"] == "buggy")
+    assert "failed run" in buggy_row["flag"]
+    buggy_finding = next(f for f in ctx["arm_findings"] if f["arm"] == "buggy")
+    assert buggy_finding["flag"] and not buggy_finding["text"]
 
 
 def test_html_is_one_self_contained_file(html):
@@ -166,7 +177,7 @@ def test_failed_runs_are_reported_and_left_out(folder, html, pdf_text):
 def test_odd_methodology_is_generated_from_the_scenario_and_model(pdf_text):
     text = squash(pdf_text)
     for needed in ("1. Overview", "2. Design concepts", "3. Details", "Process overview and scheduling",
-                   "the cascade: rounds of liquidations", "offshore_dex", "Hyperliquid", "40x; 20x from $150M",
+                   "the cascade: rounds of liquidations", "offshore dex", "offshore DEX", "40x; 20x from $150M",
                    "0:30 to 0:50", "stablecoin collateral worth $0.7 on cex", "RetailSpeculators",
                    "Assumptions and limitations", "Reproducibility", "configuration hash"):
         assert squash(needed) in text, needed
@@ -190,7 +201,7 @@ def test_template_override_takes_effect_and_missing_blocks_fall_back(folder, tmp
     (custom / "brief.html").write_text('{% extends "default/brief.html" %}'
                                        "{% block limitations %}<p>CUSTOM-LIMITS</p>{% endblock %}")
     out = tmp_path / "copy"
-    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("brief.*"))
+    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("brief.*", "brief-data"))
     res = CliRunner().invoke(cli, ["report", str(out), "--format", "html", "--template-dir", str(custom),
                                    "--title", "Branded <brief>"])
     assert res.exit_code == 0, res.output
@@ -198,20 +209,21 @@ def test_template_override_takes_effect_and_missing_blocks_fall_back(folder, tmp
     html = (out / "brief.html").read_text()
     assert "ACME Policy Unit" in html and "CUSTOM-LIMITS" in html and "The question." not in html
     assert "Assumptions and limitations" not in html
-    assert "Side by side" in html and "Methodology (ODD protocol)" in html and "Reproducibility" in html
+    assert "Side by side" in html and "methodology (ODD protocol)" in html and "Reproducibility" in html
     assert "<h1>Branded &lt;brief&gt;</h1>" in html
 
 
 def test_letter_paper_and_landscape_table_pages(folder, tmp_path):
     out = tmp_path / "letter"
-    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("brief.*"))
+    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("brief.*", "brief-data"))
     res = CliRunner().invoke(cli, ["report", str(out), "--format", "pdf", "--paper", "letter"])
     assert res.exit_code == 0, res.output
     assert not (out / "brief.html").exists()
-    info = subprocess.run(["pdfinfo", "-f", "1", "-l", "2", str(out / "brief.pdf")], capture_output=True, text=True,
+    info = subprocess.run(["pdfinfo", "-f", "1", "-l", "8", str(out / "brief.pdf")], capture_output=True, text=True,
                           check=True).stdout
-    sizes = re.findall(r"Page\s+\d+ size:\s+([\d.]+) x ([\d.]+) pts", info)
-    assert [(round(float(w)), round(float(h))) for w, h in sizes] == [(612, 792), (792, 612)]
+    sizes = [(round(float(w)), round(float(h))) for w, h in re.findall(r"Page\s+\d+ size:\s+([\d.]+) x ([\d.]+) pts",
+                                                                         info)]
+    assert sizes[0] == (612, 792) and (792, 612) in sizes  # portrait page 1, the side-by-side table landscape
 
 
 def _run(args):
@@ -237,7 +249,7 @@ def test_bad_input_from_the_console_has_no_traceback(tmp_path):
 ])
 def test_bad_results_folder_is_one_line_exit_2_and_writes_nothing(folder, tmp_path, damage, message):
     out = tmp_path / "bad"
-    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("brief.*"))
+    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("brief.*", "brief-data"))
     damage(out)
     code, stdout, stderr = _run(["report", str(out)])
     assert code == 2 and stdout == ""
@@ -272,7 +284,7 @@ def test_broken_custom_template_is_one_line_exit_2(folder, rendered, tmp_path):
 
 def test_a_failing_pdf_render_leaves_no_file(folder, rendered, tmp_path, monkeypatch):
     out = tmp_path / "atomic"
-    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("brief.*"))
+    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("brief.*", "brief-data"))
 
     def boom(html):
         raise RuntimeError("renderer crashed")
@@ -294,43 +306,7 @@ def test_templates_ship_in_the_wheel(tmp_path):
     assert {"policylab/templates/brief.html", "policylab/templates/partials/cover.html"} <= shipped <= names
 
 
-# ------------------------------------------------------------------ findings and formats
-def _summary(rows):
-    cols = ["rule_set", "metric", "unit", "direction", "description", "n", "mean", "median", "p05", "p95",
-            "baseline", "diff_mean", "diff_lo", "diff_hi", "improvement"]
-    return pd.DataFrame([dict(zip(cols, r)) for r in rows], columns=cols)
-
-
-def test_findings_claim_nothing_whose_interval_includes_zero():
-    base, a, b = "status-quo-2025", "cap", "noise"
-    rows = [
-        (base, "liquidated_usd", "USD", "lower_is_better", "", 30, 10e9, 10e9, 8e9, 12e9, 10e9, 0, None, None, "n/a"),
-        (base, "index_drawdown", "fraction", "lower_is_better", "", 30, 0.15, 0.15, 0.12, 0.18, 0.15, 0, None, None, "n/a"),
-        (base, "volume_usd.voluntary", "USD", "higher_is_better", "", 30, 50e9, 50e9, 40e9, 60e9, 50e9, 0, None, None, "n/a"),
-        (a, "liquidated_usd", "USD", "lower_is_better", "", 30, 6e9, 6e9, 5e9, 7e9, 10e9, -4e9, -4.5e9, -3.5e9, "better"),
-        (a, "index_drawdown", "fraction", "lower_is_better", "", 30, 0.14, 0.14, 0.1, 0.17, 0.15, -0.01, -0.03, 0.01,
-         "no difference"),
-        (a, "volume_usd.voluntary", "USD", "higher_is_better", "", 30, 40e9, 40e9, 30e9, 50e9, 50e9, -10e9, -12e9, -8e9, "worse"),
-        (b, "liquidated_usd", "USD", "lower_is_better", "", 30, 9.9e9, 9.9e9, 8e9, 12e9, 10e9, -0.1e9, -0.3e9, 0.1e9,
-         "no difference"),
-        (b, "volume_usd.voluntary", "USD", "higher_is_better", "", 30, 50e9, 50e9, 40e9, 60e9, 50e9, 0.2e9, -0.1e9, 0.5e9,
-         "no difference"),
-        (base, "open_interest_start_usd", "USD", "neutral", "", 30, 90e9, 90e9, 90e9, 90e9, 90e9, 0, None, None, "n/a"),
-        (b, "bad_debt_usd", "USD", "lower_is_better", "", 30, 0, 0, 0, 0, 86, -86, -195, -8, "better"),  # immaterial
-    ]
-    titles = {base: "Status quo", a: "A cap", b: "Noise"}
-    out = findings.key_findings(_summary(rows), titles, base, 30)
-    assert 3 <= len(out) <= 6
-    assert out[0].startswith("Under the baseline, Status quo, the scenario averages liquidated notional of $10.0B "
-                             "(5th to 95th percentile over seeds: $8.00B to $12.0B)")
-    assert out[1] == ("Under A cap (cap): liquidated notional down $4.00B from $10.0B (90% interval −$4.50B to "
-                      "−$3.50B); the cost: voluntary traded volume down $10.0B from $50.0B (90% interval −$12.0B to −$8.00B).")
-    assert "drawdown" not in out[1]
-    assert out[2] == ("Noise (noise): no headline metric differs from the baseline by a material amount with a 90% "
-                      "interval that excludes zero.")
-    assert not any("Noise" in s for s in out[:2])
-
-
+# ------------------------------------------------------------------ formats
 @pytest.mark.parametrize("value, unit, text, diff", [
     (9.73e9, "USD", "$9.73B", "+$9.73B"), (-586.64e6, "USD", "−$587M", "−$587M"), (999.6, "USD", "$1.00K", "+$1.00K"),
     (0.4712, "fraction", "47.1%", "+47.1 pp"), (1.94, "ratio", "1.94x", "+1.94"), (90333.4, "accounts", "90,333", "+90,333"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,11 +54,17 @@ class FigureData:
     order: list[str]
     baseline: str
     colours: dict[str, str]
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)  # venue name -> how the brief names it
+    rule_sets: dict = dataclasses.field(default_factory=dict)  # rule_sets.json: targets, repeal markers
+    flagged: tuple[str, ...] = ()  # arms with a failed run, flagged runs or invariant violations
 
     @classmethod
     def of(cls, res: Results) -> FigureData:
+        from policylab.brief.summary import flags
+
         order = res.finished
-        return cls(res.summary, res.runs, res.timeseries, order, res.baseline, palette(order, res.baseline))
+        return cls(res.summary, res.runs, res.timeseries, order, res.baseline, palette(order, res.baseline),
+                   dict(res.labels), res.rule_sets, tuple(flags(res)))
 
 
 Drawing = Callable[[FigureData], "tuple[matplotlib.figure.Figure, pd.DataFrame]"]
@@ -92,12 +99,47 @@ class Figure:
     data: pd.DataFrame
 
 
+# Okabe and Ito's colour-blind-safe palette (yellow dropped: too pale on white), then Paul
+# Tol's muted scheme for more arms; every colour distinct from the baseline's grey.
+SAFE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#882255",
+                "#44AA99", "#999933", "#332288", "#AA4499", "#000000")
+OUTLIER_FACTOR = 4.0  # an arm whose effect is this many times the median arm's gets its own panel
+
+
 def palette(rule_sets: list[str], baseline: str) -> dict[str, str]:
-    """One colour per rule set; the baseline grey."""
+    """One colour per rule set from :data:`SAFE_COLOURS`; the baseline grey (past twelve
+    arms, evenly spaced hues)."""
     others = [r for r in rule_sets if r != baseline]
-    distinct = [c for i, c in enumerate(sns.color_palette("colorblind", 10).as_hex()) if i != 7]  # 7 is grey
-    colours = distinct if len(others) <= len(distinct) else sns.color_palette("husl", len(others)).as_hex()
+    colours = list(SAFE_COLOURS) if len(others) <= len(SAFE_COLOURS) else sns.color_palette("husl", len(others)).as_hex()
     return {baseline: BASELINE_COLOUR, **dict(zip(others, colours))}
+
+
+def split_outliers(sizes: dict[str, float], factor: float = OUTLIER_FACTOR) -> tuple[list[str], list[str]]:
+    """(ordinary, outliers): an arm is an outlier when its size is over ``factor`` times the
+    median size of the arms and at least two arms stay ordinary. Order is kept."""
+    vals = sorted(abs(v) for v in sizes.values() if np.isfinite(v))
+    if len(vals) < 3:
+        return list(sizes), []
+    med = float(np.median(vals))
+    out = [a for a, v in sizes.items() if np.isfinite(v) and med > 0 and abs(v) > factor * med]
+    keep = [a for a in sizes if a not in out]
+    return (keep, out) if len(keep) >= 2 else (list(sizes), [])
+
+
+def label_ends(ax, lines: dict[str, tuple[np.ndarray, np.ndarray]], colours: dict[str, str]) -> None:
+    """Direct labels: each line's name at its right end, nudged apart so none overlap."""
+    if not lines:
+        return
+    ends = sorted(((float(y[-1]), name) for name, (x, y) in lines.items() if len(y)), key=lambda t: t[0])
+    lo, hi = ax.get_ylim()
+    gap = 0.085 * (hi - lo)
+    placed: list[float] = []
+    for y, name in ends:
+        y = max(y, placed[-1] + gap) if placed else y
+        placed.append(y)
+        x = lines[name][0][-1]
+        ax.annotate(name, xy=(x, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=6.8,
+                    color=colours[name], annotation_clip=False)
 
 
 def usd_scale(values) -> tuple[float, str]:
@@ -133,55 +175,130 @@ def _quantiles(bands: pd.DataFrame, stem: str) -> pd.DataFrame:
     return bands.rename(columns={"lo": f"{stem}_p05", "med": f"{stem}_median", "hi": f"{stem}_p95"})
 
 
+WINDOW_BEFORE_MINUTES, WINDOW_AFTER_MINUTES = 120, 240  # the crash window around the baseline's trough
+
+
+LABEL_OFFSETS = ((4, 3), (4, -9), (-4, 3), (-4, -9), (4, 12), (4, -18), (-4, 12), (-4, -18), (4, 21), (4, -27))
+
+
+def label_points(ax, points: list[tuple[str, float, float, str]], fontsize: float = 6.8) -> None:
+    """Direct labels for scatter points (text, x, y, colour): each at the first offset of
+    LABEL_OFFSETS whose box (estimated from the text's length) overlaps no label placed before."""
+    fig = ax.figure
+    fig.canvas.draw()  # fixes the axes' limits and transform
+    to_pt = 72.0 / fig.dpi
+    placed: list[tuple[float, float, float, float]] = []
+    for text, x, y, colour in points:
+        px, py = (v * to_pt for v in ax.transData.transform((x, y)))
+        w, h = 0.6 * fontsize * len(text), fontsize
+        for dx, dy in LABEL_OFFSETS:
+            left = px + dx - (w if dx < 0 else 0)
+            box = (left, py + dy, left + w, py + dy + h)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, color=colour,
+                    ha="right" if dx < 0 else "left")
+
+
+def _index_rows(ts: pd.DataFrame) -> pd.DataFrame:
+    return ts[ts["venue"] == ts["venue"].iloc[0]]  # the index is the same on every venue's rows
+
+
+def crash_window(d: FigureData) -> tuple[float, float]:
+    """(first, last) minute of the crash window: from WINDOW_BEFORE_MINUTES before the
+    baseline's median index low to WINDOW_AFTER_MINUTES after it, within the run."""
+    idx = _index_rows(d.timeseries)
+    base = idx[idx["rule_set"] == d.baseline].groupby("minute")["index_usd"].median()
+    trough = float(base.idxmin())
+    return (max(float(base.index.min()), trough - WINDOW_BEFORE_MINUTES),
+            min(float(base.index.max()), trough + WINDOW_AFTER_MINUTES))
+
+
+def _panels(n: int, height: float, ratios=None):
+    fig, axes = plt.subplots(n, 1, figsize=(WIDTH_IN, height * n + 0.5), sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": ratios} if ratios else None)
+    return fig, list(axes[:, 0])
+
+
 def price_paths(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
-    """Index price per rule set: median over seeds and the 5-95% band, baseline median dashed."""
-    ts, order, baseline, colours = d.timeseries, d.order, d.baseline, d.colours
-    idx = ts[ts["venue"] == ts["venue"].iloc[0]]  # the index is the same on every venue's rows
-    bands = {name: _bands(idx[idx["rule_set"] == name], "index_usd") for name in order}
-    scale, unit = usd_scale(np.concatenate([b[["lo", "hi"]].to_numpy().ravel() for b in bands.values()]))
-    ncol = min(3, len(order))
-    nrow = -(-len(order) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(WIDTH_IN, 1.75 * nrow + 0.3), sharex=True, sharey=True,
-                             squeeze=False)
-    base = bands.get(baseline)
-    for ax, name in zip(axes.flat, order):
-        own = bands[name]
-        ax.fill_between(own["hours"], own["lo"] / scale, own["hi"] / scale, color=colours[name], alpha=0.25,
-                        linewidth=0)
-        ax.plot(own["hours"], own["med"] / scale, color=colours[name], linewidth=1.2)
-        if name != baseline and base is not None:
-            ax.plot(base["hours"], base["med"] / scale, color=BASELINE_COLOUR, linewidth=0.9, linestyle="--")
-        ax.set_title(name)
-    for i, ax in enumerate(axes.flat):
-        if i >= len(order):
-            ax.set_visible(False)
+    """The crash window: the baseline's index (top) and each rule set's index minus the
+    baseline's on the same seed, in % of the baseline's price (median over seeds, 5-95%
+    band); arms whose difference is far larger than the others' on a panel of their own."""
+    idx = _index_rows(d.timeseries)
+    lo_min, hi_min = crash_window(d)
+    idx = idx[(idx["minute"] >= lo_min) & (idx["minute"] <= hi_min)]
+    wide = {name: idx[idx["rule_set"] == name].pivot_table(index="minute", columns="seed", values="index_usd",
+                                                           aggfunc="first").sort_index() for name in d.order}
+    base = wide[d.baseline]
+    bands, sizes = {}, {}
+    for name in d.order:
+        if name == d.baseline:
             continue
-        bottom = i + ncol >= len(order)  # no panel below: label the time axis here
-        ax.xaxis.set_tick_params(labelbottom=bottom)
-        ax.set_xlabel("hours from start" if bottom else "")
-        ax.set_ylabel(f"index price ({unit})" if i % ncol == 0 else "")
+        seeds = [c for c in wide[name].columns if c in base.columns]
+        if not seeds:
+            continue
+        diff = 100 * (wide[name][seeds] - base[seeds]) / base[seeds]
+        arr = diff.to_numpy(dtype=float)
+        lo, med, hi = np.nanquantile(arr, [0.05, 0.5, 0.95], axis=1)
+        bands[name] = pd.DataFrame({"hours": diff.index.to_numpy() / 60.0, "lo": lo, "med": med, "hi": hi})
+        sizes[name] = float(np.nanmax(np.abs(med))) if np.isfinite(med).any() else 0.0
+    ordinary, outliers = split_outliers(sizes)
+    groups = [g for g in (ordinary, outliers) if g]
+    fig, axes = _panels(1 + len(groups), 1.55, [0.8] + [1.2] * len(groups))
+    level = base.median(axis=1)
+    scale, unit = usd_scale(level.to_numpy())
+    axes[0].plot(level.index / 60.0, level / scale, color=BASELINE_COLOUR, linewidth=1.2)
+    axes[0].set_ylabel(f"index ({unit})")
+    axes[0].set_title(f"Baseline ({d.baseline}): index price, median over seeds")
+    for ax, group, what in zip(axes[1:], groups, ("", " (arms with much larger effects)")):
+        ax.axhline(0, color=BASELINE_COLOUR, linewidth=0.8, linestyle="--")
+        for name in group:
+            b = bands[name]
+            ax.fill_between(b["hours"], b["lo"], b["hi"], color=d.colours[name], alpha=0.12, linewidth=0)
+            ax.plot(b["hours"], b["med"], color=d.colours[name], linewidth=1.3)
+        ax.set_ylabel("index minus baseline (%)")
+        ax.set_title(f"Index under each rule set minus the baseline's, same seed{what}")
+        label_ends(ax, {n: (bands[n]["hours"].to_numpy(), bands[n]["med"].to_numpy()) for n in group}, d.colours)
+    axes[-1].set_xlabel("hours from start")
     fig.tight_layout()
-    data = pd.concat([b.assign(rule_set=name) for name, b in bands.items()], ignore_index=True)
-    return fig, _quantiles(data[["rule_set", "hours", "lo", "med", "hi"]], "index_usd")
+    fig.subplots_adjust(right=0.8)
+    data = pd.concat([b.assign(rule_set=n) for n, b in bands.items()] or
+                     [pd.DataFrame(columns=["hours", "lo", "med", "hi", "rule_set"])], ignore_index=True)
+    data = _quantiles(data[["rule_set", "hours", "lo", "med", "hi"]], "index_minus_baseline_pct")
+    base_rows = pd.DataFrame({"rule_set": d.baseline, "hours": level.index / 60.0, "baseline_index_usd": level.values})
+    return fig, pd.concat([base_rows, data], ignore_index=True)
 
 
 def liquidations_over_time(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
-    """Cumulative liquidated notional across venues: median over seeds per rule set, with its band."""
+    """Cumulative liquidated notional across venues from the start of the crash window:
+    median over seeds per rule set with its band, direct labels, outlier arms on their own panel."""
     ts, order, colours = d.timeseries, d.order, d.colours
+    lo_min, _ = crash_window(d)
     q = pd.concat([_bands(ts[ts["rule_set"] == name], "liquidated_usd", cumulative=True).assign(rule_set=name)
                    for name in order], ignore_index=True)
     data = _quantiles(q[["rule_set", "hours", "lo", "med", "hi"]], "cumulative_liquidated_usd")
-    scale, unit = usd_scale(q[["lo", "med", "hi"]].to_numpy())
-    q[["lo", "med", "hi"]] /= scale
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.8))
-    for name in order:
-        own = q[q["rule_set"] == name]
-        ax.fill_between(own["hours"], own["lo"], own["hi"], color=colours[name], alpha=0.12, linewidth=0)
-    sns.lineplot(q, x="hours", y="med", hue="rule_set", hue_order=order, palette=colours, ax=ax, linewidth=1.2)
-    ax.set_xlabel("hours from start")
-    ax.set_ylabel(f"cumulative liquidated notional ({unit})")
-    ax.legend(title="rule set", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    q = q[q["hours"] >= lo_min / 60.0]
+    finals = q.groupby("rule_set")["med"].last()
+    ordinary, outliers = split_outliers({n: float(finals.get(n, 0.0)) for n in order})
+    groups = [g for g in (ordinary, outliers) if g]
+    fig, axes = _panels(len(groups), 2.3)
+    for ax, group, what in zip(axes, groups, ("", " (arms with much larger totals)")):
+        own = q[q["rule_set"].isin(group)]
+        scale, unit = usd_scale(own[["lo", "med", "hi"]].to_numpy())
+        lines = {}
+        for name in group:
+            r = own[own["rule_set"] == name]
+            ax.fill_between(r["hours"], r["lo"] / scale, r["hi"] / scale, color=colours[name], alpha=0.12, linewidth=0)
+            ax.plot(r["hours"], r["med"] / scale, color=colours[name], linewidth=1.4 if name != d.baseline else 1.1,
+                    linestyle="--" if name == d.baseline else "-")
+            lines[name] = (r["hours"].to_numpy(), (r["med"] / scale).to_numpy())
+        ax.set_ylabel(f"cumulative liquidated\n({unit})")
+        ax.set_title(f"Cumulative liquidated notional{what}")
+        label_ends(ax, lines, colours)
+    axes[-1].set_xlabel("hours from start")
     fig.tight_layout()
+    fig.subplots_adjust(right=0.8)
     return fig, data
 
 
@@ -194,8 +311,9 @@ def _family(runs: pd.DataFrame, stem: str, label: str) -> pd.DataFrame:
 
 
 def _members_palette(members: list[str]) -> dict[str, str]:
-    """One colour per venue or trader class, the same in every figure."""
-    colours = sns.color_palette("Set2" if len(members) <= 8 else "husl", len(members)).as_hex()
+    """One colour per venue or trader class, the same in every figure (colour-blind safe up to twelve)."""
+    colours = list(SAFE_COLOURS) if len(members) <= len(SAFE_COLOURS) else \
+        sns.color_palette("husl", len(members)).as_hex()
     return dict(zip(members, colours))
 
 
@@ -215,6 +333,7 @@ def liquidations_by_venue_and_class(d: FigureData) -> tuple[matplotlib.figure.Fi
     """Mean liquidated notional per seed by venue and by trader class, stacked, per rule set."""
     runs, order = d.runs, d.order
     venue = _family(runs, "liquidated_usd", "venue")
+    venue["member"] = venue["member"].map(lambda v: d.labels.get(v, v.replace("_", " ")))
     cls = _family(runs, "liquidated_usd", "class")
     totals = pd.concat([venue, cls]).groupby("rule_set")["value"].sum() / 2
     scale, unit = usd_scale(totals.to_numpy())
@@ -241,6 +360,7 @@ def market_shares(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame
     for ax, stem, what in ((axes[0], "volume_share", "derivatives traded volume"),
                            (axes[1], "oi_share", "derivatives open interest at the start")):
         data = _family(runs, stem, "venue")
+        data["member"] = data["member"].map(lambda v: d.labels.get(v, v.replace("_", " ")))
         data = data[data["rule_set"].isin(order)]
         shares.append(data.assign(metric=stem))
         data = data.assign(rule_set=pd.Categorical(data["rule_set"], categories=order).codes, value=100 * data["value"])
@@ -291,54 +411,148 @@ def retail_losses(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame
     return fig, data[["rule_set", "seed", "metric", "value"]].reset_index(drop=True)
 
 
+def _activity(summary: pd.DataFrame) -> tuple[str, str]:
+    """The activity metric of the trade-off chart: voluntary volume when the run has it, else total volume."""
+    if "volume_usd.voluntary" in set(summary["metric"]):
+        return "volume_usd.voluntary", "voluntary traded volume"
+    return "volume_usd", "traded volume (forced selling included)"
+
+
 def _has_trade_off(d: FigureData) -> bool:
     return len(d.order) > 1 and {"liquidated_usd", "volume_usd"} <= set(d.summary["metric"])
 
 
 def trade_off(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
-    """Change in risk (liquidated notional) against change in market activity (traded volume)
-    from the baseline, one point per rule set, with paired 90% intervals on both axes."""
+    """Change in risk (liquidated notional) against change in market activity (voluntary
+    volume when the run has it, else traded volume) from the baseline, one labelled point per
+    rule set with paired 90% intervals on both axes; arms far larger than the others on a
+    panel of their own."""
     summary, order, baseline, colours = d.summary, d.order, d.baseline, d.colours
-    risk, activity = "liquidated_usd", "volume_usd"
+    risk, (activity, activity_label) = "liquidated_usd", _activity(summary)
     s = summary.set_index(["rule_set", "metric"])
     rows = [(name, *s.loc[(name, activity), ["diff_mean", "diff_lo", "diff_hi"]],
              *s.loc[(name, risk), ["diff_mean", "diff_lo", "diff_hi"]])
-            for name in order if name != baseline]
+            for name in order if name != baseline and (name, activity) in s.index and (name, risk) in s.index]
     pts = pd.DataFrame(rows, columns=["rule_set", "x", "xlo", "xhi", "y", "ylo", "yhi"])
     pts[["x", "y"]] = pts[["x", "y"]].fillna(0.0)
     for c in ("x", "y"):  # no interval (one seed): a bar of zero length
         pts[[f"{c}lo", f"{c}hi"]] = pts[[f"{c}lo", f"{c}hi"]].apply(lambda col: col.fillna(pts[c]))
-    xs, xunit = usd_scale(pts[["x", "xlo", "xhi"]].to_numpy())
-    ys, yunit = usd_scale(pts[["y", "ylo", "yhi"]].to_numpy())
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.6))
-    ax.axhline(0, color=BASELINE_COLOUR, linewidth=0.7)
-    ax.axvline(0, color=BASELINE_COLOUR, linewidth=0.7)
-    for _, r in pts.iterrows():
-        ax.errorbar(r["x"] / xs, r["y"] / ys,
-                    xerr=[[(r["x"] - r["xlo"]) / xs], [(r["xhi"] - r["x"]) / xs]],
-                    yerr=[[(r["y"] - r["ylo"]) / ys], [(r["yhi"] - r["y"]) / ys]],
-                    color=colours[r["rule_set"]], elinewidth=1, capsize=2, linestyle="none")
-    sns.scatterplot(pts.assign(x=pts["x"] / xs, y=pts["y"] / ys), x="x", y="y", hue="rule_set",
-                    hue_order=[n for n in order if n != baseline], palette=colours, s=36, ax=ax, zorder=3,
-                    edgecolor="black", linewidth=0.4)
-    ax.scatter([0], [0], color=BASELINE_COLOUR, marker="D", s=30, zorder=3, label=f"{baseline} (baseline)")
-    ax.set_xlabel(f"change in traded volume vs baseline ({xunit})")
-    ax.set_ylabel(f"change in liquidated notional vs baseline ({yunit})")
-    ax.legend(title="rule set", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    xs_all, ys_all = pts["x"].abs(), pts["y"].abs()
+    rx = xs_all / (xs_all.median() or 1.0)
+    ry = ys_all / (ys_all.median() or 1.0)
+    ordinary, outliers = split_outliers(dict(zip(pts["rule_set"], np.maximum(rx, ry))), OUTLIER_FACTOR)
+    groups = [g for g in (ordinary, outliers) if g]
+    fig, axes = plt.subplots(1, len(groups), figsize=(WIDTH_IN, 3.4), squeeze=False,
+                             gridspec_kw={"width_ratios": [2, 1][:len(groups)]})
+    for ax, group, what in zip(axes[0], groups, ("", "arms with much larger effects")):
+        own = pts[pts["rule_set"].isin(group)]
+        xs, xunit = usd_scale(own[["x", "xlo", "xhi"]].to_numpy())
+        ys, yunit = usd_scale(own[["y", "ylo", "yhi"]].to_numpy())
+        ax.axhline(0, color=BASELINE_COLOUR, linewidth=0.7)
+        ax.axvline(0, color=BASELINE_COLOUR, linewidth=0.7)
+        for _, r in own.iterrows():
+            ax.errorbar(r["x"] / xs, r["y"] / ys,
+                        xerr=[[(r["x"] - r["xlo"]) / xs], [(r["xhi"] - r["x"]) / xs]],
+                        yerr=[[(r["y"] - r["ylo"]) / ys], [(r["yhi"] - r["y"]) / ys]],
+                        color=colours[r["rule_set"]], elinewidth=1, capsize=2, linestyle="none")
+            ax.scatter([r["x"] / xs], [r["y"] / ys], color=colours[r["rule_set"]], s=30, zorder=3,
+                       edgecolor="black", linewidth=0.4)
+        ax.scatter([0], [0], color=BASELINE_COLOUR, marker="D", s=24, zorder=3)
+        points = [(r["rule_set"], r["x"] / xs, r["y"] / ys, colours[r["rule_set"]]) for _, r in own.iterrows()]
+        label_points(ax, [(f"{baseline} (baseline)", 0.0, 0.0, BASELINE_COLOUR), *points])
+        ax.set_xlabel(f"change in {activity_label}\n({xunit})" if len(groups) > 1 else
+                      f"change in {activity_label} ({xunit})")
+        ax.set_ylabel(f"change in liquidated notional ({yunit})")
+        if what:
+            ax.set_title(what)
     fig.tight_layout()
     names = {"x": f"{activity}_diff_mean", "xlo": f"{activity}_diff_lo", "xhi": f"{activity}_diff_hi",
              "y": f"{risk}_diff_mean", "ylo": f"{risk}_diff_lo", "yhi": f"{risk}_diff_hi"}
     return fig, pts.rename(columns=names)
 
 
+FLOW_PARTS = (  # (panel, stem of a `.jurisdiction.` family, segment label)
+    ("volume", "domestic_volume_usd", "on domestic venues"), ("volume", "offshore_volume_usd", "offshore"),
+    ("accounts", "accounts_active", "trading"), ("accounts", "accounts_quit", "stopped trading"),
+    ("accounts", "accounts_blocked", "blocked"),
+)
+
+
+def _flows(d: FigureData) -> pd.DataFrame:
+    """Per arm and targeted jurisdiction, the levels without and with the rule of each
+    FLOW_PARTS member present in the summary (a repeal read as baseline minus repeal)."""
+    from policylab.brief import summary as core  # the brief's reading of arms: targets and repeals
+
+    s = d.summary.set_index(["rule_set", "metric"])
+    rows = []
+    for arm in d.order:
+        if arm == d.baseline or arm in d.flagged:
+            continue
+        repeal = core.is_repeal(d.rule_sets.get(arm))
+        for j in core.targets(d.rule_sets.get(arm) or {}):
+            for panel, stem, label in FLOW_PARTS:
+                key = (arm, f"{stem}.jurisdiction.{j}")
+                if key in s.index:
+                    base, own = float(s.loc[key, "baseline"]), float(s.loc[key, "mean"])
+                    without, with_ = (own, base) if repeal else (base, own)
+                    rows += [{"rule_set": arm, "jurisdiction": j, "panel": panel, "part": label, "rule": "without",
+                              "value": without},
+                             {"rule_set": arm, "jurisdiction": j, "panel": panel, "part": label, "rule": "with",
+                              "value": with_}]
+    return pd.DataFrame(rows, columns=["rule_set", "jurisdiction", "panel", "part", "rule", "value"])
+
+
+def _has_flows(d: FigureData) -> bool:
+    return not _flows(d).empty
+
+
+def who_moved(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
+    """Where a targeted jurisdiction's traders went: its volume on domestic venues and
+    offshore, and its accounts trading, stopped and blocked, without and with each rule
+    (means over seeds), one pair of bars per rule set and jurisdiction."""
+    data = _flows(d)
+    pairs = list(dict.fromkeys(zip(data["rule_set"], data["jurisdiction"])))
+    panels = [p for p in ("volume", "accounts") if p in set(data["panel"])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH_IN, 0.6 + 0.55 * len(pairs)), squeeze=False)
+    ticks = [f"{a}, {j}: {r}" for a, j in pairs for r in ("without", "with")]
+    for ax, panel in zip(axes[0], panels):
+        own = data[data["panel"] == panel]
+        parts = list(dict.fromkeys(own["part"]))
+        colours = dict(zip(parts, SAFE_COLOURS))
+        scale, unit = usd_scale(own["value"].to_numpy()) if panel == "volume" else (1e3, "thousand accounts")
+        for i, (a, j) in enumerate(pairs):
+            for k, rule in enumerate(("without", "with")):
+                left = 0.0
+                for part in parts:
+                    v = own[(own["rule_set"] == a) & (own["jurisdiction"] == j) & (own["rule"] == rule)
+                            & (own["part"] == part)]["value"]
+                    if v.empty:
+                        continue
+                    width = float(v.iloc[0]) / scale
+                    ax.barh(2 * i + k, width, left=left, color=colours[part], height=0.8,
+                            label=part if (i, k) == (0, 0) else None, edgecolor="white", linewidth=0.4)
+                    left += width
+        ax.set_yticks(range(len(ticks)), ticks if panel == panels[0] else [""] * len(ticks))
+        ax.set_ylim(len(ticks) - 0.5, -0.5)
+        ax.set_xlabel(f"{'traded volume' if panel == 'volume' else 'accounts'} ({unit})")
+        ax.set_title("Their volume" if panel == "volume" else "Their accounts")
+        ax.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=len(parts), fontsize=6.5)
+    fig.tight_layout()
+    return fig, data
+
+
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("fig-prices", "Index price paths",
-               "Index (spot) price per rule set: median over seeds (line) and 5th to 95th percentile band; "
-               "the dashed grey line is the baseline's median.", "timeseries.parquet (index_usd)", price_paths),
-    FigureSpec("fig-liquidations-time", "Liquidations over time",
+    FigureSpec("fig-prices", "The crash, rule set by rule set",
+               "The crash window only. Top: the baseline's index (spot) price, median over seeds. Below: each "
+               "rule set's index minus the baseline's on the same seed, in % of the baseline's price (median over "
+               "seeds, 5th to 95th percentile band); below zero, the price falls further than under the baseline. "
+               "Rule sets with much larger differences than the others have their own panel.",
+               "timeseries.parquet (index_usd)", price_paths),
+    FigureSpec("fig-liquidations-time", "Liquidations through the crash",
                "Cumulative notional liquidated on all venues (whole, partial, backstop and the bankrupt side "
-               "of ADL): median over seeds and 5th to 95th percentile band.", "timeseries.parquet (liquidated_usd)",
-               liquidations_over_time),
+               "of ADL) from the start of the crash window: median over seeds and 5th to 95th percentile band; "
+               "the baseline dashed. Rule sets with much larger totals have their own panel.",
+               "timeseries.parquet (liquidated_usd)", liquidations_over_time),
     FigureSpec("fig-liquidations-split", "Liquidations by venue and trader class",
                "Mean notional liquidated per run, split by the venue it happened on (top) and the class of the "
                "account liquidated (bottom).", "runs.parquet (liquidated_usd.venue.*, liquidated_usd.class.*)",
@@ -353,9 +567,10 @@ FIGURES: tuple[FigureSpec, ...] = (
                "runs.parquet (retail_loss_usd, retail_losers_share)", retail_losses),
     FigureSpec("fig-trade-off", "Risk against market activity",
                "Each rule set's mean difference from the baseline (at the origin) in liquidated notional "
-               "(risk, lower is safer) and traded volume (activity, the cost side of regulation), with paired "
-               "bootstrap 90% intervals on both axes. Bottom right: less risk for more activity.",
-               "summary.csv (diff_mean, diff_lo, diff_hi of volume_usd and liquidated_usd)", trade_off,
+               "and in traded volume (voluntary volume when the run separates it from forced selling), with "
+               "paired bootstrap 90% intervals on both axes. Rule sets with much larger effects have their own "
+               "panel.", "summary.csv (diff_mean, diff_lo, diff_hi of liquidated_usd and volume_usd or "
+               "volume_usd.voluntary)", trade_off,
                _has_trade_off),
 )
 
@@ -378,8 +593,19 @@ def draw(spec: FigureSpec, data: FigureData) -> Figure:
 
 def draw_all(res: Results) -> list[Figure]:
     """Every figure of :data:`FIGURES` that applies, in registry order; none when the
-    baseline has no finished run (there is nothing to compare against)."""
+    baseline has no finished run (there is nothing to compare against). Drawn once per
+    results object (kept in ``res.drawn``), so the brief's section and its CSV files agree."""
     data = FigureData.of(res)
     if res.baseline not in data.order:
         return []
-    return [draw(spec, data) for spec in FIGURES if spec.when(data)]
+    if not res.drawn:
+        res.drawn.extend(draw(spec, data) for spec in FIGURES if spec.when(data))
+    return list(res.drawn)
+
+
+DATA_FOLDER = "brief-data"  # beside brief.html: one CSV per figure, named after its id
+
+
+def csv_name(figure_id: str) -> str:
+    """Where a figure's data is saved, relative to the results folder."""
+    return f"{DATA_FOLDER}/{figure_id}.csv"

@@ -129,6 +129,8 @@ def value(name: str, v) -> str:
         return "yes" if v else "no"
     if v in ("inf", "-inf") or (isinstance(v, float) and math.isinf(v)):
         return "none (never)" if "_usd" in name else "unlimited"
+    if name in ("kind", "adl_ranking", "mark_price") and isinstance(v, str):
+        return v.replace("_", " ")  # words, so a narrow column wraps between them
     if name == "tiers":
         steps = [f"{t['max_leverage']:g}x" + (f" from {usd(t['from_notional'])}" if t["from_notional"] else "")
                  for t in v]
@@ -161,11 +163,15 @@ def _transposed(items: dict[str, dict], notes: dict[str, str], skip: tuple[str, 
     return table
 
 
-def venues_table(sc: dict) -> Table:
-    """Every venue rule of every venue (fields as rows, venues as columns)."""
+def venues_table(sc: dict, labels: dict[str, str] | None = None) -> Table:
+    """Every venue rule of every venue (fields as rows, venues as columns headed by
+    ``labels``: venue name -> how the brief names it)."""
     venues = {v["name"]: v for v in sc.get("venues", [])}
     oi = sc.get("open_interest", {})
-    table = _transposed(venues, field_notes(VenueRules), ("name", "sources"), "rule")
+    archetypes = any((labels or {}).get(n, n) != n for n in venues)  # the header names archetypes, not firms
+    table = _transposed(venues, field_notes(VenueRules), ("name", "sources", *(("label",) if archetypes else ())),
+                        "rule")
+    table.header = [table.header[0], *((labels or {}).get(n, n) for n in venues)]
     table.rows.insert(0, ["open interest at the start"] + [usd(oi.get(n, 0.0)) for n in venues])
     table.notes.insert(0, "long open interest before traders settle on venues (USD)")
     return table
@@ -232,8 +238,8 @@ def behaviours() -> list[tuple[str, list[dict]]]:
     return [(name, blocks(class_doc(module, name))) for module, name in agents]
 
 
-def methodology(sc: dict, manifest: dict) -> dict:
-    """Everything the ODD template needs, by name."""
+def methodology(sc: dict, manifest: dict, labels: dict[str, str] | None = None) -> dict:
+    """Everything the ODD template needs, by name; venues named by ``labels`` (name -> label)."""
     return {
         "scenario_description": sc.get("description", ""),
         "scales": scales(sc, manifest),
@@ -243,7 +249,7 @@ def methodology(sc: dict, manifest: dict) -> dict:
         "market": blocks(module_doc("policylab.engine.market")),
         "liquidation": blocks(module_doc("policylab.engine.liquidation")),
         "choice": blocks(module_doc("policylab.engine.apply_rules")) + blocks(module_doc("policylab.engine.choice")),
-        "venues": venues_table(sc),
+        "venues": venues_table(sc, labels),
         "populations": populations_table(sc),
         "shocks": shocks_table(sc),
         "market_params": params_table(sc.get("market", {}), MarketParams),

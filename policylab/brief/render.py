@@ -36,6 +36,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from policylab.atomic import write_all
+from policylab.brief import figures
 from policylab.brief.results import load
 from policylab.brief.sections import context, paper_size
 from policylab.errors import InputError
@@ -181,8 +182,11 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 def write_brief(folder: str | os.PathLike, formats: tuple[str, ...] = FORMATS, *,
                 template_dir: str | os.PathLike | None = None, title: str | None = None,
-                paper: str = "a4") -> list[Path]:
-    """Render ``brief.html`` and/or ``brief.pdf`` into the results folder. Returns the paths.
+                paper: str = "a4", firm_names: bool = False) -> list[Path]:
+    """Render ``brief.html`` and/or ``brief.pdf`` into the results folder, with each
+    figure's data as ``brief-data/<figure id>.csv`` beside them (linked from the HTML).
+    Returns the paths, the brief's last. ``firm_names``: name venues as the scenario does
+    instead of by archetype.
 
     Everything is rendered in memory first; the files are then written under temporary
     names and renamed into place, so a failure (OSError) leaves no half-written brief.
@@ -192,10 +196,16 @@ def write_brief(folder: str | os.PathLike, formats: tuple[str, ...] = FORMATS, *
         raise InputError(f"--format: got {','.join(formats)!r}; allowed: {', '.join(FORMATS)} (comma-separated)")
     paper_size(paper)
     template = brief_template(template_dir)
-    res = load(folder)
+    res = load(folder, firm_names=firm_names)
     html = _render(template, context(res, title=title, paper=paper))
     content = {"html": html.encode("utf-8")}
     if "pdf" in formats:
         content["pdf"] = render_pdf(html)
-    return write_all([(res.folder / f"brief.{fmt}", lambda p, data=content[fmt]: p.write_bytes(data))
-                      for fmt in formats])
+    tables = [(res.folder / figures.csv_name(f.id), f.data.to_csv(index=False).encode("utf-8"))
+              for f in figures.draw_all(res)]
+    if tables:
+        (res.folder / figures.DATA_FOLDER).mkdir(exist_ok=True)
+    written = write_all([(path, lambda p, data=data: p.write_bytes(data)) for path, data in tables]
+                        + [(res.folder / f"brief.{fmt}", lambda p, data=content[fmt]: p.write_bytes(data))
+                           for fmt in formats])
+    return written

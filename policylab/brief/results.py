@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import re
+import string
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pyarrow
 
 from policylab.errors import InputError
+from policylab.venues.archetypes import ARCHETYPES
 
 FILES: dict[str, tuple[str, ...]] = {  # file -> columns the brief reads
     "summary.csv": ("rule_set", "metric", "unit", "direction", "description", "n", "mean", "median", "p05", "p95",
@@ -40,6 +43,17 @@ class Results:
     rule_sets: dict
     scenario: dict
     manifest: dict
+    firm_names: bool = False  # label venues by the scenario's names (often firms) instead of their archetype
+    labels: dict[str, str] = field(default_factory=dict, init=False)
+    drawn: list = field(default_factory=list, init=False, repr=False)  # figures.draw_all's figures, drawn once
+
+    def __post_init__(self):
+        self.labels = venue_labels(self.scenario.get("venues") or [], self.firm_names)
+
+    def venue_label(self, venue: str) -> str:
+        """How the brief names a venue: its archetype (lettered when several share one), or
+        the scenario's own name with ``firm_names``."""
+        return self.labels.get(venue, venue.replace("_", " "))
 
     @property
     def baseline(self) -> str:
@@ -62,6 +76,29 @@ class Results:
         return {r: self.rule_sets[r].get("title", r) for r in self.order}
 
 
+def archetype_label(kind: str) -> str:
+    """An archetype's label without the firm it resembles: "Offshore CEX (Binance-like)" -> "offshore CEX"."""
+    label = str((ARCHETYPES.get(kind) or {}).get("label") or kind.replace("_", " "))
+    label = re.sub(r"\s*\([^)]*-like\)", "", label).strip()
+    return label[0].lower() + label[1:] if label[:2] != label[:2].upper() else label
+
+
+def venue_labels(venues: list, firm_names: bool = False) -> dict[str, str]:
+    """Venue name -> label: its archetype's, lettered A, B, ... when several venues share
+    an archetype; with ``firm_names``, the scenario's own names."""
+    venues = [v for v in venues if isinstance(v, dict) and "name" in v]
+    if firm_names:
+        return {v["name"]: v["name"] for v in venues}
+    kinds = [str(v.get("kind") or v["name"]) for v in venues]
+    out, seen = {}, {}
+    for v, kind in zip(venues, kinds):
+        n = seen.setdefault(kind, 0)
+        seen[kind] = n + 1
+        out[v["name"]] = archetype_label(kind) + (f" {string.ascii_uppercase[n % 26]}" if kinds.count(kind) > 1
+                                                   else "")
+    return out
+
+
 def _read(path: Path, columns: tuple[str, ...]):
     if not path.is_file():
         raise InputError(f"{path}: missing; a results folder (docs/contracts.md) holds {', '.join(FILES)}")
@@ -81,14 +118,15 @@ def _read(path: Path, columns: tuple[str, ...]):
     return data
 
 
-def load(folder: str | os.PathLike) -> Results:
-    """Read and check a results folder. Raises InputError naming the file and what is wrong."""
+def load(folder: str | os.PathLike, firm_names: bool = False) -> Results:
+    """Read and check a results folder. Raises InputError naming the file and what is wrong.
+    ``firm_names``: name venues as the scenario does rather than by archetype."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder; allowed: the results folder of `policylab compare`")
     data = {name: _read(folder / name, cols) for name, cols in FILES.items()}
     res = Results(folder, data["summary.csv"], data["runs.parquet"], data["failed.parquet"],
-                  data["timeseries.parquet"], data["rule_sets.json"], data["scenario.json"], data["manifest.json"])
+                  data["timeseries.parquet"], data["rule_sets.json"], data["scenario.json"], data["manifest.json"], firm_names)
     if res.baseline not in res.rule_sets:
         raise InputError(f"{folder / 'manifest.json'}: baseline {res.baseline!r} is not in rule_sets.json "
                          f"({', '.join(res.rule_sets) or 'empty'})")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import re
 import statistics
 import string
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from policylab import __version__
 from policylab.brief import figures
 from policylab.brief import findings
 from policylab.brief import odd
+from policylab.brief import summary
 from policylab.brief.results import Results
 from policylab.errors import InputError
 from policylab.validation import calibration
@@ -99,10 +101,48 @@ def shared(res: Results, title: str | None = None, paper: str = "a4") -> dict:
 
 # ------------------------------------------------------------------------ cover
 def cover(res: Results) -> dict:
-    """Key findings (none when no run finished) and the materiality rule they follow."""
-    seeds = len(res.manifest.get("seeds", []))
-    return {"findings": findings.key_findings(res.summary, res.titles, res.baseline, seeds) if res.finished else [],
-            "materiality": findings.materiality()}
+    """Page 1: the matrix of core outcomes, the bottom line, the statistics note, the
+    validation line (no matrix when no run finished)."""
+    v = summary.View.of(res)
+    done = bool(res.finished)
+    return {"matrix": summary.matrix(v) if done else {"columns": [], "rows": []},
+            "bottom_line": summary.bottom_line(v) if done else [],
+            "statistics_note": summary.statistics_note(v.seeds),
+            "validation": summary.validation_line(res, calibration_check(res))}
+
+
+def findings_section(res: Results) -> dict:
+    """One finding per rule set from the core outcomes, with its mechanism; flagged arms flagged."""
+    return {"arm_findings": summary.arm_findings(summary.View.of(res)) if res.finished else []}
+
+
+def affected(res: Results) -> dict:
+    """Who is affected: per targeted jurisdiction, where its traders went and their losses by leverage group."""
+    return {"affected": summary.affected(summary.View.of(res)) if res.finished else []}
+
+
+GLOSSARY = (
+    ("ADL (auto-deleveraging)", "when a venue's insurance fund cannot absorb a bankrupt position, the venue closes "
+     "positions of traders on the winning side against it, at the bankruptcy price."),
+    ("amplification", "how far the price falls in the model relative to the exogenous shock alone: 1.5 means "
+     "liquidations and thin books made the fall half as large again."),
+    ("basis", "the gap between a derivatives venue's price and the index (spot) price, in % of the index."),
+    ("cascade round", "one pass of the liquidation engine within a step: liquidations move the price, which "
+     "liquidates more accounts in the next round."),
+    ("leakage", "the share of traders a rule targets who still reach the venues it closes to them (for example "
+     "through other entities or VPNs)."),
+    ("mark price", "the price a venue values positions at to decide liquidations: the index, or the venue's own "
+     "last price, depending on the venue."),
+    ("pp (percentage points)", "the difference between two percentages: from 40% to 45% is +5 pp (and +12.5%)."),
+    ("paired interval", "the 90% bootstrap interval of the mean difference from the baseline over seeds both "
+     "rule sets ran, each seed giving both the same shocks and traders."),
+    ("offshore", "venues outside the jurisdictions whose rules are modelled (offshore exchanges, DEXs, pools)."),
+)
+
+
+def glossary(res: Results) -> dict:
+    """The terms a decision-maker may not know, in alphabetical order."""
+    return {"glossary": sorted(GLOSSARY, key=lambda t: t[0].lower())}
 
 
 # ------------------------------------------------------------------------ side-by-side table and appendix
@@ -123,12 +163,17 @@ def _cell(row) -> dict:
 EMPTY_CELL = {"value": "n/a", "spread": "", "diff": "n/a", "diff_range": "", "status": ""}
 
 
+UNIT_TEXT = {"USD": "US dollars", "fraction": "%, changes in pp", "annualised log-return sd": "% a year",
+             "ratio": "ratio"}  # one unit style: how each summary.csv unit is named in the tables
+
+
 def _rows(cells: dict[str, dict[str, dict]], info: pd.DataFrame, metrics_: list[tuple[str, str]],
           order: list[str]) -> list[dict]:
     rows = []
     for name, text in metrics_:
         first = info.loc[name]
-        rows.append({"metric": name, "label": text, "unit": first["unit"], "description": first["description"],
+        rows.append({"metric": name, "label": text, "unit": UNIT_TEXT.get(first["unit"], first["unit"]),
+                     "description": first["description"],
                      "direction": first["direction"].replace("_", " "),
                      "cells": {rs: cells[name].get(rs, EMPTY_CELL) for rs in order}})
     return rows
@@ -175,12 +220,22 @@ def appendix(res: Results) -> dict:
 
 # ------------------------------------------------------------------------ figures
 def figure_list(res: Results) -> dict:
-    """The figures of ``figures.FIGURES`` (anchor id, title, caption, source, PNG data URI)."""
-    return {"figures": [{"id": f.id, "title": f.title, "caption": f.caption, "source": f.source, "uri": f.uri}
-                        for f in figures.draw_all(res)]}
+    """The figures of ``figures.FIGURES`` (anchor id, title, caption, source, PNG data URI
+    and the CSV of its data beside the brief)."""
+    return {"figures": [{"id": f.id, "title": f.title, "caption": f.caption, "source": f.source, "uri": f.uri,
+                         "csv": figures.csv_name(f.id)} for f in figures.draw_all(res)]}
 
 
 # ------------------------------------------------------------------------ rule sets
+INTERNAL_FILES = re.compile(r"\s*\([^()]*\b(?:MODEL\.md|README(?:\.md)?)\b[^()]*\)")
+
+
+def public(text: str) -> str:
+    """``text`` without parenthetical pointers to the project's own files (MODEL.md, the
+    README), which a reader of the brief does not have."""
+    return INTERNAL_FILES.sub("", str(text))
+
+
 def _safe_url(url) -> str | None:
     return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
 
@@ -188,15 +243,15 @@ def _safe_url(url) -> str | None:
 def rule_set_view(name: str, info: dict, warnings: list[str], colour: str, runs: int, failed: int) -> dict:
     """A rule set for the template: its description, modules, sources (links only for http(s))."""
     parts = info.get("composed_of") or [info]
-    modules = [{"module": m.get("module", ""), "title": m.get("title", ""), "source": m.get("source", ""),
+    modules = [{"module": m.get("module", ""), "title": m.get("title", ""), "source": public(m.get("source", "")),
                 "params": {k: odd.value(k, v) for k, v in (m.get("params") or {}).items()},
                 "given": m.get("given", []),
                 "target": "; ".join(f"{k.replace('_', ' ')}: {odd.value(k, v)}"
                                     for k, v in (m.get("target") or {}).items()) or "every venue and trader"}
                for p in parts for m in p.get("modules") or []]
-    sources = [{"citation": s.get("citation", ""), "url": _safe_url(s.get("url"))}
+    sources = [{"citation": public(s.get("citation", "")), "url": _safe_url(s.get("url"))}
                for p in parts for s in p.get("sources") or []]
-    return {"name": name, "title": info.get("title", name), "description": info.get("description", ""),
+    return {"name": name, "title": info.get("title", name), "description": public(info.get("description", "")),
             "jurisdiction": info.get("jurisdiction", ""), "effective_date": str(info.get("effective_date", "")),
             "composed_of": [p.get("name", "") for p in info.get("composed_of") or []],
             "params": {k: odd.value(k, v) for k, v in (info.get("params") or {}).items()},
@@ -217,7 +272,7 @@ def rule_sets(res: Results) -> dict:
 # ------------------------------------------------------------------------ methodology, limitations
 def methods(res: Results) -> dict:
     """The ODD methodology tables and texts for the scenario that was run."""
-    return {"odd": odd.methodology(res.scenario, res.manifest)}
+    return {"odd": odd.methodology(res.scenario, res.manifest, res.labels)}
 
 
 def limitations(res: Results) -> dict:
@@ -271,9 +326,36 @@ def reproducibility(res: Results) -> dict:
 
 
 # ------------------------------------------------------------------------ calibration
+def _target_value(x: float, unit: str) -> str:
+    """A calibration number in its target's style: fractions in %, money in $, ratios as x."""
+    if x is None or math.isnan(x):
+        return "n/a"
+    if unit == "fraction":
+        return f"{100 * x:.1f}%"
+    if unit == "USD":
+        return findings.usd(x)
+    if unit == "ratio":
+        return f"{x:.2f}x"
+    return f"{x:.3g}"
+
+
+def _target_range(t: dict) -> str:
+    """A target's range in the same style as the model's numbers (yes/no targets as yes or no)."""
+    text = str(t["range"])
+    if t["unit"] == "yes/no":
+        return text
+    lo, hi = t.get("lo"), t.get("hi")
+    if lo is None and hi is None:
+        return text
+    if lo is not None and hi is not None:
+        return f"{_target_value(lo, t['unit'])} to {_target_value(hi, t['unit'])}"
+    return f"at least {_target_value(lo, t['unit'])}" if lo is not None else f"at most {_target_value(hi, t['unit'])}"
+
+
 def calibration_check(res: Results) -> list[dict]:
     """The scenario's calibration targets on the baseline's runs, when the baseline is the
-    2025 status quo the targets describe (empty otherwise)."""
+    2025 status quo the targets describe (empty otherwise); every number formatted in its
+    target's unit, yes/no targets as yes/no (with the share of runs where it holds)."""
     name = res.scenario.get("name")
     if res.baseline != "status-quo-2025" or name not in calibration.TARGETS:
         return []
@@ -281,7 +363,26 @@ def calibration_check(res: Results) -> list[dict]:
     if base.empty:
         return []
     wide = base.pivot_table(index="seed", columns="metric", values="value", aggfunc="first")
-    return calibration.evaluate(name, wide).to_dict("records")
+    bounds = {t.name: (t.lo, t.hi) for t in calibration.TARGETS[name]}
+    rows = []
+    for t in calibration.evaluate(name, wide).to_dict("records"):
+        t["lo"], t["hi"] = bounds.get(t["target"], (None, None))
+        t["range_text"] = _target_range(t)
+        if t["unit"] == "yes/no":
+            values = [calibration_value(name, t["target"], row) for _, row in wide.iterrows()]
+            share = sum(1 for x in values if x == 1) / len(values) if values else float("nan")
+            t["model"] = "yes" if t["median"] >= 0.5 else "no"
+            t["band"] = f"yes in {100 * share:.0f}% of runs"
+        else:
+            t["model"] = _target_value(t["median"], t["unit"])
+            t["band"] = f"{_target_value(t['band_lo'], t['unit'])} to {_target_value(t['band_hi'], t['unit'])}"
+        rows.append(t)
+    return rows
+
+
+def calibration_value(scenario: str, target: str, row: pd.Series) -> float:
+    """One target's value on one run's metrics row."""
+    return float(next(t for t in calibration.TARGETS[scenario] if t.name == target).value(row))
 
 
 def calibration_section(res: Results) -> dict:
@@ -290,14 +391,17 @@ def calibration_section(res: Results) -> dict:
 
 SECTIONS: tuple[Section, ...] = (
     Section("cover", "partials/cover.html", cover),
+    Section("findings", "partials/findings.html", findings_section),
+    Section("affected", "partials/affected.html", affected),
     Section("table", "partials/table.html", table),
     Section("figures", "partials/figures.html", figure_list),
     Section("rule_sets", "partials/rule_sets.html", rule_sets),
-    Section("methods", "partials/methods.html", methods),
     Section("limitations", "partials/limitations.html", limitations),
+    Section("glossary", "partials/glossary.html", glossary),
     Section("reproducibility", "partials/reproducibility.html", reproducibility),
     Section("appendix", "partials/appendix.html", appendix),
     Section("calibration", "partials/calibration.html", calibration_section),
+    Section("methods", "partials/methods.html", methods),
 )
 
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 import shlex
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
 import click
 
-from policylab.cli.formats import fmt
+from policylab.cli.formats import fmt, fmt_diff
 from policylab.cli.options import ALLOW_LOCAL_MODULES
 from policylab.errors import InputError
 from policylab.experiments.compare import BASELINE, ExperimentFailed, ExperimentResult, compare, flagged_warning
@@ -30,19 +31,42 @@ from policylab.metrics import headlines
 EXIT_FAILED_RUNS = 1
 EXIT_INTERRUPTED = 130
 HEADLINE_METRICS = headlines.flagged("compare")  # policylab.metrics.headlines
+RELIABLE_SEEDS = 10  # below this, intervals are called unreliable (as in the brief: policylab.brief.summary)
+PROGRESS_LINES = 20  # lines a run without a terminal prints at most, by run count...
+PROGRESS_SECONDS = 30.0  # ...or one at least this often while runs finish
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 class RunsProgress:
-    """``progress(done, total)`` drawing a bar with the run count and ETA on stderr,
-    only when stderr is a terminal."""
+    """``progress(done, total)`` on stderr: a bar with the run count and ETA when stderr
+    is a terminal; otherwise one line every few runs (about PROGRESS_LINES in all, and at
+    least every PROGRESS_SECONDS while runs finish) and at the last run, so a log shows progress."""
 
     def __init__(self, label: str):
         self.label, self.bar, self.done = label, None, 0
+        self.started, self.printed, self.printed_at = time.monotonic(), 0, time.monotonic()
+
+    def line(self, done: int, total: int) -> str:
+        """``runs: 12 of 270 finished (4%), 1m05s elapsed, about 23m40s left``."""
+        elapsed = time.monotonic() - self.started
+        left = f", about {_duration(elapsed / done * (total - done))} left" if 0 < done < total else ""
+        return f"{self.label}: {done} of {total} finished ({100 * done // max(total, 1)}%), {_duration(elapsed)} elapsed{left}"
 
     def __call__(self, done: int, total: int) -> None:
+        if self.bar is None and not sys.stderr.isatty():
+            step = max(1, math.ceil(total / PROGRESS_LINES))
+            now = time.monotonic()
+            if done > self.printed and (done - self.printed >= step or done >= total
+                                        or now - self.printed_at >= PROGRESS_SECONDS):
+                click.echo(self.line(done, total), err=True)
+                self.printed, self.printed_at = done, now
+            self.done = done
+            return
         if self.bar is None:
-            if not sys.stderr.isatty():
-                return
             self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr, show_pos=True,
                                          show_eta=True)
             self.bar.__enter__()
@@ -114,20 +138,32 @@ def _command() -> str:
 
 
 def _interval(value: float, lo: float, hi: float, unit: str) -> str:
-    sign = "+" if value > 0 else ""
+    """A difference and its interval, shares in pp (as the brief writes them)."""
     if math.isnan(lo):
-        return f"{sign}{fmt(value, unit)}"
-    return f"{sign}{fmt(value, unit)} [{fmt(lo, unit)}, {fmt(hi, unit)}]"
+        return fmt_diff(value, unit)
+    return f"{fmt_diff(value, unit)} [{fmt_diff(lo, unit)}, {fmt_diff(hi, unit)}]"
+
+
+def seeds_warning(seeds: int) -> str:
+    """The warning below RELIABLE_SEEDS seeds (empty from there up), as page 1 of the brief gives it."""
+    if seeds < 2:
+        return "note: one seed per rule set: no intervals, so no difference is a verdict"
+    if seeds < RELIABLE_SEEDS:
+        return (f"note: only {seeds} seeds: intervals are unreliable below {RELIABLE_SEEDS} seeds; "
+                "treat every verdict as provisional")
+    return ""
 
 
 def differences(result: ExperimentResult) -> str:
-    """Each rule set's headline differences from the baseline, with intervals and verdicts."""
+    """Each rule set's headline differences from the baseline, with intervals and verdicts
+    (differences of shares in pp), after a warning when there are too few seeds for them."""
     s = result.summary.set_index(["rule_set", "metric"])
     base = result.manifest["baseline"]
     names = [m for m in HEADLINE_METRICS if m in result.definitions]
     if not names:  # no run finished
         return ""
-    lines = []
+    warning = seeds_warning(len(result.manifest["seeds"]))
+    lines = ["", warning] if warning else []
     for arm in result.manifest["rule_sets"][1:]:
         if (arm, names[0]) not in s.index:
             continue
@@ -136,8 +172,9 @@ def differences(result: ExperimentResult) -> str:
         for name in names:
             r = s.loc[(arm, name)]
             unit = result.definitions[name].unit
+            verdict = r["improvement"] if len(result.manifest["seeds"]) >= 2 else "no interval"
             table.append([name, fmt(r["baseline"], unit), fmt(r["mean"], unit),
-                          _interval(r["diff_mean"], r["diff_lo"], r["diff_hi"], unit), r["improvement"]])
+                          _interval(r["diff_mean"], r["diff_lo"], r["diff_hi"], unit), verdict])
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         lines += ["  " + "  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])])
                   for row in table]
@@ -164,8 +201,9 @@ def curve_table(result: ExperimentResult) -> str:
     return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
 
 
-def report(result: ExperimentResult, out: Path, details: str) -> None:
-    """Print what ran, the details, warnings and the outcome; exit 1 or 130 if not all ran."""
+def report(result: ExperimentResult, out: Path, details: str, last: str = "") -> None:
+    """Print what ran, the details, warnings and the outcome, then ``last`` as the very last
+    line (the brief's path); exit 1 or 130 if not all ran."""
     m = result.manifest
     click.echo(f"{m['scenario']}: {len(m['rule_sets'])} arms x {len(m['seeds'])} seeds, {m['finished_runs']} of "
                f"{m['runs']} runs finished in {m['wall_seconds']:.1f} s ({m['backend']}, {m['workers']} workers"
@@ -184,6 +222,10 @@ def report(result: ExperimentResult, out: Path, details: str) -> None:
     if m["interrupted"] or m["stopped_at_failure"]:
         why = "interrupted" if m["interrupted"] else "stopped at the first failure (--fail-fast)"
         click.echo(f"{why}: {m['finished_runs']} of {m['runs']} runs kept; continue with --resume", err=True)
+    if last:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        click.echo(last)
     if m["interrupted"]:
         sys.exit(EXIT_INTERRUPTED)
     if m["failed_runs"]:
@@ -196,9 +238,11 @@ def report(result: ExperimentResult, out: Path, details: str) -> None:
               help="Rule set the others are compared with.")
 @click.option("--brief/--no-brief", default=True, show_default=True,
               help="Write brief.html and brief.pdf into the results folder.")
+@click.option("--firm-names", is_flag=True,
+              help="Name venues in the brief as the scenario does (often firms), not by archetype.")
 @_common_options
-def compare_command(rule_specs, baseline, brief, scenario_name, seeds, traders, out_dir, workers, scheduler, resume,
-                    force, fail_fast, allow_local_modules) -> None:
+def compare_command(rule_specs, baseline, brief, firm_names, scenario_name, seeds, traders, out_dir, workers,
+                    scheduler, resume, force, fail_fast, allow_local_modules) -> None:
     """Run rule sets on the same seeds of a scenario and compare them with a baseline.
 
     RULES: built-in rule set names or paths to rule set files; A+B composes two.
@@ -206,6 +250,7 @@ def compare_command(rule_specs, baseline, brief, scenario_name, seeds, traders, 
     """
     _check_workers(workers)
     out = out_dir or default_out("compare", scenario_name)
+    briefs: list[Path] = []
 
     def write(result: ExperimentResult) -> None:
         """The brief, written while the results folder is still locked."""
@@ -215,7 +260,8 @@ def compare_command(rule_specs, baseline, brief, scenario_name, seeds, traders, 
         from policylab.brief.render import write_brief  # matplotlib and WeasyPrint load only when a brief is written
 
         try:
-            for path in write_brief(out):
+            briefs.extend(p for p in write_brief(out, firm_names=firm_names) if p.name.startswith("brief."))
+            for path in briefs:
                 click.echo(f"brief written to {path}", err=True)
         except OSError as e:
             raise click.ClickException(f"cannot write the brief to {out}: {e.strerror or e}") from None
@@ -227,7 +273,8 @@ def compare_command(rule_specs, baseline, brief, scenario_name, seeds, traders, 
     result = execute(partial(compare, list(rule_specs), scenario_name, 30 if seeds is None else seeds), out,
                      baseline=baseline, traders=traders, workers=workers, scheduler=scheduler, resume=resume,
                      force=force, fail_fast=fail_fast, finish=write, allow_local_modules=allow_local_modules)
-    report(result, out, differences(result))
+    pdf = [p for p in briefs if p.suffix == ".pdf"]
+    report(result, out, differences(result), f"brief: {pdf[0]}" if pdf else "")
 
 
 @click.command("sweep")

@@ -1,4 +1,5 @@
-"""How the CLI writes numbers for people: dollars abbreviated, shares as percentages."""
+"""How the CLI writes numbers for people, as the brief does: dollars abbreviated, shares
+as percentages and differences of shares in percentage points (pp)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,17 @@ def fmt(value: float | None, unit: str) -> str:
     if unit == "annualised log-return sd":
         return f"{value:.1%}"
     return f"{value:.4g} {unit}"
+
+
+SHARE_UNITS = ("fraction", "annualised log-return sd")  # shown in %, their differences in pp
+
+
+def fmt_diff(value: float | None, unit: str) -> str:
+    """A signed difference with its unit: shares in percentage points (``+1.2 pp``), the
+    rest as :func:`fmt` with a ``+`` for a rise."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    if unit in SHARE_UNITS:
+        text = f"{100 * value:+.1f} pp"
+        return text.replace("+0.0 ", "0.0 ").replace("-0.0 ", "0.0 ")
+    return ("+" if value > 0 else "") + fmt(value, unit)

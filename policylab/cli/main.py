@@ -258,16 +258,22 @@ cli.add_command(sweep_command)
 @click.option("--title", default=None, help="Title of the brief (default: from the scenario).")
 @click.option("--paper", type=click.Choice(["a4", "letter"]), default="a4", show_default=True,
               help="Paper size of the PDF.")
+@click.option("--firm-names", is_flag=True,
+              help="Name venues as the scenario does (often firms), not by archetype.")
 def report_command(results_dir: Path, formats: str, template_dir: Path | None, title: str | None,
-                   paper: str) -> None:
+                   paper: str, firm_names: bool) -> None:
     """Render a results folder's brief (DIR/brief.html, DIR/brief.pdf) without rerunning anything."""
     from policylab.brief.render import parse_formats, write_brief  # matplotlib and WeasyPrint load only for this command
 
     try:
-        paths = write_brief(results_dir, parse_formats(formats), template_dir=template_dir, title=title, paper=paper)
+        paths = write_brief(results_dir, parse_formats(formats), template_dir=template_dir, title=title, paper=paper,
+                            firm_names=firm_names)
     except OSError as e:
         raise click.ClickException(f"cannot write the brief to {results_dir}: {e.strerror or e}") from None
-    for path in paths:
+    data = [p for p in paths if not p.name.startswith("brief.")]
+    if data:
+        click.echo(f"figure data written to {data[0].parent} ({len(data)} CSV files)")
+    for path in paths[len(data):]:
         click.echo(f"brief written to {path}")
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,345 @@
+"""Page 1, the findings and who is affected (policylab.brief.summary), read from a real
+small comparison and from the same folder with the metrics other parts of the package add
+(per jurisdiction and leverage group, voluntary volume, flagged runs and invariant
+violations, a repeal marker): new metrics are used when present, their absence is said."""
+
+import json
+import math
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+import policylab
+from policylab.brief import render, sections, summary
+from policylab.brief.results import Results, load, venue_labels
+from policylab.cli.experiment import RunsProgress, seeds_warning
+from policylab.cli.formats import fmt_diff
+
+CAP = """
+name: {name}
+title: A 2x leverage cap for Japanese retail ({name})
+description: Japan's retail leverage cap, for the tests.
+jurisdiction: JP
+effective_date: 2020-05-01
+sources: [{{citation: "A test source"}}]
+modules:
+  - module: leverage_cap
+    target: {{classes: [retail], jurisdictions: [JP]}}
+    params: {{max_leverage: {cap}}}
+"""
+ARMS = ("jp-cap", "repeal-jp", "broken")
+
+
+@pytest.fixture(scope="module")
+def real(flash_path, tmp_path_factory):
+    """Three arms against the status quo on three seeds: a JP cap, the same rule set to be
+    marked a repeal, and one to be flagged."""
+    d = tmp_path_factory.mktemp("rules")
+    for name, cap in zip(ARMS, (2, 3, 5)):
+        (d / f"{name}.yaml").write_text(CAP.format(name=name, cap=cap))
+    out = tmp_path_factory.mktemp("real") / "results"
+    policylab.compare([str(d / f"{n}.yaml") for n in ARMS], str(flash_path), 3, traders=300, out=out, workers=1)
+    return out
+
+
+def _rows(summ: pd.DataFrame, metric: str, unit: str, direction: str, base: float, per_arm: dict) -> list[dict]:
+    """Summary rows of a new metric: the baseline's level and each arm's (diff, lo, hi)."""
+    template = summ[summ["metric"] == "liquidated_usd"].set_index("rule_set")
+    rows = []
+    for arm, r in template.iterrows():
+        d, lo, hi = per_arm.get(arm, (0.0, math.nan, math.nan)) if arm != "status-quo-2025" else (0.0, math.nan, math.nan)
+        clear = not math.isnan(lo) and lo * hi > 0
+        better = (d < 0) == (direction == "lower_is_better")
+        rows.append({**r.to_dict(), "rule_set": arm, "metric": metric, "unit": unit, "direction": direction,
+                     "description": metric, "mean": base + d, "median": base + d, "p05": base + d, "p95": base + d,
+                     "baseline": base, "diff_mean": d, "diff_lo": lo, "diff_hi": hi,
+                     "improvement": "n/a" if arm == "status-quo-2025" else
+                     ("better" if better else "worse") if clear and direction != "neutral" else "no difference"})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def augmented(real, tmp_path_factory):
+    """The real folder with the new metrics, flagged runs, invariant violations and a repeal marker."""
+    out = tmp_path_factory.mktemp("augmented") / "results"
+    shutil.copytree(real, out, ignore=shutil.ignore_patterns("brief.*", "brief-data"))
+    summ = pd.read_csv(out / "summary.csv")
+    new = []
+    new += _rows(summ, "volume_usd.voluntary", "USD", "higher_is_better", 50e9,
+                 {"jp-cap": (-2e9, -3e9, -1e9), "repeal-jp": (3e9, 2e9, 4e9)})
+    new += _rows(summ, "accounts_active.jurisdiction.JP", "accounts", "neutral", 90_000,
+                 {"jp-cap": (-30_000, -32_000, -28_000), "repeal-jp": (20_000, 18_000, 22_000)})
+    new += _rows(summ, "accounts_quit.jurisdiction.JP", "accounts", "neutral", 1_000,
+                 {"jp-cap": (25_000, 24_000, 26_000), "repeal-jp": (-900, -950, -850)})
+    new += _rows(summ, "accounts_quit.jurisdiction.US", "accounts", "neutral", 500, {})
+    new += _rows(summ, "domestic_volume_usd.jurisdiction.JP", "USD", "neutral", 6e9,
+                 {"jp-cap": (-1e9, -1.2e9, -0.8e9)})
+    new += _rows(summ, "offshore_volume_usd.jurisdiction.JP", "USD", "neutral", 4e9,
+                 {"jp-cap": (-2e9, -2.2e9, -1.8e9)})
+    new += _rows(summ, "offshore_volume_share.jurisdiction.JP", "fraction", "neutral", 0.4,
+                 {"jp-cap": (-0.111, -0.13, -0.09), "repeal-jp": (0.05, 0.04, 0.06)})
+    new += _rows(summ, "liquidated_usd.leverage_group.25-100", "USD", "lower_is_better", 2e9,
+                 {"jp-cap": (-1.5e9, -1.7e9, -1.3e9)})
+    new += _rows(summ, "liquidated_usd.leverage_group.1-2", "USD", "lower_is_better", 1e8,
+                 {"jp-cap": (1e7, 5e6, 2e7)})
+    summ = pd.concat([summ, pd.DataFrame(new)], ignore_index=True)
+    summ["flagged_runs"] = 0
+    summ.to_csv(out / "summary.csv", index=False)
+    runs = pd.read_parquet(out / "runs.parquet")
+    broken = (runs["rule_set"] == "broken") & (runs["seed"] == 2)
+    runs["invariant_violations"] = broken.astype(int)
+    runs["invariant_detail"] = broken.map({True: "cash conserved: off by $12", False: ""})
+    runs.to_parquet(out / "runs.parquet")
+    rule_sets = json.loads((out / "rule_sets.json").read_text())
+    rule_sets["repeal-jp"]["repeal"] = True
+    (out / "rule_sets.json").write_text(json.dumps(rule_sets))
+    return out
+
+
+@pytest.fixture(scope="module")
+def ctx(augmented):
+    return sections.context(load(augmented))
+
+
+# ------------------------------------------------------------------ markers and families
+@pytest.mark.parametrize("info, expected", [
+    ({"repeal": True}, True), ({"repeal": "yes"}, True), ({"repeal": "esma-2018-crypto"}, True),
+    ({"repeal": False}, False), ({"repeal": "no"}, False), ({"repeal": ""}, False), ({}, False), (None, False),
+    ({"composed_of": [{"name": "a"}, {"name": "b", "repeal": True}]}, True), ({"repeal": [1]}, False),
+])
+def test_is_repeal_reads_the_marker_defensively(info, expected):
+    assert summary.is_repeal(info) is expected
+
+
+def test_family_members_come_from_the_names_present_in_declared_order():
+    metrics = ["x.jurisdiction.other", "x.jurisdiction.EU", "x.jurisdiction.US", "y.jurisdiction.JP", "x.venue.a"]
+    assert summary.members(metrics, "x", "jurisdiction") == ["US", "EU", "other"]
+    assert summary.members(metrics, "x", "venue") == ["a"]
+    assert summary.members(metrics, "z", "jurisdiction") == []
+    groups = {f"x.leverage_group.{g}" for g in ("100+", "10-25", "1-2", "2-5")}  # a set: no order given
+    assert summary.members(groups, "x", "leverage_group")[:1] == ["1-2"]
+
+
+def test_targets_are_the_jurisdictions_a_rule_set_names():
+    info = {"jurisdiction": "global", "modules": [{"target": {"jurisdictions": ["EU"]}},
+                                                  {"params": {"blocked": ["US"]}}]}
+    assert summary.targets(info) == ["US", "EU"]
+    assert summary.targets({"jurisdiction": "test"}) == []
+
+
+# ------------------------------------------------------------------ with the new metrics
+def test_page_one_uses_the_new_metrics_when_present(augmented, ctx):
+    m = ctx["matrix"]
+    keys = [c["key"] for c in m["columns"]]
+    assert keys == ["liquidated", "drawdown", "retail_loss", "quit", "moved", "offshore", "volume"]
+    assert not any("forced selling included" in n or "all traders" in n for n in m["notes"])
+    assert "accounts blocked" in " ".join(m["notes"])  # absent from this run: said
+    cap = next(r for r in m["rows"] if r["arm"] == "jp-cap")
+    off = cap["cells"][keys.index("offshore")]
+    assert off["diff"] == "\u221211.1 pp" and off["mark"] == "\u25bc"
+    vol = cap["cells"][keys.index("volume")]
+    assert vol["diff"] == "\u2212$2.00B" and vol["status"] == "worse"
+
+
+def test_a_repeal_arm_reads_baseline_minus_repeal(augmented, ctx):
+    row = next(r for r in ctx["matrix"]["rows"] if r["arm"] == "repeal-jp")
+    assert row["repeal"]
+    keys = [c["key"] for c in ctx["matrix"]["columns"]]
+    vol = row["cells"][keys.index("volume")]
+    assert vol["diff"] == "\u2212$3.00B" and vol["interval"] == ["\u2212$4.00B", "\u2212$2.00B"]
+    assert vol["status"] == "worse"  # the repeal raises volume, so the rule lowers it
+    finding = next(f for f in ctx["arm_findings"] if f["arm"] == "repeal-jp")
+    assert finding["text"].startswith("What the rule does, baseline minus repeal-jp (signs flipped")
+    assert "the rule repeal-jp removes" in " ".join(ctx["bottom_line"])
+    assert ", a repeal read as baseline minus repeal)" in " ".join(ctx["bottom_line"])
+    jp = next(a for a in ctx["affected"] if a["arm"] == "repeal-jp")
+    assert (jp["before"], jp["after"]) == ("repeal-jp", "status-quo-2025")
+
+
+def test_a_flagged_arm_is_flagged_and_never_a_finding(ctx):
+    row = next(r for r in ctx["matrix"]["rows"] if r["arm"] == "broken")
+    assert row["flag"] == "invariant violations in 1 run, first: cash conserved: off by $12"
+    finding = next(f for f in ctx["arm_findings"] if f["arm"] == "broken")
+    assert finding["flag"] and finding["text"] == "" and finding["mechanism"] == ""
+    line = " ".join(ctx["bottom_line"])
+    assert "flagged, so not read here: broken (invariant violations in 1 run" in line
+    assert line.count("broken") == 1 and all(a["arm"] != "broken" for a in ctx["affected"])
+
+
+def test_flagged_runs_and_failed_runs_flag_an_arm(real):
+    res = load(real)
+    res.summary["flagged_runs"] = (res.summary["rule_set"] == "jp-cap").astype(int) * 2
+    res.failed = pd.DataFrame({"rule_set": ["repeal-jp"], "seed": [1], "error": ["boom"]})
+    assert summary.flags(res) == {"repeal-jp": "1 failed run", "jp-cap": "2 flagged runs"}
+
+
+def test_the_bottom_line_covers_every_arm_in_a_fixed_order(ctx):
+    sentences = ctx["bottom_line"]
+    assert 3 <= len(sentences) <= 6
+    text = " ".join(sentences)
+    for arm in ARMS:
+        assert arm in text
+    assert "benefit" not in text and "cost" not in text
+    assert text.startswith("Liquidated notional")
+
+
+def test_who_is_affected_reads_the_jurisdiction_and_leverage_families(ctx):
+    jp = next(a for a in ctx["affected"] if a["arm"] == "jp-cap")
+    assert jp["jurisdiction"] == "JP"
+    labels = [r["label"] for r in jp["rows"]]
+    assert labels[:2] == ["accounts trading", "accounts that stopped trading"]
+    quit_ = jp["rows"][1]
+    assert (quit_["before"], quit_["after"]) == ("1,000", "26,000")
+    assert jp["flow"].startswith("The domestic share of JP traders' volume goes from 60.0% to 71.4%")
+    assert "26,000 JP accounts stop trading" in jp["flow"]
+    assert [r["label"] for r in jp["leverage"]] == ["liquidated notional, leverage 1-2x",
+                                                    "liquidated notional, leverage 25-100x"]
+    finding = next(f for f in ctx["arm_findings"] if f["arm"] == "jp-cap")
+    assert "by leverage chosen, most in the 25-100x group (\u2212$1.50B)" in finding["mechanism"]
+    assert "24,000 more JP accounts stop trading" not in finding["mechanism"]
+    assert "25,000 more JP accounts stop trading" in finding["mechanism"]
+
+
+def test_the_augmented_brief_renders_with_its_figure_data(augmented):
+    paths = render.write_brief(augmented)
+    assert [p.name for p in paths[-2:]] == ["brief.html", "brief.pdf"]
+    html = (augmented / "brief.html").read_text()
+    for f in ("fig-prices", "fig-liquidations-time", "fig-trade-off"):
+        assert (augmented / "brief-data" / f"{f}.csv").stat().st_size > 0
+        assert f'href="brief-data/{f}.csv"' in html
+    first = subprocess.run(["pdftotext", "-l", "1", str(augmented / "brief.pdf"), "-"], capture_output=True,
+                           text=True, check=True).stdout
+    assert "Bottom line" in first and "Validation:" in first
+    for word in ("MODEL.md", "README"):  # no file a reader does not have
+        assert word not in html, word
+
+
+def test_venues_carry_archetype_labels_unless_firm_names_are_asked_for(augmented):
+    ctx = sections.context(load(augmented))
+    assert ctx["odd"]["venues"]["header"][1:5] == ["offshore DEX", "offshore extreme-leverage pool", "offshore CEX",
+                                                   "US regulated futures"]
+    firms = sections.context(load(augmented, firm_names=True))
+    assert firms["odd"]["venues"]["header"][1:5] == ["dex", "pool", "cex", "futures"]
+    rows = lambda c: [r[0] for r in c["odd"]["venues"]["rows"]] + [r[0] for r in c["odd"]["venues"]["common"]]
+    assert "label" not in rows(ctx) and "label" in rows(firms)  # "(Binance-like)" only when firms are asked for
+    # several venues of one archetype are lettered
+    assert venue_labels([{"name": "binance", "kind": "offshore_cex"}, {"name": "okx", "kind": "offshore_cex"},
+                         {"name": "x", "kind": "spot_etf"}]) == {
+        "binance": "offshore CEX A", "okx": "offshore CEX B", "x": "spot market and ETFs (unleveraged)"}
+
+
+# ------------------------------------------------------------------ without them
+def test_page_one_degrades_honestly_without_the_new_metrics(real):
+    ctx = sections.context(load(real))
+    notes = " ".join(ctx["matrix"]["notes"])
+    assert "traded volume (total, forced selling included)" in notes
+    assert "offshore share of volume (all traders)" in notes and "accounts blocked" in notes
+    assert all(not r["flag"] for r in ctx["matrix"]["rows"])
+    jp = next(a for a in ctx["affected"] if a["arm"] == "jp-cap")
+    assert jp["rows"] == [] and jp["leverage"] == []
+    html = render.render_html(ctx)
+    assert "This run has no breakdown by jurisdiction or by leverage group" in html
+    assert "JP traders under jp-cap" in html
+
+
+def _one(seeds: int, diff=(-1e9, -2e9, -0.5e9)) -> Results:
+    """A hand-made results object: one arm, liquidated notional worse, volume better."""
+    cols = ["rule_set", "metric", "unit", "direction", "description", "n", "mean", "median", "p05", "p95",
+            "baseline", "diff_mean", "diff_lo", "diff_hi", "improvement"]
+    lo, hi = (math.nan, math.nan) if seeds < 2 else (2e9, 3e9)
+    rows = [("base", "liquidated_usd", "USD", "lower_is_better", "", seeds, 10e9, 10e9, 9e9, 11e9, 10e9, 0, math.nan,
+             math.nan, "n/a"),
+            ("arm", "liquidated_usd", "USD", "lower_is_better", "", seeds, 12.5e9, 12.5e9, 12e9, 13e9, 10e9, 2.5e9,
+             lo, hi, "worse" if seeds > 1 else "n/a"),
+            ("base", "volume_usd", "USD", "higher_is_better", "", seeds, 50e9, 50e9, 40e9, 60e9, 50e9, 0, math.nan,
+             math.nan, "n/a"),
+            ("arm", "volume_usd", "USD", "higher_is_better", "", seeds, 55e9, 55e9, 50e9, 60e9, 50e9, 5e9,
+             *((math.nan, math.nan) if seeds < 2 else (4e9, 6e9)), "better" if seeds > 1 else "n/a")]
+    summ = pd.DataFrame(rows, columns=cols)
+    empty = pd.DataFrame(columns=["rule_set", "seed", "metric", "value"])
+    return Results(None, summ, empty.assign(value=pd.Series(dtype=float)), pd.DataFrame(columns=["rule_set", "seed",
+                   "error"]), pd.DataFrame(), {"base": {"title": "Base"}, "arm": {"title": "Arm"}},
+                   {"name": "x", "title": "X", "venues": []}, {"baseline": "base", "seeds": list(range(seeds))})
+
+
+def test_findings_follow_the_column_order_not_improvements_first():
+    f = summary.arm_findings(summary.View.of(_one(30)))[0]
+    assert f["text"].startswith("liquidated notional +$2.50B (+25%; 90% interval +$2.00B to +$3.00B); traded "
+                                "volume (total, forced selling included) +$5.00B")
+    assert f["mechanism"].startswith("The run has no breakdown")
+
+
+def test_one_seed_gives_no_intervals_and_says_so():
+    v = summary.View.of(_one(1))
+    cell = summary.matrix(v)["rows"][0]["cells"][0]
+    assert cell["interval"] == [] and cell["mark"] == "\u25b2" and cell["status"] == ""
+    assert "no intervals" in summary.bottom_line(v)[0]
+    assert summary.statistics_note(1).startswith("One seed per rule set: no intervals")
+    assert summary.arm_findings(v)[0]["text"].startswith("Single-run differences (no interval)")
+    assert "unreliable below 10 seeds" in summary.statistics_note(9) and summary.statistics_note(10) == ""
+
+
+# ------------------------------------------------------------------ the CLI, as the brief writes it
+def test_cli_differences_of_shares_are_in_pp_and_few_seeds_warn():
+    assert fmt_diff(0.012, "fraction") == "+1.2 pp" and fmt_diff(-0.0001, "fraction") == "0.0 pp"
+    assert fmt_diff(2.5e9, "USD") == "+$2.50B"
+    assert seeds_warning(4).startswith("note: only 4 seeds: intervals are unreliable")
+    assert seeds_warning(30) == "" and "no intervals" in seeds_warning(1)
+
+
+def test_progress_lines_without_a_terminal(capsys):
+    progress = RunsProgress("runs")
+    for done in range(1, 101):
+        progress(done, 100)
+    lines = capsys.readouterr().err.splitlines()
+    assert 5 <= len(lines) <= 21 and lines[-1].startswith("runs: 100 of 100 finished (100%)")
+    assert lines[0].startswith("runs: 5 of 100 finished (5%)") and "left" in lines[0]
+
+
+# ------------------------------------------------------------------ figures that separate the arms
+def test_outlier_arms_get_their_own_panel_and_colours_are_distinct():
+    from policylab.brief import figures
+
+    assert figures.split_outliers({"a": 1.0, "b": 1.2, "c": 0.9, "d": 30.0}) == (["a", "b", "c"], ["d"])
+    assert figures.split_outliers({"a": 1.0, "b": 1.2, "c": 0.9}) == (["a", "b", "c"], [])
+    assert figures.split_outliers({"a": 1.0, "b": 40.0}) == (["a", "b"], [])  # too few to call one an outlier
+    colours = figures.palette(["base", *"abcdefghijkl"], "base")
+    assert colours["base"] == figures.BASELINE_COLOUR and len(set(colours.values())) == 13
+    assert "#F0E442" not in colours.values()  # Okabe-Ito's yellow is too pale on white
+
+
+def test_the_crash_window_is_zoomed_and_drawn_as_the_difference_from_the_baseline(augmented):
+    from policylab.brief import figures
+
+    res = load(augmented)
+    data = figures.FigureData.of(res)
+    lo, hi = figures.crash_window(data)
+    assert hi - lo <= figures.WINDOW_BEFORE_MINUTES + figures.WINDOW_AFTER_MINUTES
+    fig, table = figures.price_paths(data)
+    arms = table.dropna(subset=["index_minus_baseline_pct_median"])
+    assert set(arms["rule_set"]) == set(ARMS)
+    assert arms["hours"].min() >= lo / 60 and arms["hours"].max() <= hi / 60
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert set(ARMS) <= set(texts)  # labelled directly, no legend
+    assert all(ax.get_legend() is None for ax in fig.axes)
+
+
+def test_the_flow_figure_shows_where_targeted_traders_went(augmented, real):
+    from policylab.brief import figures
+
+    data = figures.FigureData.of(load(augmented))
+    fig, table = figures.who_moved(data)
+    cap = table[(table["rule_set"] == "jp-cap") & (table["part"] == "offshore")].set_index("rule")["value"]
+    assert (cap["without"], cap["with"]) == (4e9, 2e9)
+    rep = table[(table["rule_set"] == "repeal-jp") & (table["part"] == "stopped trading")].set_index("rule")["value"]
+    assert (rep["without"], rep["with"]) == (100.0, 1_000.0)  # a repeal: without the rule is the repeal's run
+    assert "broken" not in set(table["rule_set"])  # flagged
+    assert not figures._has_flows(figures.FigureData.of(load(real)))  # no breakdown: no figure
+
+
+def test_sources_lose_pointers_to_files_a_reader_does_not_have():
+    assert sections.public("USDe near $0.65 on Binance (MODEL.md section 2)") == "USDe near $0.65 on Binance"
+    assert sections.public("Rule 7.12 (7%, 13%, 20% levels)") == "Rule 7.12 (7%, 13%, 20% levels)"
+    assert sections.public("gaps (see the README)") == "gaps"
