@@ -89,13 +89,18 @@ def test_a_close_out_floor_above_initial_margin_is_reported(flash):
     assert len(found) == 1 and found.iloc[0]["value"] == pytest.approx(1.5)
 
 
+def _dynamic(m):
+    """The rule set's dynamic-margin module (after the baseline's modules it builds on)."""
+    return next(p for p in m.policies if p.name == "dynamic_margin")
+
+
 def test_the_margin_multiplier_is_capped_so_maintenance_stays_below_initial_margin(flash):
     def tamper(m):
         if m.steps == 40:
-            m.set_margin_multiplier(m.policies[0], 3.0, 50.0)
+            m.set_margin_multiplier(_dynamic(m), 3.0, 50.0)
 
     m = MarketModel(flash, seed=0, traders=400, rules=[load_rules("dynamic-margin-proposal")])
-    m.set_margin_multiplier(m.policies[0], 3.0, 50.0)
+    m.set_margin_multiplier(_dynamic(m), 3.0, 50.0)
     ratio = np.array([r.maintenance_ratio for r in m.vb.rules])
     deriv = ~m.vb.is_spot
     np.testing.assert_allclose(m.vb.margin_mult[deriv] * ratio[deriv], 1.0)
