@@ -62,9 +62,12 @@ SEED = 1
 
 def without_leverage(scenario):
     """Every venue capped at 1x on every tier and every class choosing 1x: the same shocks,
-    venues, populations and open interest, fully collateralised."""
+    venues, populations and open interest, fully collateralised. Maintenance at most half
+    the notional (a 1x short on the CME-like venue's 90% would be closed after a 10% rise
+    such as the rebound's: a margin rule, not leverage)."""
     sc = copy.deepcopy(scenario)
-    sc.venues = [dataclasses.replace(v, tiers=(Tier(0.0, 1.0),)) for v in sc.venues]
+    sc.venues = [dataclasses.replace(v, tiers=(Tier(0.0, 1.0),), maintenance_ratio=min(v.maintenance_ratio, 0.5))
+                 for v in sc.venues]
     for spec in sc.classes.values():
         spec.leverage_median, spec.leverage_sigma, spec.leverage_tail_share = 1.0, 0.0, 0.0
         spec.venue_leverage_median = {}
