@@ -186,8 +186,11 @@ def test_a_domestic_ban_moves_residents_offshore_or_out_as_the_utility_says(calm
     if leakage is not None:  # fewer reach offshore when blocked, and more stop
         free = expected_choice(model(calm, ban), model(calm), acc)
         assert (expected == -1).sum() > (free == -1).sum()
+    # accounts flat at the start are settled too (they would open on the venue later): none stays
+    flat = np.flatnonzero((base.tb.cls == RETAIL) & (base.tb.venue == jp) & (base.tb.size == 0))
+    assert np.all((m.tb.venue[flat] != jp) | m.tb.quit[flat])
     # nobody else moved
-    others = np.setdiff1d(np.flatnonzero(traders(base)), acc)
+    others = np.setdiff1d(np.flatnonzero(traders(base)), np.concatenate([acc, flat]))
     np.testing.assert_array_equal(m.tb.venue[others], base.tb.venue[others])
 
 
