@@ -179,8 +179,10 @@ def build(scenario: Scenario, seed: int, traders: int | None = None,
     lev = np.maximum(np.minimum(lev, cap * cap_use), 1.0)
     # the starting book is a snapshot of a stationary flow: an account holds a position
     # at the start with the share of time it would be in one (see ``occupancy``); the
-    # others are flat with their deposit in cash and open when they next trade
-    holds = stream(seed, "occupancy").random(start) < occupancy(scenario, vb, tb, rows, lev)
+    # others are flat with their deposit in cash and open when they next trade. The share
+    # is the market's before any rule (the venues' own margins, the leverage as drawn), so
+    # every rule set starts from the same book and the rules act on it (engine/choice.py)
+    holds = stream(seed, "occupancy").random(start) < occupancy(scenario, own_vb, tb, rows, tb.lev_chosen[:start])
     rescale(tb, perps, notional, side, holds, scenario, names)
     size = np.where(holds, side, 0.0) * notional / p0
     collateral = np.where(notional > 0, notional / lev, 0.0)  # a flat account's cash: what it would post
