@@ -219,7 +219,7 @@ def test_letter_paper_and_landscape_table_pages(folder, tmp_path):
     res = CliRunner().invoke(cli, ["report", str(out), "--format", "pdf", "--paper", "letter"])
     assert res.exit_code == 0, res.output
     assert not (out / "brief.html").exists()
-    info = subprocess.run(["pdfinfo", "-f", "1", "-l", "8", str(out / "brief.pdf")], capture_output=True, text=True,
+    info = subprocess.run(["pdfinfo", "-f", "1", "-l", "200", str(out / "brief.pdf")], capture_output=True, text=True,
                           check=True).stdout
     sizes = [(round(float(w)), round(float(h))) for w, h in re.findall(r"Page\s+\d+ size:\s+([\d.]+) x ([\d.]+) pts",
                                                                          info)]
