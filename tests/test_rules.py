@@ -79,6 +79,22 @@ def test_a_rule_set_now_in_the_baseline_points_to_its_repeal(old, new):
     assert load_rules(new).repeals
 
 
+def test_rules_show_marks_what_a_rule_set_inherits_and_what_it_repeals():
+    shown = CliRunner().invoke(cli, ["rules", "show", "repeal-japan-2020"]).stdout
+    assert "builds on status-quo-2025: its modules less the repealed (japan-2020-2x), then its own" in shown
+    modules = shown.split("\nmodules:\n", 1)[1].split("\nsources:\n", 1)[0]
+    inherited = [line for line in modules.splitlines() if line.endswith("; from status-quo-2025]")]
+    assert len(inherited) == len(load_rules("repeal-japan-2020").modules) > 0
+    assert "[id japan-2020-2x" not in modules and "[id fca-2021-retail-ban; from status-quo-2025]" in modules
+    own = CliRunner().invoke(cli, ["rules", "show", "circuit-breaker-proposal"]).stdout
+    module_lines = [line for line in own.split("\nsources:\n")[0].splitlines() if line.startswith("  ") and line[2] != " "]
+    assert [line.endswith("from status-quo-2025]") for line in module_lines] == \
+        [bool(m.origin) for m in load_rules("circuit-breaker-proposal").modules]
+    assert module_lines[-1] == "  circuit_breaker (Circuit breaker)"
+    baseline = CliRunner().invoke(cli, ["rules", "show", "status-quo-2025"]).stdout
+    assert "builds on" not in baseline and "from status-quo-2025" not in baseline
+
+
 # ------------------------------------------------------------------ shipped rule sets
 def test_the_shipped_rule_sets_are_the_policies_folder():
     assert builtin_rule_sets() == sorted(p.stem for p in SHIPPED.glob("*.yaml"))

@@ -85,11 +85,19 @@ def rules_show(name: str) -> None:
     click.echo(f"{rs['name']}: {rs['title']}")
     click.echo(f"jurisdiction {rs['jurisdiction'] or '-'}, effective {rs['effective_date'] or '-'}\n")
     click.echo(rs["description"] + "\n")
+    if rs["base"]:
+        click.echo(f"builds on {rs['base']}: its modules less "
+                   + (f"the repealed ({', '.join(rs['repealed'])})" if rs["repealed"] else "none")
+                   + ", then its own\n")
     click.echo("modules:" if rs["modules"] else "modules: none (the venues' own rules apply)")
     for m, cls in zip(rs["modules"], (spec.cls for spec in loaded.modules)):
         target = "; ".join(f"{k} {', '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
                            for k, v in m["target"].items())
-        click.echo(f"  {m['module']} ({m['title'] or cls.__name__})" + (f" on {target}" if target else ""))
+        origin = [f"id {m['id']}"] if m["id"] else []
+        if m["from"] != rs["name"]:
+            origin.append(f"from {m['from']}")
+        click.echo(f"  {m['module']} ({m['title'] or cls.__name__})" + (f" on {target}" if target else "")
+                   + (f"  [{'; '.join(origin)}]" if origin else ""))
         if issubclass(cls, LocalModule):
             click.echo(f"      ({_not_run(cls)})")
         for k, v in m["params"].items():
