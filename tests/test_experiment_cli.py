@@ -15,7 +15,8 @@ from click.testing import CliRunner
 import policylab
 from policylab.cli import cli
 from policylab.errors import InputError
-from policylab.experiments.sweep import parse_param
+from policylab.experiments.sweep import parse_param, set_module
+from policylab.inputs.rulesets import load_rules
 
 TRADERS = "400"
 
@@ -136,6 +137,26 @@ def test_policy_parameter_sweep_sets_the_module(flash_path, tmp_path):
     assert caps == [[2.0], [50.0]]
     w = pd.read_parquet(out / "runs.parquet").query("metric == 'liquidated_usd'")
     assert w.groupby("rule_set")["value"].sum().nunique() == 2
+
+
+def _caps(rule_set):
+    return {(m.id or "own", m.origin): m.params["max_leverage"] for m in rule_set.modules if m.module == "leverage_cap"}
+
+
+def test_a_module_sweep_on_a_baseline_based_rule_set_moves_its_own_modules_or_the_one_named_by_id():
+    esma = load_rules("esma-2026-perpetuals")
+    before = _caps(esma)
+    (own,) = set_module((esma,), "leverage_cap.max_leverage", 5.0)
+    after = _caps(own)
+    moved = {k for k in before if before[k] != after[k]}
+    assert moved and all(origin == "" for _, origin in moved)  # the proposal's cap, not the baseline's
+    assert all(after[k] == before[k] for k in before if k[1] == "status-quo-2025")
+    (by_id,) = set_module((esma,), "japan-2020-2x.max_leverage", 25.0)
+    assert {k for k in before if before[k] != _caps(by_id)[k]} == {("japan-2020-2x", "status-quo-2025")}
+    (inherited,) = set_module((load_rules("repeal-fca-2021"),), "leverage_cap.max_leverage", 3.0)
+    assert set(_caps(inherited).values()) == {3.0}  # no cap of its own: the inherited ones
+    with pytest.raises(InputError, match="allowed: .*japan-2020-2x"):
+        set_module((esma,), "japan-2021-2x.max_leverage", 3.0)
 
 
 def test_morris_sensitivity(flash_path):

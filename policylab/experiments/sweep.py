@@ -1,7 +1,9 @@
 """Sweeps: one arm per point of a grid over policy-module and scenario parameters.
 
 A parameter is named ``MODULE.PARAM`` (a parameter of a module of the swept rule
-sets, e.g. ``leverage_cap.max_leverage``; every module of that name is set) or
+sets, e.g. ``leverage_cap.max_leverage``: in each rule set its own modules of that
+name, or, when it has none, those it inherits from its base; or a module's ``id``,
+e.g. ``japan-2020-2x.max_leverage``, which sets that module only) or
 ``scenario.PATH`` (a scenario field: ``scenario.traders``, ``scenario.sigma_daily``,
 ``scenario.shocks.0.size``, ``scenario.classes.retail.leverage_median``,
 ``scenario.venues.dex.depth_usd``, ``scenario.market.impact_y``; list items by
@@ -136,12 +138,22 @@ def set_scenario(sc: Scenario, name: str, value: Value) -> Scenario:
     return out
 
 
+def _is_swept(rule_set: RuleSet, spec, module: str) -> bool:
+    """Whether ``MODULE.PARAM`` sets ``spec`` of ``rule_set``: the module with that id;
+    else the rule set's own modules of that name, or the inherited ones if it has none
+    (so a proposal's cap is swept without moving the baseline's national caps)."""
+    if any(m.id == module for m in rule_set.modules):
+        return spec.id == module
+    own = any(m.module == module and not m.origin for m in rule_set.modules)
+    return spec.module == module and (not own or not spec.origin)
+
+
 def _declared(rules: tuple[RuleSet, ...], name: str):
     """The declared Param of ``MODULE.PARAM`` in ``rules``."""
     module, _, param = name.partition(".")
-    specs = [m for r in rules for m in r.modules if m.module == module]
+    specs = [m for r in rules for m in r.modules if _is_swept(r, m, module)]
     if not specs:
-        present = dict.fromkeys(m.module for r in rules for m in r.modules)
+        present = dict.fromkeys([m.module for r in rules for m in r.modules] + [m.id for r in rules for m in r.modules if m.id])
         raise InputError(f"--param {name}: no module {module!r} in the swept rule sets; allowed: "
                          f"{', '.join(present) or 'scenario.FIELD (the rule sets have no modules)'}")
     declared = specs[0].cls.params()
@@ -151,14 +163,15 @@ def _declared(rules: tuple[RuleSet, ...], name: str):
 
 
 def set_module(rules: tuple[RuleSet, ...], name: str, value: Value) -> tuple[RuleSet, ...]:
-    """``rules`` with parameter ``PARAM`` of every module ``MODULE`` set (``name`` = MODULE.PARAM)."""
+    """``rules`` with parameter ``PARAM`` of the modules ``MODULE`` names set (``name`` =
+    MODULE.PARAM; which modules: see ``_is_swept``)."""
     module, _, param = name.partition(".")
     try:
         checked = _declared(rules, name).check(value, f"--param {name}")
     except PolicyError as e:
         raise InputError(str(e)) from None
     return tuple(dataclasses.replace(r, modules=[dataclasses.replace(m, params={**m.params, param: checked})
-                                                 if m.module == module else m for m in r.modules])
+                                                 if _is_swept(r, m, module) else m for m in r.modules])
                  for r in rules)
 
 
