@@ -79,18 +79,59 @@ def test_bad_input_is_one_line_with_exit_code_2(flash_path, tmp_path, args, mess
     assert not out.exists()
 
 
+GATE = '''
+"""Holds every run after the first two at its first step until a file named release
+exists, so the test's Ctrl-C lands while runs are unfinished however loaded the machine."""
+
+import os
+import pathlib
+import time
+
+from policylab.policies.api import Policy
+
+HERE = pathlib.Path(__file__).parent
+
+
+class Gate(Policy):
+    """A test's gate: changes nothing in the market."""
+
+    name, title, source = "gate", "Gate", "a test"
+
+    def on_step(self, model):
+        if getattr(self, "ticket", None) is None:
+            self.ticket = next(n for n in range(1000) if _claim(HERE / f"ticket-{n}"))
+        while self.ticket >= 2 and not (HERE / "release").exists():
+            time.sleep(0.02)
+
+
+def _claim(path):
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL))
+        return True
+    except FileExistsError:
+        return False
+'''
+
+
 def test_ctrl_c_keeps_finished_runs_and_resume_completes(flash_path, tmp_path):
-    """A real SIGINT to ``policylab compare`` on two worker processes, then --resume."""
+    """A real SIGINT to ``policylab compare`` on two worker processes, then --resume. A
+    local module holds runs 3 to 16 until the signal is sent (no race with the runs)."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (gate / "gate.py").write_text(GATE)
+    (gate / "gate.yaml").write_text("name: gated\ntitle: Gated\nbase: repeal-esma-2018\nmodules:\n"
+                                    "  - module: gate.py:Gate\n")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "policylab", "compare", "repeal-esma-2018", "--scenario", str(flash_path),
-           "--seeds", "8", "--traders", "600", "--workers", "2", "--out", str(out)]
+    cmd = [sys.executable, "-m", "policylab", "compare", str(gate / "gate.yaml"), "--scenario", str(flash_path),
+           "--seeds", "8", "--traders", "600", "--workers", "2", "--out", str(out), "--allow-local-modules"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while len(list((out / ".runs").glob("*.pkl"))) < 2:
+    deadline = time.monotonic() + 300
+    while len(list((out / ".runs").glob("*.pkl"))) < 2 or not (gate / "ticket-3").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    (gate / "release").touch()  # the held runs finish; those not started are dropped
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
     assert "interrupted:" in err and "continue with --resume" in err and "Traceback" not in err
     m = json.loads((out / "manifest.json").read_text())
