@@ -166,3 +166,36 @@ def test_market_makers_lay_off_nothing_to_traders_at_a_loss(short_scenario):
     before = tb.size.copy()
     m.market_makers.lay_off()
     assert np.array_equal(tb.size, before)
+
+
+@pytest.mark.parametrize("name", ["calm", "september-2025", "october-2025", "november-2025", "stylized-month"])
+def test_us_venue_margins_through_an_fcm_and_closes_out_at_the_exchanges_maintenance(name):
+    """Every 2025 scenario's US regulated venue asks the FCM's house margin, 150% of the
+    archetype's (the exchange's) initial margin, and closes out at the exchange's own
+    maintenance margin (docs/calibration.md)."""
+    from policylab.venues import ARCHETYPES
+
+    exchange = ARCHETYPES["us_regulated"]
+    exchange_im = 1.0 / exchange["tiers"][0].max_leverage
+    cme = next(v for v in load_scenario(name).venues if v.kind == "us_regulated")
+    assert 1.0 / cme.max_leverage == pytest.approx(1.5 * exchange_im, rel=0.02)
+    assert cme.maintenance_ratio / cme.max_leverage == pytest.approx(exchange["maintenance_ratio"] * exchange_im)
+
+
+def test_us_retail_moved_onshore_by_the_baseline_start_far_from_close_out():
+    """The US retail accounts the baseline's CFTC rule moves onto the US venue take it at its
+    cap and at the start price: with the FCM's margin their close-out lies 14% (shorts) to 25%
+    (longs) away, not the 2-4% that, shared by every one of them, closed hundreds of millions
+    in one minute of an ordinary day."""
+    from policylab.engine.book import CLASSES
+    from policylab.inputs.rulesets import load_rules
+    from policylab.names import JURISDICTIONS
+
+    calm = load_scenario("calm")
+    m = MarketModel(calm, seed=0, traders=3000, rules=[load_rules("status-quo-2025")])
+    tb, us = m.tb, m.vb.names.index("cme")
+    held = np.flatnonzero((tb.venue == us) & (tb.cls == CLASSES.index("retail")) & (tb.size != 0)
+                          & (tb.juris == JURISDICTIONS.index("US")))
+    assert len(held) > 10 and tb.moved[held].mean() > 0.5
+    distance = np.abs(tb.liq_price[held] / calm.start_price - 1.0)
+    assert distance.min() > 0.12
