@@ -18,16 +18,21 @@ second_rank, holds).
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from policylab.atomic import write_all
+from policylab.errors import InputError
 from policylab.experiments import stats
 from policylab.experiments.compare import Arm, Progress, make_arm, run_experiment, wide
 from policylab.experiments.sweep import point_arm
-from policylab.inputs.scenario import Scenario
+from policylab.inputs.scenario import Scenario, load_scenario
 from policylab.metrics import HIGHER
 
 SIDES = ("low", "high")
@@ -184,3 +189,34 @@ def ranking(summary: pd.DataFrame, scenario_name: str, second: Scenario, baselin
                          "second_scenario": second.name, "second_rank": r2[r],
                          "holds": bool(r1[r] and r1[r] == r2[r])})
     return pd.DataFrame(rows, columns=list(RANKING_COLUMNS))
+
+
+def for_folder(folder: str | os.PathLike, second: str, seeds: int = 5, *, traders: int | None = None,
+               workers: int | None = None, progress: Progress | None = None) -> list[Path]:
+    """Write ``sensitivity.csv`` and ``ranking.csv`` into a comparison's results folder:
+    its baseline and rule sets (by name, as its manifest lists them) on its scenario
+    (scenario.json's path, else the built-in of its name) and on ``second``, on seeds
+    0..``seeds``-1. Returns the paths written."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        scenario = json.loads((folder / "scenario.json").read_text())
+        summary = pd.read_csv(folder / "summary.csv")
+    except (OSError, ValueError) as e:
+        raise InputError(f"{folder}: not a finished comparison's results folder ({e}); allowed: the --out "
+                         "folder of policylab compare") from None
+    if manifest.get("kind") != "compare":
+        raise InputError(f"{folder}/manifest.json: kind: found {manifest.get('kind')!r}; allowed: 'compare'")
+    if seeds < 2:
+        raise InputError(f"--seeds: got {seeds}; allowed: an integer >= 2 (the intervals need two)")
+    baseline = manifest["baseline"]
+    rule_sets = [r for r in manifest["rule_sets"] if r != baseline]
+    sc = load_scenario(scenario.get("path") or manifest["scenario"])
+    metrics = core_metrics(summary["metric"].unique())
+    seed_list = list(range(seeds))
+    table = sensitivity(sc, baseline, rule_sets, metrics, seed_list, traders=traders, workers=workers,
+                        progress=progress)
+    ranked = ranking(summary, sc.name, load_scenario(second), baseline, rule_sets, metrics, seed_list,
+                     traders=traders, workers=workers, progress=progress)
+    return write_all([(folder / "sensitivity.csv", lambda p: table.to_csv(p, index=False)),
+                      (folder / "ranking.csv", lambda p: ranked.to_csv(p, index=False))])
