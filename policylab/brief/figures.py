@@ -28,6 +28,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.lines  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -57,6 +58,7 @@ class FigureData:
     labels: dict[str, str] = dataclasses.field(default_factory=dict)  # venue name -> how the brief names it
     rule_sets: dict = dataclasses.field(default_factory=dict)  # rule_sets.json: targets, repeal markers
     flagged: tuple[str, ...] = ()  # arms with a failed run, flagged runs or invariant violations
+    sensitivity: pd.DataFrame | None = None  # sensitivity.csv when present
 
     @classmethod
     def of(cls, res: Results) -> FigureData:
@@ -64,7 +66,7 @@ class FigureData:
 
         order = res.finished
         return cls(res.summary, res.runs, res.timeseries, order, res.baseline, palette(order, res.baseline),
-                   dict(res.labels), res.rule_sets, tuple(flags(res)))
+                   dict(res.labels), res.rule_sets, tuple(flags(res)), res.sensitivity)
 
 
 Drawing = Callable[[FigureData], "tuple[matplotlib.figure.Figure, pd.DataFrame]"]
@@ -541,6 +543,56 @@ def who_moved(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
     return fig, data
 
 
+def _has_sensitivity(d: FigureData) -> bool:
+    return d.sensitivity is not None and not d.sensitivity.empty
+
+
+def outcome_label(metric: str) -> str:
+    """The page-1 label of a core outcome's metric (the metric's name if it is none)."""
+    from policylab.brief.summary import COLUMNS
+
+    return next((label for col in COLUMNS for m, label in col.choices if m == metric), metric)
+
+
+def tornado(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
+    """One panel per core outcome: for each assumption (widest swing on top) and rule set,
+    the paired difference from the baseline at the low end (open circle) and at the high
+    end (filled) of the assumption's documented range, joined by a bar."""
+    t = d.sensitivity
+    metrics = list(dict.fromkeys(t["metric"]))
+    arms = [r for r in dict.fromkeys(t["rule_set"])]
+    colours = {r: d.colours.get(r, SAFE_COLOURS[i % len(SAFE_COLOURS)]) for i, r in enumerate(arms)}
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(6.6, 0.4 + 0.32 * len(metrics) *
+                                                       max(2, t["assumption"].nunique())), squeeze=False)
+    rows = []
+    for ax, metric in zip(axes[:, 0], metrics):
+        sub = t[t["metric"] == metric]
+        wide_ = sub.pivot_table(index=["assumption", "rule_set"], columns="side", values="diff_mean")
+        swing = (wide_["high"] - wide_["low"]).abs().groupby(level=0).max().sort_values()
+        usd = metric.endswith("_usd") or "_usd." in metric
+        scale, unit = usd_scale(sub[["diff_mean"]].to_numpy()) if usd else (1.0, "")
+        step = 0.8 / max(1, len(arms))
+        for y, assumption in enumerate(swing.index):
+            for k, arm in enumerate(arms):
+                if (assumption, arm) not in wide_.index:
+                    continue
+                lo, hi = wide_.loc[(assumption, arm), "low"], wide_.loc[(assumption, arm), "high"]
+                yy = y - 0.4 + step * (k + 0.5)
+                ax.plot([lo / scale, hi / scale], [yy, yy], color=colours[arm], lw=2.5, alpha=0.6)
+                ax.plot(lo / scale, yy, "o", mfc="white", mec=colours[arm], ms=4)
+                ax.plot(hi / scale, yy, "o", color=colours[arm], ms=4)
+                rows.append({"metric": metric, "assumption": assumption, "rule_set": arm, "diff_at_low": lo,
+                             "diff_at_high": hi})
+        ax.axvline(0, color="#555555", lw=0.8)
+        ax.set_yticks(range(len(swing)), list(swing.index))
+        ax.set_title(f"{outcome_label(metric)}: difference from the baseline" + (f" ({unit})" if unit else ""),
+                     loc="left")
+    handles = [matplotlib.lines.Line2D([], [], color=colours[a], lw=2.5, label=a) for a in arms]
+    axes[0, 0].legend(handles=handles, loc="lower right", fontsize=6.5, frameon=False)
+    fig.tight_layout()
+    return fig, pd.DataFrame(rows)
+
+
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("fig-prices", "The crash, rule set by rule set",
                "The crash window only. Top: the baseline's index (spot) price, median over seeds. Below: each "
@@ -572,6 +624,12 @@ FIGURES: tuple[FigureSpec, ...] = (
                "panel.", "summary.csv (diff_mean, diff_lo, diff_hi of liquidated_usd and volume_usd or "
                "volume_usd.voluntary)", trade_off,
                _has_trade_off),
+    FigureSpec("fig-robust", "How the differences move with the assumptions",
+               "For each core outcome, each rule set's mean difference from the baseline with one assumption set "
+               "to the low end (open circle) and to the high end (filled circle) of its documented range, the "
+               "others as in the scenario; fewer seeds than the comparison. The widest swings are on top; a bar "
+               "that crosses zero means the direction of the difference depends on that assumption.",
+               "sensitivity.csv (assumption, side, rule_set, metric, diff_mean)", tornado, _has_sensitivity),
 )
 
 

@@ -222,8 +222,37 @@ def appendix(res: Results) -> dict:
 def figure_list(res: Results) -> dict:
     """The figures of ``figures.FIGURES`` (anchor id, title, caption, source, PNG data URI
     and the CSV of its data beside the brief)."""
-    return {"figures": [{"id": f.id, "title": f.title, "caption": f.caption, "source": f.source, "uri": f.uri,
-                         "csv": figures.csv_name(f.id)} for f in figures.draw_all(res)]}
+    return {"figures": [_figure_view(f) for f in figures.draw_all(res) if f.id not in ROBUST_FIGURES]}
+
+
+def _figure_view(f: figures.Figure) -> dict:
+    return {"id": f.id, "title": f.title, "caption": f.caption, "source": f.source, "uri": f.uri,
+            "csv": figures.csv_name(f.id)}
+
+
+ROBUST_FIGURES = ("fig-robust",)  # drawn in the "How robust" section, not among the figures
+
+
+def robust(res: Results) -> dict:
+    """The "How robust" section: the tornado figure (sensitivity.csv) and whether the
+    ranking of rule sets holds on a second scenario (ranking.csv); what is absent is said."""
+    from policylab.experiments.sensitivity import UNRANGED
+
+    drawn = [_figure_view(f) for f in figures.draw_all(res) if f.id in ROBUST_FIGURES]
+    rows = []
+    if res.ranking is not None and not res.ranking.empty:
+        for metric, sub in res.ranking.groupby("metric", sort=False):
+            for _, r in sub.iterrows():
+                rows.append({"outcome": figures.outcome_label(metric), "rule_set": res.titles.get(r["rule_set"],
+                                                                                              r["rule_set"]),
+                             "rank": int(r["rank"]), "second_rank": int(r["second_rank"]),
+                             "holds": "yes" if bool(r["holds"]) else "no"})
+    second = (str(res.ranking["second_scenario"].iloc[0]) if res.ranking is not None and not res.ranking.empty
+              else "")
+    assumptions = (sorted(res.sensitivity["assumption"].unique()) if res.sensitivity is not None else [])
+    return {"robust": {"figures": drawn, "ranking": rows, "second_scenario": second,
+                       "held": sum(r["holds"] == "yes" for r in rows), "assumptions": assumptions,
+                       "unranged": list(UNRANGED)}}
 
 
 # ------------------------------------------------------------------------ rule sets
@@ -395,6 +424,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("affected", "partials/affected.html", affected),
     Section("table", "partials/table.html", table),
     Section("figures", "partials/figures.html", figure_list),
+    Section("robust", "partials/robust.html", robust),
     Section("rule_sets", "partials/rule_sets.html", rule_sets),
     Section("limitations", "partials/limitations.html", limitations),
     Section("glossary", "partials/glossary.html", glossary),
