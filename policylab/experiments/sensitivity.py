@@ -33,7 +33,7 @@ from policylab.experiments import stats
 from policylab.experiments.compare import Arm, Progress, make_arm, run_experiment, wide
 from policylab.experiments.sweep import point_arm
 from policylab.inputs.scenario import Scenario, load_scenario
-from policylab.metrics import HIGHER
+from policylab.metrics import HIGHER, NEUTRAL
 
 SIDES = ("low", "high")
 SENSITIVITY_COLUMNS = ("assumption", "side", "value", "rule_set", "metric", "diff_mean", "diff_lo", "diff_hi")
@@ -158,10 +158,11 @@ def sensitivity(scenario: Scenario, baseline: str, rule_sets: Sequence[str], met
 
 
 def ranks(diffs: dict[str, float], direction: str) -> dict[str, int]:
-    """Rank 1 = the best difference from the baseline (largest if higher is better,
-    otherwise smallest); ties share the better rank; NaN gets no rank (0)."""
+    """Rank 1 = the best difference from the baseline: the largest if higher is better,
+    the smallest if lower is better, the smallest in size for a neutral outcome; ties
+    share the better rank; NaN gets no rank (0)."""
     s = pd.Series(diffs, dtype=float)
-    r = s.rank(ascending=direction != HIGHER, method="min")
+    r = (s.abs() if direction == NEUTRAL else s).rank(ascending=direction != HIGHER, method="min")
     return {k: (0 if np.isnan(v) else int(v)) for k, v in r.items()}
 
 

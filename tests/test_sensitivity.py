@@ -1,0 +1,122 @@
+"""`policylab sensitivity`: sensitivity.csv and ranking.csv from a tiny comparison, the
+documented ranges they use, and the brief's "How robust" section."""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from policylab.cli.main import cli
+from policylab.experiments import sensitivity as sens
+from policylab.inputs.scenario import load_scenario
+from policylab.metrics import HIGHER, LOWER, NEUTRAL
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = "us-onshoring-2025"
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, flash_path):
+    """A 2-seed, 300-trader comparison of the flash crash, then its sensitivity step
+    with the same scenario as the 'second' one (so every rank must hold)."""
+    out = tmp_path_factory.mktemp("sens") / "cmp"
+    res = _run("compare", RULES, "--scenario", flash_path, "--seeds", 2, "--traders", 300, "--workers", 1,
+               "--out", out, "--no-brief")
+    assert res.exit_code == 0, res.output
+    res = _run("sensitivity", out, "--second-scenario", flash_path, "--seeds", 2, "--traders", 300, "--workers", 1,
+               "--no-brief")
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _documented_range(doc: str) -> tuple[float, float]:
+    """The 'range LOW-HIGH' (or 'LOW to HIGH') of the docs/calibration.md row ``doc`` names."""
+    key = doc.split(": ", 1)[1]
+    row = next(line for line in (ROOT / "docs/calibration.md").read_text().splitlines()
+               if line.startswith(f"| `{key}`"))
+    m = re.search(r"range (-?[\d.]+)(?:-| to )(-?[\d.]+)", row)
+    assert m, row
+    return float(m.group(1)), float(m.group(2))
+
+
+@pytest.mark.parametrize("a", sens.ASSUMPTIONS, ids=lambda a: a.name)
+def test_declared_ranges_are_the_documented_ones(a):
+    assert (a.low, a.high) == _documented_range(a.doc)
+
+
+def test_sensitivity_csv(folder, flash_path):
+    t = pd.read_csv(folder / "sensitivity.csv")
+    assert list(t.columns) == list(sens.SENSITIVITY_COLUMNS)
+    sc = load_scenario(str(flash_path))
+    applied = [a for a in sens.ASSUMPTIONS if a.paths(sc)]
+    # the flash scenario blocks US residents on its CEX only: DEX and pool leakage do not apply
+    assert "leakage.offshore_cex" in {a.name for a in applied}
+    assert "leakage.offshore_dex" not in {a.name for a in applied}
+    assert set(t["assumption"]) == {a.name for a in applied}
+    assert set(t["rule_set"]) == {RULES}
+    summary = pd.read_csv(folder / "summary.csv")
+    assert list(dict.fromkeys(t["metric"])) == sens.core_metrics(summary["metric"].unique())
+    for a in applied:
+        rows = t[t["assumption"] == a.name]
+        assert dict(zip(rows["side"], rows["value"])) == {"low": a.low, "high": a.high}
+    ok = t.dropna(subset=["diff_lo"])
+    assert ((ok["diff_lo"] <= ok["diff_mean"] + 1e-9) & (ok["diff_mean"] <= ok["diff_hi"] + 1e-9)).all()
+    # the ends of a range give different differences somewhere (the assumption is applied)
+    cex = t[(t["assumption"] == "leakage.offshore_cex")].pivot_table(index="metric", columns="side",
+                                                                       values="diff_mean")
+    assert (cex["low"] != cex["high"]).any()
+
+
+def test_ranking_holds_on_the_same_scenario(folder):
+    r = pd.read_csv(folder / "ranking.csv")
+    assert list(r.columns) == list(sens.RANKING_COLUMNS)
+    assert set(r["rule_set"]) == {RULES}
+    assert (r["rank"] == r["second_rank"]).all() and r["holds"].all()
+    assert r["second_scenario"].eq("flash-test").all()
+
+
+def test_ranks_follow_the_direction():
+    assert sens.ranks({"a": -2.0, "b": 1.0}, LOWER) == {"a": 1, "b": 2}
+    assert sens.ranks({"a": -2.0, "b": 1.0}, HIGHER) == {"a": 2, "b": 1}
+    assert sens.ranks({"a": -2.0, "b": 1.0}, NEUTRAL) == {"a": 2, "b": 1}
+    assert sens.ranks({"a": float("nan"), "b": 1.0}, LOWER) == {"a": 0, "b": 1}
+
+
+def test_brief_has_the_section(folder):
+    res = _run("report", folder, "--format", "html")
+    assert res.exit_code == 0, res.output
+    html = (folder / "brief.html").read_text()
+    section = html[html.index('id="robust"'):]
+    assert 'id="fig-robust"' in section and "data:image/png;base64," in section
+    assert "Ranking of the rule sets on a second scenario (flash-test)" in section
+    assert "No sensitivity analysis was run" not in html
+    data = pd.read_csv(folder / "brief-data" / "fig-robust.csv")
+    assert set(data["assumption"]) == set(pd.read_csv(folder / "sensitivity.csv")["assumption"])
+    # the tornado is drawn in this section, not also among the figures
+    assert html.count('id="fig-robust"') == 1
+
+
+def test_brief_says_when_absent(folder, tmp_path):
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(folder, bare)
+    (bare / "sensitivity.csv").unlink()
+    (bare / "ranking.csv").unlink()
+    assert _run("report", bare, "--format", "html").exit_code == 0
+    html = (bare / "brief.html").read_text()
+    assert "No sensitivity analysis was run" in html and "no ranking.csv" in html
+    assert 'id="fig-robust"' not in html
+
+
+def test_not_a_comparison(tmp_path):
+    res = CliRunner().invoke(cli, ["sensitivity", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "not a finished comparison's results folder" in res.output
+    assert "Traceback" not in res.output
