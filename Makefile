@@ -38,12 +38,17 @@ install: system $(BIN)/python
 # to the baseline; then its brief (brief.pdf and brief.html).
 RULE_SETS := $(filter-out status-quo-2025,$(basename $(notdir $(wildcard policies/*.yaml))))
 DEMO_OUT := outputs/october-2025-standard
+SENSITIVITY_SEEDS := 5
 
 # --force: the demo's folder is the project's own, replaced on every run (a results folder
 # belongs to one experiment; without --force a different one is refused).
 # Its last line names the brief (compare prints it last too; make's own lines come after).
+# Then how robust it is (policylab sensitivity): each rule set's differences at the ends of
+# each assumption's documented range and its ranking on september-2025, on 5 seeds; that
+# step rewrites the brief with its "How robust" section (so compare skips writing one).
 demo: install
-	$(BIN)/policylab compare $(RULE_SETS) --scenario october-2025 --out $(DEMO_OUT) --force
+	$(BIN)/policylab compare $(RULE_SETS) --scenario october-2025 --out $(DEMO_OUT) --force --no-brief
+	$(BIN)/policylab sensitivity $(DEMO_OUT) --second-scenario september-2025 --seeds $(SENSITIVITY_SEEDS)
 	@echo "brief: $(DEMO_OUT)/brief.pdf"
 
 test: install

@@ -1,4 +1,5 @@
-"""CLI commands for experiments: ``compare`` (rule sets on common seeds) and ``sweep``.
+"""CLI commands for experiments: ``compare`` (rule sets on common seeds), ``sweep`` and
+``sensitivity`` (how robust a comparison is).
 
 Both write a results folder (docs/contracts.md) and print the headline differences.
 Exit codes: 0 when every run finished, 1 when some runs failed (listed in
@@ -343,6 +344,9 @@ def sensitivity_command(results_dir: Path, second: str, seeds: int, traders: int
     if brief:
         from policylab.brief.render import write_brief  # matplotlib and WeasyPrint load only when a brief is written
 
-        pdf = [p for p in write_brief(results_dir) if p.suffix == ".pdf"]
+        try:
+            pdf = [p for p in write_brief(results_dir) if p.suffix == ".pdf"]
+        except OSError as e:
+            raise click.ClickException(f"cannot write the brief to {results_dir}: {e.strerror or e}") from None
         if pdf:
             click.echo(f"brief: {pdf[0]}")
