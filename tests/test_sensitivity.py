@@ -120,3 +120,9 @@ def test_not_a_comparison(tmp_path):
     assert res.exit_code == 2
     assert "not a finished comparison's results folder" in res.output
     assert "Traceback" not in res.output
+
+
+def test_comparison_scenario(flash_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a built-in's path is a bare file name, not a file here
+    assert sens.comparison_scenario({"path": "calm.yaml"}, {"scenario": "calm"}).name == "calm"
+    assert sens.comparison_scenario({"path": str(flash_path)}, {"scenario": "calm"}).name == "flash-test"

@@ -192,11 +192,18 @@ def ranking(summary: pd.DataFrame, scenario_name: str, second: Scenario, baselin
     return pd.DataFrame(rows, columns=list(RANKING_COLUMNS))
 
 
+def comparison_scenario(scenario: dict, manifest: dict) -> Scenario:
+    """A comparison's scenario: the file its scenario.json names when that exists (a
+    built-in's path is its bare file name), else the built-in scenario of its name."""
+    path = str(scenario.get("path") or "")
+    return load_scenario(path if Path(path).is_file() else manifest["scenario"])
+
+
 def for_folder(folder: str | os.PathLike, second: str, seeds: int = 5, *, traders: int | None = None,
                workers: int | None = None, progress: Progress | None = None) -> list[Path]:
     """Write ``sensitivity.csv`` and ``ranking.csv`` into a comparison's results folder:
     its baseline and rule sets (by name, as its manifest lists them) on its scenario
-    (scenario.json's path, else the built-in of its name) and on ``second``, on seeds
+    (the file scenario.json names when it exists, else the built-in scenario of its name) and on ``second``, on seeds
     0..``seeds``-1. Returns the paths written."""
     folder = Path(folder)
     try:
@@ -212,7 +219,7 @@ def for_folder(folder: str | os.PathLike, second: str, seeds: int = 5, *, trader
         raise InputError(f"--seeds: got {seeds}; allowed: an integer >= 2 (the intervals need two)")
     baseline = manifest["baseline"]
     rule_sets = [r for r in manifest["rule_sets"] if r != baseline]
-    sc = load_scenario(scenario.get("path") or manifest["scenario"])
+    sc = comparison_scenario(scenario, manifest)
     metrics = core_metrics(summary["metric"].unique())
     seed_list = list(range(seeds))
     table = sensitivity(sc, baseline, rule_sets, metrics, seed_list, traders=traders, workers=workers,
