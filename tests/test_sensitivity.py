@@ -126,3 +126,11 @@ def test_comparison_scenario(flash_path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a built-in's path is a bare file name, not a file here
     assert sens.comparison_scenario({"path": "calm.yaml"}, {"scenario": "calm"}).name == "calm"
     assert sens.comparison_scenario({"path": str(flash_path)}, {"scenario": "calm"}).name == "flash-test"
+
+
+def test_no_assumption_applies(flash_path, monkeypatch):
+    """A scenario none of the assumptions applies to gives an empty table, not a crash."""
+    monkeypatch.setattr(sens, "ASSUMPTIONS", tuple(a for a in sens.ASSUMPTIONS if a.name == "leakage.offshore_pool"))
+    t = sens.sensitivity(load_scenario(str(flash_path)), "status-quo-2025", [RULES], ["liquidated_usd"], [0, 1],
+                         traders=300, workers=1)
+    assert t.empty and list(t.columns) == list(sens.SENSITIVITY_COLUMNS)

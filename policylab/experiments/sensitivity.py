@@ -140,6 +140,9 @@ def sensitivity(scenario: Scenario, baseline: str, rule_sets: Sequence[str], met
             for arm in _arms(baseline, rule_sets, scenario, tag):
                 arms.append(point_arm(arm, [(p, value) for p in paths], arm.label))
             plan.append((a, side, value, tag))
+    if not arms:
+        return pd.DataFrame({c: pd.Series([], dtype=float if c.startswith(("diff", "value")) else str)
+                             for c in SENSITIVITY_COLUMNS})
     result = run_experiment(arms, list(seeds), baseline=arms[0].label, traders=traders, workers=workers,
                             progress=progress, kind="sensitivity")
     w = wide(result.runs, result.definitions)
