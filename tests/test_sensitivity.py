@@ -96,6 +96,8 @@ def test_brief_has_the_section(folder):
     assert 'id="fig-robust"' in section and "data:image/png;base64," in section
     assert "Ranking of the rule sets on a second scenario (flash-test)" in section
     assert "No sensitivity analysis was run" not in html
+    assert "leakage into offshore exchanges (0.05 to 0.4)" in section
+    assert "leakage into offshore DEXs" not in section  # not varied: it does not apply to this scenario
     data = pd.read_csv(folder / "brief-data" / "fig-robust.csv")
     assert set(data["assumption"]) == set(pd.read_csv(folder / "sensitivity.csv")["assumption"])
     # the tornado is drawn in this section, not also among the figures

@@ -29,6 +29,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.lines  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -562,10 +563,16 @@ def tornado(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
     metrics = list(dict.fromkeys(t["metric"]))
     arms = [r for r in dict.fromkeys(t["rule_set"])]
     colours = {r: d.colours.get(r, SAFE_COLOURS[i % len(SAFE_COLOURS)]) for i, r in enumerate(arms)}
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(6.6, 0.4 + 0.32 * len(metrics) *
-                                                       max(2, t["assumption"].nunique())), squeeze=False)
+    from policylab.experiments.sensitivity import ASSUMPTIONS
+
+    names = {a.name: a.label for a in ASSUMPTIONS}
+    nrows = -(-len(metrics) // 2)
+    fig, axes = plt.subplots(nrows, 2, figsize=(7.2, nrows * (0.5 + 0.2 * max(2, t["assumption"].nunique()))),
+                             squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
     rows = []
-    for ax, metric in zip(axes[:, 0], metrics):
+    for ax, metric in zip(axes.flat, metrics):
         sub = t[t["metric"] == metric]
         wide_ = sub.pivot_table(index=["assumption", "rule_set"], columns="side", values="diff_mean")
         swing = (wide_["high"] - wide_["low"]).abs().groupby(level=0).max().sort_values()
@@ -584,12 +591,14 @@ def tornado(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
                 rows.append({"metric": metric, "assumption": assumption, "rule_set": arm, "diff_at_low": lo,
                              "diff_at_high": hi})
         ax.axvline(0, color="#555555", lw=0.8)
-        ax.set_yticks(range(len(swing)), list(swing.index))
-        ax.set_title(f"{outcome_label(metric)}: difference from the baseline" + (f" ({unit})" if unit else ""),
-                     loc="left")
+        ax.set_yticks(range(len(swing)), [names.get(a, a) for a in swing.index], fontsize=6.5)
+        ax.tick_params(axis="x", labelsize=6.5)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
+        ax.set_title(outcome_label(metric) + (f" ({unit})" if unit else ""), loc="left", fontsize=7.5)
     handles = [matplotlib.lines.Line2D([], [], color=colours[a], lw=2.5, label=a) for a in arms]
-    axes[0, 0].legend(handles=handles, loc="lower right", fontsize=6.5, frameon=False)
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="lower center", ncol=min(3, len(arms)), fontsize=6.5, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.03 + 0.015 * (len(arms) // 3), 1, 1))
     return fig, pd.DataFrame(rows)
 
 
@@ -625,7 +634,7 @@ FIGURES: tuple[FigureSpec, ...] = (
                "volume_usd.voluntary)", trade_off,
                _has_trade_off),
     FigureSpec("fig-robust", "How the differences move with the assumptions",
-               "For each core outcome, each rule set's mean difference from the baseline with one assumption set "
+               "For each core outcome (one panel, its difference from the baseline), each rule set's mean difference from the baseline with one assumption set "
                "to the low end (open circle) and to the high end (filled circle) of its documented range, the "
                "others as in the scenario; fewer seeds than the comparison. The widest swings are on top; a bar "
                "that crosses zero means the direction of the difference depends on that assumption.",

@@ -236,7 +236,7 @@ ROBUST_FIGURES = ("fig-robust",)  # drawn in the "How robust" section, not among
 def robust(res: Results) -> dict:
     """The "How robust" section: the tornado figure (sensitivity.csv) and whether the
     ranking of rule sets holds on a second scenario (ranking.csv); what is absent is said."""
-    from policylab.experiments.sensitivity import UNRANGED
+    from policylab.experiments.sensitivity import ASSUMPTIONS, UNRANGED
 
     drawn = [_figure_view(f) for f in figures.draw_all(res) if f.id in ROBUST_FIGURES]
     rows = []
@@ -249,7 +249,8 @@ def robust(res: Results) -> dict:
                              "holds": "yes" if bool(r["holds"]) else "no"})
     second = (str(res.ranking["second_scenario"].iloc[0]) if res.ranking is not None and not res.ranking.empty
               else "")
-    assumptions = (sorted(res.sensitivity["assumption"].unique()) if res.sensitivity is not None else [])
+    varied = set(res.sensitivity["assumption"]) if res.sensitivity is not None else set()
+    assumptions = [f"{a.label} ({a.low:g} to {a.high:g})" for a in ASSUMPTIONS if a.name in varied]
     return {"robust": {"figures": drawn, "ranking": rows, "second_scenario": second,
                        "held": sum(r["holds"] == "yes" for r in rows), "assumptions": assumptions,
                        "unranged": list(UNRANGED)}}
