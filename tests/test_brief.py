@@ -35,7 +35,8 @@ def folder(flash_path, tmp_path_factory):
     summary = pd.read_csv(out / "summary.csv")
     rows = summary[(summary["rule_set"] != "status-quo-2025") & summary["metric"].isin(core_metrics(summary["metric"]))]
     pd.DataFrame([{"assumption": "venue_choice.switching_cost", "side": side, "value": value, "rule_set": r.rule_set,
-                   "metric": r.metric, "diff_mean": r.diff_mean * k, "diff_lo": r.diff_lo * k, "diff_hi": r.diff_hi * k}
+                   "metric": r.metric, "diff_mean": r.diff_mean * k, "diff_lo": r.diff_lo * k, "diff_hi": r.diff_hi * k,
+                   "seeds": 3, "traders": 300}
                   for r in rows.itertuples() for side, value, k in (("low", 0.0, 0.5), ("high", 1.0, 1.5))]
                  ).to_csv(out / "sensitivity.csv", index=False)
     return out

@@ -15,6 +15,7 @@ from policylab.metrics import HIGHER, LOWER, NEUTRAL
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = "us-onshoring-2025"
+OTHER = "circuit-breaker-proposal"  # in the comparison and the ranking, not varied (--rule-set RULES)
 
 
 def _run(*args):
@@ -23,14 +24,15 @@ def _run(*args):
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory, flash_path):
-    """A 2-seed, 300-trader comparison of the flash crash, then its sensitivity step
-    with the same scenario as the 'second' one (so every rank must hold)."""
+    """A 2-seed, 300-trader comparison of two rule sets on the flash crash, then its
+    sensitivity step for one of them, with the same scenario as the 'second' one (so
+    every rank must hold)."""
     out = tmp_path_factory.mktemp("sens") / "cmp"
-    res = _run("compare", RULES, "--scenario", flash_path, "--seeds", 2, "--traders", 300, "--workers", 1,
+    res = _run("compare", RULES, OTHER, "--scenario", flash_path, "--seeds", 2, "--traders", 300, "--workers", 1,
                "--out", out, "--no-brief")
     assert res.exit_code == 0, res.output
     res = _run("sensitivity", out, "--second-scenario", flash_path, "--seeds", 2, "--traders", 300, "--workers", 1,
-               "--no-brief")
+               "--rule-set", RULES, "--no-brief")
     assert res.exit_code == 0, res.output
     return out
 
@@ -59,7 +61,8 @@ def test_sensitivity_csv(folder, flash_path):
     assert "leakage.offshore_cex" in {a.name for a in applied}
     assert "leakage.offshore_dex" not in {a.name for a in applied}
     assert set(t["assumption"]) == {a.name for a in applied}
-    assert set(t["rule_set"]) == {RULES}
+    assert set(t["rule_set"]) == {RULES}  # --rule-set: OTHER is not varied
+    assert (t["seeds"] == 2).all() and (t["traders"] == 300).all()
     summary = pd.read_csv(folder / "summary.csv")
     assert list(dict.fromkeys(t["metric"])) == sens.core_metrics(summary["metric"].unique())
     for a in applied:
@@ -76,7 +79,8 @@ def test_sensitivity_csv(folder, flash_path):
 def test_ranking_holds_on_the_same_scenario(folder):
     r = pd.read_csv(folder / "ranking.csv")
     assert list(r.columns) == list(sens.RANKING_COLUMNS)
-    assert set(r["rule_set"]) == {RULES}
+    assert set(r["rule_set"]) == {RULES, OTHER}  # the ranking covers every rule set
+    assert (r["seeds"] == 2).all() and (r["traders"] == 300).all()
     assert (r["rank"] == r["second_rank"]).all() and r["holds"].all()
     assert r["second_scenario"].eq("flash-test").all()
 
@@ -92,11 +96,19 @@ def test_brief_has_the_section(folder):
     res = _run("report", folder, "--format", "html")
     assert res.exit_code == 0, res.output
     html = (folder / "brief.html").read_text()
-    section = html[html.index('id="robust"'):]
+    section = " ".join(html[html.index('id="robust"'):].split())
     assert 'id="fig-robust"' in section and "data:image/png;base64," in section
     assert "Ranking of the rule sets on a second scenario (flash-test)" in section
     assert "No sensitivity analysis was run" not in html
-    assert "leakage into offshore exchanges (0.05 to 0.4)" in section
+    assert "run again on 2 seeds of 300 traders (the comparison above: 2 seeds)" in section
+    assert f"Rule sets varied: {RULES}." in section
+    assert f"Not varied in this run, to keep its running time short: {OTHER};" in section
+    assert "leakage into offshore exchanges (0.05 to 0.4 share)" in section
+    assert "retail median leverage (3x to 8x)" in section
+    # the ranking: one row per rule set, every rank held (the same scenario twice)
+    table = section[section.index('<table class="matrix ranking">'):section.index("</table>")]
+    assert table.count("<tr>") == 3 and "<strong>" not in table
+    assert "1 \u2192 1" in table and "2 \u2192 2" in table
     assert "leakage into offshore DEXs" not in section  # not varied: it does not apply to this scenario
     data = pd.read_csv(folder / "brief-data" / "fig-robust.csv")
     assert set(data["assumption"]) == set(pd.read_csv(folder / "sensitivity.csv")["assumption"])
@@ -136,3 +148,18 @@ def test_no_assumption_applies(flash_path, monkeypatch):
     t = sens.sensitivity(load_scenario(str(flash_path)), "status-quo-2025", [RULES], ["liquidated_usd"], [0, 1],
                          traders=300, workers=1)
     assert t.empty and list(t.columns) == list(sens.SENSITIVITY_COLUMNS)
+
+
+def test_rule_set_not_in_the_comparison(folder):
+    res = CliRunner().invoke(cli, ["sensitivity", str(folder), "--rule-set", "stablecoin-haircuts"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.output.strip().splitlines()[-1].endswith(
+        f"--rule-set: found stablecoin-haircuts; allowed: the comparison's rule sets other than its baseline "
+        f"({RULES}, {OTHER})")
+
+
+def test_ranges_in_the_tornado_labels():
+    labels = {a.name: a.span for a in sens.ASSUMPTIONS}
+    assert labels["leakage.offshore_cex"] == "0.05 to 0.4 share"
+    assert labels["classes.retail.leverage_median"] == "3x to 8x"
+    assert labels["market.impact_y"] == "0.002 to 0.008 log move"

@@ -565,7 +565,7 @@ def tornado(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
     colours = {r: d.colours.get(r, SAFE_COLOURS[i % len(SAFE_COLOURS)]) for i, r in enumerate(arms)}
     from policylab.experiments.sensitivity import ASSUMPTIONS
 
-    names = {a.name: a.label for a in ASSUMPTIONS}
+    names = {a.name: f"{a.label}\n({a.span})" for a in ASSUMPTIONS}
     nrows = -(-len(metrics) // 2)
     fig, axes = plt.subplots(nrows, 2, figsize=(7.2, nrows * (0.5 + 0.2 * max(2, t["assumption"].nunique()))),
                              squeeze=False)
@@ -634,10 +634,11 @@ FIGURES: tuple[FigureSpec, ...] = (
                "volume_usd.voluntary)", trade_off,
                _has_trade_off),
     FigureSpec("fig-robust", "How the differences move with the assumptions",
-               "For each core outcome (one panel, its difference from the baseline), each rule set's mean difference from the baseline with one assumption set "
-               "to the low end (open circle) and to the high end (filled circle) of its documented range, the "
-               "others as in the scenario; fewer seeds than the comparison. The widest swings are on top; a bar "
-               "that crosses zero means the direction of the difference depends on that assumption.",
+               "One panel per core outcome. Each bar: a rule set's mean difference from the baseline with one "
+               "assumption (left, with its documented range) set to the low end (open circle) and to the high end "
+               "(filled circle) of that range, the others as in the scenario, on fewer seeds than the "
+               "comparison, so seed noise moves the ends too. The widest swings are on top; a bar that crosses "
+               "zero means the sign of the difference depends on that assumption.",
                "sensitivity.csv (assumption, side, rule_set, metric, diff_mean)", tornado, _has_sensitivity),
 )
 

@@ -32,8 +32,10 @@ FILES: dict[str, tuple[str, ...]] = {  # file -> columns the brief reads
 
 # Written by `policylab sensitivity` (policylab.experiments.sensitivity); read when present.
 OPTIONAL = {
-    "sensitivity.csv": ("assumption", "side", "value", "rule_set", "metric", "diff_mean", "diff_lo", "diff_hi"),
-    "ranking.csv": ("metric", "rule_set", "scenario", "rank", "second_scenario", "second_rank", "holds"),
+    "sensitivity.csv": ("assumption", "side", "value", "rule_set", "metric", "diff_mean", "diff_lo", "diff_hi",
+                        "seeds", "traders"),
+    "ranking.csv": ("metric", "rule_set", "scenario", "rank", "second_scenario", "second_rank", "holds", "seeds",
+                    "traders"),
 }
 
 

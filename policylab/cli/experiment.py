@@ -313,14 +313,17 @@ def sweep_command(rule_spec, param_texts, method, samples, scenario_name, seeds,
 @click.option("--second-scenario", "second", default="september-2025", show_default=True, metavar="NAME|PATH",
               help="Scenario on which the ranking of the rule sets is checked.")
 @click.option("--seeds", type=int, default=5, show_default=True, help="Seeds per arm (0..N-1).")
+@click.option("--rule-set", "varied", multiple=True, metavar="NAME",
+              help="Vary the assumptions for this rule set of DIR only (repeatable; default: every rule set). "
+                   "The ranking on the second scenario always covers every rule set.")
 @click.option("--traders", type=int, default=None,
               help="Simulated trader accounts, 100 to 10,000,000 (default: the scenario's).")
 @click.option("--workers", type=int, default=None,
               help="Local worker processes (default: all cores; 1: run in this process).")
 @click.option("--brief/--no-brief", default=True, show_default=True,
               help="Rewrite DIR's brief with its 'How robust' section.")
-def sensitivity_command(results_dir: Path, second: str, seeds: int, traders: int | None, workers: int | None,
-                        brief: bool) -> None:
+def sensitivity_command(results_dir: Path, second: str, seeds: int, varied: tuple[str, ...], traders: int | None,
+                        workers: int | None, brief: bool) -> None:
     """How robust a comparison in DIR is: its differences at each end of each assumption's
     documented range (DIR/sensitivity.csv) and its ranking of rule sets on a second
     scenario (DIR/ranking.csv), on fewer seeds; then the brief again.
@@ -333,7 +336,8 @@ def sensitivity_command(results_dir: Path, second: str, seeds: int, traders: int
     _check_workers(workers)
     progress = RunsProgress("sensitivity runs")
     try:
-        paths = for_folder(results_dir, second, seeds, traders=traders, workers=workers, progress=progress)
+        paths = for_folder(results_dir, second, seeds, varied=varied, traders=traders, workers=workers,
+                           progress=progress)
     except ExperimentFailed as e:
         click.echo(f"error: {' '.join(str(e).split())}", err=True)
         sys.exit(EXIT_FAILED_RUNS)
