@@ -21,6 +21,7 @@ import base64
 import contextlib
 import dataclasses
 import io
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -555,50 +556,72 @@ def outcome_label(metric: str) -> str:
     return next((label for col in COLUMNS for m, label in col.choices if m == metric), metric)
 
 
+def _diff_scale(unit: str, values) -> tuple[float, str]:
+    """Divisor and axis unit for differences of a metric in ``unit`` (summary.csv's):
+    money by its size, shares in percentage points, many accounts in thousands."""
+    if unit == "USD":
+        return usd_scale(values)
+    if unit == "fraction":
+        return 0.01, "pp"
+    a = np.nanmax(np.abs(np.asarray(values, dtype=float))) if np.size(values) else 0.0
+    if unit == "accounts" and a >= 1e4:
+        return 1e3, "thousand accounts"
+    return 1.0, unit
+
+
 def tornado(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
-    """One panel per core outcome: for each assumption (widest swing on top) and rule set,
-    the paired difference from the baseline at the low end (open circle) and at the high
-    end (filled) of the assumption's documented range, joined by a bar."""
-    t = d.sensitivity
-    metrics = list(dict.fromkeys(t["metric"]))
-    arms = [r for r in dict.fromkeys(t["rule_set"])]
-    colours = {r: d.colours.get(r, SAFE_COLOURS[i % len(SAFE_COLOURS)]) for i, r in enumerate(arms)}
+    """One panel per core outcome, four to a row: for each assumption and rule set, the
+    paired difference from the baseline at the low end (open circle) and at the high end
+    (filled) of the assumption's documented range, joined by a bar. The assumptions are
+    in the same order in every panel (labels on the left), the widest swings on average
+    on top (each panel's swings relative to its widest)."""
     from policylab.experiments.sensitivity import ASSUMPTIONS
 
+    t = d.sensitivity
+    metrics = list(dict.fromkeys(t["metric"]))
+    arms = list(dict.fromkeys(t["rule_set"]))
+    colours = {r: d.colours.get(r, SAFE_COLOURS[i % len(SAFE_COLOURS)]) for i, r in enumerate(arms)}
     names = {a.name: f"{a.label}\n({a.span})" for a in ASSUMPTIONS}
-    nrows = -(-len(metrics) // 2)
-    fig, axes = plt.subplots(nrows, 2, figsize=(7.2, nrows * (0.5 + 0.2 * max(2, t["assumption"].nunique()))),
-                             squeeze=False)
+    ends = t.pivot_table(index=["metric", "assumption", "rule_set"], columns="side", values="diff_mean")
+    swing = (ends["high"] - ends["low"]).abs().groupby(level=[0, 1]).max()
+    widest = swing.groupby(level=0).transform("max")
+    order = list((swing / widest.where(widest > 0)).groupby(level=1).mean().fillna(0).sort_values().index)
+    units = d.summary.drop_duplicates("metric").set_index("metric")["unit"]
+    ncols = min(4, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    height = 0.3 + (0.16 + 0.04 * len(arms)) * len(order)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.2, nrows * height + 0.35), sharey=True, squeeze=False)
     for ax in axes.flat[len(metrics):]:
         ax.set_visible(False)
     rows = []
+    step = 0.8 / len(arms)
     for ax, metric in zip(axes.flat, metrics):
-        sub = t[t["metric"] == metric]
-        wide_ = sub.pivot_table(index=["assumption", "rule_set"], columns="side", values="diff_mean")
-        swing = (wide_["high"] - wide_["low"]).abs().groupby(level=0).max().sort_values()
-        usd = metric.endswith("_usd") or "_usd." in metric
-        scale, unit = usd_scale(sub[["diff_mean"]].to_numpy()) if usd else (1.0, "")
-        step = 0.8 / max(1, len(arms))
-        for y, assumption in enumerate(swing.index):
+        sub = ends.loc[metric]
+        scale, unit = _diff_scale(str(units.get(metric, "")), sub.to_numpy())
+        for y, assumption in enumerate(order):
             for k, arm in enumerate(arms):
-                if (assumption, arm) not in wide_.index:
+                if (assumption, arm) not in sub.index:
                     continue
-                lo, hi = wide_.loc[(assumption, arm), "low"], wide_.loc[(assumption, arm), "high"]
+                lo, hi = sub.loc[(assumption, arm), "low"], sub.loc[(assumption, arm), "high"]
                 yy = y - 0.4 + step * (k + 0.5)
-                ax.plot([lo / scale, hi / scale], [yy, yy], color=colours[arm], lw=2.5, alpha=0.6)
-                ax.plot(lo / scale, yy, "o", mfc="white", mec=colours[arm], ms=4)
-                ax.plot(hi / scale, yy, "o", color=colours[arm], ms=4)
+                ax.plot([lo / scale, hi / scale], [yy, yy], color=colours[arm], lw=2, alpha=0.6)
+                ax.plot(lo / scale, yy, "o", mfc="white", mec=colours[arm], ms=3)
+                ax.plot(hi / scale, yy, "o", color=colours[arm], ms=3)
                 rows.append({"metric": metric, "assumption": assumption, "rule_set": arm, "diff_at_low": lo,
                              "diff_at_high": hi})
+        for y in range(len(order) - 1):
+            ax.axhline(y + 0.5, color="#e5e5e5", lw=0.5)
         ax.axvline(0, color="#555555", lw=0.8)
-        ax.set_yticks(range(len(swing)), [names.get(a, a) for a in swing.index], fontsize=6.5)
-        ax.tick_params(axis="x", labelsize=6.5)
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
-        ax.set_title(outcome_label(metric) + (f" ({unit})" if unit else ""), loc="left", fontsize=7.5)
-    handles = [matplotlib.lines.Line2D([], [], color=colours[a], lw=2.5, label=a) for a in arms]
-    fig.legend(handles=handles, loc="lower center", ncol=min(3, len(arms)), fontsize=6.5, frameon=False,
+        ax.set_ylim(-0.5, len(order) - 0.5)
+        ax.set_yticks(range(len(order)), [names.get(a, a) for a in order], fontsize=5.5)
+        ax.tick_params(axis="both", length=2, labelsize=5.5)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3))
+        title = outcome_label(metric) + (f" ({unit})" if unit else "")
+        ax.set_title("\n".join(textwrap.wrap(title, 22)), loc="left", fontsize=6.5)
+    handles = [matplotlib.lines.Line2D([], [], color=colours[a], lw=2, label=a) for a in arms]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(arms)), fontsize=6.5, frameon=False,
                bbox_to_anchor=(0.5, 0.0))
-    fig.tight_layout(rect=(0, 0.03 + 0.015 * (len(arms) // 3), 1, 1))
+    fig.tight_layout(rect=(0, 0.2 / (nrows * height + 0.35) * (1 + len(arms) // 4), 1, 1), w_pad=0.6)
     return fig, pd.DataFrame(rows)
 
 
@@ -637,8 +660,9 @@ FIGURES: tuple[FigureSpec, ...] = (
                "One panel per core outcome. Each bar: a rule set's mean difference from the baseline with one "
                "assumption (left, with its documented range) set to the low end (open circle) and to the high end "
                "(filled circle) of that range, the others as in the scenario, on fewer seeds than the "
-               "comparison, so seed noise moves the ends too. The widest swings are on top; a bar that crosses "
-               "zero means the sign of the difference depends on that assumption.",
+               "comparison, so seed noise moves the ends too. The assumptions are in the same order in every "
+               "panel, those with the widest swings on average on top; a bar that crosses zero means the sign "
+               "of the difference depends on that assumption.",
                "sensitivity.csv (assumption, side, rule_set, metric, diff_mean)", tornado, _has_sensitivity),
 )
 
