@@ -38,9 +38,9 @@ install: system $(BIN)/python
 # to the baseline; then its brief (brief.pdf and brief.html).
 RULE_SETS := $(filter-out status-quo-2025,$(basename $(notdir $(wildcard policies/*.yaml))))
 DEMO_OUT := outputs/october-2025-standard
-# The sensitivity step's size (benchmarks/README.md: about 5 minutes on two idle cores at
-# the scenario's 20,000 traders): 2 seeds, the assumptions varied for one market-wide and one
-# access rule set; the ranking on september-2025 covers every rule set.
+# The sensitivity step's size (benchmarks/README.md: it adds about 5 minutes on two idle
+# cores at the scenario's 20,000 traders): 2 seeds, the assumptions varied for one rule set
+# acting on the market and one acting on access; the ranking on september-2025 covers all.
 SENSITIVITY_SEEDS := 2
 SENSITIVITY_RULE_SETS := circuit-breaker-proposal us-onshoring-2025
 
