@@ -38,12 +38,22 @@ install: system $(BIN)/python
 # to the baseline; then its brief (brief.pdf and brief.html).
 RULE_SETS := $(filter-out status-quo-2025,$(basename $(notdir $(wildcard policies/*.yaml))))
 DEMO_OUT := outputs/october-2025-standard
+# The sensitivity step's size (benchmarks/README.md: it adds about 5 minutes on two idle
+# cores at the scenario's 20,000 traders): 2 seeds, the assumptions varied for one rule set
+# acting on the market and one acting on access; the ranking on september-2025 covers all.
+SENSITIVITY_SEEDS := 2
+SENSITIVITY_RULE_SETS := circuit-breaker-proposal us-onshoring-2025
 
 # --force: the demo's folder is the project's own, replaced on every run (a results folder
 # belongs to one experiment; without --force a different one is refused).
 # Its last line names the brief (compare prints it last too; make's own lines come after).
+# Then how robust it is (policylab sensitivity): the differences of SENSITIVITY_RULE_SETS at
+# the ends of each assumption's documented range and every rule set's ranking on
+# september-2025; that step rewrites the brief with its "How robust" section (so compare
+# skips writing one).
 demo: install
-	$(BIN)/policylab compare $(RULE_SETS) --scenario october-2025 --out $(DEMO_OUT) --force
+	$(BIN)/policylab compare $(RULE_SETS) --scenario october-2025 --out $(DEMO_OUT) --force --no-brief
+	$(BIN)/policylab sensitivity $(DEMO_OUT) --second-scenario september-2025 --seeds $(SENSITIVITY_SEEDS) $(addprefix --rule-set ,$(SENSITIVITY_RULE_SETS))
 	@echo "brief: $(DEMO_OUT)/brief.pdf"
 
 test: install

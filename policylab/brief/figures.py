@@ -21,6 +21,7 @@ import base64
 import contextlib
 import dataclasses
 import io
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.lines  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -57,6 +60,7 @@ class FigureData:
     labels: dict[str, str] = dataclasses.field(default_factory=dict)  # venue name -> how the brief names it
     rule_sets: dict = dataclasses.field(default_factory=dict)  # rule_sets.json: targets, repeal markers
     flagged: tuple[str, ...] = ()  # arms with a failed run, flagged runs or invariant violations
+    sensitivity: pd.DataFrame | None = None  # sensitivity.csv when present
 
     @classmethod
     def of(cls, res: Results) -> FigureData:
@@ -64,7 +68,7 @@ class FigureData:
 
         order = res.finished
         return cls(res.summary, res.runs, res.timeseries, order, res.baseline, palette(order, res.baseline),
-                   dict(res.labels), res.rule_sets, tuple(flags(res)))
+                   dict(res.labels), res.rule_sets, tuple(flags(res)), res.sensitivity)
 
 
 Drawing = Callable[[FigureData], "tuple[matplotlib.figure.Figure, pd.DataFrame]"]
@@ -541,6 +545,86 @@ def who_moved(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
     return fig, data
 
 
+def _has_sensitivity(d: FigureData) -> bool:
+    return d.sensitivity is not None and not d.sensitivity.empty
+
+
+def outcome_label(metric: str) -> str:
+    """The page-1 label of a core outcome's metric (the metric's name if it is none)."""
+    from policylab.brief.summary import COLUMNS
+
+    return next((label for col in COLUMNS for m, label in col.choices if m == metric), metric)
+
+
+def _diff_scale(unit: str, values) -> tuple[float, str]:
+    """Divisor and axis unit for differences of a metric in ``unit`` (summary.csv's):
+    money by its size, shares in percentage points, many accounts in thousands."""
+    if unit == "USD":
+        return usd_scale(values)
+    if unit == "fraction":
+        return 0.01, "pp"
+    a = np.nanmax(np.abs(np.asarray(values, dtype=float))) if np.size(values) else 0.0
+    if unit == "accounts" and a >= 1e4:
+        return 1e3, "thousand accounts"
+    return 1.0, unit
+
+
+def tornado(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
+    """One panel per core outcome, four to a row: for each assumption and rule set, the
+    paired difference from the baseline at the low end (open circle) and at the high end
+    (filled) of the assumption's documented range, joined by a bar. The assumptions are
+    in the same order in every panel (labels on the left), the widest swings on average
+    on top (each panel's swings relative to its widest)."""
+    from policylab.experiments.sensitivity import ASSUMPTIONS
+
+    t = d.sensitivity
+    metrics = list(dict.fromkeys(t["metric"]))
+    arms = list(dict.fromkeys(t["rule_set"]))
+    colours = {r: d.colours.get(r, SAFE_COLOURS[i % len(SAFE_COLOURS)]) for i, r in enumerate(arms)}
+    names = {a.name: f"{a.label}\n({a.span})" for a in ASSUMPTIONS}
+    ends = t.pivot_table(index=["metric", "assumption", "rule_set"], columns="side", values="diff_mean")
+    swing = (ends["high"] - ends["low"]).abs().groupby(level=[0, 1]).max()
+    widest = swing.groupby(level=0).transform("max")
+    order = list((swing / widest.where(widest > 0)).groupby(level=1).mean().fillna(0).sort_values().index)
+    units = d.summary.drop_duplicates("metric").set_index("metric")["unit"]
+    ncols = min(4, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    height = 0.3 + (0.16 + 0.04 * len(arms)) * len(order)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.2, nrows * height + 0.35), sharey=True, squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    rows = []
+    step = 0.8 / len(arms)
+    for ax, metric in zip(axes.flat, metrics):
+        sub = ends.loc[metric]
+        scale, unit = _diff_scale(str(units.get(metric, "")), sub.to_numpy())
+        for y, assumption in enumerate(order):
+            for k, arm in enumerate(arms):
+                if (assumption, arm) not in sub.index:
+                    continue
+                lo, hi = sub.loc[(assumption, arm), "low"], sub.loc[(assumption, arm), "high"]
+                yy = y - 0.4 + step * (k + 0.5)
+                ax.plot([lo / scale, hi / scale], [yy, yy], color=colours[arm], lw=2, alpha=0.6)
+                ax.plot(lo / scale, yy, "o", mfc="white", mec=colours[arm], ms=3)
+                ax.plot(hi / scale, yy, "o", color=colours[arm], ms=3)
+                rows.append({"metric": metric, "assumption": assumption, "rule_set": arm, "diff_at_low": lo,
+                             "diff_at_high": hi})
+        for y in range(len(order) - 1):
+            ax.axhline(y + 0.5, color="#e5e5e5", lw=0.5)
+        ax.axvline(0, color="#555555", lw=0.8)
+        ax.set_ylim(-0.5, len(order) - 0.5)
+        ax.set_yticks(range(len(order)), [names.get(a, a) for a in order], fontsize=5.5)
+        ax.tick_params(axis="both", length=2, labelsize=5.5)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3))
+        title = outcome_label(metric) + (f" ({unit})" if unit else "")
+        ax.set_title("\n".join(textwrap.wrap(title, 22)), loc="left", fontsize=6.5)
+    handles = [matplotlib.lines.Line2D([], [], color=colours[a], lw=2, label=a) for a in arms]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(arms)), fontsize=6.5, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.2 / (nrows * height + 0.35) * (1 + len(arms) // 4), 1, 1), w_pad=0.6)
+    return fig, pd.DataFrame(rows)
+
+
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("fig-prices", "The crash, rule set by rule set",
                "The crash window only. Top: the baseline's index (spot) price, median over seeds. Below: each "
@@ -572,6 +656,14 @@ FIGURES: tuple[FigureSpec, ...] = (
                "panel.", "summary.csv (diff_mean, diff_lo, diff_hi of liquidated_usd and volume_usd or "
                "volume_usd.voluntary)", trade_off,
                _has_trade_off),
+    FigureSpec("fig-robust", "How the differences move with the assumptions",
+               "One panel per core outcome. Each bar: a rule set's mean difference from the baseline with one "
+               "assumption (left, with its documented range) set to the low end (open circle) and to the high end "
+               "(filled circle) of that range, the others as in the scenario, on fewer seeds than the "
+               "comparison, so seed noise moves the ends too. The assumptions are in the same order in every "
+               "panel, those with the widest swings on average on top; a bar that crosses zero means the sign "
+               "of the difference depends on that assumption.",
+               "sensitivity.csv (assumption, side, rule_set, metric, diff_mean)", tornado, _has_sensitivity),
 )
 
 

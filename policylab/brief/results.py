@@ -30,6 +30,14 @@ FILES: dict[str, tuple[str, ...]] = {  # file -> columns the brief reads
     "manifest.json": ("baseline", "seeds"),
 }
 
+# Written by `policylab sensitivity` (policylab.experiments.sensitivity); read when present.
+OPTIONAL = {
+    "sensitivity.csv": ("assumption", "side", "value", "rule_set", "metric", "diff_mean", "diff_lo", "diff_hi",
+                        "seeds", "traders"),
+    "ranking.csv": ("metric", "rule_set", "scenario", "rank", "second_scenario", "second_rank", "holds", "seeds",
+                    "traders"),
+}
+
 
 @dataclass
 class Results:
@@ -44,6 +52,8 @@ class Results:
     scenario: dict
     manifest: dict
     firm_names: bool = False  # label venues by the scenario's names (often firms) instead of their archetype
+    sensitivity: pd.DataFrame | None = None  # sensitivity.csv, when `policylab sensitivity` has run on the folder
+    ranking: pd.DataFrame | None = None  # ranking.csv, likewise
     labels: dict[str, str] = field(default_factory=dict, init=False)
     drawn: list = field(default_factory=list, init=False, repr=False)  # figures.draw_all's figures, drawn once
 
@@ -125,8 +135,11 @@ def load(folder: str | os.PathLike, firm_names: bool = False) -> Results:
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder; allowed: the results folder of `policylab compare`")
     data = {name: _read(folder / name, cols) for name, cols in FILES.items()}
+    optional = {name: _read(folder / name, cols) if (folder / name).is_file() else None
+                for name, cols in OPTIONAL.items()}
     res = Results(folder, data["summary.csv"], data["runs.parquet"], data["failed.parquet"],
-                  data["timeseries.parquet"], data["rule_sets.json"], data["scenario.json"], data["manifest.json"], firm_names)
+                  data["timeseries.parquet"], data["rule_sets.json"], data["scenario.json"], data["manifest.json"],
+                  firm_names, optional["sensitivity.csv"], optional["ranking.csv"])
     if res.baseline not in res.rule_sets:
         raise InputError(f"{folder / 'manifest.json'}: baseline {res.baseline!r} is not in rule_sets.json "
                          f"({', '.join(res.rule_sets) or 'empty'})")

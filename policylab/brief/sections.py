@@ -222,8 +222,59 @@ def appendix(res: Results) -> dict:
 def figure_list(res: Results) -> dict:
     """The figures of ``figures.FIGURES`` (anchor id, title, caption, source, PNG data URI
     and the CSV of its data beside the brief)."""
-    return {"figures": [{"id": f.id, "title": f.title, "caption": f.caption, "source": f.source, "uri": f.uri,
-                         "csv": figures.csv_name(f.id)} for f in figures.draw_all(res)]}
+    return {"figures": [_figure_view(f) for f in figures.draw_all(res) if f.id not in ROBUST_FIGURES]}
+
+
+def _figure_view(f: figures.Figure) -> dict:
+    return {"id": f.id, "title": f.title, "caption": f.caption, "source": f.source, "uri": f.uri,
+            "csv": figures.csv_name(f.id)}
+
+
+ROBUST_FIGURES = ("fig-robust",)  # drawn in the "How robust" section, not among the figures
+
+
+def robust(res: Results) -> dict:
+    """The "How robust" section: the tornado figure (sensitivity.csv), the size of its runs,
+    the rule sets it covers and those it does not, and whether the ranking of rule sets
+    holds on a second scenario (ranking.csv: one row per rule set, one column per core
+    outcome); what is absent is said."""
+    from policylab.experiments.sensitivity import ASSUMPTIONS, UNRANGED
+
+    drawn = [_figure_view(f) for f in figures.draw_all(res) if f.id in ROBUST_FIGURES]
+    arms = [r for r in res.order if r != res.baseline]
+    sens = res.sensitivity if res.sensitivity is not None and not res.sensitivity.empty else None
+    varied = set(sens["assumption"]) if sens is not None else set()
+    covered = set(sens["rule_set"]) if sens is not None else set()
+    rank = res.ranking if res.ranking is not None and not res.ranking.empty else None
+    outcomes, rows = [], []
+    if rank is not None:
+        metrics = list(dict.fromkeys(rank["metric"]))
+        outcomes = [figures.outcome_label(m) for m in metrics]
+        cells = {(r.rule_set, r.metric): r for r in rank.itertuples()}
+        for arm in [a for a in arms if any((a, m) in cells for m in metrics)]:
+            row = []
+            for m in metrics:
+                r = cells.get((arm, m))
+                row.append({"text": f"{int(r.rank) or '-'} \u2192 {int(r.second_rank) or '-'}", "holds": bool(r.holds)}
+                           if r is not None else {"text": "-", "holds": False})
+            rows.append({"arm": arm, "cells": row})
+    return {"robust": {
+        "figures": drawn,
+        "size": _size(sens), "comparison_seeds": len(res.manifest["seeds"]),
+        "assumptions": [f"{a.label} ({a.span})" for a in ASSUMPTIONS if a.name in varied],
+        "unranged": list(UNRANGED),
+        "varied_for": [a for a in arms if a in covered], "not_varied_for": [a for a in arms if a not in covered],
+        "outcomes": outcomes, "ranking": rows, "ranking_size": _size(rank),
+        "second_scenario": str(rank["second_scenario"].iloc[0]) if rank is not None else "",
+        "held": sum(c["holds"] for r in rows for c in r["cells"]), "cases": sum(len(r["cells"]) for r in rows)}}
+
+
+def _size(table: pd.DataFrame | None) -> str:
+    """'N seeds of T traders' from the seeds and traders columns of sensitivity.csv or ranking.csv."""
+    if table is None:
+        return ""
+    seeds, traders = int(table["seeds"].iloc[0]), int(table["traders"].iloc[0])
+    return f"{seeds} seed{'s' if seeds != 1 else ''} of {traders:,} traders"
 
 
 # ------------------------------------------------------------------------ rule sets
@@ -395,6 +446,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("affected", "partials/affected.html", affected),
     Section("table", "partials/table.html", table),
     Section("figures", "partials/figures.html", figure_list),
+    Section("robust", "partials/robust.html", robust),
     Section("rule_sets", "partials/rule_sets.html", rule_sets),
     Section("limitations", "partials/limitations.html", limitations),
     Section("glossary", "partials/glossary.html", glossary),

@@ -1,4 +1,5 @@
-"""CLI commands for experiments: ``compare`` (rule sets on common seeds) and ``sweep``.
+"""CLI commands for experiments: ``compare`` (rule sets on common seeds), ``sweep`` and
+``sensitivity`` (how robust a comparison is).
 
 Both write a results folder (docs/contracts.md) and print the headline differences.
 Exit codes: 0 when every run finished, 1 when some runs failed (listed in
@@ -305,3 +306,51 @@ def sweep_command(rule_spec, param_texts, method, samples, scenario_name, seeds,
     else:
         details = "\n" + curve_table(result)
     report(result, out, details)
+
+
+@click.command("sensitivity")
+@click.argument("results_dir", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--second-scenario", "second", default="september-2025", show_default=True, metavar="NAME|PATH",
+              help="Scenario on which the ranking of the rule sets is checked.")
+@click.option("--seeds", type=int, default=5, show_default=True, help="Seeds per arm (0..N-1).")
+@click.option("--rule-set", "varied", multiple=True, metavar="NAME",
+              help="Vary the assumptions for this rule set of DIR only (repeatable; default: every rule set). "
+                   "The ranking on the second scenario always covers every rule set.")
+@click.option("--traders", type=int, default=None,
+              help="Simulated trader accounts, 100 to 10,000,000 (default: the scenario's).")
+@click.option("--workers", type=int, default=None,
+              help="Local worker processes (default: all cores; 1: run in this process).")
+@click.option("--brief/--no-brief", default=True, show_default=True,
+              help="Rewrite DIR's brief with its 'How robust' section.")
+def sensitivity_command(results_dir: Path, second: str, seeds: int, varied: tuple[str, ...], traders: int | None,
+                        workers: int | None, brief: bool) -> None:
+    """How robust a comparison in DIR is: its differences at each end of each assumption's
+    documented range (DIR/sensitivity.csv) and its ranking of rule sets on a second
+    scenario (DIR/ranking.csv), on fewer seeds; then the brief again.
+
+    A separate step, not a compare option: it reads a finished comparison, runs its own
+    (smaller) budget, and can be run again without touching the comparison's runs.
+    """
+    from policylab.experiments.sensitivity import for_folder
+
+    _check_workers(workers)
+    progress = RunsProgress("sensitivity runs")
+    try:
+        paths = for_folder(results_dir, second, seeds, varied=varied, traders=traders, workers=workers,
+                           progress=progress)
+    except ExperimentFailed as e:
+        click.echo(f"error: {' '.join(str(e).split())}", err=True)
+        sys.exit(EXIT_FAILED_RUNS)
+    finally:
+        progress.close()
+    for path in paths:
+        click.echo(f"written: {path}")
+    if brief:
+        from policylab.brief.render import write_brief  # matplotlib and WeasyPrint load only when a brief is written
+
+        try:
+            pdf = [p for p in write_brief(results_dir) if p.suffix == ".pdf"]
+        except OSError as e:
+            raise click.ClickException(f"cannot write the brief to {results_dir}: {e.strerror or e}") from None
+        if pdf:
+            click.echo(f"brief: {pdf[0]}")

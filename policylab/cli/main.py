@@ -24,7 +24,7 @@ from policylab import __version__
 from policylab.errors import InputError
 from policylab.cli.formats import fmt, usd
 from policylab.cli.options import ALLOW_LOCAL_MODULES
-from policylab.cli.experiment import compare_command, sweep_command
+from policylab.cli.experiment import compare_command, sensitivity_command, sweep_command
 from policylab.cli.rules import new_policy, policies, rules
 from policylab.cli.validate import leverage_study_command, validate_command
 from policylab.experiments.folders import OUTPUTS, slug
@@ -247,6 +247,7 @@ cli.add_command(validate_command)
 cli.add_command(leverage_study_command)
 cli.add_command(compare_command)
 cli.add_command(sweep_command)
+cli.add_command(sensitivity_command)
 
 
 @cli.command("report")
