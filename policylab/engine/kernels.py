@@ -341,3 +341,38 @@ def attribute(idx, notional, v, forced, resident, traded, forced_volume, residen
             forced_volume[v] += notional[j]
         if resident[i] >= 0:
             resident_volume[resident[i], v] += notional[j]
+
+
+@njit(cache=True, error_model="numpy")
+def count_opened(idx, before, size, opened):
+    """Add to ``opened`` (BTC) what accounts ``idx`` (unique) opened since their sizes were
+    ``before``: the new side's whole size after a flip, else the growth of the position."""
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        b = before[j]
+        a = size[i]
+        if b * a < 0.0:
+            opened[i] += abs(a)
+        else:
+            opened[i] += max(abs(a) - abs(b), 0.0)
+
+
+@njit(cache=True, error_model="numpy")
+def layoff_candidates(takers, size, venue, entry, price, inv):
+    """The market makers' lay-off (venue_agents.MarketMakers.lay_off): the rows of ``takers``
+    (ascending) holding a position in profit at the venue's ``price`` on the other side of
+    its book's inventory ``inv`` (BTC; 0: no lay-off), and the BTC they hold per venue,
+    summed in row order (as ``np.bincount``)."""
+    k = inv.shape[0]
+    out = np.empty(takers.shape[0], dtype=np.int64)
+    room = np.zeros(k)
+    n = 0
+    for j in range(takers.shape[0]):
+        i = takers[j]
+        s = size[i]
+        v = venue[i]
+        if s * inv[v] < 0.0 and s * (price[v] - entry[i]) > 0.0:
+            out[n] = i
+            n += 1
+            room[v] += abs(s)
+    return out[:n], room

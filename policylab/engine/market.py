@@ -26,6 +26,13 @@ from policylab.names import JURISDICTIONS, VENUE_CLASSES
 __all__ = ["Market", "MarketParams"]
 
 
+def _flags(flag: np.ndarray | bool, n: int) -> np.ndarray:
+    """``flag`` as a boolean array of length ``n`` (one value for all, or one per order)."""
+    if isinstance(flag, (bool, np.bool_)):
+        return np.full(n, flag, dtype=bool)
+    return np.asarray(flag, dtype=bool)
+
+
 class Market:
     """Index and venue prices plus the execution of market orders against venue books."""
 
@@ -105,8 +112,8 @@ class Market:
         price = self.prices()
         if len(idx) == 0:
             return price
-        liq = np.broadcast_to(np.asarray(liquidation, dtype=bool), dq.shape)
-        forced = np.broadcast_to(np.asarray(forced, dtype=bool), dq.shape)
+        liq = _flags(liquidation, len(idx))
+        forced = _flags(forced, len(idx))
         before = tb.size[idx]
         fill, dlog, net = kernels.execute(
             idx, np.asarray(dq, dtype=float), liq, forced, tb.venue, tb.size, tb.entry, tb.cash, tb.coin, price,
@@ -120,8 +127,7 @@ class Market:
     def _count_opened(self, idx: np.ndarray, before: np.ndarray) -> None:
         """Add to ``opened`` what accounts ``idx`` (unique) opened since their sizes were ``before``
         (the run's invariants check that no account is closed out of more than it held)."""
-        after = self.tb.size[idx]
-        self.opened[idx] += np.where(before * after < 0, np.abs(after), np.maximum(np.abs(after) - np.abs(before), 0.0))
+        kernels.count_opened(idx, before, self.tb.size, self.opened)
 
     def _move_books(self, net: np.ndarray, dlog: np.ndarray) -> None:
         """Apply the price moves ``dlog`` of every venue whose book absorbed a net flow."""

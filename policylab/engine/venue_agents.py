@@ -7,6 +7,7 @@ import mesa
 import numpy as np
 from mesa.time import Schedule
 
+from policylab.engine import kernels
 from policylab.engine.book import PRO, RETAIL
 from policylab.engine.streams import stream
 
@@ -99,12 +100,9 @@ class MarketMakers(mesa.Agent):
             return
         want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))  # BTC per venue
         v = tb.venue
-        t = self.takers
-        size = tb.size[t]
-        cand = t[(size * inv[v[t]] < 0) & (size * (price[v[t]] - tb.entry[t]) > 0)]
+        cand, room = kernels.layoff_candidates(self.takers, tb.size, v, tb.entry, price, inv)
         if len(cand) == 0:
             return
-        room = np.bincount(v[cand], np.abs(tb.size[cand]), minlength=len(inv))
         share = np.divide(np.minimum(want, room), room, out=np.zeros(len(inv)), where=room > 0)
         cand = cand[self.stream.random(len(cand)) < share[v[cand]]]  # each closes whole with that chance
         if len(cand) == 0:
