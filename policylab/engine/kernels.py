@@ -376,3 +376,36 @@ def layoff_candidates(takers, size, venue, entry, price, inv):
             n += 1
             room[v] += abs(s)
     return out[:n], room
+
+
+@njit(cache=True, error_model="numpy")
+def unique_sorted(a):
+    """The distinct values of ``a`` (integers), ascending (as ``np.unique``)."""
+    b = np.sort(a)
+    out = np.empty(b.shape[0], dtype=b.dtype)
+    n = 0
+    for j in range(b.shape[0]):
+        if n == 0 or out[n - 1] != b[j]:
+            out[n] = b[j]
+            n += 1
+    return out[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def drifted(mark, ref, limit):
+    """Whether any mark price has moved more than ``limit`` (log) from ``ref``, or is NaN."""
+    for v in range(mark.shape[0]):
+        d = abs(math.log(mark[v] / ref[v]))
+        if not d <= limit:
+            return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def move_books(net, dlog, basis, spot):
+    """Add the price moves ``dlog`` (log) to the basis of every venue but ``spot`` whose book
+    absorbed a net flow ``net``; returns whether the spot book did (its move goes to the index)."""
+    for v in range(net.shape[0]):
+        if v != spot and net[v] != 0.0:
+            basis[v] += dlog[v]
+    return net[spot] != 0.0

@@ -108,8 +108,7 @@ class LiquidationEngine:
         rescanned. Steps cost the accounts that changed, not a pass over all accounts."""
         tb = self.tb
         mark = self.mkt.marks()
-        rescan = (self._near is None or band != self._band
-                  or not np.max(np.abs(np.log(mark / self._near_mark))) <= band / 2)  # NaN: rescan
+        rescan = self._near is None or band != self._band or kernels.drifted(mark, self._near_mark, band / 2)
         if rescan:
             self._near_mark, self._band, self._changed = mark, band, []
             lo, hi = mark * np.exp(-band), mark * np.exp(band)

@@ -131,20 +131,15 @@ class Market:
 
     def _move_books(self, net: np.ndarray, dlog: np.ndarray) -> None:
         """Apply the price moves ``dlog`` of every venue whose book absorbed a net flow."""
-        moved = net != 0
-        if moved[self.spot]:
-            moved[self.spot] = False
-            self.vb.basis[moved] += dlog[moved]
+        if kernels.move_books(net, dlog, self.vb.basis, self.spot):
             self._move(self.spot, float(dlog[self.spot]))
-        else:
-            self.vb.basis[moved] += dlog[moved]
 
     def transfer(self, idx: np.ndarray, dq: np.ndarray, px: np.ndarray) -> None:
         """Move ``dq`` BTC of position into accounts ``idx`` at prices ``px`` (USD per BTC):
         their cash, size and average entry change; no fees, no price impact, no volume. For
         off-book transfers: a book taking a net change, vault takeovers, ADL, hedge legs."""
         tb = self.tb
-        rows = np.unique(idx)
+        rows = idx if len(idx) == 1 else np.unique(idx)
         before = tb.size[rows]
         kernels.trade(idx, np.asarray(dq, dtype=float), np.asarray(px, dtype=float), tb.size, tb.entry, tb.cash)
         self._count_opened(rows, before)
