@@ -409,3 +409,17 @@ def move_books(net, dlog, basis, spot):
         if v != spot and net[v] != 0.0:
             basis[v] += dlog[v]
     return net[spot] != 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def under_water(rows, cash, size, venue, price):
+    """The rows of ``rows`` holding a position whose equity at their venue's ``price``
+    (cash + size x price, USD; no collateral) is negative."""
+    out = np.empty(rows.shape[0], dtype=np.int64)
+    n = 0
+    for j in range(rows.shape[0]):
+        r = rows[j]
+        if cash[r] + size[r] * price[venue[r]] < 0.0 and size[r] != 0.0:
+            out[n] = r
+            n += 1
+    return out[:n]

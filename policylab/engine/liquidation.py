@@ -229,9 +229,9 @@ class LiquidationEngine:
         if len(rows) == 0:
             return
         price = self.mkt.marks()
-        eq = tb.cash[rows] + tb.size[rows] * price[tb.venue[rows]]
-        broke = rows[(eq < 0) & (tb.size[rows] != 0)]
-        broke = broke[[vb.rules[tb.venue[r]].adl_ranking != "none" for r in broke]]
+        broke = kernels.under_water(rows, tb.cash, tb.size, tb.venue, price)
+        if len(broke):
+            broke = broke[[vb.rules[tb.venue[r]].adl_ranking != "none" for r in broke]]
         if len(broke):
             self._adl(broke, price, step, rnd)
 
