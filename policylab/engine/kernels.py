@@ -423,3 +423,41 @@ def under_water(rows, cash, size, venue, price):
             out[n] = r
             n += 1
     return out[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def balance_sheet(rows, size, cash, price, depth0, inventory_depths, mm_margin, min_health):
+    """Largest depth health each venue's market maker (book row ``rows``) can quote: depth x
+    limit / inventory beyond ``inventory_depths`` x its starting depth ``depth0`` (USD), and
+    in proportion to its equity's cushion over ``mm_margin`` x inventory, at least
+    ``min_health`` (see venue_agents.MarketMakers)."""
+    k = rows.shape[0]
+    cap = np.ones(k)
+    for v in range(k):
+        r = rows[v]
+        inv = abs(size[r]) * price[v]
+        c = 1.0
+        if inventory_depths > 0.0:
+            limit = inventory_depths * depth0[v]
+            if inv > limit:
+                c = limit / inv
+        if mm_margin > 0.0:
+            need = mm_margin * inv
+            cushion = (cash[r] + size[r] * price[v]) / need if need > 0.0 else np.inf
+            c = min(c, min(max(cushion - 1.0, 0.0), 1.0))
+        cap[v] = max(c, min_health)
+    return cap
+
+
+@njit(cache=True, error_model="numpy")
+def depth_health(health, move, recovery, normal_sigma, trigger, sensitivity, limited, sheet):
+    """Market makers' depth health after a step in which venue prices moved ``move`` (log),
+    in place: recovery toward 1, withdrawal beyond ``trigger`` normal-step standard
+    deviations, and on ``limited`` venues at most the balance sheet's ``sheet``."""
+    for v in range(health.shape[0]):
+        h = health[v] + (1.0 - health[v]) * recovery[v]
+        excess = max(abs(move[v]) / normal_sigma - trigger, 0.0)
+        h = min(h, 1.0 / (1.0 + sensitivity[v] * excess / trigger))
+        if limited[v]:
+            h = min(h, sheet[v])
+        health[v] = h
