@@ -270,14 +270,15 @@ class LiquidationEngine:
         cand = idx[whole_liq]
         if len(cand) == 0:
             return cand
-        fill = self.mkt.fill_prices(idx, dq)
         v = tb.venue[cand]
+        venues = [u for u in np.unique(v) if vb.rules[u].adl_ranking != "none" and vb.nbp[u]]
+        if not venues:
+            return np.zeros(0, dtype=np.int64)
+        fill = self.mkt.fill_prices(idx, dq)
         eq_after = tb.cash[cand] + tb.size[cand] * fill[v] - tb.coin[cand] * (1 - vb.coin_price[v])  # realised value
         deficit = np.maximum(-eq_after, 0.0)
         chosen = []
-        for u in np.unique(v):
-            if vb.rules[u].adl_ranking == "none" or not vb.nbp[u]:
-                continue
+        for u in venues:
             sel = v == u
             d = deficit[sel]
             total = d.sum()
