@@ -261,8 +261,8 @@ class MarketModel(mesa.Model):
             idx = np.concatenate([o[0] for o in orders])
             dq = np.concatenate([o[1] for o in orders])
             if len(idx):
-                uidx, inv = np.unique(idx, return_inverse=True)
-                udq = self._within_oi_caps(uidx, np.bincount(inv, weights=dq))
+                uidx, udq = kernels.net_orders(idx, dq)
+                udq = self._within_oi_caps(uidx, udq)
                 mkt.execute(uidx, udq, forced=self.tb.cls[uidx] == VAULT)  # vaults unwind taken-over positions
                 engine.cover_negative(uidx)  # an account that closed under water
                 engine.refresh(uidx)

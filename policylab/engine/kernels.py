@@ -461,3 +461,21 @@ def depth_health(health, move, recovery, normal_sigma, trigger, sensitivity, lim
         if limited[v]:
             h = min(h, sheet[v])
         health[v] = h
+
+
+@njit(cache=True, error_model="numpy")
+def net_orders(idx, dq):
+    """Orders ``dq`` of accounts ``idx`` netted per account: (the distinct accounts, ascending;
+    each one's sum, added up in the orders' sequence from 0, as ``np.bincount``)."""
+    order = np.argsort(idx, kind="mergesort")
+    rows = np.empty(idx.shape[0], dtype=np.int64)
+    net = np.empty(idx.shape[0])
+    n = 0
+    for j in range(order.shape[0]):
+        i = idx[order[j]]
+        if n == 0 or rows[n - 1] != i:
+            rows[n] = i
+            net[n] = 0.0
+            n += 1
+        net[n - 1] += dq[order[j]]
+    return rows[:n], net[:n]
