@@ -479,3 +479,21 @@ def net_orders(idx, dq):
             n += 1
         net[n - 1] += dq[order[j]]
     return rows[:n], net[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def spot_leg(idx, dq, fill, net, book, v, forced, hedge, hedge_cash, size, entry, cash, opened, resident, traded,
+             forced_volume, resident_volume):
+    """Book the spot hedge legs ``dq`` (BTC) of unique accounts ``idx`` filled at ``fill``
+    (USD per BTC) against the spot ``book`` row, which takes ``-net``: hedges, hedge cash,
+    the book's position, the opened-position count and the volume's attribution on spot
+    venue ``v`` (as :func:`attribute`)."""
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        hedge[i] += dq[j]
+        hedge_cash[i] -= dq[j] * fill
+    rows = np.array([book])
+    before = np.array([size[book]])
+    trade(rows, np.array([-net]), np.array([fill]), size, entry, cash)
+    count_opened(rows, before, size, opened)
+    attribute(idx, np.abs(dq) * fill, v, forced, resident, traded, forced_volume, resident_volume)

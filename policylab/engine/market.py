@@ -180,12 +180,10 @@ class Market:
         fill = self.index * math.exp(avg[v])
         self.flow[v] += q
         self._move(v, dlog)
-        tb.hedge[idx] += dq
-        tb.hedge_cash[idx] -= dq * fill
-        self.transfer(vb.mm_row[[v]], np.array([-net]), np.array([fill]))
+        kernels.spot_leg(np.asarray(idx, dtype=np.int64), dq, fill, net, int(vb.mm_row[v]), v, forced, tb.hedge,
+                         tb.hedge_cash, tb.size, tb.entry, tb.cash, self.opened, self.resident, self.traded,
+                         self.forced_volume, self.resident_volume)
         self.volume[v] += np.abs(dq).sum() * fill
-        kernels.attribute(np.asarray(idx, dtype=np.int64), np.abs(dq) * fill, v, forced, self.resident, self.traded,
-                          self.forced_volume, self.resident_volume)
 
     # ---------------------------------------------------------------- funding
     def settle_funding(self, v: int, interval_minutes: float) -> float:
