@@ -71,7 +71,8 @@ class MarketMakers(mesa.Agent):
         self.normal_sigma = model.scenario.sigma_daily * np.sqrt(dt / 1440.0)
         self.limited = ~model.vb.is_spot
         self.stream = stream(model.seed, "market_makers")
-        self.takers = np.flatnonzero(np.isin(model.tb.cls, self.TAKERS))  # rows that may take the skewed quotes
+        self.takers = np.isin(model.tb.cls, self.TAKERS)  # rows that may take the skewed quotes
+        self._cand = np.empty(model.tb.n, dtype=np.int64)  # the lay-off kernel's output buffer
 
     def adjust(self, move: np.ndarray) -> None:
         """Update depth health after a step in which venue prices moved by ``move`` (log)."""
@@ -97,9 +98,10 @@ class MarketMakers(mesa.Agent):
             return
         want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))  # BTC per venue
         v = tb.venue
-        cand, room = kernels.layoff_candidates(self.takers, tb.size, v, tb.entry, price, inv)
-        if len(cand) == 0:
+        n, room = kernels.layoff_candidates(self.takers, tb.size, v, tb.entry, price, inv, self._cand)
+        if n == 0:
             return
+        cand = self._cand[:n].copy()
         share = np.divide(np.minimum(want, room), room, out=np.zeros(len(inv)), where=room > 0)
         cand = cand[self.stream.random(len(cand)) < share[v[cand]]]  # each closes whole with that chance
         if len(cand) == 0:
