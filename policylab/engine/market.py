@@ -50,7 +50,7 @@ class Market:
         self.forced_volume = np.zeros(len(vb.rules))
         self.resident_volume = np.zeros((len(JURISDICTIONS), len(vb.rules)))
         self.traded = np.zeros(tb.n)
-        self.resident = np.where(np.isin(tb.cls, VENUE_CLASSES), -1, tb.juris).astype(np.int64)  # -1: a venue's own row
+        self.resident = np.where(np.isin(tb.cls, VENUE_CLASSES), -1, tb.juris).astype(np.int8)  # -1: a venue's own row
         self.opened = np.zeros(tb.n)  # per account: position opened so far (BTC; a flip opens its new side)
 
     # ---------------------------------------------------------------- prices
