@@ -94,6 +94,7 @@ class MarketModel(mesa.Model):
         self.halts: list[tuple[int, int]] = []  # (step, length in steps) of circuit-breaker halts
         self._margin_start: tuple = (-1, None, None)  # see margin_multipliers
         self._margin_set = -1  # step in which a module last set the margin multipliers
+        self._venue_policies: list[list] | None = None  # see _within_oi_caps
         self.audit = Ledger(self) if audit else None
         self.datacollector = mesa.DataCollector(
             model_reporters={"index": lambda m: m.market.index, "rounds": lambda m: m.rounds[m.steps - 1] if m.steps else 0})
@@ -261,8 +262,8 @@ class MarketModel(mesa.Model):
             idx = np.concatenate([o[0] for o in orders])
             dq = np.concatenate([o[1] for o in orders])
             if len(idx):
-                uidx, inv = np.unique(idx, return_inverse=True)
-                udq = self._within_oi_caps(uidx, np.bincount(inv, weights=dq))
+                uidx, udq = kernels.net_orders(idx, dq)
+                udq = self._within_oi_caps(uidx, udq)
                 mkt.execute(uidx, udq, forced=self.tb.cls[uidx] == VAULT)  # vaults unwind taken-over positions
                 engine.cover_negative(uidx)  # an account that closed under water
                 engine.refresh(uidx)
@@ -278,9 +279,13 @@ class MarketModel(mesa.Model):
 
     def _within_oi_caps(self, idx: np.ndarray, dq: np.ndarray) -> np.ndarray:
         """Drop orders that would grow a position on a venue at its open-interest cap."""
-        caps = [(v, min(c for c in (p.open_interest_cap(r) for p in self.policies if p.target.venue_matches(r))
-                        if c is not None)) for v, r in enumerate(self.vb.rules)
-                if any(p.open_interest_cap(r) is not None for p in self.policies if p.target.venue_matches(r))]
+        if self._venue_policies is None:  # the modules whose target covers each venue (fixed for the run)
+            self._venue_policies = [[p for p in self.policies if p.target.venue_matches(r)] for r in self.vb.rules]
+        caps = []
+        for v, r in enumerate(self.vb.rules):
+            found = [c for c in (p.open_interest_cap(r) for p in self._venue_policies[v]) if c is not None]
+            if found:
+                caps.append((v, min(found)))
         if not caps:
             return dq
         oi = self.open_interest()

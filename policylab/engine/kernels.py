@@ -341,3 +341,158 @@ def attribute(idx, notional, v, forced, resident, traded, forced_volume, residen
             forced_volume[v] += notional[j]
         if resident[i] >= 0:
             resident_volume[resident[i], v] += notional[j]
+
+
+@njit(cache=True, error_model="numpy")
+def count_opened(idx, before, size, opened):
+    """Add to ``opened`` (BTC) what accounts ``idx`` (unique) opened since their sizes were
+    ``before``: the new side's whole size after a flip, else the growth of the position."""
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        b = before[j]
+        a = size[i]
+        if b * a < 0.0:
+            opened[i] += abs(a)
+        else:
+            opened[i] += max(abs(a) - abs(b), 0.0)
+
+
+@njit(cache=True, error_model="numpy")
+def layoff_candidates(taker, size, venue, entry, price, inv, out):
+    """The market makers' lay-off (venue_agents.MarketMakers.lay_off): the rows with ``taker``
+    set holding a position in profit at the venue's ``price`` on the other side of its
+    book's inventory ``inv`` (BTC; 0: no lay-off), ascending, written to the start of
+    ``out`` (length >= rows), and the BTC they hold per venue, summed in row order (as
+    ``np.bincount``). Returns (how many, BTC per venue)."""
+    room = np.zeros(inv.shape[0])
+    n = 0
+    for i in range(size.shape[0]):
+        s = size[i]
+        if s != 0.0 and taker[i]:
+            v = venue[i]
+            if s * inv[v] < 0.0 and s * (price[v] - entry[i]) > 0.0:
+                out[n] = i
+                n += 1
+                room[v] += abs(s)
+    return n, room
+
+
+@njit(cache=True, error_model="numpy")
+def unique_sorted(a):
+    """The distinct values of ``a`` (integers), ascending (as ``np.unique``)."""
+    b = np.sort(a)
+    out = np.empty(b.shape[0], dtype=b.dtype)
+    n = 0
+    for j in range(b.shape[0]):
+        if n == 0 or out[n - 1] != b[j]:
+            out[n] = b[j]
+            n += 1
+    return out[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def drifted(mark, ref, limit):
+    """Whether any mark price has moved more than ``limit`` (log) from ``ref``, or is NaN."""
+    for v in range(mark.shape[0]):
+        d = abs(math.log(mark[v] / ref[v]))
+        if not d <= limit:
+            return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def move_books(net, dlog, basis, spot):
+    """Add the price moves ``dlog`` (log) to the basis of every venue but ``spot`` whose book
+    absorbed a net flow ``net``; returns whether the spot book did (its move goes to the index)."""
+    for v in range(net.shape[0]):
+        if v != spot and net[v] != 0.0:
+            basis[v] += dlog[v]
+    return net[spot] != 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def under_water(rows, cash, size, venue, price):
+    """The rows of ``rows`` holding a position whose equity at their venue's ``price``
+    (cash + size x price, USD; no collateral) is negative."""
+    out = np.empty(rows.shape[0], dtype=np.int64)
+    n = 0
+    for j in range(rows.shape[0]):
+        r = rows[j]
+        if cash[r] + size[r] * price[venue[r]] < 0.0 and size[r] != 0.0:
+            out[n] = r
+            n += 1
+    return out[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def balance_sheet(rows, size, cash, price, depth0, inventory_depths, mm_margin, min_health):
+    """Largest depth health each venue's market maker (book row ``rows``) can quote: depth x
+    limit / inventory beyond ``inventory_depths`` x its starting depth ``depth0`` (USD), and
+    in proportion to its equity's cushion over ``mm_margin`` x inventory, at least
+    ``min_health`` (see venue_agents.MarketMakers)."""
+    k = rows.shape[0]
+    cap = np.ones(k)
+    for v in range(k):
+        r = rows[v]
+        inv = abs(size[r]) * price[v]
+        c = 1.0
+        if inventory_depths > 0.0:
+            limit = inventory_depths * depth0[v]
+            if inv > limit:
+                c = limit / inv
+        if mm_margin > 0.0:
+            need = mm_margin * inv
+            cushion = (cash[r] + size[r] * price[v]) / need if need > 0.0 else np.inf
+            c = min(c, min(max(cushion - 1.0, 0.0), 1.0))
+        cap[v] = max(c, min_health)
+    return cap
+
+
+@njit(cache=True, error_model="numpy")
+def depth_health(health, move, recovery, normal_sigma, trigger, sensitivity, limited, sheet):
+    """Market makers' depth health after a step in which venue prices moved ``move`` (log),
+    in place: recovery toward 1, withdrawal beyond ``trigger`` normal-step standard
+    deviations, and on ``limited`` venues at most the balance sheet's ``sheet``."""
+    for v in range(health.shape[0]):
+        h = health[v] + (1.0 - health[v]) * recovery[v]
+        excess = max(abs(move[v]) / normal_sigma - trigger, 0.0)
+        h = min(h, 1.0 / (1.0 + sensitivity[v] * excess / trigger))
+        if limited[v]:
+            h = min(h, sheet[v])
+        health[v] = h
+
+
+@njit(cache=True, error_model="numpy")
+def net_orders(idx, dq):
+    """Orders ``dq`` of accounts ``idx`` netted per account: (the distinct accounts, ascending;
+    each one's sum, added up in the orders' sequence from 0, as ``np.bincount``)."""
+    order = np.argsort(idx, kind="mergesort")
+    rows = np.empty(idx.shape[0], dtype=np.int64)
+    net = np.empty(idx.shape[0])
+    n = 0
+    for j in range(order.shape[0]):
+        i = idx[order[j]]
+        if n == 0 or rows[n - 1] != i:
+            rows[n] = i
+            net[n] = 0.0
+            n += 1
+        net[n - 1] += dq[order[j]]
+    return rows[:n], net[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def spot_leg(idx, dq, fill, net, book, v, forced, hedge, hedge_cash, size, entry, cash, opened, resident, traded,
+             forced_volume, resident_volume):
+    """Book the spot hedge legs ``dq`` (BTC) of unique accounts ``idx`` filled at ``fill``
+    (USD per BTC) against the spot ``book`` row, which takes ``-net``: hedges, hedge cash,
+    the book's position, the opened-position count and the volume's attribution on spot
+    venue ``v`` (as :func:`attribute`)."""
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        hedge[i] += dq[j]
+        hedge_cash[i] -= dq[j] * fill
+    rows = np.array([book])
+    before = np.array([size[book]])
+    trade(rows, np.array([-net]), np.array([fill]), size, entry, cash)
+    count_opened(rows, before, size, opened)
+    attribute(idx, np.abs(dq) * fill, v, forced, resident, traded, forced_volume, resident_volume)

@@ -108,8 +108,7 @@ class LiquidationEngine:
         rescanned. Steps cost the accounts that changed, not a pass over all accounts."""
         tb = self.tb
         mark = self.mkt.marks()
-        rescan = (self._near is None or band != self._band
-                  or not np.max(np.abs(np.log(mark / self._near_mark))) <= band / 2)  # NaN: rescan
+        rescan = self._near is None or band != self._band or kernels.drifted(mark, self._near_mark, band / 2)
         if rescan:
             self._near_mark, self._band, self._changed = mark, band, []
             lo, hi = mark * np.exp(-band), mark * np.exp(band)
@@ -230,9 +229,9 @@ class LiquidationEngine:
         if len(rows) == 0:
             return
         price = self.mkt.marks()
-        eq = tb.cash[rows] + tb.size[rows] * price[tb.venue[rows]]
-        broke = rows[(eq < 0) & (tb.size[rows] != 0)]
-        broke = broke[[vb.rules[tb.venue[r]].adl_ranking != "none" for r in broke]]
+        broke = kernels.under_water(rows, tb.cash, tb.size, tb.venue, price)
+        if len(broke):
+            broke = broke[[vb.rules[tb.venue[r]].adl_ranking != "none" for r in broke]]
         if len(broke):
             self._adl(broke, price, step, rnd)
 
@@ -271,14 +270,15 @@ class LiquidationEngine:
         cand = idx[whole_liq]
         if len(cand) == 0:
             return cand
-        fill = self.mkt.fill_prices(idx, dq)
         v = tb.venue[cand]
+        venues = [u for u in np.unique(v) if vb.rules[u].adl_ranking != "none" and vb.nbp[u]]
+        if not venues:
+            return np.zeros(0, dtype=np.int64)
+        fill = self.mkt.fill_prices(idx, dq)
         eq_after = tb.cash[cand] + tb.size[cand] * fill[v] - tb.coin[cand] * (1 - vb.coin_price[v])  # realised value
         deficit = np.maximum(-eq_after, 0.0)
         chosen = []
-        for u in np.unique(v):
-            if vb.rules[u].adl_ranking == "none" or not vb.nbp[u]:
-                continue
+        for u in venues:
             sel = v == u
             d = deficit[sel]
             total = d.sum()

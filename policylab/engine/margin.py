@@ -31,7 +31,8 @@ def maintenance(tb: TraderBook, vb: VenueBook, idx, price_v: np.ndarray) -> np.n
 
 def initial_margin_leverage(vb: VenueBook, venue: np.ndarray, notional: np.ndarray, weight: np.ndarray):
     """Largest leverage each venue allows for this notional (its tier's cap)."""
-    return tier_lookup(vb, venue, notional / weight)[2]
+    return vb.tier_lev[venue, kernels.tier_index(np.asarray(venue), np.asarray(notional / weight, dtype=float),
+                                                 vb.tier_floor)]
 
 
 def liquidation_price(tb: TraderBook, vb: VenueBook, idx) -> np.ndarray:

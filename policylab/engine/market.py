@@ -26,6 +26,13 @@ from policylab.names import JURISDICTIONS, VENUE_CLASSES
 __all__ = ["Market", "MarketParams"]
 
 
+def _flags(flag: np.ndarray | bool, n: int) -> np.ndarray:
+    """``flag`` as a boolean array of length ``n`` (one value for all, or one per order)."""
+    if isinstance(flag, (bool, np.bool_)):
+        return np.full(n, flag, dtype=bool)
+    return np.asarray(flag, dtype=bool)
+
+
 class Market:
     """Index and venue prices plus the execution of market orders against venue books."""
 
@@ -43,7 +50,7 @@ class Market:
         self.forced_volume = np.zeros(len(vb.rules))
         self.resident_volume = np.zeros((len(JURISDICTIONS), len(vb.rules)))
         self.traded = np.zeros(tb.n)
-        self.resident = np.where(np.isin(tb.cls, VENUE_CLASSES), -1, tb.juris).astype(np.int64)  # -1: a venue's own row
+        self.resident = np.where(np.isin(tb.cls, VENUE_CLASSES), -1, tb.juris).astype(np.int8)  # -1: a venue's own row
         self.opened = np.zeros(tb.n)  # per account: position opened so far (BTC; a flip opens its new side)
 
     # ---------------------------------------------------------------- prices
@@ -105,8 +112,8 @@ class Market:
         price = self.prices()
         if len(idx) == 0:
             return price
-        liq = np.broadcast_to(np.asarray(liquidation, dtype=bool), dq.shape)
-        forced = np.broadcast_to(np.asarray(forced, dtype=bool), dq.shape)
+        liq = _flags(liquidation, len(idx))
+        forced = _flags(forced, len(idx))
         before = tb.size[idx]
         fill, dlog, net = kernels.execute(
             idx, np.asarray(dq, dtype=float), liq, forced, tb.venue, tb.size, tb.entry, tb.cash, tb.coin, price,
@@ -120,25 +127,19 @@ class Market:
     def _count_opened(self, idx: np.ndarray, before: np.ndarray) -> None:
         """Add to ``opened`` what accounts ``idx`` (unique) opened since their sizes were ``before``
         (the run's invariants check that no account is closed out of more than it held)."""
-        after = self.tb.size[idx]
-        self.opened[idx] += np.where(before * after < 0, np.abs(after), np.maximum(np.abs(after) - np.abs(before), 0.0))
+        kernels.count_opened(idx, before, self.tb.size, self.opened)
 
     def _move_books(self, net: np.ndarray, dlog: np.ndarray) -> None:
         """Apply the price moves ``dlog`` of every venue whose book absorbed a net flow."""
-        moved = net != 0
-        if moved[self.spot]:
-            moved[self.spot] = False
-            self.vb.basis[moved] += dlog[moved]
+        if kernels.move_books(net, dlog, self.vb.basis, self.spot):
             self._move(self.spot, float(dlog[self.spot]))
-        else:
-            self.vb.basis[moved] += dlog[moved]
 
     def transfer(self, idx: np.ndarray, dq: np.ndarray, px: np.ndarray) -> None:
         """Move ``dq`` BTC of position into accounts ``idx`` at prices ``px`` (USD per BTC):
         their cash, size and average entry change; no fees, no price impact, no volume. For
         off-book transfers: a book taking a net change, vault takeovers, ADL, hedge legs."""
         tb = self.tb
-        rows = np.unique(idx)
+        rows = idx if len(idx) == 1 else np.unique(idx)
         before = tb.size[rows]
         kernels.trade(idx, np.asarray(dq, dtype=float), np.asarray(px, dtype=float), tb.size, tb.entry, tb.cash)
         self._count_opened(rows, before)
@@ -179,12 +180,10 @@ class Market:
         fill = self.index * math.exp(avg[v])
         self.flow[v] += q
         self._move(v, dlog)
-        tb.hedge[idx] += dq
-        tb.hedge_cash[idx] -= dq * fill
-        self.transfer(vb.mm_row[[v]], np.array([-net]), np.array([fill]))
+        kernels.spot_leg(np.asarray(idx, dtype=np.int64), dq, fill, net, int(vb.mm_row[v]), v, forced, tb.hedge,
+                         tb.hedge_cash, tb.size, tb.entry, tb.cash, self.opened, self.resident, self.traded,
+                         self.forced_volume, self.resident_volume)
         self.volume[v] += np.abs(dq).sum() * fill
-        kernels.attribute(np.asarray(idx, dtype=np.int64), np.abs(dq) * fill, v, forced, self.resident, self.traded,
-                          self.forced_volume, self.resident_volume)
 
     # ---------------------------------------------------------------- funding
     def settle_funding(self, v: int, interval_minutes: float) -> float:

@@ -7,6 +7,7 @@ import mesa
 import numpy as np
 from mesa.time import Schedule
 
+from policylab.engine import kernels
 from policylab.engine.book import PRO, RETAIL
 from policylab.engine.streams import stream
 
@@ -70,15 +71,13 @@ class MarketMakers(mesa.Agent):
         self.normal_sigma = model.scenario.sigma_daily * np.sqrt(dt / 1440.0)
         self.limited = ~model.vb.is_spot
         self.stream = stream(model.seed, "market_makers")
-        self.takers = np.flatnonzero(np.isin(model.tb.cls, self.TAKERS))  # rows that may take the skewed quotes
+        self.takers = np.isin(model.tb.cls, self.TAKERS)  # rows that may take the skewed quotes
+        self._cand = np.empty(model.tb.n, dtype=np.int64)  # the lay-off kernel's output buffer
 
     def adjust(self, move: np.ndarray) -> None:
         """Update depth health after a step in which venue prices moved by ``move`` (log)."""
-        vb = self.model.vb
-        vb.health += (1.0 - vb.health) * self.recovery
-        excess = np.maximum(np.abs(move) / self.normal_sigma - self.VOL_TRIGGER, 0.0)
-        vb.health = np.minimum(vb.health, 1.0 / (1.0 + self.sensitivity * excess / self.VOL_TRIGGER))
-        vb.health = np.where(self.limited, np.minimum(vb.health, self.balance_sheet()), vb.health)
+        kernels.depth_health(self.model.vb.health, move, self.recovery, self.normal_sigma, self.VOL_TRIGGER,
+                             self.sensitivity, self.limited, self.balance_sheet())
 
     def lay_off(self) -> None:
         """Lay off part of each derivatives book's inventory (``market.mm_layoff_half_life_minutes``):
@@ -99,12 +98,10 @@ class MarketMakers(mesa.Agent):
             return
         want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))  # BTC per venue
         v = tb.venue
-        t = self.takers
-        size = tb.size[t]
-        cand = t[(size * inv[v[t]] < 0) & (size * (price[v[t]] - tb.entry[t]) > 0)]
-        if len(cand) == 0:
+        n, room = kernels.layoff_candidates(self.takers, tb.size, v, tb.entry, price, inv, self._cand)
+        if n == 0:
             return
-        room = np.bincount(v[cand], np.abs(tb.size[cand]), minlength=len(inv))
+        cand = self._cand[:n].copy()
         share = np.divide(np.minimum(want, room), room, out=np.zeros(len(inv)), where=room > 0)
         cand = cand[self.stream.random(len(cand)) < share[v[cand]]]  # each closes whole with that chance
         if len(cand) == 0:
@@ -123,19 +120,8 @@ class MarketMakers(mesa.Agent):
         """Largest depth health each venue's market maker can quote with its inventory and equity."""
         m = self.model
         prm, tb, vb = m.scenario.market, m.tb, m.vb
-        price = m.market.prices()
-        rows = vb.mm_row
-        inv = np.abs(tb.size[rows]) * price
-        cap = np.ones(len(rows))
-        if prm.mm_inventory_depths > 0:
-            limit = prm.mm_inventory_depths * vb.depth0
-            cap = np.divide(limit, inv, out=np.ones(len(rows)), where=inv > limit)
-        if prm.mm_margin > 0:
-            need = prm.mm_margin * inv
-            eq = tb.cash[rows] + tb.size[rows] * price
-            cushion = np.divide(eq, need, out=np.full(len(rows), np.inf), where=need > 0)
-            cap = np.minimum(cap, np.clip(cushion - 1.0, 0.0, 1.0))
-        return np.maximum(cap, prm.mm_min_health)
+        return kernels.balance_sheet(vb.mm_row, tb.size, tb.cash, m.market.prices(), vb.depth0,
+                                     float(prm.mm_inventory_depths), float(prm.mm_margin), float(prm.mm_min_health))
 
 
 class Arbitrageurs(mesa.Agent):
