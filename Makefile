@@ -41,10 +41,9 @@ DEMO_OUT := outputs/october-2025-standard
 
 # --force: the demo's folder is the project's own, replaced on every run (a results folder
 # belongs to one experiment; without --force a different one is refused).
-# Its last line names the brief (compare prints it last too; make's own lines come after).
+# Its last line is compare's own last line, "brief: <folder>/brief.pdf" (printed once).
 demo: install
 	$(BIN)/policylab compare $(RULE_SETS) --scenario october-2025 --out $(DEMO_OUT) --force
-	@echo "brief: $(DEMO_OUT)/brief.pdf"
 
 test: install
 	$(BIN)/python -m pytest

@@ -315,3 +315,12 @@ def test_templates_ship_in_the_wheel(tmp_path):
 def test_formats(value, unit, text, diff):
     assert findings.fmt_value(value, unit) == text
     assert findings.fmt_diff(value, unit) == diff
+
+
+def test_make_demo_names_the_brief_once_on_its_last_line():
+    """`make demo`'s recipe ends with compare, whose own last line is "brief: .../brief.pdf"
+    (tests/test_experiment_cli.py); nothing after it may print the brief's path again."""
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    recipe = re.search(r"^demo:.*\n((?:\t.*\n)+)", makefile, re.M).group(1).strip().splitlines()
+    assert "policylab compare" in recipe[-1] and "--no-brief" not in recipe[-1]
+    assert not any("brief.pdf" in line for line in recipe)
