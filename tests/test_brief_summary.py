@@ -5,6 +5,7 @@ violations, a repeal marker): new metrics are used when present, their absence i
 
 import json
 import math
+import re
 import shutil
 import subprocess
 
@@ -193,8 +194,9 @@ def test_a_repeal_arm_reads_baseline_minus_repeal(augmented, ctx):
     assert vol["status"] == "worse"  # the repeal raises volume, so the rule lowers it
     finding = next(f for f in ctx["arm_findings"] if f["arm"] == "repeal-jp")
     assert finding["text"].startswith("What the rule does, baseline minus repeal-jp (signs flipped")
-    assert "the rule repeal-jp removes" in " ".join(ctx["bottom_line"])
-    assert ", a repeal read as baseline minus repeal)" in " ".join(ctx["bottom_line"])
+    repeal = next(s for s in ctx["bottom_line"] if "repeal-jp" in s)
+    assert repeal.startswith("What the rules in force do (baseline minus each repeal, signs flipped): the rule "
+                             "removed by repeal-jp changes ")
     jp = next(a for a in ctx["affected"] if a["arm"] == "repeal-jp")
     t = jp["targeted"][0]
     i = t["columns"].index("stopped trading")  # without the rule is the repeal's run (100), with it the baseline's
@@ -223,13 +225,29 @@ def test_the_bottom_line_covers_every_arm_in_a_fixed_order(ctx):
     assert 3 <= len(sentences) <= 6
     text = " ".join(sentences)
     for arm in ARMS:
-        assert arm in text
+        assert text.count(arm) == 1, arm  # every rule set, once
     assert "benefit" not in text and "cost" not in text
-    # outcomes that change come in the fixed order of the columns, whichever arm moves them
+    # each rule set's changes come in the fixed order of the columns, whatever their size
     order = [c.label for c in summary.COLUMNS]
-    led = [next(i for i, label in enumerate(order) if s.lower().startswith(label.lower())) for s in sentences[:-1]
-           if any(s.lower().startswith(label.lower()) for label in order)]
-    assert led and led == sorted(led)
+    cap = re.search(r"jp-cap changes (.*?)(;|\.\s|\.$)", text).group(1)
+    named = [label for label in order if label in cap]
+    assert named and sorted(named, key=cap.index) == named
+    assert cap.endswith("offshore share of JP volume \u221211.1 pp, voluntary volume \u22124%")
+
+
+def test_the_bottom_line_groups_rule_sets_by_kind_in_a_fixed_order(augmented, tmp_path):
+    """Rule sets that apply everywhere come before repeals whatever the comparison's order:
+    here jp-cap (first) is marked a repeal and repeal-jp (second) made global."""
+    def swap(rule_sets):
+        rule_sets["jp-cap"]["repeal"] = True
+        rule_sets["repeal-jp"].update(repeal=False, jurisdiction="global")
+        for m in rule_sets["repeal-jp"]["modules"]:
+            m["from"] = "status-quo-2025"
+
+    sentences = summary.bottom_line(summary.View.of(_with_rule_sets(augmented, tmp_path, swap)))
+    assert [s.split(":")[0] for s in sentences[:2]] == [
+        "Rule sets that apply everywhere", "What the rules in force do (baseline minus each repeal, signs flipped)"]
+    assert "repeal-jp changes" in sentences[0] and "the rule removed by jp-cap changes" in sentences[1]
 
 
 def test_who_is_affected_reads_the_jurisdiction_and_leverage_families(ctx):

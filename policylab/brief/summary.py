@@ -271,7 +271,7 @@ class View:
 
     def who(self, arm: str) -> str:
         """How an arm is named in a sentence (a repeal names the rule it removes)."""
-        return f"the rule {arm} removes" if arm in self.repeal else arm
+        return f"the rule removed by {arm}" if arm in self.repeal else arm
 
 
 def _mark(c: Change, seeds: int) -> str:
@@ -279,6 +279,13 @@ def _mark(c: Change, seeds: int) -> str:
     if seeds >= 2 and not c.clear or c.diff == 0 or math.isnan(c.diff):
         return "\u2248"
     return "\u25b2" if c.diff > 0 else "\u25bc"
+
+
+def _whose(metric: str) -> str:
+    """Whose outcome a matrix cell shows when its column mixes metrics: ``EU traders`` for
+    ``<stem>.jurisdiction.EU``, else ``all traders``."""
+    m = re.search(r"\.jurisdiction\.([^.]+)$", metric)
+    return f"{m.group(1)} traders" if m else "all traders"
 
 
 def matrix(v: View) -> dict:
@@ -296,7 +303,7 @@ def matrix(v: View) -> dict:
             interval = ([words.fmt_diff(c.lo, c.unit), words.fmt_diff(c.hi, c.unit)] if c.has_interval else [])
             cells.append({"diff": words.fmt_diff(c.diff, c.unit), "relative": _short(c) if c.relative else "",
                           "interval": interval, "mark": _mark(c, v.seeds), "status": c.status if c.clear else "",
-                          "label": found[1] if len(col["labels"]) > 1 else ""})
+                          "label": _whose(found[0]) if len(col["labels"]) > 1 else ""})
         rows.append({"arm": arm, "title": v.res.titles[arm], "repeal": arm in v.repeal,
                      "flag": v.flagged.get(arm, ""), "cells": cells})
     present = {c["key"] for c in cols}
@@ -331,10 +338,34 @@ def _spread(changes: list[Change]) -> str:
     return " to ".join(ends) + (", a repeal read as baseline minus repeal" if flipped else "")
 
 
+def _clause(v: View, arm: str) -> str:
+    """An arm's clear core changes in column order, named as page 1's matrix names its
+    columns (``liquidated notional −23%, index drawdown −2.1 pp``; a targeted jurisdiction's
+    offshore share as ``offshore share of US volume``), or "" when none is clear."""
+    return ", ".join(f"{_short_label(c)} {_short(c)}" for c in v.core(arm) if c.clear)
+
+
+def _short_label(c: Change) -> str:
+    """A core change's column label when its metric is the column's preferred one (without
+    a jurisdiction), else its own label (``offshore share of US volume``, a fallback's)."""
+    col = next((col for col in COLUMNS if col.choices[0][0] == c.metric), None)
+    return col.label if col is not None else c.label
+
+
+BOTTOM_LINE_GROUPS = (  # (which arms, how the sentence opens): a fixed order of kinds of rule set
+    ("global", "Rule sets that apply everywhere"),
+    ("national", "Rule sets that target jurisdictions"),
+    ("repeal", "What the rules in force do (baseline minus each repeal, signs flipped)"),
+)
+
+
 def bottom_line(v: View) -> list[str]:
-    """Three to six plain sentences covering every arm: per group of core outcomes (fixed
-    order), the arms under which each goes up or down, with the size; then one sentence
-    for the rest: outcomes no arm clearly changes, arms that clearly change none, flagged arms."""
+    """Three to six plain sentences covering every arm once, in a fixed order: one
+    sentence per kind of rule set present (:data:`BOTTOM_LINE_GROUPS`: global proposals,
+    proposals targeting jurisdictions, repeals read as what the rule they remove does), each
+    naming its arms in comparison order with their clear core changes in column order (no
+    selection, no "benefit/cost" framing); then one sentence for the rest: outcomes no arm
+    clearly changes, arms that clearly change none, flagged arms."""
     ok = [a for a in v.arms if a not in v.flagged]
     if v.seeds < 2:
         out = [f"With one seed per rule set there are no intervals, so this brief states no change as clear; "
@@ -344,33 +375,21 @@ def bottom_line(v: View) -> list[str]:
         if v.flagged:
             out.append(f"Flagged and left out: {_join([f'{a} ({v.flagged[a]})' for a in v.flagged])}.")
         return out
-    sentences, quiet, moved = [], [], set()
-    groups = [("liquidated", "drawdown"), ("retail_loss",), ("quit", "moved", "blocked"), ("offshore",), ("volume",)]
-    by_key = {c.key: c for c in COLUMNS}
-    for group in groups:
-        clauses = []
-        for key in group:
-            per = {a: resolve(by_key[key], v.available, v.targets(a)) for a in ok}
-            changes = {a: v.change(a, *per[a]) for a in ok if per[a]}
-            if not changes:
-                continue
-            label = by_key[key].label if len({p[1] for p in per.values() if p}) > 1 else next(
-                p[1] for p in per.values() if p)
-            up = {a: c for a, c in changes.items() if c.clear and c.diff > 0}
-            down = {a: c for a, c in changes.items() if c.clear and c.diff < 0}
-            moved |= up.keys() | down.keys()
-            if not up and not down:
-                quiet.append(label)
-                continue
-            parts = [f"{way} under {_join([v.who(a) for a in arms])} ({_spread(list(arms.values()))})"
-                     for way, arms in (("up", up), ("down", down)) if arms]
-            clauses.append(f"{label}: {'; '.join(parts)}")
-        if clauses:
-            text = "; ".join(clauses) + "."
-            sentences.append(text[0].upper() + text[1:])
-    still = [v.who(a) for a in ok if a not in moved]
-    rest = [f"no rule set clearly changes {_join(quiet)}"] if quiet else []
-    rest.append("where a rule set is not named, its change is not clear (the interval includes zero)")
+    clauses = {a: _clause(v, a) for a in ok}
+    kind = {a: "repeal" if a in v.repeal else "national" if v.targets(a) else "global" for a in ok}
+    sentences = []
+    for key, opening in BOTTOM_LINE_GROUPS:
+        parts = [f"{v.who(a)} changes {clauses[a]}" for a in ok if kind[a] == key and clauses[a]]
+        if parts:
+            sentences.append(f"{opening}: " + "; ".join(parts) + ".")
+    labels = {col.label: col for col in COLUMNS}
+    moved = {c.metric for a in ok for c in v.core(a) if c.clear}
+    present = {col.label: [m for a in ok if (m := resolve(col, v.available, v.targets(a)))] for col in COLUMNS}
+    quiet = [label for label, found in present.items() if found and not any(m in moved for m, _ in found)]
+    still = [v.who(a) for a in ok if not clauses[a]]
+    rest = ["a change not named has a 90% interval that includes zero"]
+    if quiet:
+        rest.append(f"no rule set clearly changes {_join(quiet)}")
     if still:
         rest.append(f"{_join(still)} clearly change{'s' if len(still) == 1 else ''} none of these outcomes")
     if v.flagged:
