@@ -14,7 +14,7 @@ import pytest
 
 import policylab
 from policylab.brief import render, sections, summary
-from policylab.brief.results import Results, load, venue_labels
+from policylab.brief.results import Results, archetype_label, load, venue_labels
 from policylab.cli.experiment import RunsProgress, seeds_warning
 from policylab.cli.formats import fmt_diff
 
@@ -331,7 +331,7 @@ def test_the_augmented_brief_renders_with_its_figure_data(augmented):
     first = subprocess.run(["pdftotext", "-l", "1", str(augmented / "brief.pdf"), "-"], capture_output=True,
                            text=True, check=True).stdout
     assert "Bottom line" in first and "Validation:" in first
-    for word in ("MODEL.md", "README"):  # no file a reader does not have
+    for word in ("MODEL.md", "README", "docs/"):  # no file a reader does not have (the ODD's texts included)
         assert word not in html, word
 
 
@@ -343,6 +343,9 @@ def test_venues_carry_archetype_labels_unless_firm_names_are_asked_for(augmented
     assert firms["odd"]["venues"]["header"][1:5] == ["dex", "pool", "cex", "futures"]
     rows = lambda c: [r[0] for r in c["odd"]["venues"]["rows"]] + [r[0] for r in c["odd"]["venues"]["common"]]
     assert "label" not in rows(ctx) and "label" in rows(firms)  # "(Binance-like)" only when firms are asked for
+    assert archetype_label("jp_exchange") == "Japanese registered exchange (margin trading)"  # no firm, no cut
+    assert archetype_label("eu_broker") == "EU regulated broker (CFDs)"
+    assert "Kraken" not in archetype_label("eu_exchange") and archetype_label("offshore_cex") == "offshore CEX"
     # several venues of one archetype are lettered
     assert venue_labels([{"name": "binance", "kind": "offshore_cex"}, {"name": "okx", "kind": "offshore_cex"},
                          {"name": "x", "kind": "spot_etf"}]) == {
@@ -465,3 +468,6 @@ def test_sources_lose_pointers_to_files_a_reader_does_not_have():
     assert sections.public("USDe near $0.65 on Binance (MODEL.md section 2)") == "USDe near $0.65 on Binance"
     assert sections.public("Rule 7.12 (7%, 13%, 20% levels)") == "Rule 7.12 (7%, 13%, 20% levels)"
     assert sections.public("gaps (see the README)") == "gaps"
+    assert sections.public("before 2018 (an assumption, docs/calibration.md).") == "before 2018."
+    assert sections.public("with its range, in docs/calibration.md.") == \
+        "with its range, in the project's documentation."

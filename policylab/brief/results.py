@@ -76,11 +76,17 @@ class Results:
         return {r: self.rule_sets[r].get("title", r) for r in self.order}
 
 
+PROPER_ADJECTIVES = ("Japanese", "European", "British", "American", "Korean", "Chinese")  # kept capitalised
+
+
 def archetype_label(kind: str) -> str:
-    """An archetype's label without the firm it resembles: "Offshore CEX (Binance-like)" -> "offshore CEX"."""
+    """An archetype's label without the firm it resembles: "Offshore CEX (Binance-like)" ->
+    "offshore CEX", "EU regulated broker (eToro-like CFDs)" -> "EU regulated broker (CFDs)"."""
     label = str((ARCHETYPES.get(kind) or {}).get("label") or kind.replace("_", " "))
-    label = re.sub(r"\s*\([^)]*-like\)", "", label).strip()
-    return label[0].lower() + label[1:] if label[:2] != label[:2].upper() else label
+    label = re.sub(r"\(([^)]*)-like\s*([^)]*)\)", lambda m: f"({m.group(2)})" if m.group(2) else "", label)
+    label = re.sub(r"\s+", " ", label).strip()
+    proper = label[:2] == label[:2].upper() or label.split(" ")[0] in PROPER_ADJECTIVES
+    return label if proper else label[0].lower() + label[1:]
 
 
 def venue_labels(venues: list, firm_names: bool = False) -> dict[str, str]:

@@ -33,6 +33,7 @@ from policylab import __version__
 from policylab.brief import figures
 from policylab.brief import findings
 from policylab.brief import odd
+from policylab.brief.odd import public
 from policylab.brief import summary
 from policylab.brief.results import Results
 from policylab.errors import InputError
@@ -244,15 +245,6 @@ def figure_list(res: Results) -> dict:
 
 
 # ------------------------------------------------------------------------ rule sets
-INTERNAL_FILES = re.compile(r"\s*\([^()]*\b(?:MODEL\.md|README(?:\.md)?)\b[^()]*\)")
-
-
-def public(text: str) -> str:
-    """``text`` without parenthetical pointers to the project's own files (MODEL.md, the
-    README), which a reader of the brief does not have."""
-    return INTERNAL_FILES.sub("", str(text))
-
-
 def _safe_url(url) -> str | None:
     return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
 
