@@ -331,3 +331,22 @@ def test_make_demo_names_the_brief_once_on_its_last_line():
     recipe = re.search(r"^demo:.*\n((?:\t.*\n)+)", makefile, re.M).group(1).strip().splitlines()
     assert "policylab compare" in recipe[-1] and "--no-brief" not in recipe[-1]
     assert not any("brief.pdf" in line for line in recipe)
+
+
+def test_the_pdf_is_made_from_html_without_the_screen_only_parts(rendered):
+    """The long full tables are in brief.html only; the paged HTML the PDF is made from
+    leaves them out (so WeasyPrint never styles them) and keeps what says where they are."""
+    ctx = rendered[0]
+    screen, paged = report.render_html(ctx), report.render_html({**ctx, "paged": True})
+    hidden = re.compile(r'class="[^"]*\bscreen-only\b')
+    assert len(hidden.findall(screen)) >= 4 and "Appendix: other market-wide metrics" in screen
+    assert not hidden.search(paged) and "Appendix: other market-wide metrics" not in paged
+    assert "The full table, with the 5th" in paged and "venues' parameters" in paged
+    assert len(paged) < len(screen)
+
+
+def test_the_time_series_is_read_in_the_columns_the_brief_uses_only(folder):
+    from policylab.brief.results import FILES
+
+    ts = report.load(folder).timeseries
+    assert list(ts.columns) == list(FILES["timeseries.parquet"]) and len(ts) > 0

@@ -97,6 +97,7 @@ def shared(res: Results, title: str | None = None, paper: str = "a4") -> dict:
         "complete": m.get("complete", True),
         "failed_runs": _failed_runs(res),
         "total_runs": m.get("runs", len(res.order) * seeds),
+        "paged": False,  # true in the HTML the PDF is made from: screen-only parts are left out
     }
 
 
