@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-import re
 import statistics
 import string
 from collections.abc import Callable
