@@ -46,15 +46,14 @@ SENSITIVITY_RULE_SETS := circuit-breaker-proposal us-onshoring-2025
 
 # --force: the demo's folder is the project's own, replaced on every run (a results folder
 # belongs to one experiment; without --force a different one is refused).
-# Its last line names the brief (compare prints it last too; make's own lines come after).
 # Then how robust it is (policylab sensitivity): the differences of SENSITIVITY_RULE_SETS at
 # the ends of each assumption's documented range and every rule set's ranking on
-# september-2025; that step rewrites the brief with its "How robust" section (so compare
-# skips writing one).
+# september-2025; that step writes the brief with its "How robust" section (so compare
+# skips writing one). Its last line is the sensitivity step's own "brief: <folder>/brief.pdf"
+# (printed once).
 demo: install
 	$(BIN)/policylab compare $(RULE_SETS) --scenario october-2025 --out $(DEMO_OUT) --force --no-brief
 	$(BIN)/policylab sensitivity $(DEMO_OUT) --second-scenario september-2025 --seeds $(SENSITIVITY_SEEDS) $(addprefix --rule-set ,$(SENSITIVITY_RULE_SETS))
-	@echo "brief: $(DEMO_OUT)/brief.pdf"
 
 test: install
 	$(BIN)/python -m pytest

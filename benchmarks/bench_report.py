@@ -38,7 +38,7 @@ mark("import", t0, c0)
 t0, c0 = time.perf_counter(), time.process_time(); res = report.load(sys.argv[1]); mark("read", t0, c0)
 t0, c0 = time.perf_counter(), time.process_time(); ctx = report.context(res); mark("context and figures", t0, c0)
 t0, c0 = time.perf_counter(), time.process_time(); html = report.render_html(ctx); mark("HTML", t0, c0)
-t0, c0 = time.perf_counter(), time.process_time(); pdf = report.render_pdf(html); mark("PDF", t0, c0)
+t0, c0 = time.perf_counter(), time.process_time(); pdf = report.render_pdf(report.render_html({**ctx, "paged": True})); mark("PDF", t0, c0)
 print(json.dumps({"stages": t, "html_bytes": len(html.encode()), "pdf_bytes": len(pdf)}))
 """
 

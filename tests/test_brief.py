@@ -79,9 +79,14 @@ def test_every_figure_draws_with_its_data(res, spec):
     assert pd.read_csv(io.StringIO(fig.data.to_csv(index=False))).shape == fig.data.shape
 
 
-def test_figures_are_the_registry_in_order(ctx):
-    assert [f["id"] for f in ctx["figures"]] == [s.id for s in figures.FIGURES if s.id not in sections.ROBUST_FIGURES]
-    assert [f["id"] for f in ctx["robust"]["figures"]] == list(sections.ROBUST_FIGURES)
+def test_figures_are_the_registry_in_order_each_in_its_section_numbered_in_reading_order(ctx):
+    # who is affected comes before the figure section, How robust after it
+    shown = ctx["affected_figures"] + ctx["figures"] + ctx["robust"]["figures"]
+    assert [f["id"] for f in shown] == [s.id for s in figures.FIGURES]
+    assert [f["number"] for f in shown] == list(range(1, len(shown) + 1))
+    assert [f["id"] for f in ctx["affected_figures"]] == [s.id for s in figures.FIGURES if s.section == "affected"]
+    assert [f["id"] for f in ctx["robust"]["figures"]] == [s.id for s in figures.FIGURES if s.section == "robust"] \
+        == ["fig-robust"]
     assert len({s.id for s in figures.FIGURES}) == len(figures.FIGURES)
 
 

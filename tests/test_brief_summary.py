@@ -5,6 +5,7 @@ violations, a repeal marker): new metrics are used when present, their absence i
 
 import json
 import math
+import re
 import shutil
 import subprocess
 
@@ -13,7 +14,7 @@ import pytest
 
 import policylab
 from policylab.brief import render, sections, summary
-from policylab.brief.results import Results, load, venue_labels
+from policylab.brief.results import Results, archetype_label, load, venue_labels
 from policylab.cli.experiment import RunsProgress, seeds_warning
 from policylab.cli.formats import fmt_diff
 
@@ -93,6 +94,8 @@ def augmented(legacy, tmp_path_factory):
     new += _rows(summ, "accounts_quit.jurisdiction.JP", "accounts", "neutral", 1_000,
                  {"jp-cap": (25_000, 24_000, 26_000), "repeal-jp": (-900, -950, -850)})
     new += _rows(summ, "accounts_quit.jurisdiction.US", "accounts", "neutral", 500, {})
+    new += _rows(summ, "accounts_moved.jurisdiction.JP", "accounts", "neutral", 5_000,
+                 {"jp-cap": (10_000, 9_000, 11_000)})
     new += _rows(summ, "domestic_volume_usd.jurisdiction.JP", "USD", "neutral", 6e9,
                  {"jp-cap": (-1e9, -1.2e9, -0.8e9)})
     new += _rows(summ, "offshore_volume_usd.jurisdiction.JP", "USD", "neutral", 4e9,
@@ -148,6 +151,26 @@ def test_targets_are_the_jurisdictions_a_rule_set_names():
     assert summary.targets({"jurisdiction": "test"}) == []
 
 
+def test_targets_leave_out_what_a_rule_set_inherits_and_count_what_a_repeal_removes():
+    """A proposal built on the 2025 baseline inherits its national rules (EU, UK, JP, US):
+    those are not its targets; a repeal targets what it removes."""
+    base = {"name": "sq", "jurisdiction": "global", "modules": [
+        {"id": "eu-cap", "from": "sq", "target": {"jurisdictions": ["EU"]}},
+        {"id": "jp-cap", "from": "sq", "target": {"jurisdictions": ["JP"]}}]}
+    breaker = {"name": "breaker", "jurisdiction": "global", "base": "sq", "modules": [
+        *base["modules"], {"id": "", "from": "breaker", "module": "circuit_breaker", "target": {}}]}
+    onshore = {"name": "onshore", "jurisdiction": "global", "base": "sq", "modules": [
+        *base["modules"], {"id": "", "from": "onshore", "params": {"blocked": ["US"]}}]}
+    repeal = {"name": "repeal-jp", "jurisdiction": "", "base": "sq", "repealed": ["jp-cap"],
+              "modules": [base["modules"][0]]}
+    catalogue = {"sq": base, "breaker": breaker, "onshore": onshore, "repeal-jp": repeal}
+    assert summary.targets(base, catalogue) == ["EU", "JP"]
+    assert summary.targets(breaker, catalogue) == []  # global: one row per jurisdiction in who is affected
+    assert summary.targets(onshore, catalogue) == ["US"]
+    assert summary.targets(repeal, catalogue) == ["JP"]
+    assert summary.own_modules(breaker) == breaker["modules"][-1:]
+
+
 # ------------------------------------------------------------------ with the new metrics
 def test_page_one_uses_the_new_metrics_when_present(augmented, ctx):
     m = ctx["matrix"]
@@ -171,10 +194,13 @@ def test_a_repeal_arm_reads_baseline_minus_repeal(augmented, ctx):
     assert vol["status"] == "worse"  # the repeal raises volume, so the rule lowers it
     finding = next(f for f in ctx["arm_findings"] if f["arm"] == "repeal-jp")
     assert finding["text"].startswith("What the rule does, baseline minus repeal-jp (signs flipped")
-    assert "the rule repeal-jp removes" in " ".join(ctx["bottom_line"])
-    assert ", a repeal read as baseline minus repeal)" in " ".join(ctx["bottom_line"])
+    repeal = next(s for s in ctx["bottom_line"] if "repeal-jp" in s)
+    assert repeal.startswith("What the rules in force do (baseline minus each repeal, signs flipped): the rule "
+                             "removed by repeal-jp changes ")
     jp = next(a for a in ctx["affected"] if a["arm"] == "repeal-jp")
-    assert (jp["before"], jp["after"]) == ("repeal-jp", "status-quo-2025")
+    t = jp["targeted"][0]
+    i = t["columns"].index("stopped trading")  # without the rule is the repeal's run (100), with it the baseline's
+    assert (t["before"][i], t["after"][i], t["changes"][i]["change"]) == ("100", "1,000", "+900")
 
 
 def test_a_flagged_arm_is_flagged_and_never_a_finding(ctx):
@@ -199,30 +225,100 @@ def test_the_bottom_line_covers_every_arm_in_a_fixed_order(ctx):
     assert 3 <= len(sentences) <= 6
     text = " ".join(sentences)
     for arm in ARMS:
-        assert arm in text
+        assert text.count(arm) == 1, arm  # every rule set, once
     assert "benefit" not in text and "cost" not in text
-    # outcomes that change come in the fixed order of the columns, whichever arm moves them
+    # each rule set's changes come in the fixed order of the columns, whatever their size
     order = [c.label for c in summary.COLUMNS]
-    led = [next(i for i, label in enumerate(order) if s.lower().startswith(label.lower())) for s in sentences[:-1]
-           if any(s.lower().startswith(label.lower()) for label in order)]
-    assert led and led == sorted(led)
+    cap = re.search(r"jp-cap changes (.*?)(;|\.\s|\.$)", text).group(1)
+    named = [label for label in order if label in cap]
+    assert named and sorted(named, key=cap.index) == named
+    assert cap.endswith("offshore share of JP volume \u221211.1 pp, voluntary volume \u22124%")
+
+
+def test_the_bottom_line_groups_rule_sets_by_kind_in_a_fixed_order(augmented, tmp_path):
+    """Rule sets that apply everywhere come before repeals whatever the comparison's order:
+    here jp-cap (first) is marked a repeal and repeal-jp (second) made global."""
+    def swap(rule_sets):
+        rule_sets["jp-cap"]["repeal"] = True
+        rule_sets["repeal-jp"].update(repeal=False, jurisdiction="global")
+        for m in rule_sets["repeal-jp"]["modules"]:
+            m["from"] = "status-quo-2025"
+
+    sentences = summary.bottom_line(summary.View.of(_with_rule_sets(augmented, tmp_path, swap)))
+    assert [s.split(":")[0] for s in sentences[:2]] == [
+        "Rule sets that apply everywhere", "What the rules in force do (baseline minus each repeal, signs flipped)"]
+    assert "repeal-jp changes" in sentences[0] and "the rule removed by jp-cap changes" in sentences[1]
 
 
 def test_who_is_affected_reads_the_jurisdiction_and_leverage_families(ctx):
     jp = next(a for a in ctx["affected"] if a["arm"] == "jp-cap")
-    assert jp["jurisdiction"] == "JP"
-    labels = [r["label"] for r in jp["rows"]]
-    assert labels[:2] == ["accounts trading", "accounts that stopped trading"]
-    quit_ = jp["rows"][1]
-    assert (quit_["before"], quit_["after"]) == ("1,000", "26,000")
-    assert jp["flow"].startswith("The domestic share of JP traders' volume goes from 60.0% to 71.4%")
-    assert "26,000 JP accounts stop trading" in jp["flow"]
-    assert [r["label"] for r in jp["leverage"]] == ["liquidated notional, leverage 1-2x",
-                                                    "liquidated notional, leverage 25-100x"]
+    assert jp["targets"] == ["JP"] and [t["jurisdiction"] for t in jp["targeted"]] == ["JP"]
+    t = jp["targeted"][0]
+    assert t["columns"][:2] == ["moved venue", "stopped trading"]
+    assert (t["before"][1], t["after"][1]) == ("1,000", "26,000")
+    assert t["changes"][1]["change"] == "+25,000" and t["changes"][1]["interval"] == ["+24,000", "+26,000"]
+    assert t["flow"].startswith("91,000 JP accounts: the domestic share of their volume goes from 60.0% to 71.4%")
+    assert "26,000 stop trading (28.6%), against 1,000 without the rule" in t["flow"]
+    assert jp["leverage"]["columns"] == ["1-2x", "25-100x"]
+    assert [r["label"] for r in jp["leverage"]["rows"]] == ["liquidated notional"]
+    assert jp["leverage"]["rows"][0]["cells"][1]["change"] == "\u2212$1.50B"
+    assert jp["by_jurisdiction"]["rows"] == []  # a national rule set: its jurisdiction only
     finding = next(f for f in ctx["arm_findings"] if f["arm"] == "jp-cap")
     assert "by leverage chosen, most in the 25-100x group (\u2212$1.50B)" in finding["mechanism"]
     assert "24,000 more JP accounts stop trading" not in finding["mechanism"]
     assert "25,000 more JP accounts stop trading" in finding["mechanism"]
+
+
+def _with_rule_sets(folder, tmp_path, change) -> Results:
+    """A copy of ``folder`` whose rule_sets.json ``change`` (a function of the dict) edits."""
+    out = tmp_path / "results"
+    shutil.copytree(folder, out, ignore=shutil.ignore_patterns("brief.*", "brief-data"))
+    rule_sets = json.loads((out / "rule_sets.json").read_text())
+    change(rule_sets)
+    (out / "rule_sets.json").write_text(json.dumps(rule_sets))
+    return load(out)
+
+
+def test_who_is_affected_shows_a_national_rule_set_only_where_it_targets(augmented, tmp_path):
+    """jp-cap adds a JP cap to a base whose US rule it inherits: the run breaks US traders
+    down too, but the brief shows jp-cap's JP traders only."""
+    def inherit_a_us_rule(rule_sets):
+        cap = rule_sets["jp-cap"]
+        cap["base"] = "status-quo-2025"
+        cap["modules"] = [{**m, "from": "jp-cap"} for m in cap["modules"]] + [
+            {"id": "us-rule", "from": "status-quo-2025", "module": "listed_venue_requirement",
+             "title": "Listed-venue requirement", "target": {"jurisdictions": ["US"]}, "params": {}}]
+
+    ctx = sections.context(_with_rule_sets(augmented, tmp_path, inherit_a_us_rule))
+    jp = next(a for a in ctx["affected"] if a["arm"] == "jp-cap")
+    assert jp["targets"] == ["JP"] and [t["jurisdiction"] for t in jp["targeted"]] == ["JP"]
+    html = render.render_html(ctx)
+    block = html[html.index('id="affected-jp-cap"'):html.index('id="affected-repeal-jp"')]
+    assert "JP traders" in block and "US" not in block
+    rule_set = html[html.index('id="rule-set-jp-cap"'):html.index('id="rule-set-repeal-jp"')]
+    assert "in force from it: Listed-venue requirement (us-rule)" in rule_set  # inherited: named, not tabled
+
+
+def test_who_is_affected_gives_a_global_rule_set_one_row_per_jurisdiction(augmented, tmp_path):
+    """A rule set that only inherits national rules and adds a global one targets no
+    jurisdiction: one table, a row per jurisdiction in the run, no per-jurisdiction sections."""
+    def make_global(rule_sets):
+        cap = rule_sets["jp-cap"]
+        cap.update(jurisdiction="global", base="status-quo-2025")
+        for m in cap["modules"]:
+            m["from"] = "status-quo-2025"  # the JP cap is the base's; jp-cap adds nothing national
+
+    ctx = sections.context(_with_rule_sets(augmented, tmp_path, make_global))
+    jp = next(a for a in ctx["affected"] if a["arm"] == "jp-cap")
+    assert jp["targets"] == [] and jp["targeted"] == []
+    assert [r["label"] for r in jp["by_jurisdiction"]["rows"]] == ["US", "JP"]
+    assert jp["by_jurisdiction"]["columns"] == ["moved venue", "stopped trading", "offshore share of volume"]
+    row = jp["by_jurisdiction"]["rows"][1]["cells"]
+    assert row[1]["change"] == "+25,000" and row[1]["relative"] == "+2,500%"
+    html = render.render_html(ctx)
+    block = html[html.index('id="affected-jp-cap"'):html.index('id="affected-repeal-jp"')]
+    assert "applies everywhere" in block and block.count("<table") == 2  # by jurisdiction, by leverage group
+    assert "JP traders" not in block
 
 
 def test_the_augmented_brief_renders_with_its_figure_data(augmented):
@@ -235,7 +331,7 @@ def test_the_augmented_brief_renders_with_its_figure_data(augmented):
     first = subprocess.run(["pdftotext", "-l", "1", str(augmented / "brief.pdf"), "-"], capture_output=True,
                            text=True, check=True).stdout
     assert "Bottom line" in first and "Validation:" in first
-    for word in ("MODEL.md", "README"):  # no file a reader does not have
+    for word in ("MODEL.md", "README", "docs/"):  # no file a reader does not have (the ODD's texts included)
         assert word not in html, word
 
 
@@ -247,6 +343,9 @@ def test_venues_carry_archetype_labels_unless_firm_names_are_asked_for(augmented
     assert firms["odd"]["venues"]["header"][1:5] == ["dex", "pool", "cex", "futures"]
     rows = lambda c: [r[0] for r in c["odd"]["venues"]["rows"]] + [r[0] for r in c["odd"]["venues"]["common"]]
     assert "label" not in rows(ctx) and "label" in rows(firms)  # "(Binance-like)" only when firms are asked for
+    assert archetype_label("jp_exchange") == "Japanese registered exchange (margin trading)"  # no firm, no cut
+    assert archetype_label("eu_broker") == "EU regulated broker (CFDs)"
+    assert "Kraken" not in archetype_label("eu_exchange") and archetype_label("offshore_cex") == "offshore CEX"
     # several venues of one archetype are lettered
     assert venue_labels([{"name": "binance", "kind": "offshore_cex"}, {"name": "okx", "kind": "offshore_cex"},
                          {"name": "x", "kind": "spot_etf"}]) == {
@@ -261,7 +360,7 @@ def test_page_one_degrades_honestly_without_the_new_metrics(legacy):
     assert "offshore share of volume (all traders)" in notes and "accounts blocked" in notes
     assert all(not r["flag"] for r in ctx["matrix"]["rows"])
     jp = next(a for a in ctx["affected"] if a["arm"] == "jp-cap")
-    assert jp["rows"] == [] and jp["leverage"] == []
+    assert jp["targeted"][0]["columns"] == [] and jp["leverage"]["rows"] == []
     html = render.render_html(ctx)
     assert "This run has no breakdown by jurisdiction or by leverage group" in html
     assert "JP traders under jp-cap" in html
@@ -354,8 +453,11 @@ def test_the_flow_figure_shows_where_targeted_traders_went(augmented, legacy):
 
     data = figures.FigureData.of(load(augmented))
     fig, table = figures.who_moved(data)
-    cap = table[(table["rule_set"] == "jp-cap") & (table["part"] == "offshore")].set_index("rule")["value"]
-    assert (cap["without"], cap["with"]) == (4e9, 2e9)
+    cap = table[(table["rule_set"] == "jp-cap") & (table["part"] == "offshore venues")].set_index("rule")
+    assert (cap.loc["without", "value"], cap.loc["with", "value"]) == (4e9, 2e9)
+    assert cap.loc["without", "share"] == pytest.approx(0.4) and cap.loc["with", "share"] == pytest.approx(2 / 7)
+    stayed = table[(table["rule_set"] == "jp-cap") & (table["part"] == "stayed on their venue")].set_index("rule")
+    assert (stayed.loc["without", "value"], stayed.loc["with", "value"]) == (85_000, 45_000)  # active minus moved
     rep = table[(table["rule_set"] == "repeal-jp") & (table["part"] == "stopped trading")].set_index("rule")["value"]
     assert (rep["without"], rep["with"]) == (100.0, 1_000.0)  # a repeal: without the rule is the repeal's run
     assert "broken" not in set(table["rule_set"])  # flagged
@@ -366,3 +468,6 @@ def test_sources_lose_pointers_to_files_a_reader_does_not_have():
     assert sections.public("USDe near $0.65 on Binance (MODEL.md section 2)") == "USDe near $0.65 on Binance"
     assert sections.public("Rule 7.12 (7%, 13%, 20% levels)") == "Rule 7.12 (7%, 13%, 20% levels)"
     assert sections.public("gaps (see the README)") == "gaps"
+    assert sections.public("before 2018 (an assumption, docs/calibration.md).") == "before 2018."
+    assert sections.public("with its range, in docs/calibration.md.") == \
+        "with its range, in the project's documentation."

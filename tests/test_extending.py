@@ -64,7 +64,7 @@ def test_example_runs(kind, tmp_path):
 
 def test_register_refuses_a_figure_or_section_already_registered():
     before_figures, before_sections = figures.FIGURES, sections.SECTIONS
-    with pytest.raises(ValueError, match="fig-prices"):
+    with pytest.raises(ValueError, match=figures.FIGURES[0].id):
         figures.register(figures.FIGURES[0])
     with pytest.raises(ValueError, match="cover"):
         sections.register(sections.SECTIONS[0])

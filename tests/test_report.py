@@ -91,9 +91,10 @@ def pdf_text(folder):
 
 
 # ------------------------------------------------------------------ content
-def test_pdf_holds_every_rule_set_name_and_the_table_numbers_as_formatted(folder, pdf_text):
+def test_pdf_holds_every_rule_set_name_and_the_table_numbers_as_formatted(folder, pdf_text, html):
+    """On paper every cell's mean and difference; in brief.html its percentiles and interval too."""
     res = report.load(folder)
-    text = squash(pdf_text)
+    text, page = squash(pdf_text), squash(html)
     assert res.order == ["status-quo-2025", "repeal-japan-2020", "markup-caps", "buggy"]
     for name in res.order:
         assert name in text
@@ -101,12 +102,14 @@ def test_pdf_holds_every_rule_set_name_and_the_table_numbers_as_formatted(folder
     cells = 0
     for section in head:
         assert squash(section["title"]) in text
-        for row in section["rows"]:
-            assert squash(row["label"]) in text
+        for row in section["rows"]:  # a label wrapped in its cell may be interleaved with the next cells' text
+            assert re.search(".*?".join(map(re.escape, row["label"].split())), pdf_text, re.S), row["label"]
             for name in res.order:
                 c = row["cells"][name]
-                for part in ("value", "spread") if name == res.baseline else ("value", "spread", "diff", "diff_range"):
+                for part in ("value",) if name == res.baseline else ("value", "diff"):
                     assert squash(c[part]) in text, (row["metric"], name, part, c[part])
+                for part in ("value", "spread") if name == res.baseline else ("value", "spread", "diff", "diff_range"):
+                    assert squash(c[part]) in page, (row["metric"], name, part, c[part])
                 cells += 1
     assert cells >= 25 * len(res.order)
     liq = res.summary.set_index(["rule_set", "metric"]).loc[("status-quo-2025", "liquidated_usd")]
@@ -152,7 +155,7 @@ def test_html_is_one_self_contained_file(html):
     parser.feed(html)
     assert "script" not in parser.tags and "link" not in parser.tags and "iframe" not in parser.tags
     assert parser.refs and all(v.startswith("data:image/png;base64,") for _, _, v in parser.refs)
-    assert sum(t == "img" for t in parser.tags) == 6
+    assert sum(t == "img" for t in parser.tags) == 7  # the flow figure in who is affected, six in Figures
     assert "@import" not in html and not re.search(r"url\(\s*['\"]?(?!data:)", html)
     assert re.search(r"<style>.*@page.*DejaVu Sans", html, re.S)
 
@@ -174,13 +177,17 @@ def test_failed_runs_are_reported_and_left_out(folder, html, pdf_text):
     assert "4 runs finished" in html
 
 
-def test_odd_methodology_is_generated_from_the_scenario_and_model(pdf_text):
+def test_odd_methodology_is_generated_from_the_scenario_and_model(pdf_text, html):
     text = squash(pdf_text)
     for needed in ("1. Overview", "2. Design concepts", "3. Details", "Process overview and scheduling",
-                   "the cascade: rounds of liquidations", "offshore dex", "offshore DEX", "40x; 20x from $150M",
-                   "0:30 to 0:50", "stablecoin collateral worth $0.7 on cex", "RetailSpeculators",
-                   "Assumptions and limitations", "Reproducibility", "configuration hash"):
+                   "the cascade: rounds of liquidations", "0:30 to 0:50", "stablecoin collateral worth $0.7 on cex",
+                   "RetailSpeculators", "Assumptions and limitations", "Reproducibility", "configuration hash"):
         assert squash(needed) in text, needed
+    # the venue and population tables are long: in brief.html, and the PDF says so
+    for needed in ("offshore dex", "offshore DEX", "40x; 20x from $150M"):
+        assert squash(needed) in squash(html), needed
+    assert squash("40x; 20x from $150M") not in text  # a venue's leverage tiers: a cell of the venue table
+    assert squash("venues' parameters (home, leverage tiers,") in text and squash("populations' parameters") in text
 
 
 def test_figures_are_labelled_with_units(rendered):
@@ -188,7 +195,7 @@ def test_figures_are_labelled_with_units(rendered):
     assert [f["id"] for f in ctx["figures"]] == ["fig-prices", "fig-liquidations-time", "fig-liquidations-split",
                                               "fig-shares", "fig-retail", "fig-trade-off"]
     unit = re.compile(r"\((USD( thousands| millions| billions)?|%)\)$|^hours from start$|^USD( thousands| millions| "
-                      r"billions)?$|^% of retail accounts$")
+                      r"billions)?$|^% of (retail accounts|the jurisdiction's (traded volume|accounts))$")
     quantitative = [lab for pair in labels for lab in pair if lab]
     assert len(quantitative) >= 12 and all(unit.search(lab) for lab in quantitative), quantitative
 
@@ -315,3 +322,34 @@ def test_templates_ship_in_the_wheel(tmp_path):
 def test_formats(value, unit, text, diff):
     assert findings.fmt_value(value, unit) == text
     assert findings.fmt_diff(value, unit) == diff
+
+
+def test_make_demo_names_the_brief_once_on_its_last_line():
+    """`make demo`'s recipe ends with the step that writes the brief (the sensitivity step
+    after compare --no-brief), whose own last line is "brief: .../brief.pdf"
+    (tests/test_sensitivity.py); nothing after it may print the brief's path again."""
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    recipe = re.search(r"^demo:.*\n((?:\t.*\n)+)", makefile, re.M).group(1).strip().splitlines()
+    writers = [line for line in recipe if "policylab compare" in line or "policylab sensitivity" in line]
+    assert [("--no-brief" not in line) for line in writers] == [False] * (len(writers) - 1) + [True]
+    assert writers[-1] == recipe[-1]
+    assert not any("brief.pdf" in line for line in recipe)
+
+
+def test_the_pdf_is_made_from_html_without_the_screen_only_parts(rendered):
+    """The long full tables are in brief.html only; the paged HTML the PDF is made from
+    leaves them out (so WeasyPrint never styles them) and keeps what says where they are."""
+    ctx = rendered[0]
+    screen, paged = report.render_html(ctx), report.render_html({**ctx, "paged": True})
+    hidden = re.compile(r'class="[^"]*\bscreen-only\b')
+    assert len(hidden.findall(screen)) >= 4 and "Appendix: other market-wide metrics" in screen
+    assert not hidden.search(paged) and "Appendix: other market-wide metrics" not in paged
+    assert "The full table, with the 5th" in paged and "venues' parameters" in paged
+    assert len(paged) < len(screen)
+
+
+def test_the_time_series_is_read_in_the_columns_the_brief_uses_only(folder):
+    from policylab.brief.results import FILES
+
+    ts = report.load(folder).timeseries
+    assert list(ts.columns) == list(FILES["timeseries.parquet"]) and len(ts) > 0

@@ -163,3 +163,20 @@ def test_ranges_in_the_tornado_labels():
     assert labels["leakage.offshore_cex"] == "0.05 to 0.4 share"
     assert labels["classes.retail.leverage_median"] == "3x to 8x"
     assert labels["market.impact_y"] == "0.002 to 0.008 log move"
+
+
+def test_its_last_line_names_the_brief_once(folder, tmp_path, flash_path, monkeypatch):
+    """`make demo` ends with this step: its last line is "brief: <folder>/brief.pdf"."""
+    import shutil
+
+    import policylab.brief.render as render
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    monkeypatch.setattr(render, "write_brief", lambda d: [Path(d) / "brief.html", Path(d) / "brief.pdf"])
+    res = _run("sensitivity", copy, "--second-scenario", flash_path, "--seeds", 1, "--traders", 300, "--workers", 1,
+               "--rule-set", RULES)
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.strip().splitlines()
+    assert lines[-1] == f"brief: {copy / 'brief.pdf'}"
+    assert sum("brief.pdf" in line for line in lines) == 1

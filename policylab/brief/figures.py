@@ -89,6 +89,7 @@ class FigureSpec:
     source: str
     draw: Drawing
     when: Callable[[FigureData], bool] = _always
+    section: str = "figures"  # the brief section (sections.SECTIONS name) that shows it
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class Figure:
     source: str  # results file and columns or metrics
     uri: str  # data:image/png;base64,...
     data: pd.DataFrame
+    section: str = "figures"
 
 
 # Okabe and Ito's colour-blind-safe palette (yellow dropped: too pale on white), then Paul
@@ -475,16 +477,22 @@ def trade_off(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
     return fig, pts.rename(columns=names)
 
 
-FLOW_PARTS = (  # (panel, stem of a `.jurisdiction.` family, segment label)
-    ("volume", "domestic_volume_usd", "on domestic venues"), ("volume", "offshore_volume_usd", "offshore"),
-    ("accounts", "accounts_active", "trading"), ("accounts", "accounts_quit", "stopped trading"),
-    ("accounts", "accounts_blocked", "blocked"),
+FLOW_PARTS = (  # (panel, segment, how its level is read from the `.jurisdiction.` families' levels)
+    ("volume", "domestic venues", lambda f: f["domestic_volume_usd"]),
+    ("volume", "offshore venues", lambda f: f["offshore_volume_usd"]),
+    ("accounts", "stayed on their venue", lambda f: f["accounts_active"] - f["accounts_moved"]),
+    ("accounts", "moved venue", lambda f: f["accounts_moved"]),
+    ("accounts", "stopped trading", lambda f: f["accounts_quit"]),
 )
+FLOW_STEMS = ("domestic_volume_usd", "offshore_volume_usd", "accounts_active", "accounts_moved", "accounts_quit")
 
 
 def _flows(d: FigureData) -> pd.DataFrame:
-    """Per arm and targeted jurisdiction, the levels without and with the rule of each
-    FLOW_PARTS member present in the summary (a repeal read as baseline minus repeal)."""
+    """Per national arm (one targeting jurisdictions) and targeted jurisdiction, the level
+    without and with the rule of each FLOW_PARTS segment (means over seeds; a repeal read as
+    baseline minus repeal: without the rule is the repeal's run) and its share of its panel:
+    the jurisdiction's volume split domestic/offshore, its accounts split stayed/moved/stopped
+    (active accounts include those that moved). A panel needs all its families."""
     from policylab.brief import summary as core  # the brief's reading of arms: targets and repeals
 
     s = d.summary.set_index(["rule_set", "metric"])
@@ -493,54 +501,78 @@ def _flows(d: FigureData) -> pd.DataFrame:
         if arm == d.baseline or arm in d.flagged:
             continue
         repeal = core.is_repeal(d.rule_sets.get(arm))
-        for j in core.targets(d.rule_sets.get(arm) or {}):
-            for panel, stem, label in FLOW_PARTS:
+        for j in core.targets(d.rule_sets.get(arm) or {}, d.rule_sets):
+            levels = {}
+            for stem in FLOW_STEMS:
                 key = (arm, f"{stem}.jurisdiction.{j}")
                 if key in s.index:
                     base, own = float(s.loc[key, "baseline"]), float(s.loc[key, "mean"])
-                    without, with_ = (own, base) if repeal else (base, own)
-                    rows += [{"rule_set": arm, "jurisdiction": j, "panel": panel, "part": label, "rule": "without",
-                              "value": without},
-                             {"rule_set": arm, "jurisdiction": j, "panel": panel, "part": label, "rule": "with",
-                              "value": with_}]
-    return pd.DataFrame(rows, columns=["rule_set", "jurisdiction", "panel", "part", "rule", "value"])
+                    levels[stem] = {"without": own, "with": base} if repeal else {"without": base, "with": own}
+            for rule in ("without", "with"):
+                own = {stem: v[rule] for stem, v in levels.items()}
+                for panel in ("volume", "accounts"):
+                    parts = [(label, read) for p, label, read in FLOW_PARTS if p == panel]
+                    try:
+                        values = [(label, max(float(read(own)), 0.0)) for label, read in parts]
+                    except KeyError:
+                        continue
+                    total = sum(v for _, v in values)
+                    rows += [{"rule_set": arm, "jurisdiction": j, "panel": panel, "part": label, "rule": rule,
+                              "value": v, "share": v / total if total > 0 else float("nan")} for label, v in values]
+    return pd.DataFrame(rows, columns=["rule_set", "jurisdiction", "panel", "part", "rule", "value", "share"])
 
 
 def _has_flows(d: FigureData) -> bool:
     return not _flows(d).empty
 
 
+FLOW_COLOURS = {"domestic venues": "#0072B2", "offshore venues": "#E69F00", "stayed on their venue": "#0072B2",
+                "moved venue": "#56B4E9", "stopped trading": "#D55E00"}
+FLOW_LEGEND = {"domestic venues": "domestic", "offshore venues": "offshore", "stayed on their venue": "stayed",
+               "moved venue": "moved venue", "stopped trading": "stopped trading"}
+
+
 def who_moved(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
-    """Where a targeted jurisdiction's traders went: its volume on domestic venues and
-    offshore, and its accounts trading, stopped and blocked, without and with each rule
-    (means over seeds), one pair of bars per rule set and jurisdiction."""
+    """Where a targeted jurisdiction's traders went, from before to after: its traded
+    volume on domestic venues and offshore, and its accounts that stayed, moved venue or
+    stopped trading, in % of the jurisdiction's, without and with each national rule set
+    (means over seeds); one pair of bars per rule set and targeted jurisdiction, named above it."""
     data = _flows(d)
     pairs = list(dict.fromkeys(zip(data["rule_set"], data["jurisdiction"])))
     panels = [p for p in ("volume", "accounts") if p in set(data["panel"])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH_IN, 0.6 + 0.55 * len(pairs)), squeeze=False)
-    ticks = [f"{a}, {j}: {r}" for a, j in pairs for r in ("without", "with")]
-    for ax, panel in zip(axes[0], panels):
-        own = data[data["panel"] == panel]
-        parts = list(dict.fromkeys(own["part"]))
-        colours = dict(zip(parts, SAFE_COLOURS))
-        scale, unit = usd_scale(own["value"].to_numpy()) if panel == "volume" else (1e3, "thousand accounts")
+    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH_IN, 1.1 + 0.42 * len(pairs)), squeeze=False,
+                             sharey=True)
+    step = 3.2  # rows per pair: its name, without, with, a gap
+    positions = [step * i + k for i in range(len(pairs)) for k in (1, 2)]
+    for n, (ax, panel) in enumerate(zip(axes[0], panels)):
+        own = data[data["panel"] == panel].set_index(["rule_set", "jurisdiction", "rule", "part"])["share"]
+        parts = [label for p, label, _ in FLOW_PARTS if p == panel]
         for i, (a, j) in enumerate(pairs):
+            if n == 0:
+                ax.text(0.5, step * i + 0.25, f"{a} ({j})", fontsize=7, fontweight="bold", va="center",
+                        color="#1a1a1a")
             for k, rule in enumerate(("without", "with")):
                 left = 0.0
                 for part in parts:
-                    v = own[(own["rule_set"] == a) & (own["jurisdiction"] == j) & (own["rule"] == rule)
-                            & (own["part"] == part)]["value"]
-                    if v.empty:
+                    if (a, j, rule, part) not in own.index or not np.isfinite(own[(a, j, rule, part)]):
                         continue
-                    width = float(v.iloc[0]) / scale
-                    ax.barh(2 * i + k, width, left=left, color=colours[part], height=0.8,
-                            label=part if (i, k) == (0, 0) else None, edgecolor="white", linewidth=0.4)
+                    width = 100 * float(own[(a, j, rule, part)])
+                    ax.barh(step * i + 1 + k, width, left=left, color=FLOW_COLOURS[part], height=0.85,
+                            label=FLOW_LEGEND[part] if (i, k) == (0, 0) else None, edgecolor="white",
+                            linewidth=0.4)
+                    if width >= 9:
+                        ax.text(left + width / 2, step * i + 1 + k, f"{width:.0f}%", ha="center", va="center",
+                                fontsize=6, color="white" if part != "moved venue" else "black")
                     left += width
-        ax.set_yticks(range(len(ticks)), ticks if panel == panels[0] else [""] * len(ticks))
-        ax.set_ylim(len(ticks) - 0.5, -0.5)
-        ax.set_xlabel(f"{'traded volume' if panel == 'volume' else 'accounts'} ({unit})")
-        ax.set_title("Their volume" if panel == "volume" else "Their accounts")
-        ax.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=len(parts), fontsize=6.5)
+        ax.set_yticks(positions, ["without the rule", "with the rule"] * len(pairs))
+        ax.tick_params(axis="y", length=0)
+        ax.set_ylim(positions[-1] + 0.7, -0.3)
+        ax.set_xlim(0, 100)
+        ax.grid(False, axis="y")
+        ax.set_xlabel(f"% of the jurisdiction's {'traded volume' if panel == 'volume' else 'accounts'}")
+        ax.set_title("Their traded volume" if panel == "volume" else "Their accounts", pad=16)
+        ax.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(parts), fontsize=6.5,
+                  handlelength=1.0, columnspacing=0.8, borderaxespad=0.2)
     fig.tight_layout()
     return fig, data
 
@@ -626,6 +658,14 @@ def tornado(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
 
 
 FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("fig-flows", "Where the targeted traders went",
+               "For each rule set that targets jurisdictions, and each jurisdiction it targets: that jurisdiction's "
+               "traded volume on domestic and offshore venues (left) and its accounts that stayed on their venue, "
+               "moved venue or stopped trading (right), in % of the jurisdiction's, without and with the rule "
+               "(means over seeds; for a repeal, without the rule is the repeal's run). Rule sets that apply "
+               "everywhere are in the table per jurisdiction under their name.",
+               "summary.csv (mean and baseline of domestic_volume_usd, offshore_volume_usd, accounts_active, "
+               "accounts_moved, accounts_quit .jurisdiction.*)", who_moved, _has_flows, "affected"),
     FigureSpec("fig-prices", "The crash, rule set by rule set",
                "The crash window only. Top: the baseline's index (spot) price, median over seeds. Below: each "
                "rule set's index minus the baseline's on the same seed, in % of the baseline's price (median over "
@@ -663,7 +703,7 @@ FIGURES: tuple[FigureSpec, ...] = (
                "comparison, so seed noise moves the ends too. The assumptions are in the same order in every "
                "panel, those with the widest swings on average on top; a bar that crosses zero means the sign "
                "of the difference depends on that assumption.",
-               "sensitivity.csv (assumption, side, rule_set, metric, diff_mean)", tornado, _has_sensitivity),
+               "sensitivity.csv (assumption, side, rule_set, metric, diff_mean)", tornado, _has_sensitivity, "robust"),
 )
 
 
@@ -680,7 +720,7 @@ def draw(spec: FigureSpec, data: FigureData) -> Figure:
     """One registry entry drawn in the brief's style."""
     with sns.axes_style("whitegrid"), plt.rc_context(RC):
         fig, table = spec.draw(data)
-        return Figure(spec.id, spec.title, spec.caption, spec.source, _uri(fig), table)
+        return Figure(spec.id, spec.title, spec.caption, spec.source, _uri(fig), table, spec.section)
 
 
 def draw_all(res: Results) -> list[Figure]:

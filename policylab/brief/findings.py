@@ -57,8 +57,8 @@ def fmt_value(v: float, unit: str) -> str:
 
 
 def _count_digits(v: float) -> int:
-    """Counts (means over seeds) below 100 keep one decimal."""
-    return 0 if abs(v) >= 99.95 else 1
+    """Counts (means over seeds) below 100 keep one decimal; zero is 0."""
+    return 0 if abs(v) >= 99.95 or v == 0 else 1
 
 
 def fmt_diff(v: float, unit: str) -> str:

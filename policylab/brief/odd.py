@@ -31,6 +31,17 @@ from policylab.venues import VenueRules
 
 _ROLE = re.compile(r":\w+:`~?([^`]+)`")
 _ITEM = re.compile(r"^(\d+\.|-)\s+")
+_FILE = r"(?:MODEL\.md|README(?:\.md)?|docs/[\w./-]+\.md)"  # the project's own files
+_FILE_ASIDE = re.compile(rf"\s*\([^()]*\b{_FILE}[^()]*\)")
+_FILE_MENTION = re.compile(rf"\b(?:the\s+)?{_FILE}")
+
+
+def public(text: str) -> str:
+    """``text`` without pointers to the project's own files (MODEL.md, the README,
+    docs/*.md), which a reader of the brief does not have: a parenthesis naming one is
+    dropped; a bare mention ("with its range, in docs/calibration.md") names the project's
+    documentation instead."""
+    return _FILE_MENTION.sub("the project's documentation", _FILE_ASIDE.sub("", str(text)))
 _PLAIN_UNITS = ("name", "text", "yes/no", "kind", "archetype", "ranking", "price", "parameters")
 
 
@@ -51,7 +62,7 @@ def field_notes(cls) -> dict[str, str]:
     for f in dataclasses.fields(cls):
         meaning, unit = f.metadata.get("meaning", ""), f.metadata.get("unit", "")
         plain = not unit or unit in _PLAIN_UNITS or unit in meaning
-        out[f.name] = meaning if plain else f"{meaning} ({unit})"
+        out[f.name] = public(meaning if plain else f"{meaning} ({unit})")
     return out
 
 
@@ -115,9 +126,9 @@ def blocks(doc: str | None) -> list[dict]:
                     items.append(_ITEM.sub("", line).strip())
                 else:
                     items[-1] += " " + line.strip()
-            out.append({"items": items})
+            out.append({"items": [public(i) for i in items]})
         else:
-            out.append({"text": " ".join(line.strip() for line in text.splitlines())})
+            out.append({"text": public(" ".join(line.strip() for line in text.splitlines()))})
     return out
 
 

@@ -4,9 +4,11 @@
 rerun), builds the templates' context section by section
 (:func:`~policylab.brief.sections.context`, in the order of the registry
 ``sections.SECTIONS``), renders ``brief.html`` with jinja2 (autoescaping on) and turns the
-same HTML into ``brief.pdf`` with WeasyPrint. The HTML is one self-contained file (CSS and
-PNG figures inline); the PDF renderer is given no way to fetch anything but inline
-``data:`` URLs.
+same templates, rendered with ``paged`` true, into ``brief.pdf`` with WeasyPrint: the paged
+HTML leaves out what is shown on screen only (the long full tables, class ``screen-only``),
+which the PDF would hide anyway, so WeasyPrint never styles it. The HTML is one
+self-contained file (CSS and PNG figures inline); the PDF renderer is given no way to fetch
+anything but inline ``data:`` URLs.
 
 Templates are looked up first in ``template_dir`` (an analyst's copy), then among the
 defaults shipped as ``policylab.templates`` (the repository's ``templates/`` folder), so
@@ -197,10 +199,10 @@ def write_brief(folder: str | os.PathLike, formats: tuple[str, ...] = FORMATS, *
     paper_size(paper)
     template = brief_template(template_dir)
     res = load(folder, firm_names=firm_names)
-    html = _render(template, context(res, title=title, paper=paper))
-    content = {"html": html.encode("utf-8")}
+    ctx = context(res, title=title, paper=paper)
+    content = {"html": _render(template, ctx).encode("utf-8")}
     if "pdf" in formats:
-        content["pdf"] = render_pdf(html)
+        content["pdf"] = render_pdf(_render(template, {**ctx, "paged": True}))
     tables = [(res.folder / figures.csv_name(f.id), f.data.to_csv(index=False).encode("utf-8"))
               for f in figures.draw_all(res)]
     if tables:

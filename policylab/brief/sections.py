@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-import re
 import statistics
 import string
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from policylab import __version__
 from policylab.brief import figures
 from policylab.brief import findings
 from policylab.brief import odd
+from policylab.brief.odd import public
 from policylab.brief import summary
 from policylab.brief.results import Results
 from policylab.errors import InputError
@@ -40,7 +40,7 @@ from policylab.validation import calibration
 
 PAPERS = {"a4": "A4", "letter": "letter"}
 COLUMNS_PER_TABLE = 5  # rule sets per block of the side-by-side table, baseline included
-COLUMNS_PER_APPENDIX = 9  # the same for the appendix's one-line cells
+COLUMNS_PER_APPENDIX = 10  # the same for one-line cells (the appendix; the side-by-side table on paper)
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,7 @@ def shared(res: Results, title: str | None = None, paper: str = "a4") -> dict:
         "complete": m.get("complete", True),
         "failed_runs": _failed_runs(res),
         "total_runs": m.get("runs", len(res.order) * seeds),
+        "paged": False,  # true in the HTML the PDF is made from: screen-only parts are left out
     }
 
 
@@ -117,8 +118,13 @@ def findings_section(res: Results) -> dict:
 
 
 def affected(res: Results) -> dict:
-    """Who is affected: per targeted jurisdiction, where its traders went and their losses by leverage group."""
-    return {"affected": summary.affected(summary.View.of(res)) if res.finished else []}
+    """Who is affected: per national rule set, where its targeted jurisdiction's traders went
+    (with the flow figure); per global rule set, one row per jurisdiction; both, liquidations
+    and losses by leverage group."""
+    arms = summary.affected(summary.View.of(res)) if res.finished else []
+    breakdown = any(t["columns"] or t["unchanged"] for a in arms for t in a["targeted"]) or any(
+        a["by_jurisdiction"]["rows"] or a["leverage"]["rows"] for a in arms)
+    return {"affected": arms, "affected_breakdown": breakdown, "affected_figures": numbered_figures(res, "affected")}
 
 
 GLOSSARY = (
@@ -208,8 +214,10 @@ def column_blocks(order: list[str], baseline: str, per: int = COLUMNS_PER_TABLE)
 
 
 def table(res: Results) -> dict:
-    """The headline metrics, side by side, in blocks of columns."""
-    return {"sections": side_by_side(res.summary, res.order)[0], "blocks": column_blocks(res.order, res.baseline)}
+    """The headline metrics, side by side, in blocks of columns: ``blocks`` for the full
+    cells on screen, ``print_blocks`` for the one-line cells on paper."""
+    return {"sections": side_by_side(res.summary, res.order)[0], "blocks": column_blocks(res.order, res.baseline),
+            "print_blocks": column_blocks(res.order, res.baseline, COLUMNS_PER_APPENDIX)}
 
 
 def appendix(res: Results) -> dict:
@@ -219,18 +227,21 @@ def appendix(res: Results) -> dict:
 
 
 # ------------------------------------------------------------------------ figures
+def numbered_figures(res: Results, section: str) -> list[dict]:
+    """The figures of ``figures.FIGURES`` that ``section`` shows (anchor id, number, title,
+    caption, source, PNG data URI and the CSV of its data beside the brief), numbered in
+    reading order: by the position of their section in :data:`SECTIONS`, then the registry's.
+    A figure naming a section that is not registered is shown with the other figures."""
+    rank = {s.name: i for i, s in enumerate(SECTIONS)}
+    where = {f.id: f.section if f.section in rank else "figures" for f in figures.draw_all(res)}
+    drawn = sorted(figures.draw_all(res), key=lambda f: rank.get(where[f.id], len(rank)))  # stable: registry order
+    return [{"id": f.id, "number": n, "title": f.title, "caption": f.caption, "source": f.source, "uri": f.uri,
+             "csv": figures.csv_name(f.id)} for n, f in enumerate(drawn, 1) if where[f.id] == section]
+
+
 def figure_list(res: Results) -> dict:
-    """The figures of ``figures.FIGURES`` (anchor id, title, caption, source, PNG data URI
-    and the CSV of its data beside the brief)."""
-    return {"figures": [_figure_view(f) for f in figures.draw_all(res) if f.id not in ROBUST_FIGURES]}
-
-
-def _figure_view(f: figures.Figure) -> dict:
-    return {"id": f.id, "title": f.title, "caption": f.caption, "source": f.source, "uri": f.uri,
-            "csv": figures.csv_name(f.id)}
-
-
-ROBUST_FIGURES = ("fig-robust",)  # drawn in the "How robust" section, not among the figures
+    """The figures the figure section shows (see :func:`numbered_figures`)."""
+    return {"figures": numbered_figures(res, "figures")}
 
 
 def robust(res: Results) -> dict:
@@ -240,7 +251,6 @@ def robust(res: Results) -> dict:
     outcome); what is absent is said."""
     from policylab.experiments.sensitivity import ASSUMPTIONS, UNRANGED
 
-    drawn = [_figure_view(f) for f in figures.draw_all(res) if f.id in ROBUST_FIGURES]
     arms = [r for r in res.order if r != res.baseline]
     sens = res.sensitivity if res.sensitivity is not None and not res.sensitivity.empty else None
     varied = set(sens["assumption"]) if sens is not None else set()
@@ -259,7 +269,7 @@ def robust(res: Results) -> dict:
                            if r is not None else {"text": "-", "holds": False})
             rows.append({"arm": arm, "cells": row})
     return {"robust": {
-        "figures": drawn,
+        "figures": numbered_figures(res, "robust"),
         "size": _size(sens), "comparison_seeds": len(res.manifest["seeds"]),
         "assumptions": [f"{a.label} ({a.span})" for a in ASSUMPTIONS if a.name in varied],
         "unranged": list(UNRANGED),
@@ -278,36 +288,48 @@ def _size(table: pd.DataFrame | None) -> str:
 
 
 # ------------------------------------------------------------------------ rule sets
-INTERNAL_FILES = re.compile(r"\s*\([^()]*\b(?:MODEL\.md|README(?:\.md)?)\b[^()]*\)")
-
-
-def public(text: str) -> str:
-    """``text`` without parenthetical pointers to the project's own files (MODEL.md, the
-    README), which a reader of the brief does not have."""
-    return INTERNAL_FILES.sub("", str(text))
-
-
 def _safe_url(url) -> str | None:
     return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
 
 
-def rule_set_view(name: str, info: dict, warnings: list[str], colour: str, runs: int, failed: int) -> dict:
-    """A rule set for the template: its description, modules, sources (links only for http(s))."""
+def _module_name(m: dict) -> str:
+    """A module as the rule-set texts name it: its title, with its id when it has one."""
+    title = m.get("title") or m.get("module", "")
+    return f"{title} ({m['id']})" if m.get("id") else title
+
+
+def rule_set_view(name: str, info: dict, warnings: list[str], colour: str, runs: int, failed: int,
+                  catalogue: dict | None = None) -> dict:
+    """A rule set for the template: its description, the modules it adds (those it inherits
+    from its base are named in ``inherited``, those it repeals in ``removed``, looked up in
+    ``catalogue``: rule_sets.json by name), sources (links only for http(s))."""
     parts = info.get("composed_of") or [info]
     modules = [{"module": m.get("module", ""), "title": m.get("title", ""), "source": public(m.get("source", "")),
                 "params": {k: odd.value(k, v) for k, v in (m.get("params") or {}).items()},
                 "given": m.get("given", []),
                 "target": "; ".join(f"{k.replace('_', ' ')}: {odd.value(k, v)}"
                                     for k, v in (m.get("target") or {}).items()) or "every venue and trader"}
-               for p in parts for m in p.get("modules") or []]
+               for p in parts for m in summary.own_modules(p)]
+    own = {id(m) for p in parts for m in summary.own_modules(p)}
+    inherited, removed = [], []
+    for p in parts:
+        base_info = (catalogue or {}).get(p.get("base") or "") or {}
+        kept = [m for m in p.get("modules") or [] if isinstance(m, dict) and id(m) not in own]
+        if kept:
+            inherited.append({"base": p.get("base") or kept[0].get("from", ""),
+                              "modules": [_module_name(m) for m in kept]})
+        by_id = {m.get("id"): m for m in base_info.get("modules") or [] if isinstance(m, dict)}
+        if p.get("repealed"):
+            removed.append({"base": p.get("base", ""),
+                            "modules": [_module_name(by_id[i]) if i in by_id else str(i) for i in p["repealed"]]})
     sources = [{"citation": public(s.get("citation", "")), "url": _safe_url(s.get("url"))}
                for p in parts for s in p.get("sources") or []]
     return {"name": name, "title": info.get("title", name), "description": public(info.get("description", "")),
             "jurisdiction": info.get("jurisdiction", ""), "effective_date": str(info.get("effective_date", "")),
             "composed_of": [p.get("name", "") for p in info.get("composed_of") or []],
             "params": {k: odd.value(k, v) for k, v in (info.get("params") or {}).items()},
-            "modules": modules, "sources": sources, "warnings": warnings, "colour": colour,
-            "runs": runs, "failed": failed}
+            "modules": modules, "inherited": inherited, "removed": removed, "sources": sources,
+            "warnings": warnings, "colour": colour, "runs": runs, "failed": failed}
 
 
 def rule_sets(res: Results) -> dict:
@@ -317,7 +339,7 @@ def rule_sets(res: Results) -> dict:
     failed_counts = res.failed.groupby("rule_set").size()
     warnings = res.manifest.get("warnings") or {}
     return {"rule_sets": [rule_set_view(r, res.rule_sets[r], warnings.get(r, []), colours[r], int(counts.get(r, 0)),
-                                        int(failed_counts.get(r, 0))) for r in res.order]}
+                                        int(failed_counts.get(r, 0)), res.rule_sets) for r in res.order]}
 
 
 # ------------------------------------------------------------------------ methodology, limitations

@@ -57,14 +57,27 @@ def repeals(res: Results) -> set[str]:
     return {r for r in res.order if r != res.baseline and (is_repeal(res.rule_sets.get(r)) or r in listed)}
 
 
-def targets(info: dict) -> list[str]:
-    """Jurisdictions a rule set targets: its ``jurisdiction``, its modules' target
-    jurisdictions and the jurisdictions they block (composed rule sets included)."""
+def own_modules(info: dict) -> list[dict]:
+    """The modules a rule set adds to its base: those whose ``from`` names the rule set
+    itself (or is absent, in results written before modules recorded where they came
+    from); the base's modules it inherits are left out."""
+    name = info.get("name")
+    return [m for m in info.get("modules") or [] if isinstance(m, dict) and m.get("from", name) in (name, "", None)]
+
+
+def targets(info: dict, catalogue: dict | None = None) -> list[str]:
+    """Jurisdictions a rule set targets, in :data:`JURISDICTIONS` order: its
+    ``jurisdiction``, the target jurisdictions and blocked jurisdictions of the modules it
+    adds (not of those it inherits from its base) and, for a repeal, those of the base's
+    modules it removes (``repealed`` ids, looked up in ``catalogue``: rule_sets.json by
+    name). Composed rule sets count every part. Empty for a global rule set."""
     found: list[str] = []
     parts = [info, *[p for p in info.get("composed_of") or [] if isinstance(p, dict)]]
     for p in parts:
         found.append(str(p.get("jurisdiction") or ""))
-        for m in p.get("modules") or []:
+        base = (catalogue or {}).get(p.get("base") or "") or {}
+        removed = set(p.get("repealed") or [])
+        for m in [*own_modules(p), *[m for m in base.get("modules") or [] if m.get("id") in removed]]:
             found += [str(j) for j in ((m.get("target") or {}).get("jurisdictions") or [])]
             found += [str(j) for j in ((m.get("params") or {}).get("blocked") or [])]
     return [j for j in JURISDICTIONS if j in found]
@@ -138,8 +151,10 @@ class Change:
 
     @property
     def relative(self) -> str:
-        """The change relative to the level without the rule (money and counts), or "" ."""
-        if self.unit in ("USD", *words.COUNTS) and self.before and not math.isnan(self.before):
+        """The change relative to the level without the rule, for money and counts that are
+        positive without the rule and not negative with it (never for a level that changes
+        sign or starts at zero, such as a net profit and loss), or "" ."""
+        if self.unit in ("USD", *words.COUNTS) and self.before > 0 and self.after >= 0:
             return f"{words._num(100 * self.diff / abs(self.before), 0).replace('-', words.MINUS)}%" \
                 if abs(self.diff / self.before) >= 0.005 else "0%"
         return ""
@@ -226,7 +241,7 @@ class View:
                    repeals(res))
 
     def targets(self, arm: str) -> list[str]:
-        return targets(self.res.rule_sets.get(arm) or {})
+        return targets(self.res.rule_sets.get(arm) or {}, self.res.rule_sets)
 
     def columns(self) -> list[dict]:
         """The columns present for at least one arm, with the label each arm's metric gives them."""
@@ -256,7 +271,7 @@ class View:
 
     def who(self, arm: str) -> str:
         """How an arm is named in a sentence (a repeal names the rule it removes)."""
-        return f"the rule {arm} removes" if arm in self.repeal else arm
+        return f"the rule removed by {arm}" if arm in self.repeal else arm
 
 
 def _mark(c: Change, seeds: int) -> str:
@@ -264,6 +279,13 @@ def _mark(c: Change, seeds: int) -> str:
     if seeds >= 2 and not c.clear or c.diff == 0 or math.isnan(c.diff):
         return "\u2248"
     return "\u25b2" if c.diff > 0 else "\u25bc"
+
+
+def _whose(metric: str) -> str:
+    """Whose outcome a matrix cell shows when its column mixes metrics: ``EU traders`` for
+    ``<stem>.jurisdiction.EU``, else ``all traders``."""
+    m = re.search(r"\.jurisdiction\.([^.]+)$", metric)
+    return f"{m.group(1)} traders" if m else "all traders"
 
 
 def matrix(v: View) -> dict:
@@ -281,7 +303,7 @@ def matrix(v: View) -> dict:
             interval = ([words.fmt_diff(c.lo, c.unit), words.fmt_diff(c.hi, c.unit)] if c.has_interval else [])
             cells.append({"diff": words.fmt_diff(c.diff, c.unit), "relative": _short(c) if c.relative else "",
                           "interval": interval, "mark": _mark(c, v.seeds), "status": c.status if c.clear else "",
-                          "label": found[1] if len(col["labels"]) > 1 else ""})
+                          "label": _whose(found[0]) if len(col["labels"]) > 1 else ""})
         rows.append({"arm": arm, "title": v.res.titles[arm], "repeal": arm in v.repeal,
                      "flag": v.flagged.get(arm, ""), "cells": cells})
     present = {c["key"] for c in cols}
@@ -316,10 +338,34 @@ def _spread(changes: list[Change]) -> str:
     return " to ".join(ends) + (", a repeal read as baseline minus repeal" if flipped else "")
 
 
+def _clause(v: View, arm: str) -> str:
+    """An arm's clear core changes in column order, named as page 1's matrix names its
+    columns (``liquidated notional −23%, index drawdown −2.1 pp``; a targeted jurisdiction's
+    offshore share as ``offshore share of US volume``), or "" when none is clear."""
+    return ", ".join(f"{_short_label(c)} {_short(c)}" for c in v.core(arm) if c.clear)
+
+
+def _short_label(c: Change) -> str:
+    """A core change's column label when its metric is the column's preferred one (without
+    a jurisdiction), else its own label (``offshore share of US volume``, a fallback's)."""
+    col = next((col for col in COLUMNS if col.choices[0][0] == c.metric), None)
+    return col.label if col is not None else c.label
+
+
+BOTTOM_LINE_GROUPS = (  # (which arms, how the sentence opens): a fixed order of kinds of rule set
+    ("global", "Rule sets that apply everywhere"),
+    ("national", "Rule sets that target jurisdictions"),
+    ("repeal", "What the rules in force do (baseline minus each repeal, signs flipped)"),
+)
+
+
 def bottom_line(v: View) -> list[str]:
-    """Three to six plain sentences covering every arm: per group of core outcomes (fixed
-    order), the arms under which each goes up or down, with the size; then one sentence
-    for the rest: outcomes no arm clearly changes, arms that clearly change none, flagged arms."""
+    """Three to six plain sentences covering every arm once, in a fixed order: one
+    sentence per kind of rule set present (:data:`BOTTOM_LINE_GROUPS`: global proposals,
+    proposals targeting jurisdictions, repeals read as what the rule they remove does), each
+    naming its arms in comparison order with their clear core changes in column order (no
+    selection, no "benefit/cost" framing); then one sentence for the rest: outcomes no arm
+    clearly changes, arms that clearly change none, flagged arms."""
     ok = [a for a in v.arms if a not in v.flagged]
     if v.seeds < 2:
         out = [f"With one seed per rule set there are no intervals, so this brief states no change as clear; "
@@ -329,33 +375,21 @@ def bottom_line(v: View) -> list[str]:
         if v.flagged:
             out.append(f"Flagged and left out: {_join([f'{a} ({v.flagged[a]})' for a in v.flagged])}.")
         return out
-    sentences, quiet, moved = [], [], set()
-    groups = [("liquidated", "drawdown"), ("retail_loss",), ("quit", "moved", "blocked"), ("offshore",), ("volume",)]
-    by_key = {c.key: c for c in COLUMNS}
-    for group in groups:
-        clauses = []
-        for key in group:
-            per = {a: resolve(by_key[key], v.available, v.targets(a)) for a in ok}
-            changes = {a: v.change(a, *per[a]) for a in ok if per[a]}
-            if not changes:
-                continue
-            label = by_key[key].label if len({p[1] for p in per.values() if p}) > 1 else next(
-                p[1] for p in per.values() if p)
-            up = {a: c for a, c in changes.items() if c.clear and c.diff > 0}
-            down = {a: c for a, c in changes.items() if c.clear and c.diff < 0}
-            moved |= up.keys() | down.keys()
-            if not up and not down:
-                quiet.append(label)
-                continue
-            parts = [f"{way} under {_join([v.who(a) for a in arms])} ({_spread(list(arms.values()))})"
-                     for way, arms in (("up", up), ("down", down)) if arms]
-            clauses.append(f"{label}: {'; '.join(parts)}")
-        if clauses:
-            text = "; ".join(clauses) + "."
-            sentences.append(text[0].upper() + text[1:])
-    still = [v.who(a) for a in ok if a not in moved]
-    rest = [f"no rule set clearly changes {_join(quiet)}"] if quiet else []
-    rest.append("where a rule set is not named, its change is not clear (the interval includes zero)")
+    clauses = {a: _clause(v, a) for a in ok}
+    kind = {a: "repeal" if a in v.repeal else "national" if v.targets(a) else "global" for a in ok}
+    sentences = []
+    for key, opening in BOTTOM_LINE_GROUPS:
+        parts = [f"{v.who(a)} changes {clauses[a]}" for a in ok if kind[a] == key and clauses[a]]
+        if parts:
+            sentences.append(f"{opening}: " + "; ".join(parts) + ".")
+    labels = {col.label: col for col in COLUMNS}
+    moved = {c.metric for a in ok for c in v.core(a) if c.clear}
+    present = {col.label: [m for a in ok if (m := resolve(col, v.available, v.targets(a)))] for col in COLUMNS}
+    quiet = [label for label, found in present.items() if found and not any(m in moved for m, _ in found)]
+    still = [v.who(a) for a in ok if not clauses[a]]
+    rest = ["a change not named has a 90% interval that includes zero"]
+    if quiet:
+        rest.append(f"no rule set clearly changes {_join(quiet)}")
     if still:
         rest.append(f"{_join(still)} clearly change{'s' if len(still) == 1 else ''} none of these outcomes")
     if v.flagged:
@@ -442,67 +476,129 @@ def arm_findings(v: View) -> list[dict]:
 
 
 # ------------------------------------------------------------------------ who is affected
-AFFECTED_ROWS = (  # stem of a `.jurisdiction.` family, label
-    ("accounts_active", "accounts trading"), ("accounts_moved", "accounts that moved venue"),
-    ("accounts_quit", "accounts that stopped trading"), ("accounts_blocked", "accounts blocked"),
+AFFECTED_COLUMNS = (  # stem of a `.jurisdiction.` family, column label: a national rule set's targeted jurisdiction
+    ("accounts_moved", "moved venue"), ("accounts_quit", "stopped trading"), ("accounts_blocked", "blocked"),
     ("domestic_volume_usd", "volume on domestic venues"), ("offshore_volume_usd", "volume offshore"),
     ("offshore_volume_share", "offshore share of volume"), ("liquidated_usd", "liquidated notional"),
     ("liquidated_accounts", "accounts liquidated"), ("retail_loss_usd", "retail losses"),
     ("pnl_usd", "net profit and loss"),
 )
+JURISDICTION_COLUMNS = (  # stem, column label: a global rule set's one row per jurisdiction
+    ("accounts_moved", "moved venue"), ("accounts_quit", "stopped trading"), ("accounts_blocked", "blocked"),
+    ("offshore_volume_share", "offshore share of volume"), ("liquidated_usd", "liquidated notional"),
+    ("retail_loss_usd", "retail losses"), ("pnl_usd", "net profit and loss"),
+)
 LEVERAGE_ROWS = (("liquidated_usd", "liquidated notional"), ("retail_loss_usd", "retail losses"),
                  ("pnl_usd", "net profit and loss"))
 
 
-def _line(c: Change, label: str) -> dict:
-    return {"label": label, "before": words.fmt_value(c.before, c.unit), "after": words.fmt_value(c.after, c.unit),
-            "change": c.text(interval=False), "status": c.status if c.clear else "",
-            "interval": words.fmt_range(c.lo, c.hi, c.unit, diff=True) if c.has_interval else ""}
+def _cell(c: Change | None) -> dict:
+    """One change as a compact table cell: the difference, its relative size, its interval (two ends)."""
+    if c is None:
+        return {"change": "n/a", "relative": "", "status": "", "interval": []}
+    return {"change": words.fmt_diff(c.diff, c.unit), "relative": _short(c) if c.relative else "",
+            "status": c.status if c.clear else "",
+            "interval": [words.fmt_diff(c.lo, c.unit), words.fmt_diff(c.hi, c.unit)] if c.has_interval else []}
+
+
+def unchanged(c: Change | None) -> bool:
+    """No change at all: the difference is zero on every seed (or, with one seed, on the one)."""
+    return c is not None and c.diff == 0 and (not c.has_interval or c.lo == c.hi == 0)
+
+
+def leverage_group_label(group: str) -> str:
+    """``2-5`` -> ``2-5x``, ``100+`` -> ``100x and over``."""
+    return f"{group[:-1]}x and over" if group.endswith("+") else f"{group}x"
+
+
+def _leverage(v: View, arm: str) -> dict:
+    """All traders by the leverage they chose before any rule: one row per LEVERAGE_ROWS
+    metric present, one column per leverage group, each cell the change."""
+    rows = [(stem, label) for stem, label in LEVERAGE_ROWS if members(v.available, stem, "leverage_group")]
+    rank = {g: i for i, g in enumerate(getattr(names, "LEVERAGE_GROUPS", ()))}
+    groups = sorted({g for stem, _ in rows for g in members(v.available, stem, "leverage_group")},
+                    key=lambda g: (rank.get(g, len(rank)), _natural(g)))
+    return {"columns": [leverage_group_label(g) for g in groups],
+            "rows": [{"label": label, "cells": [_cell(v.change(arm, f"{stem}.leverage_group.{g}", ""))
+                                                for g in groups]} for stem, label in rows]}
+
+
+def _targeted(v: View, arm: str, j: str) -> dict:
+    """A national rule set's targeted jurisdiction ``j``: one column per AFFECTED_COLUMNS
+    metric that changes, rows without the rule, with it and the change; the metrics that do
+    not change at all are named with their level in ``unchanged``."""
+    found = [(label, c) for stem, label in AFFECTED_COLUMNS
+             if (c := v.change(arm, f"{stem}.jurisdiction.{j}", label)) is not None]
+    moving = [(label, c) for label, c in found if not unchanged(c)]
+    return {"jurisdiction": j, "flow": _flow(v, arm, j), "columns": [label for label, _ in moving],
+            "before": [words.fmt_value(c.before, c.unit) for _, c in moving],
+            "after": [words.fmt_value(c.after, c.unit) for _, c in moving],
+            "changes": [_cell(c) for _, c in moving],
+            "unchanged": [f"{label} ({words.fmt_value(c.before, c.unit)})" for label, c in found if unchanged(c)]}
+
+
+def _by_jurisdiction(v: View, arm: str) -> dict:
+    """A global rule set: one row per jurisdiction in the run, one column per
+    JURISDICTION_COLUMNS metric that changes somewhere, each cell the change; the metrics
+    that change nowhere are named in ``unchanged``."""
+    present = [(stem, label) for stem, label in JURISDICTION_COLUMNS if members(v.available, stem, "jurisdiction")]
+    rank = {j: i for i, j in enumerate(names.JURISDICTIONS)}
+    juris = sorted({j for stem, _ in present for j in members(v.available, stem, "jurisdiction")},
+                   key=lambda j: (rank.get(j, len(rank)), _natural(j)))
+    changes = {stem: [v.change(arm, f"{stem}.jurisdiction.{j}", "") for j in juris] for stem, _ in present}
+    cols = [(stem, label) for stem, label in present if not all(c is None or unchanged(c) for c in changes[stem])]
+    return {"columns": [label for _, label in cols],
+            "rows": [{"label": "rest of the world" if j == "other" else j,
+                      "cells": [_cell(changes[stem][i]) for stem, _ in cols]} for i, j in enumerate(juris)],
+            "unchanged": [label for stem, label in present if (stem, label) not in cols]}
 
 
 def affected(v: View) -> list[dict]:
-    """Per arm and targeted jurisdiction: its traders before -> after (from the
-    ``.jurisdiction.`` families) and liquidations and losses by leverage group (the
-    ``.leverage_group.`` families); ``rows`` empty when the run has no such breakdown."""
+    """Per arm (flagged arms left out), who its rule reaches. A national rule set (one
+    that targets jurisdictions, :func:`targets`): for each targeted jurisdiction, its
+    traders without and with the rule and the change (the ``.jurisdiction.`` families,
+    ``targeted``) and where they went (``flow``). A global rule set: one compact row per
+    jurisdiction of the run (``by_jurisdiction``). Both: liquidations and losses of all
+    traders by the leverage they chose (``leverage``, the ``.leverage_group.`` families).
+    Tables are empty when the run has no such breakdown."""
     out = []
     for arm in v.arms:
         if arm in v.flagged:
             continue
-        before = v.res.baseline if arm not in v.repeal else arm
-        after = arm if arm not in v.repeal else v.res.baseline
-        lev = []
-        for stem, label in LEVERAGE_ROWS:
-            for m in members(v.available, stem, "leverage_group"):
-                c = v.change(arm, f"{stem}.leverage_group.{m}", label)
-                if c is not None:
-                    lev.append(_line(c, f"{label}, leverage {m}x"))
-        for j in v.targets(arm):
-            rows = [_line(c, label) for stem, label in AFFECTED_ROWS
-                    if (c := v.change(arm, f"{stem}.jurisdiction.{j}", label)) is not None]
-            flow = _flow(v, arm, j)
-            out.append({"arm": arm, "jurisdiction": j, "before": before, "after": after, "rows": rows,
-                        "leverage": lev, "flow": flow, "repeal": arm in v.repeal})
+        juris = v.targets(arm)
+        out.append({"arm": arm, "title": v.res.titles[arm], "targets": juris, "repeal": arm in v.repeal,
+                    "targeted": [_targeted(v, arm, j) for j in juris],
+                    "by_jurisdiction": _by_jurisdiction(v, arm) if not juris else
+                    {"columns": [], "rows": [], "unchanged": []},
+                    "leverage": _leverage(v, arm)})
     return out
 
 
 def _flow(v: View, arm: str, j: str) -> str:
-    """One sentence: where ``j``'s traders went (domestic, offshore, quit), before -> after."""
+    """One sentence: how many accounts ``j`` has and where they went (domestic, offshore,
+    quit), without -> with the rule."""
     parts = []
+    quit_ = v.change(arm, f"accounts_quit.jurisdiction.{j}", "")
+    active = v.change(arm, f"accounts_active.jurisdiction.{j}", "")
+    total = active.before + quit_.before if quit_ and active else float("nan")
     dom = v.change(arm, f"domestic_volume_usd.jurisdiction.{j}", "")
     off = v.change(arm, f"offshore_volume_usd.jurisdiction.{j}", "")
     if dom and off and dom.before + off.before > 0 and dom.after + off.after > 0:
         b = dom.before / (dom.before + off.before)
         a = dom.after / (dom.after + off.after)
-        parts.append(f"the domestic share of {j} traders' volume goes from {words.fmt_value(b, 'fraction')} to "
+        parts.append(f"the domestic share of their volume goes from {words.fmt_value(b, 'fraction')} to "
                      f"{words.fmt_value(a, 'fraction')} ({words.fmt_diff(a - b, 'fraction')})")
-    quit_ = v.change(arm, f"accounts_quit.jurisdiction.{j}", "")
-    active = v.change(arm, f"accounts_active.jurisdiction.{j}", "")
-    if quit_ and active:
-        total = active.before + quit_.before
-        share = f" ({words.fmt_value(quit_.after / total, 'fraction')} of them)" if total > 0 else ""
-        parts.append(f"{words.fmt_value(quit_.after, quit_.unit)} {j} accounts stop trading{share}, against "
-                     f"{words.fmt_value(quit_.before, quit_.unit)} without the rule")
-    return ("; ".join(parts) + ".")[0].upper() + ("; ".join(parts) + ".")[1:] if parts else ""
+    if quit_ and total > 0:
+        if quit_.before == quit_.after == 0:
+            parts.append("none stops trading")
+        else:
+            parts.append(f"{words.fmt_value(quit_.after, quit_.unit)} stop trading "
+                         f"({words.fmt_value(quit_.after / total, 'fraction')}), against "
+                         f"{words.fmt_value(quit_.before, quit_.unit)} without the rule")
+    if not parts:
+        return ""
+    lead = f"{words.fmt_value(total, 'accounts')} {j} accounts: " if total > 0 else f"{j} traders: "
+    return lead + "; ".join(parts) + "."
 
 
 # ------------------------------------------------------------------------ validation status
