@@ -174,7 +174,7 @@ def test_its_last_line_names_the_brief_once(folder, tmp_path, flash_path, monkey
     copy = tmp_path / "copy"
     shutil.copytree(folder, copy)
     monkeypatch.setattr(render, "write_brief", lambda d: [Path(d) / "brief.html", Path(d) / "brief.pdf"])
-    res = _run("sensitivity", copy, "--second-scenario", flash_path, "--seeds", 1, "--traders", 300, "--workers", 1,
+    res = _run("sensitivity", copy, "--second-scenario", flash_path, "--seeds", 2, "--traders", 300, "--workers", 1,
                "--rule-set", RULES)
     assert res.exit_code == 0, res.output
     lines = res.stdout.strip().splitlines()
