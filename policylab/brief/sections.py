@@ -36,7 +36,7 @@ from policylab.brief.odd import public
 from policylab.brief import summary
 from policylab.brief.results import Results
 from policylab.errors import InputError
-from policylab.validation import calibration
+from policylab.validation import calibration, record
 
 PAPERS = {"a4": "A4", "letter": "letter"}
 COLUMNS_PER_TABLE = 5  # rule sets per block of the side-by-side table, baseline included
@@ -109,7 +109,7 @@ def cover(res: Results) -> dict:
     return {"matrix": summary.matrix(v) if done else {"columns": [], "rows": []},
             "bottom_line": summary.bottom_line(v) if done else [],
             "statistics_note": summary.statistics_note(v.seeds),
-            "validation": summary.validation_line(res, calibration_check(res))}
+            "validation": summary.validation_line(res, calibration_check(res), record.summary(record.read()))}
 
 
 def findings_section(res: Results) -> dict:
@@ -459,7 +459,9 @@ def calibration_value(scenario: str, target: str, row: pd.Series) -> float:
 
 
 def calibration_section(res: Results) -> dict:
-    return {"calibration": calibration_check(res)}
+    """This comparison's baseline against its scenario's targets, and the validation record
+    of every historical scenario (policylab.validation.record)."""
+    return {"calibration": calibration_check(res), "validation_record": record.summary(record.read())}
 
 
 SECTIONS: tuple[Section, ...] = (

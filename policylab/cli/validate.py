@@ -9,6 +9,7 @@ import pandas as pd
 
 from policylab.atomic import write_all
 from policylab.errors import InputError
+from policylab.validation import record
 from policylab.validation.prices import load_prices
 from policylab.inputs.scenario import load_scenario
 
@@ -34,13 +35,17 @@ def _seeds(seeds: int) -> None:
               help="Folder for targets.csv, stylized_facts.csv, facts_by_source.csv and the report.")
 @click.option("--format", "formats", default="html,pdf", show_default=True, help="Report formats: html, pdf.")
 @click.option("--workers", type=int, default=None, help="Local worker processes (default: all cores).")
-def validate_command(scenario, seeds, traders, prices_path, out_dir, formats, workers) -> None:
+@click.option("--record", "record_path", type=click.Path(path_type=Path), default=None,
+              help="Also write this check into a validation record CSV (its rows for --scenario replaced); "
+                   "the package's own, policylab/validation/record.csv, is the table every brief's appendix shows.")
+def validate_command(scenario, seeds, traders, prices_path, out_dir, formats, workers, record_path) -> None:
     """Check the calibration targets; stylized facts of returns of the news path, the index and real data."""
     from policylab.brief.render import parse_formats, render_pdf
     from policylab.validation.report import render, validate
 
     _seeds(seeds)
     fmts = parse_formats(formats)
+    old_record = _read_record(record_path) if record_path is not None else None
     if prices_path is not None:
         load_prices(prices_path)  # bad file: one-line error before any run
     tables = validate(scenario, seeds, traders=traders, prices=None if prices_path is None else str(prices_path),
@@ -64,6 +69,27 @@ def validate_command(scenario, seeds, traders, prices_path, out_dir, formats, wo
     if "pdf" in fmts:
         _write(out_dir / "validation.pdf", render_pdf(html))
     click.echo(f"\nwritten to {out_dir}")
+    if record_path is not None:
+        sc = load_scenario(scenario)
+        new = record.updated(old_record, tables["targets"], sc.name, seeds, traders or sc.traders)
+        _write(record_path, new.to_csv(index=False))
+        click.echo(f"recorded in {record_path}")
+
+
+def _read_record(path: Path):
+    """The record at ``path`` (None if it does not exist yet); a file that is not one is a
+    one-line error before any run."""
+    if not path.exists():
+        return None
+    try:
+        found = record.read(path)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: --record: cannot read it ({e}); allowed: a validation record CSV") from None
+    missing = [c for c in record.COLUMNS if c not in found.columns]
+    if missing:
+        raise InputError(f"{path}: --record: columns {', '.join(missing)} missing; allowed: a validation record CSV "
+                         f"with columns {', '.join(record.COLUMNS)}")
+    return found
 
 
 @click.command("leverage-study")
