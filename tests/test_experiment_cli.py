@@ -115,14 +115,17 @@ def _claim(path):
 
 def test_ctrl_c_keeps_finished_runs_and_resume_completes(flash_path, tmp_path):
     """A real SIGINT to ``policylab compare`` on two worker processes, then --resume. A
-    local module holds runs 3 to 16 until the signal is sent (no race with the runs)."""
+    local module in both rule sets (the baseline too) holds runs 3 to 16 until the signal
+    is sent (no race with the runs)."""
     gate = tmp_path / "gate"
     gate.mkdir()
     (gate / "gate.py").write_text(GATE)
-    (gate / "gate.yaml").write_text("name: gated\ntitle: Gated\nbase: repeal-esma-2018\nmodules:\n"
-                                    "  - module: gate.py:Gate\n")
+    for name, base in (("gated", "repeal-esma-2018"), ("gated-baseline", "status-quo-2025")):  # every run gated
+        (gate / f"{name}.yaml").write_text(f"name: {name}\ntitle: Gated\nbase: {base}\nmodules:\n"
+                                           "  - module: gate.py:Gate\n")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "policylab", "compare", str(gate / "gate.yaml"), "--scenario", str(flash_path),
+    cmd = [sys.executable, "-m", "policylab", "compare", str(gate / "gated.yaml"), "--scenario", str(flash_path),
+           "--baseline", str(gate / "gated-baseline.yaml"),
            "--seeds", "8", "--traders", "600", "--workers", "2", "--out", str(out), "--allow-local-modules"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300

@@ -607,13 +607,13 @@ def validation_line(res: Results, calibration: list[dict], recorded: list[dict])
     sample; ``recorded``: the validation record's scenarios (policylab.validation.record.summary)."""
     sc = res.scenario.get("title") or res.scenario.get("name")
     others = [r for r in recorded if r["scenario"] != res.scenario.get("name") and r["of"]]
-    elsewhere = (f"{len(others)} other past events are checked against published magnitudes (direction and order "
-                 f"of magnitude: {sum(r['met'] for r in others)} of {sum(r['of'] for r in others)} met, see the "
-                 f"appendix)" if others else "other past events are checked in direction and order of magnitude only")
+    elsewhere = (f"{len(others)} other past events meet {sum(r['met'] for r in others)} of "
+                 f"{sum(r['of'] for r in others)} targets of published magnitude (appendix)" if others
+                 else "other past events are checked in direction and order of magnitude only")
     if calibration:
         met = sum(1 for t in calibration if t.get("met"))
         return (f"Validation: the baseline meets {met} of {len(calibration)} calibration targets of this event, "
-                f"the one its parameters were fitted to (in sample); {elsewhere}; nothing was tested out of sample.")
+                f"to which it was fitted (in sample); {elsewhere}; nothing was tested out of sample.")
     return (f"Validation: no calibration target applies to this comparison (scenario {sc}, baseline "
             f"{res.baseline}); the model's parameters were fitted to the 10 October 2025 event; {elsewhere}; "
             f"nothing was tested out of sample.")
