@@ -471,3 +471,11 @@ def test_sources_lose_pointers_to_files_a_reader_does_not_have():
     assert sections.public("before 2018 (an assumption, docs/calibration.md).") == "before 2018."
     assert sections.public("with its range, in docs/calibration.md.") == \
         "with its range, in the project's documentation."
+
+
+def test_a_title_inside_a_sentence_starts_in_lower_case_only_after_the():
+    from policylab.brief.sections import in_sentence
+
+    assert in_sentence("The 2025 world: offshore venues as they are") == "the 2025 world: offshore venues as they are"
+    assert in_sentence("ESMA 2026: crypto perpetuals") == "ESMA 2026: crypto perpetuals"
+    assert in_sentence("Theory") == "Theory"

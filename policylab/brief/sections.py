@@ -60,6 +60,11 @@ def paper_size(paper: str) -> str:
     return PAPERS[paper]
 
 
+def in_sentence(title: str) -> str:
+    """A title inside a sentence: a leading "The " in lower case ("instead of the 2025 world")."""
+    return "the " + title[4:] if title.startswith("The ") else title
+
+
 def _date(stamp) -> str:
     try:
         return dt.datetime.fromisoformat(str(stamp)).strftime("%-d %B %Y")
@@ -85,6 +90,7 @@ def shared(res: Results, title: str | None = None, paper: str = "a4") -> dict:
         "scenario": {"name": sc.get("name"), "title": sc.get("title"), "description": sc.get("description", "")},
         "baseline": res.baseline,
         "baseline_title": titles[res.baseline],
+        "baseline_in_text": in_sentence(titles[res.baseline]),
         "order": res.order,
         "colours": figures.palette(res.order, res.baseline),
         "titles": titles,
