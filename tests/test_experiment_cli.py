@@ -127,7 +127,11 @@ def test_ctrl_c_keeps_finished_runs_and_resume_completes(flash_path, tmp_path):
     cmd = [sys.executable, "-m", "policylab", "compare", str(gate / "gated.yaml"), "--scenario", str(flash_path),
            "--baseline", str(gate / "gated-baseline.yaml"),
            "--seeds", "8", "--traders", "600", "--workers", "2", "--out", str(out), "--allow-local-modules"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a child inherits an ignored SIGINT (as a shell's background job, or a test process whose
+    # SIGINT something set to SIG_IGN, has it) and Python then never raises KeyboardInterrupt:
+    # start it with the default disposition, as a terminal's Ctrl-C finds it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while len(list((out / ".runs").glob("*.pkl"))) < 2 or not (gate / "ticket-3").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
