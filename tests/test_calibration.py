@@ -100,3 +100,20 @@ def test_validate_refuses_a_record_that_is_not_one_before_running(tmp_path):
     assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
     assert res.stderr.startswith(f"error: {bad}: --record: columns validated_with, description")
     assert not (tmp_path / "out").exists()
+
+
+def test_validate_refuses_a_folder_as_its_record(tmp_path):
+    from click.testing import CliRunner
+
+    from policylab.cli import cli
+
+    res = CliRunner().invoke(cli, ["validate", "--scenario", "calm", "--seeds", "2", "--record", str(tmp_path),
+                                   "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert res.stderr.startswith(f"error: {tmp_path}: --record: not a file")
+    assert not (tmp_path / "out").exists()
+    missing = tmp_path / "no-such-folder" / "record.csv"
+    res = CliRunner().invoke(cli, ["validate", "--scenario", "calm", "--seeds", "2", "--record", str(missing),
+                                   "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and res.stderr.startswith(f"error: {missing}: --record: folder")
+    assert not (tmp_path / "out").exists()

@@ -80,7 +80,13 @@ def _read_record(path: Path):
     """The record at ``path`` (None if it does not exist yet); a file that is not one is a
     one-line error before any run."""
     if not path.exists():
+        if not path.parent.is_dir():
+            raise InputError(f"{path}: --record: folder {path.parent} does not exist; allowed: a file in an "
+                             f"existing folder")
         return None
+    if not path.is_file():
+        raise InputError(f"{path}: --record: not a file; allowed: a validation record CSV (or a path that does not "
+                         f"exist yet)")
     try:
         found = record.read(path)
     except (OSError, ValueError, UnicodeDecodeError) as e:
