@@ -69,8 +69,12 @@ class Assumption:
         return f"{self.low:g} to {self.high:g}" + (f" {self.unit}" if self.unit else "")
 
 
-def _field(path: str) -> Callable[[Scenario], list[str]]:
-    return lambda sc: [path]
+def _scenario_field(name: str, label: str, low: float, high: float, unit: str, *,
+                    documented_in: str = "calm") -> Assumption:
+    """An assumption that is one scenario field (``name``: its path in a scenario file),
+    with its range from docs/calibration.md's table for the scenario ``documented_in``."""
+    return Assumption(name, label, low, high, f"docs/calibration.md: {documented_in}: {name}",
+                      lambda sc: [f"scenario.{name}"], unit)
 
 
 def _leakage(kind: str) -> Callable[[Scenario], list[str]]:
@@ -90,31 +94,16 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
                "docs/calibration.md: archetype offshore_dex: leakage", _leakage("offshore_dex"), "share"),
     Assumption("leakage.offshore_pool", "leakage into offshore pools", 0.2, 0.8,
                "docs/calibration.md: archetype offshore_pool: leakage", _leakage("offshore_pool"), "share"),
-    Assumption("venue_choice.domestic_trust", "trust in domestic venues", 0.0, 2.0,
-               "docs/calibration.md: calm: venue_choice.domestic_trust",
-               _field("scenario.venue_choice.domestic_trust"), "utility"),
-    Assumption("venue_choice.evasion_friction", "cost of evading a block", 0.2, 1.5,
-               "docs/calibration.md: calm: venue_choice.evasion_friction",
-               _field("scenario.venue_choice.evasion_friction"), "utility"),
-    Assumption("venue_choice.switching_cost", "cost of switching venue", 0.0, 1.0,
-               "docs/calibration.md: calm: venue_choice.switching_cost",
-               _field("scenario.venue_choice.switching_cost"), "utility"),
-    Assumption("venue_choice.quit_utility", "value of quitting", -3.0, -0.5,
-               "docs/calibration.md: calm: venue_choice.quit_utility",
-               _field("scenario.venue_choice.quit_utility"), "utility"),
-    Assumption("market.mm_inventory_depths", "market makers' inventory, in book depths", 10.0, 100.0,
-               "docs/calibration.md: calm: market.mm_inventory_depths",
-               _field("scenario.market.mm_inventory_depths"), "x"),
-    Assumption("market.mm_min_health", "depth quoted out of margin", 0.0, 0.2,
-               "docs/calibration.md: calm: market.mm_min_health", _field("scenario.market.mm_min_health"), "share"),
-    Assumption("market.impact_y", "price impact of a trade", 0.002, 0.008,
-               "docs/calibration.md: calm: market.impact_y", _field("scenario.market.impact_y"), "log move"),
-    Assumption("classes.retail.leverage_median", "retail median leverage", 3.0, 8.0,
-               "docs/calibration.md: october-2025: classes.retail.leverage_median",
-               _field("scenario.classes.retail.leverage_median"), "x"),
-    Assumption("classes.retail.leverage_sigma", "spread of retail leverage", 0.4, 0.8,
-               "docs/calibration.md: calm: classes.retail.leverage_sigma",
-               _field("scenario.classes.retail.leverage_sigma"), "log sd"),
+    _scenario_field("venue_choice.domestic_trust", "trust in domestic venues", 0.0, 2.0, "utility"),
+    _scenario_field("venue_choice.evasion_friction", "cost of evading a block", 0.2, 1.5, "utility"),
+    _scenario_field("venue_choice.switching_cost", "cost of switching venue", 0.0, 1.0, "utility"),
+    _scenario_field("venue_choice.quit_utility", "value of quitting", -3.0, -0.5, "utility"),
+    _scenario_field("market.mm_inventory_depths", "market makers' inventory, in book depths", 10.0, 100.0, "x"),
+    _scenario_field("market.mm_min_health", "depth quoted out of margin", 0.0, 0.2, "share"),
+    _scenario_field("market.impact_y", "price impact of a trade", 0.002, 0.008, "log move"),
+    _scenario_field("classes.retail.leverage_median", "retail median leverage", 3.0, 8.0, "x",
+                    documented_in="october-2025"),
+    _scenario_field("classes.retail.leverage_sigma", "spread of retail leverage", 0.4, 0.8, "log sd"),
 )
 # What issue 14 names that docs/calibration.md gives no range for: not varied (the brief
 # lists it). A range documented there later belongs in ASSUMPTIONS.
