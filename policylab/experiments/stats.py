@@ -59,15 +59,19 @@ def summarise(wide: pd.DataFrame, arms: list[str], baseline: str, definitions: d
 
     ``wide`` has one row per finished run: ``rule_set``, ``seed`` and one column per metric.
     """
+    names = list(definitions)
     base = wide[wide["rule_set"] == baseline].set_index("seed")
     rows = []
     for arm in arms:
         own = wide[wide["rule_set"] == arm].set_index("seed")
         seeds = own.index.intersection(base.index)
-        for name, m in definitions.items():
-            x = own[name].to_numpy(dtype=float)
+        values = own[names].to_numpy(dtype=float)  # runs x metrics, read once per arm
+        paired = own.loc[seeds, names].to_numpy(dtype=float)
+        base_paired = base.loc[seeds, names].to_numpy(dtype=float)
+        for j, (name, m) in enumerate(definitions.items()):
+            x = values[:, j]
             v = x[~np.isnan(x)]
-            a, b = own.loc[seeds, name].to_numpy(dtype=float), base.loc[seeds, name].to_numpy(dtype=float)
+            a, b = paired[:, j], base_paired[:, j]
             pair = ~np.isnan(a) & ~np.isnan(b)
             d = a[pair] - b[pair]
             lo, hi = mean_interval(d) if arm != baseline else (float("nan"), float("nan"))
