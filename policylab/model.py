@@ -28,7 +28,7 @@ from policylab.errors import InputError
 from policylab.engine.liquidation import EventLog, LiquidationEngine
 from policylab.engine.margin import initial_margin_leverage
 from policylab.engine.market import Market
-from policylab.policies.api import PolicyError
+from policylab.policies.api import Policy, PolicyError
 from policylab.inputs.scenario import Scenario
 from policylab.engine.streams import stream
 from policylab.names import JURISDICTIONS, VAULT
@@ -74,6 +74,7 @@ class MarketModel(mesa.Model):
         self.events = EventLog()
         self.engine = LiquidationEngine(self.market, self.events)
         self.venue_agents = [Venue(self, v) for v in range(len(self.vb.rules))]
+        self._vault_venues = [a for a in self.venue_agents if self.vb.vault_row[a.v] >= 0]  # the others never unwind
         self.populations = mesa.agent.AgentSet(
             [POPULATIONS[c](self, rows, scenario.classes[c], stream(seed, c))
              for c, rows in self.rows.items() if c in POPULATIONS], random=self.random)
@@ -258,7 +259,7 @@ class MarketModel(mesa.Model):
         # 3. voluntary orders, netted and executed together; 4. the cascade (both wait out a halt)
         if not self.halted:
             self.market_makers.lay_off()
-            orders = self.populations.map("decide") + [a.decide() for a in self.venue_agents]
+            orders = self.populations.map("decide") + [a.decide() for a in self._vault_venues]
             idx = np.concatenate([o[0] for o in orders])
             dq = np.concatenate([o[1] for o in orders])
             if len(idx):
@@ -280,7 +281,11 @@ class MarketModel(mesa.Model):
     def _within_oi_caps(self, idx: np.ndarray, dq: np.ndarray) -> np.ndarray:
         """Drop orders that would grow a position on a venue at its open-interest cap."""
         if self._venue_policies is None:  # the modules whose target covers each venue (fixed for the run)
-            self._venue_policies = [[p for p in self.policies if p.target.venue_matches(r)] for r in self.vb.rules]
+            self._venue_policies = [[p for p in self.policies if p.target.venue_matches(r)
+                                     and type(p).open_interest_cap is not Policy.open_interest_cap]  # others: no cap
+                                    for r in self.vb.rules]
+        if not any(self._venue_policies):
+            return dq
         caps = []
         for v, r in enumerate(self.vb.rules):
             found = [c for c in (p.open_interest_cap(r) for p in self._venue_policies[v]) if c is not None]

@@ -204,3 +204,18 @@ def unhedged(rows, hedge, size, share):
             dq[n] = -excess * share
             n += 1
     return idx[:n], dq[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def refill(rows, u, p, stake, wiped_share, size, quit, cash, deposit):
+    """``TraderPopulation.refill``: each flat account of ``rows`` with a starting deposit
+    ``stake`` > 0, not quit, with cash under ``wiped_share`` of it and its draw ``u``
+    under ``p`` gets its stake back as new money (cash and deposit). Returns how many."""
+    n = 0
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        if size[i] == 0.0 and stake[j] > 0.0 and not quit[i] and cash[i] < wiped_share * stake[j] and u[j] < p:
+            cash[i] += stake[j]
+            deposit[i] += stake[j]
+            n += 1
+    return n

@@ -56,13 +56,7 @@ class TraderPopulation(mesa.Agent):
         tb = self.model.tb
         u = self._refill_stream.random(len(self.rows))  # drawn every step: common random numbers
         p = (1.0 - 0.5 ** (self.model.scenario.step_minutes / self.spec.refill_half_life_minutes)) * self.caution()
-        wiped = ((tb.size[self.rows] == 0) & (self.stake > 0) & ~tb.quit[self.rows]
-                 & (tb.cash[self.rows] < self.WIPED_SHARE * self.stake) & (u < p))
-        if wiped.any():
-            idx = self.rows[wiped]
-            tb.cash[idx] += self.stake[wiped]
-            tb.deposit[idx] += self.stake[wiped]
-            self.refills += int(wiped.sum())
+        self.refills += kd.refill(self.rows, u, p, self.stake, self.WIPED_SHARE, tb.size, tb.quit, tb.cash, tb.deposit)
 
     def active(self) -> np.ndarray:
         """Accounts that reconsider their position this step. With an activity elasticity,
