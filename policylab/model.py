@@ -19,10 +19,12 @@ import pandas as pd
 
 from policylab.engine import apply_rules, choice
 from policylab.engine import exogenous, kernels
+from policylab.engine import kernels_decide as kd
 from policylab.engine.effects import Effects
 from policylab.populations import draw as population
 from policylab.engine.venue_agents import Arbitrageurs, MarketMakers, Venue
 from policylab.populations import POPULATIONS
+from policylab.populations.base import TraderPopulation
 from policylab.engine.audit import Ledger
 from policylab.errors import InputError
 from policylab.engine.liquidation import EventLog, LiquidationEngine
@@ -78,6 +80,9 @@ class MarketModel(mesa.Model):
         self.populations = mesa.agent.AgentSet(
             [POPULATIONS[c](self, rows, scenario.classes[c], stream(seed, c))
              for c, rows in self.rows.items() if c in POPULATIONS], random=self.random)
+        # whether any population refills (the base class's refill does nothing without a half-life)
+        self._refilling = any(p.spec.refill_half_life_minutes > 0 or type(p).refill is not TraderPopulation.refill
+                              for p in self.populations)
         self.market_makers = MarketMakers(self)
         self.arbitrageurs = Arbitrageurs(self)
         choice.settle(self)
@@ -243,10 +248,8 @@ class MarketModel(mesa.Model):
         # 1. exogenous arrivals and decay of temporary dislocations
         mkt.log_f += self.exo.log_return[t]
         mkt.m *= 0.5 ** (dt / prm.transient_half_life_minutes)
-        vb.basis *= 0.5 ** (dt / prm.basis_half_life_minutes)
-        vb.liquidity_mult[:] = self.exo.liquidity[t]
-        if not np.array_equal(vb.coin_price, self.exo.coin_price[t]):
-            vb.coin_price[:] = self.exo.coin_price[t]
+        if kd.arrivals(vb.basis, 0.5 ** (dt / prm.basis_half_life_minutes), vb.liquidity_mult, self.exo.liquidity[t],
+                       vb.coin_price, self.exo.coin_price[t]):  # a collateral value changed
             engine.refresh(np.flatnonzero(self.tb.coin > 0))
         for mod in self.policies:  # market-wide interventions
             mod.on_step(self)
@@ -255,7 +258,8 @@ class MarketModel(mesa.Model):
         self.market_makers.adjust(np.log(mkt.prices() / p_prev))
         self.arbitrageurs.reset()
         mkt.new_step()
-        self.populations.do("refill")  # new money for wiped-out accounts (every step: common random numbers)
+        if self._refilling:
+            self.populations.do("refill")  # new money for wiped-out accounts (every step: common random numbers)
         # 3. voluntary orders, netted and executed together; 4. the cascade (both wait out a halt)
         if not self.halted:
             self.market_makers.lay_off()
@@ -266,7 +270,8 @@ class MarketModel(mesa.Model):
                 uidx, udq = kernels.net_orders(idx, dq)
                 udq = self._within_oi_caps(uidx, udq)
                 mkt.execute(uidx, udq, forced=self.tb.cls[uidx] == VAULT)  # vaults unwind taken-over positions
-                engine.cover_negative(uidx)  # an account that closed under water
+                if kd.any_flat_in_debt(uidx, self.tb.size, self.tb.cash):
+                    engine.cover_negative(uidx)  # an account that closed under water
                 engine.refresh(uidx)
             self.rounds[t] = self._cascade(t)
         # 5. bookkeeping

@@ -219,3 +219,30 @@ def refill(rows, u, p, stake, wiped_share, size, quit, cash, deposit):
             deposit[i] += stake[j]
             n += 1
     return n
+
+
+@njit(cache=True, error_model="numpy")
+def arrivals(basis, basis_decay, liquidity_mult, liquidity, coin_price, coin_price_now):
+    """The step's exogenous arrivals on the venues (``MarketModel.step``, 1.): the basis
+    decays by ``basis_decay``, the depth multipliers and collateral values of the step
+    arrive. Returns whether a collateral value changed (NaN counts as a change, as
+    ``np.array_equal``)."""
+    changed = False
+    for v in range(basis.shape[0]):
+        basis[v] *= basis_decay
+        liquidity_mult[v] = liquidity[v]
+        if coin_price[v] != coin_price_now[v]:
+            changed = True
+    if changed:
+        coin_price[:] = coin_price_now
+    return changed
+
+
+@njit(cache=True, error_model="numpy")
+def any_flat_in_debt(idx, size, cash):
+    """Whether any account of ``idx`` is flat with negative cash (else negative balance
+    protection has nothing to cover)."""
+    for j in range(idx.shape[0]):
+        if size[idx[j]] == 0.0 and cash[idx[j]] < 0.0:
+            return True
+    return False
