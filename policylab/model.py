@@ -167,9 +167,10 @@ class MarketModel(mesa.Model):
         """Realised index volatility over the last ``minutes`` over the scenario's normal volatility."""
         t = self.steps  # index_path holds steps before this one; the market holds the current index
         back = max(2, minutes // self.scenario.step_minutes)
-        r = np.diff(np.log(np.append(self.index_path[max(t - back, 0):t], self.market.index)))
+        logs = self.index_path[max(t - back, 0):t + 1].copy()  # the last ``back`` steps' indices and the current one
+        logs[-1] = self.market.index
         normal = self.scenario.sigma_daily * np.sqrt(self.scenario.step_minutes / 1440.0)
-        return float(np.sqrt(np.mean(r ** 2)) / normal) if len(r) and normal > 0 else 1.0
+        return float(kd.rms_step(np.log(logs)) / normal) if len(logs) > 1 and normal > 0 else 1.0
 
     @property
     def risk_off(self) -> float:

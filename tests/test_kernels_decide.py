@@ -163,3 +163,23 @@ def test_active_rows_thin_refill_unhedged_as_numpy(model):
     sell = excess > 1e-9 * np.maximum(hedge[rows], 1e-9)
     got_idx, got_dq = kd.unhedged(rows, hedge, tb.size, 0.2)
     assert sell.any() and same(got_idx, rows[sell]) and same(got_dq, -excess[sell] * 0.2)
+
+
+def test_rms_step_sums_in_numpys_pairwise_order():
+    """MarketModel.vol_ratio's root mean square of log steps, for windows below, at and
+    above NumPy's 128-element pairwise block (a sequential sum differs in the last bits)."""
+    rng = np.random.default_rng(4)
+    for n in [2, 3, 8, 9, 16, 17, 128, 129, 130, 257, 1000, 3001]:
+        logs = 11.5 + np.cumsum(rng.normal(0.0, 0.01, n))
+        assert kd.rms_step(logs) == np.sqrt(np.mean(np.diff(logs) ** 2))
+
+
+def test_arrivals_and_debt_check():
+    basis, liquidity_mult, coin_price = np.array([0.01, -0.02, 0.0]), np.ones(3), np.ones(3)
+    assert not kd.arrivals(basis, 0.5, liquidity_mult, np.array([1.0, 0.5, 2.0]), coin_price, np.ones(3))
+    assert same(basis, np.array([0.01, -0.02, 0.0]) * 0.5) and same(liquidity_mult, np.array([1.0, 0.5, 2.0]))
+    assert kd.arrivals(basis, 0.5, liquidity_mult, np.ones(3), coin_price, np.array([1.0, 0.9, 1.0]))
+    assert same(coin_price, np.array([1.0, 0.9, 1.0]))
+    assert kd.arrivals(basis, 0.5, liquidity_mult, np.ones(3), coin_price, np.array([1.0, np.nan, 1.0]))
+    size, cash = np.array([0.0, 1.0, 0.0]), np.array([5.0, -3.0, -1.0])
+    assert not kd.any_flat_in_debt(np.array([0, 1]), size, cash) and kd.any_flat_in_debt(np.array([2]), size, cash)
