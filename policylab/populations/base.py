@@ -69,7 +69,9 @@ class TraderPopulation(mesa.Agent):
         if self.spec.activity_vol_elasticity > 0:
             surge += self.spec.activity_vol_elasticity * max(self.model.vol_ratio(self.ACTIVITY_VOL_WINDOW) - 1.0, 0.0)
         k = self.stream.binomial(len(self.rows), min(1.0, p * surge)) if len(self.rows) else 0
-        idx = kd.active_rows(self.rows, self.stream.integers(0, len(self.rows), k)) if k else self.rows[:0]
+        # k draws with replacement; the size as a tuple gives the same draws as ``k`` (NumPy's
+        # bounded integers take a faster path for it)
+        idx = kd.active_rows(self.rows, self.stream.integers(0, len(self.rows), (k,))) if k else self.rows[:0]
         if surge > 1.0 and len(idx):
             # holders: thinned back to the usual rate. k draws with replacement select an
             # account with probability about 1 - exp(-k / n), so keep each holder with the
