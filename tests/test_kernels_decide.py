@@ -126,18 +126,29 @@ def test_retail_closes_as_numpy(model, r15):
     assert same(np.delete(stop, idx[close]), np.delete(tb.stop, idx[close]))
 
 
-def test_may_open_and_willing_as_numpy(model):
+def test_open_candidates_willing_and_chosen_as_numpy(model):
     m, tb = model, model.tb
     idx = model._test_rows
     flat = (tb.size[idx] == 0) & (tb.cash[idx] > 0) & ~tb.quit[idx]
-    assert same(kd.may_open(idx, tb.size, tb.cash, tb.quit), np.flatnonzero(flat))
     pop = next(p for p in m.populations if p.name == "retail")
     m.steps = 40
-    w = np.full(len(idx), pop.caution())
+    w = np.full(flat.sum(), pop.caution())
     now_s = (m.steps - 1) * m.scenario.step_minutes * 60.0
-    since = (now_s - tb.last_liq[idx]) / 60.0
+    since = (now_s - tb.last_liq[idx[flat]]) / 60.0
     w *= -np.expm1(-np.log(2.0) * np.maximum(since, 0.0) / pop.spec.reentry_half_life_minutes)
-    assert same(pop.willing(idx), w) and (w < 1).any() and (w == 1).any()
+    assert same(pop.willing(idx[flat]), w) and (w < 1).any() and (w == 1).any()
+    cand, expm1_x = pop.open_candidates(idx)
+    assert same(cand, np.flatnonzero(flat))
+    u = np.random.default_rng(5).random(len(idx))
+    for scale in (0.9, 1.0):  # retail's OPEN_PROB, professionals'
+        want = np.flatnonzero(flat)[u[flat] < scale * w]
+        assert same(kd.chosen(cand, u[cand], expm1_x, pop.caution(), scale), want)
+    pop.spec.reentry_half_life_minutes, hl = 0.0, pop.spec.reentry_half_life_minutes
+    try:
+        cand, expm1_x = pop.open_candidates(idx)
+        assert len(expm1_x) == 0 and same(kd.chosen(cand, u[cand], expm1_x, 0.5, 0.9), cand[u[cand] < 0.9 * 0.5])
+    finally:
+        pop.spec.reentry_half_life_minutes = hl
 
 
 def test_active_rows_thin_refill_unhedged_as_numpy(model):

@@ -84,14 +84,33 @@ def reentry_exponent(idx, last_liq, now_s, neg_ln2, half_life):
 
 
 @njit(cache=True, error_model="numpy")
-def may_open(idx, size, cash, quit):
-    """Positions in ``idx`` of flat accounts with cash that have not quit (they may open)."""
+def open_candidates(idx, size, cash, quit, last_liq, now_s, neg_ln2, half_life):
+    """Positions in ``idx`` of flat accounts with cash that have not quit (they may open),
+    and for each (if ``half_life`` > 0, else none) its :func:`reentry_exponent`."""
     out = np.empty(idx.shape[0], dtype=np.int64)
     n = 0
     for j in range(idx.shape[0]):
         i = idx[j]
         if size[i] == 0.0 and cash[i] > 0.0 and not quit[i]:
             out[n] = j
+            n += 1
+    cand = out[:n]
+    if half_life > 0.0:
+        return cand, reentry_exponent(idx[cand], last_liq, now_s, neg_ln2, half_life)
+    return cand, np.empty(0)
+
+
+@njit(cache=True, error_model="numpy")
+def chosen(cand, u, expm1_x, caution, scale):
+    """The candidates ``cand`` that open: draw ``u`` (one per candidate) under ``scale`` x
+    their willingness, ``caution x -expm1(x)`` with ``expm1_x`` (``np.expm1`` of
+    :func:`reentry_exponent`, as ``TraderPopulation.willing``), or ``caution`` if it is empty."""
+    out = np.empty(cand.shape[0], dtype=np.int64)
+    n = 0
+    for p in range(cand.shape[0]):
+        w = caution * -expm1_x[p] if expm1_x.shape[0] else caution
+        if u[p] < scale * w:
+            out[n] = cand[p]
             n += 1
     return out[:n]
 

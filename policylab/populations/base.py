@@ -96,6 +96,16 @@ class TraderPopulation(mesa.Agent):
         now_s = (self.model.steps - 1) * self.model.scenario.step_minutes * 60.0
         return self.caution() * -np.expm1(kd.reentry_exponent(idx, self.model.tb.last_liq, now_s, NEG_LN2, float(hl)))
 
+    def open_candidates(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in ``idx`` of the flat accounts with cash that have not quit, and the
+        ``np.expm1`` term of their :meth:`willing` (empty without a re-entry half-life):
+        pass both, with one draw per candidate, to ``kernels_decide.chosen``."""
+        hl = float(self.spec.reentry_half_life_minutes)
+        now_s = (self.model.steps - 1) * self.model.scenario.step_minutes * 60.0
+        tb = self.model.tb
+        cand, x = kd.open_candidates(idx, tb.size, tb.cash, tb.quit, tb.last_liq, now_s, NEG_LN2, hl)
+        return cand, np.expm1(x)
+
     def open_orders(self, idx: np.ndarray, side: np.ndarray):
         """Open positions with the account's cash at its chosen leverage, within the venue's
         and the rules' caps and the rules' position limit."""

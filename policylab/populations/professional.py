@@ -31,7 +31,7 @@ class Professionals(TraderPopulation):
         dq = kd.professional_targets(idx, price, coin_value, tb.venue, tb.size, tb.cash, tb.coin, tb.leverage, tb.weight,
                                      tb.lev_cap, tb.pos_limit, m.vb.im_mult, m.vb.tier_floor, m.vb.tier_lev,
                                      self.caution(), float(self.spec.risk_limit), float(self.spec.relever_below))
-        flat = kd.may_open(idx, tb.size, tb.cash, tb.quit)
-        flat = flat[self.stream.random(len(flat)) < self.willing(idx[flat])]
+        cand, expm1_x = self.open_candidates(idx)
+        flat = kd.chosen(cand, self.stream.random(len(cand)), expm1_x, self.caution(), 1.0)  # u < willing
         side = np.where(self.stream.random(len(flat)) < self.spec.long_share, 1.0, -1.0)
         return kd.with_opens(idx, dq, flat, side, *opening)

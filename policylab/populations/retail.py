@@ -28,8 +28,8 @@ class RetailSpeculators(TraderPopulation):
         u = self.stream.random(len(idx))
         close_prob = min(1.0, self.CLOSE_PROB + self.spec.risk_off_close * m.risk_off)  # de-risking when risk-off
         dq = kd.retail_closes(idx, u, tb.size, tb.stop, r15, float(self.spec.panic_move), close_prob)  # clears their stops
-        flat = kd.may_open(idx, tb.size, tb.cash, tb.quit)
-        flat = flat[u[flat] < self.OPEN_PROB * self.willing(idx[flat])]
+        cand, expm1_x = self.open_candidates(idx)
+        flat = kd.chosen(cand, u[cand], expm1_x, self.caution(), self.OPEN_PROB)  # u < OPEN_PROB x willing
         side = np.where(self.stream.random(len(flat)) < self.spec.long_share, 1.0, -1.0)
         if abs(r15) > self.spec.dip_move:  # a sharp move: momentum traders follow it, the rest fade it
             follow = self.stream.random(len(flat)) < self.spec.momentum_share
