@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from policylab.engine.kernels import _tier
+from policylab.engine.kernels import _tier, unique_sorted
 
 
 @njit(cache=True, error_model="numpy")
@@ -50,14 +50,7 @@ def _leverage_cap(i, v, notional, weight, lev_cap, im_mult, tier_floor, tier_lev
 @njit(cache=True, error_model="numpy")
 def active_rows(rows, draws):
     """``rows[np.unique(draws)]``: the population's rows drawn (with replacement) to act."""
-    b = np.sort(draws)
-    out = np.empty(b.shape[0], dtype=np.int64)
-    n = 0
-    for j in range(b.shape[0]):
-        if j == 0 or b[j] != b[j - 1]:
-            out[n] = rows[b[j]]
-            n += 1
-    return out[:n]
+    return rows[unique_sorted(draws)]
 
 
 @njit(cache=True, error_model="numpy")
@@ -165,10 +158,11 @@ def _open(i, side, price, coin_value, venue, size, cash, coin, leverage, weight,
     """``TraderPopulation.open_orders`` for account ``i``: the order (BTC); sets its stop."""
     v = venue[i]
     p = price[v]
+    # margin value of the account: cash less the depeg haircut on its stablecoin collateral
     c = _max(cash[i] + size[i] * p - coin[i] * (1.0 - coin_value[v]), 0.0)
     cap = _leverage_cap(i, v, c * leverage[i], weight, lev_cap, im_mult, tier_floor, tier_lev)
     notional = _min(c * _min(leverage[i], cap), pos_limit[i] * weight[i])
-    d = stop_dist[i]
+    d = stop_dist[i]  # NaN: the account uses no stops
     stop[i] = np.nan if d != d else p * (1.0 - side * d)
     return side * notional / p
 
