@@ -19,16 +19,18 @@ import pandas as pd
 
 from policylab.engine import apply_rules, choice
 from policylab.engine import exogenous, kernels
+from policylab.engine import kernels_decide as kd
 from policylab.engine.effects import Effects
 from policylab.populations import draw as population
 from policylab.engine.venue_agents import Arbitrageurs, MarketMakers, Venue
 from policylab.populations import POPULATIONS
+from policylab.populations.base import TraderPopulation
 from policylab.engine.audit import Ledger
 from policylab.errors import InputError
 from policylab.engine.liquidation import EventLog, LiquidationEngine
 from policylab.engine.margin import initial_margin_leverage
 from policylab.engine.market import Market
-from policylab.policies.api import PolicyError
+from policylab.policies.api import Policy, PolicyError
 from policylab.inputs.scenario import Scenario
 from policylab.engine.streams import stream
 from policylab.names import JURISDICTIONS, VAULT
@@ -74,9 +76,13 @@ class MarketModel(mesa.Model):
         self.events = EventLog()
         self.engine = LiquidationEngine(self.market, self.events)
         self.venue_agents = [Venue(self, v) for v in range(len(self.vb.rules))]
+        self._vault_venues = [a for a in self.venue_agents if self.vb.vault_row[a.v] >= 0]  # the others never unwind
         self.populations = mesa.agent.AgentSet(
             [POPULATIONS[c](self, rows, scenario.classes[c], stream(seed, c))
              for c, rows in self.rows.items() if c in POPULATIONS], random=self.random)
+        # whether any population refills (the base class's refill does nothing without a half-life)
+        self._refilling = any(p.spec.refill_half_life_minutes > 0 or type(p).refill is not TraderPopulation.refill
+                              for p in self.populations)
         self.market_makers = MarketMakers(self)
         self.arbitrageurs = Arbitrageurs(self)
         choice.settle(self)
@@ -161,9 +167,10 @@ class MarketModel(mesa.Model):
         """Realised index volatility over the last ``minutes`` over the scenario's normal volatility."""
         t = self.steps  # index_path holds steps before this one; the market holds the current index
         back = max(2, minutes // self.scenario.step_minutes)
-        r = np.diff(np.log(np.append(self.index_path[max(t - back, 0):t], self.market.index)))
+        logs = self.index_path[max(t - back, 0):t + 1].copy()  # the last ``back`` steps' indices and the current one
+        logs[-1] = self.market.index
         normal = self.scenario.sigma_daily * np.sqrt(self.scenario.step_minutes / 1440.0)
-        return float(np.sqrt(np.mean(r ** 2)) / normal) if len(r) and normal > 0 else 1.0
+        return float(kd.rms_step(np.log(logs)) / normal) if len(logs) > 1 and normal > 0 else 1.0
 
     @property
     def risk_off(self) -> float:
@@ -242,10 +249,8 @@ class MarketModel(mesa.Model):
         # 1. exogenous arrivals and decay of temporary dislocations
         mkt.log_f += self.exo.log_return[t]
         mkt.m *= 0.5 ** (dt / prm.transient_half_life_minutes)
-        vb.basis *= 0.5 ** (dt / prm.basis_half_life_minutes)
-        vb.liquidity_mult[:] = self.exo.liquidity[t]
-        if not np.array_equal(vb.coin_price, self.exo.coin_price[t]):
-            vb.coin_price[:] = self.exo.coin_price[t]
+        if kd.arrivals(vb.basis, 0.5 ** (dt / prm.basis_half_life_minutes), vb.liquidity_mult, self.exo.liquidity[t],
+                       vb.coin_price, self.exo.coin_price[t]):  # a collateral value changed
             engine.refresh(np.flatnonzero(self.tb.coin > 0))
         for mod in self.policies:  # market-wide interventions
             mod.on_step(self)
@@ -254,18 +259,20 @@ class MarketModel(mesa.Model):
         self.market_makers.adjust(np.log(mkt.prices() / p_prev))
         self.arbitrageurs.reset()
         mkt.new_step()
-        self.populations.do("refill")  # new money for wiped-out accounts (every step: common random numbers)
+        if self._refilling:
+            self.populations.do("refill")  # new money for wiped-out accounts (every step: common random numbers)
         # 3. voluntary orders, netted and executed together; 4. the cascade (both wait out a halt)
         if not self.halted:
             self.market_makers.lay_off()
-            orders = self.populations.map("decide") + [a.decide() for a in self.venue_agents]
+            orders = self.populations.map("decide") + [a.decide() for a in self._vault_venues]
             idx = np.concatenate([o[0] for o in orders])
             dq = np.concatenate([o[1] for o in orders])
             if len(idx):
                 uidx, udq = kernels.net_orders(idx, dq)
                 udq = self._within_oi_caps(uidx, udq)
                 mkt.execute(uidx, udq, forced=self.tb.cls[uidx] == VAULT)  # vaults unwind taken-over positions
-                engine.cover_negative(uidx)  # an account that closed under water
+                if kd.any_flat_in_debt(uidx, self.tb.size, self.tb.cash):
+                    engine.cover_negative(uidx)  # an account that closed under water
                 engine.refresh(uidx)
             self.rounds[t] = self._cascade(t)
         # 5. bookkeeping
@@ -280,7 +287,11 @@ class MarketModel(mesa.Model):
     def _within_oi_caps(self, idx: np.ndarray, dq: np.ndarray) -> np.ndarray:
         """Drop orders that would grow a position on a venue at its open-interest cap."""
         if self._venue_policies is None:  # the modules whose target covers each venue (fixed for the run)
-            self._venue_policies = [[p for p in self.policies if p.target.venue_matches(r)] for r in self.vb.rules]
+            self._venue_policies = [[p for p in self.policies if p.target.venue_matches(r)
+                                     and type(p).open_interest_cap is not Policy.open_interest_cap]  # others: no cap
+                                    for r in self.vb.rules]
+        if not any(self._venue_policies):
+            return dq
         caps = []
         for v, r in enumerate(self.vb.rules):
             found = [c for c in (p.open_interest_cap(r) for p in self._venue_policies[v]) if c is not None]

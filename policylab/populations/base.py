@@ -12,11 +12,12 @@ from typing import ClassVar
 import mesa
 import numpy as np
 
-from policylab.engine import kernels
+from policylab.engine import kernels_decide as kd
 from policylab.inputs.scenario import ClassSpec
 from policylab.engine.streams import stream
 
 EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0))
+NEG_LN2 = -np.log(2.0)  # as NumPy computes it (see TraderPopulation.willing)
 
 
 class TraderPopulation(mesa.Agent):
@@ -55,13 +56,7 @@ class TraderPopulation(mesa.Agent):
         tb = self.model.tb
         u = self._refill_stream.random(len(self.rows))  # drawn every step: common random numbers
         p = (1.0 - 0.5 ** (self.model.scenario.step_minutes / self.spec.refill_half_life_minutes)) * self.caution()
-        wiped = ((tb.size[self.rows] == 0) & (self.stake > 0) & ~tb.quit[self.rows]
-                 & (tb.cash[self.rows] < self.WIPED_SHARE * self.stake) & (u < p))
-        if wiped.any():
-            idx = self.rows[wiped]
-            tb.cash[idx] += self.stake[wiped]
-            tb.deposit[idx] += self.stake[wiped]
-            self.refills += int(wiped.sum())
+        self.refills += kd.refill(self.rows, u, p, self.stake, self.WIPED_SHARE, tb.size, tb.quit, tb.cash, tb.deposit)
 
     def active(self) -> np.ndarray:
         """Accounts that reconsider their position this step. With an activity elasticity,
@@ -74,13 +69,15 @@ class TraderPopulation(mesa.Agent):
         if self.spec.activity_vol_elasticity > 0:
             surge += self.spec.activity_vol_elasticity * max(self.model.vol_ratio(self.ACTIVITY_VOL_WINDOW) - 1.0, 0.0)
         k = self.stream.binomial(len(self.rows), min(1.0, p * surge)) if len(self.rows) else 0
-        idx = self.rows[kernels.unique_sorted(self.stream.integers(0, len(self.rows), k))] if k else self.rows[:0]
+        # k draws with replacement; the size as a tuple gives the same draws as ``k`` (NumPy's
+        # bounded integers take a faster path for it)
+        idx = kd.active_rows(self.rows, self.stream.integers(0, len(self.rows), (k,))) if k else self.rows[:0]
         if surge > 1.0 and len(idx):
             # holders: thinned back to the usual rate. k draws with replacement select an
             # account with probability about 1 - exp(-k / n), so keep each holder with the
             # ratio of that probability at the usual rate to the one at the surged rate
             keep = -np.expm1(-min(1.0, p)) / -np.expm1(-min(1.0, p * surge))
-            idx = idx[(tb.size[idx] == 0) | (self.stream.random(len(idx)) < keep)]
+            idx = kd.thin(idx, tb.size, self.stream.random(len(idx)), keep)
         return idx
 
     def caution(self) -> float:
@@ -93,26 +90,30 @@ class TraderPopulation(mesa.Agent):
         caution times, for an account liquidated before, 1 - 0.5^(minutes since its last
         liquidation / ``reentry_half_life_minutes``): traders who were liquidated come back
         slowly, and a risk-off market takes less new risk."""
-        w = np.full(len(idx), self.caution())
         hl = self.spec.reentry_half_life_minutes
-        if hl > 0:
-            now_s = (self.model.steps - 1) * self.model.scenario.step_minutes * 60.0
-            since = (now_s - self.model.tb.last_liq[idx]) / 60.0  # minutes; inf: never liquidated
-            w *= -np.expm1(-np.log(2.0) * np.maximum(since, 0.0) / hl)
-        return w
+        if hl <= 0:
+            return np.full(len(idx), self.caution())
+        now_s = (self.model.steps - 1) * self.model.scenario.step_minutes * 60.0
+        return self.caution() * -np.expm1(kd.reentry_exponent(idx, self.model.tb.last_liq, now_s, NEG_LN2, float(hl)))
+
+    def open_candidates(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in ``idx`` of the flat accounts with cash that have not quit, and the
+        ``np.expm1`` term of their :meth:`willing` (empty without a re-entry half-life):
+        pass both, with one draw per candidate, to ``kernels_decide.chosen``."""
+        hl = float(self.spec.reentry_half_life_minutes)
+        now_s = (self.model.steps - 1) * self.model.scenario.step_minutes * 60.0
+        tb = self.model.tb
+        cand, x = kd.open_candidates(idx, tb.size, tb.cash, tb.quit, tb.last_liq, now_s, NEG_LN2, hl)
+        return cand, np.expm1(x)
 
     def open_orders(self, idx: np.ndarray, side: np.ndarray):
         """Open positions with the account's cash at its chosen leverage, within the venue's
         and the rules' caps and the rules' position limit."""
-        m = self.model
-        prices = m.market.prices()
-        price = prices[m.tb.venue[idx]]
-        # margin value of a flat account: cash less the depeg haircut on its stablecoin collateral
-        cash = np.maximum(m.tb.equity(idx, prices, m.vb.coin_value), 0.0)
-        notional = cash * m.tb.leverage[idx]
-        cap = m.leverage_cap(idx, notional)
-        notional = np.minimum(cash * np.minimum(m.tb.leverage[idx], cap), m.tb.pos_limit[idx] * m.tb.weight[idx])
-        dq = side * notional / price
-        stop_dist = m.tb.stop_dist[idx]
-        m.tb.stop[idx] = np.where(np.isnan(stop_dist), np.nan, price * (1 - side * stop_dist))
-        return dq
+        return kd.open_orders(idx, side, *self._opening())
+
+    def _opening(self) -> tuple:
+        """The state :func:`kernels_decide.open_orders` reads after ``(idx, side)``: venue prices and
+        collateral values now, the accounts' arrays, the dynamic initial margin and the tiers."""
+        m, tb, vb = self.model, self.model.tb, self.model.vb
+        return (m.market.prices(), vb.coin_value, tb.venue, tb.size, tb.cash, tb.coin, tb.leverage, tb.weight,
+                tb.lev_cap, tb.pos_limit, tb.stop_dist, tb.stop, vb.im_mult, vb.tier_floor, vb.tier_lev)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from policylab.engine import kernels_decide as kd
 from policylab.populations.base import EMPTY, TraderPopulation
 
 
@@ -17,10 +16,7 @@ class BasisTraders(TraderPopulation):
 
     def decide(self):
         m, tb = self.model, self.model.tb
-        excess = tb.hedge[self.rows] + tb.size[self.rows]  # long spot beyond the short perp
-        sell = excess > 1e-9 * np.maximum(tb.hedge[self.rows], 1e-9)
-        if sell.any():
-            idx = self.rows[sell]
-            m.market.trade_spot(idx, -excess[sell] * min(1.0, self.UNWIND_PER_MINUTE * m.scenario.step_minutes),
-                                forced=True)  # left unhedged by a forced close
+        idx, dq = kd.unhedged(self.rows, tb.hedge, tb.size, min(1.0, self.UNWIND_PER_MINUTE * m.scenario.step_minutes))
+        if len(idx):
+            m.market.trade_spot(idx, dq, forced=True)  # left unhedged by a forced close
         return EMPTY

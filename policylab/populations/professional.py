@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from policylab.engine import kernels_decide as kd
 from policylab.populations.base import EMPTY, TraderPopulation
 
 
@@ -25,27 +26,12 @@ class Professionals(TraderPopulation):
         idx = self.active()
         if len(idx) == 0:
             return EMPTY
-        price = m.market.prices()
-        s = tb.size[idx]
-        eq = tb.equity(idx, price, m.vb.coin_value)
-        notional = np.abs(s) * price[tb.venue[idx]]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            eff = np.where(eq > 0, notional / eq, np.inf)
-        target = tb.leverage[idx] * self.caution()  # a risk-off market: they target less leverage
-        over = (s != 0) & (eff > self.spec.risk_limit * target)
-        dq = np.zeros(len(idx))
-        dq[over] = -s[over] * np.clip(1.0 - target[over] / eff[over], 0.0, 1.0)
-        if self.spec.relever_below > 0:
-            under = (s != 0) & (eq > 0) & (eff < self.spec.relever_below * target)
-            if under.any():
-                u = idx[under]
-                want = eq[under] * target[under]
-                want = np.minimum(eq[under] * np.minimum(target[under], m.leverage_cap(u, want)),
-                                  tb.pos_limit[u] * tb.weight[u])
-                dq[under] = np.sign(s[under]) * np.maximum(want - notional[under], 0.0) / price[tb.venue[u]]
-        flat = (s == 0) & (tb.cash[idx] > 0) & ~tb.quit[idx]
-        flat[flat] = self.stream.random(flat.sum()) < self.willing(idx[flat])
-        side = np.where(self.stream.random(flat.sum()) < self.spec.long_share, 1.0, -1.0)
-        dq[flat] = self.open_orders(idx[flat], side)
-        keep = dq != 0
-        return idx[keep], dq[keep]
+        opening = self._opening()
+        price, coin_value = opening[0], opening[1]
+        dq = kd.professional_targets(idx, price, coin_value, tb.venue, tb.size, tb.cash, tb.coin, tb.leverage, tb.weight,
+                                     tb.lev_cap, tb.pos_limit, m.vb.im_mult, m.vb.tier_floor, m.vb.tier_lev,
+                                     self.caution(), float(self.spec.risk_limit), float(self.spec.relever_below))
+        cand, expm1_x = self.open_candidates(idx)
+        flat = kd.chosen(cand, self.stream.random(len(cand)), expm1_x, self.caution(), 1.0)  # u < willing
+        side = np.where(self.stream.random(len(flat)) < self.spec.long_share, 1.0, -1.0)
+        return kd.with_opens(idx, dq, flat, side, *opening)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from policylab.engine import kernels_decide as kd
 from policylab.populations.base import EMPTY, TraderPopulation
 
 
@@ -24,20 +25,13 @@ class RetailSpeculators(TraderPopulation):
         if len(idx) == 0:
             return EMPTY
         r15 = m.index_return(15)
-        s = tb.size[idx]
         u = self.stream.random(len(idx))
-        adverse = -np.sign(s) * r15 > self.spec.panic_move
         close_prob = min(1.0, self.CLOSE_PROB + self.spec.risk_off_close * m.risk_off)  # de-risking when risk-off
-        close = (s != 0) & (adverse | (u < close_prob))
-        flat = (s == 0) & (tb.cash[idx] > 0) & ~tb.quit[idx]
-        flat[flat] = u[flat] < self.OPEN_PROB * self.willing(idx[flat])
-        side = np.where(self.stream.random(flat.sum()) < self.spec.long_share, 1.0, -1.0)
+        dq = kd.retail_closes(idx, u, tb.size, tb.stop, r15, float(self.spec.panic_move), close_prob)  # clears their stops
+        cand, expm1_x = self.open_candidates(idx)
+        flat = kd.chosen(cand, u[cand], expm1_x, self.caution(), self.OPEN_PROB)  # u < OPEN_PROB x willing
+        side = np.where(self.stream.random(len(flat)) < self.spec.long_share, 1.0, -1.0)
         if abs(r15) > self.spec.dip_move:  # a sharp move: momentum traders follow it, the rest fade it
-            follow = self.stream.random(flat.sum()) < self.spec.momentum_share
+            follow = self.stream.random(len(flat)) < self.spec.momentum_share
             side = np.where(follow, np.sign(r15), -np.sign(r15))
-        dq = np.zeros(len(idx))
-        dq[close] = -s[close]
-        dq[flat] = self.open_orders(idx[flat], side)
-        tb.stop[idx[close]] = np.nan
-        keep = dq != 0
-        return idx[keep], dq[keep]
+        return kd.with_opens(idx, dq, flat, side, *self._opening())

@@ -1,0 +1,336 @@
+"""Compiled per-account arithmetic of the traders' decisions (Numba).
+
+The populations draw their random numbers from their NumPy streams, in the same order
+and counts as the NumPy expressions these kernels replaced, and pass them in; the
+kernels do the per-account arithmetic (who closes, who may open, positions opened
+within the leverage caps and tiers, stops) in one pass each, element by element as
+NumPy did (no sums), so results are bit for bit those of the NumPy code. ``np.minimum``
+and ``np.maximum`` propagate NaN (``_min``, ``_max``); transcendental functions
+(``np.expm1``, ``np.log``) stay in NumPy, whose SIMD versions may differ from the C
+library's in the last bit. ``idx`` arguments hold unique account rows, ascending.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from policylab.engine.kernels import _tier, unique_sorted
+
+
+@njit(cache=True, error_model="numpy")
+def _min(a, b):
+    """``np.minimum`` of two floats (NaN if either is)."""
+    return a if (a <= b or a != a) else b
+
+
+@njit(cache=True, error_model="numpy")
+def _max(a, b):
+    """``np.maximum`` of two floats (NaN if either is)."""
+    return a if (a >= b or a != a) else b
+
+
+@njit(cache=True, error_model="numpy")
+def _sign(x):
+    """``np.sign`` of a float."""
+    if x > 0.0:
+        return 1.0
+    if x < 0.0:
+        return -1.0
+    return x  # 0.0, -0.0 or NaN, as np.sign
+
+
+@njit(cache=True, error_model="numpy")
+def _leverage_cap(i, v, notional, weight, lev_cap, im_mult, tier_floor, tier_lev):
+    """``MarketModel.leverage_cap`` of account ``i`` on venue ``v`` for ``notional`` (USD)."""
+    tier = tier_lev[v, _tier(v, notional / weight[i], tier_floor)] / im_mult[v]
+    return _max(_min(tier, lev_cap[i]), 1.0)
+
+
+@njit(cache=True, error_model="numpy")
+def active_rows(rows, draws):
+    """``rows[np.unique(draws)]``: the population's rows drawn (with replacement) to act."""
+    return rows[unique_sorted(draws)]
+
+
+@njit(cache=True, error_model="numpy")
+def thin(idx, size, u, keep):
+    """``idx`` without the holders (size != 0) whose draw ``u`` is not below ``keep``."""
+    out = np.empty(idx.shape[0], dtype=np.int64)
+    n = 0
+    for j in range(idx.shape[0]):
+        if size[idx[j]] == 0.0 or u[j] < keep:
+            out[n] = idx[j]
+            n += 1
+    return out[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def reentry_exponent(idx, last_liq, now_s, neg_ln2, half_life):
+    """``-ln 2 x max(minutes since the last liquidation, 0) / half_life`` per account
+    (``-inf``: never liquidated), for ``TraderPopulation.willing``; ``now_s`` seconds."""
+    out = np.empty(idx.shape[0])
+    for j in range(idx.shape[0]):
+        since = (now_s - last_liq[idx[j]]) / 60.0
+        out[j] = neg_ln2 * _max(since, 0.0) / half_life
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def open_candidates(idx, size, cash, quit, last_liq, now_s, neg_ln2, half_life):
+    """Positions in ``idx`` of flat accounts with cash that have not quit (they may open),
+    and for each (if ``half_life`` > 0, else none) its :func:`reentry_exponent`."""
+    out = np.empty(idx.shape[0], dtype=np.int64)
+    n = 0
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        if size[i] == 0.0 and cash[i] > 0.0 and not quit[i]:
+            out[n] = j
+            n += 1
+    cand = out[:n]
+    if half_life > 0.0:
+        return cand, reentry_exponent(idx[cand], last_liq, now_s, neg_ln2, half_life)
+    return cand, np.empty(0)
+
+
+@njit(cache=True, error_model="numpy")
+def chosen(cand, u, expm1_x, caution, scale):
+    """The candidates ``cand`` that open: draw ``u`` (one per candidate) under ``scale`` x
+    their willingness, ``caution x -expm1(x)`` with ``expm1_x`` (``np.expm1`` of
+    :func:`reentry_exponent`, as ``TraderPopulation.willing``), or ``caution`` if it is empty."""
+    out = np.empty(cand.shape[0], dtype=np.int64)
+    n = 0
+    for p in range(cand.shape[0]):
+        w = caution * -expm1_x[p] if expm1_x.shape[0] else caution
+        if u[p] < scale * w:
+            out[n] = cand[p]
+            n += 1
+    return out[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def retail_closes(idx, u, size, stop, r15, panic_move, close_prob):
+    """Retail holders' closes: an active holder closes whole on an adverse 15-minute move
+    ``-sign(size) x r15 > panic_move`` or with probability ``close_prob`` (its draw ``u``);
+    its stop is cleared. Returns the orders per position in ``idx`` (0 for the others)."""
+    dq = np.zeros(idx.shape[0])
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        s = size[i]
+        if s != 0.0 and (-_sign(s) * r15 > panic_move or u[j] < close_prob):
+            dq[j] = -s
+            stop[i] = np.nan
+    return dq
+
+
+@njit(cache=True, error_model="numpy")
+def professional_targets(idx, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
+                         im_mult, tier_floor, tier_lev, caution, risk_limit, relever_below):
+    """Professionals' leverage targeting (``Professionals.decide``): a holder whose leverage
+    exceeds ``risk_limit`` x its target cuts back to the target; with ``relever_below`` > 0
+    one below that share of its target adds back to it, within the leverage caps and the
+    position limit. Returns the orders per position in ``idx`` (0 for the others)."""
+    dq = np.zeros(idx.shape[0])
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        s = size[i]
+        if s == 0.0:
+            continue
+        v = venue[i]
+        p = price[v]
+        eq = cash[i] + s * p - coin[i] * (1.0 - coin_value[v])
+        notional = abs(s) * p
+        eff = notional / eq if eq > 0.0 else np.inf
+        target = leverage[i] * caution
+        if eff > risk_limit * target:
+            dq[j] = -s * _min(_max(1.0 - target / eff, 0.0), 1.0)
+        if relever_below > 0.0 and eq > 0.0 and eff < relever_below * target:
+            want = eq * target
+            cap = _leverage_cap(i, v, want, weight, lev_cap, im_mult, tier_floor, tier_lev)
+            want = _min(eq * _min(target, cap), pos_limit[i] * weight[i])
+            dq[j] = _sign(s) * _max(want - notional, 0.0) / p
+    return dq
+
+
+@njit(cache=True, error_model="numpy")
+def _open(i, side, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit, stop_dist, stop,
+          im_mult, tier_floor, tier_lev):
+    """``TraderPopulation.open_orders`` for account ``i``: the order (BTC); sets its stop."""
+    v = venue[i]
+    p = price[v]
+    # margin value of the account: cash less the depeg haircut on its stablecoin collateral
+    c = _max(cash[i] + size[i] * p - coin[i] * (1.0 - coin_value[v]), 0.0)
+    cap = _leverage_cap(i, v, c * leverage[i], weight, lev_cap, im_mult, tier_floor, tier_lev)
+    notional = _min(c * _min(leverage[i], cap), pos_limit[i] * weight[i])
+    d = stop_dist[i]  # NaN: the account uses no stops
+    stop[i] = np.nan if d != d else p * (1.0 - side * d)
+    return side * notional / p
+
+
+@njit(cache=True, error_model="numpy")
+def open_orders(idx, side, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
+                stop_dist, stop, im_mult, tier_floor, tier_lev):
+    """Orders (BTC) opening positions of accounts ``idx`` on sides ``side`` (+1 long, -1
+    short) with their margin equity at their chosen leverage, within the venue's tier and
+    dynamic initial margin (``im_mult``), the rules' cap and position limit; sets their stops."""
+    dq = np.empty(idx.shape[0])
+    for j in range(idx.shape[0]):
+        dq[j] = _open(idx[j], side[j], price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap,
+                      pos_limit, stop_dist, stop, im_mult, tier_floor, tier_lev)
+    return dq
+
+
+@njit(cache=True, error_model="numpy")
+def with_opens(idx, dq, at, side, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
+               stop_dist, stop, im_mult, tier_floor, tier_lev):
+    """The orders ``dq`` of accounts ``idx`` with the positions ``at`` (in ``idx``) opening on
+    sides ``side`` (as :func:`open_orders`), less the zero orders: ``(accounts, BTC)``."""
+    dq = dq.copy()
+    for p in range(at.shape[0]):
+        j = at[p]
+        dq[j] = _open(idx[j], side[p], price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap,
+                      pos_limit, stop_dist, stop, im_mult, tier_floor, tier_lev)
+    rows = np.empty(idx.shape[0], dtype=np.int64)
+    out = np.empty(idx.shape[0])
+    n = 0
+    for j in range(idx.shape[0]):
+        if dq[j] != 0.0:
+            rows[n] = idx[j]
+            out[n] = dq[j]
+            n += 1
+    return rows[:n], out[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def unhedged(rows, hedge, size, share):
+    """Basis traders' spot sales (``BasisTraders.decide``): each account in ``rows`` whose
+    long spot ``hedge`` exceeds its short perpetual (``hedge + size`` above 1e-9 of the
+    hedge) sells ``share`` of the excess: ``(accounts, BTC)``."""
+    idx = np.empty(rows.shape[0], dtype=np.int64)
+    dq = np.empty(rows.shape[0])
+    n = 0
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        excess = hedge[i] + size[i]
+        if excess > 1e-9 * _max(hedge[i], 1e-9):
+            idx[n] = i
+            dq[n] = -excess * share
+            n += 1
+    return idx[:n], dq[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def refill(rows, u, p, stake, wiped_share, size, quit, cash, deposit):
+    """``TraderPopulation.refill``: each flat account of ``rows`` with a starting deposit
+    ``stake`` > 0, not quit, with cash under ``wiped_share`` of it and its draw ``u``
+    under ``p`` gets its stake back as new money (cash and deposit). Returns how many."""
+    n = 0
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        if size[i] == 0.0 and stake[j] > 0.0 and not quit[i] and cash[i] < wiped_share * stake[j] and u[j] < p:
+            cash[i] += stake[j]
+            deposit[i] += stake[j]
+            n += 1
+    return n
+
+
+@njit(cache=True, error_model="numpy")
+def arrivals(basis, basis_decay, liquidity_mult, liquidity, coin_price, coin_price_now):
+    """The step's exogenous arrivals on the venues (``MarketModel.step``, 1.): the basis
+    decays by ``basis_decay``, the depth multipliers and collateral values of the step
+    arrive. Returns whether a collateral value changed (NaN counts as a change, as
+    ``np.array_equal``)."""
+    changed = False
+    for v in range(basis.shape[0]):
+        basis[v] *= basis_decay
+        liquidity_mult[v] = liquidity[v]
+        if coin_price[v] != coin_price_now[v]:
+            changed = True
+    if changed:
+        coin_price[:] = coin_price_now
+    return changed
+
+
+@njit(cache=True, error_model="numpy")
+def any_flat_in_debt(idx, size, cash):
+    """Whether any account of ``idx`` is flat with negative cash (else negative balance
+    protection has nothing to cover)."""
+    for j in range(idx.shape[0]):
+        if size[idx[j]] == 0.0 and cash[idx[j]] < 0.0:
+            return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def _block_sum(a, lo, n):
+    """NumPy's pairwise sum of ``a[lo:lo + n]`` for n <= 128: eight accumulators, then the rest in order."""
+    if n < 8:
+        res = -0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - n % 8:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True, error_model="numpy")
+def _pairwise_sum(a):
+    """Sum of ``a`` (float64, contiguous) in NumPy's pairwise order (``np.add.reduce``):
+    blocks of up to 128 by :func:`_block_sum`, larger ranges split in halves (a multiple
+    of 8 first) whose sums are added. Without recursion (Numba's cache does not load
+    recursive functions reliably): an explicit stack of ranges, evaluated in post-order."""
+    lo_s = np.empty(64, dtype=np.int64)
+    n_s = np.empty(64, dtype=np.int64)
+    state = np.empty(64, dtype=np.int64)
+    vals = np.empty(64)
+    top, nv = 0, 0
+    lo_s[0], n_s[0], state[0] = 0, a.shape[0], 0
+    while top >= 0:
+        lo, n = lo_s[top], n_s[top]
+        if n <= 128:
+            vals[nv] = _block_sum(a, lo, n)
+            nv += 1
+            top -= 1
+            continue
+        n2 = n // 2
+        n2 -= n2 % 8
+        if state[top] == 0:  # first half
+            state[top] = 1
+            top += 1
+            lo_s[top], n_s[top], state[top] = lo, n2, 0
+        elif state[top] == 1:  # second half
+            state[top] = 2
+            top += 1
+            lo_s[top], n_s[top], state[top] = lo + n2, n - n2, 0
+        else:  # both halves summed
+            nv -= 1
+            vals[nv - 1] = vals[nv - 1] + vals[nv]
+            top -= 1
+    return vals[0]
+
+
+@njit(cache=True, error_model="numpy")
+def rms_step(logs):
+    """Root mean square of the steps of ``logs`` (``np.sqrt(np.mean(np.diff(logs) ** 2))``,
+    summed in NumPy's pairwise order); ``logs`` holds at least two values."""
+    sq = np.empty(logs.shape[0] - 1)
+    for j in range(sq.shape[0]):
+        r = logs[j + 1] - logs[j]
+        sq[j] = r * r
+    return np.sqrt(_pairwise_sum(sq) / sq.shape[0])

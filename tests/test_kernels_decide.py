@@ -1,0 +1,205 @@
+"""The decision kernels (policylab/engine/kernels_decide.py) give bit for bit what the
+NumPy expressions they replaced gave: each is checked against that expression, kept here
+as the oracle, on a model's accounts perturbed to reach every branch (flat and held
+positions, negative cash, quit accounts, stablecoin collateral under a depeg, NaN stop
+distances, infinite and binding caps, position limits, a dynamic initial margin)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from policylab.engine import kernels_decide as kd
+from policylab.inputs.rulesets import load_rules
+from policylab.inputs.scenario import load_scenario
+from policylab.model import MarketModel
+from policylab.names import PRO, RETAIL
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = MarketModel(load_scenario("october-2025"), seed=0, traders=3000, rules=[load_rules("status-quo-2025")])
+    tb, vb = m.tb, m.vb
+    rng = np.random.default_rng(7)
+    rows = np.flatnonzero(np.isin(tb.cls, [RETAIL, PRO]))
+    flat = rows[rng.random(len(rows)) < 0.3]
+    tb.cash[flat] += tb.size[flat] * m.market.prices()[tb.venue[flat]]
+    tb.size[flat] = 0.0
+    tb.cash[rows[rng.random(len(rows)) < 0.05]] *= -1.0
+    tb.quit[rows[rng.random(len(rows)) < 0.05]] = True
+    tb.coin[rows] = np.where(rng.random(len(rows)) < 0.3, np.abs(tb.cash[rows]) * 0.5, 0.0)
+    vb.coin_price[:] = 0.97
+    tb.stop_dist[rows] = np.where(rng.random(len(rows)) < 0.5, np.nan, rng.uniform(0.02, 0.1, len(rows)))
+    tb.pos_limit[rows] = np.where(rng.random(len(rows)) < 0.2, rng.uniform(1e3, 1e5, len(rows)), tb.pos_limit[rows])
+    tb.lev_cap[rows] = np.where(rng.random(len(rows)) < 0.2, rng.uniform(2.0, 20.0, len(rows)), tb.lev_cap[rows])
+    tb.leverage[rows[:50]] = np.inf * 0  # NaN leverage propagates as np.minimum does
+    vb.im_mult[1] = 1.7
+    tb.last_liq[rows] = np.where(rng.random(len(rows)) < 0.5, -np.inf, rng.uniform(0, 4000.0, len(rows)))
+    m._test_rows = rows
+    return m
+
+
+def same(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def leverage_cap(m, idx, notional):
+    """The model's leverage cap (MarketModel.leverage_cap), as the kernels compute it."""
+    return m.leverage_cap(idx, notional)
+
+
+def open_orders_numpy(m, idx, side):
+    """TraderPopulation.open_orders before the kernels: (orders, stops)."""
+    prices = m.market.prices()
+    price = prices[m.tb.venue[idx]]
+    cash = np.maximum(m.tb.equity(idx, prices, m.vb.coin_value), 0.0)
+    notional = cash * m.tb.leverage[idx]
+    cap = leverage_cap(m, idx, notional)
+    notional = np.minimum(cash * np.minimum(m.tb.leverage[idx], cap), m.tb.pos_limit[idx] * m.tb.weight[idx])
+    dq = side * notional / price
+    stop = np.where(np.isnan(m.tb.stop_dist[idx]), np.nan, price * (1 - side * m.tb.stop_dist[idx]))
+    return dq, stop
+
+
+def test_open_orders_and_stops_as_numpy(model):
+    m, tb = model, model.tb
+    idx = model._test_rows
+    side = np.where(np.random.default_rng(1).random(len(idx)) < 0.6, 1.0, -1.0)
+    want, stop = open_orders_numpy(m, idx, side)
+    pop = next(iter(m.populations))
+    got = pop.open_orders(idx, side)
+    assert same(got, want) and same(tb.stop[idx], stop)
+    assert np.isnan(got).any() and (got > 0).any() and (got < 0).any() and (got == 0).any()
+
+
+def test_with_opens_keeps_the_nonzero_orders(model):
+    m, tb = model, model.tb
+    idx = model._test_rows[:400]
+    dq = np.where(np.arange(len(idx)) % 3 == 0, 1.5, 0.0)
+    at = np.flatnonzero(np.arange(len(idx)) % 3 == 1)
+    side = np.where(np.arange(len(at)) % 2 == 0, 1.0, -1.0)
+    full = dq.copy()
+    full[at], _ = open_orders_numpy(m, idx[at], side)
+    keep = full != 0
+    rows, out = kd.with_opens(idx, dq, at, side, *next(iter(m.populations))._opening())
+    assert same(rows, idx[keep]) and same(out, full[keep])
+
+
+def test_professional_targets_as_numpy(model):
+    m, tb = model, model.tb
+    idx = model._test_rows
+    caution, risk_limit, relever_below = 0.8, 1.5, 0.67
+    price = m.market.prices()
+    s = tb.size[idx]
+    eq = tb.equity(idx, price, m.vb.coin_value)
+    notional = np.abs(s) * price[tb.venue[idx]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eff = np.where(eq > 0, notional / eq, np.inf)
+    target = tb.leverage[idx] * caution
+    over = (s != 0) & (eff > risk_limit * target)
+    want_dq = np.zeros(len(idx))
+    want_dq[over] = -s[over] * np.clip(1.0 - target[over] / eff[over], 0.0, 1.0)
+    under = (s != 0) & (eq > 0) & (eff < relever_below * target)
+    u = idx[under]
+    want = eq[under] * target[under]
+    want = np.minimum(eq[under] * np.minimum(target[under], leverage_cap(m, u, want)), tb.pos_limit[u] * tb.weight[u])
+    want_dq[under] = np.sign(s[under]) * np.maximum(want - notional[under], 0.0) / price[tb.venue[u]]
+    assert over.any() and under.any()
+    got = kd.professional_targets(idx, price, m.vb.coin_value, tb.venue, tb.size, tb.cash, tb.coin, tb.leverage,
+                                  tb.weight, tb.lev_cap, tb.pos_limit, m.vb.im_mult, m.vb.tier_floor, m.vb.tier_lev,
+                                  caution, risk_limit, relever_below)
+    assert same(got, want_dq)
+
+
+@pytest.mark.parametrize("r15", [0.05, -0.05, 0.0])
+def test_retail_closes_as_numpy(model, r15):
+    tb = model.tb
+    idx = model._test_rows
+    u = np.random.default_rng(2).random(len(idx))
+    s = tb.size[idx]
+    close = (s != 0) & ((-np.sign(s) * r15 > 0.03) | (u < 0.1))
+    want = np.where(close, -s, 0.0)
+    stop = tb.stop.copy()
+    got = kd.retail_closes(idx, u, tb.size, stop, r15, 0.03, 0.1)
+    assert same(got, want) and np.isnan(stop[idx[close]]).all()
+    assert same(np.delete(stop, idx[close]), np.delete(tb.stop, idx[close]))
+
+
+def test_open_candidates_willing_and_chosen_as_numpy(model):
+    m, tb = model, model.tb
+    idx = model._test_rows
+    flat = (tb.size[idx] == 0) & (tb.cash[idx] > 0) & ~tb.quit[idx]
+    pop = next(p for p in m.populations if p.name == "retail")
+    m.steps = 40
+    w = np.full(flat.sum(), pop.caution())
+    now_s = (m.steps - 1) * m.scenario.step_minutes * 60.0
+    since = (now_s - tb.last_liq[idx[flat]]) / 60.0
+    w *= -np.expm1(-np.log(2.0) * np.maximum(since, 0.0) / pop.spec.reentry_half_life_minutes)
+    assert same(pop.willing(idx[flat]), w) and (w < 1).any() and (w == 1).any()
+    cand, expm1_x = pop.open_candidates(idx)
+    assert same(cand, np.flatnonzero(flat))
+    u = np.random.default_rng(5).random(len(idx))
+    for scale in (0.9, 1.0):  # retail's OPEN_PROB, professionals'
+        want = np.flatnonzero(flat)[u[flat] < scale * w]
+        assert same(kd.chosen(cand, u[cand], expm1_x, pop.caution(), scale), want)
+    pop.spec.reentry_half_life_minutes, hl = 0.0, pop.spec.reentry_half_life_minutes
+    try:
+        cand, expm1_x = pop.open_candidates(idx)
+        assert len(expm1_x) == 0 and same(kd.chosen(cand, u[cand], expm1_x, 0.5, 0.9), cand[u[cand] < 0.9 * 0.5])
+    finally:
+        pop.spec.reentry_half_life_minutes = hl
+
+
+def test_active_rows_thin_refill_unhedged_as_numpy(model):
+    tb = model.tb
+    rng = np.random.default_rng(3)
+    rows = model._test_rows
+    draws = rng.integers(0, len(rows), 200)
+    idx = kd.active_rows(rows, draws)
+    assert same(idx, rows[np.unique(draws)])
+    u = rng.random(len(idx))
+    assert same(kd.thin(idx, tb.size, u, 0.4), idx[(tb.size[idx] == 0) | (u < 0.4)])
+    stake = np.abs(tb.cash[rows]) * 20.0
+    u = rng.random(len(rows))
+    cash, deposit = tb.cash.copy(), tb.deposit.copy()
+    wiped = (tb.size[rows] == 0) & (stake > 0) & ~tb.quit[rows] & (tb.cash[rows] < 0.1 * stake) & (u < 0.5)
+    want_cash, want_deposit = cash.copy(), deposit.copy()
+    want_cash[rows[wiped]] += stake[wiped]
+    want_deposit[rows[wiped]] += stake[wiped]
+    assert kd.refill(rows, u, 0.5, stake, 0.1, tb.size, tb.quit, cash, deposit) == wiped.sum() > 0
+    assert same(cash, want_cash) and same(deposit, want_deposit)
+    hedge = np.where(rng.random(tb.n) < 0.5, -tb.size + rng.normal(0, 1e-3, tb.n), 0.0)
+    excess = hedge[rows] + tb.size[rows]
+    sell = excess > 1e-9 * np.maximum(hedge[rows], 1e-9)
+    got_idx, got_dq = kd.unhedged(rows, hedge, tb.size, 0.2)
+    assert sell.any() and same(got_idx, rows[sell]) and same(got_dq, -excess[sell] * 0.2)
+
+
+def test_rms_step_sums_in_numpys_pairwise_order():
+    """MarketModel.vol_ratio's root mean square of log steps, for windows below, at and
+    above NumPy's 128-element pairwise block (a sequential sum differs in the last bits)."""
+    rng = np.random.default_rng(4)
+    for n in [2, 3, 8, 9, 16, 17, 128, 129, 130, 257, 1000, 3001]:
+        logs = 11.5 + np.cumsum(rng.normal(0.0, 0.01, n))
+        assert kd.rms_step(logs) == np.sqrt(np.mean(np.diff(logs) ** 2))
+
+
+def test_arrivals_and_debt_check():
+    basis, liquidity_mult, coin_price = np.array([0.01, -0.02, 0.0]), np.ones(3), np.ones(3)
+    assert not kd.arrivals(basis, 0.5, liquidity_mult, np.array([1.0, 0.5, 2.0]), coin_price, np.ones(3))
+    assert same(basis, np.array([0.01, -0.02, 0.0]) * 0.5) and same(liquidity_mult, np.array([1.0, 0.5, 2.0]))
+    assert kd.arrivals(basis, 0.5, liquidity_mult, np.ones(3), coin_price, np.array([1.0, 0.9, 1.0]))
+    assert same(coin_price, np.array([1.0, 0.9, 1.0]))
+    assert kd.arrivals(basis, 0.5, liquidity_mult, np.ones(3), coin_price, np.array([1.0, np.nan, 1.0]))
+    size, cash = np.array([0.0, 1.0, 0.0]), np.array([5.0, -3.0, -1.0])
+    assert not kd.any_flat_in_debt(np.array([0, 1]), size, cash) and kd.any_flat_in_debt(np.array([2]), size, cash)
+
+
+def test_active_draw_size_as_a_tuple_gives_the_same_draws():
+    """TraderPopulation.active passes the count of its draws as ``(k,)`` (faster in NumPy):
+    the stream gives the same accounts, and is left in the same state, as with ``k``."""
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    for n, k in [(17_200, 35), (2_000, 1), (100_000, 4_000), (3, 7)]:
+        assert same(a.integers(0, n, k), b.integers(0, n, (k,)))
+    assert a.random() == b.random()
