@@ -358,26 +358,6 @@ def count_opened(idx, before, size, opened):
 
 
 @njit(cache=True, error_model="numpy")
-def layoff_candidates(taker, size, venue, entry, price, inv, out):
-    """The market makers' lay-off (venue_agents.MarketMakers.lay_off): the rows with ``taker``
-    set holding a position in profit at the venue's ``price`` on the other side of its
-    book's inventory ``inv`` (BTC; 0: no lay-off), ascending, written to the start of
-    ``out`` (length >= rows), and the BTC they hold per venue, summed in row order (as
-    ``np.bincount``). Returns (how many, BTC per venue)."""
-    room = np.zeros(inv.shape[0])
-    n = 0
-    for i in range(size.shape[0]):
-        s = size[i]
-        if s != 0.0 and taker[i]:
-            v = venue[i]
-            if s * inv[v] < 0.0 and s * (price[v] - entry[i]) > 0.0:
-                out[n] = i
-                n += 1
-                room[v] += abs(s)
-    return n, room
-
-
-@njit(cache=True, error_model="numpy")
 def unique_sorted(a):
     """The distinct values of ``a`` (integers), ascending (as ``np.unique``)."""
     b = np.sort(a)

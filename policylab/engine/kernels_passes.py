@@ -1,0 +1,190 @@
+"""Compiled passes over every account, once per step (Numba): the market makers' lay-off,
+the per-step recording and the run's invariants check.
+
+Each replaces a handful of NumPy calls and temporaries over all accounts by one call and
+one pass, with the same arithmetic. Where a sum feeds a result it keeps NumPy's order:
+``np.bincount`` and per-element accumulation add in row order from 0 (a loop here does
+the same), ``np.sum`` adds pairwise (:func:`pairwise_sum` reproduces it bit for bit).
+Arrays are the TraderBook/VenueBook ones, mutated in place where the docstring says so.
+Compiled code is cached on disk next to this file (``cache=True``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from policylab.engine import kernels
+
+_BLOCK = 128  # NumPy's pairwise summation block (PW_BLOCKSIZE in numpy/_core/src/umath/loops_utils.h.src)
+
+
+@njit(cache=True, error_model="numpy")
+def _block_sum(a, lo, n):
+    """NumPy's pairwise sum of ``a[lo:lo + n]`` for n <= 128: under 8 values in order; else 8
+    interleaved partial sums combined as a tree, then the rest in order."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    end = n - n % 8
+    while i < end:
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True, error_model="numpy")
+def pairwise_sum(a, lo, n):
+    """The sum of ``a[lo:lo + n]`` (float64) as ``np.sum`` adds it: blocks of at most 128 (see
+    :func:`_block_sum`); a longer run is split in two, the first part's length half of it
+    rounded down to a multiple of 8, and the parts' sums added. Walked with a stack (cached
+    recursive kernels do not load reliably)."""
+    if n <= _BLOCK:
+        return _block_sum(a, lo, n)
+    todo_lo = np.empty(128, dtype=np.int64)  # visits (n > 0) and additions (n == 0) still to do
+    todo_n = np.empty(128, dtype=np.int64)
+    vals = np.empty(128)
+    top = 0
+    todo_lo[0] = lo
+    todo_n[0] = n
+    t = 1
+    while t > 0:
+        t -= 1
+        s, m = todo_lo[t], todo_n[t]
+        if m == 0:
+            top -= 1
+            vals[top - 1] = vals[top - 1] + vals[top]
+        elif m <= _BLOCK:
+            vals[top] = _block_sum(a, s, m)
+            top += 1
+        else:
+            m2 = m // 2
+            m2 -= m2 % 8
+            todo_lo[t], todo_n[t] = 0, 0
+            todo_lo[t + 1], todo_n[t + 1] = s + m2, m - m2
+            todo_lo[t + 2], todo_n[t + 2] = s, m2
+            t += 3
+    return vals[0]
+
+
+@njit(cache=True, error_model="numpy")
+def layoff_scan(taker, size, venue, entry, price, mm_row, limited, out):
+    """The market makers' lay-off candidates (venue_agents.MarketMakers.lay_off). Each
+    derivatives book's inventory ``inv`` (BTC, its row ``mm_row``; 0 where not ``limited``);
+    if any, the rows with ``taker`` set holding a position in profit at the venue's ``price``
+    on the other side of their book's inventory, ascending, written to the start of ``out``
+    (length >= rows), and the BTC they hold per venue (``room``), summed in row order.
+    Returns (how many, room, inv); none when no book holds inventory."""
+    k = price.shape[0]
+    inv = np.zeros(k)
+    held = False
+    for v in range(k):
+        if limited[v]:
+            inv[v] = size[mm_row[v]]
+            if inv[v] != 0.0:
+                held = True
+    room = np.zeros(k)
+    if not held:
+        return 0, room, inv
+    n = 0
+    for i in range(size.shape[0]):  # branch-free: about one in six rows is a candidate, unpredictably
+        s = size[i]
+        v = venue[i]
+        out[n] = i
+        n += taker[i] & (s * inv[v] < 0.0) & (s * (price[v] - entry[i]) > 0.0)
+    for j in range(n):
+        i = out[j]
+        room[venue[i]] += abs(size[i])
+    return n, room, inv
+
+
+@njit(cache=True, error_model="numpy")
+def layoff_fill(draw, cand, room, inv, keep, price, venue, size, entry, cash, stop, mm_row, opened, resident,
+                traded, volume, resident_volume):
+    """Close the lay-off's chosen candidates against their books (after :func:`layoff_scan`):
+    candidate ``cand[j]`` closes its whole position at its venue's price when ``draw[j]``
+    (uniform) is under its venue's share min(want, room) / room, want = |inv| x ``keep``. As
+    ``Market.transfer`` (the traders' and books' sizes, cash, entries and ``opened``) then
+    ``Market.record_fills`` (``volume`` per venue as ``np.sum`` adds it, the per-account and
+    per-residence attribution) would; the chosen rows' stops are cleared. Returns the rows
+    that closed, ascending (for ``LiquidationEngine.refresh``)."""
+    k = price.shape[0]
+    share = np.zeros(k)
+    for v in range(k):
+        if room[v] > 0.0:
+            want = abs(inv[v]) * keep
+            share[v] = (want if (want <= room[v] or want != want) else room[v]) / room[v]  # np.minimum
+    m = 0
+    chosen = np.empty(draw.shape[0], dtype=np.int64)
+    for j in range(draw.shape[0]):
+        chosen[m] = cand[j]
+        m += draw[j] < share[venue[cand[j]]]
+    chosen = chosen[:m]
+    if m == 0:
+        return chosen
+    book_dq = np.zeros(k)
+    dq = np.empty(m)
+    px = np.empty(m)
+    for j in range(m):
+        v = venue[chosen[j]]
+        dq[j] = -size[chosen[j]]
+        px[j] = price[v]
+        book_dq[v] += dq[j]
+    books = 0
+    for v in range(k):
+        book_dq[v] = -book_dq[v]
+        books += book_dq[v] != 0.0
+    rows = np.empty(m + books, dtype=np.int64)
+    rdq = np.empty(m + books)
+    rpx = np.empty(m + books)
+    rows[:m] = chosen
+    rdq[:m] = dq
+    rpx[:m] = px
+    b = m
+    for v in range(k):
+        if book_dq[v] != 0.0:
+            rows[b] = mm_row[v]
+            rdq[b] = book_dq[v]
+            rpx[b] = price[v]
+            b += 1
+    before = np.empty(m + books)
+    for j in range(m + books):
+        before[j] = size[rows[j]]
+    kernels.trade(rows, rdq, rpx, size, entry, cash)
+    kernels.count_opened(rows, before, size, opened)  # rows are distinct: chosen takers, then books
+    notional = np.empty(m)
+    for j in range(m):
+        notional[j] = abs(dq[j]) * px[j]
+    on = np.empty(m)
+    for v in range(k):
+        c = 0
+        for j in range(m):
+            if venue[chosen[j]] == v:
+                on[c] = notional[j]
+                c += 1
+        if c:
+            volume[v] += pairwise_sum(on, 0, c)
+    for j in range(m):
+        i = chosen[j]
+        traded[i] += notional[j]
+        if resident[i] >= 0:
+            resident_volume[resident[i], venue[i]] += notional[j]
+        stop[i] = np.nan
+    return chosen
