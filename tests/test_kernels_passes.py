@@ -85,3 +85,32 @@ def test_lay_off_without_inventory_draws_nothing(short_scenario):
     before = m.tb.size.copy()
     m.market_makers.lay_off()
     assert m.market_makers.stream.bit_generator.state == state and np.array_equal(m.tb.size, before)
+
+
+def test_recording_is_the_numpy_statements(short_scenario):
+    from policylab.model import RESIDENT_COLUMNS, VENUE_COLUMNS
+    from policylab.names import JURISDICTIONS
+
+    m = MarketModel(copy.deepcopy(short_scenario), seed=2)
+    for _ in range(40):  # through the crash
+        m.step()
+        t = m.steps - 1
+        tb, vb, mkt = m.tb, m.vb, m.market
+        price = mkt.prices()
+        long = np.maximum(tb.size, 0.0)
+        population = mkt.resident >= 0
+        by_juris = np.zeros((len(JURISDICTIONS), len(price)))
+        np.add.at(by_juris, (mkt.resident[population], tb.venue[population]), long[population])
+        expect = {"price": price, "depth_usd": vb.depth(),
+                  "open_interest_usd": np.bincount(tb.venue, weights=long, minlength=len(price)) * price,
+                  "volume_usd": mkt.volume, "fund_usd": vb.fund, "mm_health": vb.health,
+                  "coin_price": vb.coin_price, "forced_volume_usd": mkt.forced_volume}
+        assert set(expect) == set(VENUE_COLUMNS)
+        for c in VENUE_COLUMNS:
+            assert np.array_equal(m.venue_series[c][t], expect[c]), (t, c)
+        assert set(RESIDENT_COLUMNS) == {"open_interest_usd", "volume_usd"}
+        assert np.array_equal(m.resident_series["open_interest_usd"][t], by_juris * price), t
+        assert np.array_equal(m.resident_series["volume_usd"][t], mkt.resident_volume), t
+        assert np.array_equal(m.open_interest_by_residence()[0], expect["open_interest_usd"])
+    assert np.all(np.isnan(m.venue_series["price"][m.steps:]))  # steps not run yet stay unrecorded
+    assert m.resident_series["volume_usd"][:m.steps].sum() > 0 and np.any(m.venue_series["forced_volume_usd"] > 0)

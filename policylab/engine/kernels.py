@@ -314,23 +314,6 @@ def arbitrage_orders(basis, arb_row, arb_left, min_gap, gap_share, c, spot, pric
 
 
 @njit(cache=True, error_model="numpy")
-def long_positions(size, venue, resident, k, jurisdictions):
-    """Long BTC per venue, and per jurisdiction of residence and venue (``resident`` < 0:
-    a venue's own row, in no jurisdiction), summed in account order (as ``np.bincount``)."""
-    total = np.zeros(k)
-    by_juris = np.zeros((jurisdictions, k))
-    for i in range(size.shape[0]):
-        s = size[i]
-        if s > 0.0:
-            v = venue[i]
-            total[v] += s
-            r = resident[i]
-            if r >= 0:
-                by_juris[r, v] += s
-    return total, by_juris
-
-
-@njit(cache=True, error_model="numpy")
 def attribute(idx, notional, v, forced, resident, traded, forced_volume, resident_volume):
     """Record the attribution of trades on venue ``v`` outside :func:`execute` (spot hedge
     legs): ``notional`` (USD) per account of ``idx``, as ``execute`` does."""

@@ -188,3 +188,44 @@ def layoff_fill(draw, cand, room, inv, keep, price, venue, size, entry, cash, st
             resident_volume[resident[i], venue[i]] += notional[j]
         stop[i] = np.nan
     return chosen
+
+
+@njit(cache=True, error_model="numpy")
+def long_positions(size, venue, resident, k, jurisdictions):
+    """Long BTC per venue, and per jurisdiction of residence and venue (``resident`` < 0:
+    a venue's own row, in no jurisdiction), summed in account order (as ``np.bincount``)."""
+    total = np.zeros(k)
+    by_juris = np.zeros((jurisdictions, k))
+    for i in range(size.shape[0]):  # branch-free on the side (unpredictable): a short adds +0.0, which changes no sum
+        s = size[i]
+        s = s if s > 0.0 else 0.0
+        v = venue[i]
+        total[v] += s
+        r = resident[i]
+        if r >= 0:
+            by_juris[r, v] += s
+    return total, by_juris
+
+
+@njit(cache=True, error_model="numpy")
+def record(t, venues, residents, price, size, venue, resident, depth0, liquidity_mult, health, volume, fund,
+           coin_price, forced_volume, resident_volume):
+    """Record step ``t``'s venue and residence series (MarketModel._collect): ``venues``
+    (columns x steps x venues, the columns of model.VENUE_COLUMNS: price, depth, long open
+    interest at ``price``, volume, fund, market makers' health, coin price, forced volume)
+    and ``residents`` (columns x steps x jurisdictions x venues, model.RESIDENT_COLUMNS: the
+    population's long open interest and volume by jurisdiction of residence)."""
+    k = price.shape[0]
+    total, by_juris = long_positions(size, venue, resident, k, residents.shape[2])
+    for v in range(k):
+        venues[0, t, v] = price[v]
+        venues[1, t, v] = depth0[v] * liquidity_mult[v] * health[v]
+        venues[2, t, v] = total[v] * price[v]
+        venues[3, t, v] = volume[v]
+        venues[4, t, v] = fund[v]
+        venues[5, t, v] = health[v]
+        venues[6, t, v] = coin_price[v]
+        venues[7, t, v] = forced_volume[v]
+        for r in range(residents.shape[2]):
+            residents[0, t, r, v] = by_juris[r, v] * price[v]
+            residents[1, t, r, v] = resident_volume[r, v]
