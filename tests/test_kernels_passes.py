@@ -114,3 +114,40 @@ def test_recording_is_the_numpy_statements(short_scenario):
         assert np.array_equal(m.open_interest_by_residence()[0], expect["open_interest_usd"])
     assert np.all(np.isnan(m.venue_series["price"][m.steps:]))  # steps not run yet stay unrecorded
     assert m.resident_series["volume_usd"][:m.steps].sum() > 0 and np.any(m.venue_series["forced_volume_usd"] > 0)
+
+
+def test_invariants_pass_is_the_ledgers_drift(short_scenario):
+    from policylab.experiments import invariants
+
+    m = MarketModel(copy.deepcopy(short_scenario), seed=4)
+    monitor = invariants.Monitor(m)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        m.step()
+        m.tb.cash[rng.integers(m.tb.n)] += rng.standard_normal()  # a drift to measure
+        m.tb.size[rng.integers(m.tb.n)] += 1e-3 * rng.standard_normal()
+        dm, tol, dnet, ptol = monitor._drift()
+        expect = monitor.ledger.drift()
+        assert (dm, tol, ptol) == (expect[0], expect[1], expect[3]) and dm != 0.0
+        assert np.array_equal(dnet, expect[2])
+        assert np.array_equal(monitor.size, m.tb.size) and np.array_equal(monitor.opened, m.market.opened)
+
+
+def test_margin_check_is_the_numpy_statements():
+    rng = np.random.default_rng(5)
+    k, tiers = 7, 4
+    margin, step_seen = np.zeros(k), np.full(k, -1)
+    expect_margin, expect_step = margin.copy(), step_seen.copy()
+    is_spot = np.arange(k) == 6
+    for step in range(40):
+        floor = np.where(rng.random((k, tiers)) < 0.3, np.inf, rng.random((k, tiers)))
+        rate, lev = rng.random((k, tiers)) * 0.05, rng.choice([5.0, 20.0, 50.0], (k, tiers))
+        rate[rng.random((k, tiers)) < 0.03] = np.nan
+        mult = rng.choice([1.0, 1.5, 3.0], k)
+        kernels_passes.margin_check(floor, rate, lev, mult, is_spot, margin, step_seen, step, 1.0 + 1e-9)
+        worst = np.where(np.isfinite(floor), rate * lev, 0.0).max(axis=1) * mult
+        worst[is_spot] = 0.0
+        expect_step[(worst > 1.0 + 1e-9) & (expect_step < 0)] = step
+        expect_margin = np.maximum(expect_margin, worst)
+        assert np.array_equal(margin, expect_margin, equal_nan=True) and np.array_equal(step_seen, expect_step)
+    assert np.any(np.isnan(margin)) and np.any(step_seen > 0) and np.any(step_seen < 0)

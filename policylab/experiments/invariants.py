@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from policylab.engine import kernels_passes
 from policylab.engine.audit import Ledger
 from policylab.engine.liquidation import EVENT_KINDS
 from policylab.metrics.api import Family
@@ -109,12 +110,10 @@ class Monitor:
         self._margin(0)
 
     def _margin(self, step: int) -> None:
+        """Each venue's worst maintenance over unscaled initial margin so far, and the first step above 1."""
         vb = self.model.vb
-        tiers = np.isfinite(vb.tier_floor)
-        worst = np.where(tiers, vb.tier_rate * vb.tier_lev, 0.0).max(axis=1) * vb.margin_mult
-        worst[vb.is_spot] = 0.0
-        self.margin_step[(worst > 1.0 + _REL) & (self.margin_step < 0)] = step
-        self.margin = np.maximum(self.margin, worst)
+        kernels_passes.margin_check(vb.tier_floor, vb.tier_rate, vb.tier_lev, vb.margin_mult, vb.is_spot, self.margin,
+                                    self.margin_step, step, 1.0 + _REL)
 
     def observe(self) -> None:
         """Check the step just run."""
@@ -138,14 +137,25 @@ class Monitor:
                     "liquidated_only_after_reopening", model.vb.names[tb.venue[a]],
                     f"account {a} closed out of {closed[i]:.6g} BTC in step {step} holding {abs(self.size[a]):.6g} "
                     f"and opening {room[i] - abs(self.size[a]):.6g}", float(closed[i]), float(room[i]), "BTC"))
-        self.size[:] = tb.size
-        self.opened[:] = model.market.opened
-        dm, tol, dnet, ptol = self.ledger.drift()
+        dm, tol, dnet, ptol = self._drift()
         if abs(dm) > tol and (self.money is None or abs(dm) > abs(self.money[0])):
             self.money = (dm, tol, step if self.money is None else self.money[2])
         worst = float(np.abs(dnet).max())
         if worst > ptol and (self.positions is None or worst > self.positions[0]):
             self.positions = (worst, ptol, step if self.positions is None else self.positions[2])
+
+    def _drift(self) -> tuple[float, float, np.ndarray, float]:
+        """``Ledger.drift`` (money drift USD, its tolerance, per-venue net position drift BTC,
+        its tolerance), its sums over the accounts taken in one compiled pass, which also keeps
+        every account's size and opened position for the next step's check."""
+        model, tb, vb, led = self.model, self.model.tb, self.model.vb, self.ledger
+        (cash, hedge_cash, deposit, abs_size, abs_hedge, hedge), net = kernels_passes.ledger_pass(
+            tb.cash, tb.hedge_cash, tb.deposit, tb.size, tb.hedge, tb.venue, len(vb.rules), model.market.opened,
+            self.size, self.opened)
+        money = float(cash + hedge_cash + vb.fund.sum() + vb.fees.sum() + vb.collateral_loss.sum())  # audit.money
+        net[model.market.spot] += hedge  # audit.net_positions
+        m = money - (float(deposit) - led.deposit0)
+        return m - led.money0, led.rel_tol * led.gross, net - led.net0, led.rel_tol * (abs_size + abs_hedge + 1.0)
 
     def finish(self, values: dict[str, float], definitions) -> pd.DataFrame:
         """The run's violations (:data:`COLUMNS`), given its metric values and definitions."""
