@@ -151,3 +151,20 @@ def test_margin_check_is_the_numpy_statements():
         expect_margin = np.maximum(expect_margin, worst)
         assert np.array_equal(margin, expect_margin, equal_nan=True) and np.array_equal(step_seen, expect_step)
     assert np.any(np.isnan(margin)) and np.any(step_seen > 0) and np.any(step_seen < 0)
+
+
+def test_refill_is_the_numpy_statements():
+    rng = np.random.default_rng(6)
+    n = 5000
+    rows = np.sort(rng.choice(2 * n, n, replace=False))
+    size = np.where(rng.random(2 * n) < 0.5, 0.0, rng.standard_normal(2 * n))
+    quit = rng.random(2 * n) < 0.1
+    cash, deposit = rng.random(2 * n) * 100.0, rng.random(2 * n) * 1000.0
+    stake = np.where(rng.random(n) < 0.1, 0.0, rng.random(n) * 1000.0)
+    u, p = rng.random(n), 0.3
+    expect_cash, expect_deposit = cash.copy(), deposit.copy()
+    wiped = (size[rows] == 0) & (stake > 0) & ~quit[rows] & (cash[rows] < 0.1 * stake) & (u < p)
+    expect_cash[rows[wiped]] += stake[wiped]
+    expect_deposit[rows[wiped]] += stake[wiped]
+    assert kernels_passes.refill(rows, u, p, size, stake, quit, cash, deposit, 0.1) == wiped.sum() > 0
+    assert np.array_equal(cash, expect_cash) and np.array_equal(deposit, expect_deposit)

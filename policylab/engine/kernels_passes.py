@@ -311,3 +311,20 @@ def margin_check(tier_floor, tier_rate, tier_lev, margin_mult, is_spot, margin, 
             margin_step[v] = step
         if not margin[v] >= w:  # w larger, or either NaN
             margin[v] = w if (margin[v] == margin[v]) else margin[v]
+
+
+@njit(cache=True, error_model="numpy")
+def refill(rows, draw, chance, size, stake, quit, cash, deposit, wiped_share):
+    """Replace a population's wiped-out accounts (populations/base.TraderPopulation.refill):
+    account ``rows[j]`` (unique), flat, with a starting deposit ``stake[j]`` > 0, not quit and
+    with cash under ``wiped_share`` of it, gets its stake back in cash and deposits when its
+    ``draw[j]`` (uniform) is under ``chance``. Mutates ``cash`` and ``deposit``; returns how many."""
+    n = 0
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        # the tests evaluated together, without branches (flat accounts are common, wiped ones rare)
+        if (size[i] == 0) & (stake[j] > 0) & (quit[i] == 0) & (cash[i] < wiped_share * stake[j]) & (draw[j] < chance):
+            cash[i] += stake[j]
+            deposit[i] += stake[j]
+            n += 1
+    return n

@@ -12,7 +12,7 @@ from typing import ClassVar
 import mesa
 import numpy as np
 
-from policylab.engine import kernels
+from policylab.engine import kernels, kernels_passes
 from policylab.inputs.scenario import ClassSpec
 from policylab.engine.streams import stream
 
@@ -55,13 +55,8 @@ class TraderPopulation(mesa.Agent):
         tb = self.model.tb
         u = self._refill_stream.random(len(self.rows))  # drawn every step: common random numbers
         p = (1.0 - 0.5 ** (self.model.scenario.step_minutes / self.spec.refill_half_life_minutes)) * self.caution()
-        wiped = ((tb.size[self.rows] == 0) & (self.stake > 0) & ~tb.quit[self.rows]
-                 & (tb.cash[self.rows] < self.WIPED_SHARE * self.stake) & (u < p))
-        if wiped.any():
-            idx = self.rows[wiped]
-            tb.cash[idx] += self.stake[wiped]
-            tb.deposit[idx] += self.stake[wiped]
-            self.refills += int(wiped.sum())
+        self.refills += kernels_passes.refill(self.rows, u, p, tb.size, self.stake, tb.quit, tb.cash, tb.deposit,
+                                              self.WIPED_SHARE)
 
     def active(self) -> np.ndarray:
         """Accounts that reconsider their position this step. With an activity elasticity,
