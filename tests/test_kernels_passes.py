@@ -168,3 +168,28 @@ def test_refill_is_the_numpy_statements():
     expect_deposit[rows[wiped]] += stake[wiped]
     assert kernels_passes.refill(rows, u, p, size, stake, quit, cash, deposit, 0.1) == wiped.sum() > 0
     assert np.array_equal(cash, expect_cash) and np.array_equal(deposit, expect_deposit)
+
+
+def test_closed_out_is_the_numpy_statements():
+    rng = np.random.default_rng(7)
+    n, k = 300, 5
+    venue = rng.integers(0, k, n).astype(np.int16)
+    size_start, opened_start = rng.standard_normal(n), rng.random(n)
+    opened = opened_start + np.where(rng.random(n) < 0.5, 0.0, rng.random(n))
+    lens = rng.integers(1, 40, 6)
+    idx = rng.integers(0, n, lens.sum())
+    size = rng.standard_normal(lens.sum()) * 0.8
+    forced_part = rng.random(6) < 0.6
+    closed_venue, expect_venue = np.zeros(k), np.zeros(k)
+    scratch = np.zeros(n)
+    got = kernels_passes.closed_out(idx, size, lens, forced_part, venue, closed_venue, size_start, opened,
+                                    opened_start, scratch, np.array([1 + 1e-9, 1e-12]), 3)
+    forced = np.repeat(forced_part, lens)
+    np.add.at(expect_venue, venue[idx[forced]], np.abs(size)[forced])
+    acc, inv = np.unique(idx, return_inverse=True)
+    closed = np.bincount(inv, weights=np.abs(size))
+    room = np.abs(size_start[acc]) + (opened[acc] - opened_start[acc])
+    over = np.flatnonzero(closed > room * (1 + 1e-9) + 1e-12)[:3]
+    assert len(over) == 3 and np.array_equal(closed_venue, expect_venue) and not scratch.any()
+    for a, b in zip(got, (acc[over], closed[over], room[over])):
+        assert np.array_equal(a, b)

@@ -328,3 +328,40 @@ def refill(rows, draw, chance, size, stake, quit, cash, deposit, wiped_share):
             deposit[i] += stake[j]
             n += 1
     return n
+
+
+@njit(cache=True, error_model="numpy")
+def closed_out(idx, size, lens, forced, venue, closed_venue, size_start, opened, opened_start, scratch, slack,
+               most):
+    """The invariants check's part over a step's events (experiments/invariants.Monitor):
+    events of accounts ``idx`` closing ``size`` BTC, in parts of ``lens`` events, part by part
+    ``forced`` or not. Adds the forced ones' |size| to ``closed_venue`` per venue (in event
+    order, as ``np.add.at``); per account (ascending), the |size| its events closed (in event
+    order, as ``np.bincount``) against what it could close, its |size| at the step's start
+    plus what it opened during it. Returns (accounts, closed, room) of the first ``most``
+    accounts that closed more than ``slack[0]`` x room + ``slack[1]``. ``scratch`` (a zero per
+    account) is left as found."""
+    j = 0
+    for p in range(lens.shape[0]):
+        for _ in range(lens[p]):
+            s = abs(size[j])
+            if forced[p]:
+                closed_venue[venue[idx[j]]] += s
+            scratch[idx[j]] += s
+            j += 1
+    acc = np.sort(idx)
+    out_acc = np.empty(most, dtype=np.int64)
+    out_closed = np.empty(most)
+    out_room = np.empty(most)
+    n = 0
+    for j in range(acc.shape[0]):
+        a = acc[j]
+        if j > 0 and acc[j - 1] == a:
+            continue
+        closed = scratch[a]
+        scratch[a] = 0.0
+        room = abs(size_start[a]) + (opened[a] - opened_start[a])
+        if n < most and closed > room * slack[0] + slack[1]:
+            out_acc[n], out_closed[n], out_room[n] = a, closed, room
+            n += 1
+    return out_acc[:n], out_closed[:n], out_room[:n]

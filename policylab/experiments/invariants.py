@@ -105,6 +105,8 @@ class Monitor:
         self.margin = np.zeros(len(vb.rules))  # worst maintenance over unscaled initial margin per venue
         self.margin_step = np.full(len(vb.rules), -1)  # first step it went above 1
         self.reopen: list[Violation] = []
+        self._scratch = np.zeros(tb.n)  # per account, for closed_out (left at zero)
+        self._slack = np.array([1 + _REL, 1e-12])  # an account may close room x [0] + [1] BTC
         self.money: tuple[float, float, int] | None = None  # worst drift, its tolerance, first step over it
         self.positions: tuple[float, float, int] | None = None
         self._margin(0)
@@ -122,21 +124,16 @@ class Monitor:
         self._margin(step)
         parts = model.events.parts[self.parts:]
         self.parts = len(model.events.parts)
-        if parts:
-            idx = np.concatenate([p[3] for p in parts])
-            size = np.abs(np.concatenate([p[6] for p in parts]))
-            forced = np.concatenate([np.full(len(p[3]), self.forced[p[2]]) for p in parts])
-            np.add.at(self.closed, tb.venue[idx[forced]], size[forced])
-            acc, inv = np.unique(idx, return_inverse=True)
-            closed = np.bincount(inv, weights=size)
-            room = np.abs(self.size[acc]) + (model.market.opened[acc] - self.opened[acc])
-            over = closed > room * (1 + _REL) + 1e-12
-            for i in np.flatnonzero(over)[:3]:
-                a = int(acc[i])
+        if parts:  # the forced closes per venue, and what each account closed against what it held and opened
+            accounts, closed, room = kernels_passes.closed_out(
+                np.concatenate([p[3] for p in parts]), np.concatenate([p[6] for p in parts]),
+                np.array([len(p[3]) for p in parts]), self.forced[[p[2] for p in parts]], tb.venue, self.closed,
+                self.size, model.market.opened, self.opened, self._scratch, self._slack, 3)
+            for a, c, r in zip(accounts.tolist(), closed.tolist(), room.tolist()):
                 self.reopen.append(Violation(
                     "liquidated_only_after_reopening", model.vb.names[tb.venue[a]],
-                    f"account {a} closed out of {closed[i]:.6g} BTC in step {step} holding {abs(self.size[a]):.6g} "
-                    f"and opening {room[i] - abs(self.size[a]):.6g}", float(closed[i]), float(room[i]), "BTC"))
+                    f"account {a} closed out of {c:.6g} BTC in step {step} holding {abs(self.size[a]):.6g} "
+                    f"and opening {r - abs(self.size[a]):.6g}", c, r, "BTC"))
         dm, tol, dnet, ptol = self._drift()
         if abs(dm) > tol and (self.money is None or abs(dm) > abs(self.money[0])):
             self.money = (dm, tol, step if self.money is None else self.money[2])
