@@ -49,7 +49,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1440)
     p.add_argument("--scenario", default="october-2025")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--invariants", action="store_true", help="also time the per-step invariants check of a comparison run")
+    p.add_argument("--invariants", action="store_true",
+                   help="also time the invariants check a comparison run makes after every step")
     args = p.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})

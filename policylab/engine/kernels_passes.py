@@ -6,7 +6,11 @@ one pass, with the same arithmetic. Where a sum feeds a result it keeps NumPy's 
 ``np.bincount`` and per-element accumulation add in row order from 0 (a loop here does
 the same), ``np.sum`` adds pairwise (:func:`pairwise_sum` reproduces it bit for bit).
 Arrays are the TraderBook/VenueBook ones, mutated in place where the docstring says so.
-Compiled code is cached on disk next to this file (``cache=True``).
+Compiled code is cached on disk next to this file (``cache=True``). :func:`layoff_fill`
+calls ``kernels.trade`` and ``kernels.count_opened`` (what ``Market.transfer`` calls);
+Numba's cache does not notice a change in kernels.py, so after changing those two, delete
+``policylab/engine/__pycache__/kernels_passes.*.nb*`` (tests/test_kernels_passes.py, which
+compares the lay-off with ``Market.transfer``, fails until then).
 """
 
 from __future__ import annotations
