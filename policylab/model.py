@@ -98,14 +98,10 @@ class MarketModel(mesa.Model):
         self.audit = Ledger(self) if audit else None
         self.datacollector = mesa.DataCollector(
             model_reporters={"index": lambda m: m.market.index, "rounds": lambda m: m.rounds[m.steps - 1] if m.steps else 0})
-        # per-step venue state, (steps x venues) per column (see venue_table); per-step state of
-        # the population's accounts by jurisdiction of residence, (steps x jurisdictions x
-        # venues) per column; the venues' own rows (books, desks, vaults) have none. Each a
-        # view of one block, which _collect fills in one compiled call per step.
+        # the per-step series (venue_series, resident_series), one block each, which _collect
+        # fills in one compiled call per step
         self._venue_block = np.full((len(VENUE_COLUMNS), n, k), np.nan)
         self._resident_block = np.full((len(RESIDENT_COLUMNS), n, len(JURISDICTIONS), k), np.nan)
-        self.venue_series = dict(zip(VENUE_COLUMNS, self._venue_block))
-        self.resident_series = dict(zip(RESIDENT_COLUMNS, self._resident_block))
 
     # Mesa 3.5's Model.scenario setter attaches the model to the scenario object, which
     # would keep every finished model alive through our (shared, pickled) Scenario.
@@ -117,6 +113,19 @@ class MarketModel(mesa.Model):
     @scenario.setter
     def scenario(self, value) -> None:
         self._market_scenario = value
+
+    @property
+    def venue_series(self) -> dict[str, np.ndarray]:
+        """Per-step venue state, (steps x venues) per column of VENUE_COLUMNS (see venue_table);
+        NaN for steps not run yet."""
+        return dict(zip(VENUE_COLUMNS, self._venue_block))
+
+    @property
+    def resident_series(self) -> dict[str, np.ndarray]:
+        """Per-step state of the population's accounts by jurisdiction of residence, (steps x
+        jurisdictions x venues) per column of RESIDENT_COLUMNS; the venues' own rows (books,
+        desks, vaults) have none."""
+        return dict(zip(RESIDENT_COLUMNS, self._resident_block))
 
     # ------------------------------------------------------------ helpers for agents
     def index_return(self, minutes: int) -> float:
