@@ -2,13 +2,15 @@
 
     python benchmarks/bench_breakdown.py                       # 20,000 traders, october-2025, 1,440 steps
     python benchmarks/bench_breakdown.py --traders 100000 --steps 500
+    python benchmarks/bench_breakdown.py --invariants          # with a comparison run's per-step check
 
 Builds ``MarketModel`` (every mechanism on), runs one step to load the compiled kernels
 from Numba's disk cache, builds a fresh model and times each phase of every step: the
 market makers' depth and lay-off, refills, the traders' decisions, the cascade's
 arbitrage desks, band set and due check (with the liquidations it executes), the
 per-step recording, and the rest of the step (netting and executing the voluntary
-orders, exogenous arrivals, Mesa's scheduling). Reported per phase: wall seconds,
+orders, exogenous arrivals, Mesa's scheduling); with ``--invariants``, also the
+invariants check that ``policylab.experiments.run.run`` makes after every step. Reported per phase: wall seconds,
 CPU seconds of this thread (steadier than wall on a shared machine), calls, and
 microseconds of CPU per step. Pinned to one core, BLAS threads 1.
 """
@@ -47,6 +49,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1440)
     p.add_argument("--scenario", default="october-2025")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--invariants", action="store_true",
+                   help="also time the invariants check a comparison run makes after every step")
     args = p.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -69,9 +73,17 @@ def main() -> None:
     _timed(m.engine, "near", "cascade: band set", acc)
     _timed(m.engine, "run_round", "cascade: due check and forced orders", acc)
     _timed(m, "_collect", "recording (DataCollector, venue and residence series)", acc)
+    monitor = None
+    if args.invariants:
+        from policylab.experiments.invariants import Monitor
+
+        monitor = Monitor(m)
+        _timed(monitor, "observe", "invariants check (a comparison run's, after each step)", acc)
     w0, c0 = time.perf_counter(), time.thread_time()
     for _ in range(args.steps):
         m.step()
+        if monitor is not None:
+            monitor.observe()
     wall, cpu = time.perf_counter() - w0, time.thread_time() - c0
     print(f"{args.traders:,} traders, {args.scenario}, {args.steps} steps, seed {args.seed}: "
           f"run {wall:.2f} s wall, {cpu:.2f} s CPU; {int(m.rounds[:args.steps].sum())} cascade rounds with activity; "

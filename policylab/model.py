@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from policylab.engine import apply_rules, choice
-from policylab.engine import exogenous, kernels
+from policylab.engine import exogenous, kernels, kernels_passes
 from policylab.engine import kernels_decide as kd
 from policylab.engine.effects import Effects
 from policylab.populations import draw as population
@@ -104,11 +104,10 @@ class MarketModel(mesa.Model):
         self.audit = Ledger(self) if audit else None
         self.datacollector = mesa.DataCollector(
             model_reporters={"index": lambda m: m.market.index, "rounds": lambda m: m.rounds[m.steps - 1] if m.steps else 0})
-        # per-step venue state, (steps x venues) per column (see venue_table)
-        self.venue_series = {c: np.full((n, k), np.nan) for c in VENUE_COLUMNS}
-        # per-step state of the population's accounts by jurisdiction of residence, (steps x
-        # jurisdictions x venues) per column; the venues' own rows (books, desks, vaults) have none
-        self.resident_series = {c: np.full((n, len(JURISDICTIONS), k), np.nan) for c in RESIDENT_COLUMNS}
+        # the per-step series (venue_series, resident_series), one block each, which _collect
+        # fills in one compiled call per step
+        self._venue_block = np.full((len(VENUE_COLUMNS), n, k), np.nan)
+        self._resident_block = np.full((len(RESIDENT_COLUMNS), n, len(JURISDICTIONS), k), np.nan)
 
     # Mesa 3.5's Model.scenario setter attaches the model to the scenario object, which
     # would keep every finished model alive through our (shared, pickled) Scenario.
@@ -120,6 +119,19 @@ class MarketModel(mesa.Model):
     @scenario.setter
     def scenario(self, value) -> None:
         self._market_scenario = value
+
+    @property
+    def venue_series(self) -> dict[str, np.ndarray]:
+        """Per-step venue state, (steps x venues) per column of VENUE_COLUMNS (see venue_table);
+        NaN for steps not run yet."""
+        return dict(zip(VENUE_COLUMNS, self._venue_block))
+
+    @property
+    def resident_series(self) -> dict[str, np.ndarray]:
+        """Per-step state of the population's accounts by jurisdiction of residence, (steps x
+        jurisdictions x venues) per column of RESIDENT_COLUMNS; the venues' own rows (books,
+        desks, vaults) have none."""
+        return dict(zip(RESIDENT_COLUMNS, self._resident_block))
 
     # ------------------------------------------------------------ helpers for agents
     def index_return(self, minutes: int) -> float:
@@ -153,7 +165,7 @@ class MarketModel(mesa.Model):
     def open_interest_by_residence(self) -> tuple[np.ndarray, np.ndarray]:
         """Long open interest (USD) per venue (as :meth:`open_interest`), and of the
         population's accounts per jurisdiction of residence and venue, in one pass."""
-        total, by_juris = kernels.long_positions(self.tb.size, self.tb.venue, self.market.resident,
+        total, by_juris = kernels_passes.long_positions(self.tb.size, self.tb.venue, self.market.resident,
                                                  len(self.vb.rules), len(JURISDICTIONS))
         price = self.market.prices()
         return total * price, by_juris * price
@@ -328,17 +340,11 @@ class MarketModel(mesa.Model):
         return active_rounds
 
     def _collect(self, t: int) -> None:
-        vb, series = self.vb, self.venue_series
+        vb, tb, mkt = self.vb, self.tb, self.market
         self.datacollector.collect(self)
-        series["price"][t] = self.price_path[t + 1]
-        series["depth_usd"][t] = vb.depth()
-        series["open_interest_usd"][t], self.resident_series["open_interest_usd"][t] = self.open_interest_by_residence()
-        series["volume_usd"][t] = self.market.volume
-        series["fund_usd"][t] = vb.fund
-        series["mm_health"][t] = vb.health
-        series["coin_price"][t] = vb.coin_price
-        series["forced_volume_usd"][t] = self.market.forced_volume
-        self.resident_series["volume_usd"][t] = self.market.resident_volume
+        kernels_passes.record(t, self._venue_block, self._resident_block, self.price_path[t + 1], tb.size, tb.venue,
+                              mkt.resident, vb.depth0, vb.liquidity_mult, vb.health, mkt.volume, vb.fund,
+                              vb.coin_price, mkt.forced_volume, mkt.resident_volume)
 
     def venue_table(self) -> pd.DataFrame:
         """The per-step venue state collected so far, one row per step and venue."""

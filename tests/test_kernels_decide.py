@@ -151,7 +151,7 @@ def test_open_candidates_willing_and_chosen_as_numpy(model):
         pop.spec.reentry_half_life_minutes = hl
 
 
-def test_active_rows_thin_refill_unhedged_as_numpy(model):
+def test_active_rows_thin_unhedged_as_numpy(model):
     tb = model.tb
     rng = np.random.default_rng(3)
     rows = model._test_rows
@@ -160,15 +160,6 @@ def test_active_rows_thin_refill_unhedged_as_numpy(model):
     assert same(idx, rows[np.unique(draws)])
     u = rng.random(len(idx))
     assert same(kd.thin(idx, tb.size, u, 0.4), idx[(tb.size[idx] == 0) | (u < 0.4)])
-    stake = np.abs(tb.cash[rows]) * 20.0
-    u = rng.random(len(rows))
-    cash, deposit = tb.cash.copy(), tb.deposit.copy()
-    wiped = (tb.size[rows] == 0) & (stake > 0) & ~tb.quit[rows] & (tb.cash[rows] < 0.1 * stake) & (u < 0.5)
-    want_cash, want_deposit = cash.copy(), deposit.copy()
-    want_cash[rows[wiped]] += stake[wiped]
-    want_deposit[rows[wiped]] += stake[wiped]
-    assert kd.refill(rows, u, 0.5, stake, 0.1, tb.size, tb.quit, cash, deposit) == wiped.sum() > 0
-    assert same(cash, want_cash) and same(deposit, want_deposit)
     hedge = np.where(rng.random(tb.n) < 0.5, -tb.size + rng.normal(0, 1e-3, tb.n), 0.0)
     excess = hedge[rows] + tb.size[rows]
     sell = excess > 1e-9 * np.maximum(hedge[rows], 1e-9)

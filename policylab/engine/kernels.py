@@ -314,23 +314,6 @@ def arbitrage_orders(basis, arb_row, arb_left, min_gap, gap_share, c, spot, pric
 
 
 @njit(cache=True, error_model="numpy")
-def long_positions(size, venue, resident, k, jurisdictions):
-    """Long BTC per venue, and per jurisdiction of residence and venue (``resident`` < 0:
-    a venue's own row, in no jurisdiction), summed in account order (as ``np.bincount``)."""
-    total = np.zeros(k)
-    by_juris = np.zeros((jurisdictions, k))
-    for i in range(size.shape[0]):
-        s = size[i]
-        if s > 0.0:
-            v = venue[i]
-            total[v] += s
-            r = resident[i]
-            if r >= 0:
-                by_juris[r, v] += s
-    return total, by_juris
-
-
-@njit(cache=True, error_model="numpy")
 def attribute(idx, notional, v, forced, resident, traded, forced_volume, resident_volume):
     """Record the attribution of trades on venue ``v`` outside :func:`execute` (spot hedge
     legs): ``notional`` (USD) per account of ``idx``, as ``execute`` does."""
@@ -355,26 +338,6 @@ def count_opened(idx, before, size, opened):
             opened[i] += abs(a)
         else:
             opened[i] += max(abs(a) - abs(b), 0.0)
-
-
-@njit(cache=True, error_model="numpy")
-def layoff_candidates(taker, size, venue, entry, price, inv, out):
-    """The market makers' lay-off (venue_agents.MarketMakers.lay_off): the rows with ``taker``
-    set holding a position in profit at the venue's ``price`` on the other side of its
-    book's inventory ``inv`` (BTC; 0: no lay-off), ascending, written to the start of
-    ``out`` (length >= rows), and the BTC they hold per venue, summed in row order (as
-    ``np.bincount``). Returns (how many, BTC per venue)."""
-    room = np.zeros(inv.shape[0])
-    n = 0
-    for i in range(size.shape[0]):
-        s = size[i]
-        if s != 0.0 and taker[i]:
-            v = venue[i]
-            if s * inv[v] < 0.0 and s * (price[v] - entry[i]) > 0.0:
-                out[n] = i
-                n += 1
-                room[v] += abs(s)
-    return n, room
 
 
 @njit(cache=True, error_model="numpy")

@@ -220,21 +220,6 @@ def unhedged(rows, hedge, size, share):
 
 
 @njit(cache=True, error_model="numpy")
-def refill(rows, u, p, stake, wiped_share, size, quit, cash, deposit):
-    """``TraderPopulation.refill``: each flat account of ``rows`` with a starting deposit
-    ``stake`` > 0, not quit, with cash under ``wiped_share`` of it and its draw ``u``
-    under ``p`` gets its stake back as new money (cash and deposit). Returns how many."""
-    n = 0
-    for j in range(rows.shape[0]):
-        i = rows[j]
-        if size[i] == 0.0 and stake[j] > 0.0 and not quit[i] and cash[i] < wiped_share * stake[j] and u[j] < p:
-            cash[i] += stake[j]
-            deposit[i] += stake[j]
-            n += 1
-    return n
-
-
-@njit(cache=True, error_model="numpy")
 def arrivals(basis, basis_decay, liquidity_mult, liquidity, coin_price, coin_price_now):
     """The step's exogenous arrivals on the venues (``MarketModel.step``, 1.): the basis
     decays by ``basis_decay``, the depth multipliers and collateral values of the step

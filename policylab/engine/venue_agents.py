@@ -7,7 +7,7 @@ import mesa
 import numpy as np
 from mesa.time import Schedule
 
-from policylab.engine import kernels
+from policylab.engine import kernels, kernels_passes
 from policylab.engine.book import PRO, RETAIL
 from policylab.engine.streams import stream
 
@@ -91,30 +91,18 @@ class MarketMakers(mesa.Agent):
         hl = m.scenario.market.mm_layoff_half_life_minutes
         if hl <= 0:
             return
-        tb, vb = m.tb, m.vb
-        price = m.market.prices()
-        inv = np.where(self.limited, tb.size[vb.mm_row], 0.0)
-        if not np.any(inv):
-            return
-        want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))  # BTC per venue
-        v = tb.venue
-        n, room = kernels.layoff_candidates(self.takers, tb.size, v, tb.entry, price, inv, self._cand)
+        tb, vb, mkt = m.tb, m.vb, m.market
+        price = mkt.prices()
+        n, room, inv = kernels_passes.layoff_scan(self.takers, tb.size, tb.venue, tb.entry, price, vb.mm_row,
+                                                  self.limited, self._cand)
         if n == 0:
             return
-        cand = self._cand[:n].copy()
-        share = np.divide(np.minimum(want, room), room, out=np.zeros(len(inv)), where=room > 0)
-        cand = cand[self.stream.random(len(cand)) < share[v[cand]]]  # each closes whole with that chance
-        if len(cand) == 0:
-            return
-        dq = -tb.size[cand]
-        px = price[v[cand]]
-        book_dq = -np.bincount(v[cand], dq, minlength=len(inv))
-        books = np.flatnonzero(book_dq != 0)
-        m.market.transfer(np.concatenate([cand, vb.mm_row[books]]), np.concatenate([dq, book_dq[books]]),
-                          np.concatenate([px, price[books]]))
-        m.market.record_fills(cand, np.abs(dq) * px, v[cand])
-        tb.stop[cand] = np.nan
-        m.engine.refresh(cand)
+        keep = 1.0 - 0.5 ** (m.scenario.step_minutes / hl)  # share of the inventory laid off per step
+        closed = kernels_passes.layoff_fill(self.stream.random(n), self._cand, room, inv, keep, price, tb.venue,
+                                            tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.opened,
+                                            mkt.resident, mkt.traded, mkt.volume, mkt.resident_volume)
+        if len(closed):
+            m.engine.refresh(closed)
 
     def balance_sheet(self) -> np.ndarray:
         """Largest depth health each venue's market maker can quote with its inventory and equity."""

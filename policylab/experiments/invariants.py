@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from policylab.engine import kernels_passes
 from policylab.engine.audit import Ledger
 from policylab.engine.liquidation import EVENT_KINDS
 from policylab.metrics.api import Family
@@ -104,17 +105,17 @@ class Monitor:
         self.margin = np.zeros(len(vb.rules))  # worst maintenance over unscaled initial margin per venue
         self.margin_step = np.full(len(vb.rules), -1)  # first step it went above 1
         self.reopen: list[Violation] = []
+        self._scratch = np.zeros(tb.n)  # per account, for closed_out (left at zero)
+        self._slack = np.array([1 + _REL, 1e-12])  # an account may close room x [0] + [1] BTC
         self.money: tuple[float, float, int] | None = None  # worst drift, its tolerance, first step over it
         self.positions: tuple[float, float, int] | None = None
         self._margin(0)
 
     def _margin(self, step: int) -> None:
+        """Each venue's worst maintenance over unscaled initial margin so far, and the first step above 1."""
         vb = self.model.vb
-        tiers = np.isfinite(vb.tier_floor)
-        worst = np.where(tiers, vb.tier_rate * vb.tier_lev, 0.0).max(axis=1) * vb.margin_mult
-        worst[vb.is_spot] = 0.0
-        self.margin_step[(worst > 1.0 + _REL) & (self.margin_step < 0)] = step
-        self.margin = np.maximum(self.margin, worst)
+        kernels_passes.margin_check(vb.tier_floor, vb.tier_rate, vb.tier_lev, vb.margin_mult, vb.is_spot, self.margin,
+                                    self.margin_step, step, 1.0 + _REL)
 
     def observe(self) -> None:
         """Check the step just run."""
@@ -123,29 +124,35 @@ class Monitor:
         self._margin(step)
         parts = model.events.parts[self.parts:]
         self.parts = len(model.events.parts)
-        if parts:
-            idx = np.concatenate([p[3] for p in parts])
-            size = np.abs(np.concatenate([p[6] for p in parts]))
-            forced = np.concatenate([np.full(len(p[3]), self.forced[p[2]]) for p in parts])
-            np.add.at(self.closed, tb.venue[idx[forced]], size[forced])
-            acc, inv = np.unique(idx, return_inverse=True)
-            closed = np.bincount(inv, weights=size)
-            room = np.abs(self.size[acc]) + (model.market.opened[acc] - self.opened[acc])
-            over = closed > room * (1 + _REL) + 1e-12
-            for i in np.flatnonzero(over)[:3]:
-                a = int(acc[i])
+        if parts:  # the forced closes per venue, and what each account closed against what it held and opened
+            accounts, closed, room = kernels_passes.closed_out(
+                np.concatenate([p[3] for p in parts]), np.concatenate([p[6] for p in parts]),
+                np.array([len(p[3]) for p in parts]), self.forced[[p[2] for p in parts]], tb.venue, self.closed,
+                self.size, model.market.opened, self.opened, self._scratch, self._slack, 3)
+            for a, c, r in zip(accounts.tolist(), closed.tolist(), room.tolist()):
                 self.reopen.append(Violation(
                     "liquidated_only_after_reopening", model.vb.names[tb.venue[a]],
-                    f"account {a} closed out of {closed[i]:.6g} BTC in step {step} holding {abs(self.size[a]):.6g} "
-                    f"and opening {room[i] - abs(self.size[a]):.6g}", float(closed[i]), float(room[i]), "BTC"))
-        self.size[:] = tb.size
-        self.opened[:] = model.market.opened
-        dm, tol, dnet, ptol = self.ledger.drift()
+                    f"account {a} closed out of {c:.6g} BTC in step {step} holding {abs(self.size[a]):.6g} "
+                    f"and opening {r - abs(self.size[a]):.6g}", c, r, "BTC"))
+        dm, tol, dnet, ptol = self._drift()
         if abs(dm) > tol and (self.money is None or abs(dm) > abs(self.money[0])):
             self.money = (dm, tol, step if self.money is None else self.money[2])
         worst = float(np.abs(dnet).max())
         if worst > ptol and (self.positions is None or worst > self.positions[0]):
             self.positions = (worst, ptol, step if self.positions is None else self.positions[2])
+
+    def _drift(self) -> tuple[float, float, np.ndarray, float]:
+        """``Ledger.drift`` (money drift USD, its tolerance, per-venue net position drift BTC,
+        its tolerance), its sums over the accounts taken in one compiled pass, which also keeps
+        every account's size and opened position for the next step's check."""
+        model, tb, vb, led = self.model, self.model.tb, self.model.vb, self.ledger
+        (cash, hedge_cash, deposit, abs_size, abs_hedge, hedge), net = kernels_passes.ledger_pass(
+            tb.cash, tb.hedge_cash, tb.deposit, tb.size, tb.hedge, tb.venue, len(vb.rules), model.market.opened,
+            self.size, self.opened)
+        money = float(cash + hedge_cash + vb.fund.sum() + vb.fees.sum() + vb.collateral_loss.sum())  # audit.money
+        net[model.market.spot] += hedge  # audit.net_positions
+        m = money - (float(deposit) - led.deposit0)
+        return m - led.money0, led.rel_tol * led.gross, net - led.net0, led.rel_tol * (abs_size + abs_hedge + 1.0)
 
     def finish(self, values: dict[str, float], definitions) -> pd.DataFrame:
         """The run's violations (:data:`COLUMNS`), given its metric values and definitions."""

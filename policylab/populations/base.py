@@ -13,6 +13,7 @@ import mesa
 import numpy as np
 
 from policylab.engine import kernels_decide as kd
+from policylab.engine import kernels_passes
 from policylab.inputs.scenario import ClassSpec
 from policylab.engine.streams import stream
 
@@ -56,7 +57,8 @@ class TraderPopulation(mesa.Agent):
         tb = self.model.tb
         u = self._refill_stream.random(len(self.rows))  # drawn every step: common random numbers
         p = (1.0 - 0.5 ** (self.model.scenario.step_minutes / self.spec.refill_half_life_minutes)) * self.caution()
-        self.refills += kd.refill(self.rows, u, p, self.stake, self.WIPED_SHARE, tb.size, tb.quit, tb.cash, tb.deposit)
+        self.refills += kernels_passes.refill(self.rows, u, p, tb.size, self.stake, tb.quit, tb.cash, tb.deposit,
+                                              self.WIPED_SHARE)
 
     def active(self) -> np.ndarray:
         """Accounts that reconsider their position this step. With an activity elasticity,

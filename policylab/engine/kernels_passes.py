@@ -1,0 +1,371 @@
+"""Compiled passes over every account, once per step (Numba): the market makers' lay-off,
+the per-step recording and the run's invariants check.
+
+Each replaces a handful of NumPy calls and temporaries over all accounts by one call and
+one pass, with the same arithmetic. Where a sum feeds a result it keeps NumPy's order:
+``np.bincount`` and per-element accumulation add in row order from 0 (a loop here does
+the same), ``np.sum`` adds pairwise (:func:`pairwise_sum` reproduces it bit for bit).
+Arrays are the TraderBook/VenueBook ones, mutated in place where the docstring says so.
+Compiled code is cached on disk next to this file (``cache=True``). :func:`layoff_fill`
+calls ``kernels.trade`` and ``kernels.count_opened`` (what ``Market.transfer`` calls);
+Numba's cache does not notice a change in kernels.py, so after changing those two, delete
+``policylab/engine/__pycache__/kernels_passes.*.nb*`` (tests/test_kernels_passes.py, which
+compares the lay-off with ``Market.transfer``, fails until then).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from policylab.engine import kernels
+
+_BLOCK = 128  # NumPy's pairwise summation block (PW_BLOCKSIZE in numpy/_core/src/umath/loops_utils.h.src)
+
+
+@njit(cache=True, error_model="numpy")
+def _at(b, i, absolute):
+    """``b[i]``, or its absolute value."""
+    return abs(b[i]) if absolute else b[i]
+
+
+@njit(cache=True, error_model="numpy")
+def _block_sum(a, lo, n, absolute):
+    """NumPy's pairwise sum of ``a[lo:lo + n]`` (of their absolute values if ``absolute``) for
+    n <= 128: under 8 values in order; else 8 interleaved partial sums combined as a tree,
+    then the rest in order."""
+    b = a[lo:lo + n]
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += _at(b, i, absolute)
+        return res
+    r0, r1, r2, r3 = _at(b, 0, absolute), _at(b, 1, absolute), _at(b, 2, absolute), _at(b, 3, absolute)
+    r4, r5, r6, r7 = _at(b, 4, absolute), _at(b, 5, absolute), _at(b, 6, absolute), _at(b, 7, absolute)
+    end = n - n % 8
+    for i in range(8, end, 8):
+        r0 += _at(b, i, absolute)
+        r1 += _at(b, i + 1, absolute)
+        r2 += _at(b, i + 2, absolute)
+        r3 += _at(b, i + 3, absolute)
+        r4 += _at(b, i + 4, absolute)
+        r5 += _at(b, i + 5, absolute)
+        r6 += _at(b, i + 6, absolute)
+        r7 += _at(b, i + 7, absolute)
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(end, n):
+        res += _at(b, i, absolute)
+    return res
+
+
+@njit(cache=True, error_model="numpy")
+def pairwise_plan(n):
+    """The tree in which ``np.sum`` adds n values: its leaves (start, length: blocks of at most
+    128, see :func:`_block_sum`), in order, and the program that adds their sums (leaf
+    number, or -1: replace the last two sums by their sum). A run longer than 128 is split in
+    two, the first part's length half of it rounded down to a multiple of 8. Walked with a
+    stack (cached recursive kernels do not load reliably)."""
+    leaf_lo = np.empty(n // 32 + 2, dtype=np.int64)  # leaves hold over 56 values unless n <= 128
+    leaf_n = np.empty(n // 32 + 2, dtype=np.int64)
+    program = np.empty(2 * (n // 32 + 2), dtype=np.int64)
+    todo_lo = np.empty(192, dtype=np.int64)  # visits (length > 0) and additions (0) still to do
+    todo_n = np.empty(192, dtype=np.int64)
+    todo_lo[0], todo_n[0] = 0, n
+    t, leaves, ops = 1, 0, 0
+    while t > 0:
+        t -= 1
+        s, m = todo_lo[t], todo_n[t]
+        if m == 0:
+            program[ops] = -1
+            ops += 1
+        elif m <= _BLOCK:
+            leaf_lo[leaves], leaf_n[leaves] = s, m
+            program[ops] = leaves
+            leaves += 1
+            ops += 1
+        else:
+            m2 = m // 2
+            m2 -= m2 % 8
+            todo_lo[t], todo_n[t] = 0, 0
+            todo_lo[t + 1], todo_n[t + 1] = s + m2, m - m2
+            todo_lo[t + 2], todo_n[t + 2] = s, m2
+            t += 3
+    return leaf_lo[:leaves], leaf_n[:leaves], program[:ops]
+
+
+@njit(cache=True, error_model="numpy")
+def _add_up(sums, program):
+    """Add leaf sums ``sums`` (leaves x columns) as ``program`` says (see :func:`pairwise_plan`):
+    the total of each column."""
+    stack = np.empty((64, sums.shape[1]))
+    top = 0
+    for op in program:
+        if op < 0:
+            top -= 1
+            for c in range(sums.shape[1]):
+                stack[top - 1, c] = stack[top - 1, c] + stack[top, c]
+        else:
+            for c in range(sums.shape[1]):
+                stack[top, c] = sums[op, c]
+            top += 1
+    return stack[0].copy()
+
+
+@njit(cache=True, error_model="numpy")
+def pairwise_sum(a, lo, n):
+    """The sum of ``a[lo:lo + n]`` (float64) as ``np.sum`` adds it (see :func:`pairwise_plan`)."""
+    if n <= _BLOCK:
+        return _block_sum(a, lo, n, False)
+    leaf_lo, leaf_n, program = pairwise_plan(n)
+    sums = np.empty((leaf_lo.shape[0], 1))
+    for j in range(leaf_lo.shape[0]):
+        sums[j, 0] = _block_sum(a, lo + leaf_lo[j], leaf_n[j], False)
+    return _add_up(sums, program)[0]
+
+
+@njit(cache=True, error_model="numpy")
+def layoff_scan(taker, size, venue, entry, price, mm_row, limited, out):
+    """The market makers' lay-off candidates (venue_agents.MarketMakers.lay_off). Each
+    derivatives book's inventory ``inv`` (BTC, its row ``mm_row``; 0 where not ``limited``);
+    if any, the rows with ``taker`` set holding a position in profit at the venue's ``price``
+    on the other side of their book's inventory, ascending, written to the start of ``out``
+    (length >= rows), and the BTC they hold per venue (``room``), summed in row order.
+    Returns (how many, room, inv); none when no book holds inventory."""
+    k = price.shape[0]
+    inv = np.zeros(k)
+    held = False
+    for v in range(k):
+        if limited[v]:
+            inv[v] = size[mm_row[v]]
+            if inv[v] != 0.0:
+                held = True
+    room = np.zeros(k)
+    if not held:
+        return 0, room, inv
+    n = 0
+    for i in range(size.shape[0]):  # branch-free: about one in six rows is a candidate, unpredictably
+        s = size[i]
+        v = venue[i]
+        out[n] = i
+        n += taker[i] & (s * inv[v] < 0.0) & (s * (price[v] - entry[i]) > 0.0)
+    for j in range(n):
+        i = out[j]
+        room[venue[i]] += abs(size[i])
+    return n, room, inv
+
+
+@njit(cache=True, error_model="numpy")
+def layoff_fill(draw, cand, room, inv, keep, price, venue, size, entry, cash, stop, mm_row, opened, resident,
+                traded, volume, resident_volume):
+    """Close the lay-off's chosen candidates against their books (after :func:`layoff_scan`):
+    candidate ``cand[j]`` closes its whole position at its venue's price when ``draw[j]``
+    (uniform) is under its venue's share min(want, room) / room, want = |inv| x ``keep``. As
+    ``Market.transfer`` (the traders' and books' sizes, cash, entries and ``opened``) then
+    ``Market.record_fills`` (``volume`` per venue as ``np.sum`` adds it, the per-account and
+    per-residence attribution) would; the chosen rows' stops are cleared. Returns the rows
+    that closed, ascending (for ``LiquidationEngine.refresh``)."""
+    k = price.shape[0]
+    share = np.zeros(k)
+    for v in range(k):
+        if room[v] > 0.0:
+            want = abs(inv[v]) * keep
+            share[v] = (want if (want <= room[v] or want != want) else room[v]) / room[v]  # np.minimum
+    m = 0
+    chosen = np.empty(draw.shape[0], dtype=np.int64)
+    for j in range(draw.shape[0]):
+        chosen[m] = cand[j]
+        m += draw[j] < share[venue[cand[j]]]
+    chosen = chosen[:m]
+    if m == 0:
+        return chosen
+    book_dq = np.zeros(k)
+    dq = np.empty(m)
+    px = np.empty(m)
+    for j in range(m):
+        v = venue[chosen[j]]
+        dq[j] = -size[chosen[j]]
+        px[j] = price[v]
+        book_dq[v] += dq[j]
+    books = 0
+    for v in range(k):
+        book_dq[v] = -book_dq[v]
+        books += book_dq[v] != 0.0
+    rows = np.empty(m + books, dtype=np.int64)
+    rdq = np.empty(m + books)
+    rpx = np.empty(m + books)
+    rows[:m] = chosen
+    rdq[:m] = dq
+    rpx[:m] = px
+    b = m
+    for v in range(k):
+        if book_dq[v] != 0.0:
+            rows[b] = mm_row[v]
+            rdq[b] = book_dq[v]
+            rpx[b] = price[v]
+            b += 1
+    before = np.empty(m + books)
+    for j in range(m + books):
+        before[j] = size[rows[j]]
+    kernels.trade(rows, rdq, rpx, size, entry, cash)
+    kernels.count_opened(rows, before, size, opened)  # rows are distinct: chosen takers, then books
+    notional = np.empty(m)
+    for j in range(m):
+        notional[j] = abs(dq[j]) * px[j]
+    on = np.empty(m)
+    for v in range(k):
+        c = 0
+        for j in range(m):
+            if venue[chosen[j]] == v:
+                on[c] = notional[j]
+                c += 1
+        if c:
+            volume[v] += pairwise_sum(on, 0, c)
+    for j in range(m):
+        i = chosen[j]
+        traded[i] += notional[j]
+        if resident[i] >= 0:
+            resident_volume[resident[i], venue[i]] += notional[j]
+        stop[i] = np.nan
+    return chosen
+
+
+@njit(cache=True, error_model="numpy")
+def long_positions(size, venue, resident, k, jurisdictions):
+    """Long BTC per venue, and per jurisdiction of residence and venue (``resident`` < 0:
+    a venue's own row, in no jurisdiction), summed in account order (as ``np.bincount``)."""
+    total = np.zeros(k)
+    by_juris = np.zeros((jurisdictions, k))
+    for i in range(size.shape[0]):  # branch-free on the side (unpredictable): a short adds +0.0, which changes no sum
+        s = size[i]
+        s = s if s > 0.0 else 0.0
+        v = venue[i]
+        total[v] += s
+        r = resident[i]
+        if r >= 0:
+            by_juris[r, v] += s
+    return total, by_juris
+
+
+@njit(cache=True, error_model="numpy")
+def record(t, venues, residents, price, size, venue, resident, depth0, liquidity_mult, health, volume, fund,
+           coin_price, forced_volume, resident_volume):
+    """Record step ``t``'s venue and residence series (MarketModel._collect): ``venues``
+    (columns x steps x venues, the columns of model.VENUE_COLUMNS: price, depth, long open
+    interest at ``price``, volume, fund, market makers' health, coin price, forced volume)
+    and ``residents`` (columns x steps x jurisdictions x venues, model.RESIDENT_COLUMNS: the
+    population's long open interest and volume by jurisdiction of residence)."""
+    k = price.shape[0]
+    total, by_juris = long_positions(size, venue, resident, k, residents.shape[2])
+    for v in range(k):
+        venues[0, t, v] = price[v]
+        venues[1, t, v] = depth0[v] * liquidity_mult[v] * health[v]
+        venues[2, t, v] = total[v] * price[v]
+        venues[3, t, v] = volume[v]
+        venues[4, t, v] = fund[v]
+        venues[5, t, v] = health[v]
+        venues[6, t, v] = coin_price[v]
+        venues[7, t, v] = forced_volume[v]
+        for r in range(residents.shape[2]):
+            residents[0, t, r, v] = by_juris[r, v] * price[v]
+            residents[1, t, r, v] = resident_volume[r, v]
+
+
+@njit(cache=True, error_model="numpy")
+def ledger_pass(cash, hedge_cash, deposit, size, hedge, venue, k, opened, size_copy, opened_copy):
+    """The run's per-step invariants check over every account (experiments/invariants.Monitor)
+    in one pass: the sums of ``cash``, ``hedge_cash``, ``deposit``, |``size``|, |``hedge``| and
+    ``hedge``, each as ``np.sum`` adds it; the net size per venue (``k`` venues) summed in row
+    order (as ``np.bincount``); ``size`` and ``opened`` copied to ``size_copy`` and
+    ``opened_copy``. Returns (the six sums, net size per venue)."""
+    leaf_lo, leaf_n, program = pairwise_plan(size.shape[0])
+    sums = np.empty((leaf_lo.shape[0], 6))
+    net = np.zeros(k)
+    for j in range(leaf_lo.shape[0]):
+        lo, n = leaf_lo[j], leaf_n[j]
+        sums[j, 0] = _block_sum(cash, lo, n, False)
+        sums[j, 1] = _block_sum(hedge_cash, lo, n, False)
+        sums[j, 2] = _block_sum(deposit, lo, n, False)
+        sums[j, 3] = _block_sum(size, lo, n, True)
+        sums[j, 4] = _block_sum(hedge, lo, n, True)
+        sums[j, 5] = _block_sum(hedge, lo, n, False)
+        for i in range(lo, lo + n):
+            net[venue[i]] += size[i]
+            size_copy[i] = size[i]
+            opened_copy[i] = opened[i]
+    return _add_up(sums, program), net
+
+
+@njit(cache=True, error_model="numpy")
+def margin_check(tier_floor, tier_rate, tier_lev, margin_mult, is_spot, margin, margin_step, step, limit):
+    """The invariants check's margin part (experiments/invariants.Monitor): per derivatives
+    venue, the worst of its tiers' (finite ``tier_floor``) maintenance rate times leverage,
+    times the maintenance multiplier (NaN if any is, as ``np.max``; 0 on spot venues); a venue
+    over ``limit`` for the first time gets ``step`` in ``margin_step``; ``margin`` keeps each
+    venue's worst so far (as ``np.maximum``). Mutates ``margin`` and ``margin_step``."""
+    for v in range(margin.shape[0]):
+        w = 0.0
+        for j in range(tier_floor.shape[1]):
+            x = tier_rate[v, j] * tier_lev[v, j] if np.isfinite(tier_floor[v, j]) else 0.0
+            if j == 0 or x > w or x != x:
+                w = x
+            if w != w:
+                break
+        w = 0.0 if is_spot[v] else w * margin_mult[v]
+        if w > limit and margin_step[v] < 0:
+            margin_step[v] = step
+        if not margin[v] >= w:  # w larger, or either NaN
+            margin[v] = w if (margin[v] == margin[v]) else margin[v]
+
+
+@njit(cache=True, error_model="numpy")
+def refill(rows, draw, chance, size, stake, quit, cash, deposit, wiped_share):
+    """Replace a population's wiped-out accounts (populations/base.TraderPopulation.refill):
+    account ``rows[j]`` (unique), flat, with a starting deposit ``stake[j]`` > 0, not quit and
+    with cash under ``wiped_share`` of it, gets its stake back in cash and deposits when its
+    ``draw[j]`` (uniform) is under ``chance``. Mutates ``cash`` and ``deposit``; returns how many."""
+    n = 0
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        # the tests evaluated together, without branches (flat accounts are common, wiped ones rare)
+        if (size[i] == 0) & (stake[j] > 0) & (quit[i] == 0) & (cash[i] < wiped_share * stake[j]) & (draw[j] < chance):
+            cash[i] += stake[j]
+            deposit[i] += stake[j]
+            n += 1
+    return n
+
+
+@njit(cache=True, error_model="numpy")
+def closed_out(idx, size, lens, forced, venue, closed_venue, size_start, opened, opened_start, scratch, slack,
+               most):
+    """The invariants check's part over a step's events (experiments/invariants.Monitor):
+    events of accounts ``idx`` closing ``size`` BTC, in parts of ``lens`` events, part by part
+    ``forced`` or not. Adds the forced ones' |size| to ``closed_venue`` per venue (in event
+    order, as ``np.add.at``); per account (ascending), the |size| its events closed (in event
+    order, as ``np.bincount``) against what it could close, its |size| at the step's start
+    plus what it opened during it. Returns (accounts, closed, room) of the first ``most``
+    accounts that closed more than ``slack[0]`` x room + ``slack[1]``. ``scratch`` (a zero per
+    account) is left as found."""
+    j = 0
+    for p in range(lens.shape[0]):
+        for _ in range(lens[p]):
+            s = abs(size[j])
+            if forced[p]:
+                closed_venue[venue[idx[j]]] += s
+            scratch[idx[j]] += s
+            j += 1
+    acc = np.sort(idx)
+    out_acc = np.empty(most, dtype=np.int64)
+    out_closed = np.empty(most)
+    out_room = np.empty(most)
+    n = 0
+    for j in range(acc.shape[0]):
+        a = acc[j]
+        if j > 0 and acc[j - 1] == a:
+            continue
+        closed = scratch[a]
+        scratch[a] = 0.0
+        room = abs(size_start[a]) + (opened[a] - opened_start[a])
+        if n < most and closed > room * slack[0] + slack[1]:
+            out_acc[n], out_closed[n], out_room[n] = a, closed, room
+            n += 1
+    return out_acc[:n], out_closed[:n], out_room[:n]

@@ -1,0 +1,195 @@
+"""The compiled per-step passes over every account (policylab/engine/kernels_passes.py) give
+bit for bit what the NumPy statements they replace gave."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from policylab.engine import kernels_passes
+from policylab.model import MarketModel
+
+
+@pytest.mark.parametrize("n", [*range(0, 300), 1000, 1024, 1031, 8192, 8200, 20023, 100_003])
+def test_pairwise_sum_is_numpys_sum(n):
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal(n + 5) * 10.0 ** rng.integers(-6, 12, n + 5)
+    for lo in (0, 5):
+        assert kernels_passes.pairwise_sum(a, lo, n) == np.sum(a[lo:lo + n])
+
+
+def _lay_off_numpy(mm) -> None:
+    """The market makers' lay-off as NumPy statements over every row (before it was compiled)."""
+    m = mm.model
+    hl = m.scenario.market.mm_layoff_half_life_minutes
+    tb, vb = m.tb, m.vb
+    price = m.market.prices()
+    inv = np.where(mm.limited, tb.size[vb.mm_row], 0.0)
+    if not np.any(inv):
+        return
+    want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))
+    v = tb.venue
+    s = tb.size
+    on = mm.takers & (s != 0) & (s * inv[v] < 0) & (s * (price[v] - tb.entry) > 0)
+    cand = np.flatnonzero(on)
+    if len(cand) == 0:
+        return
+    room = np.bincount(v[cand], np.abs(s[cand]), minlength=len(inv))
+    share = np.divide(np.minimum(want, room), room, out=np.zeros(len(inv)), where=room > 0)
+    cand = cand[mm.stream.random(len(cand)) < share[v[cand]]]
+    if len(cand) == 0:
+        return
+    dq = -tb.size[cand]
+    px = price[v[cand]]
+    book_dq = -np.bincount(v[cand], dq, minlength=len(inv))
+    books = np.flatnonzero(book_dq != 0)
+    m.market.transfer(np.concatenate([cand, vb.mm_row[books]]), np.concatenate([dq, book_dq[books]]),
+                      np.concatenate([px, price[books]]))
+    m.market.record_fills(cand, np.abs(dq) * px, v[cand])
+    tb.stop[cand] = np.nan
+    m.engine.refresh(cand)
+
+
+def _with_inventory(short_scenario, half_life):
+    """A model whose books hold inventory against traders in profit on several venues."""
+    sc = copy.deepcopy(short_scenario)
+    sc.market.mm_layoff_half_life_minutes = half_life
+    m = MarketModel(sc, seed=3)
+    tb, vb = m.tb, m.vb
+    price = m.market.prices()
+    for v, side in ((0, 1.0), (2, -1.0), (3, 1.0)):
+        on = np.flatnonzero(tb.venue == v)
+        tb.entry[on] = price[v] * (1.0 - 0.05 * np.sign(tb.size[on]) * side)  # the other side in profit
+        tb.size[vb.mm_row[v]] += side * 0.2 * np.abs(tb.size[on]).sum()
+    return m
+
+
+@pytest.mark.parametrize("half_life", [1e-9, 5.0, 120.0])
+def test_lay_off_kernels_do_what_the_numpy_statements_did(short_scenario, half_life):
+    a, b = _with_inventory(short_scenario, half_life), _with_inventory(short_scenario, half_life)
+    for _ in range(3):
+        a.market_makers.lay_off()
+        _lay_off_numpy(b.market_makers)
+    assert np.any(np.isnan(a.tb.stop) & ~np.isnan(_with_inventory(short_scenario, half_life).tb.stop))  # some closed
+    for name in ("size", "entry", "cash", "stop", "liq_price"):
+        assert np.array_equal(getattr(a.tb, name), getattr(b.tb, name), equal_nan=True), name
+    for name in ("opened", "traded", "volume", "resident_volume"):
+        assert np.array_equal(getattr(a.market, name), getattr(b.market, name)), name
+    assert a.market_makers.stream.random() == b.market_makers.stream.random()  # the same draws taken
+
+
+def test_lay_off_without_inventory_draws_nothing(short_scenario):
+    m = MarketModel(copy.deepcopy(short_scenario), seed=3)
+    m.tb.size[m.vb.mm_row] = 0.0
+    state = m.market_makers.stream.bit_generator.state
+    before = m.tb.size.copy()
+    m.market_makers.lay_off()
+    assert m.market_makers.stream.bit_generator.state == state and np.array_equal(m.tb.size, before)
+
+
+def test_recording_is_the_numpy_statements(short_scenario):
+    from policylab.model import RESIDENT_COLUMNS, VENUE_COLUMNS
+    from policylab.names import JURISDICTIONS
+
+    m = MarketModel(copy.deepcopy(short_scenario), seed=2)
+    for _ in range(40):  # through the crash
+        m.step()
+        t = m.steps - 1
+        tb, vb, mkt = m.tb, m.vb, m.market
+        price = mkt.prices()
+        long = np.maximum(tb.size, 0.0)
+        population = mkt.resident >= 0
+        by_juris = np.zeros((len(JURISDICTIONS), len(price)))
+        np.add.at(by_juris, (mkt.resident[population], tb.venue[population]), long[population])
+        expect = {"price": price, "depth_usd": vb.depth(),
+                  "open_interest_usd": np.bincount(tb.venue, weights=long, minlength=len(price)) * price,
+                  "volume_usd": mkt.volume, "fund_usd": vb.fund, "mm_health": vb.health,
+                  "coin_price": vb.coin_price, "forced_volume_usd": mkt.forced_volume}
+        assert set(expect) == set(VENUE_COLUMNS)
+        for c in VENUE_COLUMNS:
+            assert np.array_equal(m.venue_series[c][t], expect[c]), (t, c)
+        assert set(RESIDENT_COLUMNS) == {"open_interest_usd", "volume_usd"}
+        assert np.array_equal(m.resident_series["open_interest_usd"][t], by_juris * price), t
+        assert np.array_equal(m.resident_series["volume_usd"][t], mkt.resident_volume), t
+        assert np.array_equal(m.open_interest_by_residence()[0], expect["open_interest_usd"])
+    assert np.all(np.isnan(m.venue_series["price"][m.steps:]))  # steps not run yet stay unrecorded
+    assert m.resident_series["volume_usd"][:m.steps].sum() > 0 and np.any(m.venue_series["forced_volume_usd"] > 0)
+
+
+def test_invariants_pass_is_the_ledgers_drift(short_scenario):
+    from policylab.experiments import invariants
+
+    m = MarketModel(copy.deepcopy(short_scenario), seed=4)
+    monitor = invariants.Monitor(m)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        m.step()
+        m.tb.cash[rng.integers(m.tb.n)] += rng.standard_normal()  # a drift to measure
+        m.tb.size[rng.integers(m.tb.n)] += 1e-3 * rng.standard_normal()
+        dm, tol, dnet, ptol = monitor._drift()
+        expect = monitor.ledger.drift()
+        assert (dm, tol, ptol) == (expect[0], expect[1], expect[3]) and dm != 0.0
+        assert np.array_equal(dnet, expect[2])
+        assert np.array_equal(monitor.size, m.tb.size) and np.array_equal(monitor.opened, m.market.opened)
+
+
+def test_margin_check_is_the_numpy_statements():
+    rng = np.random.default_rng(5)
+    k, tiers = 7, 4
+    margin, step_seen = np.zeros(k), np.full(k, -1)
+    expect_margin, expect_step = margin.copy(), step_seen.copy()
+    is_spot = np.arange(k) == 6
+    for step in range(40):
+        floor = np.where(rng.random((k, tiers)) < 0.3, np.inf, rng.random((k, tiers)))
+        rate, lev = rng.random((k, tiers)) * 0.05, rng.choice([5.0, 20.0, 50.0], (k, tiers))
+        rate[rng.random((k, tiers)) < 0.03] = np.nan
+        mult = rng.choice([1.0, 1.5, 3.0], k)
+        kernels_passes.margin_check(floor, rate, lev, mult, is_spot, margin, step_seen, step, 1.0 + 1e-9)
+        worst = np.where(np.isfinite(floor), rate * lev, 0.0).max(axis=1) * mult
+        worst[is_spot] = 0.0
+        expect_step[(worst > 1.0 + 1e-9) & (expect_step < 0)] = step
+        expect_margin = np.maximum(expect_margin, worst)
+        assert np.array_equal(margin, expect_margin, equal_nan=True) and np.array_equal(step_seen, expect_step)
+    assert np.any(np.isnan(margin)) and np.any(step_seen > 0) and np.any(step_seen < 0)
+
+
+def test_refill_is_the_numpy_statements():
+    rng = np.random.default_rng(6)
+    n = 5000
+    rows = np.sort(rng.choice(2 * n, n, replace=False))
+    size = np.where(rng.random(2 * n) < 0.5, 0.0, rng.standard_normal(2 * n))
+    quit = rng.random(2 * n) < 0.1
+    cash, deposit = rng.random(2 * n) * 100.0, rng.random(2 * n) * 1000.0
+    stake = np.where(rng.random(n) < 0.1, 0.0, rng.random(n) * 1000.0)
+    u, p = rng.random(n), 0.3
+    expect_cash, expect_deposit = cash.copy(), deposit.copy()
+    wiped = (size[rows] == 0) & (stake > 0) & ~quit[rows] & (cash[rows] < 0.1 * stake) & (u < p)
+    expect_cash[rows[wiped]] += stake[wiped]
+    expect_deposit[rows[wiped]] += stake[wiped]
+    assert kernels_passes.refill(rows, u, p, size, stake, quit, cash, deposit, 0.1) == wiped.sum() > 0
+    assert np.array_equal(cash, expect_cash) and np.array_equal(deposit, expect_deposit)
+
+
+def test_closed_out_is_the_numpy_statements():
+    rng = np.random.default_rng(7)
+    n, k = 300, 5
+    venue = rng.integers(0, k, n).astype(np.int16)
+    size_start, opened_start = rng.standard_normal(n), rng.random(n)
+    opened = opened_start + np.where(rng.random(n) < 0.5, 0.0, rng.random(n))
+    lens = rng.integers(1, 40, 6)
+    idx = rng.integers(0, n, lens.sum())
+    size = rng.standard_normal(lens.sum()) * 0.8
+    forced_part = rng.random(6) < 0.6
+    closed_venue, expect_venue = np.zeros(k), np.zeros(k)
+    scratch = np.zeros(n)
+    got = kernels_passes.closed_out(idx, size, lens, forced_part, venue, closed_venue, size_start, opened,
+                                    opened_start, scratch, np.array([1 + 1e-9, 1e-12]), 3)
+    forced = np.repeat(forced_part, lens)
+    np.add.at(expect_venue, venue[idx[forced]], np.abs(size)[forced])
+    acc, inv = np.unique(idx, return_inverse=True)
+    closed = np.bincount(inv, weights=np.abs(size))
+    room = np.abs(size_start[acc]) + (opened[acc] - opened_start[acc])
+    over = np.flatnonzero(closed > room * (1 + 1e-9) + 1e-12)[:3]
+    assert len(over) == 3 and np.array_equal(closed_venue, expect_venue) and not scratch.any()
+    for a, b in zip(got, (acc[over], closed[over], room[over])):
+        assert np.array_equal(a, b)
