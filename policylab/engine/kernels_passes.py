@@ -8,9 +8,8 @@ the same), ``np.sum`` adds pairwise (:func:`pairwise_sum` reproduces it bit for 
 Arrays are the TraderBook/VenueBook ones, mutated in place where the docstring says so.
 Compiled code is cached on disk next to this file (``cache=True``). :func:`layoff_fill`
 calls ``kernels.trade`` and ``kernels.count_opened`` (what ``Market.transfer`` calls);
-Numba's cache does not notice a change in kernels.py, so after changing those two, delete
-``policylab/engine/__pycache__/kernels_passes.*.nb*`` (tests/test_kernels_passes.py, which
-compares the lay-off with ``Market.transfer``, fails until then).
+Numba's cache checks only this file, so the engine clears the cache of every kernel
+module when any of them changes (``policylab.engine.clear_stale_kernel_cache``).
 """
 
 from __future__ import annotations
