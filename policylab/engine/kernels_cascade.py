@@ -260,20 +260,23 @@ def run_round(near_set, mark, book, efill, avg, time_s, step, rnd, kinds,
               size, venue, weight, cash, coin, liq_price, stop, mm_floor, entry, last_liq, liquidated, cls, juris,
               lev_chosen, always, protocol,
               coin_price, haircut, margin_mult, tier_floor, tier_rate, tier_ded, vault_rows, vault_row, backstop,
-              partial_fraction, partial_threshold, cooldown, nbp, ranked, taker_fee, liq_fee, fee_to_fund, mm_row,
-              fund, fees, collateral_loss, depth0, liquidity_mult, health, impact_y,
+              partial_fraction, partial_threshold, cooldown, nbp, ranked, mark_index, taker_fee, liq_fee, fee_to_fund,
+              mm_row, fund, fees, collateral_loss, depth0, liquidity_mult, health, impact_y,
               flow, volume, resident, traded, forced_volume, resident_volume, opened, basis, lm, spot,
               permanent_share, ev_int, ev_float, ev_n, starts, changed, n_changed):
-    """The common path of ``LiquidationEngine.run_round`` at marks ``mark`` and book prices
-    ``book``: the due check, classification, market execution of liquidations (whole or
-    slices) and triggered stops, marking, realising depegged collateral, negative balance
-    cover, backstop vaults' takeovers, the events (kinds ``kinds``: liquidation, partial,
-    stop, backstop) and the liquidation prices' refresh. Returns (outcome, accounts acted on, accounts waiting for their
-    cooldown); the outcome says what the caller does next (:data:`DONE`, :data:`VAULTS`,
-    :data:`PYTHON`: nothing changed, run the Python path, which auto-deleverages;
-    :data:`NEED_FILL`: nothing changed, call again with ``efill`` = exp(``avg``) computed
-    by NumPy). ``efill`` is empty when not known. The buffers have room for one event and
-    one change per account of ``near_set`` and four parts."""
+    """``LiquidationEngine.run_round`` at marks ``mark`` and book prices ``book``: the due
+    check, classification, backstop vaults' takeovers, market execution of liquidations
+    (whole or slices) and triggered stops, marking, realising depegged collateral,
+    negative balance cover, the events (kinds ``kinds``: liquidation, partial, stop,
+    backstop) and the liquidation prices' refresh. Returns (outcome, accounts acted on,
+    accounts waiting for their cooldown); the outcome says what the caller does next:
+    :data:`DONE`; :data:`VAULTS`: check the vaults' solvency; :data:`PYTHON`: nothing
+    changed, run the Python path, which auto-deleverages; :data:`NEED_FILL`: nothing
+    changed, call again with ``efill`` = exp(``avg``) computed by NumPy. ``efill`` is
+    empty when not known: the ADL selection then uses the C library's exponential (a few
+    units in the last place from NumPy's) and asks for NumPy's only when a venue's
+    deficits come within 1e-9 of what its fund covers. The buffers have room for one
+    event and one change per account of ``near_set`` and four parts."""
     cv = coin_values(coin_price, haircut)
     d = due(near_set, size, venue, weight, cash, coin, liq_price, stop, mm_floor, always, protocol, mark, cv,
             margin_mult, tier_floor, tier_rate, tier_ded, 1e-9)
@@ -312,8 +315,8 @@ def run_round(near_set, mark, book, efill, avg, time_s, step, rnd, kinds,
         nl += 1
     if nl + ns == 0:
         if nb:
-            _backstop(taken[:nb], mark, step, rnd, kinds[3], size, venue, entry, cash, coin, coin_price, collateral_loss,
-                      vault_row, stop, liquidated, opened, cls, juris, weight, lev_chosen, ev_int, ev_float, ev_n,
+            _backstop(taken[:nb], mark, step, rnd, kinds[3], size, venue, entry, cash, coin, coin_price,
+                      collateral_loss, vault_row, stop, liquidated, opened, cls, juris, weight, lev_chosen, ev_int, ev_float, ev_n,
                       starts)
             refresh(taken[:nb], protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate,
                     tier_ded, liq_price, changed, n_changed)
@@ -340,26 +343,33 @@ def run_round(near_set, mark, book, efill, avg, time_s, step, rnd, kinds,
         if share[j] >= 1.0 and ranked[venue[idx[j]]] and nbp[venue[idx[j]]]:
             candidates[venue[idx[j]]] += 1
     if candidates.sum() > 0:
-        if efill.shape[0] == 0:
-            net = np.zeros(k)
-            for j in range(n):
-                net[venue[idx[j]]] += dq[j]
-            move, a = impact(c, flow, net * book)
-            avg[:] = a
-            return NEED_FILL, 0, 0
+        net = np.zeros(k)
+        for j in range(n):
+            net[venue[idx[j]]] += dq[j]
+        move, a = impact(c, flow, net * book)
+        exact = efill.shape[0] > 0
+        ef = efill if exact else np.exp(a)
         for u in range(k):
             if candidates[u] == 0:
                 continue
             deficit = np.empty(candidates[u])
             m = 0
+            uncertain = 0.0  # scale of the accounts whose deficit the exponential's last bit can change
             for j in range(nl):
                 i = idx[j]
                 if share[j] >= 1.0 and venue[i] == u:
-                    e = cash[i] + size[i] * (book[u] * efill[u]) - coin[i] * (1 - coin_price[u])
+                    value = size[i] * (book[u] * ef[u])
+                    e = cash[i] + value - coin[i] * (1 - coin_price[u])
                     deficit[m] = _positive(-e)
                     m += 1
+                    scale = abs(cash[i]) + abs(value) + abs(coin[i])
+                    if not e > 1e-12 * scale:
+                        uncertain += scale
             total = pairwise_sum(deficit)
             limit = 0.0 if 0.0 > fund[u] else fund[u]
+            if not exact and uncertain > 0.0 and not abs(total - limit) > 1e-9 * (uncertain + abs(limit)):
+                avg[:] = a
+                return NEED_FILL, 0, 0  # too close to call without NumPy's exponential
             if not total <= limit:
                 return PYTHON, 0, 0  # the fund cannot cover: auto-deleverage
     if nb:  # the backstop vaults take over first
@@ -420,7 +430,7 @@ def run_round(near_set, mark, book, efill, avg, time_s, step, rnd, kinds,
                     fill[venue[i]], deficits[j] if kind == 0 else 0.0)
     refresh(idx, protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded, liq_price,
             changed, n_changed)
-    return VAULTS, nb + nl + ns, waiting
+    return _vaults_moved(vault_rows, cash, size, venue, ranked, mark_index, basis, lm), nb + nl + ns, waiting
 
 
 @njit(cache=True, error_model="numpy")
@@ -488,6 +498,24 @@ def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_p
         i = idx[j]
         _record(ev_int, ev_float, ev_n, i, step, rnd, kind, venue, cls, juris, weight, lev_chosen, pre[j],
                 mark[venue[i]], 0.0)
+
+
+@njit(cache=True, error_model="numpy")
+def _vaults_moved(rows, cash, size, venue, ranked, mark_index, basis, lm):
+    """:func:`_vaults` after prices moved, without NumPy's marks: the marks from the C
+    library's exponential, which differs from NumPy's by at most a few units in the last
+    place (relative 1e-15); a vault whose equity is within 1e-12 of its cash and
+    position's value from zero is left to the caller's exact check (:data:`VAULTS`)."""
+    index = math.exp(lm[0] + lm[1])
+    for r in rows:
+        v = venue[r]
+        if not ranked[v] or size[r] == 0.0:
+            continue
+        mark = index if mark_index[v] else index * math.exp(basis[v])
+        value = size[r] * mark
+        if not cash[r] + value > 1e-12 * (abs(cash[r]) + abs(value)):
+            return VAULTS
+    return DONE
 
 
 @njit(cache=True, error_model="numpy")
