@@ -91,6 +91,19 @@ def pairwise_sum(a):
 
 
 @njit(cache=True, error_model="numpy")
+def prices(lm, growth, mark_index):
+    """(book prices, marks) per venue (``Market.prices_and_marks``) from ``growth`` = NumPy's
+    exp(basis): the index x growth, and the index on venues that mark to it."""
+    index = math.exp(lm[0] + lm[1])
+    book = index * growth
+    mark = book.copy()
+    for v in range(mark.shape[0]):
+        if mark_index[v]:
+            mark[v] = index
+    return book, mark
+
+
+@njit(cache=True, error_model="numpy")
 def coefficients(impact_y, depth0, liquidity_mult, health):
     """Square-root impact curve coefficients per venue: impact_y / sqrt(depth) (``Market.impact``)."""
     k = depth0.shape[0]
@@ -164,12 +177,14 @@ def trade_spot(idx, dq, forced, c, hedge, hedge_cash, size, entry, cash, mm_row,
 
 
 @njit(cache=True, error_model="numpy")
-def arbitrage(book, impact_y, min_gap, gap_share, depth0, liquidity_mult, health, coin_price, haircut, arb_row,
+def arbitrage(growth, impact_y, min_gap, gap_share, depth0, liquidity_mult, health, coin_price, haircut, arb_row,
               arb_left, tier_floor, tier_lev, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, venue, size,
               entry, cash, coin, leverage, weight, hedge, hedge_cash, flow, volume, resident, traded, forced_volume,
               resident_volume, opened, basis, lm, spot, permanent_share):
-    """``Market.arbitrage``: the desks' orders (:func:`kernels.arbitrage_orders`) at book
-    prices ``book``, executed (:func:`execute_orders`), and their spot legs (:func:`trade_spot`)."""
+    """``Market.arbitrage``: the desks' orders (:func:`kernels.arbitrage_orders`) at the book
+    prices (``growth``: NumPy's exp(basis), see :func:`prices`), executed
+    (:func:`execute_orders`), and their spot legs (:func:`trade_spot`)."""
+    book = math.exp(lm[0] + lm[1]) * growth
     c = coefficients(impact_y, depth0, liquidity_mult, health)
     cv = coin_values(coin_price, haircut)
     rows, dq = arbitrage_orders(basis, arb_row, arb_left, min_gap, gap_share, c, spot, book, venue, size, leverage,
@@ -185,11 +200,13 @@ def arbitrage(book, impact_y, min_gap, gap_share, depth0, liquidity_mult, health
 
 
 @njit(cache=True, error_model="numpy")
-def band_set(current, rescan, mark, ref, e_lo, e_hi, half, size, venue, liq_price, stop, always, changed, n_changed):
-    """``LiquidationEngine.near``: the band set ``current`` rescanned at ``mark`` (``rescan``,
-    or the marks drifted more than ``half`` (log) from ``ref``; ``ref`` then takes the
-    marks), else with the ``changed`` accounts (first ``n_changed[0]``) merged in; the
+def band_set(current, rescan, growth, lm, mark_index, ref, e_lo, e_hi, half, size, venue, liq_price, stop, always,
+             changed, n_changed):
+    """``LiquidationEngine.near``: the band set ``current`` rescanned at the marks (from
+    ``growth``, see :func:`prices`) when ``rescan`` or the marks drifted more than ``half``
+    (log) from ``ref`` (``ref`` then takes the marks), else with the ``changed`` accounts (first ``n_changed[0]``) merged in; the
     band's edges are the reference marks x ``e_lo`` and ``e_hi``. Clears the changed list."""
+    mark = prices(lm, growth, mark_index)[1]
     if rescan or drifted(mark, ref, half):
         ref[:] = mark
         n_changed[0] = 0
@@ -256,7 +273,7 @@ def _start_part(starts, ev_n):
 
 
 @njit(cache=True, error_model="numpy")
-def run_round(near_set, mark, book, efill, avg, time_s, step, rnd, kinds,
+def run_round(near_set, growth, efill, avg, time_s, step, rnd, kinds,
               size, venue, weight, cash, coin, liq_price, stop, mm_floor, entry, last_liq, liquidated, cls, juris,
               lev_chosen, always, protocol,
               coin_price, haircut, margin_mult, tier_floor, tier_rate, tier_ded, vault_rows, vault_row, backstop,
@@ -264,8 +281,8 @@ def run_round(near_set, mark, book, efill, avg, time_s, step, rnd, kinds,
               mm_row, fund, fees, collateral_loss, depth0, liquidity_mult, health, impact_y,
               flow, volume, resident, traded, forced_volume, resident_volume, opened, basis, lm, spot,
               permanent_share, ev_int, ev_float, ev_n, starts, changed, n_changed):
-    """``LiquidationEngine.run_round`` at marks ``mark`` and book prices ``book``: the due
-    check, classification, backstop vaults' takeovers, market execution of liquidations
+    """``LiquidationEngine.run_round`` at the marks and book prices from ``growth`` (NumPy's
+    exp(basis), see :func:`prices`): the due check, classification, backstop vaults' takeovers, market execution of liquidations
     (whole or slices) and triggered stops, marking, realising depegged collateral,
     negative balance cover, the events (kinds ``kinds``: liquidation, partial, stop,
     backstop) and the liquidation prices' refresh. Returns (outcome, accounts acted on,
@@ -277,6 +294,7 @@ def run_round(near_set, mark, book, efill, avg, time_s, step, rnd, kinds,
     units in the last place from NumPy's) and asks for NumPy's only when a venue's
     deficits come within 1e-9 of what its fund covers. The buffers have room for one
     event and one change per account of ``near_set`` and four parts."""
+    book, mark = prices(lm, growth, mark_index)
     cv = coin_values(coin_price, haircut)
     d = due(near_set, size, venue, weight, cash, coin, liq_price, stop, mm_floor, always, protocol, mark, cv,
             margin_mult, tier_floor, tier_rate, tier_ded, 1e-9)

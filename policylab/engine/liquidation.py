@@ -183,9 +183,11 @@ class LiquidationEngine:
         rescan = self._near is None or band != self._band
         if band != self._band:
             self._band, self._edges = band, (np.exp(-band), np.exp(band))
+        vb = self.vb
         self._near = kc.band_set(self._near if self._near is not None else self._changed[:0], rescan,
-                                 self.mkt.marks(), self._near_mark, self._edges[0], self._edges[1], band / 2, tb.size,
-                                 tb.venue, tb.liq_price, tb.stop, self.always, self._changed, self._n_changed)
+                                 np.exp(vb.basis), self.mkt.lm, vb.mark_index, self._near_mark, self._edges[0],
+                                 self._edges[1], band / 2, tb.size, tb.venue, tb.liq_price, tb.stop, self.always,
+                                 self._changed, self._n_changed)
         return self._near
 
     def _realise_coin(self, idx: np.ndarray) -> None:
@@ -208,14 +210,13 @@ class LiquidationEngine:
         selection needs the fill prices); a round that auto-deleverages runs
         :meth:`_run_round_python` instead."""
         tb, vb, mkt = self.tb, self.vb, self.mkt
-        book, mark = mkt.prices_and_marks()
         near = np.ascontiguousarray(near, dtype=np.int64)
         self.events.reserve(len(near), 4)
         self._room(len(near))
         ev, efill = self.events, self._no_fill
         while True:
             outcome, acted, waiting = kc.run_round(
-                near, mark, book, efill, self._avg, float(time_s), int(step), int(rnd), self._kinds,
+                near, np.exp(vb.basis), efill, self._avg, float(time_s), int(step), int(rnd), self._kinds,
                 tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor, tb.entry,
                 tb.last_liq, tb.liquidated, tb.cls, tb.juris, tb.lev_chosen, self.always, self.protocol,
                 vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_floor, vb.tier_rate, vb.tier_ded, self.vault_rows,

@@ -89,9 +89,7 @@ class Market:
 
     def prices_and_marks(self) -> tuple[np.ndarray, np.ndarray]:
         """(:meth:`prices`, :meth:`marks`) from one exponential of the basis."""
-        index = self.index
-        book = index * np.exp(self.vb.basis)
-        return book, np.where(self.vb.mark_index, index, book)
+        return kc.prices(self.lm, np.exp(self.vb.basis), self.vb.mark_index)
 
     def impact(self, q_usd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(price move, average fill relative to the pre-trade price), both log, per venue,
@@ -168,7 +166,7 @@ class Market:
         """Arbitrage desks buy the cheap venue and sell spot (or the reverse), within capacity
         (kernels_cascade.arbitrage: orders, execution and spot legs in one call)."""
         tb, vb, p = self.tb, self.vb, self.params
-        kc.arbitrage(self.prices(), float(p.impact_y), float(p.arb_min_gap), float(p.arb_gap_share), vb.depth0,
+        kc.arbitrage(np.exp(vb.basis), float(p.impact_y), float(p.arb_min_gap), float(p.arb_gap_share), vb.depth0,
                      vb.liquidity_mult, vb.health, vb.coin_price, vb.haircut, vb.arb_row, self.arb_left, vb.tier_floor,
                      vb.tier_lev, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees, tb.venue,
                      tb.size, tb.entry, tb.cash, tb.coin, tb.leverage, tb.weight, tb.hedge, tb.hedge_cash, self.flow,
