@@ -1,13 +1,14 @@
-"""Compiled cascade rounds (Numba): the liquidation engine's common round, the arbitrage
-desks with their spot legs, the band set, and market execution with its price moves.
+"""Compiled cascade rounds (Numba): the liquidation engine's round, the arbitrage desks
+with their spot legs, the band set, and market execution with its price moves.
 
 Each kernel does the arithmetic of the NumPy code it replaced (policylab.engine.liquidation,
 policylab.engine.market), in one call, so a cascade round costs a few calls instead of
-dozens. Exponentials of the venue prices stay in NumPy (its vectorised ``np.exp`` can
-differ from the C library's in the last bit): the callers pass the marks and book prices
-in. Sums that feed results keep NumPy's order: :func:`pairwise_sum` for ``np.sum``,
-a sequential sum from 0 for ``np.bincount``. ``lm`` holds the market's log fundamental and
-transient dislocation (``Market.log_f``, ``Market.m``).
+dozens. The exponential of the venues' basis stays in NumPy (its vectorised ``np.exp`` can
+differ from the C library's in the last bit): callers pass ``growth`` = np.exp(basis) and
+the kernels form the prices from it (:func:`prices`). Sums that feed results keep NumPy's
+order: :func:`pairwise_sum` for ``np.sum``, a sequential sum from 0 for ``np.bincount``.
+``lm`` holds the market's log fundamental and transient dislocation (``Market.log_f``,
+``Market.m``).
 """
 
 from __future__ import annotations

@@ -101,6 +101,7 @@ class Market:
         vb = self.vb
         return kc.coefficients(float(self.params.impact_y), vb.depth0, vb.liquidity_mult, vb.health)
 
+    # ---------------------------------------------------------------- execution
     def fill_prices(self, idx: np.ndarray, dq: np.ndarray) -> np.ndarray:
         """Average fill price per venue that orders ``dq`` of accounts ``idx`` would get."""
         price = self.prices()
