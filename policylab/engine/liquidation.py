@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from policylab.engine import kernels
+from policylab.engine import kernels_cascade as kc
 from policylab.names import EVENT_KINDS
 from policylab.engine.book import ARB, PROTOCOL_CLASSES, TraderBook, VenueBook
 from policylab.engine.margin import adl_scores, liquidation_price, maintenance
@@ -37,38 +38,96 @@ class EventLog:
     """Liquidation, ADL and stop events, collected as arrays and turned into a table. Each
     event carries its account's jurisdiction of residence (``juris``: index in
     names.JURISDICTIONS; its venue's own rows too, see ``Market.resident`` for who has
-    one) and the leverage it chose before any rule (``lev_chosen``, x)."""
+    one) and the leverage it chose before any rule (``lev_chosen``, x).
+
+    Events are appended to growable buffers (the compiled cascade round writes into them):
+    ``ints`` rows step, round, kind, account, venue, cls, juris; ``floats`` rows size,
+    price, weight, deficit, lev_chosen; ``starts`` the first event of each part (one
+    :meth:`add`: one kind in one round); ``n`` = (events, parts)."""
 
     COLUMNS = ("step", "round", "venue", "account", "kind", "side", "size_btc", "price", "notional_usd", "accounts",
                "deficit_usd", "jurisdiction", "leverage_chosen")
     _ARRAYS = ("account", "venue", "cls", "size", "price", "weight", "deficit", "juris", "lev_chosen")
+    _INTS = (("step", np.int64), ("round", np.int64), ("kind", np.int64), ("account", np.int64),
+             ("venue", np.int16), ("cls", np.int8), ("juris", np.int8))
+    _FLOATS = ("size", "price", "weight", "deficit", "lev_chosen")
 
-    def __init__(self):
-        self.parts: list[tuple] = []
+    def __init__(self, capacity: int = 4096):
+        self.ints = np.zeros((len(self._INTS), capacity), dtype=np.int64)
+        self.floats = np.zeros((len(self._FLOATS), capacity))
+        self.starts = np.zeros(capacity, dtype=np.int64)
+        self.n = np.zeros(2, dtype=np.int64)
+
+    def reserve(self, events: int, parts: int) -> None:
+        """Make room for ``events`` more events in ``parts`` more parts."""
+        need, have = int(self.n[0]) + events, self.ints.shape[1]
+        if need > have:
+            size = max(need, 2 * have)
+            self.ints = np.concatenate([self.ints, np.zeros((self.ints.shape[0], size - have), np.int64)], axis=1)
+            self.floats = np.concatenate([self.floats, np.zeros((self.floats.shape[0], size - have))], axis=1)
+        need, have = int(self.n[1]) + parts, len(self.starts)
+        if need > have:
+            self.starts = np.concatenate([self.starts, np.zeros(max(need, 2 * have) - have, np.int64)])
 
     def add(self, step, rnd, kind, tb: TraderBook, idx, size, price, deficit=None):
         if len(idx) == 0:
             return
         idx = np.asarray(idx)
-        size = np.asarray(size, dtype=float)
-        price = np.broadcast_to(np.asarray(price, dtype=float), size.shape).copy()
-        deficit = np.zeros(len(idx)) if deficit is None else np.asarray(deficit, dtype=float)
-        self.parts.append((step, rnd, EVENT_KINDS.index(kind), idx.copy(), tb.venue[idx].copy(), tb.cls[idx].copy(),
-                           size, price, tb.weight[idx].copy(), deficit, tb.juris[idx].copy(),
-                           tb.lev_chosen[idx].copy()))
+        m = len(idx)
+        self.reserve(m, 1)
+        a, p = int(self.n[0]), int(self.n[1])
+        rows = slice(a, a + m)
+        self.ints[0, rows], self.ints[1, rows], self.ints[2, rows] = step, rnd, EVENT_KINDS.index(kind)
+        self.ints[3, rows], self.ints[4, rows], self.ints[5, rows], self.ints[6, rows] = \
+            idx, tb.venue[idx], tb.cls[idx], tb.juris[idx]
+        self.floats[0, rows] = np.asarray(size, dtype=float)
+        self.floats[1, rows] = np.asarray(price, dtype=float)
+        self.floats[2, rows] = tb.weight[idx]
+        self.floats[3, rows] = 0.0 if deficit is None else np.asarray(deficit, dtype=float)
+        self.floats[4, rows] = tb.lev_chosen[idx]
+        self.starts[p] = a
+        self.n[:] = a + m, p + 1
 
     def arrays(self) -> dict[str, np.ndarray]:
-        if not self.parts:
+        n = int(self.n[0])
+        if n == 0:
             empty = np.zeros(0)
             return {c: empty for c in ("step", "round", "kind", *self._ARRAYS)}
-        out = {}
-        lens = [len(p[3]) for p in self.parts]
-        out["step"] = np.repeat([p[0] for p in self.parts], lens)
-        out["round"] = np.repeat([p[1] for p in self.parts], lens)
-        out["kind"] = np.repeat([p[2] for p in self.parts], lens)
-        for j, name in enumerate(self._ARRAYS, start=3):
-            out[name] = np.concatenate([p[j] for p in self.parts])
+        out = {name: self.ints[j, :n].astype(dtype) for j, (name, dtype) in enumerate(self._INTS)}
+        out.update({name: self.floats[j, :n].copy() for j, name in enumerate(self._FLOATS)})
         return out
+
+    @property
+    def parts(self) -> "_Parts":
+        """The events by part, each (step, round, kind, accounts, venues, classes, sizes,
+        prices, weights, deficits, jurisdictions, leverages chosen), as a sequence."""
+        return _Parts(self)
+
+
+class _Parts:
+    """A read-only sequence view of an :class:`EventLog`'s parts."""
+
+    def __init__(self, log: EventLog):
+        self.log = log
+        self.count = int(log.n[1])
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _part(self, p: int) -> tuple:
+        log = self.log
+        a = int(log.starts[p])
+        b = int(log.starts[p + 1]) if p + 1 < self.count else int(log.n[0])
+        ints = [log.ints[j, a:b].astype(dtype) for j, (_, dtype) in enumerate(EventLog._INTS)]
+        floats = [log.floats[j, a:b].copy() for j in range(len(EventLog._FLOATS))]
+        return (int(ints[0][0]), int(ints[1][0]), int(ints[2][0]), ints[3], ints[4], ints[5], floats[0], floats[1],
+                floats[2], floats[3], ints[6], floats[4])
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return [self._part(p) for p in range(*key.indices(self.count))]
+        p = range(self.count)[key]
+        return self._part(p)
 
 
 class LiquidationEngine:
@@ -81,19 +140,33 @@ class LiquidationEngine:
         self.always = self.tb.cls == ARB  # accounts checked every round (they trade every round)
         self.vault_rows = self.vb.vault_row[self.vb.vault_row >= 0]
         self.adl_volume = np.zeros(len(self.vb.rules))  # USD closed by ADL (both legs counted once)
-        self._near: np.ndarray | None = None  # the band set (see near) and the marks it was scanned at
-        self._near_mark = self._band = None
-        self._changed: list[np.ndarray] = []  # accounts refreshed since the band set was updated
+        self._near: np.ndarray | None = None  # the band set (see near), the marks it was scanned at, its band
+        self._near_mark = np.zeros(len(self.vb.rules))
+        self._band = self._edges = None
+        self._changed = np.zeros(max(self.tb.n, 1), dtype=np.int64)  # accounts refreshed since the band set was
+        self._n_changed = np.zeros(1, dtype=np.int64)  # updated: the first _n_changed[0] (repeats allowed)
+        self._ranked = np.array([r.adl_ranking != "none" for r in self.vb.rules])  # venues that auto-deleverage
+        self._kinds = np.array([EVENT_KINDS.index(k) for k in ("liquidation", "partial", "stop", "backstop")],
+                               dtype=np.int64)
+        self._avg = np.zeros(len(self.vb.rules))  # the ADL selection's average fills (log, see run_round)
+        self._no_fill = np.zeros(0)
 
     # ------------------------------------------------------------ helpers
+    def _room(self, n: int) -> None:
+        """Make room for ``n`` more changed accounts."""
+        need = int(self._n_changed[0]) + n
+        if need > len(self._changed):
+            self._changed = np.concatenate([self._changed, np.zeros(max(need, 2 * len(self._changed)), np.int64)])
+
     def refresh(self, idx: np.ndarray) -> None:
         """Recompute prefilter liquidation prices of accounts whose state changed
         (repeated accounts are harmless: each gets the same value). Every change of an
         account's margin state must come through here, so the band set stays exact."""
-        idx = idx[~self.protocol[idx]]
-        if len(idx):
-            self.tb.liq_price[idx] = liquidation_price(self.tb, self.vb, idx)
-            self._changed.append(idx)
+        tb, vb = self.tb, self.vb
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        self._room(len(idx))
+        kc.refresh(idx, self.protocol, tb.venue, tb.size, tb.weight, tb.cash, tb.coin, tb.mm_floor, vb.coin_value,
+                   vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price, self._changed, self._n_changed)
 
     def near(self, band: float) -> np.ndarray:
         """Accounts (ascending) that may be due at the current mark prices: a superset of
@@ -107,19 +180,14 @@ class LiquidationEngine:
         same way) still holds every account the marks can have reached; then it is
         rescanned. Steps cost the accounts that changed, not a pass over all accounts."""
         tb = self.tb
-        mark = self.mkt.marks()
-        rescan = self._near is None or band != self._band or kernels.drifted(mark, self._near_mark, band / 2)
-        if rescan:
-            self._near_mark, self._band, self._changed = mark, band, []
-            lo, hi = mark * np.exp(-band), mark * np.exp(band)
-            self._near = kernels.near(tb.size, tb.venue, tb.liq_price, tb.stop, self.always, lo, hi)
-        elif self._changed:
-            changed = np.concatenate(self._changed)
-            self._changed = []
-            lo, hi = self._near_mark * np.exp(-band), self._near_mark * np.exp(band)
-            new = kernels.near_of(changed, tb.size, tb.venue, tb.liq_price, tb.stop, self.always, lo, hi)
-            if len(new):
-                self._near = kernels.merge(self._near, new)
+        rescan = self._near is None or band != self._band
+        if band != self._band:
+            self._band, self._edges = band, (np.exp(-band), np.exp(band))
+        vb = self.vb
+        self._near = kc.band_set(self._near if self._near is not None else self._changed[:0], rescan,
+                                 np.exp(vb.basis), self.mkt.lm, vb.mark_index, self._near_mark, self._edges[0],
+                                 self._edges[1], band / 2, tb.size, tb.venue, tb.liq_price, tb.stop, self.always,
+                                 self._changed, self._n_changed)
         return self._near
 
     def _realise_coin(self, idx: np.ndarray) -> None:
@@ -136,7 +204,39 @@ class LiquidationEngine:
     # ------------------------------------------------------------ one round
     def run_round(self, near: np.ndarray, time_s: float, step: int, rnd: int) -> tuple[int, int]:
         """Liquidate and stop out what is due now. Returns (accounts acted on, accounts
-        still under maintenance but waiting for their cooldown)."""
+        still under maintenance but waiting for their cooldown).
+
+        The round is one compiled call (kernels_cascade.run_round; two when the ADL
+        selection needs the fill prices); a round that auto-deleverages runs
+        :meth:`_run_round_python` instead."""
+        tb, vb, mkt = self.tb, self.vb, self.mkt
+        near = np.ascontiguousarray(near, dtype=np.int64)
+        self.events.reserve(len(near), 4)
+        self._room(len(near))
+        ev, efill = self.events, self._no_fill
+        while True:
+            outcome, acted, waiting = kc.run_round(
+                near, np.exp(vb.basis), efill, self._avg, float(time_s), int(step), int(rnd), self._kinds,
+                tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor, tb.entry,
+                tb.last_liq, tb.liquidated, tb.cls, tb.juris, tb.lev_chosen, self.always, self.protocol,
+                vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_floor, vb.tier_rate, vb.tier_ded, self.vault_rows,
+                vb.vault_row, vb.backstop, vb.partial_fraction, vb.partial_threshold, vb.cooldown, vb.nbp,
+                self._ranked, vb.mark_index, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees,
+                vb.collateral_loss, vb.depth0, vb.liquidity_mult, vb.health, float(mkt.params.impact_y), mkt.flow,
+                mkt.volume, mkt.resident, mkt.traded, mkt.forced_volume, mkt.resident_volume, mkt.opened, vb.basis,
+                mkt.lm, mkt.spot, float(mkt.params.permanent_share), ev.ints, ev.floats, ev.n, ev.starts,
+                self._changed, self._n_changed)
+            if outcome != kc.NEED_FILL:
+                break
+            efill = np.exp(self._avg)  # NumPy's exponential, as fill_prices takes it
+        if outcome == kc.PYTHON:
+            return self._run_round_python(near, time_s, step, rnd)
+        if outcome == kc.VAULTS:
+            self._vault_solvency(step, rnd)
+        return acted, waiting
+
+    def _run_round_python(self, near: np.ndarray, time_s: float, step: int, rnd: int) -> tuple[int, int]:
+        """:meth:`run_round` with every mechanism, auto-deleveraging included."""
         tb, vb, mkt = self.tb, self.vb, self.mkt
         price = mkt.marks()  # margin is checked at mark; orders fill at the book's price
         near = kernels.due(near, tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor,
@@ -231,7 +331,7 @@ class LiquidationEngine:
         price = self.mkt.marks()
         broke = kernels.under_water(rows, tb.cash, tb.size, tb.venue, price)
         if len(broke):
-            broke = broke[[vb.rules[tb.venue[r]].adl_ranking != "none" for r in broke]]
+            broke = broke[self._ranked[tb.venue[broke]]]
         if len(broke):
             self._adl(broke, price, step, rnd)
 

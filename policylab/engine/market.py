@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from policylab.engine import kernels
+from policylab.engine import kernels_cascade as kc
 from policylab.engine.book import TraderBook, VenueBook
 from policylab.inputs.market import MarketParams
 from policylab.names import JURISDICTIONS, VENUE_CLASSES
@@ -38,8 +39,9 @@ class Market:
 
     def __init__(self, tb: TraderBook, vb: VenueBook, params: MarketParams, start_price: float, spot_venue: int):
         self.tb, self.vb, self.params = tb, vb, params
-        self.log_f = float(np.log(start_price))  # fundamental (exogenous plus permanent impact)
-        self.m = 0.0  # transient index dislocation
+        # log fundamental (exogenous plus permanent impact) and transient index dislocation,
+        # in one array the compiled kernels move (see log_f, m)
+        self.lm = np.array([float(np.log(start_price)), 0.0])
         self.spot = spot_venue
         self.arb_left = np.zeros(len(vb.rules))  # arbitrage capacity left this step (USD)
         self.volume = np.zeros(len(vb.rules))  # traded notional this step (USD)
@@ -55,8 +57,26 @@ class Market:
 
     # ---------------------------------------------------------------- prices
     @property
+    def log_f(self) -> float:
+        """Log fundamental: exogenous plus permanent impact."""
+        return float(self.lm[0])
+
+    @log_f.setter
+    def log_f(self, value: float) -> None:
+        self.lm[0] = value
+
+    @property
+    def m(self) -> float:
+        """Transient log dislocation of the index from the fundamental."""
+        return float(self.lm[1])
+
+    @m.setter
+    def m(self, value: float) -> None:
+        self.lm[1] = value
+
+    @property
     def index(self) -> float:
-        return math.exp(self.log_f + self.m)
+        return math.exp(self.lm[0] + self.lm[1])
 
     def prices(self) -> np.ndarray:
         """Each venue's own (book) price: orders fill here."""
@@ -65,23 +85,21 @@ class Market:
     def marks(self) -> np.ndarray:
         """Each venue's mark price, at which margin, liquidations, stops and takeovers are
         checked: the index on venues that mark to an oracle, else the book price."""
-        return np.where(self.vb.mark_index, self.index, self.prices())
+        return self.prices_and_marks()[1]
 
-    def _move(self, v: int, dlog: float) -> None:
-        """Move venue ``v``'s price by ``dlog``; other venues' prices stay where they are."""
-        if v == self.spot:
-            self.log_f += self.params.permanent_share * dlog
-            self.m += (1.0 - self.params.permanent_share) * dlog
-            self.vb.basis -= dlog
-            self.vb.basis[v] = 0.0
-        else:
-            self.vb.basis[v] += dlog
+    def prices_and_marks(self) -> tuple[np.ndarray, np.ndarray]:
+        """(:meth:`prices`, :meth:`marks`) from one exponential of the basis."""
+        return kc.prices(self.lm, np.exp(self.vb.basis), self.vb.mark_index)
 
     def impact(self, q_usd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(price move, average fill relative to the pre-trade price), both log, per venue,
         for net signed flows ``q_usd`` (USD, buys positive) added to this step's flow."""
-        return kernels.impact(self.params.impact_y / np.sqrt(self.vb.depth()), self.flow,
-                              np.asarray(q_usd, dtype=float))
+        return kernels.impact(self._coefficients(), self.flow, np.asarray(q_usd, dtype=float))
+
+    def _coefficients(self) -> np.ndarray:
+        """The square-root impact curve's coefficient per venue: impact_y / sqrt(depth)."""
+        vb = self.vb
+        return kc.coefficients(float(self.params.impact_y), vb.depth0, vb.liquidity_mult, vb.health)
 
     # ---------------------------------------------------------------- execution
     def fill_prices(self, idx: np.ndarray, dq: np.ndarray) -> np.ndarray:
@@ -112,27 +130,17 @@ class Market:
         price = self.prices()
         if len(idx) == 0:
             return price
-        liq = _flags(liquidation, len(idx))
-        forced = _flags(forced, len(idx))
-        before = tb.size[idx]
-        fill, dlog, net = kernels.execute(
-            idx, np.asarray(dq, dtype=float), liq, forced, tb.venue, tb.size, tb.entry, tb.cash, tb.coin, price,
-            self.params.impact_y / np.sqrt(vb.depth()), self.flow, vb.taker_fee, vb.liq_fee, vb.fee_to_fund,
-            vb.coin_value, vb.mm_row, vb.fund, vb.fees, self.volume, self.resident, self.traded, self.forced_volume,
-            self.resident_volume)
-        self._count_opened(idx, before)
-        self._move_books(net, dlog)
-        return fill
+        return kc.execute_orders(
+            np.ascontiguousarray(idx, dtype=np.int64), np.ascontiguousarray(dq, dtype=float),
+            _flags(liquidation, len(idx)), _flags(forced, len(idx)), price, self._coefficients(), vb.coin_value,
+            tb.venue, tb.size, tb.entry, tb.cash, tb.coin, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund,
+            vb.fees, self.flow, self.volume, self.resident, self.traded, self.forced_volume, self.resident_volume,
+            self.opened, vb.basis, self.lm, self.spot, float(self.params.permanent_share))
 
     def _count_opened(self, idx: np.ndarray, before: np.ndarray) -> None:
         """Add to ``opened`` what accounts ``idx`` (unique) opened since their sizes were ``before``
         (the run's invariants check that no account is closed out of more than it held)."""
         kernels.count_opened(idx, before, self.tb.size, self.opened)
-
-    def _move_books(self, net: np.ndarray, dlog: np.ndarray) -> None:
-        """Apply the price moves ``dlog`` of every venue whose book absorbed a net flow."""
-        if kernels.move_books(net, dlog, self.vb.basis, self.spot):
-            self._move(self.spot, float(dlog[self.spot]))
 
     def transfer(self, idx: np.ndarray, dq: np.ndarray, px: np.ndarray) -> None:
         """Move ``dq`` BTC of position into accounts ``idx`` at prices ``px`` (USD per BTC):
@@ -156,34 +164,24 @@ class Market:
 
     # ---------------------------------------------------------------- arbitrage
     def arbitrage(self) -> None:
-        """Arbitrage desks buy the cheap venue and sell spot (or the reverse), within capacity."""
+        """Arbitrage desks buy the cheap venue and sell spot (or the reverse), within capacity
+        (kernels_cascade.arbitrage: orders, execution and spot legs in one call)."""
         tb, vb, p = self.tb, self.vb, self.params
-        price = self.prices()
-        rows, dq = kernels.arbitrage_orders(
-            vb.basis, vb.arb_row, self.arb_left, p.arb_min_gap, p.arb_gap_share, p.impact_y / np.sqrt(vb.depth()),
-            self.spot, price, tb.venue, tb.size, tb.leverage, tb.cash, tb.coin, tb.weight, vb.coin_value,
-            vb.tier_floor, vb.tier_lev)
-        if len(rows):
-            self.execute(rows, dq)
-            self.trade_spot(rows, -dq)
+        kc.arbitrage(np.exp(vb.basis), float(p.impact_y), float(p.arb_min_gap), float(p.arb_gap_share), vb.depth0,
+                     vb.liquidity_mult, vb.health, vb.coin_price, vb.haircut, vb.arb_row, self.arb_left, vb.tier_floor,
+                     vb.tier_lev, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees, tb.venue,
+                     tb.size, tb.entry, tb.cash, tb.coin, tb.leverage, tb.weight, tb.hedge, tb.hedge_cash, self.flow,
+                     self.volume, self.resident, self.traded, self.forced_volume, self.resident_volume, self.opened,
+                     vb.basis, self.lm, self.spot, float(p.permanent_share))
 
     def trade_spot(self, idx: np.ndarray, dq: np.ndarray, *, forced: bool = False) -> None:
         """Spot trades of unique accounts' hedge legs (``hedge`` BTC, ``hedge_cash`` USD)
         against the spot book; ``forced``: legs left unhedged by a forced close (see :meth:`execute`)."""
-        tb, vb, v = self.tb, self.vb, self.spot
-        net = float(dq.sum())
-        q = net * self.index
-        flows = np.zeros(len(vb.rules))
-        flows[v] = q
-        move, avg = self.impact(flows)
-        dlog = float(move[v])
-        fill = self.index * math.exp(avg[v])
-        self.flow[v] += q
-        self._move(v, dlog)
-        kernels.spot_leg(np.asarray(idx, dtype=np.int64), dq, fill, net, int(vb.mm_row[v]), v, forced, tb.hedge,
-                         tb.hedge_cash, tb.size, tb.entry, tb.cash, self.opened, self.resident, self.traded,
-                         self.forced_volume, self.resident_volume)
-        self.volume[v] += np.abs(dq).sum() * fill
+        tb, vb = self.tb, self.vb
+        kc.trade_spot(np.ascontiguousarray(idx, dtype=np.int64), np.ascontiguousarray(dq, dtype=float), bool(forced),
+                      self._coefficients(), tb.hedge, tb.hedge_cash, tb.size, tb.entry, tb.cash, vb.mm_row, self.flow,
+                      self.volume, self.opened, self.resident, self.traded, self.forced_volume, self.resident_volume,
+                      vb.basis, self.lm, self.spot, float(self.params.permanent_share))
 
     # ---------------------------------------------------------------- funding
     def settle_funding(self, v: int, interval_minutes: float) -> float:

@@ -1,0 +1,119 @@
+"""The compiled cascade round (policylab.engine.kernels_cascade) against the NumPy code it
+replaced: sums in NumPy's order, the event buffers, and every round of a crash run checked
+against the engine's Python path on the same state, bit for bit."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from policylab.engine.book import TraderBook
+from policylab.engine.kernels_cascade import pairwise_sum
+from policylab.engine.liquidation import EventLog
+from policylab.inputs.scenario import load_scenario
+from policylab.model import MarketModel
+from policylab.names import EVENT_KINDS
+
+
+def test_pairwise_sum_adds_up_as_numpy_does():
+    rng = np.random.default_rng(0)
+    for n in [*range(0, 300), 1000, 1031, 4099, 20000]:
+        a = rng.normal(0.0, 1.0, n) * rng.lognormal(0.0, 5.0, n)  # magnitudes far apart: order shows
+        assert pairwise_sum(a) == np.sum(a), n
+    a = rng.normal(0.0, 1.0, 1000) * rng.lognormal(0.0, 5.0, 1000)
+    assert any(pairwise_sum(a[:n]) != sum(a[:n].tolist()) for n in range(8, 1000))  # not a sequential sum
+
+
+def test_event_log_grows_and_keeps_its_parts():
+    tb = TraderBook(6)
+    tb.venue[:] = [0, 1, 2, 0, 1, 2]
+    tb.cls[:] = [1, 1, 2, 2, 3, 3]
+    tb.juris[:] = [0, 1, 2, 3, 4, 5]
+    tb.weight[:] = np.arange(6) + 1.5
+    tb.lev_chosen[:] = np.arange(6) * 10.0
+    log = EventLog(capacity=2)
+    assert all(len(v) == 0 for v in log.arrays().values()) and len(log.parts) == 0
+    log.add(3, 0, "liquidation", tb, np.array([4, 1]), np.array([0.5, -2.0]), np.array([100.0, 101.0]),
+            np.array([7.0, 0.0]))
+    log.add(3, 1, "stop", tb, np.array([], dtype=np.int64), np.zeros(0), 1.0)  # nothing: no part
+    log.add(5, 2, "adl_counterparty", tb, np.array([0, 2, 5]), np.array([1.0, 2.0, 3.0]), 99.0)
+    ev = log.arrays()
+    np.testing.assert_array_equal(ev["step"], [3, 3, 5, 5, 5])
+    np.testing.assert_array_equal(ev["round"], [0, 0, 2, 2, 2])
+    np.testing.assert_array_equal(ev["kind"], [0, 0, 4, 4, 4])
+    np.testing.assert_array_equal(ev["account"], [4, 1, 0, 2, 5])
+    np.testing.assert_array_equal(ev["venue"], [1, 1, 0, 2, 2])
+    np.testing.assert_array_equal(ev["price"], [100.0, 101.0, 99.0, 99.0, 99.0])
+    np.testing.assert_array_equal(ev["deficit"], [7.0, 0.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(ev["weight"], [5.5, 2.5, 1.5, 3.5, 6.5])
+    np.testing.assert_array_equal(ev["lev_chosen"], [40.0, 10.0, 0.0, 20.0, 50.0])
+    assert (ev["venue"].dtype, ev["cls"].dtype, ev["juris"].dtype, ev["account"].dtype) == \
+        (tb.venue.dtype, tb.cls.dtype, tb.juris.dtype, np.int64)
+    parts = log.parts
+    assert len(parts) == 2
+    step, rnd, kind, idx, venue, cls, size, price, weight, deficit, juris, lev = parts[-1]
+    assert (step, rnd, kind) == (5, 2, EVENT_KINDS.index("adl_counterparty"))
+    np.testing.assert_array_equal(idx, [0, 2, 5])
+    np.testing.assert_array_equal(size, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(juris, [0, 2, 5])
+    assert [p[3].tolist() for p in parts[1:]] == [[0, 2, 5]] and parts[0][6].tolist() == [0.5, -2.0]
+
+
+def _state(m) -> dict:
+    """Every array the cascade can change (copies), by owner and name."""
+    owners = {"tb": m.tb, "vb": m.vb, "market": m.market, "engine": m.engine, "events": m.events}
+    return {(o, k): v.copy() for o, obj in owners.items() for k, v in vars(obj).items() if isinstance(v, np.ndarray)}
+
+
+def _restore(m, state: dict) -> None:
+    owners = {"tb": m.tb, "vb": m.vb, "market": m.market, "engine": m.engine, "events": m.events}
+    for (o, k), v in state.items():
+        setattr(owners[o], k, v.copy())
+
+
+def _assert_same(a: dict, b: dict, where: str) -> None:
+    """Equal states; of the growable buffers (their spare room may differ) the used part."""
+    assert a.keys() == b.keys()
+    n, parts = a["events", "n"]
+    used = {("events", "ints"): n, ("events", "floats"): n, ("events", "starts"): parts,
+            ("engine", "_changed"): a["engine", "_n_changed"][0]}
+    for key in a:
+        x, y = a[key], b[key]
+        if key in used:
+            x, y = x[..., :used[key]], y[..., :used[key]]
+        np.testing.assert_array_equal(x, y, err_msg=f"{where}: {key}")
+
+
+def test_compiled_rounds_equal_the_python_path():
+    """Each round of the 10 October crash: the compiled round and the engine's Python path
+    (which runs every mechanism in NumPy) from the same state give the same state, events,
+    band-set changes and counts."""
+    sc = dataclasses.replace(load_scenario("october-2025"), duration_minutes=480)
+    m = MarketModel(sc, seed=0, traders=3000)
+    engine = m.engine
+    compiled = engine.run_round
+    seen = {"acted": 0, "backstop": 0, "partial": 0, "stop": 0, "liquidation": 0}
+
+    def both(near, time_s, step, rnd):
+        before = _state(m)
+        kinds_before = len(m.events.arrays()["kind"])
+        out = compiled(near, time_s, step, rnd)
+        after = _state(m)
+        _restore(m, before)
+        expected = engine._run_round_python(near, time_s, step, rnd)
+        assert out == expected, (step, rnd)
+        _assert_same(after, _state(m), f"step {step} round {rnd}")
+        seen["acted"] += out[0] > 0
+        for k in m.events.arrays()["kind"][kinds_before:].astype(int):
+            if EVENT_KINDS[k] in seen:
+                seen[EVENT_KINDS[k]] += 1
+        return out
+
+    engine.run_round = both
+    m.run()
+    assert seen["acted"] > 20 and all(seen[k] > 0 for k in ("backstop", "partial", "stop", "liquidation")), seen
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 129, 1000])
+def test_pairwise_sum_of_equal_values(n):
+    assert pairwise_sum(np.full(n, 0.1)) == np.full(n, 0.1).sum()
