@@ -8,20 +8,10 @@ import numpy as np
 import pytest
 
 from policylab.engine.book import TraderBook
-from policylab.engine.kernels_cascade import pairwise_sum
 from policylab.engine.liquidation import EventLog
 from policylab.inputs.scenario import load_scenario
 from policylab.model import MarketModel
 from policylab.names import EVENT_KINDS
-
-
-def test_pairwise_sum_adds_up_as_numpy_does():
-    rng = np.random.default_rng(0)
-    for n in [*range(0, 300), 1000, 1031, 4099, 20000]:
-        a = rng.normal(0.0, 1.0, n) * rng.lognormal(0.0, 5.0, n)  # magnitudes far apart: order shows
-        assert pairwise_sum(a) == np.sum(a), n
-    a = rng.normal(0.0, 1.0, 1000) * rng.lognormal(0.0, 5.0, 1000)
-    assert any(pairwise_sum(a[:n]) != sum(a[:n].tolist()) for n in range(8, 1000))  # not a sequential sum
 
 
 def test_event_log_grows_and_keeps_its_parts():
@@ -112,8 +102,3 @@ def test_compiled_rounds_equal_the_python_path():
     engine.run_round = both
     m.run()
     assert seen["acted"] > 20 and all(seen[k] > 0 for k in ("backstop", "partial", "stop", "liquidation")), seen
-
-
-@pytest.mark.parametrize("n", [1, 7, 8, 129, 1000])
-def test_pairwise_sum_of_equal_values(n):
-    assert pairwise_sum(np.full(n, 0.1)) == np.full(n, 0.1).sum()

@@ -6,7 +6,7 @@ import copy
 import numpy as np
 import pytest
 
-from policylab.engine import kernels_passes
+from policylab.engine import kernels, kernels_passes
 from policylab.model import MarketModel
 
 
@@ -15,7 +15,13 @@ def test_pairwise_sum_is_numpys_sum(n):
     rng = np.random.default_rng(n)
     a = rng.standard_normal(n + 5) * 10.0 ** rng.integers(-6, 12, n + 5)
     for lo in (0, 5):
-        assert kernels_passes.pairwise_sum(a, lo, n) == np.sum(a[lo:lo + n])
+        assert kernels.pairwise_sum(a, lo, n) == np.sum(a[lo:lo + n])
+
+
+def test_pairwise_sum_is_not_a_sequential_sum():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.0, 1.0, 1000) * rng.lognormal(0.0, 5.0, 1000)  # magnitudes far apart: order shows
+    assert any(kernels.pairwise_sum(a, 0, n) != sum(a[:n].tolist()) for n in range(8, 1000))
 
 
 def _lay_off_numpy(mm) -> None:

@@ -6,7 +6,7 @@ policylab.engine.market), in one call, so a cascade round costs a few calls inst
 dozens. The exponential of the venues' basis stays in NumPy (its vectorised ``np.exp`` can
 differ from the C library's in the last bit): callers pass ``growth`` = np.exp(basis) and
 the kernels form the prices from it (:func:`prices`). Sums that feed results keep NumPy's
-order: :func:`pairwise_sum` for ``np.sum``, a sequential sum from 0 for ``np.bincount``.
+order: ``kernels.pairwise_sum`` for ``np.sum``, a sequential sum from 0 for ``np.bincount``.
 ``lm`` holds the market's log fundamental and transient dislocation (``Market.log_f``,
 ``Market.m``).
 """
@@ -20,75 +20,18 @@ from numba import njit
 
 from policylab.engine.kernels import (arbitrage_orders, count_opened, drifted, due, execute, impact,
                                       liquidation_price, merge, move_books, near, near_of, spot_leg, trade,
-                                      under_water, _maintenance)
+                                      pairwise_sum, under_water, _maintenance)
+
+
+@njit(cache=True, error_model="numpy")
+def _sum(a):
+    """``np.sum(a)`` of a whole array, in NumPy's order."""
+    return pairwise_sum(a, 0, a.shape[0])
 
 # run_round's outcomes: nothing left to do; the vaults' solvency to check (marks moved);
 # the round needs the engine's Python path (a backstop takeover or auto-deleveraging);
 # the fill prices' exponentials are needed for the ADL selection (call again with them)
 DONE, VAULTS, PYTHON, NEED_FILL = 0, 1, 2, 3
-
-
-@njit(cache=True, error_model="numpy")
-def _block(a, lo, n):
-    """NumPy's pairwise sum of ``a[lo:lo + n]`` for n <= 128: sequential below 8, else
-    eight interleaved accumulators added pairwise, then the rest in order."""
-    if n < 8:
-        res = 0.0
-        for i in range(n):
-            res += a[lo + i]
-        return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    while i < n - (n % 8):
-        r0 += a[lo + i]
-        r1 += a[lo + i + 1]
-        r2 += a[lo + i + 2]
-        r3 += a[lo + i + 3]
-        r4 += a[lo + i + 4]
-        r5 += a[lo + i + 5]
-        r6 += a[lo + i + 6]
-        r7 += a[lo + i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
-
-
-@njit(cache=True, error_model="numpy")
-def pairwise_sum(a):
-    """The sum of ``a`` (float, contiguous) as ``np.sum`` adds it up (NumPy's
-    ``pairwise_sum``): blocks of at most 128 (:func:`_block`), longer runs split in two
-    at half their length rounded down to a multiple of 8 and the halves' sums added.
-    The recursion runs on an explicit stack (Numba's disk cache does not keep recursive
-    functions)."""
-    lo = np.empty(64, dtype=np.int64)  # pending ranges: start, length, halves done
-    ln = np.empty(64, dtype=np.int64)
-    stage = np.empty(64, dtype=np.int64)
-    vals = np.empty(64)
-    top = nv = 0
-    lo[0], ln[0], stage[0] = 0, a.shape[0], 0
-    while top >= 0:
-        n = ln[top]
-        if n <= 128:
-            vals[nv] = _block(a, lo[top], n)
-            nv += 1
-            top -= 1
-        elif stage[top] < 2:
-            n2 = n // 2
-            n2 -= n2 % 8
-            start = lo[top] if stage[top] == 0 else lo[top] + n2
-            length = n2 if stage[top] == 0 else n - n2
-            stage[top] += 1
-            top += 1
-            lo[top], ln[top], stage[top] = start, length, 0
-        else:
-            vals[nv - 2] = vals[nv - 2] + vals[nv - 1]
-            nv -= 1
-            top -= 1
-    return vals[0]
 
 
 @njit(cache=True, error_model="numpy")
@@ -159,7 +102,7 @@ def trade_spot(idx, dq, forced, c, hedge, hedge_cash, size, entry, cash, mm_row,
                traded, forced_volume, resident_volume, basis, lm, spot, permanent_share):
     """``Market.trade_spot``: hedge legs ``dq`` (BTC) of unique accounts ``idx`` against the
     spot book, at the average of the impact curve from the index; the index moves."""
-    net = pairwise_sum(dq)
+    net = _sum(dq)
     index = math.exp(lm[0] + lm[1])
     q = net * index
     flows = np.zeros(flow.shape[0])
@@ -174,7 +117,7 @@ def trade_spot(idx, dq, forced, c, hedge, hedge_cash, size, entry, cash, mm_row,
     gross = np.empty(dq.shape[0])
     for j in range(dq.shape[0]):
         gross[j] = abs(dq[j])
-    volume[spot] += pairwise_sum(gross) * fill
+    volume[spot] += _sum(gross) * fill
 
 
 @njit(cache=True, error_model="numpy")
@@ -384,7 +327,7 @@ def run_round(near_set, growth, efill, avg, time_s, step, rnd, kinds,
                     scale = abs(cash[i]) + abs(value) + abs(coin[i])
                     if not e > 1e-12 * scale:
                         uncertain += scale
-            total = pairwise_sum(deficit)
+            total = _sum(deficit)
             limit = 0.0 if 0.0 > fund[u] else fund[u]
             if not exact and uncertain > 0.0 and not abs(total - limit) > 1e-9 * (uncertain + abs(limit)):
                 avg[:] = a
@@ -407,20 +350,7 @@ def run_round(near_set, growth, efill, avg, time_s, step, rnd, kinds,
     for j in range(nl):
         last_liq[idx[j]] = time_s
         liquidated[idx[j]] = True
-    # depegged collateral of closed accounts sold at its value (_realise_coin)
-    lost = np.zeros(k)
-    realised = False
-    for j in range(n):
-        i = idx[j]
-        if size[i] == 0.0 and coin[i] > 0:
-            loss = coin[i] * (1.0 - coin_price[venue[i]])
-            cash[i] -= loss
-            coin[i] = 0.0
-            lost[venue[i]] += loss
-            realised = True
-    if realised:
-        for v in range(k):
-            collateral_loss[v] += lost[v]
+    _realise_coin(idx[:n], True, size, venue, cash, coin, coin_price, collateral_loss)  # of the closed accounts
     # negative equity after the close: the deficit, then the fund covers it (cover_negative)
     deficits = np.zeros(n)
     covered = np.zeros(k)
@@ -453,16 +383,15 @@ def run_round(near_set, growth, efill, avg, time_s, step, rnd, kinds,
 
 
 @njit(cache=True, error_model="numpy")
-def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_price, collateral_loss, vault_row, stop,
-              liquidated, opened, cls, juris, weight, lev_chosen, ev_int, ev_float, ev_n, starts):
-    """``LiquidationEngine._backstop``: the venues' vaults take over the positions of
-    accounts ``idx`` at their marks with all their remaining margin (depegged collateral
-    realised first), per vault row in ascending order; the backstop events."""
-    k = mark.shape[0]
+def _realise_coin(accounts, flat_only, size, venue, cash, coin, coin_price, collateral_loss):
+    """``LiquidationEngine._realise_coin``: the depegged collateral of ``accounts`` (those
+    now flat if ``flat_only``) is sold at its value; the losses per venue, summed in
+    account order, are added to ``collateral_loss``."""
+    k = collateral_loss.shape[0]
     lost = np.zeros(k)
     realised = False
-    for i in idx:
-        if coin[i] > 0:
+    for i in accounts:
+        if (size[i] == 0.0 or not flat_only) and coin[i] > 0:
             loss = coin[i] * (1.0 - coin_price[venue[i]])
             cash[i] -= loss
             coin[i] = 0.0
@@ -471,6 +400,15 @@ def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_p
     if realised:
         for v in range(k):
             collateral_loss[v] += lost[v]
+
+
+@njit(cache=True, error_model="numpy")
+def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_price, collateral_loss, vault_row, stop,
+              liquidated, opened, cls, juris, weight, lev_chosen, ev_int, ev_float, ev_n, starts):
+    """``LiquidationEngine._backstop``: the venues' vaults take over the positions of
+    accounts ``idx`` at their marks with all their remaining margin (depegged collateral
+    realised first), per vault row in ascending order; the backstop events."""
+    _realise_coin(idx, False, size, venue, cash, coin, coin_price, collateral_loss)
     pre = np.empty(idx.shape[0])
     for j in range(idx.shape[0]):
         pre[j] = size[idx[j]]
@@ -493,8 +431,8 @@ def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_p
             dq[j] = size[sel[j]]
         trade(sel, -dq, px, size, entry, cash)  # Market.transfer: no fees, no impact
         count_opened(sel, dq, size, opened)
-        total = pairwise_sum(dq)
-        notional = pairwise_sum(dq * px)
+        total = _sum(dq)
+        notional = _sum(dq * px)
         if total != 0:
             one = np.array([row])
             before = np.array([size[row]])
@@ -505,7 +443,7 @@ def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_p
         left = np.empty(m)
         for j in range(m):
             left[j] = cash[sel[j]]
-        cash[row] += pairwise_sum(left)
+        cash[row] += _sum(left)
         for j in range(m):
             cash[sel[j]] = 0.0
     _start_part(starts, ev_n)

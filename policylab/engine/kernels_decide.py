@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from policylab.engine.kernels import _tier, unique_sorted
+from policylab.engine.kernels import _tier, pairwise_sum, unique_sorted
 
 
 @njit(cache=True, error_model="numpy")
@@ -247,70 +247,6 @@ def any_flat_in_debt(idx, size, cash):
 
 
 @njit(cache=True, error_model="numpy")
-def _block_sum(a, lo, n):
-    """NumPy's pairwise sum of ``a[lo:lo + n]`` for n <= 128: eight accumulators, then the rest in order."""
-    if n < 8:
-        res = -0.0
-        for i in range(lo, lo + n):
-            res += a[i]
-        return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    while i < n - n % 8:
-        r0 += a[lo + i]
-        r1 += a[lo + i + 1]
-        r2 += a[lo + i + 2]
-        r3 += a[lo + i + 3]
-        r4 += a[lo + i + 4]
-        r5 += a[lo + i + 5]
-        r6 += a[lo + i + 6]
-        r7 += a[lo + i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
-
-
-@njit(cache=True, error_model="numpy")
-def _pairwise_sum(a):
-    """Sum of ``a`` (float64, contiguous) in NumPy's pairwise order (``np.add.reduce``):
-    blocks of up to 128 by :func:`_block_sum`, larger ranges split in halves (a multiple
-    of 8 first) whose sums are added. Without recursion (Numba's cache does not load
-    recursive functions reliably): an explicit stack of ranges, evaluated in post-order."""
-    lo_s = np.empty(64, dtype=np.int64)
-    n_s = np.empty(64, dtype=np.int64)
-    state = np.empty(64, dtype=np.int64)
-    vals = np.empty(64)
-    top, nv = 0, 0
-    lo_s[0], n_s[0], state[0] = 0, a.shape[0], 0
-    while top >= 0:
-        lo, n = lo_s[top], n_s[top]
-        if n <= 128:
-            vals[nv] = _block_sum(a, lo, n)
-            nv += 1
-            top -= 1
-            continue
-        n2 = n // 2
-        n2 -= n2 % 8
-        if state[top] == 0:  # first half
-            state[top] = 1
-            top += 1
-            lo_s[top], n_s[top], state[top] = lo, n2, 0
-        elif state[top] == 1:  # second half
-            state[top] = 2
-            top += 1
-            lo_s[top], n_s[top], state[top] = lo + n2, n - n2, 0
-        else:  # both halves summed
-            nv -= 1
-            vals[nv - 1] = vals[nv - 1] + vals[nv]
-            top -= 1
-    return vals[0]
-
-
-@njit(cache=True, error_model="numpy")
 def rms_step(logs):
     """Root mean square of the steps of ``logs`` (``np.sqrt(np.mean(np.diff(logs) ** 2))``,
     summed in NumPy's pairwise order); ``logs`` holds at least two values."""
@@ -318,4 +254,4 @@ def rms_step(logs):
     for j in range(sq.shape[0]):
         r = logs[j + 1] - logs[j]
         sq[j] = r * r
-    return np.sqrt(_pairwise_sum(sq) / sq.shape[0])
+    return np.sqrt(pairwise_sum(sq, 0, sq.shape[0]) / sq.shape[0])

@@ -19,109 +19,6 @@ from numba import njit
 
 from policylab.engine import kernels
 
-_BLOCK = 128  # NumPy's pairwise summation block (PW_BLOCKSIZE in numpy/_core/src/umath/loops_utils.h.src)
-
-
-@njit(cache=True, error_model="numpy")
-def _at(b, i, absolute):
-    """``b[i]``, or its absolute value."""
-    return abs(b[i]) if absolute else b[i]
-
-
-@njit(cache=True, error_model="numpy")
-def _block_sum(a, lo, n, absolute):
-    """NumPy's pairwise sum of ``a[lo:lo + n]`` (of their absolute values if ``absolute``) for
-    n <= 128: under 8 values in order; else 8 interleaved partial sums combined as a tree,
-    then the rest in order."""
-    b = a[lo:lo + n]
-    if n < 8:
-        res = 0.0
-        for i in range(n):
-            res += _at(b, i, absolute)
-        return res
-    r0, r1, r2, r3 = _at(b, 0, absolute), _at(b, 1, absolute), _at(b, 2, absolute), _at(b, 3, absolute)
-    r4, r5, r6, r7 = _at(b, 4, absolute), _at(b, 5, absolute), _at(b, 6, absolute), _at(b, 7, absolute)
-    end = n - n % 8
-    for i in range(8, end, 8):
-        r0 += _at(b, i, absolute)
-        r1 += _at(b, i + 1, absolute)
-        r2 += _at(b, i + 2, absolute)
-        r3 += _at(b, i + 3, absolute)
-        r4 += _at(b, i + 4, absolute)
-        r5 += _at(b, i + 5, absolute)
-        r6 += _at(b, i + 6, absolute)
-        r7 += _at(b, i + 7, absolute)
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    for i in range(end, n):
-        res += _at(b, i, absolute)
-    return res
-
-
-@njit(cache=True, error_model="numpy")
-def pairwise_plan(n):
-    """The tree in which ``np.sum`` adds n values: its leaves (start, length: blocks of at most
-    128, see :func:`_block_sum`), in order, and the program that adds their sums (leaf
-    number, or -1: replace the last two sums by their sum). A run longer than 128 is split in
-    two, the first part's length half of it rounded down to a multiple of 8. Walked with a
-    stack (cached recursive kernels do not load reliably)."""
-    leaf_lo = np.empty(n // 32 + 2, dtype=np.int64)  # leaves hold over 56 values unless n <= 128
-    leaf_n = np.empty(n // 32 + 2, dtype=np.int64)
-    program = np.empty(2 * (n // 32 + 2), dtype=np.int64)
-    todo_lo = np.empty(192, dtype=np.int64)  # visits (length > 0) and additions (0) still to do
-    todo_n = np.empty(192, dtype=np.int64)
-    todo_lo[0], todo_n[0] = 0, n
-    t, leaves, ops = 1, 0, 0
-    while t > 0:
-        t -= 1
-        s, m = todo_lo[t], todo_n[t]
-        if m == 0:
-            program[ops] = -1
-            ops += 1
-        elif m <= _BLOCK:
-            leaf_lo[leaves], leaf_n[leaves] = s, m
-            program[ops] = leaves
-            leaves += 1
-            ops += 1
-        else:
-            m2 = m // 2
-            m2 -= m2 % 8
-            todo_lo[t], todo_n[t] = 0, 0
-            todo_lo[t + 1], todo_n[t + 1] = s + m2, m - m2
-            todo_lo[t + 2], todo_n[t + 2] = s, m2
-            t += 3
-    return leaf_lo[:leaves], leaf_n[:leaves], program[:ops]
-
-
-@njit(cache=True, error_model="numpy")
-def _add_up(sums, program):
-    """Add leaf sums ``sums`` (leaves x columns) as ``program`` says (see :func:`pairwise_plan`):
-    the total of each column."""
-    stack = np.empty((64, sums.shape[1]))
-    top = 0
-    for op in program:
-        if op < 0:
-            top -= 1
-            for c in range(sums.shape[1]):
-                stack[top - 1, c] = stack[top - 1, c] + stack[top, c]
-        else:
-            for c in range(sums.shape[1]):
-                stack[top, c] = sums[op, c]
-            top += 1
-    return stack[0].copy()
-
-
-@njit(cache=True, error_model="numpy")
-def pairwise_sum(a, lo, n):
-    """The sum of ``a[lo:lo + n]`` (float64) as ``np.sum`` adds it (see :func:`pairwise_plan`)."""
-    if n <= _BLOCK:
-        return _block_sum(a, lo, n, False)
-    leaf_lo, leaf_n, program = pairwise_plan(n)
-    sums = np.empty((leaf_lo.shape[0], 1))
-    for j in range(leaf_lo.shape[0]):
-        sums[j, 0] = _block_sum(a, lo + leaf_lo[j], leaf_n[j], False)
-    return _add_up(sums, program)[0]
-
-
 @njit(cache=True, error_model="numpy")
 def layoff_scan(taker, size, venue, entry, price, mm_row, limited, out):
     """The market makers' lay-off candidates (venue_agents.MarketMakers.lay_off). Each
@@ -218,7 +115,7 @@ def layoff_fill(draw, cand, room, inv, keep, price, venue, size, entry, cash, st
                 on[c] = notional[j]
                 c += 1
         if c:
-            volume[v] += pairwise_sum(on, 0, c)
+            volume[v] += kernels.pairwise_sum(on, 0, c)
     for j in range(m):
         i = chosen[j]
         traded[i] += notional[j]
@@ -276,22 +173,22 @@ def ledger_pass(cash, hedge_cash, deposit, size, hedge, venue, k, opened, size_c
     ``hedge``, each as ``np.sum`` adds it; the net size per venue (``k`` venues) summed in row
     order (as ``np.bincount``); ``size`` and ``opened`` copied to ``size_copy`` and
     ``opened_copy``. Returns (the six sums, net size per venue)."""
-    leaf_lo, leaf_n, program = pairwise_plan(size.shape[0])
+    leaf_lo, leaf_n, program = kernels.pairwise_plan(size.shape[0])
     sums = np.empty((leaf_lo.shape[0], 6))
     net = np.zeros(k)
     for j in range(leaf_lo.shape[0]):
         lo, n = leaf_lo[j], leaf_n[j]
-        sums[j, 0] = _block_sum(cash, lo, n, False)
-        sums[j, 1] = _block_sum(hedge_cash, lo, n, False)
-        sums[j, 2] = _block_sum(deposit, lo, n, False)
-        sums[j, 3] = _block_sum(size, lo, n, True)
-        sums[j, 4] = _block_sum(hedge, lo, n, True)
-        sums[j, 5] = _block_sum(hedge, lo, n, False)
+        sums[j, 0] = kernels.block_sum(cash, lo, n, False)
+        sums[j, 1] = kernels.block_sum(hedge_cash, lo, n, False)
+        sums[j, 2] = kernels.block_sum(deposit, lo, n, False)
+        sums[j, 3] = kernels.block_sum(size, lo, n, True)
+        sums[j, 4] = kernels.block_sum(hedge, lo, n, True)
+        sums[j, 5] = kernels.block_sum(hedge, lo, n, False)
         for i in range(lo, lo + n):
             net[venue[i]] += size[i]
             size_copy[i] = size[i]
             opened_copy[i] = opened[i]
-    return _add_up(sums, program), net
+    return kernels.add_up(sums, program), net
 
 
 @njit(cache=True, error_model="numpy")
