@@ -165,5 +165,5 @@ def load(folder: str | os.PathLike, firm_names: bool = False) -> Results:
     if unknown:
         raise InputError(f"{folder / 'summary.csv'}: rule sets {', '.join(unknown)} are not in rule_sets.json")
     for col in ("rule_set", "metric", "unit", "direction", "description", "improvement"):
-        res.summary[col] = res.summary[col].fillna("").astype(str)
+        res.summary[col] = res.summary[col].astype(object).fillna("").astype(str)  # an all-empty column reads as float
     return res
