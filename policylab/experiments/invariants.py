@@ -106,6 +106,7 @@ class Monitor:
         self.margin_step = np.full(len(vb.rules), -1)  # first step it went above 1
         self.reopen: list[Violation] = []
         self._scratch = np.zeros(tb.n)  # per account, for closed_out (left at zero)
+        self._abs = np.empty(tb.n)  # per account, for _drift's sums of absolute values
         self._slack = np.array([1 + _REL, 1e-12])  # an account may close room x [0] + [1] BTC
         self.money: tuple[float, float, int] | None = None  # worst drift, its tolerance, first step over it
         self.positions: tuple[float, float, int] | None = None
@@ -143,15 +144,19 @@ class Monitor:
 
     def _drift(self) -> tuple[float, float, np.ndarray, float]:
         """``Ledger.drift`` (money drift USD, its tolerance, per-venue net position drift BTC,
-        its tolerance), its sums over the accounts taken in one compiled pass, which also keeps
-        every account's size and opened position for the next step's check."""
+        its tolerance): its sums over the accounts as ``np.sum`` adds them, the net positions
+        per venue in one compiled pass (its own order, see ``kernels_passes.ledger_pass``),
+        which also keeps every account's size and opened position for the next step's check."""
         model, tb, vb, led = self.model, self.model.tb, self.model.vb, self.ledger
-        (cash, hedge_cash, deposit, abs_size, abs_hedge, hedge), net = kernels_passes.ledger_pass(
-            tb.cash, tb.hedge_cash, tb.deposit, tb.size, tb.hedge, tb.venue, len(vb.rules), model.market.opened,
-            self.size, self.opened)
-        money = float(cash + hedge_cash + vb.fund.sum() + vb.fees.sum() + vb.collateral_loss.sum())  # audit.money
+        net = kernels_passes.ledger_pass(tb.size, tb.venue, len(vb.rules), model.market.opened, self.size,
+                                         self.opened)
+        hedge = tb.hedge.sum()
+        abs_size = np.abs(tb.size, out=self._abs).sum()
+        abs_hedge = np.abs(tb.hedge, out=self._abs).sum()
+        money = float(tb.cash.sum() + tb.hedge_cash.sum() + vb.fund.sum() + vb.fees.sum()
+                      + vb.collateral_loss.sum())  # audit.money
         net[model.market.spot] += hedge  # audit.net_positions
-        m = money - (float(deposit) - led.deposit0)
+        m = money - (float(tb.deposit.sum()) - led.deposit0)
         return m - led.money0, led.rel_tol * led.gross, net - led.net0, led.rel_tol * (abs_size + abs_hedge + 1.0)
 
     def finish(self, values: dict[str, float], definitions) -> pd.DataFrame:
