@@ -106,7 +106,6 @@ class Monitor:
         self.margin_step = np.full(len(vb.rules), -1)  # first step it went above 1
         self.reopen: list[Violation] = []
         self._scratch = np.zeros(tb.n)  # per account, for closed_out (left at zero)
-        self._abs = np.empty(tb.n)  # per account, for _drift's sums of absolute values
         self._slack = np.array([1 + _REL, 1e-12])  # an account may close room x [0] + [1] BTC
         self.money: tuple[float, float, int] | None = None  # worst drift, its tolerance, first step over it
         self.positions: tuple[float, float, int] | None = None
@@ -144,15 +143,13 @@ class Monitor:
 
     def _drift(self) -> tuple[float, float, np.ndarray, float]:
         """``Ledger.drift`` (money drift USD, its tolerance, per-venue net position drift BTC,
-        its tolerance): its sums over the accounts as ``np.sum`` adds them, the net positions
-        per venue in one compiled pass (its own order, see ``kernels_passes.ledger_pass``),
-        which also keeps every account's size and opened position for the next step's check."""
+        its tolerance): the money sums over the accounts as ``np.sum`` adds them, the net
+        positions and the positions' tolerance in one compiled pass (its own order, see
+        ``kernels_passes.ledger_pass``), which also keeps every account's size and opened
+        position for the next step's check."""
         model, tb, vb, led = self.model, self.model.tb, self.model.vb, self.ledger
-        net = kernels_passes.ledger_pass(tb.size, tb.venue, len(vb.rules), model.market.opened, self.size,
-                                         self.opened)
-        hedge = tb.hedge.sum()
-        abs_size = np.abs(tb.size, out=self._abs).sum()
-        abs_hedge = np.abs(tb.hedge, out=self._abs).sum()
+        net, (abs_size, abs_hedge, hedge) = kernels_passes.ledger_pass(
+            tb.size, tb.hedge, tb.venue, len(vb.rules), model.market.opened, self.size, self.opened)
         money = float(tb.cash.sum() + tb.hedge_cash.sum() + vb.fund.sum() + vb.fees.sum()
                       + vb.collateral_loss.sum())  # audit.money
         net[model.market.spot] += hedge  # audit.net_positions
