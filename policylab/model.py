@@ -196,10 +196,11 @@ class MarketModel(mesa.Model):
     def _remember_drawdown(self) -> None:
         """Update the index peak and the decaying memory of the worst drawdown from it."""
         prm = self.scenario.market
-        self.index_peak = max(self.index_peak, self.market.index)
+        index = self.market.index
+        self.index_peak = max(self.index_peak, index)
         decay = 0.5 ** (self.scenario.step_minutes / prm.risk_off_half_life_minutes) \
             if prm.risk_off_half_life_minutes > 0 else 0.0
-        self.drawdown_memory = max(self.drawdown_memory * decay, 1.0 - self.market.index / self.index_peak)
+        self.drawdown_memory = max(self.drawdown_memory * decay, 1.0 - index / self.index_peak)
 
     @property
     def halted(self) -> bool:
@@ -259,8 +260,9 @@ class MarketModel(mesa.Model):
         dt = sc.step_minutes
         p_prev = mkt.prices()
         # 1. exogenous arrivals and decay of temporary dislocations
-        mkt.log_f += self.exo.log_return[t]
-        mkt.m *= 0.5 ** (dt / prm.transient_half_life_minutes)
+        lm = mkt.lm  # log fundamental, transient dislocation (Market.log_f, Market.m)
+        lm[0] += self.exo.log_return[t]
+        lm[1] *= 0.5 ** (dt / prm.transient_half_life_minutes)
         if kd.arrivals(vb.basis, 0.5 ** (dt / prm.basis_half_life_minutes), vb.liquidity_mult, self.exo.liquidity[t],
                        vb.coin_price, self.exo.coin_price[t]):  # a collateral value changed
             engine.refresh(np.flatnonzero(self.tb.coin > 0))

@@ -165,6 +165,30 @@ def test_money_or_positions_not_conserved_are_reported(flash, what, unit):
     assert list(found["unit"]) == [unit] and "from step 71 " in found.iloc[0]["detail"]
 
 
+def test_the_checks_position_sums_differ_from_numpys_far_below_the_tolerance():
+    """kernels_passes.ledger_pass adds the sizes (per venue, and absolute) and hedges in its
+    own order, not np.bincount's or np.sum's: they differ by under 2.3e-16 x accounts x the
+    sum of absolute values (the order's rounding bound), which stays under the check's
+    tolerance (1e-9 of that sum) up to 4 million accounts, so no drift flags at another step
+    unless within that sliver of the tolerance."""
+    from policylab.engine import kernels_passes
+
+    rng = np.random.default_rng(3)
+    for n, k in [(7, 2), (20_023, 11), (300_001, 5)]:
+        size, hedge = (rng.standard_cauchy(n) * rng.choice([1e-8, 1.0, 1e4], n) for _ in range(2))
+        venue = rng.integers(0, k, n).astype(np.int16)
+        opened = rng.normal(size=n)
+        size_copy, opened_copy = np.empty(n), np.empty(n)
+        net, sums = kernels_passes.ledger_pass(size, hedge, venue, k, opened, size_copy, opened_copy)
+        bound = 2.3e-16 * n * np.bincount(venue, weights=np.abs(size), minlength=k)
+        assert np.all(np.abs(net - np.bincount(venue, weights=size, minlength=k)) <= bound)
+        expect = [np.abs(size).sum(), np.abs(hedge).sum(), hedge.sum()]
+        scale = [expect[0], expect[1], expect[1]]
+        assert all(abs(s - e) <= 2.3e-16 * n * c for s, e, c in zip(sums, expect, scale))
+        assert np.array_equal(size_copy, size) and np.array_equal(opened_copy, opened)
+    assert 2.3e-16 * 4_000_000 < 1e-9
+
+
 # ------------------------------------------------------------------ where violations are reported
 BREAKS_MARGIN = '''
 from policylab.policies.api import Policy

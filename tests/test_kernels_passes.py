@@ -134,8 +134,10 @@ def test_invariants_pass_is_the_ledgers_drift(short_scenario):
         m.tb.size[rng.integers(m.tb.n)] += 1e-3 * rng.standard_normal()
         dm, tol, dnet, ptol = monitor._drift()
         expect = monitor.ledger.drift()
-        assert (dm, tol, ptol) == (expect[0], expect[1], expect[3]) and dm != 0.0
-        assert np.array_equal(dnet, expect[2])
+        assert (dm, tol) == (expect[0], expect[1]) and dm != 0.0
+        # positions summed in their own order (kernels_passes.ledger_pass): within its rounding bound
+        bound = 2.3e-16 * m.tb.n * (np.abs(m.tb.size).sum() + np.abs(m.tb.hedge).sum())
+        assert np.all(np.abs(dnet - expect[2]) <= bound) and abs(ptol - expect[3]) <= 1e-9 * bound
         assert np.array_equal(monitor.size, m.tb.size) and np.array_equal(monitor.opened, m.market.opened)
 
 

@@ -30,7 +30,7 @@ __all__ = ["Market", "MarketParams"]
 def _flags(flag: np.ndarray | bool, n: int) -> np.ndarray:
     """``flag`` as a boolean array of length ``n`` (one value for all, or one per order)."""
     if isinstance(flag, (bool, np.bool_)):
-        return np.full(n, flag, dtype=bool)
+        return np.ones(n, dtype=bool) if flag else np.zeros(n, dtype=bool)
     return np.asarray(flag, dtype=bool)
 
 
@@ -110,10 +110,10 @@ class Market:
 
     def new_step(self) -> None:
         """Reset the per-step flows: volume, its forced and per-jurisdiction parts, net flow."""
-        self.volume[:] = 0.0
-        self.forced_volume[:] = 0.0
-        self.resident_volume[:] = 0.0
-        self.flow[:] = 0.0
+        self.volume.fill(0.0)
+        self.forced_volume.fill(0.0)
+        self.resident_volume.fill(0.0)
+        self.flow.fill(0.0)
 
     def execute(self, idx: np.ndarray, dq: np.ndarray, *, liquidation: np.ndarray | bool = False,
                 forced: np.ndarray | bool = False) -> np.ndarray:

@@ -117,7 +117,9 @@ class Arbitrageurs(mesa.Agent):
 
     def reset(self) -> None:
         m = self.model
-        m.market.arb_left[:] = np.where(m.vb.arb_row >= 0, m.scenario.market.arb_capacity_usd_per_minute * m.scenario.step_minutes, 0.0)
+        # only the desks' entries: the others stay at zero (nothing draws on them)
+        np.copyto(m.market.arb_left, m.scenario.market.arb_capacity_usd_per_minute * m.scenario.step_minutes,
+                  where=m.vb.arb_row >= 0)
 
     def act(self) -> None:
         self.model.market.arbitrage()

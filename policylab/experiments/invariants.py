@@ -143,15 +143,17 @@ class Monitor:
 
     def _drift(self) -> tuple[float, float, np.ndarray, float]:
         """``Ledger.drift`` (money drift USD, its tolerance, per-venue net position drift BTC,
-        its tolerance), its sums over the accounts taken in one compiled pass, which also keeps
-        every account's size and opened position for the next step's check."""
+        its tolerance): the money sums over the accounts as ``np.sum`` adds them, the net
+        positions and the positions' tolerance in one compiled pass (its own order, see
+        ``kernels_passes.ledger_pass``), which also keeps every account's size and opened
+        position for the next step's check."""
         model, tb, vb, led = self.model, self.model.tb, self.model.vb, self.ledger
-        (cash, hedge_cash, deposit, abs_size, abs_hedge, hedge), net = kernels_passes.ledger_pass(
-            tb.cash, tb.hedge_cash, tb.deposit, tb.size, tb.hedge, tb.venue, len(vb.rules), model.market.opened,
-            self.size, self.opened)
-        money = float(cash + hedge_cash + vb.fund.sum() + vb.fees.sum() + vb.collateral_loss.sum())  # audit.money
+        net, (abs_size, abs_hedge, hedge) = kernels_passes.ledger_pass(
+            tb.size, tb.hedge, tb.venue, len(vb.rules), model.market.opened, self.size, self.opened)
+        money = float(tb.cash.sum() + tb.hedge_cash.sum() + vb.fund.sum() + vb.fees.sum()
+                      + vb.collateral_loss.sum())  # audit.money
         net[model.market.spot] += hedge  # audit.net_positions
-        m = money - (float(deposit) - led.deposit0)
+        m = money - (float(tb.deposit.sum()) - led.deposit0)
         return m - led.money0, led.rel_tol * led.gross, net - led.net0, led.rel_tol * (abs_size + abs_hedge + 1.0)
 
     def finish(self, values: dict[str, float], definitions) -> pd.DataFrame:
