@@ -200,14 +200,49 @@ def _sort_keys(members, n, size, venue, liq_price, stop, always, protocol, tol, 
 
 
 @njit(cache=True, error_model="numpy")
+def _merge_keys(over, o, dirty, size, venue, liq_price, stop, always, protocol, tol, acc, key, start, side):
+    """The sorted runs of :func:`_sort_keys` (side ``side``) with the changed members (the
+    first ``o`` of ``over``, flagged ``dirty``) re-keyed: their old entries dropped, their
+    fresh ones merged in, in one pass over the runs."""
+    k = start.shape[0] - 1
+    nacc, nkey, nstart = np.empty(o, dtype=np.int64), np.empty(o), np.zeros(k + 1, dtype=np.int64)
+    _sort_keys(over, o, size, venue, liq_price, stop, always, protocol, tol, nacc, nkey, nstart, side)
+    old = start.copy()
+    oacc, okey = acc[:old[k]].copy(), key[:old[k]].copy()
+    w = 0
+    for v in range(k):
+        start[v] = w
+        i, j = old[v], nstart[v]
+        while i < old[v + 1] or j < nstart[v + 1]:
+            if i < old[v + 1] and dirty[oacc[i]]:
+                i += 1
+            elif j == nstart[v + 1] or (i < old[v + 1] and okey[i] <= nkey[j]):
+                acc[w], key[w] = oacc[i], okey[i]
+                i += 1
+                w += 1
+            else:
+                acc[w], key[w] = nacc[j], nkey[j]
+                j += 1
+                w += 1
+    start[k] = w
+
+
+@njit(cache=True, error_model="numpy")
 def _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart,
-             sacc, skey, sstart):
-    """Sort the members' trigger keys afresh; no member is changed since."""
+             sacc, skey, sstart, whole):
+    """Sort the members' trigger keys afresh (``whole``), or merge in those of the members
+    changed since the last sort; no member is changed since."""
+    if whole:
+        _sort_keys(members, counts[0], size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart, 1.0)
+        _sort_keys(members, counts[0], size, venue, liq_price, stop, always, protocol, tol, sacc, skey, sstart, -1.0)
+    else:
+        _merge_keys(over, counts[1], dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart,
+                    1.0)
+        _merge_keys(over, counts[1], dirty, size, venue, liq_price, stop, always, protocol, tol, sacc, skey, sstart,
+                    -1.0)
     for j in range(counts[1]):
         dirty[over[j]] = False
     counts[1] = 0
-    _sort_keys(members, counts[0], size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart, 1.0)
-    _sort_keys(members, counts[0], size, venue, liq_price, stop, always, protocol, tol, sacc, skey, sstart, -1.0)
 
 
 @njit(cache=True, error_model="numpy")
@@ -248,8 +283,8 @@ def band_set(rescan, growth, lm, mark_index, ref, e_lo, e_hi, half, size, venue,
     reference marks x ``e_lo`` and ``e_hi``. Members keep their trigger keys sorted per venue
     and side (``lacc``/``lkey`` by ``lstart`` for longs, ``sacc``/``skey`` by ``sstart`` for
     shorts), so a round finds the reached ones by binary search; the members changed since
-    the sort (``over``, flagged ``dirty``) are checked one by one, and sorted again when
-    they are more than an eighth of the members. Clears the changed list."""
+    the sort (``over``, flagged ``dirty``) are checked one by one, and merged into the
+    sorted runs when they are more than a 32nd of the members (plus 32). Clears the changed list."""
     mark = prices(lm, growth, mark_index)[1]
     lo, hi = ref * e_lo, ref * e_hi
     if rescan or drifted(mark, ref, half):
@@ -269,7 +304,7 @@ def band_set(rescan, growth, lm, mark_index, ref, e_lo, e_hi, half, size, venue,
                 a += 1
         counts[0], counts[2] = m, a
         _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart,
-                 sacc, skey, sstart)
+                 sacc, skey, sstart, True)
     else:
         for j in range(n_changed[0]):
             i = changed[j]
@@ -284,9 +319,9 @@ def band_set(rescan, growth, lm, mark_index, ref, e_lo, e_hi, half, size, venue,
             dirty[i] = True
             over[counts[1]] = i
             counts[1] += 1
-        if 8 * counts[1] > counts[0] + 64:
+        if 32 * counts[1] > counts[0] + 1024:
             _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey,
-                     lstart, sacc, skey, sstart)
+                     lstart, sacc, skey, sstart, False)
     n_changed[0] = 0
     k = mark.shape[0]
     la = np.empty(k, dtype=np.int64)
