@@ -143,10 +143,10 @@ def arbitrage(growth, impact_y, min_gap, gap_share, depth0, liquidity_mult, heal
                traded, forced_volume, resident_volume, basis, lm, spot, permanent_share)
 
 
+DUE_TOL = 1e-9  # kernels.due's tolerance on liquidation prices in the cascade (relative)
 # the band set's state (``LiquidationEngine``): per account, whether it is a member and whether
 # it changed since the keys were sorted; the members, the changed members, the members checked
 # every round (``always``), sorted trigger keys of the others per venue and side; and counts
-DUE_TOL = 1e-9  # kernels.due's tolerance on liquidation prices in the cascade (relative)
 COUNTS = 3  # ``counts``: members, changed members, ``always`` members
 SLACK = 1e-12  # candidates take keys within this (relative) of the marks: a superset, never fewer
 

@@ -144,7 +144,8 @@ class LiquidationEngine:
         self._near_mark = np.zeros(k)  # the band set (see near): the marks it was scanned at, its band
         self._band = self._edges = None
         self._member, self._dirty = np.zeros(n, bool), np.zeros(n, bool)  # its state (kernels_cascade.band_set)
-        self._members, self._over, self._alw = (np.zeros(n, np.int64) for _ in range(3))
+        self._members, self._over = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        self._alw = np.zeros(max(int(self.always.sum()), 1), np.int64)
         self._counts = np.zeros(kc.COUNTS, np.int64)
         self._lacc, self._sacc = np.zeros(n, np.int64), np.zeros(n, np.int64)
         self._lkey, self._skey = np.zeros(n), np.zeros(n)
@@ -167,7 +168,9 @@ class LiquidationEngine:
     def refresh(self, idx: np.ndarray) -> None:
         """Recompute prefilter liquidation prices of accounts whose state changed
         (repeated accounts are harmless: each gets the same value). Every change of an
-        account's margin state must come through here, so the band set stays exact."""
+        account's margin state (its stop included) must come through here, before or after
+        the change and before the next cascade round, so the band set and its sorted
+        triggers stay exact."""
         tb, vb = self.tb, self.vb
         idx = np.ascontiguousarray(idx, dtype=np.int64)
         self._room(len(idx))
