@@ -102,3 +102,72 @@ def test_compiled_rounds_equal_the_python_path():
     engine.run_round = both
     m.run()
     assert seen["acted"] > 20 and all(seen[k] > 0 for k in ("backstop", "partial", "stop", "liquidation")), seen
+
+
+class _ScannedBandSet:
+    """The band set as the engine kept it before its members' triggers were sorted (main at
+    06ef565): a full scan (``kernels.near``) when first asked, when the band changes or when
+    the marks drift more than half the band from the scan's; else the accounts refreshed
+    since the last call that are near, added to it."""
+
+    def __init__(self, engine):
+        self.engine, self.members, self.band, self.ref = engine, None, None, None
+
+    def __call__(self, band: float, changed: np.ndarray) -> np.ndarray:
+        from policylab.engine import kernels
+
+        e, tb = self.engine, self.engine.tb
+        mark = e.mkt.marks()
+        if self.members is None or band != self.band or kernels.drifted(mark, self.ref, band / 2):
+            self.band, self.ref = band, mark.copy()
+            self.members = kernels.near(tb.size, tb.venue, tb.liq_price, tb.stop, e.always, self.ref * np.exp(-band),
+                                        self.ref * np.exp(band))
+        else:
+            lo, hi = self.ref * np.exp(-self.band), self.ref * np.exp(self.band)
+            new = [i for i in changed if kernels._is_near(i, tb.size, tb.venue, tb.liq_price, tb.stop, e.always, lo, hi)]
+            self.members = np.union1d(self.members, np.array(new, dtype=np.int64))
+        return self.members
+
+
+@pytest.mark.parametrize("case", ["october", "leverage-study"])
+def test_sorted_triggers_select_what_a_scan_of_the_band_set_selects(case):
+    """In every cascade round, the accounts ``LiquidationEngine.near`` hands to the due check
+    are ascending, members of the band set the old full scan kept (the same members), and
+    the due check over them finds exactly what it finds over that whole band set; the
+    band changes halfway, and the members changed since the last sort are exercised."""
+    from policylab.engine import kernels
+
+    if case == "october":
+        m = MarketModel(load_scenario("october-2025"), seed=1, traders=3000)
+    else:  # refills, re-levering professionals, 5-minute steps
+        m = MarketModel(dataclasses.replace(load_scenario("leverage-study"), duration_minutes=1440), seed=3,
+                        traders=1500)
+    e, tb, vb = m.engine, m.tb, m.vb
+    oracle, near = _ScannedBandSet(e), e.near
+    seen = {"rounds": 0, "due": 0, "changed": 0, "resorted": 0, "band": 0}
+
+    def checked(band):
+        if m.steps > m.scenario.steps // 2:
+            band *= 0.5
+            seen["band"] += 1
+        changed = e._changed[:e._n_changed[0]].copy()
+        over = int(e._counts[1])
+        out = near(band)
+        members = oracle(band, changed)
+        seen["resorted"] += int(e._counts[1]) < over
+        seen["changed"] += int(e._counts[1])
+        np.testing.assert_array_equal(np.sort(e._members[:e._counts[0]]), members)
+        assert np.all(np.diff(out) > 0) and np.all(np.isin(out, members))
+        args = (tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor, e.always,
+                e.protocol, m.market.marks(), vb.coin_value, vb.margin_mult, vb.tier_floor, vb.tier_rate, vb.tier_ded,
+                1e-9)
+        expected = kernels.due(members, *args)
+        np.testing.assert_array_equal(kernels.due(out, *args), expected)
+        seen["rounds"] += 1
+        seen["due"] += len(expected)
+        return out
+
+    e.near = checked
+    m.run()
+    assert seen["rounds"] > 500 and seen["due"] > 400 and seen["band"] > 0, seen
+    assert seen["changed"] > 0 and seen["resorted"] > 0, seen

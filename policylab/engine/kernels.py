@@ -218,37 +218,6 @@ def near(size, venue, liq_price, stop, always, lo, hi):
 
 
 @njit(cache=True, error_model="numpy")
-def near_of(idx, size, venue, liq_price, stop, always, lo, hi):
-    """The accounts of ``idx`` that ``near`` would select."""
-    out = np.empty(idx.shape[0], dtype=np.int64)
-    n = 0
-    for j in range(idx.shape[0]):
-        if _is_near(idx[j], size, venue, liq_price, stop, always, lo, hi):
-            out[n] = idx[j]
-            n += 1
-    return out[:n]
-
-
-@njit(cache=True, error_model="numpy")
-def merge(a, b):
-    """The union of ``a`` (ascending, unique) and ``b`` (any order, repeats allowed), ascending."""
-    b = np.sort(b)
-    out = np.empty(a.shape[0] + b.shape[0], dtype=np.int64)
-    i = j = n = 0
-    while i < a.shape[0] or j < b.shape[0]:
-        if j == b.shape[0] or (i < a.shape[0] and a[i] <= b[j]):
-            x = a[i]
-            i += 1
-        else:
-            x = b[j]
-            j += 1
-        if n == 0 or out[n - 1] != x:
-            out[n] = x
-            n += 1
-    return out[:n]
-
-
-@njit(cache=True, error_model="numpy")
 def due(near, size, venue, weight, cash, coin, liq_price, stop, mm_floor, always, protocol, price, coin_value,
         margin_mult, tier_floor, tier_rate, tier_ded, tol):
     """Of the ``near`` accounts (``always`` ones included), those to act on now: equity

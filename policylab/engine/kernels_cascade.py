@@ -19,8 +19,8 @@ import numpy as np
 from numba import njit
 
 from policylab.engine.kernels import (arbitrage_orders, count_opened, drifted, due, execute, impact,
-                                      liquidation_price, merge, move_books, near, near_of, spot_leg, trade,
-                                      pairwise_sum, under_water, _maintenance)
+                                      liquidation_price, move_books, near, spot_leg, trade, pairwise_sum,
+                                      under_water, _is_near, _maintenance)
 
 
 @njit(cache=True, error_model="numpy")
@@ -143,25 +143,218 @@ def arbitrage(growth, impact_y, min_gap, gap_share, depth0, liquidity_mult, heal
                traded, forced_volume, resident_volume, basis, lm, spot, permanent_share)
 
 
+DUE_TOL = 1e-9  # kernels.due's tolerance on liquidation prices in the cascade (relative)
+# the band set's state (``LiquidationEngine``): per account, whether it is a member and whether
+# it changed since the keys were sorted; the members, the changed members, the members checked
+# every round (``always``), sorted trigger keys of the others per venue and side; and counts
+COUNTS = 3  # ``counts``: members, changed members, ``always`` members
+SLACK = 1e-12  # candidates take keys within this (relative) of the marks: a superset, never fewer
+
+
 @njit(cache=True, error_model="numpy")
-def band_set(current, rescan, growth, lm, mark_index, ref, e_lo, e_hi, half, size, venue, liq_price, stop, always,
-             changed, n_changed):
-    """``LiquidationEngine.near``: the band set ``current`` rescanned at the marks (from
-    ``growth``, see :func:`prices`) when ``rescan`` or the marks drifted more than ``half``
-    (log) from ``ref`` (``ref`` then takes the marks), else with the ``changed`` accounts (first ``n_changed[0]``) merged in; the
-    band's edges are the reference marks x ``e_lo`` and ``e_hi``. Clears the changed list."""
+def _trigger(i, size, liq_price, stop, tol):
+    """The price at or beyond which ``kernels.due`` checks account ``i``: for a long the
+    largest of its stop and liquidation price x (1 + ``tol``), -inf without either; for a
+    short the smallest of its stop and liquidation price x (1 - ``tol``), +inf without."""
+    liq, st = liq_price[i], stop[i]
+    if size[i] > 0.0:
+        key = -np.inf
+        if st == st:
+            key = st
+        if liq == liq:
+            key = max(key, liq * (1.0 + tol))
+        return key
+    key = np.inf
+    if st == st:
+        key = st
+    if liq == liq:
+        key = min(key, liq * (1.0 - tol))
+    return key
+
+
+@njit(cache=True, error_model="numpy")
+def _sort_keys(members, n, size, venue, liq_price, stop, always, protocol, tol, acc, key, start, side):
+    """The members (first ``n``) with a position on side ``side`` (+1 long, -1 short), not
+    ``always`` nor protocol rows, ordered by venue then trigger key into ``acc`` and ``key``;
+    venue v's run is ``start[v]`` to ``start[v + 1]``."""
+    k = start.shape[0] - 1
+    start[:] = 0
+    for j in range(n):
+        i = members[j]
+        if not always[i] and not protocol[i] and size[i] * side > 0.0:
+            start[venue[i] + 1] += 1
+    for v in range(k):
+        start[v + 1] += start[v]
+    fill = start[:k].copy()
+    for j in range(n):
+        i = members[j]
+        if not always[i] and not protocol[i] and size[i] * side > 0.0:
+            acc[fill[venue[i]]] = i
+            key[fill[venue[i]]] = _trigger(i, size, liq_price, stop, tol)
+            fill[venue[i]] += 1
+    for v in range(k):
+        a, b = start[v], start[v + 1]
+        order = np.argsort(key[a:b], kind="mergesort")
+        acc[a:b] = acc[a:b][order]
+        key[a:b] = key[a:b][order]
+
+
+@njit(cache=True, error_model="numpy")
+def _merge_keys(over, o, dirty, size, venue, liq_price, stop, always, protocol, tol, acc, key, start, side):
+    """The sorted runs of :func:`_sort_keys` (side ``side``) with the changed members (the
+    first ``o`` of ``over``, flagged ``dirty``) re-keyed: their old entries dropped, their
+    fresh ones merged in, in one pass over the runs."""
+    k = start.shape[0] - 1
+    nacc, nkey, nstart = np.empty(o, dtype=np.int64), np.empty(o), np.zeros(k + 1, dtype=np.int64)
+    _sort_keys(over, o, size, venue, liq_price, stop, always, protocol, tol, nacc, nkey, nstart, side)
+    old = start.copy()
+    oacc, okey = acc[:old[k]].copy(), key[:old[k]].copy()
+    w = 0
+    for v in range(k):
+        start[v] = w
+        i, j = old[v], nstart[v]
+        while i < old[v + 1] or j < nstart[v + 1]:
+            if i < old[v + 1] and dirty[oacc[i]]:
+                i += 1
+            elif j == nstart[v + 1] or (i < old[v + 1] and okey[i] <= nkey[j]):
+                acc[w], key[w] = oacc[i], okey[i]
+                i += 1
+                w += 1
+            else:
+                acc[w], key[w] = nacc[j], nkey[j]
+                j += 1
+                w += 1
+    start[k] = w
+
+
+@njit(cache=True, error_model="numpy")
+def _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart,
+             sacc, skey, sstart, whole):
+    """Sort the members' trigger keys afresh (``whole``), or merge in those of the members
+    changed since the last sort; no member is changed since."""
+    if whole:
+        _sort_keys(members, counts[0], size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart, 1.0)
+        _sort_keys(members, counts[0], size, venue, liq_price, stop, always, protocol, tol, sacc, skey, sstart, -1.0)
+    else:
+        _merge_keys(over, counts[1], dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart,
+                    1.0)
+        _merge_keys(over, counts[1], dirty, size, venue, liq_price, stop, always, protocol, tol, sacc, skey, sstart,
+                    -1.0)
+    for j in range(counts[1]):
+        dirty[over[j]] = False
+    counts[1] = 0
+
+
+@njit(cache=True, error_model="numpy")
+def _first_at_least(key, a, b, x):
+    """The first position in ``key[a:b]`` (ascending) holding at least ``x`` (``b`` if none)."""
+    while a < b:
+        h = (a + b) // 2
+        if key[h] < x:
+            a = h + 1
+        else:
+            b = h
+    return a
+
+
+@njit(cache=True, error_model="numpy")
+def _first_above(key, a, b, x):
+    """The first position in ``key[a:b]`` (ascending) holding more than ``x`` (``b`` if none)."""
+    while a < b:
+        h = (a + b) // 2
+        if key[h] <= x:
+            a = h + 1
+        else:
+            b = h
+    return a
+
+
+@njit(cache=True, error_model="numpy")
+def band_set(rescan, growth, lm, mark_index, ref, e_lo, e_hi, half, size, venue, liq_price, stop, always, protocol,
+             tol, changed, n_changed, member, dirty, members, over, alw, counts, lacc, lkey, lstart, sacc, skey,
+             sstart):
+    """``LiquidationEngine.near``: the members of the band set that ``kernels.due`` at the
+    marks (from ``growth``, see :func:`prices`) would check, ascending: the ``always`` ones
+    and those whose trigger (:func:`_trigger`, ``tol`` as ``due``'s) the marks have reached.
+
+    The band set is rescanned (``kernels.near``) when ``rescan`` or the marks drifted more
+    than ``half`` (log) from ``ref`` (``ref`` then takes the marks); else the ``changed``
+    accounts (first ``n_changed[0]``) that are near join it. The band's edges are the
+    reference marks x ``e_lo`` and ``e_hi``. Members keep their trigger keys sorted per venue
+    and side (``lacc``/``lkey`` by ``lstart`` for longs, ``sacc``/``skey`` by ``sstart`` for
+    shorts), so a round finds the reached ones by binary search; the members changed since
+    the sort (``over``, flagged ``dirty``) are checked one by one, and merged into the
+    sorted runs when they are more than a 32nd of the members (plus 32). Clears the changed list."""
     mark = prices(lm, growth, mark_index)[1]
+    lo, hi = ref * e_lo, ref * e_hi
     if rescan or drifted(mark, ref, half):
         ref[:] = mark
-        n_changed[0] = 0
-        return near(size, venue, liq_price, stop, always, ref * e_lo, ref * e_hi)
-    if n_changed[0] == 0:
-        return current
-    new = near_of(changed[:n_changed[0]], size, venue, liq_price, stop, always, ref * e_lo, ref * e_hi)
+        lo, hi = ref * e_lo, ref * e_hi
+        for j in range(counts[0]):
+            member[members[j]] = False
+        found = near(size, venue, liq_price, stop, always, lo, hi)
+        m = a = 0
+        for j in range(found.shape[0]):
+            i = found[j]
+            member[i] = True
+            members[m] = i
+            m += 1
+            if always[i]:
+                alw[a] = i
+                a += 1
+        counts[0], counts[2] = m, a
+        _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart,
+                 sacc, skey, sstart, True)
+    else:
+        for j in range(n_changed[0]):
+            i = changed[j]
+            if always[i] or dirty[i]:
+                continue  # checked every round, or already among the changed members
+            if not member[i]:
+                if not _is_near(i, size, venue, liq_price, stop, always, lo, hi):
+                    continue
+                member[i] = True
+                members[counts[0]] = i
+                counts[0] += 1
+            dirty[i] = True
+            over[counts[1]] = i
+            counts[1] += 1
+        if 32 * counts[1] > counts[0] + 1024:
+            _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey,
+                     lstart, sacc, skey, sstart, False)
     n_changed[0] = 0
-    if new.shape[0] == 0:
-        return current
-    return merge(current, new)
+    k = mark.shape[0]
+    la = np.empty(k, dtype=np.int64)
+    sb = np.empty(k, dtype=np.int64)
+    total = counts[1] + counts[2]
+    for v in range(k):
+        la[v] = _first_at_least(lkey, lstart[v], lstart[v + 1], mark[v] * (1.0 - SLACK))
+        sb[v] = _first_above(skey, sstart[v], sstart[v + 1], mark[v] * (1.0 + SLACK))
+        total += lstart[v + 1] - la[v] + sb[v] - sstart[v]
+    out = np.empty(total, dtype=np.int64)
+    n = 0
+    for j in range(counts[2]):
+        out[n] = alw[j]
+        n += 1
+    for v in range(k):
+        for h in range(la[v], lstart[v + 1]):
+            if not dirty[lacc[h]]:
+                out[n] = lacc[h]
+                n += 1
+        for h in range(sstart[v], sb[v]):
+            if not dirty[sacc[h]]:
+                out[n] = sacc[h]
+                n += 1
+    for j in range(counts[1]):
+        i = over[j]
+        if protocol[i] or size[i] == 0.0:
+            continue
+        p = mark[venue[i]]
+        key = _trigger(i, size, liq_price, stop, tol)
+        if (size[i] > 0.0 and key >= p * (1.0 - SLACK)) or (size[i] < 0.0 and key <= p * (1.0 + SLACK)):
+            out[n] = i
+            n += 1
+    return np.sort(out[:n])
 
 
 @njit(cache=True, error_model="numpy")
@@ -241,7 +434,7 @@ def run_round(near_set, growth, efill, avg, time_s, step, rnd, kinds,
     book, mark = prices(lm, growth, mark_index)
     cv = coin_values(coin_price, haircut)
     d = due(near_set, size, venue, weight, cash, coin, liq_price, stop, mm_floor, always, protocol, mark, cv,
-            margin_mult, tier_floor, tier_rate, tier_ded, 1e-9)
+            margin_mult, tier_floor, tier_rate, tier_ded, DUE_TOL)
     nd = d.shape[0]
     if nd == 0:
         return _vaults(vault_rows, cash, size, venue, mark, ranked), 0, 0

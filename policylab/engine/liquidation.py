@@ -140,9 +140,16 @@ class LiquidationEngine:
         self.always = self.tb.cls == ARB  # accounts checked every round (they trade every round)
         self.vault_rows = self.vb.vault_row[self.vb.vault_row >= 0]
         self.adl_volume = np.zeros(len(self.vb.rules))  # USD closed by ADL (both legs counted once)
-        self._near: np.ndarray | None = None  # the band set (see near), the marks it was scanned at, its band
-        self._near_mark = np.zeros(len(self.vb.rules))
+        n, k = max(self.tb.n, 1), len(self.vb.rules)
+        self._near_mark = np.zeros(k)  # the band set (see near): the marks it was scanned at, its band
         self._band = self._edges = None
+        self._member, self._dirty = np.zeros(n, bool), np.zeros(n, bool)  # its state (kernels_cascade.band_set)
+        self._members, self._over = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        self._alw = np.zeros(max(int(self.always.sum()), 1), np.int64)
+        self._counts = np.zeros(kc.COUNTS, np.int64)
+        self._lacc, self._sacc = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        self._lkey, self._skey = np.zeros(n), np.zeros(n)
+        self._lstart, self._sstart = np.zeros(k + 1, np.int64), np.zeros(k + 1, np.int64)
         self._changed = np.zeros(max(self.tb.n, 1), dtype=np.int64)  # accounts refreshed since the band set was
         self._n_changed = np.zeros(1, dtype=np.int64)  # updated: the first _n_changed[0] (repeats allowed)
         self._ranked = np.array([r.adl_ranking != "none" for r in self.vb.rules])  # venues that auto-deleverage
@@ -161,7 +168,9 @@ class LiquidationEngine:
     def refresh(self, idx: np.ndarray) -> None:
         """Recompute prefilter liquidation prices of accounts whose state changed
         (repeated accounts are harmless: each gets the same value). Every change of an
-        account's margin state must come through here, so the band set stays exact."""
+        account's margin state (its stop included) must come through here, before or after
+        the change and before the next cascade round, so the band set and its sorted
+        triggers stay exact."""
         tb, vb = self.tb, self.vb
         idx = np.ascontiguousarray(idx, dtype=np.int64)
         self._room(len(idx))
@@ -169,8 +178,10 @@ class LiquidationEngine:
                    vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price, self._changed, self._n_changed)
 
     def near(self, band: float) -> np.ndarray:
-        """Accounts (ascending) that may be due at the current mark prices: a superset of
-        those whose liquidation or stop trigger the marks have reached.
+        """Accounts (ascending) that may be due at the current mark prices: of the band set
+        (below), those whose liquidation or stop trigger the marks have reached (as
+        :func:`kernels.due` tests it) and the ``always`` ones; ``due`` over them finds what it
+        finds over the whole band set.
 
         A full scan keeps the accounts whose trigger is within ``band`` (log) of the marks
         at the scan, or already crossed: longs with a trigger above mark x e^-band, shorts
@@ -178,17 +189,18 @@ class LiquidationEngine:
         non-positive liquidation price). Until the marks move more than half the band
         from those of the scan, that set plus the accounts refreshed since (filtered the
         same way) still holds every account the marks can have reached; then it is
-        rescanned. Steps cost the accounts that changed, not a pass over all accounts."""
-        tb = self.tb
-        rescan = self._near is None or band != self._band
+        rescanned. Its members' triggers are kept sorted per venue and side
+        (:func:`kernels_cascade.band_set`), so a round costs the accounts it reaches and
+        those refreshed since the last sort, not a pass over all accounts or members."""
+        tb, vb = self.tb, self.vb
+        rescan = self._band is None or band != self._band
         if band != self._band:
             self._band, self._edges = band, (np.exp(-band), np.exp(band))
-        vb = self.vb
-        self._near = kc.band_set(self._near if self._near is not None else self._changed[:0], rescan,
-                                 np.exp(vb.basis), self.mkt.lm, vb.mark_index, self._near_mark, self._edges[0],
-                                 self._edges[1], band / 2, tb.size, tb.venue, tb.liq_price, tb.stop, self.always,
-                                 self._changed, self._n_changed)
-        return self._near
+        return kc.band_set(rescan, np.exp(vb.basis), self.mkt.lm, vb.mark_index, self._near_mark, self._edges[0],
+                           self._edges[1], band / 2, tb.size, tb.venue, tb.liq_price, tb.stop, self.always,
+                           self.protocol, kc.DUE_TOL, self._changed, self._n_changed, self._member, self._dirty,
+                           self._members, self._over, self._alw, self._counts, self._lacc, self._lkey, self._lstart,
+                           self._sacc, self._skey, self._sstart)
 
     def _realise_coin(self, idx: np.ndarray) -> None:
         """A closed-out account's depegged collateral is sold at its current value."""
@@ -241,7 +253,7 @@ class LiquidationEngine:
         price = mkt.marks()  # margin is checked at mark; orders fill at the book's price
         near = kernels.due(near, tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor,
                            self.always, self.protocol, price, vb.coin_value, vb.margin_mult, vb.tier_floor,
-                           vb.tier_rate, vb.tier_ded, 1e-9)
+                           vb.tier_rate, vb.tier_ded, kc.DUE_TOL)
         if len(near) == 0:
             self._vault_solvency(step, rnd)
             return 0, 0
