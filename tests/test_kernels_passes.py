@@ -51,7 +51,12 @@ def _lay_off_numpy(mm) -> None:
     books = np.flatnonzero(book_dq != 0)
     m.market.transfer(np.concatenate([cand, vb.mm_row[books]]), np.concatenate([dq, book_dq[books]]),
                       np.concatenate([px, price[books]]))
-    m.market.record_fills(cand, np.abs(dq) * px, v[cand])
+    notional, mkt = np.abs(dq) * px, m.market  # the fills' volume and its attribution, per venue
+    for u in np.unique(v[cand]):
+        on = v[cand] == u
+        mkt.volume[u] += notional[on].sum()
+        kernels.attribute(cand[on], notional[on], int(u), False, mkt.resident, mkt.traded, mkt.forced_volume,
+                          mkt.resident_volume)
     tb.stop[cand] = np.nan
     m.engine.refresh(cand)
 

@@ -56,9 +56,9 @@ def layoff_fill(draw, cand, room, inv, keep, price, venue, size, entry, cash, st
     """Close the lay-off's chosen candidates against their books (after :func:`layoff_scan`):
     candidate ``cand[j]`` closes its whole position at its venue's price when ``draw[j]``
     (uniform) is under its venue's share min(want, room) / room, want = |inv| x ``keep``. As
-    ``Market.transfer`` (the traders' and books' sizes, cash, entries and ``opened``) then
-    ``Market.record_fills`` (``volume`` per venue as ``np.sum`` adds it, the per-account and
-    per-residence attribution) would; the chosen rows' stops are cleared. Returns the rows
+    ``Market.transfer`` would (the traders' and books' sizes, cash, entries and ``opened``),
+    with the fills counted as voluntary volume (per venue as ``np.sum`` adds it) and
+    attributed as ``kernels.attribute`` does (per account and jurisdiction of residence); the chosen rows' stops are cleared. Returns the rows
     that closed, ascending (for ``LiquidationEngine.refresh``)."""
     k = price.shape[0]
     share = np.zeros(k)

@@ -152,16 +152,6 @@ class Market:
         kernels.trade(idx, np.asarray(dq, dtype=float), np.asarray(px, dtype=float), tb.size, tb.entry, tb.cash)
         self._count_opened(rows, before)
 
-    def record_fills(self, idx: np.ndarray, notional: np.ndarray, venue: np.ndarray) -> None:
-        """Count voluntary fills made outside :meth:`execute` (a market maker's skewed quotes
-        filling take-profit orders): traded notional ``notional`` (USD) of accounts ``idx`` on
-        venues ``venue``, in the volume and its attribution (per account, per jurisdiction)."""
-        for v in np.unique(venue):
-            on = venue == v
-            self.volume[v] += notional[on].sum()
-            kernels.attribute(np.asarray(idx[on], dtype=np.int64), notional[on], int(v), False, self.resident,
-                              self.traded, self.forced_volume, self.resident_volume)
-
     # ---------------------------------------------------------------- arbitrage
     def arbitrage(self) -> None:
         """Arbitrage desks buy the cheap venue and sell spot (or the reverse), within capacity
