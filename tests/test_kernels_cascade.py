@@ -14,7 +14,7 @@ from policylab.model import MarketModel
 from policylab.names import EVENT_KINDS
 
 
-def test_event_log_grows_and_keeps_its_parts():
+def test_event_log_grows_and_gives_its_parts():
     tb = TraderBook(6)
     tb.venue[:] = [0, 1, 2, 0, 1, 2]
     tb.cls[:] = [1, 1, 2, 2, 3, 3]
@@ -22,7 +22,7 @@ def test_event_log_grows_and_keeps_its_parts():
     tb.weight[:] = np.arange(6) + 1.5
     tb.lev_chosen[:] = np.arange(6) * 10.0
     log = EventLog(capacity=2)
-    assert all(len(v) == 0 for v in log.arrays().values()) and len(log.parts) == 0
+    assert all(len(v) == 0 for v in log.arrays().values()) and all(len(x) == 0 for x in log.parts_since(0))
     log.add(3, 0, "liquidation", tb, np.array([4, 1]), np.array([0.5, -2.0]), np.array([100.0, 101.0]),
             np.array([7.0, 0.0]))
     log.add(3, 1, "stop", tb, np.array([], dtype=np.int64), np.zeros(0), 1.0)  # nothing: no part
@@ -39,14 +39,14 @@ def test_event_log_grows_and_keeps_its_parts():
     np.testing.assert_array_equal(ev["lev_chosen"], [40.0, 10.0, 0.0, 20.0, 50.0])
     assert (ev["venue"].dtype, ev["cls"].dtype, ev["juris"].dtype, ev["account"].dtype) == \
         (tb.venue.dtype, tb.cls.dtype, tb.juris.dtype, np.int64)
-    parts = log.parts
-    assert len(parts) == 2
-    step, rnd, kind, idx, venue, cls, size, price, weight, deficit, juris, lev = parts[-1]
-    assert (step, rnd, kind) == (5, 2, EVENT_KINDS.index("adl_counterparty"))
-    np.testing.assert_array_equal(idx, [0, 2, 5])
-    np.testing.assert_array_equal(size, [1.0, 2.0, 3.0])
-    np.testing.assert_array_equal(juris, [0, 2, 5])
-    assert [p[3].tolist() for p in parts[1:]] == [[0, 2, 5]] and parts[0][6].tolist() == [0.5, -2.0]
+    idx, size, lengths, kinds = log.parts_since(0)  # two parts: the empty add made none
+    np.testing.assert_array_equal(idx, [4, 1, 0, 2, 5])
+    np.testing.assert_array_equal(size, [0.5, -2.0, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(lengths, [2, 3])
+    np.testing.assert_array_equal(kinds, [EVENT_KINDS.index("liquidation"), EVENT_KINDS.index("adl_counterparty")])
+    idx, size, lengths, kinds = log.parts_since(1)
+    assert idx.tolist() == [0, 2, 5] and size.tolist() == [1.0, 2.0, 3.0] and lengths.tolist() == [3]
+    assert [len(x) for x in log.parts_since(2)] == [0, 0, 0, 0]
 
 
 def _state(m) -> dict:

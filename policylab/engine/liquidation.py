@@ -97,37 +97,13 @@ class EventLog:
         out.update({name: self.floats[j, :n].copy() for j, name in enumerate(self._FLOATS)})
         return out
 
-    @property
-    def parts(self) -> "_Parts":
-        """The events by part, each (step, round, kind, accounts, venues, classes, sizes,
-        prices, weights, deficits, jurisdictions, leverages chosen), as a sequence."""
-        return _Parts(self)
-
-
-class _Parts:
-    """A read-only sequence view of an :class:`EventLog`'s parts."""
-
-    def __init__(self, log: EventLog):
-        self.log = log
-        self.count = int(log.n[1])
-
-    def __len__(self) -> int:
-        return self.count
-
-    def _part(self, p: int) -> tuple:
-        log = self.log
-        a = int(log.starts[p])
-        b = int(log.starts[p + 1]) if p + 1 < self.count else int(log.n[0])
-        ints = [log.ints[j, a:b].astype(dtype) for j, (_, dtype) in enumerate(EventLog._INTS)]
-        floats = [log.floats[j, a:b].copy() for j in range(len(EventLog._FLOATS))]
-        return (int(ints[0][0]), int(ints[1][0]), int(ints[2][0]), ints[3], ints[4], ints[5], floats[0], floats[1],
-                floats[2], floats[3], ints[6], floats[4])
-
-    def __getitem__(self, key):
-        if isinstance(key, slice):
-            return [self._part(p) for p in range(*key.indices(self.count))]
-        p = range(self.count)[key]
-        return self._part(p)
+    def parts_since(self, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The events of parts ``first`` onwards (a part: one :meth:`add`, one kind in one
+        round): (accounts, sizes, each part's length, each part's kind)."""
+        a, parts = (int(self.starts[first]) if first < self.n[1] else int(self.n[0])), int(self.n[1])
+        bounds = np.append(self.starts[first:parts], self.n[0])
+        return (self.ints[3, a:self.n[0]].copy(), self.floats[0, a:self.n[0]].copy(), np.diff(bounds),
+                self.ints[2, self.starts[first:parts]])
 
 
 class LiquidationEngine:

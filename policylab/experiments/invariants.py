@@ -99,7 +99,7 @@ class Monitor:
         self.opened0 = model.market.opened.copy()
         self.size = tb.size.copy()  # at the start of the step being observed
         self.opened = self.opened0.copy()
-        self.parts = len(model.events.parts)
+        self.parts = int(model.events.n[1])  # parts of the event log already checked
         self.forced = np.isin(np.arange(len(EVENT_KINDS)), [EVENT_KINDS.index(k) for k in FORCED_KINDS])
         self.closed = np.zeros(len(vb.rules))  # forced closes per venue (BTC)
         self.margin = np.zeros(len(vb.rules))  # worst maintenance over unscaled initial margin per venue
@@ -122,13 +122,12 @@ class Monitor:
         model, tb = self.model, self.model.tb
         step = model.steps
         self._margin(step)
-        parts = model.events.parts[self.parts:]
-        self.parts = len(model.events.parts)
-        if parts:  # the forced closes per venue, and what each account closed against what it held and opened
+        if model.events.n[1] > self.parts:  # forced closes per venue; what each account closed against what it held and opened
+            idx, size, lengths, kinds = model.events.parts_since(self.parts)
+            self.parts = int(model.events.n[1])
             accounts, closed, room = kernels_passes.closed_out(
-                np.concatenate([p[3] for p in parts]), np.concatenate([p[6] for p in parts]),
-                np.array([len(p[3]) for p in parts]), self.forced[[p[2] for p in parts]], tb.venue, self.closed,
-                self.size, model.market.opened, self.opened, self._scratch, self._slack, 3)
+                idx, size, lengths, self.forced[kinds], tb.venue, self.closed, self.size, model.market.opened,
+                self.opened, self._scratch, self._slack, 3)
             for a, c, r in zip(accounts.tolist(), closed.tolist(), room.tolist()):
                 self.reopen.append(Violation(
                     "liquidated_only_after_reopening", model.vb.names[tb.venue[a]],
