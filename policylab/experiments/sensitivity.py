@@ -231,8 +231,20 @@ def for_folder(folder: str | os.PathLike, second: str, seeds: int = 5, *, varied
     except (OSError, ValueError) as e:
         raise InputError(f"{folder}: not a finished comparison's results folder ({e}); allowed: the --out "
                          "folder of policylab compare") from None
-    if manifest.get("kind") != "compare":
-        raise InputError(f"{folder}/manifest.json: kind: found {manifest.get('kind')!r}; allowed: 'compare'")
+    if not isinstance(manifest, dict) or manifest.get("kind") != "compare":
+        found = manifest.get("kind") if isinstance(manifest, dict) else type(manifest).__name__
+        raise InputError(f"{folder}/manifest.json: kind: found {found!r}; allowed: 'compare'")
+    for key, kind in (("baseline", str), ("rule_sets", list), ("scenario", str)):
+        if not isinstance(manifest.get(key), kind):
+            raise InputError(f"{folder}/manifest.json: {key}: found {manifest.get(key)!r}; allowed: a "
+                             f"{'list of rule set names' if kind is list else 'name'}, as policylab compare writes it")
+    if not isinstance(scenario, dict):
+        raise InputError(f"{folder}/scenario.json: found a {type(scenario).__name__}; allowed: an object, as "
+                         "policylab compare writes it")
+    missing = [c for c in ("rule_set", "metric", "direction", "diff_mean") if c not in summary.columns]
+    if missing:
+        raise InputError(f"{folder}/summary.csv: columns {', '.join(missing)} missing; allowed: the summary.csv "
+                         "policylab compare writes")
     if seeds < 2:
         raise InputError(f"--seeds: got {seeds}; allowed: an integer >= 2 (the intervals need two)")
     baseline = manifest["baseline"]
@@ -242,11 +254,12 @@ def for_folder(folder: str | os.PathLike, second: str, seeds: int = 5, *, varied
         raise InputError(f"--rule-set: found {', '.join(unknown)}; allowed: the comparison's rule sets other than its "
                          f"baseline ({', '.join(rule_sets)})")
     sc = comparison_scenario(scenario, manifest)
+    second_sc = load_scenario(second)  # before any run: a wrong name must not cost the runs
     metrics = core_metrics(summary["metric"].unique())
     seed_list = list(range(seeds))
     table = sensitivity(sc, baseline, [r for r in rule_sets if not varied or r in varied], metrics, seed_list,
                         traders=traders, workers=workers, progress=progress)
-    ranked = ranking(summary, sc.name, load_scenario(second), baseline, rule_sets, metrics, seed_list,
+    ranked = ranking(summary, sc.name, second_sc, baseline, rule_sets, metrics, seed_list,
                      traders=traders, workers=workers, progress=progress)
     return write_all([(folder / "sensitivity.csv", lambda p: table.to_csv(p, index=False)),
                       (folder / "ranking.csv", lambda p: ranked.to_csv(p, index=False))])
