@@ -94,6 +94,37 @@ def test_ranks_follow_the_direction():
     assert sens.ranks({"a": float("nan"), "b": 1.0}, LOWER) == {"a": 0, "b": 1}
 
 
+def test_ties_share_the_better_rank():
+    assert sens.ranks({"a": 1.0, "b": 1.0, "c": 2.0}, LOWER) == {"a": 1, "b": 1, "c": 3}
+    assert sens.ranks({"a": -1.0, "b": 1.0, "c": 0.5}, NEUTRAL) == {"a": 2, "b": 2, "c": 1}
+
+
+def _summary(diffs: dict[str, float], metric="liquidated_usd", direction=LOWER) -> pd.DataFrame:
+    return pd.DataFrame({"rule_set": list(diffs), "metric": metric, "direction": direction,
+                         "diff_mean": list(diffs.values())})
+
+
+@pytest.mark.parametrize("second, ranks, holds", [
+    ({RULES: -3.0, OTHER: -1.0}, (1, 2), (True, True)),   # the same order
+    ({RULES: -1.0, OTHER: -3.0}, (2, 1), (False, False)),  # reversed
+    ({RULES: -1.0, OTHER: -1.0}, (1, 1), (True, False)),   # a tie: both first; OTHER was second
+])
+def test_ranking_compares_the_two_scenarios(flash_path, monkeypatch, second, ranks, holds):
+    """Ranks on the comparison (RULES best) against ranks on a second scenario whose
+    differences the stubbed runs give: holds only where the rank is the same."""
+    class Result:
+        summary = _summary(second)
+        manifest = {"traders": 300}
+
+    monkeypatch.setattr(sens, "run_experiment", lambda *a, **k: Result)
+    first = _summary({RULES: -2.0, OTHER: -0.5})
+    r = sens.ranking(first, "flash-test", load_scenario(str(flash_path)), "status-quo-2025", [RULES, OTHER],
+                     ["liquidated_usd"], [0, 1]).set_index("rule_set")
+    assert (r.loc[RULES, "rank"], r.loc[OTHER, "rank"]) == (1, 2)
+    assert (r.loc[RULES, "second_rank"], r.loc[OTHER, "second_rank"]) == ranks
+    assert (r.loc[RULES, "holds"], r.loc[OTHER, "holds"]) == holds
+
+
 def test_brief_has_the_section(folder):
     res = _run("report", folder, "--format", "html")
     assert res.exit_code == 0, res.output
@@ -157,6 +188,19 @@ def test_a_malformed_results_folder_is_one_line_before_any_run(folder, tmp_path,
     res = CliRunner().invoke(cli, ["sensitivity", str(copy), "--seeds", "2"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert says in res.output.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("key, value", [("rule_sets", ["nosuch-rules"]), ("baseline", "nosuch-rules")])
+def test_a_retired_rule_set_in_the_manifest_stops_before_any_run(folder, tmp_path, monkeypatch, key, value):
+    import json
+    copy = _copy(folder, tmp_path)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest[key] = value
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(sens, "run_experiment", lambda *a, **k: pytest.fail("a run started"))
+    res = CliRunner().invoke(cli, ["sensitivity", str(copy), "--seeds", "2"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert f"manifest.json: {key}: unknown rule set 'nosuch-rules'" in res.output.strip().splitlines()[-1]
 
 
 def test_an_unknown_second_scenario_stops_before_any_run(folder, tmp_path, monkeypatch):

@@ -235,8 +235,9 @@ def for_folder(folder: str | os.PathLike, second: str, seeds: int = 5, *, varied
         found = manifest.get("kind") if isinstance(manifest, dict) else type(manifest).__name__
         raise InputError(f"{folder}/manifest.json: kind: found {found!r}; allowed: 'compare'")
     for key, kind in (("baseline", str), ("rule_sets", list), ("scenario", str)):
-        if not isinstance(manifest.get(key), kind):
-            raise InputError(f"{folder}/manifest.json: {key}: found {manifest.get(key)!r}; allowed: a "
+        value = manifest.get(key)
+        if not isinstance(value, kind) or (kind is list and not all(isinstance(r, str) for r in value)):
+            raise InputError(f"{folder}/manifest.json: {key}: found {value!r}; allowed: a "
                              f"{'list of rule set names' if kind is list else 'name'}, as policylab compare writes it")
     if not isinstance(scenario, dict):
         raise InputError(f"{folder}/scenario.json: found a {type(scenario).__name__}; allowed: an object, as "
@@ -255,6 +256,12 @@ def for_folder(folder: str | os.PathLike, second: str, seeds: int = 5, *, varied
                          f"baseline ({', '.join(rule_sets)})")
     sc = comparison_scenario(scenario, manifest)
     second_sc = load_scenario(second)  # before any run: a wrong name must not cost the runs
+    for key, names in (("baseline", [baseline]), ("rule_sets", rule_sets)):  # an old folder may name retired ones
+        for r in names:
+            try:
+                make_arm(r, sc)
+            except InputError as e:
+                raise InputError(f"{folder}/manifest.json: {key}: {e}") from None
     metrics = core_metrics(summary["metric"].unique())
     seed_list = list(range(seeds))
     table = sensitivity(sc, baseline, [r for r in rule_sets if not varied or r in varied], metrics, seed_list,
