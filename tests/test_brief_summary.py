@@ -15,6 +15,7 @@ import pytest
 import policylab
 from policylab.brief import render, sections, summary
 from policylab.brief.results import Results, archetype_label, load, venue_labels
+from policylab.metrics.headlines import CORE_OUTCOMES
 from policylab.cli.experiment import RunsProgress, seeds_warning
 from policylab.cli.formats import fmt_diff
 
@@ -228,7 +229,7 @@ def test_the_bottom_line_covers_every_arm_in_a_fixed_order(ctx):
         assert text.count(arm) == 1, arm  # every rule set, once
     assert "benefit" not in text and "cost" not in text
     # each rule set's changes come in the fixed order of the columns, whatever their size
-    order = [c.label for c in summary.COLUMNS]
+    order = [c.label for c in CORE_OUTCOMES]
     cap = re.search(r"jp-cap changes (.*?)(;|\.\s|\.$)", text).group(1)
     named = [label for label in order if label in cap]
     assert named and sorted(named, key=cap.index) == named

@@ -583,9 +583,9 @@ def _has_sensitivity(d: FigureData) -> bool:
 
 def outcome_label(metric: str) -> str:
     """The page-1 label of a core outcome's metric (the metric's name if it is none)."""
-    from policylab.brief.summary import COLUMNS
+    from policylab.metrics.headlines import CORE_OUTCOMES
 
-    return next((label for col in COLUMNS for m, label in col.choices if m == metric), metric)
+    return next((label for col in CORE_OUTCOMES for m, label in col.choices if m == metric), metric)
 
 
 def _diff_scale(unit: str, values) -> tuple[float, str]:

@@ -1,6 +1,6 @@
 """Page 1 and the findings: the core outcomes of every rule set, read neutrally.
 
-The core outcomes (:data:`COLUMNS`) are the columns of page 1's matrix, in a fixed
+The core outcomes (:data:`policylab.metrics.headlines.CORE_OUTCOMES`) are the columns of page 1's matrix, in a fixed
 order that every sentence follows too (never "improvements first"): liquidated notional,
 index drawdown, retail losses, accounts that quit, moved or were blocked, the offshore
 share of the targeted jurisdiction's activity and voluntary volume. A column whose
@@ -31,6 +31,7 @@ import pandas as pd
 from policylab import names
 from policylab.brief import findings as words
 from policylab.brief.results import Results
+from policylab.metrics.headlines import CORE_OUTCOMES, resolve
 
 RELIABLE_SEEDS = 10  # below this many seeds, paired intervals are called unreliable
 JURISDICTIONS = tuple(j for j in names.JURISDICTIONS if j != "other")  # what a rule set can target
@@ -183,44 +184,6 @@ def change(s: pd.DataFrame, arm: str, metric: str, label: str, flipped: bool) ->
     return Change(metric, r["unit"], label, before, after, d, lo, hi, status, flipped)
 
 
-# ------------------------------------------------------------------------ the core columns
-@dataclass(frozen=True)
-class Column:
-    """A core outcome: its key, its label, the metrics that can fill it (the first present
-    wins; ``{J}`` is the arm's first targeted jurisdiction) and the label of each fallback."""
-
-    key: str
-    label: str
-    choices: tuple[tuple[str, str], ...]  # (metric pattern, label when this one is used)
-
-
-COLUMNS: tuple[Column, ...] = (
-    Column("liquidated", "liquidated notional", (("liquidated_usd", "liquidated notional"),)),
-    Column("drawdown", "index drawdown", (("index_drawdown", "index drawdown"),)),
-    Column("retail_loss", "retail losses", (("retail_loss_usd", "retail losses"),)),
-    Column("quit", "accounts that quit", (("accounts_quit", "accounts that stopped trading"),)),
-    Column("moved", "accounts that moved", (("accounts_moved", "accounts that moved venue"),)),
-    Column("blocked", "accounts blocked", (("accounts_blocked", "accounts blocked"),
-                                           ("accounts_blocked.jurisdiction.{J}", "{J} accounts blocked"))),
-    Column("offshore", "offshore share", (("offshore_volume_share.jurisdiction.{J}", "offshore share of {J} volume"),
-                                          ("offshore_volume_share", "offshore share of volume (all traders)"))),
-    Column("volume", "voluntary volume", (("volume_usd.voluntary", "voluntary traded volume"),
-                                          ("volume_usd", "traded volume (total, forced selling included)"))),
-)
-
-
-def resolve(column: Column, available: set[str], juris: list[str]) -> tuple[str, str] | None:
-    """(metric, label) filling ``column`` for an arm targeting ``juris``, or None."""
-    for pattern, label in column.choices:
-        if "{J}" in pattern:
-            for j in juris:
-                if pattern.format(J=j) in available:
-                    return pattern.format(J=j), label.format(J=j)
-        elif pattern in available:
-            return pattern, label
-    return None
-
-
 @dataclass
 class View:
     """Everything page 1 and the findings read, computed once from a results folder."""
@@ -246,7 +209,7 @@ class View:
     def columns(self) -> list[dict]:
         """The columns present for at least one arm, with the label each arm's metric gives them."""
         out = []
-        for col in COLUMNS:
+        for col in CORE_OUTCOMES:
             per = {arm: resolve(col, self.available, self.targets(arm)) for arm in self.arms}
             if any(per.values()):
                 labels = list(dict.fromkeys(v[1] for v in per.values() if v))
@@ -262,7 +225,7 @@ class View:
     def core(self, arm: str) -> list[Change]:
         """The arm's changes in the core outcomes, in column order."""
         out = []
-        for col in COLUMNS:
+        for col in CORE_OUTCOMES:
             found = resolve(col, self.available, self.targets(arm))
             c = self.change(arm, *found) if found else None
             if c is not None:
@@ -308,7 +271,7 @@ def matrix(v: View) -> dict:
                      "flag": v.flagged.get(arm, ""), "cells": cells})
     present = {c["key"] for c in cols}
     notes = [f"{c['label']}: {', '.join(dict.fromkeys(c['fallback']))}" for c in cols if c["fallback"]]
-    missing = [c.label for c in COLUMNS if c.key not in present]
+    missing = [c.label for c in CORE_OUTCOMES if c.key not in present]
     if missing:
         notes.append(f"not in this run: {_join(missing)}")
     return {"columns": [{"key": c["key"], "label": c["label"]} for c in cols], "rows": rows, "notes": notes}
@@ -348,7 +311,7 @@ def _clause(v: View, arm: str) -> str:
 def _short_label(c: Change) -> str:
     """A core change's column label when its metric is the column's preferred one (without
     a jurisdiction), else its own label (``offshore share of US volume``, a fallback's)."""
-    col = next((col for col in COLUMNS if col.choices[0][0] == c.metric), None)
+    col = next((col for col in CORE_OUTCOMES if col.choices[0][0] == c.metric), None)
     return col.label if col is not None else c.label
 
 
@@ -382,9 +345,9 @@ def bottom_line(v: View) -> list[str]:
         parts = [f"{v.who(a)} changes {clauses[a]}" for a in ok if kind[a] == key and clauses[a]]
         if parts:
             sentences.append(f"{opening}: " + "; ".join(parts) + ".")
-    labels = {col.label: col for col in COLUMNS}
+    labels = {col.label: col for col in CORE_OUTCOMES}
     moved = {c.metric for a in ok for c in v.core(a) if c.clear}
-    present = {col.label: [m for a in ok if (m := resolve(col, v.available, v.targets(a)))] for col in COLUMNS}
+    present = {col.label: [m for a in ok if (m := resolve(col, v.available, v.targets(a)))] for col in CORE_OUTCOMES}
     quiet = [label for label, found in present.items() if found and not any(m in moved for m, _ in found)]
     still = [v.who(a) for a in ok if not clauses[a]]
     rest = ["a change not named has a 90% interval that includes zero"]

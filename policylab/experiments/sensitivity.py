@@ -35,17 +35,14 @@ from policylab.experiments.compare import Arm, Progress, make_arm, run_experimen
 from policylab.experiments.sweep import point_arm
 from policylab.inputs.scenario import Scenario, load_scenario
 from policylab.metrics import HIGHER, NEUTRAL
+from policylab.metrics.headlines import CORE_OUTCOMES, resolve
 
 SIDES = ("low", "high")
 SENSITIVITY_COLUMNS = ("assumption", "side", "value", "rule_set", "metric", "diff_mean", "diff_lo", "diff_hi",
                        "seeds", "traders")
 RANKING_COLUMNS = ("metric", "rule_set", "scenario", "rank", "second_scenario", "second_rank", "holds", "seeds",
                    "traders")
-# The core outcomes' preferred metrics (policylab.brief.summary.COLUMNS without the
-# per-jurisdiction patterns), with their fallbacks; the first present is used.
-CORE_METRICS = (("liquidated_usd",), ("index_drawdown",), ("retail_loss_usd",), ("accounts_quit",),
-                ("accounts_moved",), ("accounts_blocked",), ("offshore_volume_share",),
-                ("volume_usd.voluntary", "volume_usd"))
+
 
 
 @dataclass(frozen=True)
@@ -113,7 +110,12 @@ UNRANGED = ("the venues' own order-book depth (a range is documented for one sma
 def core_metrics(available: Sequence[str]) -> list[str]:
     """The core outcomes' metrics present in ``available``, in page 1's order."""
     have = set(available)
-    return [next(m for m in choices if m in have) for choices in CORE_METRICS if any(m in have for m in choices)]
+    out = []
+    for outcome in CORE_OUTCOMES:  # a jurisdiction's member ({J}) differs by rule set: the market-wide ones only
+        found = resolve(outcome, have, [])
+        if found:
+            out.append(found[0])
+    return out
 
 
 def _paired(w: pd.DataFrame, arm: str, base: str, metric: str) -> tuple[float, float, float]:

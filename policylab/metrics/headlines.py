@@ -5,7 +5,9 @@
   become key findings; findings lead with ``core`` effects and first state the
   baseline's ``baseline`` values;
 - ``policylab compare`` prints the ``compare`` metrics (``sweep``'s curve table the
-  first four of them).
+  first four of them);
+- the brief's page-1 matrix and ``policylab sensitivity`` read the core outcomes
+  (:data:`CORE_OUTCOMES`), each a preferred metric with its fallbacks.
 
 A headline's label is its short name wherever it appears, a findings sentence included
 ("liquidated notional down $4.00B"), so it reads on its own. To add a headline, add one
@@ -103,3 +105,43 @@ def flagged(flag: str) -> tuple[str, ...]:
         raise ValueError(f"headlines: flag {flag!r}; allowed: brief, compare, core, baseline")
     return tuple(h.metric for h in ALL if getattr(h, flag))
 
+
+# ------------------------------------------------------------------------ the core outcomes
+@dataclass(frozen=True)
+class CoreOutcome:
+    """A core outcome, a column of the brief's page-1 matrix and an outcome the sensitivity
+    step varies: its key, its label, the metrics that can fill it (the first present wins;
+    ``{J}`` is a rule set's first targeted jurisdiction) and the label of each fallback."""
+
+    key: str
+    label: str
+    choices: tuple[tuple[str, str], ...]  # (metric pattern, label when this one is used)
+
+
+# In the fixed order every sentence of the brief follows too (never "improvements first").
+CORE_OUTCOMES: tuple[CoreOutcome, ...] = (
+    CoreOutcome("liquidated", "liquidated notional", (("liquidated_usd", "liquidated notional"),)),
+    CoreOutcome("drawdown", "index drawdown", (("index_drawdown", "index drawdown"),)),
+    CoreOutcome("retail_loss", "retail losses", (("retail_loss_usd", "retail losses"),)),
+    CoreOutcome("quit", "accounts that quit", (("accounts_quit", "accounts that stopped trading"),)),
+    CoreOutcome("moved", "accounts that moved", (("accounts_moved", "accounts that moved venue"),)),
+    CoreOutcome("blocked", "accounts blocked", (("accounts_blocked", "accounts blocked"),
+                                                ("accounts_blocked.jurisdiction.{J}", "{J} accounts blocked"))),
+    CoreOutcome("offshore", "offshore share", (
+        ("offshore_volume_share.jurisdiction.{J}", "offshore share of {J} volume"),
+        ("offshore_volume_share", "offshore share of volume (all traders)"))),
+    CoreOutcome("volume", "voluntary volume", (("volume_usd.voluntary", "voluntary traded volume"),
+                                               ("volume_usd", "traded volume (total, forced selling included)"))),
+)
+
+
+def resolve(outcome: CoreOutcome, available: set[str], juris: list[str]) -> tuple[str, str] | None:
+    """(metric, label) filling ``outcome`` for a rule set targeting ``juris``, or None."""
+    for pattern, label in outcome.choices:
+        if "{J}" in pattern:
+            for j in juris:
+                if pattern.format(J=j) in available:
+                    return pattern.format(J=j), label.format(J=j)
+        elif pattern in available:
+            return pattern, label
+    return None
