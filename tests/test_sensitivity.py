@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from policylab.cli.main import cli
 from policylab.experiments import sensitivity as sens
+from policylab.inputs.assumptions import ASSUMPTIONS
 from policylab.inputs.scenario import load_scenario
 from policylab.metrics import HIGHER, LOWER, NEUTRAL
 
@@ -47,7 +48,7 @@ def _documented_range(doc: str) -> tuple[float, float]:
     return float(m.group(1)), float(m.group(2))
 
 
-@pytest.mark.parametrize("a", sens.ASSUMPTIONS, ids=lambda a: a.name)
+@pytest.mark.parametrize("a", ASSUMPTIONS, ids=lambda a: a.name)
 def test_declared_ranges_are_the_documented_ones(a):
     assert (a.low, a.high) == _documented_range(a.doc)
 
@@ -56,7 +57,7 @@ def test_sensitivity_csv(folder, flash_path):
     t = pd.read_csv(folder / "sensitivity.csv")
     assert list(t.columns) == list(sens.SENSITIVITY_COLUMNS)
     sc = load_scenario(str(flash_path))
-    applied = [a for a in sens.ASSUMPTIONS if a.paths(sc)]
+    applied = [a for a in ASSUMPTIONS if a.paths(sc)]
     # the flash scenario blocks US residents on its CEX only: DEX and pool leakage do not apply
     assert "leakage.offshore_cex" in {a.name for a in applied}
     assert "leakage.offshore_dex" not in {a.name for a in applied}
@@ -233,7 +234,7 @@ def test_rule_set_not_in_the_comparison(folder):
 
 
 def test_ranges_in_the_tornado_labels():
-    labels = {a.name: a.span for a in sens.ASSUMPTIONS}
+    labels = {a.name: a.span for a in ASSUMPTIONS}
     assert labels["leakage.offshore_cex"] == "0.05 to 0.4 share"
     assert labels["classes.retail.leverage_median"] == "3x to 8x"
     assert labels["market.impact_y"] == "0.002 to 0.008 log move"

@@ -607,7 +607,7 @@ def tornado(d: FigureData) -> tuple[matplotlib.figure.Figure, pd.DataFrame]:
     (filled) of the assumption's documented range, joined by a bar. The assumptions are
     in the same order in every panel (labels on the left), the widest swings on average
     on top (each panel's swings relative to its widest)."""
-    from policylab.experiments.sensitivity import ASSUMPTIONS
+    from policylab.inputs.assumptions import ASSUMPTIONS
 
     t = d.sensitivity
     metrics = list(dict.fromkeys(t["metric"]))

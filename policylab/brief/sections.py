@@ -255,7 +255,7 @@ def robust(res: Results) -> dict:
     the rule sets it covers and those it does not, and whether the ranking of rule sets
     holds on a second scenario (ranking.csv: one row per rule set, one column per core
     outcome); what is absent is said."""
-    from policylab.experiments.sensitivity import ASSUMPTIONS, UNRANGED
+    from policylab.inputs.assumptions import ASSUMPTIONS, UNRANGED
 
     arms = [r for r in res.order if r != res.baseline]
     sens = res.sensitivity if res.sensitivity is not None and not res.sensitivity.empty else None

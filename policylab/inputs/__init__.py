@@ -9,7 +9,9 @@ with one-line errors naming file, line, key path, what was found and what is all
   venue, depth, names), each with its reason;
 - ``scenario.py``, ``rulesets.py``: the two kinds of file; ``market.py``: MarketParams;
 - ``local_modules.py``: rule sets naming local Python files: read without running them,
-  run only when allowed.
+  run only when allowed;
+- ``assumptions.py``: the assumptions ``policylab sensitivity`` varies, with their
+  documented ranges.
 
 Add a new kind of input file here, reading it with ``yaml.parse`` and declaring its
 fields with ``values.setting``.
