@@ -386,3 +386,17 @@ def test_sorted_triggers_select_what_a_scan_of_the_band_set_selects(case):
     m.run()
     assert seen["rounds"] > 500 and seen["due"] > 400 and seen["band"] > 0, seen
     assert seen["changed"] > 0 and seen["resorted"] > 0, seen
+
+
+@pytest.mark.parametrize("n, need", [(0, 1.0), (1, 0.5), (7, 3.0), (500, 40.0), (500, 1e9), (2000, 0.0)])
+def test_ranked_prefix_is_the_stable_sort_cut_where_the_need_is_covered(n, need):
+    """The heap ADL ranks counterparties with takes what ``np.argsort(key, kind="stable")``
+    orders first, ties (many here) in position order, up to and including the first
+    position where the sizes ranked before it stop being below the need."""
+    rng = np.random.default_rng(n)
+    key = np.round(rng.normal(size=n), 1)  # ties
+    avail = rng.uniform(0.0, 1.0, size=n)
+    order = np.argsort(key, kind="stable")
+    before = np.concatenate([[0.0], np.cumsum(avail[order])])[:n]  # the sizes ranked before each
+    expected = order[before < need]
+    np.testing.assert_array_equal(kc._ranked_prefix(key, avail, need), expected)
