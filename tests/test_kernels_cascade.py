@@ -1,14 +1,17 @@
 """The compiled cascade round (policylab.engine.kernels_cascade) against the NumPy code it
-replaced: sums in NumPy's order, the event buffers, and every round of a crash run checked
-against the engine's Python path on the same state, bit for bit."""
+replaced: sums in NumPy's order, the event buffers, and every round of a crash run, those
+that auto-deleverage included, checked against the NumPy round on the same state, bit for bit."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
+from policylab.engine import kernels
+from policylab.engine import kernels_cascade as kc
 from policylab.engine.book import TraderBook
 from policylab.engine.liquidation import EventLog
+from policylab.engine.margin import maintenance
 from policylab.inputs.scenario import load_scenario
 from policylab.model import MarketModel
 from policylab.names import EVENT_KINDS
@@ -74,15 +77,14 @@ def _assert_same(a: dict, b: dict, where: str) -> None:
         np.testing.assert_array_equal(x, y, err_msg=f"{where}: {key}")
 
 
-def test_compiled_rounds_equal_the_python_path():
-    """Each round of the 10 October crash: the compiled round and the engine's Python path
-    (which runs every mechanism in NumPy) from the same state give the same state, events,
-    band-set changes and counts."""
-    sc = dataclasses.replace(load_scenario("october-2025"), duration_minutes=480)
-    m = MarketModel(sc, seed=0, traders=3000)
+def test_compiled_rounds_equal_the_numpy_round():
+    """Each round of the 10 October crash: the compiled round and the NumPy round it
+    replaced (:class:`_NumPyRound`) from the same state give the same state, events,
+    band-set changes and counts, bit for bit, in rounds that auto-deleverage too."""
+    m = MarketModel(load_scenario("october-2025"), seed=0, traders=3000)  # deleverages from step 1274 on
     engine = m.engine
-    compiled = engine.run_round
-    seen = {"acted": 0, "backstop": 0, "partial": 0, "stop": 0, "liquidation": 0}
+    compiled, oracle = engine.run_round, _NumPyRound(engine)
+    seen = {"acted": 0, "backstop": 0, "partial": 0, "stop": 0, "liquidation": 0, "adl": 0, "adl_counterparty": 0}
 
     def both(near, time_s, step, rnd):
         before = _state(m)
@@ -90,7 +92,7 @@ def test_compiled_rounds_equal_the_python_path():
         out = compiled(near, time_s, step, rnd)
         after = _state(m)
         _restore(m, before)
-        expected = engine._run_round_python(near, time_s, step, rnd)
+        expected = oracle(near, time_s, step, rnd)
         assert out == expected, (step, rnd)
         _assert_same(after, _state(m), f"step {step} round {rnd}")
         seen["acted"] += out[0] > 0
@@ -101,7 +103,224 @@ def test_compiled_rounds_equal_the_python_path():
 
     engine.run_round = both
     m.run()
-    assert seen["acted"] > 20 and all(seen[k] > 0 for k in ("backstop", "partial", "stop", "liquidation")), seen
+    assert seen["acted"] > 20 and all(n > 0 for n in seen.values()), seen
+
+
+class _NumPyRound:
+    """The cascade round as the engine ran it in NumPy before it was compiled
+    (``LiquidationEngine._run_round_python`` and its mechanisms, main at 2b99544), on the
+    engine's arrays: the due check, backstops, slices, the ADL choice and auto-deleveraging,
+    market execution, loss absorption, events, the refresh and the vaults' solvency."""
+
+    def __init__(self, engine):
+        self.e, self.tb, self.vb, self.mkt = engine, engine.tb, engine.vb, engine.mkt
+
+    def __call__(self, near, time_s, step, rnd):
+        e, tb, vb, mkt = self.e, self.tb, self.vb, self.mkt
+        price = mkt.marks()  # margin is checked at mark; orders fill at the book's price
+        near = kernels.due(near, tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor,
+                           e.always, e.protocol, price, vb.coin_value, vb.margin_mult, vb.tier_floor, vb.tier_rate,
+                           vb.tier_ded, kc.DUE_TOL)
+        if len(near) == 0:
+            self.vault_solvency(step, rnd)
+            return 0, 0
+        v = tb.venue[near]
+        s = tb.size[near]
+        p = price[v]
+        eq = tb.equity(near, price, vb.coin_value)
+        mmr = maintenance(tb, vb, near, price)
+        under = eq < mmr
+        stop_hit = ~under & (((s > 0) & (p <= tb.stop[near])) | ((s < 0) & (p >= tb.stop[near])))
+        bs = under & (vb.vault_row[v] >= 0) & (eq < vb.backstop[v] * mmr)
+        if bs.any():
+            self.backstop(near[bs], price, step, rnd)
+        under &= ~bs
+        per_account = np.abs(s) * p / tb.weight[near]
+        big = under & (per_account * (1.0 - vb.partial_fraction[v]) > vb.partial_threshold[v]) & (eq > 0)
+        waiting = big & (time_s - tb.last_liq[near] < vb.cooldown[v])
+        under &= ~waiting
+        liq = near[under]
+        frac = np.where(big[under], vb.partial_fraction[v[under]], 1.0)
+        stops = near[stop_hit]
+        acted = int(bs.sum() + len(liq) + len(stops))
+        if len(liq) + len(stops) == 0:
+            self.vault_solvency(step, rnd)
+            return acted, int(waiting.sum())
+        idx = np.concatenate([liq, stops])
+        share = np.concatenate([frac, np.ones(len(stops))])  # share of the position each order closes
+        dq = -tb.size[idx] * share
+        is_liq = np.concatenate([np.ones(len(liq), bool), np.zeros(len(stops), bool)])
+        whole = share >= 1.0
+        adl_set = self.adl_selection(idx, dq, is_liq & whole)
+        if len(adl_set):
+            keep = ~np.isin(idx, adl_set)
+            remainder = self.adl(adl_set, price, step, rnd)
+            idx = np.concatenate([idx[keep], remainder])
+            share = np.concatenate([share[keep], np.ones(len(remainder))])
+            is_liq = np.concatenate([is_liq[keep], np.ones(len(remainder), bool)])
+            whole = np.concatenate([whole[keep], np.ones(len(remainder), bool)])
+            dq = -tb.size[idx] * share  # ADL may have reduced orders' positions (counterparties)
+            live = dq != 0
+            idx, share, is_liq, whole, dq = idx[live], share[live], is_liq[live], whole[live], dq[live]
+        pre_size = tb.size[idx].copy()
+        fill = mkt.execute(idx, dq, liquidation=is_liq, forced=True)
+        fv = fill[tb.venue[idx]]
+        done = idx[is_liq]
+        tb.last_liq[done] = time_s
+        tb.liquidated[done] = True
+        flat = tb.size[idx] == 0
+        closed = idx[flat]
+        self.realise_coin(closed)
+        d_all = np.where(flat, np.maximum(-tb.cash[idx], 0.0), 0.0)
+        e.cover_negative(closed)
+        tb.stop[closed] = np.nan
+        liq_whole = is_liq & whole
+        liq_part = is_liq & ~whole
+        e.events.add(step, rnd, "liquidation", tb, idx[liq_whole], pre_size[liq_whole], fv[liq_whole], d_all[liq_whole])
+        e.events.add(step, rnd, "partial", tb, idx[liq_part], -dq[liq_part], fv[liq_part])
+        e.events.add(step, rnd, "stop", tb, idx[~is_liq], pre_size[~is_liq], fv[~is_liq])
+        e.refresh(idx)
+        self.vault_solvency(step, rnd)
+        return acted, int(waiting.sum())
+
+    def realise_coin(self, idx):
+        tb, vb = self.tb, self.vb
+        idx = idx[tb.coin[idx] > 0]
+        if len(idx) == 0:
+            return
+        loss = tb.coin[idx] * (1.0 - vb.coin_price[tb.venue[idx]])
+        tb.cash[idx] -= loss
+        tb.coin[idx] = 0.0
+        vb.collateral_loss += np.bincount(tb.venue[idx], weights=loss, minlength=len(vb.rules))
+
+    def vault_solvency(self, step, rnd):
+        tb, vb = self.tb, self.vb
+        rows = self.e.vault_rows
+        if len(rows) == 0:
+            return
+        price = self.mkt.marks()
+        broke = kernels.under_water(rows, tb.cash, tb.size, tb.venue, price)
+        broke = broke[np.array([vb.rules[u].adl_ranking != "none" for u in tb.venue[broke]], dtype=bool)]
+        if len(broke):
+            self.adl(broke, price, step, rnd)
+
+    def backstop(self, idx, price, step, rnd):
+        tb, vb = self.tb, self.vb
+        self.realise_coin(idx)
+        v = tb.venue[idx]
+        vault = vb.vault_row[v]
+        size = tb.size[idx].copy()
+        for row in np.unique(vault):
+            sel = idx[vault == row]
+            px = price[tb.venue[sel]]
+            dq = tb.size[sel].copy()
+            self.mkt.transfer(sel, -dq, px)
+            total = dq.sum()
+            if total != 0:
+                self.mkt.transfer(np.array([row]), np.array([total]), np.array([(dq * px).sum() / total]))
+            else:  # offsetting positions: only cash changes hands
+                tb.cash[row] -= (dq * px).sum()
+            tb.cash[row] += tb.cash[sel].sum()
+            tb.cash[sel] = 0.0
+        tb.stop[idx] = np.nan
+        tb.liquidated[idx] = True
+        self.e.events.add(step, rnd, "backstop", tb, idx, size, price[v])
+        self.e.refresh(idx)
+
+    def adl_selection(self, idx, dq, whole_liq):
+        tb, vb, mkt = self.tb, self.vb, self.mkt
+        cand = idx[whole_liq]
+        if len(cand) == 0:
+            return cand
+        v = tb.venue[cand]
+        venues = [u for u in np.unique(v) if vb.rules[u].adl_ranking != "none" and vb.nbp[u]]
+        if not venues:
+            return np.zeros(0, dtype=np.int64)
+        book = mkt.prices()  # the orders' average fill prices
+        net = np.bincount(tb.venue[idx], weights=dq, minlength=len(book))
+        c = kc.coefficients(float(mkt.params.impact_y), vb.depth0, vb.liquidity_mult, vb.health)
+        fill = book * np.exp(kernels.impact(c, mkt.flow, net * book)[1])
+        eq_after = tb.cash[cand] + tb.size[cand] * fill[v] - tb.coin[cand] * (1 - vb.coin_price[v])  # realised value
+        deficit = np.maximum(-eq_after, 0.0)
+        chosen = []
+        for u in venues:
+            sel = v == u
+            d = deficit[sel]
+            total = d.sum()
+            if total <= max(vb.fund[u], 0.0):
+                continue
+            order = np.argsort(-d, kind="stable")
+            remaining = total - np.cumsum(d[order])
+            j = int(np.searchsorted(-remaining, -max(vb.fund[u], 0.0))) + 1  # first j with remaining <= fund
+            chosen.append(cand[sel][order[:j]][d[order[:j]] > 0])
+        return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+
+    def scores(self, idx, price, ranking):
+        tb, vb = self.tb, self.vb
+        v = tb.venue[idx]
+        s = tb.size[idx]
+        p = price[v]
+        entry = np.where(tb.entry[idx] > 0, tb.entry[idx], p)
+        equity = np.maximum(tb.equity(idx, price, vb.coin_value), 1e-9)
+        notional = np.abs(s) * p
+        if ranking == "hyperliquid":
+            return np.where(s > 0, p / entry, entry / p) * notional / equity
+        upnl = s * (p - entry)
+        return (upnl / np.maximum(equity - upnl, 1e-9)) * (notional / equity)
+
+    def adl(self, bankrupt, price, step, rnd):
+        e, tb, vb, mkt = self.e, self.tb, self.vb, self.mkt
+        self.realise_coin(bankrupt)
+        leftover = []
+        for u in np.unique(tb.venue[bankrupt]):
+            ranking = vb.rules[u].adl_ranking
+            on_venue = np.flatnonzero(tb.venue == u)
+            for sd in (1.0, -1.0):
+                b = bankrupt[(tb.venue[bankrupt] == u) & (np.sign(tb.size[bankrupt]) == sd)]
+                if len(b) == 0:
+                    continue
+                need = np.abs(tb.size[b]).sum()
+                cp = on_venue[(tb.size[on_venue] * sd < 0)]
+                cp = cp[~np.isin(cp, bankrupt)]
+                cp = cp[tb.size[cp] * (price[u] - tb.entry[cp]) > 0]
+                if len(cp) == 0:
+                    leftover.append(b)
+                    continue
+                avail = np.abs(tb.size[cp])
+                if ranking == "pro_rata":
+                    take = avail * min(1.0, need / avail.sum())
+                else:
+                    order = np.argsort(-self.scores(cp, price, ranking), kind="stable")
+                    cp, avail = cp[order], avail[order]
+                    before = np.concatenate([[0.0], np.cumsum(avail)[:-1]])  # sizes ranked above each
+                    take = np.clip(need - before, 0.0, avail)
+                    take[take <= 1e-12 * need] = 0.0  # rounding dust below the need
+                f = 1.0 if take.sum() >= need * (1 - 1e-12) else take.sum() / need
+                cp, take = cp[take > 0], take[take > 0]
+                if len(cp) == 0:
+                    leftover.append(b)
+                    continue
+                closed = tb.size[b] * f
+                p_bk = -tb.cash[b] / tb.size[b]
+                pbar = (closed * p_bk).sum() / closed.sum()
+                mkt.transfer(b, -closed, p_bk)
+                mkt.transfer(cp, sd * take, np.full(len(cp), pbar))
+                if vb.nbp[u]:  # a counterparty the ADL price takes below zero is made whole by the fund
+                    short = np.maximum(-tb.equity(cp, price, vb.coin_value), 0.0)
+                    tb.cash[cp] += short
+                    vb.fund[u] -= short.sum()
+                e.adl_volume[u] += np.abs(closed * p_bk).sum()
+                tb.liquidated[b] = True
+                if vb.mm_row[u] in cp:
+                    vb.health[u] *= 1.0 - vb.rules[u].mm_adl_withdrawal
+                e.events.add(step, rnd, "adl", tb, b, closed, p_bk)
+                e.events.add(step, rnd, "adl_counterparty", tb, cp, -sd * take, pbar)
+                e.refresh(cp)
+                if f < 1.0:
+                    leftover.append(b)
+        tb.stop[bankrupt[tb.size[bankrupt] == 0]] = np.nan
+        e.refresh(bankrupt)
+        return np.concatenate(leftover) if leftover else np.zeros(0, dtype=np.int64)
 
 
 class _ScannedBandSet:
@@ -114,8 +333,6 @@ class _ScannedBandSet:
         self.engine, self.members, self.band, self.ref = engine, None, None, None
 
     def __call__(self, band: float, changed: np.ndarray) -> np.ndarray:
-        from policylab.engine import kernels
-
         e, tb = self.engine, self.engine.tb
         mark = e.mkt.marks()
         if self.members is None or band != self.band or kernels.drifted(mark, self.ref, band / 2):
@@ -135,8 +352,6 @@ def test_sorted_triggers_select_what_a_scan_of_the_band_set_selects(case):
     are ascending, members of the band set the old full scan kept (the same members), and
     the due check over them finds exactly what it finds over that whole band set; the
     band changes halfway, and the members changed since the last sort are exercised."""
-    from policylab.engine import kernels
-
     if case == "october":
         m = MarketModel(load_scenario("october-2025"), seed=1, traders=3000)
     else:  # refills, re-levering professionals, 5-minute steps
@@ -171,3 +386,17 @@ def test_sorted_triggers_select_what_a_scan_of_the_band_set_selects(case):
     m.run()
     assert seen["rounds"] > 500 and seen["due"] > 400 and seen["band"] > 0, seen
     assert seen["changed"] > 0 and seen["resorted"] > 0, seen
+
+
+@pytest.mark.parametrize("n, need", [(0, 1.0), (1, 0.5), (7, 3.0), (500, 40.0), (500, 1e9), (2000, 0.0)])
+def test_ranked_prefix_is_the_stable_sort_cut_where_the_need_is_covered(n, need):
+    """The heap ADL ranks counterparties with takes what ``np.argsort(key, kind="stable")``
+    orders first, ties (many here) in position order, up to and including the first
+    position where the sizes ranked before it stop being below the need."""
+    rng = np.random.default_rng(n)
+    key = np.round(rng.normal(size=n), 1)  # ties
+    avail = rng.uniform(0.0, 1.0, size=n)
+    order = np.argsort(key, kind="stable")
+    before = np.concatenate([[0.0], np.cumsum(avail[order])])[:n]  # the sizes ranked before each
+    expected = order[before < need]
+    np.testing.assert_array_equal(kc._ranked_prefix(key, avail, need), expected)

@@ -214,6 +214,83 @@ def test_adl_takes_highest_ranked_profitable_opposite_positions_first(ranking, o
     assert cp["price"] == approx(95_000.0)
 
 
+# ------------------------------------------------------------------ ADL in the compiled round
+def _bankrupt_longs(long_1: dict):
+    # at 94,000: long 0 (1 BTC from 100,000, margin 3,000) has equity -3,000, bankruptcy price
+    # 97,000; long 1 is ``long_1``. Profitable shorts: 2 (2 BTC from 96,000, equity 8,000,
+    # hyperliquid score 96/94 x 188,000/8,000 = 24.0) and 3 (2 BTC from 100,000, equity
+    # 14,000, score 100/94 x 188,000/14,000 = 14.3); 4 is short at a loss. No fund.
+    rules = venue(tiers=X40, adl_ranking="hyperliquid", insurance_fund_usd=0.0)
+    sim = build([rules], [acct(size=1.0, entry=100_000, margin=3_000), long_1,
+                          acct(size=-2.0, entry=96_000, margin=4_000), acct(size=-2.0, entry=100_000, margin=2_000),
+                          acct(size=-1.0, entry=93_000, margin=5_000)])
+    sim.set_price(94_000)
+    return sim
+
+
+def _count_rounds(monkeypatch) -> list:
+    """The outcomes of every call to the compiled round."""
+    from policylab.engine import kernels_cascade as kc
+
+    outcomes, compiled = [], kc.run_round
+
+    def counted(*args):
+        out = compiled(*args)
+        outcomes.append(out[0])
+        return out
+
+    monkeypatch.setattr(kc, "run_round", counted)
+    return outcomes
+
+
+@pytest.mark.parametrize("capacity", [4096, 1])
+def test_a_round_that_deleverages_is_one_compiled_call(monkeypatch, capacity):
+    from policylab.engine import kernels_cascade as kc
+    from policylab.engine.liquidation import EventLog
+
+    sim = _bankrupt_longs(acct(size=2.0, entry=100_000, margin=10_000))  # equity -2,000: bankrupt at 95,000
+    sim.events = sim.engine.events = EventLog(capacity)  # too small: the round asks for room first
+    outcomes = _count_rounds(monkeypatch)
+    mm, mm_size, cash0 = sim.mm(), sim.tb.size[sim.mm()], sim.tb.cash.copy()
+    assert sim.round() == (2, 0)
+    assert outcomes == ([kc.DONE] if capacity > 100 else [kc.NEED_ROOM, kc.DONE])
+    # need 3 BTC: short 2 (ranked first) takes 2, short 3 takes 1, at the longs' average
+    # bankruptcy price (97,000 + 2 x 95,000) / 3; each long closes at its own
+    pbar = (97_000 + 2 * 95_000) / 3
+    assert sim.tb.size[:5].tolist() == [0.0, 0.0, 0.0, -1.0, -1.0]
+    assert sim.tb.cash[:2] == approx([0.0, 0.0], abs=1e-6)
+    assert sim.tb.cash[2] == approx(cash0[2] - 2 * pbar) and sim.tb.cash[3] == approx(cash0[3] - pbar)
+    assert sim.tb.cash[4] == cash0[4] and sim.tb.entry[3] == 100_000
+    assert sim.tb.size[mm] == mm_size and sim.vb.fund[0] == 0.0  # nothing went to market, no fund
+    assert sim.engine.adl_volume[0] == approx(97_000 + 190_000)
+    adl, cp = sim.events_of("adl"), sim.events_of("adl_counterparty")
+    assert adl["account"].tolist() == [0, 1] and adl["size"].tolist() == [1.0, 2.0]
+    assert adl["price"] == approx([97_000.0, 95_000.0])
+    assert cp["account"].tolist() == [2, 3] and cp["size"].tolist() == [-2.0, -1.0] and cp["price"] == approx(pbar)
+    assert len(sim.events_of("liquidation")["account"]) == 0
+    assert sim.tb.liquidated[:5].tolist() == [True, True, False, False, False]
+
+
+@pytest.mark.parametrize("margin_1, calls, order", [(2_000.0, 1, [1, 0]), (3_000.0 + 1e-7, 2, [0, 1]),
+                                                    (3_000.0, 1, [0, 1])])
+def test_near_tied_deficits_ask_for_numpys_exponential(monkeypatch, margin_1, calls, order):
+    """Two 1 BTC longs from 100,000 with deficits 3,000 and 6,000 - ``margin_1`` at 94,000:
+    deficits closer than 1e-11 of the accounts' scale could rank the other way with
+    NumPy's exponential of the fill prices, so the round asks for it (a second call), then
+    deleverages the larger first. Equal deficits of identical accounts are equal with
+    either exponential (the first goes first), and so is the order of clearly different
+    ones: one call."""
+    from policylab.engine import kernels_cascade as kc
+
+    sim = _bankrupt_longs(acct(size=1.0, entry=100_000, margin=margin_1))
+    outcomes = _count_rounds(monkeypatch)
+    assert sim.round() == (2, 0)
+    assert outcomes == [kc.NEED_FILL] * (calls - 1) + [kc.DONE]
+    assert sim.events_of("adl")["account"].tolist() == order
+    assert sim.events_of("adl_counterparty")["account"].tolist() == [2]  # the 2 BTC needed, from the top-ranked
+    assert sim.tb.size[:3].tolist() == [0.0, 0.0, 0.0]
+
+
 # ------------------------------------------------------------------ negative balance protection
 @pytest.mark.parametrize("nbp, fund", [(True, 1e6), (False, 1e6), (True, 1_000.0)])
 def test_negative_balance_protection(nbp, fund):

@@ -1,4 +1,5 @@
-"""The margin and liquidation engine, one cascade round at a time, vectorised.
+"""The margin and liquidation engine, one cascade round at a time, each one compiled call
+(policylab.engine.kernels_cascade.run_round).
 
 In a round, every account whose equity is below maintenance margin is liquidated as
 its venue does it, and every triggered stop-loss is sent to market. Margin and stops
@@ -25,11 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from policylab.engine import kernels
 from policylab.engine import kernels_cascade as kc
 from policylab.names import EVENT_KINDS
 from policylab.engine.book import ARB, PROTOCOL_CLASSES, TraderBook, VenueBook
-from policylab.engine.margin import adl_scores, liquidation_price, maintenance
 from policylab.engine.market import Market
 
 
@@ -128,10 +127,12 @@ class LiquidationEngine:
         self._lstart, self._sstart = np.zeros(k + 1, np.int64), np.zeros(k + 1, np.int64)
         self._changed = np.zeros(max(self.tb.n, 1), dtype=np.int64)  # accounts refreshed since the band set was
         self._n_changed = np.zeros(1, dtype=np.int64)  # updated: the first _n_changed[0] (repeats allowed)
-        self._ranked = np.array([r.adl_ranking != "none" for r in self.vb.rules])  # venues that auto-deleverage
-        self._kinds = np.array([EVENT_KINDS.index(k) for k in ("liquidation", "partial", "stop", "backstop")],
-                               dtype=np.int64)
-        self._avg = np.zeros(len(self.vb.rules))  # the ADL selection's average fills (log, see run_round)
+        self._rank = np.array([kc.RANKINGS.index(r.adl_ranking) for r in self.vb.rules], dtype=np.int64)
+        self._withdrawal = np.array([r.mm_adl_withdrawal for r in self.vb.rules], dtype=float)
+        self._kinds = np.array([EVENT_KINDS.index(kind) for kind in ("liquidation", "partial", "stop", "backstop",
+                                                                     "adl", "adl_counterparty")], dtype=np.int64)
+        self._parts = int(kc.parts(k))  # event parts one round can add
+        self._avg = np.zeros(k)  # the ADL choice's average fills (log, see run_round)
         self._no_fill = np.zeros(0)
 
     # ------------------------------------------------------------ helpers
@@ -178,28 +179,17 @@ class LiquidationEngine:
                            self._members, self._over, self._alw, self._counts, self._lacc, self._lkey, self._lstart,
                            self._sacc, self._skey, self._sstart)
 
-    def _realise_coin(self, idx: np.ndarray) -> None:
-        """A closed-out account's depegged collateral is sold at its current value."""
-        tb, vb = self.tb, self.vb
-        idx = idx[tb.coin[idx] > 0]
-        if len(idx) == 0:
-            return
-        loss = tb.coin[idx] * (1.0 - vb.coin_price[tb.venue[idx]])
-        tb.cash[idx] -= loss
-        tb.coin[idx] = 0.0
-        vb.collateral_loss += np.bincount(tb.venue[idx], weights=loss, minlength=len(vb.rules))
-
     # ------------------------------------------------------------ one round
     def run_round(self, near: np.ndarray, time_s: float, step: int, rnd: int) -> tuple[int, int]:
-        """Liquidate and stop out what is due now. Returns (accounts acted on, accounts
-        still under maintenance but waiting for their cooldown).
+        """Liquidate, auto-deleverage and stop out what is due now. Returns (accounts acted
+        on, accounts still under maintenance but waiting for their cooldown).
 
-        The round is one compiled call (kernels_cascade.run_round; two when the ADL
-        selection needs the fill prices); a round that auto-deleverages runs
-        :meth:`_run_round_python` instead."""
+        The round is one compiled call (kernels_cascade.run_round), called again when the
+        ADL choice needs NumPy's exponential of the fill prices or the event buffers more
+        room; then, when a vault may be under water, its solvency (kernels_cascade.vault_solvency)."""
         tb, vb, mkt = self.tb, self.vb, self.mkt
         near = np.ascontiguousarray(near, dtype=np.int64)
-        self.events.reserve(len(near), 4)
+        self.events.reserve(len(near), self._parts)
         self._room(len(near))
         ev, efill = self.events, self._no_fill
         while True:
@@ -209,94 +199,21 @@ class LiquidationEngine:
                 tb.last_liq, tb.liquidated, tb.cls, tb.juris, tb.lev_chosen, self.always, self.protocol,
                 vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_floor, vb.tier_rate, vb.tier_ded, self.vault_rows,
                 vb.vault_row, vb.backstop, vb.partial_fraction, vb.partial_threshold, vb.cooldown, vb.nbp,
-                self._ranked, vb.mark_index, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees,
-                vb.collateral_loss, vb.depth0, vb.liquidity_mult, vb.health, float(mkt.params.impact_y), mkt.flow,
-                mkt.volume, mkt.resident, mkt.traded, mkt.forced_volume, mkt.resident_volume, mkt.opened, vb.basis,
-                mkt.lm, mkt.spot, float(mkt.params.permanent_share), ev.ints, ev.floats, ev.n, ev.starts,
-                self._changed, self._n_changed)
-            if outcome != kc.NEED_FILL:
+                self._rank, self._withdrawal, vb.mark_index, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row,
+                vb.fund, vb.fees, vb.collateral_loss, self.adl_volume, vb.depth0, vb.liquidity_mult, vb.health,
+                float(mkt.params.impact_y), mkt.flow, mkt.volume, mkt.resident, mkt.traded, mkt.forced_volume,
+                mkt.resident_volume, mkt.opened, vb.basis, mkt.lm, mkt.spot, float(mkt.params.permanent_share),
+                ev.ints, ev.floats, ev.n, ev.starts, self._changed, self._n_changed)
+            if outcome == kc.NEED_FILL:
+                efill = np.exp(self._avg)  # NumPy's exponential, as the fill prices take it
+            elif outcome == kc.NEED_ROOM:
+                self.events.reserve(acted, self._parts)
+                self._room(acted)
+            else:
                 break
-            efill = np.exp(self._avg)  # NumPy's exponential, as fill_prices takes it
-        if outcome == kc.PYTHON:
-            return self._run_round_python(near, time_s, step, rnd)
         if outcome == kc.VAULTS:
             self._vault_solvency(step, rnd)
         return acted, waiting
-
-    def _run_round_python(self, near: np.ndarray, time_s: float, step: int, rnd: int) -> tuple[int, int]:
-        """:meth:`run_round` with every mechanism, auto-deleveraging included."""
-        tb, vb, mkt = self.tb, self.vb, self.mkt
-        price = mkt.marks()  # margin is checked at mark; orders fill at the book's price
-        near = kernels.due(near, tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor,
-                           self.always, self.protocol, price, vb.coin_value, vb.margin_mult, vb.tier_floor,
-                           vb.tier_rate, vb.tier_ded, kc.DUE_TOL)
-        if len(near) == 0:
-            self._vault_solvency(step, rnd)
-            return 0, 0
-        v = tb.venue[near]
-        s = tb.size[near]
-        p = price[v]
-        eq = tb.equity(near, price, vb.coin_value)
-        mmr = maintenance(tb, vb, near, price)
-        under = eq < mmr
-        stop_hit = ~under & (((s > 0) & (p <= tb.stop[near])) | ((s < 0) & (p >= tb.stop[near])))
-        # 1. backstop takeover
-        bs = under & (vb.vault_row[v] >= 0) & (eq < vb.backstop[v] * mmr)
-        if bs.any():
-            self._backstop(near[bs], price, step, rnd)
-        under &= ~bs
-        # 2. slices and cooldown (an account with no equity left is closed whole)
-        # a slice applies only while what remains after it stays above the threshold
-        per_account = np.abs(s) * p / tb.weight[near]
-        big = under & (per_account * (1.0 - vb.partial_fraction[v]) > vb.partial_threshold[v]) & (eq > 0)
-        waiting = big & (time_s - tb.last_liq[near] < vb.cooldown[v])
-        under &= ~waiting
-        liq = near[under]
-        frac = np.where(big[under], vb.partial_fraction[v[under]], 1.0)
-        stops = near[stop_hit]
-        acted = int(bs.sum() + len(liq) + len(stops))
-        if len(liq) + len(stops) == 0:
-            self._vault_solvency(step, rnd)
-            return acted, int(waiting.sum())
-        idx = np.concatenate([liq, stops])
-        share = np.concatenate([frac, np.ones(len(stops))])  # share of the position each order closes
-        dq = -tb.size[idx] * share
-        is_liq = np.concatenate([np.ones(len(liq), bool), np.zeros(len(stops), bool)])
-        whole = share >= 1.0
-        # 4a. auto-deleveraging instead of market for what the fund cannot cover
-        adl_set = self._adl_selection(idx, dq, is_liq & whole)
-        if len(adl_set):
-            keep = ~np.isin(idx, adl_set)
-            remainder = self._adl(adl_set, price, step, rnd)
-            idx = np.concatenate([idx[keep], remainder])
-            share = np.concatenate([share[keep], np.ones(len(remainder))])
-            is_liq = np.concatenate([is_liq[keep], np.ones(len(remainder), bool)])
-            whole = np.concatenate([whole[keep], np.ones(len(remainder), bool)])
-            dq = -tb.size[idx] * share  # ADL may have reduced orders' positions (counterparties)
-            live = dq != 0
-            idx, share, is_liq, whole, dq = idx[live], share[live], is_liq[live], whole[live], dq[live]
-        # 3. market execution
-        pre_size = tb.size[idx].copy()
-        fill = mkt.execute(idx, dq, liquidation=is_liq, forced=True)
-        fv = fill[tb.venue[idx]]
-        done = idx[is_liq]
-        tb.last_liq[done] = time_s
-        tb.liquidated[done] = True
-        flat = tb.size[idx] == 0
-        closed = idx[flat]
-        self._realise_coin(closed)
-        # 4b. negative equity after close: the fund covers it, or the trader owes it
-        d_all = np.where(flat, np.maximum(-tb.cash[idx], 0.0), 0.0)
-        self.cover_negative(closed)
-        tb.stop[closed] = np.nan
-        liq_whole = is_liq & whole
-        liq_part = is_liq & ~whole
-        self.events.add(step, rnd, "liquidation", tb, idx[liq_whole], pre_size[liq_whole], fv[liq_whole], d_all[liq_whole])
-        self.events.add(step, rnd, "partial", tb, idx[liq_part], -dq[liq_part], fv[liq_part])
-        self.events.add(step, rnd, "stop", tb, idx[~is_liq], pre_size[~is_liq], fv[~is_liq])
-        self.refresh(idx)
-        self._vault_solvency(step, rnd)
-        return acted, int(waiting.sum())
 
     def cover_negative(self, idx: np.ndarray) -> None:
         """Negative balance protection: the fund makes a flat account's negative cash whole
@@ -311,126 +228,17 @@ class LiquidationEngine:
     def _vault_solvency(self, step: int, rnd: int) -> None:
         """A backstop vault whose equity turns negative is itself auto-deleveraged
         (venues with an ADL ranking): its positions close against ranked profitable
-        opposite accounts at its bankruptcy price."""
-        tb, vb = self.tb, self.vb
-        rows = self.vault_rows
-        if len(rows) == 0:
-            return
-        price = self.mkt.marks()
-        broke = kernels.under_water(rows, tb.cash, tb.size, tb.venue, price)
-        if len(broke):
-            broke = broke[self._ranked[tb.venue[broke]]]
-        if len(broke):
-            self._adl(broke, price, step, rnd)
-
-    # ------------------------------------------------------------ mechanisms
-    def _backstop(self, idx: np.ndarray, price: np.ndarray, step: int, rnd: int) -> None:
-        tb, vb = self.tb, self.vb
-        self._realise_coin(idx)
-        v = tb.venue[idx]
-        vault = vb.vault_row[v]
-        size = tb.size[idx].copy()
-        for row in np.unique(vault):
-            sel = idx[vault == row]
-            self._to_vault(sel, int(row), price[tb.venue[sel]])
-            tb.cash[row] += tb.cash[sel].sum()
-            tb.cash[sel] = 0.0
-        tb.stop[idx] = np.nan
-        tb.liquidated[idx] = True
-        self.events.add(step, rnd, "backstop", tb, idx, size, price[v])
-        self.refresh(idx)
-
-    def _to_vault(self, sel: np.ndarray, row: int, px: np.ndarray) -> None:
-        """Move several positions to one vault row at their marks."""
-        tb = self.tb
-        dq = tb.size[sel].copy()
-        self.mkt.transfer(sel, -dq, px)
-        total = dq.sum()
-        if total != 0:
-            self.mkt.transfer(np.array([row]), np.array([total]), np.array([(dq * px).sum() / total]))
-        else:  # offsetting positions: only cash changes hands
-            tb.cash[row] -= (dq * px).sum()
-
-    def _adl_selection(self, idx: np.ndarray, dq: np.ndarray, whole_liq: np.ndarray) -> np.ndarray:
-        """Bankrupt accounts to auto-deleverage: per venue with ADL, the largest
-        prospective deficits until the fund covers the rest."""
-        tb, vb = self.tb, self.vb
-        cand = idx[whole_liq]
-        if len(cand) == 0:
-            return cand
-        v = tb.venue[cand]
-        venues = [u for u in np.unique(v) if vb.rules[u].adl_ranking != "none" and vb.nbp[u]]
-        if not venues:
-            return np.zeros(0, dtype=np.int64)
-        fill = self.mkt.fill_prices(idx, dq)
-        eq_after = tb.cash[cand] + tb.size[cand] * fill[v] - tb.coin[cand] * (1 - vb.coin_price[v])  # realised value
-        deficit = np.maximum(-eq_after, 0.0)
-        chosen = []
-        for u in venues:
-            sel = v == u
-            d = deficit[sel]
-            total = d.sum()
-            if total <= max(vb.fund[u], 0.0):
-                continue
-            order = np.argsort(-d, kind="stable")
-            remaining = total - np.cumsum(d[order])
-            j = int(np.searchsorted(-remaining, -max(vb.fund[u], 0.0))) + 1  # first j with remaining <= fund
-            chosen.append(cand[sel][order[:j]][d[order[:j]] > 0])
-        return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
-
-    def _adl(self, bankrupt: np.ndarray, price: np.ndarray, step: int, rnd: int) -> np.ndarray:
-        """Close bankrupt positions against ranked profitable opposite positions at the
-        bankruptcy price. Returns the bankrupt accounts (or what is left of them) that
-        found no counterparty and must go to market."""
-        tb, vb, mkt = self.tb, self.vb, self.mkt
-        self._realise_coin(bankrupt)
-        leftover = []
-        for u in np.unique(tb.venue[bankrupt]):
-            ranking = vb.rules[u].adl_ranking
-            on_venue = np.flatnonzero(tb.venue == u)
-            for sd in (1.0, -1.0):
-                b = bankrupt[(tb.venue[bankrupt] == u) & (np.sign(tb.size[bankrupt]) == sd)]
-                if len(b) == 0:
-                    continue
-                need = np.abs(tb.size[b]).sum()
-                cp = on_venue[(tb.size[on_venue] * sd < 0)]
-                cp = cp[~np.isin(cp, bankrupt)]
-                cp = cp[tb.size[cp] * (price[u] - tb.entry[cp]) > 0]
-                if len(cp) == 0:
-                    leftover.append(b)
-                    continue
-                avail = np.abs(tb.size[cp])
-                if ranking == "pro_rata":
-                    take = avail * min(1.0, need / avail.sum())
-                else:
-                    order = np.argsort(-adl_scores(tb, cp, price, vb.coin_value, ranking), kind="stable")
-                    cp, avail = cp[order], avail[order]
-                    before = np.concatenate([[0.0], np.cumsum(avail)[:-1]])  # sizes ranked above each
-                    take = np.clip(need - before, 0.0, avail)
-                    take[take <= 1e-12 * need] = 0.0  # rounding dust below the need
-                f = 1.0 if take.sum() >= need * (1 - 1e-12) else take.sum() / need
-                cp, take = cp[take > 0], take[take > 0]
-                if len(cp) == 0:  # every counterparty's share rounds to nothing (need dwarfs them)
-                    leftover.append(b)
-                    continue
-                closed = tb.size[b] * f
-                p_bk = -tb.cash[b] / tb.size[b]
-                pbar = (closed * p_bk).sum() / closed.sum()
-                mkt.transfer(b, -closed, p_bk)
-                mkt.transfer(cp, sd * take, np.full(len(cp), pbar))
-                if vb.nbp[u]:  # a counterparty the ADL price takes below zero is made whole by the fund
-                    short = np.maximum(-tb.equity(cp, price, vb.coin_value), 0.0)
-                    tb.cash[cp] += short
-                    vb.fund[u] -= short.sum()
-                self.adl_volume[u] += np.abs(closed * p_bk).sum()
-                tb.liquidated[b] = True
-                if vb.mm_row[u] in cp:
-                    vb.health[u] *= 1.0 - vb.rules[u].mm_adl_withdrawal
-                self.events.add(step, rnd, "adl", tb, b, closed, p_bk)
-                self.events.add(step, rnd, "adl_counterparty", tb, cp, -sd * take, pbar)
-                self.refresh(cp)
-                if f < 1.0:
-                    leftover.append(b)
-        tb.stop[bankrupt[tb.size[bankrupt] == 0]] = np.nan
-        self.refresh(bankrupt)
-        return np.concatenate(leftover) if leftover else np.zeros(0, dtype=np.int64)
+        opposite accounts at its bankruptcy price (kernels_cascade.vault_solvency)."""
+        tb, vb, mkt, ev = self.tb, self.vb, self.mkt, self.events
+        while True:
+            need = kc.vault_solvency(
+                np.exp(vb.basis), mkt.lm, vb.mark_index, vb.coin_price, vb.haircut, self.vault_rows, vb.vault_row,
+                int(step), int(rnd), self._kinds, self._rank, self._withdrawal, vb.nbp, vb.mm_row, vb.health, vb.fund,
+                self.adl_volume, tb.size, tb.venue, tb.entry, tb.cash, tb.coin, vb.collateral_loss, tb.liquidated,
+                tb.stop, mkt.opened, tb.cls, tb.juris, tb.weight, tb.lev_chosen, self.protocol, tb.mm_floor,
+                vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price, self._changed, self._n_changed, ev.ints,
+                ev.floats, ev.n, ev.starts)
+            if need == 0:
+                return
+            self.events.reserve(need, self._parts)
+            self._room(need)

@@ -1,5 +1,5 @@
-"""Margin arithmetic: tiers, maintenance margin, liquidation prices, ADL scores (the
-per-account loops compiled in policylab.engine.kernels)."""
+"""Margin arithmetic: tiers, maintenance margin, liquidation prices (the per-account loops
+compiled in policylab.engine.kernels; ADL scores in policylab.engine.kernels_cascade)."""
 
 from __future__ import annotations
 
@@ -48,25 +48,3 @@ def liquidation_price(tb: TraderBook, vb: VenueBook, idx) -> np.ndarray:
     """
     return kernels.liquidation_price(_rows(idx), tb.venue, tb.size, tb.weight, tb.cash, tb.coin, tb.mm_floor,
                                      vb.coin_value, vb.margin_mult, vb.tier_rate, vb.tier_ded)
-
-
-def adl_scores(tb: TraderBook, idx, price_v: np.ndarray, coin_value_v: np.ndarray, ranking: str) -> np.ndarray:
-    """Auto-deleveraging priority of accounts ``idx`` (higher goes first).
-
-    hyperliquid: (mark/entry for longs, entry/mark for shorts) x notional / account value;
-    binance: PnL% of margin x effective leverage; pro_rata: all equal.
-    """
-    v = tb.venue[idx]
-    s = tb.size[idx]
-    p = price_v[v]
-    entry = np.where(tb.entry[idx] > 0, tb.entry[idx], p)
-    equity = np.maximum(tb.equity(idx, price_v, coin_value_v), 1e-9)
-    notional = np.abs(s) * p
-    if ranking == "hyperliquid":
-        ratio = np.where(s > 0, p / entry, entry / p)
-        return ratio * notional / equity
-    if ranking == "binance":
-        upnl = s * (p - entry)
-        margin = np.maximum(equity - upnl, 1e-9)
-        return (upnl / margin) * (notional / equity)
-    return np.ones(len(idx))

@@ -91,23 +91,12 @@ class Market:
         """(:meth:`prices`, :meth:`marks`) from one exponential of the basis."""
         return kc.prices(self.lm, np.exp(self.vb.basis), self.vb.mark_index)
 
-    def impact(self, q_usd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(price move, average fill relative to the pre-trade price), both log, per venue,
-        for net signed flows ``q_usd`` (USD, buys positive) added to this step's flow."""
-        return kernels.impact(self._coefficients(), self.flow, np.asarray(q_usd, dtype=float))
-
     def _coefficients(self) -> np.ndarray:
         """The square-root impact curve's coefficient per venue: impact_y / sqrt(depth)."""
         vb = self.vb
         return kc.coefficients(float(self.params.impact_y), vb.depth0, vb.liquidity_mult, vb.health)
 
     # ---------------------------------------------------------------- execution
-    def fill_prices(self, idx: np.ndarray, dq: np.ndarray) -> np.ndarray:
-        """Average fill price per venue that orders ``dq`` of accounts ``idx`` would get."""
-        price = self.prices()
-        net = np.bincount(self.tb.venue[idx], weights=dq, minlength=len(price))
-        return price * np.exp(self.impact(net * price)[1])
-
     def new_step(self) -> None:
         """Reset the per-step flows: volume, its forced and per-jurisdiction parts, net flow."""
         self.volume.fill(0.0)
