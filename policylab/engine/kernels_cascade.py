@@ -147,7 +147,7 @@ DUE_TOL = 1e-9  # kernels.due's tolerance on liquidation prices in the cascade (
 # the band set's state (``LiquidationEngine``): per account, whether it is a member and whether
 # it changed since the keys were sorted; the members, the changed members, the members checked
 # every round (``always``), sorted trigger keys of the others per venue and side; and counts
-COUNTS = 3  # ``counts``: members, changed members, ``always`` members
+COUNTS = 4  # ``counts``: members, changed members, ``always`` members, changed-member checks since the sort
 SLACK = 1e-12  # candidates take keys within this (relative) of the marks: a superset, never fewer
 
 
@@ -230,9 +230,9 @@ def _merge_keys(over, o, dirty, size, venue, liq_price, stop, always, protocol, 
 @njit(cache=True, error_model="numpy")
 def _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart,
              sacc, skey, sstart, whole):
-    """Sort the members' trigger keys afresh (``whole``), or merge in those of the members
-    changed since the last sort; no member is changed since."""
-    if whole:
+    """Sort the members' trigger keys afresh (``whole``, or when most members changed), or
+    merge in those of the members changed since the last sort; no member is changed since."""
+    if whole or 2 * counts[1] > counts[0]:
         _sort_keys(members, counts[0], size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart, 1.0)
         _sort_keys(members, counts[0], size, venue, liq_price, stop, always, protocol, tol, sacc, skey, sstart, -1.0)
     else:
@@ -242,7 +242,18 @@ def _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always,
                     -1.0)
     for j in range(counts[1]):
         dirty[over[j]] = False
-    counts[1] = 0
+    counts[1] = counts[3] = 0
+
+
+@njit(cache=True, error_model="numpy")
+def _sort_due(counts):
+    """Whether to sort the changed members in (:func:`band_set`): once the one-by-one checks
+    of changed members since the last sort (``counts[3]``, this call's included) exceed what a
+    sort costs in such checks, a pass over the members plus about log2 of the changed ones
+    each (and 1,024 for the call), so that checking and sorting each cost at most about what
+    the other does (the ski-rental rule)."""
+    o = counts[1]
+    return o > 0 and counts[3] > counts[0] + 1024 + o * (1 + int(math.log2(o + 1)))
 
 
 @njit(cache=True, error_model="numpy")
@@ -283,8 +294,10 @@ def band_set(rescan, growth, lm, mark_index, ref, e_lo, e_hi, half, size, venue,
     reference marks x ``e_lo`` and ``e_hi``. Members keep their trigger keys sorted per venue
     and side (``lacc``/``lkey`` by ``lstart`` for longs, ``sacc``/``skey`` by ``sstart`` for
     shorts), so a round finds the reached ones by binary search; the members changed since
-    the sort (``over``, flagged ``dirty``) are checked one by one, and merged into the
-    sorted runs when they are more than a 32nd of the members (plus 32). Clears the changed list."""
+    the sort (``over``, flagged ``dirty``) are checked one by one, and sorted in once those
+    checks, summed over the calls since the sort, outweigh a sort (:func:`_sort_due`: so a
+    rule that changes most members every step, dynamic margin, does not re-sort them every
+    step). Clears the changed list."""
     mark = prices(lm, growth, mark_index)[1]
     lo, hi = ref * e_lo, ref * e_hi
     if rescan or drifted(mark, ref, half):
@@ -319,7 +332,8 @@ def band_set(rescan, growth, lm, mark_index, ref, e_lo, e_hi, half, size, venue,
             dirty[i] = True
             over[counts[1]] = i
             counts[1] += 1
-        if 32 * counts[1] > counts[0] + 1024:
+        counts[3] += counts[1]
+        if _sort_due(counts):
             _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey,
                      lstart, sacc, skey, sstart, False)
     n_changed[0] = 0
