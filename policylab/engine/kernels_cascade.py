@@ -393,6 +393,105 @@ def refresh(idx, protocol, venue, size, weight, cash, coin, mm_floor, cv, margin
     n_changed[0] = m + n
 
 
+BOUND_SLACK = 1e-9  # relative slack of remargin's bound: covers the rounding of stored prices, bounds and edges
+MAX_RATE = 0.9  # remargin bounds a venue's prices only while every tier's rate x multiplier stays below this
+
+
+@njit(cache=True, error_model="numpy")
+def _reach(v, m_lo, m_now, tier_rate, tier_ded):
+    """How far venue ``v``'s maintenance multiplier ``m_now`` can have moved liquidation
+    prices from what they were at any multiplier >= ``m_lo``: (up, down, bounded). A long's
+    price is now at most its price then x ``up`` (when positive), a short's at least its
+    price then x ``down`` (when positive); ``bounded`` is False where this does not hold.
+
+    Why: a long's price is the largest root of equity = maintenance over the tier lines
+    a p - X = m (r a p - w d) and the floor line (kernels.liquidation_price), i.e. the
+    line value (X - w d m) / (a (1 - r m)). From m0 to m1 >= m0 its numerator falls (w, d
+    >= 0), so the line is at most its m0 value x (1 - r m0) / (1 - r m1); below m0 the price
+    is no higher (maintenance, tier 0's deduction 0, rises with m at every price >= 0).
+    Shorts mirror it with (1 + r m0) / (1 + r m1). Bounded while rates and deductions are
+    >= 0, tier 0's deduction is 0 and r x m_now < ``MAX_RATE``."""
+    up = down = 1.0
+    if tier_ded[v, 0] != 0.0:
+        return up, down, False
+    for t in range(tier_rate.shape[1]):
+        r, d = tier_rate[v, t], tier_ded[v, t]
+        if not (r >= 0.0 and d >= 0.0 and r * m_now < MAX_RATE):
+            return 1.0, 1.0, False
+        up = max(up, (1.0 - r * m_lo) / (1.0 - r * m_now))
+        down = min(down, (1.0 + r * m_lo) / (1.0 + r * m_now))
+    return up, down, True
+
+
+@njit(cache=True, error_model="numpy")
+def remargin(venues, mult, scanned, lo, hi, m_lo, stale, member, always, protocol, venue, size, weight, cash, coin,
+             mm_floor, cv, margin_mult, tier_rate, tier_ded, liq_price, changed, n_changed):
+    """``LiquidationEngine.set_maintenance``: set the maintenance multiplier of ``venues`` to
+    ``mult`` and refresh (:func:`refresh`) the liquidation prices that must be exact: every
+    band-set ``member`` and ``always`` account on them, and each other account that the
+    change may bring within the band (edges ``lo``/``hi`` per venue; a long whose price x the
+    :func:`_reach` bound could rise above ``lo``, a short whose price could fall below
+    ``hi``). The others keep their price, marked ``stale`` per venue; ``m_lo`` keeps each
+    venue's lowest multiplier since its prices were last all exact, which the bound starts
+    from. Before the band set's first scan (not ``scanned``) every price is refreshed.
+    Returns how many accounts kept a stale price. ``changed`` has room for every account."""
+    k = margin_mult.shape[0]
+    cover = np.zeros(k, dtype=np.bool_)
+    bounded = np.zeros(k, dtype=np.bool_)
+    up, down = np.ones(k), np.ones(k)
+    for j in range(venues.shape[0]):
+        v = venues[j]
+        old, new = margin_mult[v], mult[j]
+        margin_mult[v] = new
+        m_lo[v] = min(m_lo[v], old, new) if stale[v] else min(old, new)
+        cover[v] = True
+        if scanned:
+            up[v], down[v], bounded[v] = _reach(v, m_lo[v], new, tier_rate, tier_ded)
+    todo = np.empty(size.shape[0], dtype=np.int64)
+    n = kept = 0
+    for i in range(size.shape[0]):
+        v = venue[i]
+        s = size[i]
+        if not cover[v] or s == 0.0 or protocol[i]:
+            continue
+        if bounded[v] and not member[i] and not always[i] and weight[i] > 0.0:
+            liq = liq_price[i]
+            if (s > 0.0 and liq * up[v] * (1.0 + BOUND_SLACK) <= lo[v]) or \
+                    (s < 0.0 and liq * down[v] * (1.0 - BOUND_SLACK) >= hi[v]):
+                stale[v] = True  # cannot reach the band: its price may wait (NaN never waits)
+                kept += 1
+                continue
+        todo[n] = i
+        n += 1
+    refresh(todo[:n], protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded,
+            liq_price, changed, n_changed)
+    return kept
+
+
+@njit(cache=True, error_model="numpy")
+def settle(rescan, growth, lm, mark_index, ref, half, m_lo, stale, protocol, venue, size, weight, cash, coin,
+           mm_floor, cv, margin_mult, tier_rate, tier_ded, liq_price, changed, n_changed):
+    """Before :func:`band_set` rescans (``rescan``, or the marks drifted more than ``half``
+    from ``ref``: its own test), refresh every open account on the ``stale`` venues, so the
+    scan reads exact prices; those venues are then exact again. Returns whether it did.
+    ``changed`` has room for every account."""
+    if not (rescan or drifted(prices(lm, growth, mark_index)[1], ref, half)):
+        return False
+    todo = np.empty(size.shape[0], dtype=np.int64)
+    n = 0
+    for i in range(size.shape[0]):
+        if stale[venue[i]] and size[i] != 0.0 and not protocol[i]:
+            todo[n] = i
+            n += 1
+    refresh(todo[:n], protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded,
+            liq_price, changed, n_changed)
+    for v in range(stale.shape[0]):
+        if stale[v]:
+            stale[v] = False
+            m_lo[v] = margin_mult[v]
+    return True
+
+
 @njit(cache=True, error_model="numpy")
 def _record(ev_int, ev_float, ev_n, i, step, rnd, kind, venue, cls, juris, weight, lev_chosen, size, price, deficit):
     e = ev_n[0]
