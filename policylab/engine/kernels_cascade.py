@@ -410,7 +410,7 @@ def _reach(v, m_lo, m_now, tier_rate, tier_ded):
     >= 0), so the line is at most its m0 value x (1 - r m0) / (1 - r m1); below m0 the price
     is no higher (maintenance, tier 0's deduction 0, rises with m at every price >= 0).
     Shorts mirror it with (1 + r m0) / (1 + r m1). Bounded while rates and deductions are
-    >= 0, tier 0's deduction is 0 and r x m_now < ``MAX_RATE``."""
+    >= 0, tier 0's deduction is 0 and r x m_now < ``MAX_RATE`` (account weights w are >= 0)."""
     up = down = 1.0
     if tier_ded[v, 0] != 0.0:
         return up, down, False
@@ -424,17 +424,19 @@ def _reach(v, m_lo, m_now, tier_rate, tier_ded):
 
 
 @njit(cache=True, error_model="numpy")
-def remargin(venues, mult, scanned, lo, hi, m_lo, stale, member, always, protocol, venue, size, weight, cash, coin,
+def remargin(venues, mult, scanned, lo, hi, m_lo, stale, member, protocol, venue, size, weight, cash, coin,
              mm_floor, cv, margin_mult, tier_rate, tier_ded, liq_price, changed, n_changed):
     """``LiquidationEngine.set_maintenance``: set the maintenance multiplier of ``venues`` to
     ``mult`` and refresh (:func:`refresh`) the liquidation prices that must be exact: every
-    band-set ``member`` and ``always`` account on them, and each other account that the
-    change may bring within the band (edges ``lo``/``hi`` per venue; a long whose price x the
-    :func:`_reach` bound could rise above ``lo``, a short whose price could fall below
-    ``hi``). The others keep their price, marked ``stale`` per venue; ``m_lo`` keeps each
-    venue's lowest multiplier since its prices were last all exact, which the bound starts
-    from. Before the band set's first scan (not ``scanned``) every price is refreshed.
-    Returns how many accounts kept a stale price. ``changed`` has room for every account."""
+    band-set ``member`` on them (the ``always`` accounts are members from the first scan),
+    and each other account that the change may bring within the band (edges ``lo``/``hi``
+    per venue; a long whose price x the :func:`_reach` bound could rise above ``lo``, a
+    short whose price could fall below ``hi``). The others keep their price, marked
+    ``stale`` per venue; ``m_lo`` keeps each venue's lowest multiplier since its prices were
+    last all exact, which the bound starts from. Before the band set's first scan (not
+    ``scanned``) every price is refreshed. Protocol rows are never refreshed (:func:`refresh`)
+    nor due. Returns how many accounts kept a stale price. ``changed`` has room for every
+    account."""
     k = margin_mult.shape[0]
     cover = np.zeros(k, dtype=np.bool_)
     bounded = np.zeros(k, dtype=np.bool_)
@@ -452,9 +454,9 @@ def remargin(venues, mult, scanned, lo, hi, m_lo, stale, member, always, protoco
     for i in range(size.shape[0]):
         v = venue[i]
         s = size[i]
-        if not cover[v] or s == 0.0 or protocol[i]:
+        if not cover[v] or s == 0.0:
             continue
-        if bounded[v] and not member[i] and not always[i] and weight[i] > 0.0:
+        if bounded[v] and not member[i]:
             liq = liq_price[i]
             if (s > 0.0 and liq * up[v] * (1.0 + BOUND_SLACK) <= lo[v]) or \
                     (s < 0.0 and liq * down[v] * (1.0 - BOUND_SLACK) >= hi[v]):

@@ -168,9 +168,9 @@ class LiquidationEngine:
         lo, hi = (self._near_mark * self._edges[0], self._near_mark * self._edges[1]) if self._band is not None \
             else (self._near_mark, self._near_mark)
         kept = kc.remargin(np.ascontiguousarray(venues, dtype=np.int64), np.ascontiguousarray(mult, dtype=float),
-                           self._band is not None, lo, hi, self._m_lo, self._stale, self._member, self.always,
-                           self.protocol, tb.venue, tb.size, tb.weight, tb.cash, tb.coin, tb.mm_floor, vb.coin_value,
-                           vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price, self._changed, self._n_changed)
+                           self._band is not None, lo, hi, self._m_lo, self._stale, self._member, self.protocol,
+                           tb.venue, tb.size, tb.weight, tb.cash, tb.coin, tb.mm_floor, vb.coin_value, vb.margin_mult,
+                           vb.tier_rate, vb.tier_ded, tb.liq_price, self._changed, self._n_changed)
         self._any_stale = self._any_stale or kept > 0
 
     def near(self, band: float) -> np.ndarray:
