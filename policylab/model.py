@@ -100,6 +100,7 @@ class MarketModel(mesa.Model):
         self.halts: list[tuple[int, int]] = []  # (step, length in steps) of circuit-breaker halts
         self._margin_start: tuple = (-1, None, None)  # see margin_multipliers
         self._margin_set = -1  # step in which a module last set the margin multipliers
+        self._margin_venues: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per module: its venues, their caps
         self._venue_policies: list[list] | None = None  # see _within_oi_caps
         self.audit = Ledger(self) if audit else None
         self.datacollector = mesa.DataCollector(
@@ -171,9 +172,11 @@ class MarketModel(mesa.Model):
         return total * price, by_juris * price
 
     def open_interest_growth(self) -> float:
-        """Derivatives open interest now over at the start, minus 1."""
+        """Derivatives open interest now over at the start, minus 1 (:meth:`open_interest`'s
+        sums, in one compiled pass: dynamic margin asks every step)."""
         deriv = ~self.vb.is_spot
-        return float(self.open_interest()[deriv].sum() / max(self.oi_start[deriv].sum(), 1.0) - 1.0)
+        oi = kernels_passes.long_sizes(self.tb.size, self.tb.venue, len(self.vb.rules)) * self.market.prices()
+        return float(oi[deriv].sum() / max(self.oi_start[deriv].sum(), 1.0) - 1.0)
 
     def vol_ratio(self, minutes: int) -> float:
         """Realised index volatility over the last ``minutes`` over the scenario's normal volatility."""
@@ -230,22 +233,28 @@ class MarketModel(mesa.Model):
         position at the venue's largest leverage posted)."""
         vb = self.vb
         k = len(vb.rules)
-        venues = [v for v, r in enumerate(vb.rules) if policy.target.venue_matches(r) and not r.is_spot]
-        im = np.broadcast_to(np.asarray(initial, dtype=float), (k,))[venues]
-        cap = np.array([1.0 / max(vb.rules[v].maintenance_ratio, 1e-12) for v in venues])
-        mm = np.minimum(np.broadcast_to(np.asarray(maintenance, dtype=float), (k,))[venues], cap)
+        if id(policy) not in self._margin_venues:
+            venues = np.array([v for v, r in enumerate(vb.rules) if policy.target.venue_matches(r) and not r.is_spot],
+                              dtype=np.int64)
+            self._margin_venues[id(policy)] = venues, np.array([1.0 / max(vb.rules[v].maintenance_ratio, 1e-12)
+                                                                for v in venues])
+        venues, cap = self._margin_venues[id(policy)]
+        im, mm = (np.asarray(x, dtype=float) for x in (initial, maintenance))
+        im = (im if im.shape == (k,) else np.broadcast_to(im, (k,)))[venues]
+        mm = np.minimum((mm if mm.shape == (k,) else np.broadcast_to(mm, (k,)))[venues], cap)
         self.margin_multipliers()  # keep the step's starting values before changing them
+        old_im, old_mm = vb.im_mult[venues], vb.margin_mult[venues]
         if self._margin_set == self.steps:  # another module set them this step
-            im, mm = np.maximum(im, vb.im_mult[venues]), np.maximum(mm, vb.margin_mult[venues])
+            im, mm = np.maximum(im, old_im), np.maximum(mm, old_mm)
         self._margin_set = self.steps
-        if not venues or (np.array_equal(vb.im_mult[venues], im) and np.array_equal(vb.margin_mult[venues], mm)):
+        moved = old_mm != mm
+        if not len(venues) or (not moved.any() and (old_im == im).all()):
             return
-        if np.any(im > 1.0) or np.any(mm > 1.0):
+        if (im > 1.0).any() or (mm > 1.0).any():
             self.effects.credit(policy)
         vb.im_mult[venues] = im
-        if not np.array_equal(vb.margin_mult[venues], mm):  # liquidation prices move with maintenance only
-            vb.margin_mult[venues] = mm
-            self.engine.refresh(np.flatnonzero(np.isin(self.tb.venue, venues) & (self.tb.size != 0)))
+        if moved.any():  # liquidation prices move with maintenance only
+            self.engine.set_maintenance(venues[moved], mm[moved])
 
     def warnings(self) -> list[str]:
         """Configured modules that never took effect during the run."""

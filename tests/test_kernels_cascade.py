@@ -400,3 +400,108 @@ def test_ranked_prefix_is_the_stable_sort_cut_where_the_need_is_covered(n, need)
     before = np.concatenate([[0.0], np.cumsum(avail[order])])[:n]  # the sizes ranked before each
     expected = order[before < need]
     np.testing.assert_array_equal(kc._ranked_prefix(key, avail, need), expected)
+
+
+def test_stale_prices_under_dynamic_margin_never_change_what_is_due():
+    """Under dynamic margin (its maintenance multiplier changes most steps), the accounts a
+    change cannot bring within the band keep a stale liquidation price
+    (``LiquidationEngine.set_maintenance``). In every cascade round: the band set's members
+    hold exact prices (but the arbitrage desks', whose equity the due check always tests), no other account's exact trigger is within the band, and the due
+    check over what ``near`` hands over finds exactly what it finds over every account at
+    exact prices; and the stale prices, the rescans that refresh them, and the sorts of
+    changed members all happened."""
+    from policylab.engine import kernels
+    from policylab.engine.margin import liquidation_price
+    from policylab.inputs.rulesets import load_rules
+
+    m = MarketModel(load_scenario("october-2025"), seed=2, traders=3000, rules=[load_rules("dynamic-margin-proposal")])
+    e, tb, vb = m.engine, m.tb, m.vb
+    near, settle = e.near, kc.settle
+    seen = {"rounds": 0, "due": 0, "stale": 0, "settled": 0, "sorted": 0}
+
+    def counted(*args):
+        done = settle(*args)
+        seen["settled"] += done
+        return done
+
+    def checked(band):
+        seen["stale"] += int(np.sum(e._stale))
+        over = int(e._counts[1])
+        out = near(band)
+        seen["sorted"] += int(e._counts[1]) < over
+        rows = np.arange(tb.n)
+        exact = liquidation_price(tb, vb, rows)
+        exact[e.protocol] = tb.liq_price[e.protocol]  # books and vaults: never refreshed, never due
+        members = np.sort(e._members[:e._counts[0]])
+        held = members[(tb.size[members] != 0) & ~e.protocol[members] & ~e.always[members]]  # always: checked whole
+        np.testing.assert_array_equal(tb.liq_price[held], exact[held])
+        lo, hi = e._near_mark * e._edges[0], e._near_mark * e._edges[1]
+        assert np.all(np.isin(kernels.near(tb.size, tb.venue, exact, tb.stop, e.always, lo, hi), members))
+        args = (tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor, e.always,
+                e.protocol, m.market.marks(), vb.coin_value, vb.margin_mult, vb.tier_floor, vb.tier_rate, vb.tier_ded,
+                kc.DUE_TOL)
+        expected = kernels.due(rows, *args[:5], exact, *args[6:])
+        np.testing.assert_array_equal(kernels.due(out, *args), expected)
+        seen["rounds"] += 1
+        seen["due"] += len(expected)
+        return out
+
+    kc.settle, e.near = counted, checked
+    try:
+        m.run()
+    finally:
+        kc.settle = settle
+    assert seen["rounds"] > 500 and seen["due"] > 100 and seen["stale"] > 500, seen
+    assert seen["settled"] > 0 and seen["sorted"] > 0, seen
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_multiplier_bound_holds_for_random_accounts_and_tiers(seed):
+    """``kernels_cascade._reach``: from any multiplier at or above ``m_lo`` to ``m_now``, a
+    long's liquidation price rises at most x ``up`` and a short's falls at most x ``down``
+    (Binance-like tiers with continuous deductions, accounts over all tiers, stablecoin
+    collateral, the rules' floor); a deduction on tier 0, a negative rate or a rate x
+    multiplier at ``MAX_RATE`` is not bounded."""
+    from policylab.engine import kernels
+
+    rng = np.random.default_rng(seed)
+    tiers = 6
+    rate = np.sort(rng.uniform(0.002, 0.15, tiers))
+    floor = np.concatenate([[0.0], np.sort(rng.uniform(1e4, 1e8, tiers - 1))])
+    ded = np.zeros(tiers)
+    for t in range(1, tiers):  # continuous: maintenance is the same from either side of a floor
+        ded[t] = ded[t - 1] + floor[t] * (rate[t] - rate[t - 1])
+    tier_rate, tier_ded = rate[None, :], ded[None, :]
+    n = 4000
+    size = rng.choice([-1.0, 1.0], n) * 10 ** rng.uniform(-3, 3, n)
+    weight = rng.uniform(1.0, 5.0, n)
+    entry = 100_000.0
+    lev = rng.uniform(1.0, 100.0, n)
+    cash = np.abs(size) * entry / lev - size * entry
+    coin = np.where(rng.random(n) < 0.3, rng.uniform(0, 1e5, n), 0.0)
+    mm_floor = rng.uniform(0.0, 0.01, n)
+    venue = np.zeros(n, dtype=np.int64)
+    rows = np.arange(n)
+    cv = np.array([0.97])
+
+    def price(mult):
+        return kernels.liquidation_price(rows, venue, size, weight, cash, coin, mm_floor, cv, np.array([mult]),
+                                         tier_rate, tier_ded)
+
+    checked = 0
+    for _ in range(30):
+        m_lo = rng.uniform(1.0, 3.0)
+        m_then, m_now = m_lo + rng.uniform(0.0, 2.0), rng.uniform(m_lo, m_lo + 2.0)
+        up, down, bounded = kc._reach(0, m_lo, m_now, tier_rate, tier_ded)
+        assert bounded and up >= 1.0 and down <= 1.0
+        then, now = price(m_then), price(m_now)
+        long, short = (size > 0) & (then > 0), (size < 0) & (then > 0)
+        assert np.all(now[long] <= then[long] * up * (1 + 1e-12))
+        assert np.all(now[short] >= then[short] * down * (1 - 1e-12))
+        assert np.all(now[(size > 0) & (then <= 0)] <= 1e-9 * entry)  # no headroom lost below zero
+        checked += int(np.sum(now[long] > then[long] * (1 + 1e-6)))  # the bound is exercised, not idle
+    assert checked > 100
+    for bad_rate, bad_ded in ((np.array([[-0.01, 0.02]]), np.zeros((1, 2))),
+                              (np.array([[0.01, 0.02]]), np.array([[5.0, 10.0]])),
+                              (np.array([[0.01, 0.5]]), np.array([[0.0, 1e6]]))):
+        assert not kc._reach(0, 1.0, 1.8, bad_rate, bad_ded)[2]

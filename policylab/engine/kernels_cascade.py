@@ -152,7 +152,7 @@ DUE_TOL = 1e-9  # kernels.due's tolerance on liquidation prices in the cascade (
 # the band set's state (``LiquidationEngine``): per account, whether it is a member and whether
 # it changed since the keys were sorted; the members, the changed members, the members checked
 # every round (``always``), sorted trigger keys of the others per venue and side; and counts
-COUNTS = 3  # ``counts``: members, changed members, ``always`` members
+COUNTS = 4  # ``counts``: members, changed members, ``always`` members, changed-member checks since the sort
 SLACK = 1e-12  # candidates take keys within this (relative) of the marks: a superset, never fewer
 
 
@@ -235,9 +235,9 @@ def _merge_keys(over, o, dirty, size, venue, liq_price, stop, always, protocol, 
 @njit(cache=True, error_model="numpy")
 def _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart,
              sacc, skey, sstart, whole):
-    """Sort the members' trigger keys afresh (``whole``), or merge in those of the members
-    changed since the last sort; no member is changed since."""
-    if whole:
+    """Sort the members' trigger keys afresh (``whole``, or when most members changed), or
+    merge in those of the members changed since the last sort; no member is changed since."""
+    if whole or 2 * counts[1] > counts[0]:
         _sort_keys(members, counts[0], size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart, 1.0)
         _sort_keys(members, counts[0], size, venue, liq_price, stop, always, protocol, tol, sacc, skey, sstart, -1.0)
     else:
@@ -247,7 +247,18 @@ def _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always,
                     -1.0)
     for j in range(counts[1]):
         dirty[over[j]] = False
-    counts[1] = 0
+    counts[1] = counts[3] = 0
+
+
+@njit(cache=True, error_model="numpy")
+def _sort_due(counts):
+    """Whether to sort the changed members in (:func:`band_set`): once the one-by-one checks
+    of changed members since the last sort (``counts[3]``, this call's included) exceed what a
+    sort costs in such checks, a pass over the members plus about log2 of the changed ones
+    each (and 1,024 for the call), so that checking and sorting each cost at most about what
+    the other does (the ski-rental rule)."""
+    o = counts[1]
+    return o > 0 and counts[3] > counts[0] + 1024 + o * (1 + int(math.log2(o + 1)))
 
 
 @njit(cache=True, error_model="numpy")
@@ -288,8 +299,10 @@ def band_set(rescan, growth, lm, mark_index, ref, e_lo, e_hi, half, size, venue,
     reference marks x ``e_lo`` and ``e_hi``. Members keep their trigger keys sorted per venue
     and side (``lacc``/``lkey`` by ``lstart`` for longs, ``sacc``/``skey`` by ``sstart`` for
     shorts), so a round finds the reached ones by binary search; the members changed since
-    the sort (``over``, flagged ``dirty``) are checked one by one, and merged into the
-    sorted runs when they are more than a 32nd of the members (plus 32). Clears the changed list."""
+    the sort (``over``, flagged ``dirty``) are checked one by one, and sorted in once those
+    checks, summed over the calls since the sort, outweigh a sort (:func:`_sort_due`: so a
+    rule that changes most members every step, dynamic margin, does not re-sort them every
+    step). Clears the changed list."""
     mark = prices(lm, growth, mark_index)[1]
     lo, hi = ref * e_lo, ref * e_hi
     if rescan or drifted(mark, ref, half):
@@ -324,7 +337,8 @@ def band_set(rescan, growth, lm, mark_index, ref, e_lo, e_hi, half, size, venue,
             dirty[i] = True
             over[counts[1]] = i
             counts[1] += 1
-        if 32 * counts[1] > counts[0] + 1024:
+        counts[3] += counts[1]
+        if _sort_due(counts):
             _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey,
                      lstart, sacc, skey, sstart, False)
     n_changed[0] = 0
@@ -382,6 +396,107 @@ def refresh(idx, protocol, venue, size, weight, cash, coin, mm_floor, cv, margin
         liq_price[keep[j]] = lp[j]
         changed[m + j] = keep[j]
     n_changed[0] = m + n
+
+
+BOUND_SLACK = 1e-9  # relative slack of remargin's bound: covers the rounding of stored prices, bounds and edges
+MAX_RATE = 0.9  # remargin bounds a venue's prices only while every tier's rate x multiplier stays below this
+
+
+@njit(cache=True, error_model="numpy")
+def _reach(v, m_lo, m_now, tier_rate, tier_ded):
+    """How far venue ``v``'s maintenance multiplier ``m_now`` can have moved liquidation
+    prices from what they were at any multiplier >= ``m_lo``: (up, down, bounded). A long's
+    price is now at most its price then x ``up`` (when positive), a short's at least its
+    price then x ``down`` (when positive); ``bounded`` is False where this does not hold.
+
+    Why: a long's price is the largest root of equity = maintenance over the tier lines
+    a p - X = m (r a p - w d) and the floor line (kernels.liquidation_price), i.e. the
+    line value (X - w d m) / (a (1 - r m)). From m0 to m1 >= m0 its numerator falls (w, d
+    >= 0), so the line is at most its m0 value x (1 - r m0) / (1 - r m1); below m0 the price
+    is no higher (maintenance, tier 0's deduction 0, rises with m at every price >= 0).
+    Shorts mirror it with (1 + r m0) / (1 + r m1). Bounded while rates and deductions are
+    >= 0, tier 0's deduction is 0 and r x m_now < ``MAX_RATE`` (account weights w are >= 0)."""
+    up = down = 1.0
+    if tier_ded[v, 0] != 0.0:
+        return up, down, False
+    for t in range(tier_rate.shape[1]):
+        r, d = tier_rate[v, t], tier_ded[v, t]
+        if not (r >= 0.0 and d >= 0.0 and r * m_now < MAX_RATE):
+            return 1.0, 1.0, False
+        up = max(up, (1.0 - r * m_lo) / (1.0 - r * m_now))
+        down = min(down, (1.0 + r * m_lo) / (1.0 + r * m_now))
+    return up, down, True
+
+
+@njit(cache=True, error_model="numpy")
+def remargin(venues, mult, scanned, lo, hi, m_lo, stale, member, protocol, venue, size, weight, cash, coin,
+             mm_floor, cv, margin_mult, tier_rate, tier_ded, liq_price, changed, n_changed):
+    """``LiquidationEngine.set_maintenance``: set the maintenance multiplier of ``venues`` to
+    ``mult`` and refresh (:func:`refresh`) the liquidation prices that must be exact: every
+    band-set ``member`` on them (the ``always`` accounts are members from the first scan),
+    and each other account that the change may bring within the band (edges ``lo``/``hi``
+    per venue; a long whose price x the :func:`_reach` bound could rise above ``lo``, a
+    short whose price could fall below ``hi``). The others keep their price, marked
+    ``stale`` per venue; ``m_lo`` keeps each venue's lowest multiplier since its prices were
+    last all exact, which the bound starts from. Before the band set's first scan (not
+    ``scanned``) every price is refreshed. Protocol rows are never refreshed (:func:`refresh`)
+    nor due. Returns how many accounts kept a stale price. ``changed`` has room for every
+    account."""
+    k = margin_mult.shape[0]
+    cover = np.zeros(k, dtype=np.bool_)
+    bounded = np.zeros(k, dtype=np.bool_)
+    up, down = np.ones(k), np.ones(k)
+    for j in range(venues.shape[0]):
+        v = venues[j]
+        old, new = margin_mult[v], mult[j]
+        margin_mult[v] = new
+        m_lo[v] = min(m_lo[v], old, new) if stale[v] else min(old, new)
+        cover[v] = True
+        if scanned:
+            up[v], down[v], bounded[v] = _reach(v, m_lo[v], new, tier_rate, tier_ded)
+    todo = np.empty(size.shape[0], dtype=np.int64)
+    n = kept = 0
+    for i in range(size.shape[0]):
+        v = venue[i]
+        s = size[i]
+        if not cover[v] or s == 0.0:
+            continue
+        if bounded[v] and not member[i]:
+            liq = liq_price[i]
+            if (s > 0.0 and liq * up[v] * (1.0 + BOUND_SLACK) <= lo[v]) or \
+                    (s < 0.0 and liq * down[v] * (1.0 - BOUND_SLACK) >= hi[v]):
+                stale[v] = True  # cannot reach the band: its price may wait (NaN never waits)
+                kept += 1
+                continue
+        todo[n] = i
+        n += 1
+    refresh(todo[:n], protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded,
+            liq_price, changed, n_changed)
+    return kept
+
+
+@njit(cache=True, error_model="numpy")
+def settle(rescan, growth, lm, mark_index, ref, half, m_lo, stale, protocol, venue, size, weight, cash, coin,
+           mm_floor, cv, margin_mult, tier_rate, tier_ded, liq_price, changed, n_changed):
+    """Before :func:`band_set` rescans (``rescan``, or the marks drifted more than ``half``
+    from ``ref``: its own test), refresh every open account on the ``stale`` venues, so the
+    scan reads exact prices; those venues are then exact again. Returns whether it did.
+    ``changed`` has room for every account."""
+    if not (rescan or drifted(prices(lm, growth, mark_index)[1], ref, half)):
+        return False
+    todo = np.empty(size.shape[0], dtype=np.int64)
+    n = 0
+    for i in range(size.shape[0]):
+        if stale[venue[i]] and size[i] != 0.0 and not protocol[i]:
+            todo[n] = i
+            n += 1
+    refresh(todo[:n], protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded,
+            liq_price, changed, n_changed)
+    for v in range(stale.shape[0]):
+        if stale[v]:
+            stale[v] = False
+            m_lo[v] = margin_mult[v]
+    return True
 
 
 @njit(cache=True, error_model="numpy")

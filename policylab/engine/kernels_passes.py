@@ -284,3 +284,15 @@ def closed_out(idx, size, lens, forced, venue, closed_venue, size_start, opened,
             out_acc[n], out_closed[n], out_room[n] = a, closed, room
             n += 1
     return out_acc[:n], out_closed[:n], out_room[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def long_sizes(size, venue, k):
+    """Long BTC per venue (``k`` venues), summed in account order: ``np.bincount(venue,
+    weights=np.maximum(size, 0), minlength=k)`` bit for bit (MarketModel.open_interest_growth,
+    every step under dynamic margin), without its temporaries."""
+    total = np.zeros(k)
+    for i in range(size.shape[0]):
+        s = size[i]
+        total[venue[i]] += s if s > 0.0 else 0.0
+    return total

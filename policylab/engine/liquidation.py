@@ -127,6 +127,8 @@ class LiquidationEngine:
         self._lstart, self._sstart = np.zeros(k + 1, np.int64), np.zeros(k + 1, np.int64)
         self._changed = np.zeros(max(self.tb.n, 1), dtype=np.int64)  # accounts refreshed since the band set was
         self._n_changed = np.zeros(1, dtype=np.int64)  # updated: the first _n_changed[0] (repeats allowed)
+        self._m_lo = self.vb.margin_mult.copy()  # prices kept stale by set_maintenance: per venue, whether any
+        self._stale, self._any_stale = np.zeros(k, bool), False  # and the lowest multiplier since all were exact
         self._rank = np.array([kc.RANKINGS.index(r.adl_ranking) for r in self.vb.rules], dtype=np.int64)
         self._withdrawal = np.array([r.mm_adl_withdrawal for r in self.vb.rules], dtype=float)
         self._kinds = np.array([EVENT_KINDS.index(kind) for kind in ("liquidation", "partial", "stop", "backstop",
@@ -147,12 +149,30 @@ class LiquidationEngine:
         (repeated accounts are harmless: each gets the same value). Every change of an
         account's margin state (its stop included) must come through here, before or after
         the change and before the next cascade round, so the band set and its sorted
-        triggers stay exact."""
+        triggers stay exact (and :meth:`set_maintenance`'s bound holds for prices it keeps)."""
         tb, vb = self.tb, self.vb
         idx = np.ascontiguousarray(idx, dtype=np.int64)
         self._room(len(idx))
         kc.refresh(idx, self.protocol, tb.venue, tb.size, tb.weight, tb.cash, tb.coin, tb.mm_floor, vb.coin_value,
                    vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price, self._changed, self._n_changed)
+
+    def set_maintenance(self, venues: np.ndarray, mult: np.ndarray) -> None:
+        """Set the maintenance multiplier of ``venues`` to ``mult`` (one each) and refresh the
+        liquidation prices that must follow: the band set's members (and the ``always``
+        accounts) on those venues, and the other accounts the change may bring within the
+        band (:func:`kernels_cascade.remargin`). The rest keep a stale price, which can
+        neither reach the band nor be due, until the band set's next rescan refreshes them
+        first (:meth:`near`); so a multiplier that changes every step (dynamic margin) costs
+        the accounts near a trigger, not every open account. Multipliers change only here."""
+        tb, vb = self.tb, self.vb
+        self._room(tb.n)
+        lo, hi = (self._near_mark * self._edges[0], self._near_mark * self._edges[1]) if self._band is not None \
+            else (self._near_mark, self._near_mark)
+        kept = kc.remargin(np.ascontiguousarray(venues, dtype=np.int64), np.ascontiguousarray(mult, dtype=float),
+                           self._band is not None, lo, hi, self._m_lo, self._stale, self._member, self.protocol,
+                           tb.venue, tb.size, tb.weight, tb.cash, tb.coin, tb.mm_floor, vb.coin_value, vb.margin_mult,
+                           vb.tier_rate, vb.tier_ded, tb.liq_price, self._changed, self._n_changed)
+        self._any_stale = self._any_stale or kept > 0
 
     def near(self, band: float) -> np.ndarray:
         """Accounts (ascending) that may be due at the current mark prices: of the band set
@@ -168,11 +188,19 @@ class LiquidationEngine:
         same way) still holds every account the marks can have reached; then it is
         rescanned. Its members' triggers are kept sorted per venue and side
         (:func:`kernels_cascade.band_set`), so a round costs the accounts it reaches and
-        those refreshed since the last sort, not a pass over all accounts or members."""
+        those refreshed since the last sort, not a pass over all accounts or members.
+        Prices left stale by :meth:`set_maintenance` are refreshed before a rescan
+        (:func:`kernels_cascade.settle`)."""
         tb, vb = self.tb, self.vb
         rescan = self._band is None or band != self._band
         if band != self._band:
             self._band, self._edges = band, (np.exp(-band), np.exp(band))
+        if self._any_stale:  # stale prices (set_maintenance) are refreshed before a rescan reads them
+            self._room(tb.n)
+            self._any_stale = not kc.settle(rescan, np.exp(vb.basis), self.mkt.lm, vb.mark_index, self._near_mark,
+                                            band / 2, self._m_lo, self._stale, self.protocol, tb.venue, tb.size,
+                                            tb.weight, tb.cash, tb.coin, tb.mm_floor, vb.coin_value, vb.margin_mult,
+                                            vb.tier_rate, vb.tier_ded, tb.liq_price, self._changed, self._n_changed)
         return kc.band_set(rescan, np.exp(vb.basis), self.mkt.lm, vb.mark_index, self._near_mark, self._edges[0],
                            self._edges[1], band / 2, tb.size, tb.venue, tb.liq_price, tb.stop, self.always,
                            self.protocol, kc.DUE_TOL, self._changed, self._n_changed, self._member, self._dirty,
