@@ -12,10 +12,13 @@ library's in the last bit. ``idx`` arguments hold unique account rows, ascending
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
 from policylab.engine.kernels import _tier, pairwise_sum, unique_sorted
+from policylab.engine.kernels_cascade import coefficients, execute_orders, refresh
 
 
 @njit(cache=True, error_model="numpy")
@@ -255,3 +258,35 @@ def rms_step(logs):
         r = logs[j + 1] - logs[j]
         sq[j] = r * r
     return np.sqrt(pairwise_sum(sq, 0, sq.shape[0]) / sq.shape[0])
+
+
+@njit(cache=True, error_model="numpy")
+def execute_voluntary(idx, dq, cls, vault, growth, lm, impact_y, depth0, liquidity_mult, health, coin_price, haircut,
+                      venue, size, entry, cash, coin, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, flow,
+                      volume, resident, traded, forced_volume, resident_volume, opened, basis, spot, permanent_share,
+                      protocol, weight, mm_floor, margin_mult, tier_rate, tier_ded, liq_price, changed, n_changed):
+    """The step's netted voluntary orders ``dq`` (BTC) of unique accounts ``idx``, ascending
+    (``MarketModel.step``, 3.), in one call: ``Market.execute`` at the book prices (the index
+    x ``growth``, NumPy's exp of the basis), the orders of class ``vault`` rows counted as
+    forced (vaults unwinding taken-over positions); then, unless an account of ``idx`` is
+    flat with negative cash (negative balance protection must cover it first),
+    ``LiquidationEngine.refresh`` of ``idx`` (``changed`` has room for them). Returns whether
+    such an account is left (then nothing was refreshed)."""
+    n = idx.shape[0]
+    index = math.exp(lm[0] + lm[1])  # Market.index
+    book = index * growth  # Market.prices
+    cv = np.empty(coin_price.shape[0])  # VenueBook.coin_value
+    for v in range(cv.shape[0]):
+        cv[v] = _min(coin_price[v], 1.0 - haircut[v])
+    liq = np.zeros(n, dtype=np.bool_)
+    forced = np.empty(n, dtype=np.bool_)
+    for j in range(n):
+        forced[j] = cls[idx[j]] == vault
+    execute_orders(idx, dq, liq, forced, book, coefficients(impact_y, depth0, liquidity_mult, health), cv, venue, size,
+                   entry, cash, coin, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, flow, volume, resident,
+                   traded, forced_volume, resident_volume, opened, basis, lm, spot, permanent_share)
+    if any_flat_in_debt(idx, size, cash):
+        return True
+    refresh(idx, protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded, liq_price,
+            changed, n_changed)
+    return False
