@@ -288,10 +288,8 @@ class MarketModel(mesa.Model):
                     engine.refresh(uidx)
             self.rounds[t] = self._cascade(t)
         # 5. bookkeeping
-        vb.premium_sum += vb.basis
-        vb.premium_n += 1
-        self.index_path[t + 1] = mkt.index
-        self.price_path[t + 1] = mkt.prices()
+        kd.close_step(t, mkt.lm, np.exp(vb.basis), vb.basis, vb.premium_sum, vb.premium_n, self.index_path,
+                      self.price_path)
         self._collect(t)
         if self.audit is not None:
             self.audit.check(f"after step {t}")

@@ -242,3 +242,22 @@ def test_execute_voluntary_as_market_execute_then_refresh(under_water):
     assert sa.keys() == sb.keys()
     for k in sa:
         assert same(sa[k], sb[k]), k
+
+
+def test_close_step_is_the_numpy_statements():
+    """kernels_decide.close_step: the premium sums and counts, the index and the book prices
+    recorded as MarketModel.step's NumPy statements did (Market.index, Market.prices)."""
+    from policylab.engine.market import Market
+
+    rng = np.random.default_rng(9)
+    k, steps = 5, 4
+    lm, basis = np.array([11.2, -0.003]), rng.normal(0.0, 0.01, k)
+    premium_sum, premium_n = rng.normal(size=k), np.full(k, 3.0)
+    index_path, price_path = np.zeros(steps + 1), np.zeros((steps + 1, k))
+    expect_sum = premium_sum + basis
+    kd.close_step(2, lm, np.exp(basis), basis, premium_sum, premium_n, index_path, price_path)
+    market = Market.__new__(Market)
+    market.lm, market.vb = lm, type("VB", (), {"basis": basis})()
+    assert same(premium_sum, expect_sum) and same(premium_n, np.full(k, 4.0))
+    assert index_path[3] == market.index and same(price_path[3], market.prices())
+    assert not index_path[[0, 1, 2, 4]].any() and not price_path[[0, 1, 2, 4]].any()

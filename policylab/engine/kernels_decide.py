@@ -290,3 +290,16 @@ def execute_voluntary(idx, dq, cls, vault, growth, lm, impact_y, depth0, liquidi
     refresh(idx, protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded, liq_price,
             changed, n_changed)
     return False
+
+
+@njit(cache=True, error_model="numpy")
+def close_step(t, lm, growth, basis, premium_sum, premium_n, index_path, price_path):
+    """The step's bookkeeping (``MarketModel.step``, 5.): each venue's ``basis`` added to its
+    funding premium sum and count; the index and the venues' book prices (the index x
+    ``growth``, NumPy's exp of the basis, as ``Market.prices``) recorded at ``t + 1``."""
+    index = math.exp(lm[0] + lm[1])  # Market.index
+    for v in range(basis.shape[0]):
+        premium_sum[v] += basis[v]
+        premium_n[v] += 1.0
+        price_path[t + 1, v] = index * growth[v]
+    index_path[t + 1] = index
