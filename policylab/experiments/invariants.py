@@ -147,7 +147,7 @@ class Monitor:
             vb.is_spot, self.margin, self.margin_step, step, 1.0 + _REL)
         money = float(tb.cash.sum() + tb.hedge_cash.sum() + fund + fees + collateral_loss)  # audit.money
         m = money - (float(tb.deposit.sum()) - led.deposit0)
-        return m - led.money0, led.rel_tol * led.gross, dnet, led.rel_tol * (abs_size + abs_hedge + 1.0), worst
+        return m - led.money0, led.rel_tol * led.gross, dnet, led.rel_tol * (abs_size + abs_hedge + 1.0), float(worst)
 
     def finish(self, values: dict[str, float], definitions) -> pd.DataFrame:
         """The run's violations (:data:`COLUMNS`), given its metric values and definitions."""
