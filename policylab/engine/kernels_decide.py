@@ -8,6 +8,11 @@ NumPy did (no sums), so results are bit for bit those of the NumPy code. ``np.mi
 and ``np.maximum`` propagate NaN (``_min``, ``_max``); transcendental functions
 (``np.expm1``, ``np.log``) stay in NumPy, whose SIMD versions may differ from the C
 library's in the last bit. ``idx`` arguments hold unique account rows, ascending.
+
+Also the step's own glue around the decisions (``MarketModel.step``): the exogenous
+arrivals, the execution and refresh of the netted voluntary orders in one call
+(:func:`execute_voluntary`, which calls kernels_cascade's execution and refresh), and the
+bookkeeping at the step's end (:func:`close_step`).
 """
 
 from __future__ import annotations
