@@ -292,20 +292,31 @@ class MarketModel(mesa.Model):
             dq = np.concatenate([o[1] for o in orders])
             if len(idx):
                 uidx, udq = kernels.net_orders(idx, dq)
-                udq = self._within_oi_caps(uidx, udq)
-                mkt.execute(uidx, udq, forced=self.tb.cls[uidx] == VAULT)  # vaults unwind taken-over positions
-                if kd.any_flat_in_debt(uidx, self.tb.size, self.tb.cash):
+                if self._execute_voluntary(uidx, self._within_oi_caps(uidx, udq)):
                     engine.cover_negative(uidx)  # an account that closed under water
-                engine.refresh(uidx)
+                    engine.refresh(uidx)
             self.rounds[t] = self._cascade(t)
         # 5. bookkeeping
-        vb.premium_sum += vb.basis
-        vb.premium_n += 1
-        self.index_path[t + 1] = mkt.index
-        self.price_path[t + 1] = mkt.prices()
+        kd.close_step(t, mkt.lm, np.exp(vb.basis), vb.basis, vb.premium_sum, vb.premium_n, self.index_path,
+                      self.price_path)
         self._collect(t)
         if self.audit is not None:
             self.audit.check(f"after step {t}")
+
+    def _execute_voluntary(self, idx: np.ndarray, dq: np.ndarray) -> bool:
+        """Execute the netted voluntary orders ``dq`` of accounts ``idx`` (vaults' unwinds of
+        taken-over positions count as forced) and refresh their liquidation prices, in one
+        compiled call (``kernels_decide.execute_voluntary``). Returns True, without the refresh,
+        when an account closed under water (negative balance protection comes first)."""
+        tb, vb, mkt, engine = self.tb, self.vb, self.market, self.engine
+        engine._room(len(idx))
+        return kd.execute_voluntary(
+            idx, dq, tb.cls, VAULT, np.exp(vb.basis), mkt.lm, float(mkt.params.impact_y), vb.depth0,
+            vb.liquidity_mult, vb.health, vb.coin_price, vb.haircut, tb.venue, tb.size, tb.entry, tb.cash, tb.coin,
+            vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees, mkt.flow, mkt.volume, mkt.resident,
+            mkt.traded, mkt.forced_volume, mkt.resident_volume, mkt.opened, vb.basis, mkt.spot,
+            float(mkt.params.permanent_share), engine.protocol, tb.weight, tb.mm_floor, vb.margin_mult, vb.tier_rate,
+            vb.tier_ded, tb.liq_price, engine._changed, engine._n_changed)
 
     def _within_oi_caps(self, idx: np.ndarray, dq: np.ndarray) -> np.ndarray:
         """Drop orders that would grow a position on a venue at its open-interest cap."""

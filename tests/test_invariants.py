@@ -170,22 +170,35 @@ def test_the_checks_position_sums_differ_from_numpys_far_below_the_tolerance():
     own order, not np.bincount's or np.sum's: they differ by under 2.3e-16 x accounts x the
     sum of absolute values (the order's rounding bound), which stays under the check's
     tolerance (1e-9 of that sum) up to 4 million accounts, so no drift flags at another step
-    unless within that sliver of the tolerance."""
+    unless within that sliver of the tolerance. The venues' money it sums as np.sum does, bit
+    for bit, and its largest drift is np.max's (NaN if any drift is)."""
     from policylab.engine import kernels_passes
 
     rng = np.random.default_rng(3)
-    for n, k in [(7, 2), (20_023, 11), (300_001, 5)]:
+    tiers = (np.zeros((1, 1)), np.zeros((1, 1)), np.ones((1, 1)), np.ones(1), np.zeros(1, bool), np.zeros(1),
+             np.full(1, -1), 0, 2.0)  # margin_check's arguments (tests/test_kernels_passes.py)
+    for n, k in [(7, 2), (20_023, 11), (300_001, 5), (20_023, 150)]:
         size, hedge = (rng.standard_cauchy(n) * rng.choice([1e-8, 1.0, 1e4], n) for _ in range(2))
         venue = rng.integers(0, k, n).astype(np.int16)
         opened = rng.normal(size=n)
         size_copy, opened_copy = np.empty(n), np.empty(n)
-        net, sums = kernels_passes.ledger_pass(size, hedge, venue, k, opened, size_copy, opened_copy)
-        bound = 2.3e-16 * n * np.bincount(venue, weights=np.abs(size), minlength=k)
-        assert np.all(np.abs(net - np.bincount(venue, weights=size, minlength=k)) <= bound)
-        expect = [np.abs(size).sum(), np.abs(hedge).sum(), hedge.sum()]
-        scale = [expect[0], expect[1], expect[1]]
-        assert all(abs(s - e) <= 2.3e-16 * n * c for s, e, c in zip(sums, expect, scale))
+        net0 = rng.normal(size=k) * 1e3
+        spot = int(rng.integers(k))
+        money = [rng.normal(size=k) * 10.0 ** rng.integers(0, 9, k) for _ in range(3)]
+        dnet, sums = kernels_passes.ledger_pass(size, hedge, venue, opened, size_copy, opened_copy, net0, spot, *money,
+                                                *tiers)
+        net = np.bincount(venue, weights=size, minlength=k)
+        net[spot] += hedge.sum()
+        bound = 2.3e-16 * n * (np.bincount(venue, weights=np.abs(size), minlength=k) + np.abs(hedge).sum())
+        assert np.all(np.abs(dnet - (net - net0)) <= bound)
+        assert sums[2] == np.abs(dnet).max()
+        expect = [np.abs(size).sum(), np.abs(hedge).sum()]
+        assert all(abs(s - e) <= 2.3e-16 * n * e for s, e in zip(sums[:2], expect))
+        assert list(sums[3:]) == [m.sum() for m in money]  # bit for bit
         assert np.array_equal(size_copy, size) and np.array_equal(opened_copy, opened)
+    net0[-1] = np.nan
+    assert np.isnan(kernels_passes.ledger_pass(size, hedge, venue, opened, size_copy, opened_copy, net0, 0, *money,
+                                               *tiers)[1][2])
     # the bound stays under the check's 1e-9 relative tolerance up to 4 million accounts (2.3e-16 x 4e6)
 
 

@@ -13,7 +13,7 @@ from policylab.engine import kernels_decide as kd
 from policylab.inputs.rulesets import load_rules
 from policylab.inputs.scenario import load_scenario
 from policylab.model import MarketModel
-from policylab.names import PRO, RETAIL
+from policylab.names import PRO, RETAIL, VAULT
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +194,70 @@ def test_active_draw_size_as_a_tuple_gives_the_same_draws():
     for n, k in [(17_200, 35), (2_000, 1), (100_000, 4_000), (3, 7)]:
         assert same(a.integers(0, n, k), b.integers(0, n, (k,)))
     assert a.random() == b.random()
+
+
+def _state(m) -> dict[str, np.ndarray]:
+    """Every per-account, per-venue and market array the execution and refresh may change."""
+    tb, vb, mkt, eng = m.tb, m.vb, m.market, m.engine
+    out = {f"tb.{k}": v for k, v in vars(tb).items() if isinstance(v, np.ndarray)}
+    out.update({f"vb.{k}": v for k, v in vars(vb).items() if isinstance(v, np.ndarray)})
+    out.update({f"mkt.{k}": v for k, v in vars(mkt).items() if isinstance(v, np.ndarray)})
+    out["changed"] = eng._changed[:eng._n_changed[0]]
+    return out
+
+
+@pytest.mark.parametrize("under_water", [False, True])
+def test_execute_voluntary_as_market_execute_then_refresh(under_water):
+    """MarketModel._execute_voluntary (one compiled call) leaves every array as the Python path
+    it replaced: Market.execute with the vaults' orders forced, then (after negative balance
+    protection when an account closed under water) LiquidationEngine.refresh."""
+    sc = load_scenario("october-2025")
+    a, b = (MarketModel(sc, seed=3, traders=2000, rules=[load_rules("status-quo-2025")]) for _ in range(2))
+    for m in (a, b):
+        for _ in range(30):
+            m.step()
+    tb = a.tb
+    held = np.flatnonzero((tb.size != 0) & np.isin(tb.cls, [RETAIL, PRO]))[:40]
+    vault = np.flatnonzero(tb.cls == VAULT)[:1]
+    idx = np.sort(np.concatenate([held, vault, np.flatnonzero(tb.size == 0)[:5]]))
+    rng = np.random.default_rng(11)
+    dq = np.where(np.isin(idx, held[:10]), -tb.size[idx], rng.normal(0.0, 0.5, len(idx)))  # ten close
+    for m in (a, b):
+        m.tb.size[vault] = 3.0  # a vault unwinding a taken-over position: forced volume
+        if under_water:
+            m.tb.cash[held[:3]] = -1e7
+    assert (a.market.forced_volume == 0).all()
+    a.market.execute(idx, dq, forced=a.tb.cls[idx] == VAULT)
+    debt = kd.any_flat_in_debt(idx, a.tb.size, a.tb.cash)
+    if debt:
+        a.engine.cover_negative(idx)
+    a.engine.refresh(idx)
+    assert debt == under_water and (a.market.forced_volume > 0).any()
+    debt_b = b._execute_voluntary(idx, dq)
+    assert debt_b == debt
+    if debt_b:
+        b.engine.cover_negative(idx)
+        b.engine.refresh(idx)
+    sa, sb = _state(a), _state(b)
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert same(sa[k], sb[k]), k
+
+
+def test_close_step_is_the_numpy_statements():
+    """kernels_decide.close_step: the premium sums and counts, the index and the book prices
+    recorded as MarketModel.step's NumPy statements did (Market.index, Market.prices)."""
+    from policylab.engine.market import Market
+
+    rng = np.random.default_rng(9)
+    k, steps = 5, 4
+    lm, basis = np.array([11.2, -0.003]), rng.normal(0.0, 0.01, k)
+    premium_sum, premium_n = rng.normal(size=k), np.full(k, 3.0)
+    index_path, price_path = np.zeros(steps + 1), np.zeros((steps + 1, k))
+    expect_sum = premium_sum + basis
+    kd.close_step(2, lm, np.exp(basis), basis, premium_sum, premium_n, index_path, price_path)
+    market = Market.__new__(Market)
+    market.lm, market.vb = lm, type("VB", (), {"basis": basis})()
+    assert same(premium_sum, expect_sum) and same(premium_n, np.full(k, 4.0))
+    assert index_path[3] == market.index and same(price_path[3], market.prices())
+    assert not index_path[[0, 1, 2, 4]].any() and not price_path[[0, 1, 2, 4]].any()

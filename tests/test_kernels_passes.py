@@ -137,8 +137,9 @@ def test_invariants_pass_is_the_ledgers_drift(short_scenario):
         m.step()
         m.tb.cash[rng.integers(m.tb.n)] += rng.standard_normal()  # a drift to measure
         m.tb.size[rng.integers(m.tb.n)] += 1e-3 * rng.standard_normal()
-        dm, tol, dnet, ptol = monitor._drift()
+        dm, tol, dnet, ptol, worst = monitor._pass(m.steps)
         expect = monitor.ledger.drift()
+        assert worst == np.abs(dnet).max()
         assert (dm, tol) == (expect[0], expect[1]) and dm != 0.0
         # positions summed in their own order (kernels_passes.ledger_pass): within its rounding bound
         bound = 2.3e-16 * m.tb.n * (np.abs(m.tb.size).sum() + np.abs(m.tb.hedge).sum())

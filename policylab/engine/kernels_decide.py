@@ -8,14 +8,22 @@ NumPy did (no sums), so results are bit for bit those of the NumPy code. ``np.mi
 and ``np.maximum`` propagate NaN (``_min``, ``_max``); transcendental functions
 (``np.expm1``, ``np.log``) stay in NumPy, whose SIMD versions may differ from the C
 library's in the last bit. ``idx`` arguments hold unique account rows, ascending.
+
+Also the step's own glue around the decisions (``MarketModel.step``): the exogenous
+arrivals, the execution and refresh of the netted voluntary orders in one call
+(:func:`execute_voluntary`, which calls kernels_cascade's execution and refresh), and the
+bookkeeping at the step's end (:func:`close_step`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit
 
 from policylab.engine.kernels import _tier, pairwise_sum, unique_sorted
+from policylab.engine.kernels_cascade import coefficients, execute_orders, refresh
 
 
 @njit(cache=True, error_model="numpy")
@@ -255,3 +263,48 @@ def rms_step(logs):
         r = logs[j + 1] - logs[j]
         sq[j] = r * r
     return np.sqrt(pairwise_sum(sq, 0, sq.shape[0]) / sq.shape[0])
+
+
+@njit(cache=True, error_model="numpy")
+def execute_voluntary(idx, dq, cls, vault, growth, lm, impact_y, depth0, liquidity_mult, health, coin_price, haircut,
+                      venue, size, entry, cash, coin, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, flow,
+                      volume, resident, traded, forced_volume, resident_volume, opened, basis, spot, permanent_share,
+                      protocol, weight, mm_floor, margin_mult, tier_rate, tier_ded, liq_price, changed, n_changed):
+    """The step's netted voluntary orders ``dq`` (BTC) of unique accounts ``idx``, ascending
+    (``MarketModel.step``, 3.), in one call: ``Market.execute`` at the book prices (the index
+    x ``growth``, NumPy's exp of the basis), the orders of class ``vault`` rows counted as
+    forced (vaults unwinding taken-over positions); then, unless an account of ``idx`` is
+    flat with negative cash (negative balance protection must cover it first),
+    ``LiquidationEngine.refresh`` of ``idx`` (``changed`` has room for them). Returns whether
+    such an account is left (then nothing was refreshed)."""
+    n = idx.shape[0]
+    index = math.exp(lm[0] + lm[1])  # Market.index
+    book = index * growth  # Market.prices
+    cv = np.empty(coin_price.shape[0])  # VenueBook.coin_value
+    for v in range(cv.shape[0]):
+        cv[v] = _min(coin_price[v], 1.0 - haircut[v])
+    liq = np.zeros(n, dtype=np.bool_)
+    forced = np.empty(n, dtype=np.bool_)
+    for j in range(n):
+        forced[j] = cls[idx[j]] == vault
+    execute_orders(idx, dq, liq, forced, book, coefficients(impact_y, depth0, liquidity_mult, health), cv, venue, size,
+                   entry, cash, coin, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, flow, volume, resident,
+                   traded, forced_volume, resident_volume, opened, basis, lm, spot, permanent_share)
+    if any_flat_in_debt(idx, size, cash):
+        return True
+    refresh(idx, protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded, liq_price,
+            changed, n_changed)
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def close_step(t, lm, growth, basis, premium_sum, premium_n, index_path, price_path):
+    """The step's bookkeeping (``MarketModel.step``, 5.): each venue's ``basis`` added to its
+    funding premium sum and count; the index and the venues' book prices (the index x
+    ``growth``, NumPy's exp of the basis, as ``Market.prices``) recorded at ``t + 1``."""
+    index = math.exp(lm[0] + lm[1])  # Market.index
+    for v in range(basis.shape[0]):
+        premium_sum[v] += basis[v]
+        premium_n[v] += 1.0
+        price_path[t + 1, v] = index * growth[v]
+    index_path[t + 1] = index

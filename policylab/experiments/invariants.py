@@ -109,19 +109,12 @@ class Monitor:
         self._slack = np.array([1 + _REL, 1e-12])  # an account may close room x [0] + [1] BTC
         self.money: tuple[float, float, int] | None = None  # worst drift, its tolerance, first step over it
         self.positions: tuple[float, float, int] | None = None
-        self._margin(0)
-
-    def _margin(self, step: int) -> None:
-        """Each venue's worst maintenance over unscaled initial margin so far, and the first step above 1."""
-        vb = self.model.vb
-        kernels_passes.margin_check(vb.tier_floor, vb.tier_rate, vb.tier_lev, vb.margin_mult, vb.is_spot, self.margin,
-                                    self.margin_step, step, 1.0 + _REL)
+        self._pass(0)
 
     def observe(self) -> None:
         """Check the step just run."""
         model, tb = self.model, self.model.tb
         step = model.steps
-        self._margin(step)
         if model.events.n[1] > self.parts:  # forced closes per venue; what each account closed against what it held and opened
             idx, size, lengths, kinds = model.events.parts_since(self.parts)
             self.parts = int(model.events.n[1])
@@ -133,27 +126,28 @@ class Monitor:
                     "liquidated_only_after_reopening", model.vb.names[tb.venue[a]],
                     f"account {a} closed out of {c:.6g} BTC in step {step} holding {abs(self.size[a]):.6g} "
                     f"and opening {r - abs(self.size[a]):.6g}", c, r, "BTC"))
-        dm, tol, dnet, ptol = self._drift()
+        dm, tol, _, ptol, worst = self._pass(step)
         if abs(dm) > tol and (self.money is None or abs(dm) > abs(self.money[0])):
             self.money = (dm, tol, step if self.money is None else self.money[2])
-        worst = float(np.abs(dnet).max())
         if worst > ptol and (self.positions is None or worst > self.positions[0]):
             self.positions = (worst, ptol, step if self.positions is None else self.positions[2])
 
-    def _drift(self) -> tuple[float, float, np.ndarray, float]:
-        """``Ledger.drift`` (money drift USD, its tolerance, per-venue net position drift BTC,
-        its tolerance): the money sums over the accounts as ``np.sum`` adds them, the net
-        positions and the positions' tolerance in one compiled pass (its own order, see
-        ``kernels_passes.ledger_pass``), which also keeps every account's size and opened
-        position for the next step's check."""
+    def _pass(self, step: int) -> tuple[float, float, np.ndarray, float, float]:
+        """One compiled call (``kernels_passes.ledger_pass``): each venue's worst maintenance
+        over unscaled initial margin so far and the first step above 1; ``Ledger.drift`` (money
+        drift USD, its tolerance, per-venue net position drift BTC, its tolerance) and the
+        largest net position drift; every account's size and opened position kept for the
+        next step's check. The money sums are ``np.sum``'s (the large ones here, the venues'
+        in the kernel in its order); the net positions and the positions' tolerance are
+        summed in the kernel's own order (see ``ledger_pass``)."""
         model, tb, vb, led = self.model, self.model.tb, self.model.vb, self.ledger
-        net, (abs_size, abs_hedge, hedge) = kernels_passes.ledger_pass(
-            tb.size, tb.hedge, tb.venue, len(vb.rules), model.market.opened, self.size, self.opened)
-        money = float(tb.cash.sum() + tb.hedge_cash.sum() + vb.fund.sum() + vb.fees.sum()
-                      + vb.collateral_loss.sum())  # audit.money
-        net[model.market.spot] += hedge  # audit.net_positions
+        dnet, (abs_size, abs_hedge, worst, fund, fees, collateral_loss) = kernels_passes.ledger_pass(
+            tb.size, tb.hedge, tb.venue, model.market.opened, self.size, self.opened, led.net0, model.market.spot,
+            vb.fund, vb.fees, vb.collateral_loss, vb.tier_floor, vb.tier_rate, vb.tier_lev, vb.margin_mult,
+            vb.is_spot, self.margin, self.margin_step, step, 1.0 + _REL)
+        money = float(tb.cash.sum() + tb.hedge_cash.sum() + fund + fees + collateral_loss)  # audit.money
         m = money - (float(tb.deposit.sum()) - led.deposit0)
-        return m - led.money0, led.rel_tol * led.gross, net - led.net0, led.rel_tol * (abs_size + abs_hedge + 1.0)
+        return m - led.money0, led.rel_tol * led.gross, dnet, led.rel_tol * (abs_size + abs_hedge + 1.0), float(worst)
 
     def finish(self, values: dict[str, float], definitions) -> pd.DataFrame:
         """The run's violations (:data:`COLUMNS`), given its metric values and definitions."""
