@@ -211,7 +211,7 @@ class LiquidationEngine:
                 vb.vault_row, vb.backstop, vb.partial_fraction, vb.partial_threshold, vb.cooldown, vb.nbp,
                 self._ranked, vb.mark_index, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees,
                 vb.collateral_loss, vb.depth0, vb.liquidity_mult, vb.health, float(mkt.params.impact_y), mkt.flow,
-                mkt.volume, mkt.resident, mkt.traded, mkt.forced_volume, mkt.resident_volume, mkt.opened, vb.basis,
+                mkt.volume, mkt.resident, mkt.traded, mkt.forced_volume, mkt.resident_volume, mkt.tally, vb.basis,
                 mkt.lm, mkt.spot, float(mkt.params.permanent_share), ev.ints, ev.floats, ev.n, ev.starts,
                 self._changed, self._n_changed)
             if outcome != kc.NEED_FILL:
