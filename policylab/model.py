@@ -86,6 +86,7 @@ class MarketModel(mesa.Model):
         self.market_makers = MarketMakers(self)
         self.arbitrageurs = Arbitrageurs(self)
         choice.settle(self)
+        self.market.count_longs()  # the venue choice set sizes and venues directly
         self.oi_start = self.open_interest()
         self.index_peak = scenario.start_price  # the index's highest value so far (USD)
         self.drawdown_memory = 0.0  # remembered worst drawdown from the peak (fraction), see risk_off
@@ -314,7 +315,7 @@ class MarketModel(mesa.Model):
             idx, dq, tb.cls, VAULT, np.exp(vb.basis), mkt.lm, float(mkt.params.impact_y), vb.depth0,
             vb.liquidity_mult, vb.health, vb.coin_price, vb.haircut, tb.venue, tb.size, tb.entry, tb.cash, tb.coin,
             vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees, mkt.flow, mkt.volume, mkt.resident,
-            mkt.traded, mkt.forced_volume, mkt.resident_volume, mkt.opened, vb.basis, mkt.spot,
+            mkt.traded, mkt.forced_volume, mkt.resident_volume, mkt.tally, vb.basis, mkt.spot,
             float(mkt.params.permanent_share), engine.protocol, tb.weight, tb.mm_floor, vb.margin_mult, vb.tier_rate,
             vb.tier_ded, tb.liq_price, engine._changed, engine._n_changed)
 
@@ -362,11 +363,11 @@ class MarketModel(mesa.Model):
         return active_rounds
 
     def _collect(self, t: int) -> None:
-        vb, tb, mkt = self.vb, self.tb, self.market
+        vb, mkt = self.vb, self.market
         self.datacollector.collect(self)
-        kernels_passes.record(t, self._venue_block, self._resident_block, self.price_path[t + 1], tb.size, tb.venue,
-                              mkt.resident, vb.depth0, vb.liquidity_mult, vb.health, mkt.volume, vb.fund,
-                              vb.coin_price, mkt.forced_volume, mkt.resident_volume)
+        kernels_passes.record(t, self._venue_block, self._resident_block, self.price_path[t + 1], mkt.longs,
+                              vb.depth0, vb.liquidity_mult, vb.health, mkt.volume, vb.fund, vb.coin_price,
+                              mkt.forced_volume, mkt.resident_volume)
 
     def venue_table(self) -> pd.DataFrame:
         """The per-step venue state collected so far, one row per step and venue."""

@@ -1,7 +1,9 @@
 """The compiled per-step passes over every account (policylab/engine/kernels_passes.py) give
-bit for bit what the NumPy statements they replace gave."""
+bit for bit what the NumPy statements they replace gave; the recorded open interest, whose
+long positions are kept as sizes change (kernels.hold), within a few units in the last place."""
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -98,6 +100,13 @@ def test_lay_off_without_inventory_draws_nothing(short_scenario):
     assert m.market_makers.stream.bit_generator.state == state and np.array_equal(m.tb.size, before)
 
 
+def _assert_sum(got, exact, rel=1e-13):
+    """``got`` is a sum of positive numbers whose exact value is about ``exact`` (a sum in
+    another order): within ``rel`` of it, and 0 exactly where it is."""
+    assert np.array_equal(got == 0, exact == 0)
+    assert np.all(np.abs(got - exact) <= rel * exact)
+
+
 def test_recording_is_the_numpy_statements(short_scenario):
     from policylab.model import RESIDENT_COLUMNS, VENUE_COLUMNS
     from policylab.names import JURISDICTIONS
@@ -118,13 +127,81 @@ def test_recording_is_the_numpy_statements(short_scenario):
                   "coin_price": vb.coin_price, "forced_volume_usd": mkt.forced_volume}
         assert set(expect) == set(VENUE_COLUMNS)
         for c in VENUE_COLUMNS:
-            assert np.array_equal(m.venue_series[c][t], expect[c]), (t, c)
+            if c == "open_interest_usd":  # summed as the sizes changed, not in row order (kernels.hold)
+                _assert_sum(m.venue_series[c][t], expect[c])
+            else:
+                assert np.array_equal(m.venue_series[c][t], expect[c]), (t, c)
         assert set(RESIDENT_COLUMNS) == {"open_interest_usd", "volume_usd"}
-        assert np.array_equal(m.resident_series["open_interest_usd"][t], by_juris * price), t
+        _assert_sum(m.resident_series["open_interest_usd"][t], by_juris * price)
         assert np.array_equal(m.resident_series["volume_usd"][t], mkt.resident_volume), t
         assert np.array_equal(m.open_interest_by_residence()[0], expect["open_interest_usd"])
     assert np.all(np.isnan(m.venue_series["price"][m.steps:]))  # steps not run yet stay unrecorded
     assert m.resident_series["volume_usd"][:m.steps].sum() > 0 and np.any(m.venue_series["forced_volume_usd"] > 0)
+
+
+def _tally(size, venue, resident, k, jurisdictions):
+    """``Market.tally`` for these accounts, its long positions counted from flat."""
+    tally = (np.zeros(size.shape[0]), venue, resident, np.zeros((3, jurisdictions + 1, k)))
+    kernels.hold(np.arange(size.shape[0]), np.zeros(size.shape[0]), size, tally)
+    return tally
+
+
+def test_held_long_positions_are_the_exact_sums_and_leave_no_residue():
+    rng = np.random.default_rng(5)
+    n, k, jurisdictions = 400, 3, 2
+    venue = rng.integers(0, k, n).astype(np.int16)
+    resident = rng.integers(-1, jurisdictions, n).astype(np.int8)  # -1: a venue's own row
+    size = rng.standard_normal(n) * 10.0 ** rng.integers(-4, 4, n)  # magnitudes far apart: rounding shows
+    size[rng.random(n) < 0.3] = 0.0
+    tally = _tally(size, venue, resident, k, jurisdictions)
+    longs = tally[3]
+    naive = longs[0, jurisdictions].copy()  # the same changes in a plain running sum
+    residues = 0
+    for step in range(300):
+        if step % 50 == 49:  # every account of venue 0 closes
+            idx = np.flatnonzero(venue == 0)
+            after = np.zeros(len(idx))
+        else:  # some close, flip or change size
+            idx = np.unique(rng.integers(0, n, 40))
+            u = rng.random(len(idx))
+            after = np.where(u < 0.3, 0.0, np.where(u < 0.6, -size[idx], size[idx] * rng.lognormal(0, 2, len(idx))))
+            after[size[idx] == 0] = rng.standard_normal((size[idx] == 0).sum())  # the flat ones open
+        before = size[idx].copy()
+        size[idx] = after
+        kernels.hold(idx, before, size, tally)
+        np.add.at(naive, venue[idx], np.maximum(size[idx], 0.0) - np.maximum(before, 0.0))
+        residues += step % 50 == 49 and naive[0] != 0.0
+        for r in range(jurisdictions + 1):
+            for v in range(k):
+                rows = (venue == v) & (size > 0) & ((resident == r) if r < jurisdictions else True)
+                exact = math.fsum(size[rows])
+                held = longs[0, r, v] + longs[1, r, v]
+                assert longs[2, r, v] == rows.sum()
+                if rows.any():
+                    assert abs(held - exact) <= 2.3e-16 * exact, (step, r, v)
+                else:
+                    assert held == 0.0 and longs[0, r, v] == 0.0 and longs[1, r, v] == 0.0, (step, r, v)
+    assert residues > 0  # a plain running sum would have left some
+
+
+def test_held_long_positions_follow_every_size_change(short_scenario):
+    from policylab.names import EVENT_KINDS, JURISDICTIONS
+
+    m = MarketModel(copy.deepcopy(short_scenario), seed=1)
+    J = len(JURISDICTIONS)
+    for _ in range(m.scenario.steps):
+        m.step()
+        tb, longs = m.tb, m.market.longs
+        total, by_juris = kernels_passes.long_positions(tb.size, tb.venue, m.market.resident, len(m.vb.rules), J)
+        _assert_sum(longs[0, J] + longs[1, J], total, 1e-14)
+        _assert_sum(longs[0, :J] + longs[1, :J], by_juris, 1e-14)
+        count = np.zeros((J + 1, len(m.vb.rules)))
+        long = tb.size > 0
+        np.add.at(count[J], tb.venue[long], 1)
+        population = long & (m.market.resident >= 0)
+        np.add.at(count, (m.market.resident[population], tb.venue[population]), 1)
+        assert np.array_equal(longs[2], count)
+    assert set(np.unique(m.events.arrays()["kind"])) == set(range(len(EVENT_KINDS)))  # every kind of forced close
 
 
 def test_invariants_pass_is_the_ledgers_drift(short_scenario):

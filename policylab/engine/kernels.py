@@ -296,9 +296,12 @@ def attribute(idx, notional, v, forced, resident, traded, forced_volume, residen
 
 
 @njit(cache=True, error_model="numpy")
-def count_opened(idx, before, size, opened):
-    """Add to ``opened`` (BTC) what accounts ``idx`` (unique) opened since their sizes were
-    ``before``: the new side's whole size after a flip, else the growth of the position."""
+def count_opened(idx, before, size, tally):
+    """Add to what accounts ``idx`` (unique) opened (BTC) since their sizes were ``before``:
+    the new side's whole size after a flip, else the growth of the position; and keep the
+    long positions current (:func:`hold`). ``tally`` is ``Market.tally``: (opened per
+    account, venue per account, jurisdiction of residence per account, long positions)."""
+    opened = tally[0]
     for j in range(idx.shape[0]):
         i = idx[j]
         b = before[j]
@@ -307,6 +310,53 @@ def count_opened(idx, before, size, opened):
             opened[i] += abs(a)
         else:
             opened[i] += max(abs(a) - abs(b), 0.0)
+    hold(idx, before, size, tally)
+
+
+@njit(cache=True, error_model="numpy")
+def _long(s):
+    """The long part of a position (BTC): ``s`` if positive, else 0 (NaN: 0)."""
+    return s if s > 0.0 else 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def _add_long(longs, r, v, old, new):
+    """Replace a long position ``old`` by ``new`` (BTC) in cell (``r``, ``v``) of ``longs``
+    (see :func:`hold`): both added as they are (each exact) in Neumaier's compensated sum."""
+    for x in (-old, new):
+        if x != 0.0:
+            s = longs[0, r, v]
+            t = s + x
+            longs[1, r, v] += ((s - t) + x) if abs(s) >= abs(x) else ((x - t) + s)
+            longs[0, r, v] = t
+    longs[2, r, v] += int(new > 0.0) - int(old > 0.0)
+    if longs[2, r, v] == 0.0:  # no long position left: the exact sum is 0, no rounding residue
+        longs[0, r, v] = 0.0
+        longs[1, r, v] = 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def hold(idx, before, size, tally):
+    """Keep the long positions of ``tally`` (see :func:`count_opened`) current after accounts
+    ``idx`` (unique) changed size from ``before``. ``longs`` (3, jurisdictions + 1, venues)
+    holds per jurisdiction of residence and venue (last row: every account of the venue,
+    its own rows included) the long BTC as a compensated sum, its compensation, and how
+    many accounts hold a long position (``Market.count_longs`` counts them from flat). The
+    long BTC is the sum plus its compensation: within a few units in the last place of
+    the exact sum of the positions (Neumaier's bound; no drift over a run), and exactly 0
+    when no account is long."""
+    venue, resident, longs = tally[1], tally[2], tally[3]
+    total = longs.shape[1] - 1
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        old = _long(before[j])
+        new = _long(size[i])
+        if old == new:
+            continue
+        v = venue[i]
+        _add_long(longs, total, v, old, new)
+        if resident[i] >= 0:
+            _add_long(longs, resident[i], v, old, new)
 
 
 @njit(cache=True, error_model="numpy")
@@ -413,7 +463,7 @@ def net_orders(idx, dq):
 
 
 @njit(cache=True, error_model="numpy")
-def spot_leg(idx, dq, fill, net, book, v, forced, hedge, hedge_cash, size, entry, cash, opened, resident, traded,
+def spot_leg(idx, dq, fill, net, book, v, forced, hedge, hedge_cash, size, entry, cash, tally, resident, traded,
              forced_volume, resident_volume):
     """Book the spot hedge legs ``dq`` (BTC) of unique accounts ``idx`` filled at ``fill``
     (USD per BTC) against the spot ``book`` row, which takes ``-net``: hedges, hedge cash,
@@ -426,7 +476,7 @@ def spot_leg(idx, dq, fill, net, book, v, forced, hedge, hedge_cash, size, entry
     rows = np.array([book])
     before = np.array([size[book]])
     trade(rows, np.array([-net]), np.array([fill]), size, entry, cash)
-    count_opened(rows, before, size, opened)
+    count_opened(rows, before, size, tally)
     attribute(idx, np.abs(dq) * fill, v, forced, resident, traded, forced_volume, resident_volume)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from policylab.engine.kernels import (arbitrage_orders, count_opened, drifted, due, execute, impact,
-                                      liquidation_price, move_books, near, spot_leg, trade, pairwise_sum,
+                                      hold, liquidation_price, move_books, near, spot_leg, trade, pairwise_sum,
                                       under_water, _is_near, _maintenance)
 
 
@@ -86,24 +86,37 @@ def _move_spot(dlog, lm, basis, spot, permanent_share):
 @njit(cache=True, error_model="numpy")
 def execute_orders(idx, dq, liq, forced, book, c, cv, venue, size, entry, cash, coin, taker_fee, liq_fee,
                    fee_to_fund, mm_row, fund, fees, flow, volume, resident, traded, forced_volume, resident_volume,
-                   opened, basis, lm, spot, permanent_share):
+                   tally, basis, lm, spot, permanent_share):
     """``Market.execute`` for orders ``dq`` of unique accounts ``idx`` at book prices ``book``:
-    :func:`kernels.execute`, the opened-position count and the books' price moves. Returns
-    the fill price per venue."""
+    :func:`kernels.execute`, the opened-position count (of ``idx``), the long positions (of
+    ``idx`` and the books, see ``kernels.hold``) and the books' price moves. Returns the
+    fill price per venue."""
     before = np.empty(idx.shape[0])
     for j in range(idx.shape[0]):
         before[j] = size[idx[j]]
+    k = book.shape[0]
+    book_before = np.empty(k)
+    for v in range(k):
+        book_before[v] = size[mm_row[v]] if mm_row[v] >= 0 else 0.0
     fill, dlog, net = execute(idx, dq, liq, forced, venue, size, entry, cash, coin, book, c, flow, taker_fee, liq_fee,
                               fee_to_fund, cv, mm_row, fund, fees, volume, resident, traded, forced_volume,
                               resident_volume)
-    count_opened(idx, before, size, opened)
+    count_opened(idx, before, size, tally)
+    books = np.empty(k, dtype=np.int64)
+    b = 0
+    for v in range(k):
+        if net[v] != 0.0:  # the book took the venue's net (kernels.execute)
+            books[b] = mm_row[v]
+            book_before[b] = book_before[v]
+            b += 1
+    hold(books[:b], book_before[:b], size, tally)
     if move_books(net, dlog, basis, spot):
         _move_spot(dlog[spot], lm, basis, spot, permanent_share)
     return fill
 
 
 @njit(cache=True, error_model="numpy")
-def trade_spot(idx, dq, forced, c, hedge, hedge_cash, size, entry, cash, mm_row, flow, volume, opened, resident,
+def trade_spot(idx, dq, forced, c, hedge, hedge_cash, size, entry, cash, mm_row, flow, volume, tally, resident,
                traded, forced_volume, resident_volume, basis, lm, spot, permanent_share):
     """``Market.trade_spot``: hedge legs ``dq`` (BTC) of unique accounts ``idx`` against the
     spot book, at the average of the impact curve from the index; the index moves."""
@@ -117,7 +130,7 @@ def trade_spot(idx, dq, forced, c, hedge, hedge_cash, size, entry, cash, mm_row,
     fill = index * math.exp(avg[spot])
     flow[spot] += q
     _move_spot(dlog, lm, basis, spot, permanent_share)
-    spot_leg(idx, dq, fill, net, mm_row[spot], spot, forced, hedge, hedge_cash, size, entry, cash, opened, resident,
+    spot_leg(idx, dq, fill, net, mm_row[spot], spot, forced, hedge, hedge_cash, size, entry, cash, tally, resident,
              traded, forced_volume, resident_volume)
     gross = np.empty(dq.shape[0])
     for j in range(dq.shape[0]):
@@ -129,7 +142,7 @@ def trade_spot(idx, dq, forced, c, hedge, hedge_cash, size, entry, cash, mm_row,
 def arbitrage(growth, impact_y, min_gap, gap_share, depth0, liquidity_mult, health, coin_price, haircut, arb_row,
               arb_left, tier_floor, tier_lev, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, venue, size,
               entry, cash, coin, leverage, weight, hedge, hedge_cash, flow, volume, resident, traded, forced_volume,
-              resident_volume, opened, basis, lm, spot, permanent_share):
+              resident_volume, tally, basis, lm, spot, permanent_share):
     """``Market.arbitrage``: the desks' orders (:func:`kernels.arbitrage_orders`) at the book
     prices (``growth``: NumPy's exp(basis), see :func:`prices`), executed
     (:func:`execute_orders`), and their spot legs (:func:`trade_spot`)."""
@@ -142,9 +155,9 @@ def arbitrage(growth, impact_y, min_gap, gap_share, depth0, liquidity_mult, heal
         return
     no = np.zeros(rows.shape[0], dtype=np.bool_)
     execute_orders(rows, dq, no, no, book, c, cv, venue, size, entry, cash, coin, taker_fee, liq_fee, fee_to_fund,
-                   mm_row, fund, fees, flow, volume, resident, traded, forced_volume, resident_volume, opened, basis,
+                   mm_row, fund, fees, flow, volume, resident, traded, forced_volume, resident_volume, tally, basis,
                    lm, spot, permanent_share)
-    trade_spot(rows, -dq, False, c, hedge, hedge_cash, size, entry, cash, mm_row, flow, volume, opened, resident,
+    trade_spot(rows, -dq, False, c, hedge, hedge_cash, size, entry, cash, mm_row, flow, volume, tally, resident,
                traded, forced_volume, resident_volume, basis, lm, spot, permanent_share)
 
 
@@ -536,7 +549,7 @@ def run_round(near_set, growth, efill, avg, time_s, step, rnd, kinds,
               coin_price, haircut, margin_mult, tier_floor, tier_rate, tier_ded, vault_rows, vault_row, backstop,
               partial_fraction, partial_threshold, cooldown, nbp, rank, withdrawal, mark_index, taker_fee, liq_fee,
               fee_to_fund, mm_row, fund, fees, collateral_loss, adl_volume, depth0, liquidity_mult, health, impact_y,
-              flow, volume, resident, traded, forced_volume, resident_volume, opened, basis, lm, spot,
+              flow, volume, resident, traded, forced_volume, resident_volume, tally, basis, lm, spot,
               permanent_share, ev_int, ev_float, ev_n, starts, changed, n_changed):
     """``LiquidationEngine.run_round`` at the marks and book prices from ``growth`` (NumPy's
     exp(basis), see :func:`prices`): the due check, classification, the choice of bankrupt
@@ -598,7 +611,7 @@ def run_round(near_set, growth, efill, avg, time_s, step, rnd, kinds,
     if nl + ns == 0:
         if nb:
             _backstop(taken[:nb], mark, step, rnd, kinds[3], size, venue, entry, cash, coin, coin_price,
-                      collateral_loss, vault_row, stop, liquidated, opened, cls, juris, weight, lev_chosen, ev_int,
+                      collateral_loss, vault_row, stop, liquidated, tally, cls, juris, weight, lev_chosen, ev_int,
                       ev_float, ev_n, starts)
             refresh(taken[:nb], protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate,
                     tier_ded, liq_price, changed, n_changed)
@@ -631,13 +644,13 @@ def run_round(near_set, growth, efill, avg, time_s, step, rnd, kinds,
             return NEED_ROOM, need, 0
     if nb:  # the backstop vaults take over first
         _backstop(taken[:nb], mark, step, rnd, kinds[3], size, venue, entry, cash, coin, coin_price, collateral_loss,
-                  vault_row, stop, liquidated, opened, cls, juris, weight, lev_chosen, ev_int, ev_float, ev_n, starts)
+                  vault_row, stop, liquidated, tally, cls, juris, weight, lev_chosen, ev_int, ev_float, ev_n, starts)
         refresh(taken[:nb], protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded,
                 liq_price, changed, n_changed)
     if chosen.shape[0]:  # auto-deleveraging, then what it left goes to market with the rest
         left = _adl(chosen, candidates, vault_row, mark, cv, step, rnd, kinds[4], kinds[5], rank, withdrawal, nbp,
                     mm_row, health, fund, adl_volume, size, venue, entry, cash, coin, coin_price, collateral_loss,
-                    liquidated, stop, opened, cls, juris, weight, lev_chosen, protocol, mm_floor, margin_mult,
+                    liquidated, stop, tally, cls, juris, weight, lev_chosen, protocol, mm_floor, margin_mult,
                     tier_rate, tier_ded, liq_price, changed, n_changed, ev_int, ev_float, ev_n, starts)
         m = n + left.shape[0]  # the orders not deleveraged, then what ADL left (whole liquidations)
         idx2, share2, liq2, dq2 = np.empty(m, dtype=np.int64), np.empty(m), np.empty(m, dtype=np.bool_), np.empty(m)
@@ -668,7 +681,7 @@ def run_round(near_set, growth, efill, avg, time_s, step, rnd, kinds,
     forced = np.ones(n, dtype=np.bool_)
     fill = execute_orders(idx, dq, is_liq, forced, book, c, cv, venue, size, entry, cash, coin, taker_fee, liq_fee,
                           fee_to_fund, mm_row, fund, fees, flow, volume, resident, traded, forced_volume,
-                          resident_volume, opened, basis, lm, spot, permanent_share)
+                          resident_volume, tally, basis, lm, spot, permanent_share)
     for j in range(n):
         if is_liq[j]:
             last_liq[idx[j]] = time_s
@@ -916,7 +929,7 @@ def _ranked_prefix(key, avail, need):
 
 @njit(cache=True, error_model="numpy")
 def _adl(bankrupt, candidates, vault_row, mark, cv, step, rnd, kind_adl, kind_cp, rank, withdrawal, nbp, mm_row, health,
-         fund, adl_volume, size, venue, entry, cash, coin, coin_price, collateral_loss, liquidated, stop, opened, cls,
+         fund, adl_volume, size, venue, entry, cash, coin, coin_price, collateral_loss, liquidated, stop, tally, cls,
          juris, weight, lev_chosen, protocol, mm_floor, margin_mult, tier_rate, tier_ded, liq_price, changed, n_changed,
          ev_int, ev_float, ev_n, starts):
     """Close the positions of ``bankrupt`` (unique) against ranked profitable opposite
@@ -1021,12 +1034,12 @@ def _adl(bankrupt, candidates, vault_row, mark, cv, step, rnd, kind_adl, kind_cp
             for j in range(m):
                 was[j] = size[b[j]]
             trade(b, -closed, p_bk, size, entry, cash)  # Market.transfer: no fees, no impact
-            count_opened(b, was, size, opened)
+            count_opened(b, was, size, tally)
             was = np.empty(n_take)
             for j in range(n_take):
                 was[j] = size[cp[j]]
             trade(cp, sd * take, np.full(n_take, pbar), size, entry, cash)
-            count_opened(cp, was, size, opened)
+            count_opened(cp, was, size, tally)
             if nbp[u]:  # a counterparty the ADL price takes below zero is made whole by the fund
                 short = np.empty(n_take)
                 for j in range(n_take):
@@ -1063,7 +1076,7 @@ def _adl(bankrupt, candidates, vault_row, mark, cv, step, rnd, kind_adl, kind_cp
 @njit(cache=True, error_model="numpy")
 def vault_solvency(growth, lm, mark_index, coin_price, haircut, vault_rows, vault_row, step, rnd, kinds, rank,
                    withdrawal, nbp, mm_row, health, fund, adl_volume, size, venue, entry, cash, coin, collateral_loss,
-                   liquidated, stop, opened, cls, juris, weight, lev_chosen, protocol, mm_floor, margin_mult,
+                   liquidated, stop, tally, cls, juris, weight, lev_chosen, protocol, mm_floor, margin_mult,
                    tier_rate, tier_ded, liq_price, changed, n_changed, ev_int, ev_float, ev_n, starts):
     """The vaults' solvency, at the marks from ``growth`` (NumPy's exp(basis)): a backstop
     vault (of ``vault_rows``) on a venue that auto-deleverages whose equity is negative is
@@ -1086,7 +1099,7 @@ def vault_solvency(growth, lm, mark_index, coin_price, haircut, vault_rows, vaul
         return need
     _adl(broke, candidates, vault_row, mark, coin_values(coin_price, haircut), step, rnd, kinds[4], kinds[5], rank,
          withdrawal, nbp, mm_row, health, fund, adl_volume, size, venue, entry, cash, coin, coin_price, collateral_loss,
-         liquidated, stop, opened, cls, juris, weight, lev_chosen, protocol, mm_floor, margin_mult, tier_rate, tier_ded,
+         liquidated, stop, tally, cls, juris, weight, lev_chosen, protocol, mm_floor, margin_mult, tier_rate, tier_ded,
          liq_price, changed, n_changed, ev_int, ev_float, ev_n, starts)
     return 0
 
@@ -1113,7 +1126,7 @@ def _realise_coin(accounts, flat_only, size, venue, cash, coin, coin_price, coll
 
 @njit(cache=True, error_model="numpy")
 def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_price, collateral_loss, vault_row, stop,
-              liquidated, opened, cls, juris, weight, lev_chosen, ev_int, ev_float, ev_n, starts):
+              liquidated, tally, cls, juris, weight, lev_chosen, ev_int, ev_float, ev_n, starts):
     """``LiquidationEngine._backstop``: the venues' vaults take over the positions of
     accounts ``idx`` at their marks with all their remaining margin (depegged collateral
     realised first), per vault row in ascending order; the backstop events."""
@@ -1139,14 +1152,14 @@ def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_p
             px[j] = mark[venue[sel[j]]]
             dq[j] = size[sel[j]]
         trade(sel, -dq, px, size, entry, cash)  # Market.transfer: no fees, no impact
-        count_opened(sel, dq, size, opened)
+        count_opened(sel, dq, size, tally)
         total = _sum(dq)
         notional = _sum(dq * px)
         if total != 0:
             one = np.array([row])
             before = np.array([size[row]])
             trade(one, np.array([total]), np.array([notional / total]), size, entry, cash)
-            count_opened(one, before, size, opened)
+            count_opened(one, before, size, tally)
         else:  # offsetting positions: only cash changes hands
             cash[row] -= notional
         left = np.empty(m)

@@ -268,7 +268,7 @@ def rms_step(logs):
 @njit(cache=True, error_model="numpy")
 def execute_voluntary(idx, dq, cls, vault, growth, lm, impact_y, depth0, liquidity_mult, health, coin_price, haircut,
                       venue, size, entry, cash, coin, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, flow,
-                      volume, resident, traded, forced_volume, resident_volume, opened, basis, spot, permanent_share,
+                      volume, resident, traded, forced_volume, resident_volume, tally, basis, spot, permanent_share,
                       protocol, weight, mm_floor, margin_mult, tier_rate, tier_ded, liq_price, changed, n_changed):
     """The step's netted voluntary orders ``dq`` (BTC) of unique accounts ``idx``, ascending
     (``MarketModel.step``, 3.), in one call: ``Market.execute`` at the book prices (the index
@@ -289,7 +289,7 @@ def execute_voluntary(idx, dq, cls, vault, growth, lm, impact_y, depth0, liquidi
         forced[j] = cls[idx[j]] == vault
     execute_orders(idx, dq, liq, forced, book, coefficients(impact_y, depth0, liquidity_mult, health), cv, venue, size,
                    entry, cash, coin, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, flow, volume, resident,
-                   traded, forced_volume, resident_volume, opened, basis, lm, spot, permanent_share)
+                   traded, forced_volume, resident_volume, tally, basis, lm, spot, permanent_share)
     if any_flat_in_debt(idx, size, cash):
         return True
     refresh(idx, protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded, liq_price,

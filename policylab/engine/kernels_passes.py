@@ -1,10 +1,13 @@
-"""Compiled passes over every account, once per step (Numba): the market makers' lay-off,
-the per-step recording and the run's invariants check.
+"""Compiled per-step passes (Numba): the market makers' lay-off and the run's invariants
+check, over every account; the per-step recording, which reads the long positions that
+``kernels.hold`` keeps current as sizes change (no pass over the accounts).
 
 Each replaces a handful of NumPy calls and temporaries over all accounts by one call and
 one pass, with the same arithmetic. Where a sum feeds a result it keeps NumPy's order:
 ``np.bincount`` and per-element accumulation add in row order from 0 (a loop here does
-the same), ``np.sum`` adds pairwise (:func:`pairwise_sum` reproduces it bit for bit).
+the same), ``np.sum`` adds pairwise (:func:`pairwise_sum` reproduces it bit for bit). The
+recorded open interest is the exception: its long positions are compensated running sums
+in the order the sizes changed, within a few units in the last place of the exact sum.
 Arrays are the TraderBook/VenueBook ones, mutated in place where the docstring says so.
 Compiled code is cached on disk next to this file (``cache=True``). :func:`layoff_fill`
 calls ``kernels.trade`` and ``kernels.count_opened`` (what ``Market.transfer`` calls);
@@ -51,12 +54,12 @@ def layoff_scan(taker, size, venue, entry, price, mm_row, limited, out):
 
 
 @njit(cache=True, error_model="numpy")
-def layoff_fill(draw, cand, room, inv, keep, price, venue, size, entry, cash, stop, mm_row, opened, resident,
+def layoff_fill(draw, cand, room, inv, keep, price, venue, size, entry, cash, stop, mm_row, tally, resident,
                 traded, volume, resident_volume):
     """Close the lay-off's chosen candidates against their books (after :func:`layoff_scan`):
     candidate ``cand[j]`` closes its whole position at its venue's price when ``draw[j]``
     (uniform) is under its venue's share min(want, room) / room, want = |inv| x ``keep``. As
-    ``Market.transfer`` would (the traders' and books' sizes, cash, entries and ``opened``),
+    ``Market.transfer`` would (the traders' and books' sizes, cash, entries and ``tally``),
     with the fills counted as voluntary volume (per venue as ``np.sum`` adds it) and
     attributed as ``kernels.attribute`` does (per account and jurisdiction of residence); the chosen rows' stops are cleared. Returns the rows
     that closed, ascending (for ``LiquidationEngine.refresh``)."""
@@ -103,7 +106,7 @@ def layoff_fill(draw, cand, room, inv, keep, price, venue, size, entry, cash, st
     for j in range(m + books):
         before[j] = size[rows[j]]
     kernels.trade(rows, rdq, rpx, size, entry, cash)
-    kernels.count_opened(rows, before, size, opened)  # rows are distinct: chosen takers, then books
+    kernels.count_opened(rows, before, size, tally)  # rows are distinct: chosen takers, then books
     notional = np.empty(m)
     for j in range(m):
         notional[j] = abs(dq[j]) * px[j]
@@ -143,26 +146,27 @@ def long_positions(size, venue, resident, k, jurisdictions):
 
 
 @njit(cache=True, error_model="numpy")
-def record(t, venues, residents, price, size, venue, resident, depth0, liquidity_mult, health, volume, fund,
-           coin_price, forced_volume, resident_volume):
+def record(t, venues, residents, price, longs, depth0, liquidity_mult, health, volume, fund, coin_price,
+           forced_volume, resident_volume):
     """Record step ``t``'s venue and residence series (MarketModel._collect): ``venues``
     (columns x steps x venues, the columns of model.VENUE_COLUMNS: price, depth, long open
     interest at ``price``, volume, fund, market makers' health, coin price, forced volume)
     and ``residents`` (columns x steps x jurisdictions x venues, model.RESIDENT_COLUMNS: the
-    population's long open interest and volume by jurisdiction of residence)."""
+    population's long open interest and volume by jurisdiction of residence). The long
+    positions are ``longs``, kept by ``kernels.hold`` (its sums plus their compensations)."""
     k = price.shape[0]
-    total, by_juris = long_positions(size, venue, resident, k, residents.shape[2])
+    total = longs.shape[1] - 1
     for v in range(k):
         venues[0, t, v] = price[v]
         venues[1, t, v] = depth0[v] * liquidity_mult[v] * health[v]
-        venues[2, t, v] = total[v] * price[v]
+        venues[2, t, v] = (longs[0, total, v] + longs[1, total, v]) * price[v]
         venues[3, t, v] = volume[v]
         venues[4, t, v] = fund[v]
         venues[5, t, v] = health[v]
         venues[6, t, v] = coin_price[v]
         venues[7, t, v] = forced_volume[v]
         for r in range(residents.shape[2]):
-            residents[0, t, r, v] = by_juris[r, v] * price[v]
+            residents[0, t, r, v] = (longs[0, r, v] + longs[1, r, v]) * price[v]
             residents[1, t, r, v] = resident_volume[r, v]
 
 

@@ -230,7 +230,7 @@ class LiquidationEngine:
                 self._rank, self._withdrawal, vb.mark_index, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row,
                 vb.fund, vb.fees, vb.collateral_loss, self.adl_volume, vb.depth0, vb.liquidity_mult, vb.health,
                 float(mkt.params.impact_y), mkt.flow, mkt.volume, mkt.resident, mkt.traded, mkt.forced_volume,
-                mkt.resident_volume, mkt.opened, vb.basis, mkt.lm, mkt.spot, float(mkt.params.permanent_share),
+                mkt.resident_volume, mkt.tally, vb.basis, mkt.lm, mkt.spot, float(mkt.params.permanent_share),
                 ev.ints, ev.floats, ev.n, ev.starts, self._changed, self._n_changed)
             if outcome == kc.NEED_FILL:
                 efill = np.exp(self._avg)  # NumPy's exponential, as the fill prices take it
@@ -263,7 +263,7 @@ class LiquidationEngine:
                 np.exp(vb.basis), mkt.lm, vb.mark_index, vb.coin_price, vb.haircut, self.vault_rows, vb.vault_row,
                 int(step), int(rnd), self._kinds, self._rank, self._withdrawal, vb.nbp, vb.mm_row, vb.health, vb.fund,
                 self.adl_volume, tb.size, tb.venue, tb.entry, tb.cash, tb.coin, vb.collateral_loss, tb.liquidated,
-                tb.stop, mkt.opened, tb.cls, tb.juris, tb.weight, tb.lev_chosen, self.protocol, tb.mm_floor,
+                tb.stop, mkt.tally, tb.cls, tb.juris, tb.weight, tb.lev_chosen, self.protocol, tb.mm_floor,
                 vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price, self._changed, self._n_changed, ev.ints,
                 ev.floats, ev.n, ev.starts)
             if need == 0:

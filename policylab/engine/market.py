@@ -54,6 +54,12 @@ class Market:
         self.traded = np.zeros(tb.n)
         self.resident = np.where(np.isin(tb.cls, VENUE_CLASSES), -1, tb.juris).astype(np.int8)  # -1: a venue's own row
         self.opened = np.zeros(tb.n)  # per account: position opened so far (BTC; a flip opens its new side)
+        # long BTC per jurisdiction of residence and venue, and per venue (last row), kept
+        # current by every size change (kernels.hold) for the per-step recording
+        self.longs = np.zeros((3, len(JURISDICTIONS) + 1, len(vb.rules)))
+        # what the kernels that change sizes update (kernels.count_opened)
+        self.tally = (self.opened, tb.venue, self.resident, self.longs)
+        self.count_longs()
 
     # ---------------------------------------------------------------- prices
     @property
@@ -124,12 +130,20 @@ class Market:
             _flags(liquidation, len(idx)), _flags(forced, len(idx)), price, self._coefficients(), vb.coin_value,
             tb.venue, tb.size, tb.entry, tb.cash, tb.coin, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund,
             vb.fees, self.flow, self.volume, self.resident, self.traded, self.forced_volume, self.resident_volume,
-            self.opened, vb.basis, self.lm, self.spot, float(self.params.permanent_share))
+            self.tally, vb.basis, self.lm, self.spot, float(self.params.permanent_share))
+
+    def count_longs(self) -> None:
+        """Count the long positions (``longs``) afresh from every account: after sizes or
+        venues were set other than through the kernels (the starting book, the venue choice)."""
+        n = self.tb.n
+        self.longs.fill(0.0)
+        kernels.hold(np.arange(n), np.zeros(n), self.tb.size, self.tally)
 
     def _count_opened(self, idx: np.ndarray, before: np.ndarray) -> None:
         """Add to ``opened`` what accounts ``idx`` (unique) opened since their sizes were ``before``
-        (the run's invariants check that no account is closed out of more than it held)."""
-        kernels.count_opened(idx, before, self.tb.size, self.opened)
+        (the run's invariants check that no account is closed out of more than it held), and
+        keep the long positions current."""
+        kernels.count_opened(idx, before, self.tb.size, self.tally)
 
     def transfer(self, idx: np.ndarray, dq: np.ndarray, px: np.ndarray) -> None:
         """Move ``dq`` BTC of position into accounts ``idx`` at prices ``px`` (USD per BTC):
@@ -150,7 +164,7 @@ class Market:
                      vb.liquidity_mult, vb.health, vb.coin_price, vb.haircut, vb.arb_row, self.arb_left, vb.tier_floor,
                      vb.tier_lev, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees, tb.venue,
                      tb.size, tb.entry, tb.cash, tb.coin, tb.leverage, tb.weight, tb.hedge, tb.hedge_cash, self.flow,
-                     self.volume, self.resident, self.traded, self.forced_volume, self.resident_volume, self.opened,
+                     self.volume, self.resident, self.traded, self.forced_volume, self.resident_volume, self.tally,
                      vb.basis, self.lm, self.spot, float(p.permanent_share))
 
     def trade_spot(self, idx: np.ndarray, dq: np.ndarray, *, forced: bool = False) -> None:
@@ -159,7 +173,7 @@ class Market:
         tb, vb = self.tb, self.vb
         kc.trade_spot(np.ascontiguousarray(idx, dtype=np.int64), np.ascontiguousarray(dq, dtype=float), bool(forced),
                       self._coefficients(), tb.hedge, tb.hedge_cash, tb.size, tb.entry, tb.cash, vb.mm_row, self.flow,
-                      self.volume, self.opened, self.resident, self.traded, self.forced_volume, self.resident_volume,
+                      self.volume, self.tally, self.resident, self.traded, self.forced_volume, self.resident_volume,
                       vb.basis, self.lm, self.spot, float(self.params.permanent_share))
 
     # ---------------------------------------------------------------- funding

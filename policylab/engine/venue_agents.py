@@ -99,7 +99,7 @@ class MarketMakers(mesa.Agent):
             return
         keep = 1.0 - 0.5 ** (m.scenario.step_minutes / hl)  # share of the inventory laid off per step
         closed = kernels_passes.layoff_fill(self.stream.random(n), self._cand, room, inv, keep, price, tb.venue,
-                                            tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.opened,
+                                            tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally,
                                             mkt.resident, mkt.traded, mkt.volume, mkt.resident_volume)
         if len(closed):
             m.engine.refresh(closed)
