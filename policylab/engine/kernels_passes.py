@@ -200,25 +200,12 @@ def ledger_pass(size, hedge, venue, opened, size_copy, opened_copy, net0, spot, 
             lanes[lane, venue[i + lane]] += s
             size_copy[i + lane] = s
             opened_copy[i + lane] = opened[i + lane]
-        for j in range(i, i + 8, 4):
-            a0 += abs(size[j])
-            a1 += abs(size[j + 1])
-            a2 += abs(size[j + 2])
-            a3 += abs(size[j + 3])
-            b0 += abs(hedge[j])
-            b1 += abs(hedge[j + 1])
-            b2 += abs(hedge[j + 2])
-            b3 += abs(hedge[j + 3])
-            c0 += hedge[j]
-            c1 += hedge[j + 1]
-            c2 += hedge[j + 2]
-            c3 += hedge[j + 3]
-    end4 = n - n % 4
     for i in range(end8, n):
         lanes[i & 7, venue[i]] += size[i]
         size_copy[i] = size[i]
         opened_copy[i] = opened[i]
-    for j in range(end8, end4, 4):
+    end4 = n - n % 4
+    for j in range(0, end4, 4):
         a0 += abs(size[j])
         a1 += abs(size[j + 1])
         a2 += abs(size[j + 2])
