@@ -194,11 +194,13 @@ def run(scenario: Scenario, seed: int = 0, traders: int | None = None, audit: bo
 
     model.run(step_done)
     values = metrics.compute(model, start)
-    row = {"scenario": pd.Series([scenario.name], dtype=_STR),
-           "seed": pd.Series([seed], dtype="int64"),
-           "traders": pd.Series([traders or scenario.traders], dtype="int64"),
-           **{k: pd.Series([v], dtype="float64") for k, v in values.items()}}
-    return RunResult(scenario=scenario, metrics=pd.DataFrame(row), timeseries=_timeseries(model, start),
+    identity = pd.DataFrame({"scenario": pd.Series([scenario.name], dtype=_STR),
+                             "seed": np.array([seed], dtype="int64"),
+                             "traders": np.array([traders or scenario.traders], dtype="int64")})
+    # the metrics as one float block (a Series per metric cost 30 ms a run)
+    row = pd.concat([identity, pd.DataFrame(np.array([list(values.values())], dtype="float64"), columns=list(values))],
+                    axis=1)
+    return RunResult(scenario=scenario, metrics=row, timeseries=_timeseries(model, start),
                      events=_events(model), violations=monitor.finish(values, metrics.definitions(scenario)),
                      rules=[r.name for r in model.rule_sets], warnings=model.warnings())
 
