@@ -160,9 +160,8 @@ class MarketModel(mesa.Model):
         return draws if rows else draws[0]
 
     def open_interest(self) -> np.ndarray:
-        """Long open interest per venue (USD)."""
-        tb = self.tb
-        return np.bincount(tb.venue, weights=np.maximum(tb.size, 0.0), minlength=len(self.vb.rules)) * self.market.prices()
+        """Long open interest per venue (USD): long BTC summed in account order, at the venue's price."""
+        return kernels_passes.long_sizes(self.tb.size, self.tb.venue, len(self.vb.rules)) * self.market.prices()
 
     def open_interest_by_residence(self) -> tuple[np.ndarray, np.ndarray]:
         """Long open interest (USD) per venue (as :meth:`open_interest`), and of the
@@ -173,10 +172,9 @@ class MarketModel(mesa.Model):
         return total * price, by_juris * price
 
     def open_interest_growth(self) -> float:
-        """Derivatives open interest now over at the start, minus 1 (:meth:`open_interest`'s
-        sums, in one compiled pass: dynamic margin asks every step)."""
+        """Derivatives open interest now over at the start, minus 1 (dynamic margin asks every step)."""
         deriv = ~self.vb.is_spot
-        oi = kernels_passes.long_sizes(self.tb.size, self.tb.venue, len(self.vb.rules)) * self.market.prices()
+        oi = self.open_interest()
         return float(oi[deriv].sum() / max(self.oi_start[deriv].sum(), 1.0) - 1.0)
 
     def vol_ratio(self, minutes: int) -> float:

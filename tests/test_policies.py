@@ -99,16 +99,16 @@ def event_table(m) -> pd.DataFrame:
 
 
 class OrderWatch:
-    """Wraps a model's order execution (``Market.execute``, and the step's voluntary orders,
-    which ``MarketModel._execute_voluntary`` executes in one compiled call) and records, for
+    """Wraps the step's voluntary orders (``MarketModel._execute_voluntary``, one compiled
+    call; forced orders go through the cascade's kernels) and records, for
     the accounts in ``covered``, the largest ratio of an order's notional (at the pre-trade
     price) to the account's cash times ``cap``: new orders respect a cap when it never exceeds 1."""
 
     def __init__(self, m, covered: np.ndarray, cap: float):
         self.m, self.covered, self.cap = m, covered, cap
         self.orders, self.worst = 0, 0.0
-        self._execute, self._voluntary = m.market.execute, m._execute_voluntary
-        m.market.execute, m._execute_voluntary = self, self.voluntary
+        self._voluntary = m._execute_voluntary
+        m._execute_voluntary = self.voluntary
 
     def _watch(self, idx, dq) -> None:
         tb = self.m.tb
@@ -118,11 +118,6 @@ class OrderWatch:
             notional = np.abs(dq[grows]) * self.m.market.prices()[tb.venue[g]]
             self.worst = max(self.worst, float(np.max(notional / (np.maximum(tb.cash[g], 0.0) * self.cap))))
             self.orders += len(g)
-
-    def __call__(self, idx, dq, *, liquidation=False, forced=False):
-        if liquidation is False:
-            self._watch(idx, dq)
-        return self._execute(idx, dq, liquidation=liquidation, forced=forced)
 
     def voluntary(self, idx, dq):
         self._watch(idx, dq)
@@ -565,7 +560,7 @@ def test_position_limit_holds(scenario):
     assert np.all(per_account <= limit * (1 + 1e-9))
     assert np.all(tb.pos_limit[on] == limit)
     assert np.any(per_account >= limit * (1 - 1e-9))  # it binds
-    worst, execute, voluntary = [0.0], m.market.execute, m._execute_voluntary
+    worst, voluntary = [0.0], m._execute_voluntary
 
     def watch(idx, dq):  # every new order stays within the limit at its price
         grows = (np.abs(tb.size[idx] + dq) > np.abs(tb.size[idx])) & np.isin(tb.cls[idx], [RETAIL, PRO])
@@ -574,16 +569,11 @@ def test_position_limit_holds(scenario):
             after = np.abs(tb.size[g] + dq[grows]) * m.market.prices()[tb.venue[g]] / tb.weight[g]
             worst[0] = max(worst[0], float(after.max()))
 
-    def checked(idx, dq, *, liquidation=False, forced=False):  # Market.execute
-        if liquidation is False:
-            watch(idx, dq)
-        return execute(idx, dq, liquidation=liquidation, forced=forced)
-
     def checked_voluntary(idx, dq):  # the step's voluntary orders (MarketModel._execute_voluntary)
         watch(idx, dq)
         return voluntary(idx, dq)
 
-    m.market.execute, m._execute_voluntary = checked, checked_voluntary
+    m._execute_voluntary = checked_voluntary
     m.run()
     assert limit * 0.5 < worst[0] <= limit * (1 + 1e-9)
     assert m.warnings() == []

@@ -36,7 +36,7 @@ def _sum(a):
 DONE, VAULTS, NEED_FILL, NEED_ROOM = 0, 1, 2, 3
 # the venues' ADL rankings (VenueRules.adl_ranking) as the kernels take them
 RANKINGS = ("none", "hyperliquid", "binance", "pro_rata")
-HYPERLIQUID, BINANCE, PRO_RATA = 1, 2, 3
+HYPERLIQUID, PRO_RATA = RANKINGS.index("hyperliquid"), RANKINGS.index("pro_rata")  # binance: scored otherwise
 
 
 @njit(cache=True, error_model="numpy")
@@ -54,7 +54,8 @@ def prices(lm, growth, mark_index):
 
 @njit(cache=True, error_model="numpy")
 def coefficients(impact_y, depth0, liquidity_mult, health):
-    """Square-root impact curve coefficients per venue: impact_y / sqrt(depth) (``Market.impact``)."""
+    """Square-root impact curve coefficients per venue: impact_y / sqrt(depth), depth being
+    ``depth0`` x ``liquidity_mult`` x ``health`` (USD within 1% of mid)."""
     k = depth0.shape[0]
     c = np.empty(k)
     for v in range(k):
@@ -879,6 +880,7 @@ def _adl_score(i, p, cvv, rank_v, size, entry, cash, coin):
     if rank_v == HYPERLIQUID:
         ratio = p / e if s > 0 else e / p
         return ratio * notional / equity
+    # binance (pro rata and none do not rank)
     upnl = s * (p - e)
     margin = equity - upnl
     margin = margin if margin >= 1e-9 or margin != margin else 1e-9
@@ -1106,7 +1108,7 @@ def vault_solvency(growth, lm, mark_index, coin_price, haircut, vault_rows, vaul
 
 @njit(cache=True, error_model="numpy")
 def _realise_coin(accounts, flat_only, size, venue, cash, coin, coin_price, collateral_loss):
-    """``LiquidationEngine._realise_coin``: the depegged collateral of ``accounts`` (those
+    """The depegged collateral of ``accounts`` (those
     now flat if ``flat_only``) is sold at its value; the losses per venue, summed in
     account order, are added to ``collateral_loss``."""
     k = collateral_loss.shape[0]
@@ -1127,7 +1129,7 @@ def _realise_coin(accounts, flat_only, size, venue, cash, coin, coin_price, coll
 @njit(cache=True, error_model="numpy")
 def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_price, collateral_loss, vault_row, stop,
               liquidated, tally, cls, juris, weight, lev_chosen, ev_int, ev_float, ev_n, starts):
-    """``LiquidationEngine._backstop``: the venues' vaults take over the positions of
+    """The venues' vaults take over the positions of
     accounts ``idx`` at their marks with all their remaining margin (depegged collateral
     realised first), per vault row in ascending order; the backstop events."""
     _realise_coin(idx, False, size, venue, cash, coin, coin_price, collateral_loss)

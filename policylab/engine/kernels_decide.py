@@ -2,9 +2,9 @@
 
 The populations draw their random numbers from their NumPy streams, in the same order
 and counts as the NumPy expressions these kernels replaced, and pass them in; the
-kernels do the per-account arithmetic (who closes, who may open, positions opened
-within the leverage caps and tiers, stops) in one pass each, element by element as
-NumPy did (no sums), so results are bit for bit those of the NumPy code. ``np.minimum``
+decision kernels do the per-account arithmetic (who closes, who may open, positions
+opened within the leverage caps and tiers, stops) in one pass each, element by element
+as NumPy did (no sums), so results are bit for bit those of the NumPy code. ``np.minimum``
 and ``np.maximum`` propagate NaN (``_min``, ``_max``); transcendental functions
 (``np.expm1``, ``np.log``) stay in NumPy, whose SIMD versions may differ from the C
 library's in the last bit. ``idx`` arguments hold unique account rows, ascending.
@@ -12,7 +12,8 @@ library's in the last bit. ``idx`` arguments hold unique account rows, ascending
 Also the step's own glue around the decisions (``MarketModel.step``): the exogenous
 arrivals, the execution and refresh of the netted voluntary orders in one call
 (:func:`execute_voluntary`, which calls kernels_cascade's execution and refresh), and the
-bookkeeping at the step's end (:func:`close_step`).
+bookkeeping at the step's end (:func:`close_step`); these sum and exponentiate as the
+NumPy code they replaced did (see each docstring).
 """
 
 from __future__ import annotations

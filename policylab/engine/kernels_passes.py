@@ -319,8 +319,9 @@ def closed_out(idx, size, lens, forced, venue, closed_venue, size_start, opened,
 @njit(cache=True, error_model="numpy")
 def long_sizes(size, venue, k):
     """Long BTC per venue (``k`` venues), summed in account order: ``np.bincount(venue,
-    weights=np.maximum(size, 0), minlength=k)`` bit for bit (MarketModel.open_interest_growth,
-    every step under dynamic margin), without its temporaries."""
+    weights=np.maximum(size, 0), minlength=k)`` bit for bit for finite sizes (a NaN size
+    counts as 0), without its temporaries (MarketModel.open_interest: the open-interest
+    caps, and dynamic margin every step)."""
     total = np.zeros(k)
     for i in range(size.shape[0]):
         s = size[i]

@@ -69,6 +69,8 @@ class EventLog:
             self.starts = np.concatenate([self.starts, np.zeros(max(need, 2 * have) - have, np.int64)])
 
     def add(self, step, rnd, kind, tb: TraderBook, idx, size, price, deficit=None):
+        """Append one part of ``kind`` events from Python (the model's kernels write the
+        buffers themselves; this is for scripts and the tests' NumPy oracles)."""
         if len(idx) == 0:
             return
         idx = np.asarray(idx)
@@ -127,8 +129,10 @@ class LiquidationEngine:
         self._lstart, self._sstart = np.zeros(k + 1, np.int64), np.zeros(k + 1, np.int64)
         self._changed = np.zeros(max(self.tb.n, 1), dtype=np.int64)  # accounts refreshed since the band set was
         self._n_changed = np.zeros(1, dtype=np.int64)  # updated: the first _n_changed[0] (repeats allowed)
-        self._m_lo = self.vb.margin_mult.copy()  # prices kept stale by set_maintenance: per venue, whether any
-        self._stale, self._any_stale = np.zeros(k, bool), False  # and the lowest multiplier since all were exact
+        # prices kept stale by set_maintenance: per venue, the lowest multiplier since all were
+        # exact, and whether any is stale
+        self._m_lo = self.vb.margin_mult.copy()
+        self._stale, self._any_stale = np.zeros(k, bool), False
         self._rank = np.array([kc.RANKINGS.index(r.adl_ranking) for r in self.vb.rules], dtype=np.int64)
         self._withdrawal = np.array([r.mm_adl_withdrawal for r in self.vb.rules], dtype=float)
         self._kinds = np.array([EVENT_KINDS.index(kind) for kind in ("liquidation", "partial", "stop", "backstop",
@@ -221,7 +225,7 @@ class LiquidationEngine:
         self._room(len(near))
         ev, efill = self.events, self._no_fill
         while True:
-            outcome, acted, waiting = kc.run_round(
+            outcome, acted, waiting = kc.run_round(  # NEED_ROOM: ``acted`` is the room needed
                 near, np.exp(vb.basis), efill, self._avg, float(time_s), int(step), int(rnd), self._kinds,
                 tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor, tb.entry,
                 tb.last_liq, tb.liquidated, tb.cls, tb.juris, tb.lev_chosen, self.always, self.protocol,

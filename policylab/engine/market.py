@@ -57,9 +57,14 @@ class Market:
         # long BTC per jurisdiction of residence and venue, and per venue (last row), kept
         # current by every size change (kernels.hold) for the per-step recording
         self.longs = np.zeros((3, len(JURISDICTIONS) + 1, len(vb.rules)))
-        # what the kernels that change sizes update (kernels.count_opened)
-        self.tally = (self.opened, tb.venue, self.resident, self.longs)
         self.count_longs()
+
+    @property
+    def tally(self) -> tuple:
+        """What the kernels that change sizes update (``kernels.count_opened``): (opened,
+        venue, residence, longs), read afresh so that an array replaced rather than changed
+        in place is still the one kept current."""
+        return self.opened, self.tb.venue, self.resident, self.longs
 
     # ---------------------------------------------------------------- prices
     @property
@@ -119,7 +124,9 @@ class Market:
         orders pay the venue's liquidation fee to its fund (at most the account's
         remaining equity) instead of the taker fee. ``forced``: orders no trader chose
         (liquidations, stops, unwinds of taken-over positions), recorded in
-        ``forced_volume``. Returns the fill price per venue.
+        ``forced_volume``. Returns the fill price per venue. The model's step and cascade
+        execute through their own kernels (``kernels_decide.execute_voluntary``,
+        ``kernels_cascade.run_round``); this is the one-call entry for scripts and tests.
         """
         tb, vb = self.tb, self.vb
         price = self.prices()
