@@ -505,3 +505,9 @@ def test_the_multiplier_bound_holds_for_random_accounts_and_tiers(seed):
                               (np.array([[0.01, 0.02]]), np.array([[5.0, 10.0]])),
                               (np.array([[0.01, 0.5]]), np.array([[0.0, 1e6]]))):
         assert not kc._reach(0, 1.0, 1.8, bad_rate, bad_ded)[2]
+
+
+def test_coin_values_are_numpys_minimum_nan_included():
+    price = np.array([np.nan, 0.95, 1.0, 0.9, 0.97])
+    haircut = np.array([0.1, np.nan, 0.05, 0.05, 0.0])
+    np.testing.assert_array_equal(kc.coin_values(price, haircut), np.minimum(price, 1.0 - haircut))

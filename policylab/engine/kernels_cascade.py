@@ -65,11 +65,13 @@ def coefficients(impact_y, depth0, liquidity_mult, health):
 
 @njit(cache=True, error_model="numpy")
 def coin_values(coin_price, haircut):
-    """Margin value of one unit of stablecoin collateral per venue (``VenueBook.coin_value``)."""
+    """Margin value of one unit of stablecoin collateral per venue (``VenueBook.coin_value``:
+    ``np.minimum`` of the coin's price and 1 - haircut, NaN if either is)."""
     k = coin_price.shape[0]
     out = np.empty(k)
     for v in range(k):
-        out[v] = min(coin_price[v], 1.0 - haircut[v])
+        a, b = coin_price[v], 1.0 - haircut[v]
+        out[v] = a if (a <= b or a != a) else b
     return out
 
 

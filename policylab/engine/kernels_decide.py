@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from policylab.engine.kernels import _tier, pairwise_sum, unique_sorted
-from policylab.engine.kernels_cascade import coefficients, execute_orders, refresh
+from policylab.engine.kernels_cascade import coefficients, coin_values, execute_orders, refresh
 
 
 @njit(cache=True, error_model="numpy")
@@ -281,9 +281,7 @@ def execute_voluntary(idx, dq, cls, vault, growth, lm, impact_y, depth0, liquidi
     n = idx.shape[0]
     index = math.exp(lm[0] + lm[1])  # Market.index
     book = index * growth  # Market.prices
-    cv = np.empty(coin_price.shape[0])  # VenueBook.coin_value
-    for v in range(cv.shape[0]):
-        cv[v] = _min(coin_price[v], 1.0 - haircut[v])
+    cv = coin_values(coin_price, haircut)
     liq = np.zeros(n, dtype=np.bool_)
     forced = np.empty(n, dtype=np.bool_)
     for j in range(n):
