@@ -133,6 +133,16 @@ def retail_closes(idx, u, size, stop, r15, panic_move, close_prob):
 
 
 @njit(cache=True, error_model="numpy")
+def retail_decisions(idx, u, size, stop, r15, panic_move, close_prob, cash, quit, last_liq, now_s, neg_ln2, half_life):
+    """``RetailSpeculators.decide`` before NumPy's ``expm1``: :func:`retail_closes` with the
+    draws ``u`` (one per position in ``idx``), then :func:`open_candidates`. Returns (orders
+    per position, candidates, their re-entry exponents, their draws ``u``)."""
+    dq = retail_closes(idx, u, size, stop, r15, panic_move, close_prob)
+    cand, x = open_candidates(idx, size, cash, quit, last_liq, now_s, neg_ln2, half_life)
+    return dq, cand, x, u[cand]
+
+
+@njit(cache=True, error_model="numpy")
 def professional_targets(idx, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
                          im_mult, tier_floor, tier_lev, caution, risk_limit, relever_below):
     """Professionals' leverage targeting (``Professionals.decide``): a holder whose leverage
@@ -159,6 +169,21 @@ def professional_targets(idx, price, coin_value, venue, size, cash, coin, levera
             want = _min(eq * _min(target, cap), pos_limit[i] * weight[i])
             dq[j] = _sign(s) * _max(want - notional, 0.0) / p
     return dq
+
+
+@njit(cache=True, error_model="numpy")
+def professional_decisions(idx, growth, lm, coin_price, haircut, venue, size, cash, coin, leverage, weight, lev_cap,
+                           pos_limit, im_mult, tier_floor, tier_lev, caution, risk_limit, relever_below, quit, last_liq,
+                           now_s, neg_ln2, half_life):
+    """``Professionals.decide`` before NumPy's ``expm1``: :func:`professional_targets` at the
+    book prices (the index x ``growth``, NumPy's exp of the basis, as ``Market.prices``) and
+    the collateral values now, then :func:`open_candidates`. Returns (orders per position,
+    candidates, their re-entry exponents)."""
+    price = math.exp(lm[0] + lm[1]) * growth
+    dq = professional_targets(idx, price, coin_values(coin_price, haircut), venue, size, cash, coin, leverage, weight,
+                              lev_cap, pos_limit, im_mult, tier_floor, tier_lev, caution, risk_limit, relever_below)
+    cand, x = open_candidates(idx, size, cash, quit, last_liq, now_s, neg_ln2, half_life)
+    return dq, cand, x
 
 
 @njit(cache=True, error_model="numpy")
@@ -208,6 +233,25 @@ def with_opens(idx, dq, at, side, price, coin_value, venue, size, cash, coin, le
             out[n] = dq[j]
             n += 1
     return rows[:n], out[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def opens(idx, dq, at, u_side, long_share, u_follow, follow_share, move, growth, lm, coin_price, haircut, venue, size,
+          cash, coin, leverage, weight, lev_cap, pos_limit, stop_dist, stop, im_mult, tier_floor, tier_lev):
+    """:func:`with_opens` with the sides drawn and the prices and collateral values now:
+    position ``at[p]`` opens long if ``u_side[p] < long_share``, else short; with draws
+    ``u_follow`` (one per opener; empty: none) instead in the direction of ``move`` if
+    ``u_follow[p] < follow_share``, else against it (as ``np.where`` of the draws and
+    ``np.sign(move)``); at the book prices (the index x ``growth``, NumPy's exp of the basis)."""
+    side = np.empty(at.shape[0])
+    for p in range(at.shape[0]):
+        if u_follow.shape[0]:
+            side[p] = _sign(move) if u_follow[p] < follow_share else -_sign(move)
+        else:
+            side[p] = 1.0 if u_side[p] < long_share else -1.0
+    price = math.exp(lm[0] + lm[1]) * growth
+    return with_opens(idx, dq, at, side, price, coin_values(coin_price, haircut), venue, size, cash, coin, leverage,
+                      weight, lev_cap, pos_limit, stop_dist, stop, im_mult, tier_floor, tier_lev)
 
 
 @njit(cache=True, error_model="numpy")

@@ -18,6 +18,7 @@ from policylab.inputs.scenario import ClassSpec
 from policylab.engine.streams import stream
 
 EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0))
+NO_DRAWS = np.zeros(0)
 NEG_LN2 = -np.log(2.0)  # as NumPy computes it (see TraderPopulation.willing)
 
 
@@ -98,24 +99,33 @@ class TraderPopulation(mesa.Agent):
         now_s = (self.model.steps - 1) * self.model.scenario.step_minutes * 60.0
         return self.caution() * -np.expm1(kd.reentry_exponent(idx, self.model.tb.last_liq, now_s, NEG_LN2, float(hl)))
 
-    def open_candidates(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Positions in ``idx`` of the flat accounts with cash that have not quit, and the
-        ``np.expm1`` term of their :meth:`willing` (empty without a re-entry half-life):
-        pass both, with one draw per candidate, to ``kernels_decide.chosen``."""
-        hl = float(self.spec.reentry_half_life_minutes)
-        now_s = (self.model.steps - 1) * self.model.scenario.step_minutes * 60.0
+    def _reentry(self) -> tuple:
+        """What :func:`kernels_decide.open_candidates` reads after the accounts' sizes and cash:
+        quits, last liquidations, now (s), -ln 2 and the re-entry half-life (minutes)."""
         tb = self.model.tb
-        cand, x = kd.open_candidates(idx, tb.size, tb.cash, tb.quit, tb.last_liq, now_s, NEG_LN2, hl)
-        return cand, np.expm1(x)
+        now_s = (self.model.steps - 1) * self.model.scenario.step_minutes * 60.0
+        return tb.quit, tb.last_liq, now_s, NEG_LN2, float(self.spec.reentry_half_life_minutes)
 
     def open_orders(self, idx: np.ndarray, side: np.ndarray):
         """Open positions with the account's cash at its chosen leverage, within the venue's
         and the rules' caps and the rules' position limit."""
-        return kd.open_orders(idx, side, *self._opening())
+        m, vb = self.model, self.model.vb
+        return kd.open_orders(idx, side, m.market.prices(), vb.coin_value, *self._accounts())
 
-    def _opening(self) -> tuple:
-        """The state :func:`kernels_decide.open_orders` reads after ``(idx, side)``: venue prices and
-        collateral values now, the accounts' arrays, the dynamic initial margin and the tiers."""
-        m, tb, vb = self.model, self.model.tb, self.model.vb
-        return (m.market.prices(), vb.coin_value, tb.venue, tb.size, tb.cash, tb.coin, tb.leverage, tb.weight,
-                tb.lev_cap, tb.pos_limit, tb.stop_dist, tb.stop, vb.im_mult, vb.tier_floor, vb.tier_lev)
+    def with_opens(self, idx: np.ndarray, dq: np.ndarray, at: np.ndarray, u_side: np.ndarray,
+                   u_follow: np.ndarray = NO_DRAWS, move: float = 0.0, growth: np.ndarray | None = None):
+        """The orders ``dq`` of accounts ``idx`` with positions ``at`` (in ``idx``) opening
+        (:meth:`open_orders`): long with draw ``u_side`` below ``long_share``, or with draws
+        ``u_follow``, in the direction of ``move`` with one below ``momentum_share``; less the
+        zero orders: ``(accounts, BTC)``. ``growth``: NumPy's exp of the basis, if at hand."""
+        m, vb, spec = self.model, self.model.vb, self.spec
+        growth = np.exp(vb.basis) if growth is None else growth
+        return kd.opens(idx, dq, at, u_side, float(spec.long_share), u_follow, float(spec.momentum_share), move,
+                        growth, m.market.lm, vb.coin_price, vb.haircut, *self._accounts())
+
+    def _accounts(self) -> tuple:
+        """The arrays the opening kernels read after the prices and collateral values: the
+        accounts' state, the dynamic initial margin and the tiers."""
+        tb, vb = self.model.tb, self.model.vb
+        return (tb.venue, tb.size, tb.cash, tb.coin, tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit, tb.stop_dist,
+                tb.stop, vb.im_mult, vb.tier_floor, vb.tier_lev)

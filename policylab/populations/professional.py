@@ -26,12 +26,11 @@ class Professionals(TraderPopulation):
         idx = self.active()
         if len(idx) == 0:
             return EMPTY
-        opening = self._opening()
-        price, coin_value = opening[0], opening[1]
-        dq = kd.professional_targets(idx, price, coin_value, tb.venue, tb.size, tb.cash, tb.coin, tb.leverage, tb.weight,
-                                     tb.lev_cap, tb.pos_limit, m.vb.im_mult, m.vb.tier_floor, m.vb.tier_lev,
-                                     self.caution(), float(self.spec.risk_limit), float(self.spec.relever_below))
-        cand, expm1_x = self.open_candidates(idx)
-        flat = kd.chosen(cand, self.stream.random(len(cand)), expm1_x, self.caution(), 1.0)  # u < willing
-        side = np.where(self.stream.random(len(flat)) < self.spec.long_share, 1.0, -1.0)
-        return kd.with_opens(idx, dq, flat, side, *opening)
+        vb = m.vb
+        growth = np.exp(vb.basis)  # the book prices' factor on the index, as Market.prices takes it
+        dq, cand, x = kd.professional_decisions(
+            idx, growth, m.market.lm, vb.coin_price, vb.haircut, tb.venue, tb.size, tb.cash, tb.coin, tb.leverage,
+            tb.weight, tb.lev_cap, tb.pos_limit, vb.im_mult, vb.tier_floor, vb.tier_lev, self.caution(),
+            float(self.spec.risk_limit), float(self.spec.relever_below), *self._reentry())
+        flat = kd.chosen(cand, self.stream.random(len(cand)), np.expm1(x), self.caution(), 1.0)  # u < willing
+        return self.with_opens(idx, dq, flat, self.stream.random(len(flat)), growth=growth)

@@ -27,11 +27,10 @@ class RetailSpeculators(TraderPopulation):
         r15 = m.index_return(15)
         u = self.stream.random(len(idx))
         close_prob = min(1.0, self.CLOSE_PROB + self.spec.risk_off_close * m.risk_off)  # de-risking when risk-off
-        dq = kd.retail_closes(idx, u, tb.size, tb.stop, r15, float(self.spec.panic_move), close_prob)  # clears their stops
-        cand, expm1_x = self.open_candidates(idx)
-        flat = kd.chosen(cand, u[cand], expm1_x, self.caution(), self.OPEN_PROB)  # u < OPEN_PROB x willing
-        side = np.where(self.stream.random(len(flat)) < self.spec.long_share, 1.0, -1.0)
+        dq, cand, x, u_cand = kd.retail_decisions(idx, u, tb.size, tb.stop, r15, float(self.spec.panic_move),
+                                                  close_prob, tb.cash, *self._reentry())  # closes clear their stops
+        flat = kd.chosen(cand, u_cand, np.expm1(x), self.caution(), self.OPEN_PROB)  # u < OPEN_PROB x willing
+        u_side = self.stream.random(len(flat))
         if abs(r15) > self.spec.dip_move:  # a sharp move: momentum traders follow it, the rest fade it
-            follow = self.stream.random(len(flat)) < self.spec.momentum_share
-            side = np.where(follow, np.sign(r15), -np.sign(r15))
-        return kd.with_opens(idx, dq, flat, side, *self._opening())
+            return self.with_opens(idx, dq, flat, u_side, self.stream.random(len(flat)), r15)
+        return self.with_opens(idx, dq, flat, u_side)
