@@ -103,6 +103,7 @@ class MarketModel(mesa.Model):
         self._margin_set = -1  # step in which a module last set the margin multipliers
         self._margin_venues: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per module: its venues, their caps
         self._venue_policies: list[list] | None = None  # see _within_oi_caps
+        self._vol_ratio: tuple = (None, 1.0)  # see vol_ratio
         self.audit = Ledger(self) if audit else None
         self.datacollector = mesa.DataCollector(
             model_reporters={"index": lambda m: m.market.index, "rounds": lambda m: m.rounds[m.steps - 1] if m.steps else 0})
@@ -178,13 +179,20 @@ class MarketModel(mesa.Model):
         return float(oi[deriv].sum() / max(self.oi_start[deriv].sum(), 1.0) - 1.0)
 
     def vol_ratio(self, minutes: int) -> float:
-        """Realised index volatility over the last ``minutes`` over the scenario's normal volatility."""
+        """Realised index volatility over the last ``minutes`` over the scenario's normal volatility
+        (kept for the step and index it was computed at: populations and modules ask for it)."""
         t = self.steps  # index_path holds steps before this one; the market holds the current index
+        index = self.market.index
+        key = (t, minutes, index)
+        if self._vol_ratio[0] == key:
+            return self._vol_ratio[1]
         back = max(2, minutes // self.scenario.step_minutes)
         logs = self.index_path[max(t - back, 0):t + 1].copy()  # the last ``back`` steps' indices and the current one
-        logs[-1] = self.market.index
+        logs[-1] = index
         normal = self.scenario.sigma_daily * np.sqrt(self.scenario.step_minutes / 1440.0)
-        return float(kd.rms_step(np.log(logs)) / normal) if len(logs) > 1 and normal > 0 else 1.0
+        ratio = float(kd.rms_step(np.log(logs)) / normal) if len(logs) > 1 and normal > 0 else 1.0
+        self._vol_ratio = (key, ratio)
+        return ratio
 
     @property
     def risk_off(self) -> float:
@@ -266,19 +274,17 @@ class MarketModel(mesa.Model):
         sc, mkt, vb, engine = self.scenario, self.market, self.vb, self.engine
         prm = sc.market
         dt = sc.step_minutes
-        p_prev = mkt.prices()
+        index_prev, growth_prev = mkt.index, np.exp(vb.basis)  # Market.prices before the step: their product
         # 1. exogenous arrivals and decay of temporary dislocations
-        lm = mkt.lm  # log fundamental, transient dislocation (Market.log_f, Market.m)
-        lm[0] += self.exo.log_return[t]
-        lm[1] *= 0.5 ** (dt / prm.transient_half_life_minutes)
-        if kd.arrivals(vb.basis, 0.5 ** (dt / prm.basis_half_life_minutes), vb.liquidity_mult, self.exo.liquidity[t],
-                       vb.coin_price, self.exo.coin_price[t]):  # a collateral value changed
+        if kd.arrivals(t, mkt.lm, self.exo.log_return, 0.5 ** (dt / prm.transient_half_life_minutes), vb.basis,
+                       0.5 ** (dt / prm.basis_half_life_minutes), vb.liquidity_mult, self.exo.liquidity,
+                       vb.coin_price, self.exo.coin_price):  # a collateral value changed
             engine.refresh(np.flatnonzero(self.tb.coin > 0))
         for mod in self.policies:  # market-wide interventions
             mod.on_step(self)
         self._remember_drawdown()
         # 2. liquidity providers
-        self.market_makers.adjust(np.log(mkt.prices() / p_prev))
+        self.market_makers.adjust(np.log(kd.price_ratio(index_prev, growth_prev, mkt.lm, np.exp(vb.basis))))
         self.arbitrageurs.reset()
         mkt.new_step()
         if self._refilling:

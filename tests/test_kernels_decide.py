@@ -6,6 +6,8 @@ distances, infinite and binding caps, position limits, a dynamic initial margin)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -219,13 +221,31 @@ def test_rms_step_sums_in_numpys_pairwise_order():
 
 def test_arrivals_and_debt_check():
     basis, liquidity_mult, coin_price = np.array([0.01, -0.02, 0.0]), np.ones(3), np.ones(3)
-    assert not kd.arrivals(basis, 0.5, liquidity_mult, np.array([1.0, 0.5, 2.0]), coin_price, np.ones(3))
+    lm, log_return = np.array([11.0, 0.003]), np.array([0.0, -0.012, 0.004])
+    liquidity = np.array([[1.0, 1.0, 1.0], [1.0, 0.5, 2.0], [1.0, 1.0, 1.0]])
+    coin_path = np.array([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 0.9, 1.0], [1.0, np.nan, 1.0]])
+    assert not kd.arrivals(1, lm, log_return, 0.7, basis, 0.5, liquidity_mult, liquidity, coin_price, coin_path)
     assert same(basis, np.array([0.01, -0.02, 0.0]) * 0.5) and same(liquidity_mult, np.array([1.0, 0.5, 2.0]))
-    assert kd.arrivals(basis, 0.5, liquidity_mult, np.ones(3), coin_price, np.array([1.0, 0.9, 1.0]))
-    assert same(coin_price, np.array([1.0, 0.9, 1.0]))
-    assert kd.arrivals(basis, 0.5, liquidity_mult, np.ones(3), coin_price, np.array([1.0, np.nan, 1.0]))
+    assert same(lm, np.array([11.0 + -0.012, 0.003 * 0.7]))
+    assert kd.arrivals(2, lm, log_return, 0.7, basis, 0.5, liquidity_mult, liquidity, coin_price, coin_path)
+    assert same(coin_price, np.array([1.0, 0.9, 1.0])) and same(liquidity_mult, np.ones(3))
+    assert kd.arrivals(3, lm, log_return[[0, 1, 2, 2]], 0.7, basis, 0.5, liquidity_mult, liquidity[[0, 1, 2, 2]],
+                       coin_price, coin_path)
     size, cash = np.array([0.0, 1.0, 0.0]), np.array([5.0, -3.0, -1.0])
     assert not kd.any_flat_in_debt(np.array([0, 1]), size, cash) and kd.any_flat_in_debt(np.array([2]), size, cash)
+
+
+def test_price_ratio_and_new_step_as_numpy():
+    """The step's price move (``Market.prices`` after over before) and the flows' reset."""
+    rng = np.random.default_rng(4)
+    lm0, basis0 = np.array([11.1, 0.002]), rng.normal(0, 0.003, 4)
+    lm, basis = np.array([11.08, 0.0015]), basis0 * 0.9
+    before = math.exp(lm0[0] + lm0[1]) * np.exp(basis0)
+    want = math.exp(lm[0] + lm[1]) * np.exp(basis) / before
+    assert same(kd.price_ratio(math.exp(lm0[0] + lm0[1]), np.exp(basis0), lm, np.exp(basis)), want)
+    flows = [rng.random(4), rng.random(4), rng.random((3, 4)), rng.random(4)]
+    kd.new_step(*flows)
+    assert all((f == 0).all() for f in flows)
 
 
 def test_active_draw_size_as_a_tuple_gives_the_same_draws():

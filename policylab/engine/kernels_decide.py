@@ -273,20 +273,45 @@ def unhedged(rows, hedge, size, share):
 
 
 @njit(cache=True, error_model="numpy")
-def arrivals(basis, basis_decay, liquidity_mult, liquidity, coin_price, coin_price_now):
-    """The step's exogenous arrivals on the venues (``MarketModel.step``, 1.): the basis
-    decays by ``basis_decay``, the depth multipliers and collateral values of the step
-    arrive. Returns whether a collateral value changed (NaN counts as a change, as
-    ``np.array_equal``)."""
+def arrivals(t, lm, log_return, transient_decay, basis, basis_decay, liquidity_mult, liquidity, coin_price, coin_path):
+    """The step's exogenous arrivals (``MarketModel.step``, 1.): step ``t``'s fundamental
+    return ``log_return[t]`` joins the log fundamental ``lm[0]``, the transient dislocation
+    ``lm[1]`` decays by ``transient_decay`` and each venue's basis by ``basis_decay``; the
+    depth multipliers and collateral values of row ``t`` of ``liquidity`` and ``coin_path``
+    (steps x venues) arrive. Returns whether a collateral value changed (NaN counts as a
+    change, as ``np.array_equal``)."""
+    lm[0] += log_return[t]
+    lm[1] *= transient_decay
     changed = False
     for v in range(basis.shape[0]):
         basis[v] *= basis_decay
-        liquidity_mult[v] = liquidity[v]
-        if coin_price[v] != coin_price_now[v]:
+        liquidity_mult[v] = liquidity[t, v]
+        if coin_price[v] != coin_path[t, v]:
             changed = True
     if changed:
-        coin_price[:] = coin_price_now
+        coin_price[:] = coin_path[t]
     return changed
+
+
+@njit(cache=True, error_model="numpy")
+def price_ratio(index_before, growth_before, lm, growth):
+    """Each venue's book price now over before (``Market.prices`` now over then, as NumPy
+    divides them): the index x ``growth`` (NumPy's exp of the basis) now, from ``lm``, over
+    ``index_before`` x ``growth_before``."""
+    index = math.exp(lm[0] + lm[1])  # Market.index
+    out = np.empty(growth.shape[0])
+    for v in range(growth.shape[0]):
+        out[v] = (index * growth[v]) / (index_before * growth_before[v])
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def new_step(volume, forced_volume, resident_volume, flow):
+    """Zero the per-step flows (``Market.new_step``)."""
+    volume[:] = 0.0
+    forced_volume[:] = 0.0
+    resident_volume[:] = 0.0
+    flow[:] = 0.0
 
 
 @njit(cache=True, error_model="numpy")

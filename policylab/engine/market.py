@@ -20,6 +20,7 @@ import numpy as np
 
 from policylab.engine import kernels
 from policylab.engine import kernels_cascade as kc
+from policylab.engine import kernels_decide as kd
 from policylab.engine.book import TraderBook, VenueBook
 from policylab.inputs.market import MarketParams
 from policylab.names import JURISDICTIONS, VENUE_CLASSES
@@ -110,10 +111,7 @@ class Market:
     # ---------------------------------------------------------------- execution
     def new_step(self) -> None:
         """Reset the per-step flows: volume, its forced and per-jurisdiction parts, net flow."""
-        self.volume.fill(0.0)
-        self.forced_volume.fill(0.0)
-        self.resident_volume.fill(0.0)
-        self.flow.fill(0.0)
+        kd.new_step(self.volume, self.forced_volume, self.resident_volume, self.flow)
 
     def execute(self, idx: np.ndarray, dq: np.ndarray, *, liquidation: np.ndarray | bool = False,
                 forced: np.ndarray | bool = False) -> np.ndarray:
