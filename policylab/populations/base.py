@@ -79,8 +79,8 @@ class TraderPopulation(mesa.Agent):
             # holders: thinned back to the usual rate. k draws with replacement select an
             # account with probability about 1 - exp(-k / n), so keep each holder with the
             # ratio of that probability at the usual rate to the one at the surged rate
-            keep = -np.expm1(-min(1.0, p)) / -np.expm1(-min(1.0, p * surge))
-            idx = kd.thin(idx, tb.size, self.stream.random(len(idx)), keep)
+            usual, surged = np.expm1([-min(1.0, p), -min(1.0, p * surge)])  # elementwise as two calls
+            idx = kd.thin(idx, tb.size, self.stream.random(len(idx)), -usual / -surged)
         return idx
 
     def caution(self) -> float:
