@@ -9,11 +9,15 @@ and ``np.maximum`` propagate NaN (``_min``, ``_max``); transcendental functions
 (``np.expm1``, ``np.log``) stay in NumPy, whose SIMD versions may differ from the C
 library's in the last bit. ``idx`` arguments hold unique account rows, ascending.
 
+A population's decision is a few calls: its draws and NumPy's ``expm1`` stand between
+them (e.g. :func:`retail_decisions`, :func:`chosen`, :func:`opens`).
+
 Also the step's own glue around the decisions (``MarketModel.step``): the exogenous
-arrivals, the execution and refresh of the netted voluntary orders in one call
-(:func:`execute_voluntary`, which calls kernels_cascade's execution and refresh), and the
-bookkeeping at the step's end (:func:`close_step`); these sum and exponentiate as the
-NumPy code they replaced did (see each docstring).
+arrivals, the venues' price move, the reset of the step's flows, the execution and
+refresh of the netted voluntary orders in one call (:func:`execute_voluntary`, which calls
+kernels_cascade's execution and refresh), and the bookkeeping at the step's end
+(:func:`close_step`); these sum and exponentiate as the NumPy code they replaced did (see
+each docstring).
 """
 
 from __future__ import annotations
