@@ -219,6 +219,27 @@ def test_rms_step_sums_in_numpys_pairwise_order():
         assert kd.rms_step(logs) == np.sqrt(np.mean(np.diff(logs) ** 2))
 
 
+def test_vol_ratio_is_kept_only_for_its_step_and_index():
+    """MarketModel.vol_ratio answers a second question in the same step at the same index
+    from what it kept, and computes afresh when the index or the step moved."""
+    m = MarketModel(load_scenario("october-2025"), seed=0, traders=2000)
+    for _ in range(20):
+        m.step()
+
+    def fresh(minutes):
+        t, back = m.steps, max(2, minutes // m.scenario.step_minutes)
+        logs = np.append(m.index_path[max(t - back, 0):t], m.market.index)
+        return float(np.sqrt(np.mean(np.diff(np.log(logs)) ** 2))
+                     / (m.scenario.sigma_daily * np.sqrt(m.scenario.step_minutes / 1440.0)))
+
+    first = m.vol_ratio(15)
+    assert first == fresh(15) and m.vol_ratio(15) == first and m.vol_ratio(60) == fresh(60)
+    m.market.lm[1] += 0.02  # the index moves within the step
+    assert m.vol_ratio(15) == fresh(15) != first
+    m.step()
+    assert m.vol_ratio(15) == fresh(15)
+
+
 def test_arrivals_and_debt_check():
     basis, liquidity_mult, coin_price = np.array([0.01, -0.02, 0.0]), np.ones(3), np.ones(3)
     lm, log_return = np.array([11.0, 0.003]), np.array([0.0, -0.012, 0.004])
