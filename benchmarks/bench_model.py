@@ -127,6 +127,8 @@ def bench_model(args) -> None:
               f"{tsps:>15,.0f} {1e9 / tsps:>15.1f} {r['peak_mb']:>8.0f} {r['base_mb']:>8.0f} {r['rounds']:>7} "
               f"{r['events']:>8}", flush=True)
     for a, b in zip(rows, rows[1:]):
+        if a["traders"] == b["traders"]:  # a repeat of the same size: no exponent
+            continue
         k = math.log(b["run_s"] / a["run_s"]) / math.log(b["traders"] / a["traders"])
         print(f"scaling {a['traders']} -> {b['traders']}: run time ~ traders^{k:.2f}"
               f" ({'linear or better' if k <= 1.1 else 'SUPERLINEAR'})")
