@@ -16,12 +16,14 @@ from click.testing import CliRunner
 import policylab
 from policylab import metrics
 from policylab.cli import cli
+from policylab.engine.liquidation import EventLog
 from policylab.experiments import invariants
 from policylab.experiments.compare import compare
 from policylab.experiments.run import run
 from policylab.inputs.rulesets import builtin_rule_sets, load_rules
 from policylab.inputs.scenario import load_scenario
 from policylab.model import MarketModel
+from policylab.names import EVENT_KINDS
 
 ROOT = os.path.dirname(os.path.dirname(policylab.__file__))
 SCENARIOS = sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(ROOT, "policylab", "scenarios", "*.yaml")))
@@ -165,6 +167,13 @@ def test_money_or_positions_not_conserved_are_reported(flash, what, unit):
     assert list(found["unit"]) == [unit] and "from step 71 " in found.iloc[0]["detail"]
 
 
+def no_events(n: int) -> tuple:
+    """ledger_pass's arguments before the accounts' arrays: an empty event log (closed_out's)."""
+    log = EventLog()
+    return (log.ints, log.floats, log.starts, log.n, np.zeros(1, np.int64), np.ones(len(EVENT_KINDS), bool),
+            np.zeros(11), np.zeros(n), np.array([1.0, 0.0]), 3)
+
+
 def test_the_checks_position_sums_differ_from_numpys_far_below_the_tolerance():
     """kernels_passes.ledger_pass adds the sizes (per venue, and absolute) and hedges in its
     own order, not np.bincount's or np.sum's: they differ by under 2.3e-16 x accounts x the
@@ -185,8 +194,8 @@ def test_the_checks_position_sums_differ_from_numpys_far_below_the_tolerance():
         net0 = rng.normal(size=k) * 1e3
         spot = int(rng.integers(k))
         money = [rng.normal(size=k) * 10.0 ** rng.integers(0, 9, k) for _ in range(3)]
-        dnet, sums = kernels_passes.ledger_pass(size, hedge, venue, opened, size_copy, opened_copy, net0, spot, *money,
-                                                *tiers)
+        dnet, sums, *found = kernels_passes.ledger_pass(*no_events(n), size, hedge, venue, opened, size_copy,
+                                                        opened_copy, net0, spot, *money, *tiers)
         net = np.bincount(venue, weights=size, minlength=k)
         net[spot] += hedge.sum()
         bound = 2.3e-16 * n * (np.bincount(venue, weights=np.abs(size), minlength=k) + np.abs(hedge).sum())
@@ -196,9 +205,10 @@ def test_the_checks_position_sums_differ_from_numpys_far_below_the_tolerance():
         assert all(abs(s - e) <= 2.3e-16 * n * e for s, e in zip(sums[:2], expect))
         assert list(sums[3:]) == [m.sum() for m in money]  # bit for bit
         assert np.array_equal(size_copy, size) and np.array_equal(opened_copy, opened)
+        assert all(len(f) == 0 for f in found)
     net0[-1] = np.nan
-    assert np.isnan(kernels_passes.ledger_pass(size, hedge, venue, opened, size_copy, opened_copy, net0, 0, *money,
-                                               *tiers)[1][2])
+    assert np.isnan(kernels_passes.ledger_pass(*no_events(n), size, hedge, venue, opened, size_copy, opened_copy,
+                                               net0, 0, *money, *tiers)[1][2])
     # the bound stays under the check's 1e-9 relative tolerance up to 4 million accounts (2.3e-16 x 4e6)
 
 

@@ -4,12 +4,15 @@ long positions are kept as sizes change (kernels.hold), within a few units in th
 
 import copy
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from policylab.engine import kernels, kernels_passes
+from policylab.engine.liquidation import EventLog
 from policylab.model import MarketModel
+from policylab.names import EVENT_KINDS
 
 
 @pytest.mark.parametrize("n", [*range(0, 300), 1000, 1024, 1031, 8192, 8200, 20023, 100_003])
@@ -185,7 +188,7 @@ def test_held_long_positions_are_the_exact_sums_and_leave_no_residue():
 
 
 def test_held_long_positions_follow_every_size_change(short_scenario):
-    from policylab.names import EVENT_KINDS, JURISDICTIONS
+    from policylab.names import JURISDICTIONS
 
     m = MarketModel(copy.deepcopy(short_scenario), seed=1)
     J = len(JURISDICTIONS)
@@ -262,25 +265,38 @@ def test_refill_is_the_numpy_statements():
 
 
 def test_closed_out_is_the_numpy_statements():
+    """closed_out reads the event log's new parts itself (as EventLog.parts_since returns them)."""
     rng = np.random.default_rng(7)
     n, k = 300, 5
     venue = rng.integers(0, k, n).astype(np.int16)
     size_start, opened_start = rng.standard_normal(n), rng.random(n)
     opened = opened_start + np.where(rng.random(n) < 0.5, 0.0, rng.random(n))
-    lens = rng.integers(1, 40, 6)
-    idx = rng.integers(0, n, lens.sum())
-    size = rng.standard_normal(lens.sum()) * 0.8
-    forced_part = rng.random(6) < 0.6
+    forced_kind = np.array([kind != "stop" for kind in EVENT_KINDS])
+    log = EventLog(capacity=8)  # grows as parts are added
+    tb = SimpleNamespace(venue=venue, cls=np.zeros(n, np.int8), juris=np.zeros(n, np.int8), weight=np.ones(n),
+                         lev_chosen=np.ones(n))
+    log.add(0, 0, "liquidation", tb, [1, 2], [0.5, 0.5], 1.0)  # an earlier step's part, already checked
+    parts = log.n[1:].copy()
+    for p in range(6):
+        m = int(rng.integers(1, 40))
+        log.add(1, p, EVENT_KINDS[rng.integers(len(EVENT_KINDS))], tb, rng.integers(0, n, m),
+                rng.standard_normal(m) * 0.8, 1.0)
     closed_venue, expect_venue = np.zeros(k), np.zeros(k)
     scratch = np.zeros(n)
-    got = kernels_passes.closed_out(idx, size, lens, forced_part, venue, closed_venue, size_start, opened,
-                                    opened_start, scratch, np.array([1 + 1e-9, 1e-12]), 3)
-    forced = np.repeat(forced_part, lens)
+    got = kernels_passes.closed_out(log.ints, log.floats, log.starts, log.n, parts, forced_kind, venue, closed_venue,
+                                    size_start, opened, opened_start, scratch, np.array([1 + 1e-9, 1e-12]), 3)
+    idx, size, lens, kinds = log.parts_since(1)
+    assert parts[0] == log.n[1] == 7 and len(set(kinds)) > 1
+    forced = np.repeat(forced_kind[kinds], lens)
     np.add.at(expect_venue, venue[idx[forced]], np.abs(size)[forced])
     acc, inv = np.unique(idx, return_inverse=True)
     closed = np.bincount(inv, weights=np.abs(size))
     room = np.abs(size_start[acc]) + (opened[acc] - opened_start[acc])
     over = np.flatnonzero(closed > room * (1 + 1e-9) + 1e-12)[:3]
     assert len(over) == 3 and np.array_equal(closed_venue, expect_venue) and not scratch.any()
-    for a, b in zip(got, (acc[over], closed[over], room[over])):
+    for a, b in zip(got, (acc[over], closed[over], room[over], np.abs(size_start[acc[over]]))):
         assert np.array_equal(a, b)
+    again = kernels_passes.closed_out(log.ints, log.floats, log.starts, log.n, parts, forced_kind, venue,
+                                      closed_venue, size_start, opened, opened_start, scratch,
+                                      np.array([1 + 1e-9, 1e-12]), 3)
+    assert all(len(a) == 0 for a in again) and np.array_equal(closed_venue, expect_venue)  # nothing new
