@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -140,6 +141,63 @@ def test_liquidating_a_flat_account_again_without_reopening_is_reported(flash):
     assert "i" in marked and len(found) == 1
     assert f"account {marked['i']} " in found.iloc[0]["detail"] and found.iloc[0]["limit"] == 0.0
     assert only(v, "liquidated_within_open_interest").empty  # within the venue's total: only the account is flagged
+
+
+class ReopenOracle:
+    """``liquidated_only_after_reopening`` as NumPy statements: every account's size and
+    opened position copied after every step, the new events read with EventLog.parts_since,
+    each account's closes added with np.bincount (what Monitor did before its compiled pass)."""
+
+    def __init__(self, m):
+        self.m, self.found, self.closed = m, [], np.zeros(len(m.vb.rules))
+        self.size, self.opened, self.parts = m.tb.size.copy(), m.market.opened.copy(), int(m.events.n[1])
+
+    def room(self, i: int) -> float:
+        """What account ``i`` may close in the step just run (BTC)."""
+        return abs(self.size[i]) + (self.m.market.opened[i] - self.opened[i])
+
+    def observe(self) -> None:
+        m = self.m
+        if m.events.n[1] > self.parts:
+            idx, size, lens, kinds = m.events.parts_since(self.parts)
+            self.parts = int(m.events.n[1])
+            forced = np.repeat(np.isin(kinds, [EVENT_KINDS.index(k) for k in invariants.FORCED_KINDS]), lens)
+            np.add.at(self.closed, m.tb.venue[idx[forced]], np.abs(size[forced]))
+            acc, inv = np.unique(idx, return_inverse=True)
+            closed = np.bincount(inv, weights=np.abs(size))
+            room = np.abs(self.size[acc]) + (m.market.opened[acc] - self.opened[acc])
+            for j in np.flatnonzero(closed > room * (1 + 1e-9) + 1e-12)[:3]:
+                self.found.append((m.steps, int(acc[j]), closed[j], room[j], abs(self.size[acc[j]])))
+        self.size, self.opened = m.tb.size.copy(), m.market.opened.copy()
+
+
+def test_reopening_check_flags_what_copying_every_account_every_step_flags(flash):
+    """The compiled check (the event log read in place, the step's start kept by one pass)
+    flags exactly the accounts, steps and amounts the NumPy statements flag. After each of
+    the first twelve steps in which traders opened positions, two of them are logged as liquidated of just
+    over and just under what they held at the step's start plus what they opened in it: the
+    first must be flagged, the second not (a start taken at another step, or opened
+    positions not counted, would flag the second or miss the first)."""
+    m = MarketModel(flash, seed=0, traders=400)
+    monitor, oracle = invariants.Monitor(m), ReopenOracle(m)
+    over, under = [], []
+    while m.steps < m.scenario.steps:
+        m.step()
+        opening = np.flatnonzero(monitor.trader & (m.market.opened > oracle.opened) & (m.tb.size != 0)).tolist()
+        if len(over) < 12 and len(opening) >= 2:
+            over.append((m.steps, opening[0]))
+            under.append((m.steps, opening[1]))
+            _liquidate(m, opening[0], oracle.room(opening[0]) * (1 + 1e-6))
+            _liquidate(m, opening[1], oracle.room(opening[1]) * (1 - 1e-6))
+        monitor.observe()
+        oracle.observe()
+    got = [(int(re.search(r"in step (\d+) ", v.detail)[1]), int(re.search(r"account (\d+) ", v.detail)[1]), v.value,
+            v.limit, float(re.search(r"holding (\S+) ", v.detail)[1])) for v in monitor.reopen]
+    assert [g[:4] for g in got] == [f[:4] for f in oracle.found]  # bit for bit
+    assert all(f"{f[4]:.6g}" == f"{g[4]:.6g}" for f, g in zip(oracle.found, got))
+    flagged = {(f[0], f[1]) for f in oracle.found}
+    assert len(over) >= 5 and set(over) <= flagged and not set(under) & flagged
+    assert np.array_equal(monitor.closed, oracle.closed)
 
 
 def test_groups_that_do_not_add_up_are_reported(flash):
