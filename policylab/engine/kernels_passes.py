@@ -171,19 +171,22 @@ def record(t, venues, residents, price, longs, depth0, liquidity_mult, health, v
 
 
 @njit(cache=True, error_model="numpy")
-def ledger_pass(ints, floats, starts, n_events, parts, forced, closed_venue, scratch, slack, most, size, hedge, venue,
+def ledger_pass(ints, floats, starts, n_events, parts, forced, closed_venue, scratch, slack, found, size, hedge, venue,
                 opened, size_copy, opened_copy, net0, spot, fund, fees, collateral_loss, tier_floor, tier_rate,
-                tier_lev, margin_mult, is_spot, margin, margin_step, step, limit):
+                tier_lev, margin_mult, is_spot, margin, margin_step, step, limit, dnet, sums):
     """The invariants check's call per step (experiments/invariants.Monitor): :func:`closed_out`
     over the event log's parts since ``parts[0]`` (``ints`` to ``most``; ``size_copy`` and
     ``opened_copy`` are still the step's start), :func:`margin_check` (``tier_floor`` to
     ``limit``), then one pass over every account: the net ``size`` per venue with the sum of
     ``hedge`` added on the ``spot`` venue (audit.net_positions), less ``net0``; the sums of
     |``size``| and |``hedge``|; ``size`` and ``opened`` copied to ``size_copy`` and
-    ``opened_copy`` (the next step's start). Returns (net drift per venue, [sum |size|,
-    sum |hedge|, the largest |net drift| (NaN if any is, as ``np.max``), and ``fund``,
-    ``fees`` and ``collateral_loss`` summed as ``np.sum`` adds them], and closed_out's four
-    arrays).
+    ``opened_copy`` (the next step's start). Writes the net drift per venue to ``dnet``;
+    to ``sums`` sum |size|, sum |hedge|, the largest |net drift| (NaN if any is, as
+    ``np.max``), and ``fund``, ``fees`` and ``collateral_loss`` summed as ``np.sum`` adds
+    them; to the columns of ``found`` (4 x at most how many) closed_out's four arrays
+    (the accounts as floats: exact below 2^53).
+    Returns how many accounts closed_out found (outputs written in place: returning six
+    arrays cost more than the call).
 
     The sums over accounts add their rows in interleaved partial sums (row i into sum
     i % 8 for the net, i % 4 for the others, the rows past the last multiple of 4 into the
@@ -194,8 +197,10 @@ def ledger_pass(ints, floats, starts, n_events, parts, forced, closed_venue, scr
     ``audit.Ledger.rel_tol``) for up to 4 million accounts (tests/test_invariants.py); the
     sums of |size| and |hedge| only scale that tolerance. The accounts' money (cash, hedge
     cash, deposits) is left to ``np.sum``: its SIMD loop is faster than this one's."""
-    found = closed_out(ints, floats, starts, n_events, parts, forced, venue, closed_venue, size_copy, opened,
-                       opened_copy, scratch, slack, most)
+    acc, closed, room, held = closed_out(ints, floats, starts, n_events, parts, forced, venue, closed_venue,
+                                         size_copy, opened, opened_copy, scratch, slack, found.shape[1])
+    for j in range(acc.shape[0]):
+        found[0, j], found[1, j], found[2, j], found[3, j] = acc[j], closed[j], room[j], held[j]
     margin_check(tier_floor, tier_rate, tier_lev, margin_mult, is_spot, margin, margin_step, step, limit)
     n = size.shape[0]
     k = net0.shape[0]
@@ -259,7 +264,6 @@ def ledger_pass(ints, floats, starts, n_events, parts, forced, closed_venue, scr
         a0 += abs(size[j])
         b0 += abs(hedge[j])
         c0 += hedge[j]
-    dnet = np.empty(k)
     for v in range(k):
         dnet[v] = ((lanes[0, v] + lanes[1, v]) + (lanes[2, v] + lanes[3, v])) + \
                   ((lanes[4, v] + lanes[5, v]) + (lanes[6, v] + lanes[7, v]))
@@ -273,9 +277,13 @@ def ledger_pass(ints, floats, starts, n_events, parts, forced, closed_venue, scr
             worst = x
         if worst != worst:
             break
-    sums = np.array([(a0 + a1) + (a2 + a3), (b0 + b1) + (b2 + b3), worst, kernels.pairwise_sum(fund, 0, k),
-                     kernels.pairwise_sum(fees, 0, k), kernels.pairwise_sum(collateral_loss, 0, k)])
-    return dnet, sums, found[0], found[1], found[2], found[3]
+    sums[0] = (a0 + a1) + (a2 + a3)
+    sums[1] = (b0 + b1) + (b2 + b3)
+    sums[2] = worst
+    sums[3] = kernels.pairwise_sum(fund, 0, k)
+    sums[4] = kernels.pairwise_sum(fees, 0, k)
+    sums[5] = kernels.pairwise_sum(collateral_loss, 0, k)
+    return acc.shape[0]
 
 
 @njit(cache=True, error_model="numpy")

@@ -107,6 +107,9 @@ class Monitor:
         self.reopen: list[Violation] = []
         self._scratch = np.zeros(tb.n)  # per account, for closed_out (left at zero)
         self._slack = np.array([1 + _REL, 1e-12])  # an account may close room x [0] + [1] BTC
+        self._found = np.zeros((4, 3))  # per account flagged in a step (at most 3): account, closed, room, held
+        self._dnet = np.zeros(len(vb.rules))  # ledger_pass's outputs: net position drift per venue (BTC)
+        self._sums = np.zeros(6)  # and its sums (see ledger_pass)
         self.money: tuple[float, float, int] | None = None  # worst drift, its tolerance, first step over it
         self.positions: tuple[float, float, int] | None = None
         self._pass(0)
@@ -131,22 +134,23 @@ class Monitor:
         ``np.sum``'s (the large ones here, the venues' in the kernel in its order); the net
         positions and the positions' tolerance are summed in the kernel's own order (see
         ``ledger_pass``)."""
-        model, tb, vb, led, events = self.model, self.model.tb, self.model.vb, self.ledger, self.model.events
-        dnet, (abs_size, abs_hedge, worst, fund, fees, collateral_loss), accounts, closed, room, held = \
-            kernels_passes.ledger_pass(
-                events.ints, events.floats, events.starts, events.n, self.parts, self.forced, self.closed,
-                self._scratch, self._slack, 3, tb.size, tb.hedge, tb.venue, model.market.opened, self.size,
-                self.opened, led.net0, model.market.spot, vb.fund, vb.fees, vb.collateral_loss, vb.tier_floor,
-                vb.tier_rate, vb.tier_lev, vb.margin_mult, vb.is_spot, self.margin, self.margin_step, step,
-                1.0 + _REL)
-        for a, c, r, h in zip(accounts.tolist(), closed.tolist(), room.tolist(), held.tolist()):
+        model, tb, vb, led, events, dnet, sums, found = (self.model, self.model.tb, self.model.vb, self.ledger,
+                                                         self.model.events, self._dnet, self._sums, self._found)
+        flagged = kernels_passes.ledger_pass(
+            events.ints, events.floats, events.starts, events.n, self.parts, self.forced, self.closed, self._scratch,
+            self._slack, found, tb.size, tb.hedge, tb.venue, model.market.opened, self.size, self.opened, led.net0,
+            model.market.spot, vb.fund, vb.fees, vb.collateral_loss, vb.tier_floor, vb.tier_rate, vb.tier_lev,
+            vb.margin_mult, vb.is_spot, self.margin, self.margin_step, step, 1.0 + _REL, dnet, sums)
+        for a, c, r, h in found[:, :flagged].T.tolist():
+            a = int(a)
             self.reopen.append(Violation(
                 "liquidated_only_after_reopening", vb.names[tb.venue[a]],
                 f"account {a} closed out of {c:.6g} BTC in step {step} holding {h:.6g} and opening {r - h:.6g}",
                 c, r, "BTC"))
+        abs_size, abs_hedge, worst, fund, fees, collateral_loss = sums.tolist()
         money = float(tb.cash.sum() + tb.hedge_cash.sum() + fund + fees + collateral_loss)  # audit.money
         m = money - (float(tb.deposit.sum()) - led.deposit0)
-        return m - led.money0, led.rel_tol * led.gross, dnet, led.rel_tol * (abs_size + abs_hedge + 1.0), float(worst)
+        return m - led.money0, led.rel_tol * led.gross, dnet.copy(), led.rel_tol * (abs_size + abs_hedge + 1.0), worst
 
     def finish(self, values: dict[str, float], definitions) -> pd.DataFrame:
         """The run's violations (:data:`COLUMNS`), given its metric values and definitions."""
