@@ -300,3 +300,42 @@ def test_closed_out_is_the_numpy_statements():
                                       closed_venue, size_start, opened, opened_start, scratch,
                                       np.array([1 + 1e-9, 1e-12]), 3)
     assert all(len(a) == 0 for a in again) and np.array_equal(closed_venue, expect_venue)  # nothing new
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 8, 11, 12, 13, 20_023, 20_024, 20_027])
+def test_ledger_pass_sums_in_its_documented_order(n):
+    """The invariants pass adds the net positions in 8 interleaved per-venue sums (row i into
+    sum i % 8) and |size|, |hedge| and hedge in 4 (row i into sum i % 4, the rows past the
+    last multiple of 4 into the first), each in row order, combined as a tree: bit for bit
+    (the order the check has always used, so a drift it reports is the same number)."""
+    rng = np.random.default_rng(n)
+    k, spot = 11, 4
+    size, hedge = (rng.standard_normal(n) * (rng.random(n) < 0.9) for _ in range(2))  # sums that an order changes
+    venue = rng.integers(0, k, n).astype(np.int16)
+    opened, net0 = rng.random(n), rng.normal(size=k)
+    size_copy, opened_copy, dnet, sums = np.empty(n), np.empty(n), np.empty(k), np.empty(6)
+    log = EventLog()
+    kernels_passes.ledger_pass(
+        log.ints, log.floats, log.starts, log.n, np.zeros(1, np.int64), np.ones(len(EVENT_KINDS), bool), np.zeros(k),
+        np.zeros(n), np.array([1.0, 0.0]), np.empty((4, 3)), size, hedge, venue, opened, size_copy, opened_copy, net0,
+        spot, np.zeros(k), np.zeros(k), np.zeros(k), np.zeros((k, 1)), np.zeros((k, 1)), np.ones((k, 1)), np.ones(k),
+        np.zeros(k, bool), np.zeros(k), np.full(k, -1), 0, 2.0, dnet, sums)
+
+    def in_order(x):  # a running sum from 0.0, row by row
+        return float(np.cumsum(np.concatenate([[0.0], x]))[-1])
+
+    def quarters(x):
+        end4 = n - n % 4
+        parts = [in_order(np.concatenate([x[lane:end4:4], x[end4:] if lane == 0 else []])) for lane in range(4)]
+        return (parts[0] + parts[1]) + (parts[2] + parts[3])
+
+    lanes = [np.bincount(venue[lane::8], weights=size[lane::8], minlength=k) for lane in range(8)]
+    net = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    net[spot] += quarters(hedge)
+    expect = net - net0
+    assert np.array_equal(dnet.view(np.int64), expect.view(np.int64))
+    assert sums[0] == quarters(np.abs(size)) and sums[1] == quarters(np.abs(hedge))
+    assert sums[2] == np.abs(expect).max()
+    assert np.array_equal(size_copy, size) and np.array_equal(opened_copy, opened)
+    if n > 20_000:  # another order gives other bits
+        assert sums[0] != in_order(np.abs(size)) and sums[1] != np.abs(hedge).sum()
