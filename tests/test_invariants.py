@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -16,12 +17,14 @@ from click.testing import CliRunner
 import policylab
 from policylab import metrics
 from policylab.cli import cli
+from policylab.engine.liquidation import EventLog
 from policylab.experiments import invariants
 from policylab.experiments.compare import compare
 from policylab.experiments.run import run
 from policylab.inputs.rulesets import builtin_rule_sets, load_rules
 from policylab.inputs.scenario import load_scenario
 from policylab.model import MarketModel
+from policylab.names import EVENT_KINDS
 
 ROOT = os.path.dirname(os.path.dirname(policylab.__file__))
 SCENARIOS = sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(ROOT, "policylab", "scenarios", "*.yaml")))
@@ -140,6 +143,63 @@ def test_liquidating_a_flat_account_again_without_reopening_is_reported(flash):
     assert only(v, "liquidated_within_open_interest").empty  # within the venue's total: only the account is flagged
 
 
+class ReopenOracle:
+    """``liquidated_only_after_reopening`` as NumPy statements: every account's size and
+    opened position copied after every step, the new events read with EventLog.parts_since,
+    each account's closes added with np.bincount (what Monitor did before its compiled pass)."""
+
+    def __init__(self, m):
+        self.m, self.found, self.closed = m, [], np.zeros(len(m.vb.rules))
+        self.size, self.opened, self.parts = m.tb.size.copy(), m.market.opened.copy(), int(m.events.n[1])
+
+    def room(self, i: int) -> float:
+        """What account ``i`` may close in the step just run (BTC)."""
+        return abs(self.size[i]) + (self.m.market.opened[i] - self.opened[i])
+
+    def observe(self) -> None:
+        m = self.m
+        if m.events.n[1] > self.parts:
+            idx, size, lens, kinds = m.events.parts_since(self.parts)
+            self.parts = int(m.events.n[1])
+            forced = np.repeat(np.isin(kinds, [EVENT_KINDS.index(k) for k in invariants.FORCED_KINDS]), lens)
+            np.add.at(self.closed, m.tb.venue[idx[forced]], np.abs(size[forced]))
+            acc, inv = np.unique(idx, return_inverse=True)
+            closed = np.bincount(inv, weights=np.abs(size))
+            room = np.abs(self.size[acc]) + (m.market.opened[acc] - self.opened[acc])
+            for j in np.flatnonzero(closed > room * (1 + 1e-9) + 1e-12)[:3]:
+                self.found.append((m.steps, int(acc[j]), closed[j], room[j], abs(self.size[acc[j]])))
+        self.size, self.opened = m.tb.size.copy(), m.market.opened.copy()
+
+
+def test_reopening_check_flags_what_copying_every_account_every_step_flags(flash):
+    """The compiled check (the event log read in place, the step's start kept by one pass)
+    flags exactly the accounts, steps and amounts the NumPy statements flag. After each of
+    the first twelve steps in which traders opened positions, two of them are logged as liquidated of just
+    over and just under what they held at the step's start plus what they opened in it: the
+    first must be flagged, the second not (a start taken at another step, or opened
+    positions not counted, would flag the second or miss the first)."""
+    m = MarketModel(flash, seed=0, traders=400)
+    monitor, oracle = invariants.Monitor(m), ReopenOracle(m)
+    over, under = [], []
+    while m.steps < m.scenario.steps:
+        m.step()
+        opening = np.flatnonzero(monitor.trader & (m.market.opened > oracle.opened) & (m.tb.size != 0)).tolist()
+        if len(over) < 12 and len(opening) >= 2:
+            over.append((m.steps, opening[0]))
+            under.append((m.steps, opening[1]))
+            _liquidate(m, opening[0], oracle.room(opening[0]) * (1 + 1e-6))
+            _liquidate(m, opening[1], oracle.room(opening[1]) * (1 - 1e-6))
+        monitor.observe()
+        oracle.observe()
+    got = [(int(re.search(r"in step (\d+) ", v.detail)[1]), int(re.search(r"account (\d+) ", v.detail)[1]), v.value,
+            v.limit, float(re.search(r"holding (\S+) ", v.detail)[1])) for v in monitor.reopen]
+    assert [g[:4] for g in got] == [f[:4] for f in oracle.found]  # bit for bit
+    assert all(f"{f[4]:.6g}" == f"{g[4]:.6g}" for f, g in zip(oracle.found, got))
+    flagged = {(f[0], f[1]) for f in oracle.found}
+    assert len(over) >= 5 and set(over) <= flagged and not set(under) & flagged
+    assert np.array_equal(monitor.closed, oracle.closed)
+
+
 def test_groups_that_do_not_add_up_are_reported(flash):
     m = MarketModel(flash, seed=0, traders=400)
     start = metrics.snapshot(m)
@@ -165,6 +225,13 @@ def test_money_or_positions_not_conserved_are_reported(flash, what, unit):
     assert list(found["unit"]) == [unit] and "from step 71 " in found.iloc[0]["detail"]
 
 
+def no_events(n: int) -> tuple:
+    """ledger_pass's arguments before the accounts' arrays: an empty event log (closed_out's)."""
+    log = EventLog()
+    return (log.ints, log.floats, log.starts, log.n, np.zeros(1, np.int64), np.ones(len(EVENT_KINDS), bool),
+            np.zeros(11), np.zeros(n), np.array([1.0, 0.0]))
+
+
 def test_the_checks_position_sums_differ_from_numpys_far_below_the_tolerance():
     """kernels_passes.ledger_pass adds the sizes (per venue, and absolute) and hedges in its
     own order, not np.bincount's or np.sum's: they differ by under 2.3e-16 x accounts x the
@@ -185,8 +252,9 @@ def test_the_checks_position_sums_differ_from_numpys_far_below_the_tolerance():
         net0 = rng.normal(size=k) * 1e3
         spot = int(rng.integers(k))
         money = [rng.normal(size=k) * 10.0 ** rng.integers(0, 9, k) for _ in range(3)]
-        dnet, sums = kernels_passes.ledger_pass(size, hedge, venue, opened, size_copy, opened_copy, net0, spot, *money,
-                                                *tiers)
+        dnet, sums, found = np.empty(k), np.empty(6), np.empty((4, 3))
+        assert kernels_passes.ledger_pass(*no_events(n), found, size, hedge, venue, opened, size_copy, opened_copy,
+                                          net0, spot, *money, *tiers, dnet, sums) == 0
         net = np.bincount(venue, weights=size, minlength=k)
         net[spot] += hedge.sum()
         bound = 2.3e-16 * n * (np.bincount(venue, weights=np.abs(size), minlength=k) + np.abs(hedge).sum())
@@ -197,8 +265,9 @@ def test_the_checks_position_sums_differ_from_numpys_far_below_the_tolerance():
         assert list(sums[3:]) == [m.sum() for m in money]  # bit for bit
         assert np.array_equal(size_copy, size) and np.array_equal(opened_copy, opened)
     net0[-1] = np.nan
-    assert np.isnan(kernels_passes.ledger_pass(size, hedge, venue, opened, size_copy, opened_copy, net0, 0, *money,
-                                               *tiers)[1][2])
+    kernels_passes.ledger_pass(*no_events(n), found, size, hedge, venue, opened, size_copy, opened_copy, net0, 0,
+                               *money, *tiers, dnet, sums)
+    assert np.isnan(sums[2])
     # the bound stays under the check's 1e-9 relative tolerance up to 4 million accounts (2.3e-16 x 4e6)
 
 

@@ -4,12 +4,15 @@ long positions are kept as sizes change (kernels.hold), within a few units in th
 
 import copy
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from policylab.engine import kernels, kernels_passes
+from policylab.engine.liquidation import EventLog
 from policylab.model import MarketModel
+from policylab.names import EVENT_KINDS
 
 
 @pytest.mark.parametrize("n", [*range(0, 300), 1000, 1024, 1031, 8192, 8200, 20023, 100_003])
@@ -185,7 +188,7 @@ def test_held_long_positions_are_the_exact_sums_and_leave_no_residue():
 
 
 def test_held_long_positions_follow_every_size_change(short_scenario):
-    from policylab.names import EVENT_KINDS, JURISDICTIONS
+    from policylab.names import JURISDICTIONS
 
     m = MarketModel(copy.deepcopy(short_scenario), seed=1)
     J = len(JURISDICTIONS)
@@ -262,25 +265,77 @@ def test_refill_is_the_numpy_statements():
 
 
 def test_closed_out_is_the_numpy_statements():
+    """closed_out reads the event log's new parts itself (as EventLog.parts_since returns them)."""
     rng = np.random.default_rng(7)
     n, k = 300, 5
     venue = rng.integers(0, k, n).astype(np.int16)
     size_start, opened_start = rng.standard_normal(n), rng.random(n)
     opened = opened_start + np.where(rng.random(n) < 0.5, 0.0, rng.random(n))
-    lens = rng.integers(1, 40, 6)
-    idx = rng.integers(0, n, lens.sum())
-    size = rng.standard_normal(lens.sum()) * 0.8
-    forced_part = rng.random(6) < 0.6
+    forced_kind = np.array([kind != "stop" for kind in EVENT_KINDS])
+    log = EventLog(capacity=8)  # grows as parts are added
+    tb = SimpleNamespace(venue=venue, cls=np.zeros(n, np.int8), juris=np.zeros(n, np.int8), weight=np.ones(n),
+                         lev_chosen=np.ones(n))
+    log.add(0, 0, "liquidation", tb, [1, 2], [0.5, 0.5], 1.0)  # an earlier step's part, already checked
+    parts = log.n[1:].copy()
+    for p in range(6):
+        m = int(rng.integers(1, 40))
+        log.add(1, p, EVENT_KINDS[rng.integers(len(EVENT_KINDS))], tb, rng.integers(0, n, m),
+                rng.standard_normal(m) * 0.8, 1.0)
     closed_venue, expect_venue = np.zeros(k), np.zeros(k)
     scratch = np.zeros(n)
-    got = kernels_passes.closed_out(idx, size, lens, forced_part, venue, closed_venue, size_start, opened,
-                                    opened_start, scratch, np.array([1 + 1e-9, 1e-12]), 3)
-    forced = np.repeat(forced_part, lens)
+    got = kernels_passes.closed_out(log.ints, log.floats, log.starts, log.n, parts, forced_kind, venue, closed_venue,
+                                    size_start, opened, opened_start, scratch, np.array([1 + 1e-9, 1e-12]), 3)
+    idx, size, lens, kinds = log.parts_since(1)
+    assert parts[0] == log.n[1] == 7 and len(set(kinds)) > 1
+    forced = np.repeat(forced_kind[kinds], lens)
     np.add.at(expect_venue, venue[idx[forced]], np.abs(size)[forced])
     acc, inv = np.unique(idx, return_inverse=True)
     closed = np.bincount(inv, weights=np.abs(size))
     room = np.abs(size_start[acc]) + (opened[acc] - opened_start[acc])
     over = np.flatnonzero(closed > room * (1 + 1e-9) + 1e-12)[:3]
     assert len(over) == 3 and np.array_equal(closed_venue, expect_venue) and not scratch.any()
-    for a, b in zip(got, (acc[over], closed[over], room[over])):
+    for a, b in zip(got, (acc[over], closed[over], room[over], np.abs(size_start[acc[over]]))):
         assert np.array_equal(a, b)
+    again = kernels_passes.closed_out(log.ints, log.floats, log.starts, log.n, parts, forced_kind, venue,
+                                      closed_venue, size_start, opened, opened_start, scratch,
+                                      np.array([1 + 1e-9, 1e-12]), 3)
+    assert all(len(a) == 0 for a in again) and np.array_equal(closed_venue, expect_venue)  # nothing new
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 8, 11, 12, 13, 20_023, 20_024, 20_027])
+def test_ledger_pass_sums_in_its_documented_order(n):
+    """The invariants pass adds the net positions in 8 interleaved per-venue sums (row i into
+    sum i % 8) and |size|, |hedge| and hedge in 4 (row i into sum i % 4, the rows past the
+    last multiple of 4 into the first), each in row order, combined as a tree: bit for bit
+    (the order the check has always used, so a drift it reports is the same number)."""
+    rng = np.random.default_rng(n)
+    k, spot = 11, 4
+    size, hedge = (rng.standard_normal(n) * (rng.random(n) < 0.9) for _ in range(2))  # sums that an order changes
+    venue = rng.integers(0, k, n).astype(np.int16)
+    opened, net0 = rng.random(n), rng.normal(size=k)
+    size_copy, opened_copy, dnet, sums = np.empty(n), np.empty(n), np.empty(k), np.empty(6)
+    log = EventLog()
+    kernels_passes.ledger_pass(
+        log.ints, log.floats, log.starts, log.n, np.zeros(1, np.int64), np.ones(len(EVENT_KINDS), bool), np.zeros(k),
+        np.zeros(n), np.array([1.0, 0.0]), np.empty((4, 3)), size, hedge, venue, opened, size_copy, opened_copy, net0,
+        spot, np.zeros(k), np.zeros(k), np.zeros(k), np.zeros((k, 1)), np.zeros((k, 1)), np.ones((k, 1)), np.ones(k),
+        np.zeros(k, bool), np.zeros(k), np.full(k, -1), 0, 2.0, dnet, sums)
+
+    def in_order(x):  # a running sum from 0.0, row by row
+        return float(np.cumsum(np.concatenate([[0.0], x]))[-1])
+
+    def quarters(x):
+        end4 = n - n % 4
+        parts = [in_order(np.concatenate([x[lane:end4:4], x[end4:] if lane == 0 else []])) for lane in range(4)]
+        return (parts[0] + parts[1]) + (parts[2] + parts[3])
+
+    lanes = [np.bincount(venue[lane::8], weights=size[lane::8], minlength=k) for lane in range(8)]
+    net = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    net[spot] += quarters(hedge)
+    expect = net - net0
+    assert np.array_equal(dnet.view(np.int64), expect.view(np.int64))
+    assert sums[0] == quarters(np.abs(size)) and sums[1] == quarters(np.abs(hedge))
+    assert sums[2] == np.abs(expect).max()
+    assert np.array_equal(size_copy, size) and np.array_equal(opened_copy, opened)
+    if n > 20_000:  # another order gives other bits
+        assert sums[0] != in_order(np.abs(size)) and sums[1] != np.abs(hedge).sum()

@@ -99,7 +99,7 @@ class Monitor:
         self.opened0 = model.market.opened.copy()
         self.size = tb.size.copy()  # at the start of the step being observed
         self.opened = self.opened0.copy()
-        self.parts = int(model.events.n[1])  # parts of the event log already checked
+        self.parts = model.events.n[1:].copy()  # parts of the event log already checked
         self.forced = np.isin(np.arange(len(EVENT_KINDS)), [EVENT_KINDS.index(k) for k in FORCED_KINDS])
         self.closed = np.zeros(len(vb.rules))  # forced closes per venue (BTC)
         self.margin = np.zeros(len(vb.rules))  # worst maintenance over unscaled initial margin per venue
@@ -107,25 +107,16 @@ class Monitor:
         self.reopen: list[Violation] = []
         self._scratch = np.zeros(tb.n)  # per account, for closed_out (left at zero)
         self._slack = np.array([1 + _REL, 1e-12])  # an account may close room x [0] + [1] BTC
+        self._found = np.zeros((4, 3))  # per account flagged in a step (at most 3): account, closed, room, held
+        self._dnet = np.zeros(len(vb.rules))  # ledger_pass's outputs: net position drift per venue (BTC)
+        self._sums = np.zeros(6)  # and its sums (see ledger_pass)
         self.money: tuple[float, float, int] | None = None  # worst drift, its tolerance, first step over it
         self.positions: tuple[float, float, int] | None = None
         self._pass(0)
 
     def observe(self) -> None:
         """Check the step just run."""
-        model, tb = self.model, self.model.tb
-        step = model.steps
-        if model.events.n[1] > self.parts:  # forced closes per venue; what each account closed against what it held and opened
-            idx, size, lengths, kinds = model.events.parts_since(self.parts)
-            self.parts = int(model.events.n[1])
-            accounts, closed, room = kernels_passes.closed_out(
-                idx, size, lengths, self.forced[kinds], tb.venue, self.closed, self.size, model.market.opened,
-                self.opened, self._scratch, self._slack, 3)
-            for a, c, r in zip(accounts.tolist(), closed.tolist(), room.tolist()):
-                self.reopen.append(Violation(
-                    "liquidated_only_after_reopening", model.vb.names[tb.venue[a]],
-                    f"account {a} closed out of {c:.6g} BTC in step {step} holding {abs(self.size[a]):.6g} "
-                    f"and opening {r - abs(self.size[a]):.6g}", c, r, "BTC"))
+        step = self.model.steps
         dm, tol, _, ptol, worst = self._pass(step)
         if abs(dm) > tol and (self.money is None or abs(dm) > abs(self.money[0])):
             self.money = (dm, tol, step if self.money is None else self.money[2])
@@ -133,21 +124,33 @@ class Monitor:
             self.positions = (worst, ptol, step if self.positions is None else self.positions[2])
 
     def _pass(self, step: int) -> tuple[float, float, np.ndarray, float, float]:
-        """One compiled call (``kernels_passes.ledger_pass``): each venue's worst maintenance
-        over unscaled initial margin so far and the first step above 1; ``Ledger.drift`` (money
-        drift USD, its tolerance, per-venue net position drift BTC, its tolerance) and the
-        largest net position drift; every account's size and opened position kept for the
-        next step's check. The money sums are ``np.sum``'s (the large ones here, the venues'
-        in the kernel in its order); the net positions and the positions' tolerance are
-        summed in the kernel's own order (see ``ledger_pass``)."""
-        model, tb, vb, led = self.model, self.model.tb, self.model.vb, self.ledger
-        dnet, (abs_size, abs_hedge, worst, fund, fees, collateral_loss) = kernels_passes.ledger_pass(
-            tb.size, tb.hedge, tb.venue, model.market.opened, self.size, self.opened, led.net0, model.market.spot,
-            vb.fund, vb.fees, vb.collateral_loss, vb.tier_floor, vb.tier_rate, vb.tier_lev, vb.margin_mult,
-            vb.is_spot, self.margin, self.margin_step, step, 1.0 + _REL)
+        """One compiled call (``kernels_passes.ledger_pass``): the event log's new parts
+        (forced closes per venue; what each account closed against what it held at the
+        step's start and opened during it, each over its room a ``liquidated_only_after_reopening``
+        violation); each venue's worst maintenance over unscaled initial margin so far and the
+        first step above 1; ``Ledger.drift`` (money drift USD, its tolerance, per-venue net
+        position drift BTC, its tolerance) and the largest net position drift; every
+        account's size and opened position kept for the next step's check. The money sums are
+        ``np.sum``'s (the large ones here, the venues' in the kernel in its order); the net
+        positions and the positions' tolerance are summed in the kernel's own order (see
+        ``ledger_pass``)."""
+        model, tb, vb, led, events, dnet, sums, found = (self.model, self.model.tb, self.model.vb, self.ledger,
+                                                         self.model.events, self._dnet, self._sums, self._found)
+        flagged = kernels_passes.ledger_pass(
+            events.ints, events.floats, events.starts, events.n, self.parts, self.forced, self.closed, self._scratch,
+            self._slack, found, tb.size, tb.hedge, tb.venue, model.market.opened, self.size, self.opened, led.net0,
+            model.market.spot, vb.fund, vb.fees, vb.collateral_loss, vb.tier_floor, vb.tier_rate, vb.tier_lev,
+            vb.margin_mult, vb.is_spot, self.margin, self.margin_step, step, 1.0 + _REL, dnet, sums)
+        for a, c, r, h in found[:, :flagged].T.tolist():
+            a = int(a)
+            self.reopen.append(Violation(
+                "liquidated_only_after_reopening", vb.names[tb.venue[a]],
+                f"account {a} closed out of {c:.6g} BTC in step {step} holding {h:.6g} and opening {r - h:.6g}",
+                c, r, "BTC"))
+        abs_size, abs_hedge, worst, fund, fees, collateral_loss = sums.tolist()
         money = float(tb.cash.sum() + tb.hedge_cash.sum() + fund + fees + collateral_loss)  # audit.money
         m = money - (float(tb.deposit.sum()) - led.deposit0)
-        return m - led.money0, led.rel_tol * led.gross, dnet, led.rel_tol * (abs_size + abs_hedge + 1.0), float(worst)
+        return m - led.money0, led.rel_tol * led.gross, dnet.copy(), led.rel_tol * (abs_size + abs_hedge + 1.0), worst
 
     def finish(self, values: dict[str, float], definitions) -> pd.DataFrame:
         """The run's violations (:data:`COLUMNS`), given its metric values and definitions."""
