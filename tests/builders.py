@@ -134,3 +134,13 @@ def build(venues, accounts, **kw) -> Sim:
 
 
 __all__ = ["QUIET", "Sim", "acct", "build", "venue"]
+
+
+def parts_since(log: EventLog, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The events of ``log``'s parts ``first`` onwards (a part: one ``EventLog.add``, one kind
+    in one round): (accounts, sizes, each part's length, each part's kind). The NumPy reading
+    of the log's layout that ``kernels_passes.closed_out`` does compiled: the tests' oracle."""
+    a, parts = (int(log.starts[first]) if first < log.n[1] else int(log.n[0])), int(log.n[1])
+    bounds = np.append(log.starts[first:parts], log.n[0])
+    return (log.ints[3, a:log.n[0]].copy(), log.floats[0, a:log.n[0]].copy(), np.diff(bounds),
+            log.ints[2, log.starts[first:parts]])

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import policylab
+from builders import parts_since
 from policylab import metrics
 from policylab.cli import cli
 from policylab.engine.liquidation import EventLog
@@ -145,7 +146,7 @@ def test_liquidating_a_flat_account_again_without_reopening_is_reported(flash):
 
 class ReopenOracle:
     """``liquidated_only_after_reopening`` as NumPy statements: every account's size and
-    opened position copied after every step, the new events read with EventLog.parts_since,
+    opened position copied after every step, the new events read with builders.parts_since,
     each account's closes added with np.bincount (what Monitor did before its compiled pass)."""
 
     def __init__(self, m):
@@ -159,7 +160,7 @@ class ReopenOracle:
     def observe(self) -> None:
         m = self.m
         if m.events.n[1] > self.parts:
-            idx, size, lens, kinds = m.events.parts_since(self.parts)
+            idx, size, lens, kinds = parts_since(m.events, self.parts)
             self.parts = int(m.events.n[1])
             forced = np.repeat(np.isin(kinds, [EVENT_KINDS.index(k) for k in invariants.FORCED_KINDS]), lens)
             np.add.at(self.closed, m.tb.venue[idx[forced]], np.abs(size[forced]))

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from builders import parts_since
 from policylab.engine import kernels
 from policylab.engine import kernels_cascade as kc
 from policylab.engine.book import TraderBook
@@ -25,7 +26,7 @@ def test_event_log_grows_and_gives_its_parts():
     tb.weight[:] = np.arange(6) + 1.5
     tb.lev_chosen[:] = np.arange(6) * 10.0
     log = EventLog(capacity=2)
-    assert all(len(v) == 0 for v in log.arrays().values()) and all(len(x) == 0 for x in log.parts_since(0))
+    assert all(len(v) == 0 for v in log.arrays().values()) and all(len(x) == 0 for x in parts_since(log, 0))
     log.add(3, 0, "liquidation", tb, np.array([4, 1]), np.array([0.5, -2.0]), np.array([100.0, 101.0]),
             np.array([7.0, 0.0]))
     log.add(3, 1, "stop", tb, np.array([], dtype=np.int64), np.zeros(0), 1.0)  # nothing: no part
@@ -42,14 +43,14 @@ def test_event_log_grows_and_gives_its_parts():
     np.testing.assert_array_equal(ev["lev_chosen"], [40.0, 10.0, 0.0, 20.0, 50.0])
     assert (ev["venue"].dtype, ev["cls"].dtype, ev["juris"].dtype, ev["account"].dtype) == \
         (tb.venue.dtype, tb.cls.dtype, tb.juris.dtype, np.int64)
-    idx, size, lengths, kinds = log.parts_since(0)  # two parts: the empty add made none
+    idx, size, lengths, kinds = parts_since(log, 0)  # two parts: the empty add made none
     np.testing.assert_array_equal(idx, [4, 1, 0, 2, 5])
     np.testing.assert_array_equal(size, [0.5, -2.0, 1.0, 2.0, 3.0])
     np.testing.assert_array_equal(lengths, [2, 3])
     np.testing.assert_array_equal(kinds, [EVENT_KINDS.index("liquidation"), EVENT_KINDS.index("adl_counterparty")])
-    idx, size, lengths, kinds = log.parts_since(1)
+    idx, size, lengths, kinds = parts_since(log, 1)
     assert idx.tolist() == [0, 2, 5] and size.tolist() == [1.0, 2.0, 3.0] and lengths.tolist() == [3]
-    assert [len(x) for x in log.parts_since(2)] == [0, 0, 0, 0]
+    assert [len(x) for x in parts_since(log, 2)] == [0, 0, 0, 0]
 
 
 def _state(m) -> dict:

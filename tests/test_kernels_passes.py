@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from builders import parts_since
 from policylab.engine import kernels, kernels_passes
 from policylab.engine.liquidation import EventLog
 from policylab.model import MarketModel
@@ -265,7 +266,7 @@ def test_refill_is_the_numpy_statements():
 
 
 def test_closed_out_is_the_numpy_statements():
-    """closed_out reads the event log's new parts itself (as EventLog.parts_since returns them)."""
+    """closed_out reads the event log's new parts itself (as builders.parts_since returns them)."""
     rng = np.random.default_rng(7)
     n, k = 300, 5
     venue = rng.integers(0, k, n).astype(np.int16)
@@ -285,7 +286,7 @@ def test_closed_out_is_the_numpy_statements():
     scratch = np.zeros(n)
     got = kernels_passes.closed_out(log.ints, log.floats, log.starts, log.n, parts, forced_kind, venue, closed_venue,
                                     size_start, opened, opened_start, scratch, np.array([1 + 1e-9, 1e-12]), 3)
-    idx, size, lens, kinds = log.parts_since(1)
+    idx, size, lens, kinds = parts_since(log, 1)
     assert parts[0] == log.n[1] == 7 and len(set(kinds)) > 1
     forced = np.repeat(forced_kind[kinds], lens)
     np.add.at(expect_venue, venue[idx[forced]], np.abs(size)[forced])

@@ -98,14 +98,6 @@ class EventLog:
         out.update({name: self.floats[j, :n].copy() for j, name in enumerate(self._FLOATS)})
         return out
 
-    def parts_since(self, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The events of parts ``first`` onwards (a part: one :meth:`add`, one kind in one
-        round): (accounts, sizes, each part's length, each part's kind)."""
-        a, parts = (int(self.starts[first]) if first < self.n[1] else int(self.n[0])), int(self.n[1])
-        bounds = np.append(self.starts[first:parts], self.n[0])
-        return (self.ints[3, a:self.n[0]].copy(), self.floats[0, a:self.n[0]].copy(), np.diff(bounds),
-                self.ints[2, self.starts[first:parts]])
-
 
 class LiquidationEngine:
     def __init__(self, market: Market, events: EventLog):
