@@ -245,3 +245,28 @@ def test_bad_input_is_rejected_before_running(scenario, tmp_path):
     with pytest.raises(InputError, match="not a folder"):
         policylab.compare([], scenario, 2, out=tmp_path / "file" / "out")
     assert not (tmp_path / "x").exists()
+
+
+def test_tagged_tables_equal_the_concatenation_of_the_runs_tables():
+    """The experiment's timeseries and events (compare._tagged, built column by column) are
+    the runs' tables concatenated with rule_set and seed in front: same values, dtypes, order."""
+    from policylab.experiments.compare import _tagged
+
+    def frame(n, shift):
+        return pd.DataFrame({"step": pd.Series(np.arange(n) + shift, dtype="int64"),
+                             "kind": pd.Series(["liquidation", "stop", "adl"] * n, dtype="str")[:n],
+                             "size_btc": pd.Series(np.linspace(-1, 1, n) * shift, dtype="float64"),
+                             "round": pd.Series(np.arange(n) % 3, dtype="int64"),
+                             "venue": pd.Series(["a", "b"] * n, dtype="str")[:n].reset_index(drop=True)})
+
+    frames = [("arm-a", 0, frame(4, 1)), ("arm-b", 7, frame(0, 2)), ("arm-a", 3, frame(5, 3))]
+    parts = []
+    for label, seed, df in frames:
+        df = df.copy()
+        df.insert(0, "seed", np.int64(seed))
+        df.insert(0, "rule_set", label)
+        parts.append(df)
+    expected = pd.concat(parts, ignore_index=True).astype({"rule_set": "str", "seed": "int64"})
+    got = _tagged(frames, [])
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert list(got.dtypes) == list(expected.dtypes) and list(got.columns) == list(expected.columns)
