@@ -270,3 +270,38 @@ def test_tagged_tables_equal_the_concatenation_of_the_runs_tables():
     got = _tagged(frames, [])
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
     assert list(got.dtypes) == list(expected.dtypes) and list(got.columns) == list(expected.columns)
+
+
+def test_summary_statistics_equal_those_of_each_metric_alone():
+    """stats.summarise computes an arm's metrics at once where no value is dropped; every
+    figure equals, bit for bit, the same statistic of the metric's own non-NaN values."""
+    from policylab.metrics import Metric
+
+    rng = np.random.default_rng(3)
+    defs = {f"m{i}": Metric(f"m{i}", "USD", "test metric", "lower_is_better") for i in range(5)}
+    rows = []
+    for arm in ("base", "a", "b"):
+        for seed in range(12):
+            v = rng.standard_normal(5) * 10.0 ** rng.integers(-3, 9, 5)
+            v[1] = np.nan if seed % 4 == 0 else v[1]  # some runs without a value
+            v[2] = np.inf if (arm, seed) == ("a", 5) else v[2]  # a difference inf - finite
+            v[4] = np.nan  # never defined
+            rows.append({"rule_set": arm, "seed": seed, **{f"m{i}": x for i, x in enumerate(v)}})
+    wide = pd.DataFrame(rows)
+    got = stats.summarise(wide, ["base", "a", "b"], "base", defs).set_index(["rule_set", "metric"])
+    base = wide[wide["rule_set"] == "base"].set_index("seed")
+    for arm in ("base", "a", "b"):
+        own = wide[wide["rule_set"] == arm].set_index("seed")
+        for name in defs:
+            x = own[name].to_numpy()
+            v = x[~np.isnan(x)]
+            a, b = own[name].to_numpy(), base[name].to_numpy()
+            pair = ~np.isnan(a) & ~np.isnan(b)
+            d = a[pair] - b[pair]
+            lo, hi = stats.mean_interval(d) if arm != "base" else (np.nan, np.nan)
+            expected = [len(v)] + [f(v) if len(v) else np.nan for f in (
+                np.mean, np.median, lambda y: np.percentile(y, 5), lambda y: np.percentile(y, 95))] + [
+                b[pair].mean() if pair.any() else np.nan, d.mean() if pair.any() else np.nan, lo, hi]
+            row = got.loc[(arm, name), ["n", "mean", "median", "p05", "p95", "baseline", "diff_mean", "diff_lo",
+                                        "diff_hi"]].to_numpy(dtype=float)
+            assert np.array_equal(row, np.array(expected, dtype=float), equal_nan=True), (arm, name)
