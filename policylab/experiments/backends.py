@@ -234,6 +234,12 @@ class Processes(Executor):
         self.pool = ProcessPoolExecutor(workers, mp_context=_server(), initializer=_die_with,
                                         initargs=(os.getpid(),))
 
+    def close(self, abandon=False):
+        if abandon:
+            for p in list((getattr(self.pool, "_processes", None) or {}).values()):
+                p.kill()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
 
 def _server() -> multiprocessing.context.BaseContext:
     """The context local workers are forked from: a server that has imported policylab."""
@@ -250,12 +256,6 @@ def prestart(workers: int | None, scheduler: str | None, runs: int, name: str | 
         return
     _server()
     forkserver.ensure_running()
-
-    def close(self, abandon=False):
-        if abandon:
-            for p in list((getattr(self.pool, "_processes", None) or {}).values()):
-                p.kill()
-        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class Dask(Executor):
