@@ -272,6 +272,7 @@ def test_tagged_tables_equal_the_concatenation_of_the_runs_tables():
     assert list(got.dtypes) == list(expected.dtypes) and list(got.columns) == list(expected.columns)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 def test_summary_statistics_equal_those_of_each_metric_alone():
     """stats.summarise computes an arm's metrics at once where no value is dropped; every
     figure equals, bit for bit, the same statistic of the metric's own non-NaN values."""
