@@ -245,3 +245,64 @@ def test_bad_input_is_rejected_before_running(scenario, tmp_path):
     with pytest.raises(InputError, match="not a folder"):
         policylab.compare([], scenario, 2, out=tmp_path / "file" / "out")
     assert not (tmp_path / "x").exists()
+
+
+def test_tagged_tables_equal_the_concatenation_of_the_runs_tables():
+    """The experiment's timeseries and events (compare._tagged, built column by column) are
+    the runs' tables concatenated with rule_set and seed in front: same values, dtypes, order."""
+    from policylab.experiments.compare import _tagged
+
+    def frame(n, shift):
+        return pd.DataFrame({"step": pd.Series(np.arange(n) + shift, dtype="int64"),
+                             "kind": pd.Series(["liquidation", "stop", "adl"] * n, dtype="str")[:n],
+                             "size_btc": pd.Series(np.linspace(-1, 1, n) * shift, dtype="float64"),
+                             "round": pd.Series(np.arange(n) % 3, dtype="int64"),
+                             "venue": pd.Series(["a", "b"] * n, dtype="str")[:n].reset_index(drop=True)})
+
+    frames = [("arm-a", 0, frame(4, 1)), ("arm-b", 7, frame(0, 2)), ("arm-a", 3, frame(5, 3))]
+    parts = []
+    for label, seed, df in frames:
+        df = df.copy()
+        df.insert(0, "seed", np.int64(seed))
+        df.insert(0, "rule_set", label)
+        parts.append(df)
+    expected = pd.concat(parts, ignore_index=True).astype({"rule_set": "str", "seed": "int64"})
+    got = _tagged(frames, [])
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert list(got.dtypes) == list(expected.dtypes) and list(got.columns) == list(expected.columns)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_summary_statistics_equal_those_of_each_metric_alone():
+    """stats.summarise computes an arm's metrics at once where no value is dropped; every
+    figure equals, bit for bit, the same statistic of the metric's own non-NaN values."""
+    from policylab.metrics import Metric
+
+    rng = np.random.default_rng(3)
+    defs = {f"m{i}": Metric(f"m{i}", "USD", "test metric", "lower_is_better") for i in range(5)}
+    rows = []
+    for arm in ("base", "a", "b"):
+        for seed in range(12):
+            v = rng.standard_normal(5) * 10.0 ** rng.integers(-3, 9, 5)
+            v[1] = np.nan if seed % 4 == 0 else v[1]  # some runs without a value
+            v[2] = np.inf if (arm, seed) == ("a", 5) else v[2]  # a difference inf - finite
+            v[4] = np.nan  # never defined
+            rows.append({"rule_set": arm, "seed": seed, **{f"m{i}": x for i, x in enumerate(v)}})
+    wide = pd.DataFrame(rows)
+    got = stats.summarise(wide, ["base", "a", "b"], "base", defs).set_index(["rule_set", "metric"])
+    base = wide[wide["rule_set"] == "base"].set_index("seed")
+    for arm in ("base", "a", "b"):
+        own = wide[wide["rule_set"] == arm].set_index("seed")
+        for name in defs:
+            x = own[name].to_numpy()
+            v = x[~np.isnan(x)]
+            a, b = own[name].to_numpy(), base[name].to_numpy()
+            pair = ~np.isnan(a) & ~np.isnan(b)
+            d = a[pair] - b[pair]
+            lo, hi = stats.mean_interval(d) if arm != "base" else (np.nan, np.nan)
+            expected = [len(v)] + [f(v) if len(v) else np.nan for f in (
+                np.mean, np.median, lambda y: np.percentile(y, 5), lambda y: np.percentile(y, 95))] + [
+                b[pair].mean() if pair.any() else np.nan, d.mean() if pair.any() else np.nan, lo, hi]
+            row = got.loc[(arm, name), ["n", "mean", "median", "p05", "p95", "baseline", "diff_mean", "diff_lo",
+                                        "diff_hi"]].to_numpy(dtype=float)
+            assert np.array_equal(row, np.array(expected, dtype=float), equal_nan=True), (arm, name)

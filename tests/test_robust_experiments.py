@@ -338,3 +338,31 @@ def test_a_script_needs_the_main_guard_for_worker_processes(flash_path, tmp_path
         assert res.returncode == 1 and "complete" not in res.stdout
         assert f'RuntimeError: {script}:3: experiments on worker processes need the script\'s code under ' \
                f'`if __name__ == "__main__":`' in res.stderr
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_write_all_writes_every_file_or_none(tmp_path, threads):
+    """policylab.atomic.write_all, one write at a time or two at once: every file or none,
+    and no temporary file left behind when a write fails."""
+    from policylab.atomic import write_all
+
+    def slow(text):
+        def write(p):
+            time.sleep(0.05)
+            p.write_text(text)
+        return write
+
+    def broken(p):
+        p.write_text("half")
+        raise OSError("disk full")
+
+    names = ["a.txt", "b.txt", "c.txt"]
+    assert write_all([(tmp_path / n, slow(n)) for n in names], threads=threads) == [tmp_path / n for n in names]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    assert all((tmp_path / n).read_text() == n for n in names)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    with pytest.raises(OSError, match="disk full"):
+        write_all([(fresh / "x.txt", slow("x")), (fresh / "y.txt", broken), (fresh / "z.txt", slow("z"))],
+                  threads=threads)
+    assert list(fresh.iterdir()) == []

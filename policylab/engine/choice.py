@@ -78,29 +78,36 @@ def settle(model) -> None:
         effective = np.where(equity > 0, notional / equity, np.inf)
     affected = denied[cur, col] | (allowed[cur, col] < wanted - 1e-12) | (factor[cur, col] != 1.0) \
         | (notional / tb.weight[traders] > limit[cur, col]) | (effective > rule_cap[cur, col] * (1 + 1e-12))
-    # utility of each venue for each account, under the rules and as it was before them
-    taste = prm.noise * -np.log(-np.log(model.choice_draw(traders, "gumbel", k)))
+    # utility of each venue for each affected account (columns ``a``; the others stay as they
+    # are whatever their utilities), under the rules and as it was before them
+    a = np.flatnonzero(affected)
+    acc = traders[a]
+    cur_a, col_a = cur[a], np.arange(len(a))
+    taste = prm.noise * -np.log(-np.log(model.choice_draw(acc, "gumbel", k)))
     kyc_venue = np.array([r.kyc_required for r in vb.rules])[:, None]
-    juris = tb.juris[traders]
-    draw = model.choice_draw(traders, "geo_evasion")
+    juris = tb.juris[acc]
+    draw = model.choice_draw(acc, "geo_evasion")
     leaks = np.vstack([apply_rules.reach(sc, r.name, juris, draw)[1] for r in vb.rules])
     home = np.array([[r.home == j for j in JURISDICTIONS] for r in vb.rules])[:, juris]
     extra = prm.domestic_trust * home - prm.evasion_friction * leaks
-    u = _utility(prm, vb.rules, allowed, wanted, tb.kyc[traders], cur, taste + extra)
-    u[denied | ~choosable[:, None]] = -np.inf
+    u = _utility(prm, vb.rules, allowed[:, a], wanted[a], tb.kyc[acc], cur_a, taste + extra)
+    u[denied[:, a] | ~choosable[:, None]] = -np.inf
     # revealed preference: each account's venue was its best choice before the rules, so
     # its taste for it is raised until it was; only what the rules change moves anyone
     before = {v.name: v for v in model.unruled.venues}
     vb0 = VenueBook([before.get(r.name, r) for r in vb.rules])
-    cap0 = np.vstack([initial_margin_leverage(vb0, np.full(len(traders), v), notional, tb.weight[traders])
+    cap0 = np.vstack([initial_margin_leverage(vb0, np.full(len(a), v), notional[a], tb.weight[acc])
                       for v in range(k)])
-    u0 = _utility(prm, vb0.rules, cap0, tb.leverage[traders], tb.kyc[traders], cur, taste + extra)
+    u0 = _utility(prm, vb0.rules, cap0, tb.leverage[acc], tb.kyc[acc], cur_a, taste + extra)
     u0[~choosable | ~np.array([r.name in before for r in vb.rules])] = -np.inf
-    u[cur, col] += np.maximum(u0.max(axis=0) - u0[cur, col], 0.0)
+    u[cur_a, col_a] += np.maximum(u0.max(axis=0) - u0[cur_a, col_a], 0.0)
     best = np.argmax(u, axis=0)
-    quits = affected & (u[best, col] < prm.quit_utility)
-    moves = affected & ~quits & (best != cur)
-    new_venue = np.where(moves, best, cur)
+    quits = np.zeros(len(traders), dtype=bool)
+    quits[a] = u[best, col_a] < prm.quit_utility
+    moves = np.zeros(len(traders), dtype=bool)
+    moves[a] = ~quits[a] & (best != cur_a)
+    new_venue = cur.copy()
+    new_venue[moves] = best[moves[a]]
     apply_rules.credit_accounts(model, traders[affected], cur[affected])
     # reposition affected accounts at the start price
     acc = traders[affected]

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from policylab import metrics
 from policylab.atomic import write_all
@@ -223,7 +224,7 @@ def _timeseries(model: MarketModel, start: metrics.Start) -> pd.DataFrame:
     cols = {
         "step": (steps, "int64"),
         "minute": (steps * model.scenario.step_minutes, "int64"),
-        "venue": (np.tile(model.vb.names, n + 1), _STR),
+        "venue": (_names(model.vb.names, np.tile(np.arange(k), n + 1)), _STR),
         "price_usd": (price, "float64"),
         "index_usd": (index, "float64"),
         "basis": (np.log(price / index), "float64"),
@@ -251,28 +252,32 @@ def _timeseries(model: MarketModel, start: metrics.Start) -> pd.DataFrame:
 def _events(model: MarketModel) -> pd.DataFrame:
     ev = metrics.event_arrays(model)
     step = ev["step"] + 1
-    names = np.array(model.vb.names, dtype=object)
     own = np.isin(ev["cls"], VENUE_CLASSES)  # a venue's own row: no residence, no chosen leverage
     cols = {
         "step": (step, "int64"),
         "minute": (step * model.scenario.step_minutes, "int64"),
         "round": (ev["round"], "int64"),
-        "kind": (np.array(EVENT_KINDS, dtype=object)[ev["kind"]], _STR),
-        "venue": (names[ev["venue"]], _STR),
-        "trader_class": (np.array(CLASSES, dtype=object)[ev["cls"]], _STR),
-        "side": (np.where(ev["size"] > 0, "long", "short").astype(object), _STR),
+        "kind": (_names(EVENT_KINDS, ev["kind"]), _STR),
+        "venue": (_names(model.vb.names, ev["venue"]), _STR),
+        "trader_class": (_names(CLASSES, ev["cls"]), _STR),
+        "side": (_names(("long", "short"), np.where(ev["size"] > 0, 0, 1)), _STR),
         "account": (ev["account"], "int64"),
         "size_btc": (ev["size"], "float64"),
         "notional_usd": (ev["notional"], "float64"),
         "price_usd": (ev["price"], "float64"),
         "accounts": (ev["weight"], "float64"),
         "deficit_usd": (ev["deficit"], "float64"),
-        "jurisdiction": (np.where(own, "none", np.array(JURISDICTIONS, dtype=object)[ev["juris"]]).astype(object),
-                         _STR),
+        "jurisdiction": (_names((*JURISDICTIONS, "none"), np.where(own, len(JURISDICTIONS), ev["juris"])), _STR),
         "leverage_chosen": (np.where(own, np.nan, ev["lev_chosen"]), "float64"),
     }
     assert list(cols) == list(COLUMNS["events"])
     return pd.DataFrame({c: pd.Series(v, dtype=t) for c, (v, t) in cols.items()})
+
+
+def _names(names, codes: np.ndarray) -> pd.arrays.ArrowStringArray:
+    """``names[codes]`` as a ``str`` array, built in Arrow (a ``str`` Series from Python
+    strings costs about 1 ms per 10,000 rows)."""
+    return pd.array(pa.array(list(names), type=pa.large_string()).take(np.asarray(codes)), dtype=_STR)
 
 
 def _column_docs() -> str:

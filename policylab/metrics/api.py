@@ -98,9 +98,14 @@ class Family:
         return tuple(v.name for v in scenario.venues if self.over == "venue" or not v.is_spot)
 
     def expand(self, scenario: Scenario | None) -> list[Metric]:
-        return [Metric(f"{self.stem}.{self.label}.{m}", self.unit, self.description.format(member=m), self.direction,
-                       self.nan)
-                for m in self.members(scenario)]
+        return list(_family_metrics(self, self.members(scenario)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _family_metrics(family: Family, members: tuple[str, ...]) -> tuple[Metric, ...]:
+    """A family's metrics for these members (built once: every run asks twice, Metric is frozen)."""
+    return tuple(Metric(f"{family.stem}.{family.label}.{m}", family.unit, family.description.format(member=m),
+                        family.direction, family.nan) for m in members)
 
 
 # ------------------------------------------------------------------------ the finished run

@@ -126,6 +126,9 @@ class KindGroup(Sequence):
     def __len__(self) -> int:
         return len(self.kinds())
 
+    def __iter__(self):
+        return iter(self.kinds())  # once, not once per item (Sequence's default indexes until IndexError)
+
     def __repr__(self) -> str:
         return f"KindGroup({self.name!r}: {', '.join(self.kinds())})"
 
