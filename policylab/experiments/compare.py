@@ -36,7 +36,6 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pandas.api.internals import create_dataframe_from_blocks
 
 from policylab import __version__
 from policylab.experiments import backends, folders
@@ -223,28 +222,19 @@ def _tagged(frames: list[tuple[str, int, pd.DataFrame]], columns: Sequence[str])
     if not frames:
         return _empty({"rule_set": "str", "seed": "int64",
                        **{c: _dtype(COLUMNS_UNITS[c]) for c in columns}})
-    # column by column, each copied once into its block of the result (a concat of the frames
-    # copied every block of every frame several times: seconds over a 300-run comparison)
+    # column by column, each copied once (a concat of the frames copied every block of every
+    # frame several times: seconds over a 300-run comparison); columns are not consolidated
     first = frames[0][2]
     lengths = np.array([len(df) for _, _, df in frames])
     labels = list(dict.fromkeys(label for label, _, _ in frames))
     codes = np.repeat(np.array([labels.index(label) for label, _, _ in frames]), lengths)
-    blocks = [(pd.array(pa.array(labels, type=pa.large_string()).take(codes), dtype="str"), np.array([0]))]
-    numeric: dict[np.dtype, list[tuple[int, list[np.ndarray]]]] = {
-        np.dtype("int64"): [(1, [np.full(n, seed, dtype="int64") for (_, seed, _), n in zip(frames, lengths)])]}
-    for i, c in enumerate(first.columns, start=2):
+    data = {"rule_set": pd.array(pa.array(labels, type=pa.large_string()).take(codes), dtype="str"),
+            "seed": np.repeat(np.array([seed for _, seed, _ in frames], dtype="int64"), lengths)}
+    for c in first.columns:
         parts = [df[c] for _, _, df in frames]
-        if isinstance(first[c].dtype, np.dtype):
-            numeric.setdefault(first[c].dtype, []).append((i, [p.to_numpy() for p in parts]))
-        else:
-            blocks.append((pd.concat(parts, ignore_index=True).array, np.array([i])))
-    for dtype, cols in numeric.items():
-        block = np.empty((len(cols), lengths.sum()), dtype=dtype)
-        for row, (_, parts) in zip(block, cols):
-            np.concatenate(parts, out=row)
-        blocks.append((block, np.array([i for i, _ in cols])))
-    return create_dataframe_from_blocks(blocks, pd.RangeIndex(lengths.sum()),
-                                        pd.Index(["rule_set", "seed", *first.columns]))
+        data[c] = (np.concatenate([p.to_numpy() for p in parts]) if isinstance(first[c].dtype, np.dtype)
+                   else pd.concat(parts, ignore_index=True).array)
+    return pd.DataFrame(data, copy=False)
 
 
 def tables(arms: Sequence[Arm], seeds: Sequence[int], outcomes: dict[tuple[str, int], Outcome],
