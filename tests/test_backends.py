@@ -105,3 +105,15 @@ def test_choosing_a_backend():
         choose(2, None, 4, "threads")
     with pytest.raises(InputError, match="--scheduler: none given"):
         choose(2, None, 4, "dask")
+
+
+def test_closing_local_processes_ends_their_workers():
+    """Processes.close shuts its pool down: the workers it started have exited when it returns."""
+    ex = BACKENDS["processes"](2)
+    pids = {ex.pool.submit(os.getpid).result(timeout=START_SECONDS) for _ in range(4)}
+    procs = list(ex.pool._processes.values())
+    assert pids and os.getpid() not in pids and procs
+    ex.close()
+    assert all(not p.is_alive() for p in procs)
+    with pytest.raises(RuntimeError):  # a shut-down pool takes no more work
+        ex.pool.submit(os.getpid)

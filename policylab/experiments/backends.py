@@ -231,31 +231,15 @@ class Processes(Executor):
         super().__init__(workers, scheduler)
         check_main_guarded()
         self.workers = workers
-        self.pool = ProcessPoolExecutor(workers, mp_context=_server(), initializer=_die_with,
-                                        initargs=(os.getpid(),))
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["policylab.experiments.backends"])
+        self.pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with, initargs=(os.getpid(),))
 
     def close(self, abandon=False):
         if abandon:
             for p in list((getattr(self.pool, "_processes", None) or {}).values()):
                 p.kill()
         self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _server() -> multiprocessing.context.BaseContext:
-    """The context local workers are forked from: a server that has imported policylab."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["policylab.experiments.backends"])
-    return ctx
-
-
-def prestart(workers: int | None, scheduler: str | None, runs: int, name: str | None = None) -> None:
-    """Start the server local workers fork from now, if :func:`choose` will pick local
-    processes: it imports policylab (about 2 s) while this process loads the rule sets,
-    instead of after. Idle until the pool asks it for workers; it ends with this process."""
-    if scheduler or name not in (None, Processes.name) or (name is None and _workers(workers, runs) < 2):
-        return
-    _server()
-    forkserver.ensure_running()
 
 
 class Dask(Executor):
@@ -335,15 +319,9 @@ def choose(workers: int | None, scheduler: str | None, runs: int, name: str | No
     else local processes, or this process for one worker."""
     if name is not None and name not in BACKENDS:
         raise InputError(f"backend: got {name!r}; allowed: {', '.join(BACKENDS)}")
-    workers = _workers(workers, runs)
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(workers, max(runs, 1))
     if name is None:
         name = "dask" if scheduler else "processes" if workers > 1 else "in-process"
     return BACKENDS[name](workers, scheduler)
-
-
-def _workers(workers: int | None, runs: int) -> int:
-    """Worker processes for ``runs`` runs: ``workers`` (default: the cores this process may
-    use), at most one per run."""
-    if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(workers, max(runs, 1))

@@ -579,11 +579,6 @@ def compare(rules: Sequence[RuleSpec], scenario: str | Scenario, seeds: int | Se
         InputError: bad input (nothing is run).
         ExperimentFailed: every run failed (the message holds the first error).
     """
-    try:
-        runs = (1 + len(rules)) * len(check_seeds(seeds))
-    except InputError:
-        runs = 0  # reported below, after the rule sets
-    backends.prestart(workers, scheduler, runs, backend)  # workers' imports overlap the loading below
     sc = dataclasses.replace(scenario) if isinstance(scenario, Scenario) else load_scenario(scenario)
     arms: dict[str, Arm] = {}
     sources: dict[str, str] = {}
