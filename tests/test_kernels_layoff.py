@@ -1,9 +1,11 @@
 """The market makers' lay-off (policylab/engine/kernels_layoff.py, venue_agents.TakerPositions):
 the candidates the sorted positions and the change log give are the full scan's at every
-step of real runs; every size change is logged; the compiled lay-off does what the NumPy
-statements over every row do with the same draws."""
+step of real runs; every size change is logged; the draw by count picks uniform subsets;
+the compiled lay-off does what the NumPy statements over every row do with the same draws."""
 
 import copy
+import itertools
+
 import numpy as np
 import pytest
 
@@ -97,27 +99,62 @@ def test_every_size_change_is_logged(short_scenario):
     assert len(moved)
 
 
+def test_subsets_are_uniform_and_distinct():
+    rng = np.random.default_rng(0)
+    count = np.array([6, 0, 1, 40])
+    chosen = np.array([3, 0, 1, 40])
+    tally = {}
+    for _ in range(20_000):
+        t = rng.integers(0, kernels_layoff.highs(count, chosen))
+        ranks, off = kernels_layoff.subsets(count, chosen, t)
+        assert np.array_equal(off, [0, 3, 3, 4, 44])
+        assert np.array_equal(ranks[4:], np.arange(40)) and ranks[3] == 0
+        tally[tuple(ranks[:3])] = tally.get(tuple(ranks[:3]), 0) + 1
+    assert sorted(tally) == list(itertools.combinations(range(6), 3))  # ascending, distinct, all 20 subsets
+    expect = 20_000 / 20
+    chi2 = sum((c - expect) ** 2 / expect for c in tally.values())
+    assert chi2 < 43.8  # the chi-square's 99.9% quantile with 19 degrees of freedom
+
+
+def _floyd(count, chosen, t):
+    """Floyd's uniform subsets in plain Python: ``chosen[v]`` of ``count[v]`` per venue."""
+    out, b = [], 0
+    for c, k in zip(count, chosen):
+        picked = set()
+        for j in range(c - k, c):
+            x = int(t[b + j - (c - k)])
+            picked.add(j if x in picked else x)
+        b += k
+        out.append(sorted(picked))
+    return out
+
+
 def _lay_off_numpy(mm) -> None:
-    """The market makers' lay-off as NumPy statements over every row (before it was compiled)."""
+    """The market makers' lay-off as NumPy statements over every row: the scan's candidates,
+    drawn by count with the same draws (how many per venue, then Floyd's subsets of the
+    candidates as the sorted positions number them), closed through ``Market.transfer``."""
     m = mm.model
     hl = m.scenario.market.mm_layoff_half_life_minutes
     tb, vb = m.tb, m.vb
     price = m.market.prices()
     inv = np.where(mm.limited, tb.size[vb.mm_row], 0.0)
-    if not np.any(inv):
+    cand, room = _scan(mm, price)
+    if len(cand) == 0:
         return
-    want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))
     v = tb.venue
-    s = tb.size
-    on = mm.takers & (s != 0) & (s * inv[v] < 0) & (s * (price[v] - tb.entry) > 0)
-    cand = np.flatnonzero(on)
-    if len(cand) == 0:
-        return
-    room = np.bincount(v[cand], np.abs(s[cand]), minlength=len(inv))
+    count = np.bincount(v[cand], minlength=len(inv))
+    want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))
     share = np.divide(np.minimum(want, room), room, out=np.zeros(len(inv)), where=room > 0)
-    cand = cand[mm.stream.random(len(cand)) < share[v[cand]]]
-    if len(cand) == 0:
+    _, _, _, where = mm.positions.candidates(price, vb.mm_row, mm.limited, 0.0)  # how they are numbered
+    numbered = kernels_layoff.at_ranks(np.concatenate([np.arange(c) for c in count]),
+                                       np.concatenate([[0], np.cumsum(count)]), where)
+    chosen = mm.stream.binomial(count, share)
+    if not chosen.any():
         return
+    t = mm.stream.integers(0, np.concatenate([np.arange(c - k + 1, c + 1) for c, k in zip(count, chosen)]))
+    off = np.concatenate([[0], np.cumsum(count)])
+    cand = np.sort(np.concatenate([numbered[off[u] + np.array(r, dtype=np.int64)]
+                                   for u, r in enumerate(_floyd(count, chosen, t))]))
     dq = -tb.size[cand]
     px = price[v[cand]]
     book_dq = -np.bincount(v[cand], dq, minlength=len(inv))
@@ -170,3 +207,21 @@ def test_lay_off_without_inventory_draws_nothing(short_scenario):
     before = m.tb.size.copy()
     m.market_makers.lay_off()
     assert m.market_makers.stream.bit_generator.state == state and np.array_equal(m.tb.size, before)
+
+
+def test_lay_off_closes_each_candidate_with_the_share():
+    """By count, each candidate still closes with the venue's share: over many draws from one
+    state, how often each closes is within sampling error of it."""
+    rng = np.random.default_rng(7)
+    count = np.array([50, 0, 8])
+    share = np.array([0.1, 0.0, 0.6])
+    hits = [np.zeros(50), np.zeros(1), np.zeros(8)]
+    n = 20_000
+    for _ in range(n):
+        chosen = rng.binomial(count, share)
+        ranks, off = kernels_layoff.subsets(count, chosen, rng.integers(0, kernels_layoff.highs(count, chosen)))
+        for v in (0, 2):
+            hits[v][ranks[off[v]:off[v + 1]]] += 1
+    for v in (0, 2):
+        sd = np.sqrt(share[v] * (1 - share[v]) / n)
+        assert np.all(np.abs(hits[v] / n - share[v]) < 4.5 * sd), v

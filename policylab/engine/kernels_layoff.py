@@ -17,8 +17,9 @@ of its prefix; the row's current position is checked directly. The fresh rows ar
 in (:func:`merge`) once checking them has cost about as much as a merge.
 
 Cost per step: O(venues x log N + F) for N sorted positions and F fresh rows; a merge
-O(N + F log F). :func:`fill` closes the chosen candidates as ``Market.transfer`` would
-(it calls ``kernels.trade`` and ``kernels.count_opened``).
+O(N + F log F). Which candidates close is drawn by count (:func:`subsets`,
+:func:`at_ranks`), not with one number per candidate; :func:`fill` closes them as
+``Market.transfer`` would (it calls ``kernels.trade`` and ``kernels.count_opened``).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def candidates(rows, key, mag, inc, seg_lo, pos_of, log, taker, size, venue, ent
     its row ``mm_row`` where ``limited``; none where 0 or NaN). Returns (count, room, share,
     where): per venue how many, the BTC they hold, and the chance that each closes,
     min(want, room) / room with want = |inventory| x ``keep`` (0 without candidates); where
-    they are, for :func:`at_ranks`: (the sorted rows, lo, cut, stale_off, stale, fresh_off,
+    they are, for :func:`close`: (the sorted rows, lo, cut, stale_off, stale, fresh_off,
     fresh), the sorted prefix [lo, cut) they come from, its stale positions
     (``stale[stale_off[v]:stale_off[v + 1]]``, ascending) and the fresh rows in profit
     (``fresh[fresh_off[v]:fresh_off[v + 1]]``, in log order). Room is the prefix sum less
@@ -186,6 +187,34 @@ def candidates(rows, key, mag, inc, seg_lo, pos_of, log, taker, size, venue, ent
 
 
 @njit(cache=True, error_model="numpy")
+def subsets(count, chosen, t):
+    """Uniform random subsets by Floyd's algorithm: ``chosen[v]`` distinct ranks out of
+    0 .. ``count[v]`` - 1 per venue, from ``t``, the integers drawn uniformly in [0, j] for
+    j = count - chosen .. count - 1, venue after venue. Returns (ranks, off): venue ``v``'s
+    ranks ascending in ``ranks[off[v]:off[v + 1]]``."""
+    k = count.shape[0]
+    off = np.zeros(k + 1, dtype=np.int64)
+    for v in range(k):
+        off[v + 1] = off[v] + chosen[v]
+    ranks = np.empty(off[k], dtype=np.int64)
+    for v in range(k):
+        if chosen[v] == 0:
+            continue
+        picked = {np.int64(-1)}  # a typed set; -1 is no rank
+        b = off[v]
+        for j in range(count[v] - chosen[v], count[v]):
+            x = t[b + j - (count[v] - chosen[v])]
+            picked.add(np.int64(j) if x in picked else np.int64(x))
+        m = b
+        for x in picked:
+            if x >= 0:
+                ranks[m] = x
+                m += 1
+        ranks[b:m] = np.sort(ranks[b:m])
+    return ranks, off
+
+
+@njit(cache=True, error_model="numpy")
 def at_ranks(ranks, off, where):
     """The candidate rows at ``ranks`` (ascending per venue, ``ranks[off[v]:off[v + 1]]``)
     in the order a venue's candidates are numbered (after :func:`candidates`): the sorted
@@ -207,6 +236,34 @@ def at_ranks(ranks, off, where):
             else:
                 out[j] = fresh[fresh_off[v] + r - base]
     return out
+
+
+@njit(cache=True, error_model="numpy")
+def highs(count, chosen):
+    """The bounds (exclusive) of the integers :func:`subsets` needs: count - chosen + 1 ..
+    count per venue, venue after venue (empty when none is chosen)."""
+    n = 0
+    for v in range(count.shape[0]):
+        n += chosen[v]
+    out = np.empty(n, dtype=np.int64)
+    j = 0
+    for v in range(count.shape[0]):
+        for h in range(count[v] - chosen[v] + 1, count[v] + 1):
+            out[j] = h
+            j += 1
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def close(count, chosen, t, where, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume,
+          resident_volume):
+    """Close ``chosen[v]`` of each venue's ``count[v]`` candidates (``where``, from
+    :func:`candidates`), the subsets drawn from ``t`` (:func:`subsets`), with
+    :func:`fill`. Returns the rows closed, ascending."""
+    ranks, off = subsets(count, chosen, t)
+    closed = np.sort(at_ranks(ranks, off, where))
+    fill(closed, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume)
+    return closed
 
 
 @njit(cache=True, error_model="numpy")

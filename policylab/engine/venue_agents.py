@@ -83,9 +83,13 @@ class MarketMakers(mesa.Agent):
         """Lay off part of each derivatives book's inventory (``market.mm_layoff_half_life_minutes``):
         the market maker skews its quotes, which fills the take-profit orders of retail and
         professional traders in profit on the other side of its inventory, at the venue's
-        price: each such trader closes its whole position with the chance that lays off the
-        step's share in expectation (one uniform per candidate, in row order, from
-        ``stream``). Both sides close, so open interest falls: after a crash, shorts in profit
+        price: each such trader closes its whole position with the chance (share) that lays
+        off the step's part of the inventory in expectation, min(want, room) / room, want =
+        |inventory| x (1 - 0.5^(step / half-life)), room = the BTC the candidates hold. Drawn
+        by count: how many of a venue's candidates close ~ Binomial(candidates, share), then
+        which ones uniformly without replacement (the same law as one Bernoulli(share) per
+        candidate), from ``stream``: no draw when no book holds inventory or no trader is a
+        candidate. Both sides close, so open interest falls: after a crash, shorts in profit
         buy back the longs the books absorbed; the traders are then flat and come back as
         they trade again (slowly in a risk-off market)."""
         m = self.model
@@ -98,13 +102,13 @@ class MarketMakers(mesa.Agent):
         count, _, share, where = self.positions.candidates(price, vb.mm_row, self.limited, keep)
         if not count.any():
             return
-        cand = np.sort(kernels_layoff.at_ranks(np.concatenate([np.arange(c) for c in count]),
-                                               np.concatenate([[0], np.cumsum(count)]), where))
-        closed = cand[self.stream.random(len(cand)) < share[tb.venue[cand]]]
-        if len(closed) == 0:
+        chosen = self.stream.binomial(count, share)
+        bounds = kernels_layoff.highs(count, chosen)
+        if len(bounds) == 0:
             return
-        kernels_layoff.fill(closed, price, tb.venue, tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally,
-                            mkt.resident, mkt.traded, mkt.volume, mkt.resident_volume)
+        closed = kernels_layoff.close(count, chosen, self.stream.integers(0, bounds), where, price, tb.venue, tb.size,
+                                      tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally, mkt.resident, mkt.traded,
+                                      mkt.volume, mkt.resident_volume)
         m.engine.refresh(closed)
 
     def balance_sheet(self) -> np.ndarray:
