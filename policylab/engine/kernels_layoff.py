@@ -63,9 +63,11 @@ def merge(rows, seg, key, mag, f_rows, f_seg, f_key, f_mag, segments, pos_of, ch
     begins (length segments + 1)."""
     n = rows.shape[0]
     nf = f_rows.shape[0]
+    dead = np.zeros(n, dtype=np.bool_)  # the stale entries, by position
     for j in range(1, log[0] + 1):
         r = log[j]
         if pos_of[r] >= 0:
+            dead[pos_of[r]] = True
             pos_of[r] = -1
     o_rows = np.empty(n + nf, dtype=np.int64)
     o_seg = np.empty(n + nf, dtype=np.int64)
@@ -75,7 +77,7 @@ def merge(rows, seg, key, mag, f_rows, f_seg, f_key, f_mag, segments, pos_of, ch
     j = 0
     o = 0
     while i < n or j < nf:
-        if i < n and changed[rows[i]]:
+        if i < n and dead[i]:
             i += 1
             continue
         if j >= nf:
@@ -108,7 +110,8 @@ def merge(rows, seg, key, mag, f_rows, f_seg, f_key, f_mag, segments, pos_of, ch
 
 
 @njit(cache=True, error_model="numpy")
-def candidates(rows, key, mag, inc, seg_lo, pos_of, log, taker, size, venue, entry, price, mm_row, limited, keep):
+def candidates(rows, key, mag, inc, seg_lo, pos_of, log, slot_v, slot_q, slot_mag, seen, taker, size, venue, entry,
+               price, mm_row, limited, keep):
     """Each derivatives venue's lay-off candidates: the takers holding a position in profit
     at the venue's ``price`` on the other side of its book's inventory (BTC: the size of
     its row ``mm_row`` where ``limited``; none where 0 or NaN). Returns (count, room, share,
@@ -118,7 +121,11 @@ def candidates(rows, key, mag, inc, seg_lo, pos_of, log, taker, size, venue, ent
     fresh), the sorted prefix [lo, cut) they come from, its stale positions
     (``stale[stale_off[v]:stale_off[v + 1]]``, ascending) and the fresh rows in profit
     (``fresh[fresh_off[v]:fresh_off[v + 1]]``, in log order). Room is the prefix sum less
-    the stale entries plus the fresh positions: the scan's sum in another order."""
+    the stale entries plus the fresh positions: the scan's sum in another order. Per log
+    slot ``j`` (row ``log[j + 1]``) ``slot_v``, ``slot_q``, ``slot_mag`` keep the row's venue
+    (-1: not a taker), sorted position (``pos_of``) and sorted |size| (BTC), filled for the
+    slots from ``seen[0]`` on (then ``seen[0]`` = the log's count), so that checking a fresh
+    row reads only its current size and entry from the account arrays."""
     k = price.shape[0]
     inv = np.zeros(k)
     for v in range(k):
@@ -138,23 +145,32 @@ def candidates(rows, key, mag, inc, seg_lo, pos_of, log, taker, size, venue, ent
             cut[v] = p
             count[v] = p - a
             room[v] = inc[p - 1] if p > a else 0.0
+    for j in range(seen[0], log[0]):  # what the rows logged since the last call had when sorted in
+        r = log[j + 1]
+        q = pos_of[r]
+        slot_v[j] = venue[r] if taker[r] else -1
+        slot_q[j] = q
+        slot_mag[j] = mag[q] if q >= 0 else 0.0
+    seen[0] = log[0]
     n_stale = np.zeros(k + 1, dtype=np.int64)
     n_fresh = np.zeros(k + 1, dtype=np.int64)
-    for j in range(1, log[0] + 1):
-        r = log[j]
-        v = venue[r]
-        if not taker[r] or not (inv[v] < 0.0 or inv[v] > 0.0):
+    kind = np.zeros(log[0], dtype=np.int8)  # 1: a stale entry of the prefix, 2: in profit now
+    for j in range(log[0]):
+        v = slot_v[j]
+        if v < 0 or not (inv[v] < 0.0 or inv[v] > 0.0):
             continue
-        q = pos_of[r]
-        if lo[v] <= q < cut[v]:
+        if lo[v] <= slot_q[j] < cut[v]:
             count[v] -= 1
-            room[v] -= mag[q]
+            room[v] -= slot_mag[j]
             n_stale[v + 1] += 1
+            kind[j] = 1
+        r = log[j + 1]
         s = size[r]
         if s * inv[v] < 0.0 and s * (price[v] - entry[r]) > 0.0:
             count[v] += 1
             room[v] += abs(s)
             n_fresh[v + 1] += 1
+            kind[j] += 2
     share = np.zeros(k)
     for v in range(k):
         if count[v] == 0:
@@ -168,18 +184,15 @@ def candidates(rows, key, mag, inc, seg_lo, pos_of, log, taker, size, venue, ent
     fresh = np.empty(fresh_off[k], dtype=np.int64)
     n_stale[:] = stale_off
     n_fresh[:] = fresh_off
-    for j in range(1, log[0] + 1):
-        r = log[j]
-        v = venue[r]
-        if not taker[r] or not (inv[v] < 0.0 or inv[v] > 0.0):
+    for j in range(log[0]):
+        if kind[j] == 0:
             continue
-        q = pos_of[r]
-        if lo[v] <= q < cut[v]:
-            stale[n_stale[v]] = q
+        v = slot_v[j]
+        if kind[j] & 1:
+            stale[n_stale[v]] = slot_q[j]
             n_stale[v] += 1
-        s = size[r]
-        if s * inv[v] < 0.0 and s * (price[v] - entry[r]) > 0.0:
-            fresh[n_fresh[v]] = r
+        if kind[j] & 2:
+            fresh[n_fresh[v]] = log[j + 1]
             n_fresh[v] += 1
     for v in range(k):
         stale[stale_off[v]:stale_off[v + 1]] = np.sort(stale[stale_off[v]:stale_off[v + 1]])

@@ -141,6 +141,12 @@ class TakerPositions:
         self.inc = np.zeros(0)  # running sum of mag within each segment, inclusive (BTC)
         self.seg_lo = np.zeros(self.segments + 1, dtype=np.int64)
         self.checked = 0  # fresh rows checked since the last merge
+        # per log slot, the row's venue (-1: not a taker), sorted position and sorted |size| (BTC),
+        # filled up to seen[0] (see kernels_layoff.candidates)
+        self.slot_v = np.zeros(len(takers), dtype=np.int64)
+        self.slot_q = np.zeros(len(takers), dtype=np.int64)
+        self.slot_mag = np.zeros(len(takers))
+        self.seen = np.zeros(1, dtype=np.int64)
 
     def merge(self) -> None:
         """Sort the logged rows in and clear the log."""
@@ -152,6 +158,7 @@ class TakerPositions:
             self.rows, self.seg, self.key, self.mag, *(a[order] for a in f), self.segments, self.pos_of,
             mkt.changed, mkt.changes)
         self.checked = 0
+        self.seen[0] = 0
 
     def candidates(self, price: np.ndarray, mm_row: np.ndarray, limited: np.ndarray, keep: float) -> tuple:
         """``kernels_layoff.candidates``: per venue, the takers in profit at ``price`` on the
@@ -164,8 +171,8 @@ class TakerPositions:
             self.merge()
         tb = mkt.tb
         return kernels_layoff.candidates(self.rows, self.key, self.mag, self.inc, self.seg_lo, self.pos_of,
-                                         mkt.changes, self.takers, tb.size, tb.venue, tb.entry, price, mm_row,
-                                         limited, keep)
+                                         mkt.changes, self.slot_v, self.slot_q, self.slot_mag, self.seen,
+                                         self.takers, tb.size, tb.venue, tb.entry, price, mm_row, limited, keep)
 
 
 class Arbitrageurs(mesa.Agent):
