@@ -16,8 +16,8 @@ size change, and so every entry change, is logged by ``kernels.hold`` in
 of its prefix; the row's current position is checked directly. The fresh rows are sorted
 in (:func:`merge`) once checking them has cost about as much as a merge.
 
-Cost per step: O(venues x log N + F) for N sorted positions and F fresh rows; a merge
-O(N + F log F). Which candidates close is drawn by count (:func:`subsets`,
+Cost per step: O(venues x log N + F) for N sorted positions and F fresh rows (each
+check reads the row's current size and entry); a merge O(N + F log F). Which candidates close is drawn by count (:func:`subsets`,
 :func:`at_ranks`), not with one number per candidate; :func:`fill` closes them as
 ``Market.transfer`` would (it calls ``kernels.trade`` and ``kernels.count_opened``).
 """
@@ -175,9 +175,11 @@ def candidates(rows, key, mag, inc, seg_lo, pos_of, log, slot_v, slot_q, slot_ma
     for v in range(k):
         if count[v] == 0:
             room[v] = 0.0  # exactly: what the stale entries left of the prefix sum is rounding
-        else:
+        elif room[v] > 0.0:
             want = abs(inv[v]) * keep
             share[v] = min(want, room[v]) / room[v]
+        else:  # the candidates' positions are within rounding of nothing: all of them
+            share[v] = 1.0
     stale_off = np.cumsum(n_stale)
     fresh_off = np.cumsum(n_fresh)
     stale = np.empty(stale_off[k], dtype=np.int64)

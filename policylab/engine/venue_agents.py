@@ -126,10 +126,11 @@ class TakerPositions:
     the running sum of |size| (BTC) per segment. Invariant: every taker row holding a
     position is either sorted in with its current size and entry, or logged as changed in
     ``market.changed`` (then its sorted entry, if any, is stale). The log is sorted in once
-    the fresh rows checked since the last merge outnumber the sorted positions (each costs
-    about as much to check as a sorted position costs to merge): per step O(venues x
-    log N + fresh rows), a merge O(N + fresh x log fresh). Sizes or entries set other than
-    through the kernels must be followed by ``Market.count_longs``, which logs every row."""
+    the fresh rows checked since the last merge, summed over the steps, reach the number of
+    sorted positions N (checking a fresh row costs about what merging a sorted position
+    does): per step O(venues x log N + fresh rows), a merge O(N + fresh x log fresh). About
+    80 bytes per account. Sizes or entries set other than through the kernels must be
+    followed by ``Market.count_longs``, which logs every row."""
 
     def __init__(self, market, takers: np.ndarray, venues: int):
         self.market, self.takers, self.segments = market, takers, 2 * venues
