@@ -70,11 +70,13 @@ def _assert_same(a: dict, b: dict, where: str) -> None:
     assert a.keys() == b.keys()
     n, parts = a["events", "n"]
     used = {("events", "ints"): n, ("events", "floats"): n, ("events", "starts"): parts,
-            ("engine", "_changed"): a["engine", "_n_changed"][0]}
+            ("engine", "_changed"): a["engine", "_n_changed"][0], ("market", "changes"): a["market", "changes"][0] + 1}
     for key in a:
         x, y = a[key], b[key]
         if key in used:
             x, y = x[..., :used[key]], y[..., :used[key]]
+        if key == ("market", "changes"):  # the same rows logged as changed (the NumPy round changes them in another order)
+            x, y = np.concatenate([x[:1], np.sort(x[1:])]), np.concatenate([y[:1], np.sort(y[1:])])
         np.testing.assert_array_equal(x, y, err_msg=f"{where}: {key}")
 
 

@@ -1,6 +1,7 @@
 """The compiled per-step passes over every account (policylab/engine/kernels_passes.py) give
 bit for bit what the NumPy statements they replace gave; the recorded open interest, whose
-long positions are kept as sizes change (kernels.hold), within a few units in the last place."""
+long positions are kept as sizes change (kernels.hold), within a few units in the last place.
+The market makers' lay-off: tests/test_kernels_layoff.py."""
 
 import copy
 import math
@@ -28,80 +29,6 @@ def test_pairwise_sum_is_not_a_sequential_sum():
     rng = np.random.default_rng(0)
     a = rng.normal(0.0, 1.0, 1000) * rng.lognormal(0.0, 5.0, 1000)  # magnitudes far apart: order shows
     assert any(kernels.pairwise_sum(a, 0, n) != sum(a[:n].tolist()) for n in range(8, 1000))
-
-
-def _lay_off_numpy(mm) -> None:
-    """The market makers' lay-off as NumPy statements over every row (before it was compiled)."""
-    m = mm.model
-    hl = m.scenario.market.mm_layoff_half_life_minutes
-    tb, vb = m.tb, m.vb
-    price = m.market.prices()
-    inv = np.where(mm.limited, tb.size[vb.mm_row], 0.0)
-    if not np.any(inv):
-        return
-    want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))
-    v = tb.venue
-    s = tb.size
-    on = mm.takers & (s != 0) & (s * inv[v] < 0) & (s * (price[v] - tb.entry) > 0)
-    cand = np.flatnonzero(on)
-    if len(cand) == 0:
-        return
-    room = np.bincount(v[cand], np.abs(s[cand]), minlength=len(inv))
-    share = np.divide(np.minimum(want, room), room, out=np.zeros(len(inv)), where=room > 0)
-    cand = cand[mm.stream.random(len(cand)) < share[v[cand]]]
-    if len(cand) == 0:
-        return
-    dq = -tb.size[cand]
-    px = price[v[cand]]
-    book_dq = -np.bincount(v[cand], dq, minlength=len(inv))
-    books = np.flatnonzero(book_dq != 0)
-    m.market.transfer(np.concatenate([cand, vb.mm_row[books]]), np.concatenate([dq, book_dq[books]]),
-                      np.concatenate([px, price[books]]))
-    notional, mkt = np.abs(dq) * px, m.market  # the fills' volume and its attribution, per venue
-    for u in np.unique(v[cand]):
-        on = v[cand] == u
-        mkt.volume[u] += notional[on].sum()
-        kernels.attribute(cand[on], notional[on], int(u), False, mkt.resident, mkt.traded, mkt.forced_volume,
-                          mkt.resident_volume)
-    tb.stop[cand] = np.nan
-    m.engine.refresh(cand)
-
-
-def _with_inventory(short_scenario, half_life):
-    """A model whose books hold inventory against traders in profit on several venues."""
-    sc = copy.deepcopy(short_scenario)
-    sc.market.mm_layoff_half_life_minutes = half_life
-    m = MarketModel(sc, seed=3)
-    tb, vb = m.tb, m.vb
-    price = m.market.prices()
-    for v, side in ((0, 1.0), (2, -1.0), (3, 1.0)):
-        on = np.flatnonzero(tb.venue == v)
-        tb.entry[on] = price[v] * (1.0 - 0.05 * np.sign(tb.size[on]) * side)  # the other side in profit
-        tb.size[vb.mm_row[v]] += side * 0.2 * np.abs(tb.size[on]).sum()
-    return m
-
-
-@pytest.mark.parametrize("half_life", [1e-9, 5.0, 120.0])
-def test_lay_off_kernels_do_what_the_numpy_statements_did(short_scenario, half_life):
-    a, b = _with_inventory(short_scenario, half_life), _with_inventory(short_scenario, half_life)
-    for _ in range(3):
-        a.market_makers.lay_off()
-        _lay_off_numpy(b.market_makers)
-    assert np.any(np.isnan(a.tb.stop) & ~np.isnan(_with_inventory(short_scenario, half_life).tb.stop))  # some closed
-    for name in ("size", "entry", "cash", "stop", "liq_price"):
-        assert np.array_equal(getattr(a.tb, name), getattr(b.tb, name), equal_nan=True), name
-    for name in ("opened", "traded", "volume", "resident_volume"):
-        assert np.array_equal(getattr(a.market, name), getattr(b.market, name)), name
-    assert a.market_makers.stream.random() == b.market_makers.stream.random()  # the same draws taken
-
-
-def test_lay_off_without_inventory_draws_nothing(short_scenario):
-    m = MarketModel(copy.deepcopy(short_scenario), seed=3)
-    m.tb.size[m.vb.mm_row] = 0.0
-    state = m.market_makers.stream.bit_generator.state
-    before = m.tb.size.copy()
-    m.market_makers.lay_off()
-    assert m.market_makers.stream.bit_generator.state == state and np.array_equal(m.tb.size, before)
 
 
 def _assert_sum(got, exact, rel=1e-13):
@@ -145,7 +72,9 @@ def test_recording_is_the_numpy_statements(short_scenario):
 
 def _tally(size, venue, resident, k, jurisdictions):
     """``Market.tally`` for these accounts, its long positions counted from flat."""
-    tally = (np.zeros(size.shape[0]), venue, resident, np.zeros((3, jurisdictions + 1, k)))
+    n = size.shape[0]
+    tally = (np.zeros(n), venue, resident, np.zeros((3, jurisdictions + 1, k)), np.zeros(n, dtype=np.bool_),
+             np.zeros(n + 1, dtype=np.int64))
     kernels.hold(np.arange(size.shape[0]), np.zeros(size.shape[0]), size, tally)
     return tally
 

@@ -299,8 +299,9 @@ def attribute(idx, notional, v, forced, resident, traded, forced_volume, residen
 def count_opened(idx, before, size, tally):
     """Add to what accounts ``idx`` (unique) opened (BTC) since their sizes were ``before``:
     the new side's whole size after a flip, else the growth of the position; and keep the
-    long positions current (:func:`hold`). ``tally`` is ``Market.tally``: (opened per
-    account, venue per account, jurisdiction of residence per account, long positions)."""
+    long positions and the change log current (:func:`hold`). ``tally`` is ``Market.tally``:
+    (opened per account, venue per account, jurisdiction of residence per account, long
+    positions, changed flag per account, change log)."""
     opened = tally[0]
     for j in range(idx.shape[0]):
         i = idx[j]
@@ -344,11 +345,17 @@ def hold(idx, before, size, tally):
     many accounts hold a long position (``Market.count_longs`` counts them from flat). The
     long BTC is the sum plus its compensation: within a few units in the last place of
     the exact sum of the positions (Neumaier's bound; no drift over a run), and exactly 0
-    when no account is long."""
-    venue, resident, longs = tally[1], tally[2], tally[3]
+    when no account is long. Every account of ``idx`` not yet flagged in ``changed`` is
+    flagged and appended to ``log`` (its count in slot 0, then the rows; see
+    ``Market.changed``): every size change, hence every entry change, passes here."""
+    venue, resident, longs, changed, log = tally[1], tally[2], tally[3], tally[4], tally[5]
     total = longs.shape[1] - 1
     for j in range(idx.shape[0]):
         i = idx[j]
+        if not changed[i]:
+            changed[i] = True
+            log[0] += 1
+            log[log[0]] = i
         old = _long(before[j])
         new = _long(size[i])
         if old == new:

@@ -1,6 +1,6 @@
-"""Compiled per-step passes (Numba): the market makers' lay-off and the run's invariants
-check, over every account; the per-step recording, which reads the long positions that
-``kernels.hold`` keeps current as sizes change (no pass over the accounts).
+"""Compiled per-step passes (Numba): the run's invariants check, over every account; the
+per-step recording, which reads the long positions that ``kernels.hold`` keeps current as
+sizes change (no pass over the accounts).
 
 Each replaces a handful of NumPy calls and temporaries over all accounts by one call and
 one pass, with the same arithmetic. Where a sum feeds a result it keeps NumPy's order:
@@ -9,10 +9,9 @@ the same), ``np.sum`` adds pairwise (:func:`pairwise_sum` reproduces it bit for 
 recorded open interest is the exception: its long positions are compensated running sums
 in the order the sizes changed, within a few units in the last place of the exact sum.
 Arrays are the TraderBook/VenueBook ones, mutated in place where the docstring says so.
-Compiled code is cached on disk next to this file (``cache=True``). :func:`layoff_fill`
-calls ``kernels.trade`` and ``kernels.count_opened`` (what ``Market.transfer`` calls);
-Numba's cache checks only this file, so the engine clears the cache of every kernel
-module when any of them changes (``policylab.engine.clear_stale_kernel_cache``).
+Compiled code is cached on disk next to this file (``cache=True``); Numba's cache checks
+only this file, so the engine clears the cache of every kernel module when any of them
+changes (``policylab.engine.clear_stale_kernel_cache``).
 """
 
 from __future__ import annotations
@@ -21,112 +20,6 @@ import numpy as np
 from numba import njit
 
 from policylab.engine import kernels
-
-@njit(cache=True, error_model="numpy")
-def layoff_scan(taker, size, venue, entry, price, mm_row, limited, out):
-    """The market makers' lay-off candidates (venue_agents.MarketMakers.lay_off). Each
-    derivatives book's inventory ``inv`` (BTC, its row ``mm_row``; 0 where not ``limited``);
-    if any, the rows with ``taker`` set holding a position in profit at the venue's ``price``
-    on the other side of their book's inventory, ascending, written to the start of ``out``
-    (length >= rows), and the BTC they hold per venue (``room``), summed in row order.
-    Returns (how many, room, inv); none when no book holds inventory."""
-    k = price.shape[0]
-    inv = np.zeros(k)
-    held = False
-    for v in range(k):
-        if limited[v]:
-            inv[v] = size[mm_row[v]]
-            if inv[v] != 0.0:
-                held = True
-    room = np.zeros(k)
-    if not held:
-        return 0, room, inv
-    n = 0
-    for i in range(size.shape[0]):  # branch-free: about one in six rows is a candidate, unpredictably
-        s = size[i]
-        v = venue[i]
-        out[n] = i
-        n += taker[i] & (s * inv[v] < 0.0) & (s * (price[v] - entry[i]) > 0.0)
-    for j in range(n):
-        i = out[j]
-        room[venue[i]] += abs(size[i])
-    return n, room, inv
-
-
-@njit(cache=True, error_model="numpy")
-def layoff_fill(draw, cand, room, inv, keep, price, venue, size, entry, cash, stop, mm_row, tally, resident,
-                traded, volume, resident_volume):
-    """Close the lay-off's chosen candidates against their books (after :func:`layoff_scan`):
-    candidate ``cand[j]`` closes its whole position at its venue's price when ``draw[j]``
-    (uniform) is under its venue's share min(want, room) / room, want = |inv| x ``keep``. As
-    ``Market.transfer`` would (the traders' and books' sizes, cash, entries and ``tally``),
-    with the fills counted as voluntary volume (per venue as ``np.sum`` adds it) and
-    attributed as ``kernels.attribute`` does (per account and jurisdiction of residence); the chosen rows' stops are cleared. Returns the rows
-    that closed, ascending (for ``LiquidationEngine.refresh``)."""
-    k = price.shape[0]
-    share = np.zeros(k)
-    for v in range(k):
-        if room[v] > 0.0:
-            want = abs(inv[v]) * keep
-            share[v] = (want if (want <= room[v] or want != want) else room[v]) / room[v]  # np.minimum
-    m = 0
-    chosen = np.empty(draw.shape[0], dtype=np.int64)
-    for j in range(draw.shape[0]):
-        chosen[m] = cand[j]
-        m += draw[j] < share[venue[cand[j]]]
-    chosen = chosen[:m]
-    if m == 0:
-        return chosen
-    book_dq = np.zeros(k)
-    dq = np.empty(m)
-    px = np.empty(m)
-    for j in range(m):
-        v = venue[chosen[j]]
-        dq[j] = -size[chosen[j]]
-        px[j] = price[v]
-        book_dq[v] += dq[j]
-    books = 0
-    for v in range(k):
-        book_dq[v] = -book_dq[v]
-        books += book_dq[v] != 0.0
-    rows = np.empty(m + books, dtype=np.int64)
-    rdq = np.empty(m + books)
-    rpx = np.empty(m + books)
-    rows[:m] = chosen
-    rdq[:m] = dq
-    rpx[:m] = px
-    b = m
-    for v in range(k):
-        if book_dq[v] != 0.0:
-            rows[b] = mm_row[v]
-            rdq[b] = book_dq[v]
-            rpx[b] = price[v]
-            b += 1
-    before = np.empty(m + books)
-    for j in range(m + books):
-        before[j] = size[rows[j]]
-    kernels.trade(rows, rdq, rpx, size, entry, cash)
-    kernels.count_opened(rows, before, size, tally)  # rows are distinct: chosen takers, then books
-    notional = np.empty(m)
-    for j in range(m):
-        notional[j] = abs(dq[j]) * px[j]
-    on = np.empty(m)
-    for v in range(k):
-        c = 0
-        for j in range(m):
-            if venue[chosen[j]] == v:
-                on[c] = notional[j]
-                c += 1
-        if c:
-            volume[v] += kernels.pairwise_sum(on, 0, c)
-    for j in range(m):
-        i = chosen[j]
-        traded[i] += notional[j]
-        if resident[i] >= 0:
-            resident_volume[resident[i], venue[i]] += notional[j]
-        stop[i] = np.nan
-    return chosen
-
 
 @njit(cache=True, error_model="numpy")
 def long_positions(size, venue, resident, k, jurisdictions):

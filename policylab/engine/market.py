@@ -58,14 +58,20 @@ class Market:
         # long BTC per jurisdiction of residence and venue, and per venue (last row), kept
         # current by every size change (kernels.hold) for the per-step recording
         self.longs = np.zeros((3, len(JURISDICTIONS) + 1, len(vb.rules)))
+        # the accounts whose size (so also entry) changed since the market makers' lay-off
+        # last sorted its taker positions in (venue_agents.TakerPositions, which reads and
+        # clears them): a flag per account, and the flagged rows in the order first changed,
+        # after their count (slot 0); kernels.hold logs every size change
+        self.changed = np.zeros(tb.n, dtype=np.bool_)
+        self.changes = np.zeros(tb.n + 1, dtype=np.int64)
         self.count_longs()
 
     @property
     def tally(self) -> tuple:
         """What the kernels that change sizes update (``kernels.count_opened``): (opened,
-        venue, residence, longs), read afresh so that an array replaced rather than changed
-        in place is still the one kept current."""
-        return self.opened, self.tb.venue, self.resident, self.longs
+        venue, residence, longs, changed, changes), read afresh so that an array replaced
+        rather than changed in place is still the one kept current."""
+        return self.opened, self.tb.venue, self.resident, self.longs, self.changed, self.changes
 
     # ---------------------------------------------------------------- prices
     @property
@@ -138,8 +144,9 @@ class Market:
             self.tally, vb.basis, self.lm, self.spot, float(self.params.permanent_share))
 
     def count_longs(self) -> None:
-        """Count the long positions (``longs``) afresh from every account: after sizes or
-        venues were set other than through the kernels (the starting book, the venue choice)."""
+        """Count the long positions (``longs``) afresh from every account, and log every
+        account as changed: after sizes, entries or venues were set other than through the
+        kernels (the starting book, the venue choice)."""
         n = self.tb.n
         self.longs.fill(0.0)
         kernels.hold(np.arange(n), np.zeros(n), self.tb.size, self.tally)

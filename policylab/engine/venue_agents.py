@@ -7,7 +7,7 @@ import mesa
 import numpy as np
 from mesa.time import Schedule
 
-from policylab.engine import kernels, kernels_passes
+from policylab.engine import kernels, kernels_layoff
 from policylab.engine.book import PRO, RETAIL
 from policylab.engine.streams import stream
 
@@ -72,7 +72,7 @@ class MarketMakers(mesa.Agent):
         self.limited = ~model.vb.is_spot
         self.stream = stream(model.seed, "market_makers")
         self.takers = np.isin(model.tb.cls, self.TAKERS)  # rows that may take the skewed quotes
-        self._cand = np.empty(model.tb.n, dtype=np.int64)  # the lay-off kernel's output buffer
+        self.positions = TakerPositions(model.market, self.takers, len(model.vb.rules))
 
     def adjust(self, move: np.ndarray) -> None:
         """Update depth health after a step in which venue prices moved by ``move`` (log)."""
@@ -83,26 +83,33 @@ class MarketMakers(mesa.Agent):
         """Lay off part of each derivatives book's inventory (``market.mm_layoff_half_life_minutes``):
         the market maker skews its quotes, which fills the take-profit orders of retail and
         professional traders in profit on the other side of its inventory, at the venue's
-        price: each such trader closes its whole position with the chance that lays off the
-        step's share in expectation. Both sides close, so open interest falls: after a crash,
-        shorts in profit buy back the longs the books absorbed; the traders are then flat and
-        come back as they trade again (slowly in a risk-off market)."""
+        price: each such trader closes its whole position with the chance (share) that lays
+        off the step's part of the inventory in expectation, min(want, room) / room, want =
+        |inventory| x (1 - 0.5^(step / half-life)), room = the BTC the candidates hold. Drawn
+        by count: how many of a venue's candidates close ~ Binomial(candidates, share), then
+        which ones uniformly without replacement (the same law as one Bernoulli(share) per
+        candidate), from ``stream``: no draw when no book holds inventory or no trader is a
+        candidate. Both sides close, so open interest falls: after a crash, shorts in profit
+        buy back the longs the books absorbed; the traders are then flat and come back as
+        they trade again (slowly in a risk-off market)."""
         m = self.model
         hl = m.scenario.market.mm_layoff_half_life_minutes
         if hl <= 0:
             return
         tb, vb, mkt = m.tb, m.vb, m.market
         price = mkt.prices()
-        n, room, inv = kernels_passes.layoff_scan(self.takers, tb.size, tb.venue, tb.entry, price, vb.mm_row,
-                                                  self.limited, self._cand)
-        if n == 0:
-            return
         keep = 1.0 - 0.5 ** (m.scenario.step_minutes / hl)  # share of the inventory laid off per step
-        closed = kernels_passes.layoff_fill(self.stream.random(n), self._cand, room, inv, keep, price, tb.venue,
-                                            tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally,
-                                            mkt.resident, mkt.traded, mkt.volume, mkt.resident_volume)
-        if len(closed):
-            m.engine.refresh(closed)
+        count, _, share, where = self.positions.candidates(price, vb.mm_row, self.limited, keep)
+        if not count.any():
+            return
+        chosen = self.stream.binomial(count, share)
+        bounds = kernels_layoff.highs(count, chosen)
+        if len(bounds) == 0:
+            return
+        closed = kernels_layoff.close(count, chosen, self.stream.integers(0, bounds), where, price, tb.venue, tb.size,
+                                      tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally, mkt.resident, mkt.traded,
+                                      mkt.volume, mkt.resident_volume)
+        m.engine.refresh(closed)
 
     def balance_sheet(self) -> np.ndarray:
         """Largest depth health each venue's market maker can quote with its inventory and equity."""
@@ -110,6 +117,63 @@ class MarketMakers(mesa.Agent):
         prm, tb, vb = m.scenario.market, m.tb, m.vb
         return kernels.balance_sheet(vb.mm_row, tb.size, tb.cash, m.market.prices(), vb.depth0,
                                      float(prm.mm_inventory_depths), float(prm.mm_margin), float(prm.mm_min_health))
+
+
+class TakerPositions:
+    """The takers' open positions sorted for the market makers' lay-off (see
+    :mod:`policylab.engine.kernels_layoff`): per venue and side, the positions of the rows
+    ``takers`` by key (entry for a long, -entry for a short; USD per BTC), ties by row, with
+    the running sum of |size| (BTC) per segment. Invariant: every taker row holding a
+    position is either sorted in with its current size and entry, or logged as changed in
+    ``market.changed`` (then its sorted entry, if any, is stale). The log is sorted in once
+    the fresh rows checked since the last merge, summed over the steps, reach the number of
+    sorted positions N (checking a fresh row costs about what merging a sorted position
+    does): per step O(venues x log N + fresh rows), a merge O(N + fresh x log fresh). About
+    80 bytes per account. Sizes or entries set other than through the kernels must be
+    followed by ``Market.count_longs``, which logs every row."""
+
+    def __init__(self, market, takers: np.ndarray, venues: int):
+        self.market, self.takers, self.segments = market, takers, 2 * venues
+        self.pos_of = np.full(len(takers), -1, dtype=np.int64)  # position of each row, -1: not sorted in
+        self.rows = np.zeros(0, dtype=np.int64)
+        self.seg = np.zeros(0, dtype=np.int64)
+        self.key = np.zeros(0)
+        self.mag = np.zeros(0)  # |size| (BTC)
+        self.inc = np.zeros(0)  # running sum of mag within each segment, inclusive (BTC)
+        self.seg_lo = np.zeros(self.segments + 1, dtype=np.int64)
+        self.checked = 0  # fresh rows checked since the last merge
+        # per log slot, the row's venue (-1: not a taker), sorted position and sorted |size| (BTC),
+        # filled up to seen[0] (see kernels_layoff.candidates)
+        self.slot_v = np.zeros(len(takers), dtype=np.int64)
+        self.slot_q = np.zeros(len(takers), dtype=np.int64)
+        self.slot_mag = np.zeros(len(takers))
+        self.seen = np.zeros(1, dtype=np.int64)
+
+    def merge(self) -> None:
+        """Sort the logged rows in and clear the log."""
+        mkt = self.market
+        tb = mkt.tb
+        f = kernels_layoff.fresh_entries(mkt.changes, self.takers, tb.size, tb.venue, tb.entry)
+        order = np.lexsort((f[0], f[2], f[1]))
+        (self.rows, self.seg, self.key, self.mag, self.inc, self.seg_lo) = kernels_layoff.merge(
+            self.rows, self.seg, self.key, self.mag, *(a[order] for a in f), self.segments, self.pos_of,
+            mkt.changed, mkt.changes)
+        self.checked = 0
+        self.seen[0] = 0
+
+    def candidates(self, price: np.ndarray, mm_row: np.ndarray, limited: np.ndarray, keep: float) -> tuple:
+        """``kernels_layoff.candidates``: per venue, the takers in profit at ``price`` on the
+        other side of its book's inventory (the size of row ``mm_row`` where ``limited``;
+        BTC): (how many, the BTC they hold, the chance each closes for a lay-off of ``keep``
+        of the inventory, where they are), merging the log first when due."""
+        mkt = self.market
+        self.checked += int(mkt.changes[0])
+        if self.checked >= len(self.rows):
+            self.merge()
+        tb = mkt.tb
+        return kernels_layoff.candidates(self.rows, self.key, self.mag, self.inc, self.seg_lo, self.pos_of,
+                                         mkt.changes, self.slot_v, self.slot_q, self.slot_mag, self.seen,
+                                         self.takers, tb.size, tb.venue, tb.entry, price, mm_row, limited, keep)
 
 
 class Arbitrageurs(mesa.Agent):

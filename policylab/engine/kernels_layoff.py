@@ -1,0 +1,343 @@
+"""The market makers' lay-off candidates without a pass over every account (Numba).
+
+A derivatives venue's market maker holding inventory lays part of it off each step to the
+takers (retail and professional rows) holding a position in profit on the other side
+(``venue_agents.MarketMakers.lay_off``). ``venue_agents.TakerPositions`` keeps the takers'
+open positions sorted per segment (venue ``v`` and side: segment ``2v`` the longs, ``2v + 1``
+the shorts) by key = entry for a long, -entry for a short (USD per BTC), ties by row, with
+the running sum of their |size| (BTC) within the segment. A long is in profit at the
+venue's price ``p`` when its entry is under ``p`` (key < p), a short when its entry is
+over ``p`` (key < -p): a venue's candidates are a prefix of one segment, found by binary
+search, and the BTC they hold ("room") a prefix sum.
+
+Accounts whose size changed since the positions were last sorted in are "fresh" (every
+size change, and so every entry change, is logged by ``kernels.hold`` in
+``Market.changed``): the sorted entry of a fresh row, if it has one, is stale and taken out
+of its prefix; the row's current position is checked directly. The fresh rows are sorted
+in (:func:`merge`) once checking them has cost about as much as a merge.
+
+Cost per step: O(venues x log N + F) for N sorted positions and F fresh rows (each
+check reads the row's current size and entry); a merge O(N + F log F). Which candidates close is drawn by count (:func:`subsets`,
+:func:`at_ranks`), not with one number per candidate; :func:`fill` closes them as
+``Market.transfer`` would (it calls ``kernels.trade`` and ``kernels.count_opened``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from policylab.engine import kernels
+
+
+@njit(cache=True, error_model="numpy")
+def fresh_entries(log, taker, size, venue, entry):
+    """The logged rows (``log``: count in slot 0, then rows) that are takers holding a
+    position: (rows, segment, key, |size|) for :func:`merge`, in log order."""
+    nf = log[0]
+    rows = np.empty(nf, dtype=np.int64)
+    seg = np.empty(nf, dtype=np.int64)
+    key = np.empty(nf)
+    mag = np.empty(nf)
+    m = 0
+    for j in range(1, nf + 1):
+        r = log[j]
+        s = size[r]
+        if taker[r] and s != 0.0:
+            rows[m] = r
+            short = s < 0.0
+            seg[m] = 2 * np.int64(venue[r]) + short
+            key[m] = -entry[r] if short else entry[r]
+            mag[m] = abs(s)
+            m += 1
+    return rows[:m], seg[:m], key[:m], mag[:m]
+
+
+@njit(cache=True, error_model="numpy")
+def merge(rows, seg, key, mag, f_rows, f_seg, f_key, f_mag, segments, pos_of, changed, log):
+    """Sort the fresh entries (``f_*``, already sorted by segment, key and row) into the
+    sorted positions (``rows``, ``seg``, ``key``, ``mag``), leaving out the entries of logged
+    rows (stale). Updates ``pos_of`` (position of each row, -1 for none), clears the log and
+    its flags. Returns the new (rows, seg, key, mag, inc, seg_lo): ``inc`` the running sum of
+    ``mag`` within each segment (inclusive), ``seg_lo`` where each of the ``segments``
+    begins (length segments + 1)."""
+    n = rows.shape[0]
+    nf = f_rows.shape[0]
+    dead = np.zeros(n, dtype=np.bool_)  # the stale entries, by position
+    for j in range(1, log[0] + 1):
+        r = log[j]
+        if pos_of[r] >= 0:
+            dead[pos_of[r]] = True
+            pos_of[r] = -1
+    o_rows = np.empty(n + nf, dtype=np.int64)
+    o_seg = np.empty(n + nf, dtype=np.int64)
+    o_key = np.empty(n + nf)
+    o_mag = np.empty(n + nf)
+    i = 0
+    j = 0
+    o = 0
+    while i < n or j < nf:
+        if i < n and dead[i]:
+            i += 1
+            continue
+        if j >= nf:
+            base = True
+        elif i >= n:
+            base = False
+        else:
+            base = (seg[i] < f_seg[j] or (seg[i] == f_seg[j] and (
+                key[i] < f_key[j] or (key[i] == f_key[j] and rows[i] < f_rows[j]))))
+        if base:
+            o_rows[o], o_seg[o], o_key[o], o_mag[o] = rows[i], seg[i], key[i], mag[i]
+            i += 1
+        else:
+            o_rows[o], o_seg[o], o_key[o], o_mag[o] = f_rows[j], f_seg[j], f_key[j], f_mag[j]
+            j += 1
+        o += 1
+    for j in range(1, log[0] + 1):
+        changed[log[j]] = False
+    log[0] = 0
+    inc = np.empty(o)
+    seg_lo = np.zeros(segments + 1, dtype=np.int64)
+    for q in range(o):
+        pos_of[o_rows[q]] = q
+        inc[q] = o_mag[q] if (q == 0 or o_seg[q] != o_seg[q - 1]) else inc[q - 1] + o_mag[q]
+        seg_lo[o_seg[q] + 1] = q + 1
+    for s in range(1, segments + 1):  # empty segments begin where the previous one ended
+        if seg_lo[s] < seg_lo[s - 1]:
+            seg_lo[s] = seg_lo[s - 1]
+    return o_rows[:o], o_seg[:o], o_key[:o], o_mag[:o], inc, seg_lo
+
+
+@njit(cache=True, error_model="numpy")
+def candidates(rows, key, mag, inc, seg_lo, pos_of, log, slot_v, slot_q, slot_mag, seen, taker, size, venue, entry,
+               price, mm_row, limited, keep):
+    """Each derivatives venue's lay-off candidates: the takers holding a position in profit
+    at the venue's ``price`` on the other side of its book's inventory (BTC: the size of
+    its row ``mm_row`` where ``limited``; none where 0 or NaN). Returns (count, room, share,
+    where): per venue how many, the BTC they hold, and the chance that each closes,
+    min(want, room) / room with want = |inventory| x ``keep`` (0 without candidates); where
+    they are, for :func:`close`: (the sorted rows, lo, cut, stale_off, stale, fresh_off,
+    fresh), the sorted prefix [lo, cut) they come from, its stale positions
+    (``stale[stale_off[v]:stale_off[v + 1]]``, ascending) and the fresh rows in profit
+    (``fresh[fresh_off[v]:fresh_off[v + 1]]``, in log order). Room is the prefix sum less
+    the stale entries plus the fresh positions: the scan's sum in another order. Per log
+    slot ``j`` (row ``log[j + 1]``) ``slot_v``, ``slot_q``, ``slot_mag`` keep the row's venue
+    (-1: not a taker), sorted position (``pos_of``) and sorted |size| (BTC), filled for the
+    slots from ``seen[0]`` on (then ``seen[0]`` = the log's count), so that checking a fresh
+    row reads only its current size and entry from the account arrays."""
+    k = price.shape[0]
+    inv = np.zeros(k)
+    for v in range(k):
+        if limited[v]:
+            inv[v] = size[mm_row[v]]
+    count = np.zeros(k, dtype=np.int64)
+    room = np.zeros(k)
+    lo = np.zeros(k, dtype=np.int64)
+    cut = np.zeros(k, dtype=np.int64)
+    for v in range(k):
+        if inv[v] < 0.0 or inv[v] > 0.0:
+            s = 2 * v + (inv[v] > 0.0)  # a short book lays off to longs, a long one to shorts
+            a = seg_lo[s]
+            t = price[v] if inv[v] < 0.0 else -price[v]
+            p = a + np.searchsorted(key[a:seg_lo[s + 1]], t)  # key < t: in profit
+            lo[v] = a
+            cut[v] = p
+            count[v] = p - a
+            room[v] = inc[p - 1] if p > a else 0.0
+    for j in range(seen[0], log[0]):  # what the rows logged since the last call had when sorted in
+        r = log[j + 1]
+        q = pos_of[r]
+        slot_v[j] = venue[r] if taker[r] else -1
+        slot_q[j] = q
+        slot_mag[j] = mag[q] if q >= 0 else 0.0
+    seen[0] = log[0]
+    n_stale = np.zeros(k + 1, dtype=np.int64)
+    n_fresh = np.zeros(k + 1, dtype=np.int64)
+    kind = np.zeros(log[0], dtype=np.int8)  # 1: a stale entry of the prefix, 2: in profit now
+    for j in range(log[0]):
+        v = slot_v[j]
+        if v < 0 or not (inv[v] < 0.0 or inv[v] > 0.0):
+            continue
+        if lo[v] <= slot_q[j] < cut[v]:
+            count[v] -= 1
+            room[v] -= slot_mag[j]
+            n_stale[v + 1] += 1
+            kind[j] = 1
+        r = log[j + 1]
+        s = size[r]
+        if s * inv[v] < 0.0 and s * (price[v] - entry[r]) > 0.0:
+            count[v] += 1
+            room[v] += abs(s)
+            n_fresh[v + 1] += 1
+            kind[j] += 2
+    share = np.zeros(k)
+    for v in range(k):
+        if count[v] == 0:
+            room[v] = 0.0  # exactly: what the stale entries left of the prefix sum is rounding
+        elif room[v] > 0.0:
+            want = abs(inv[v]) * keep
+            share[v] = min(want, room[v]) / room[v]
+        else:  # the candidates' positions are within rounding of nothing: all of them
+            share[v] = 1.0
+    stale_off = np.cumsum(n_stale)
+    fresh_off = np.cumsum(n_fresh)
+    stale = np.empty(stale_off[k], dtype=np.int64)
+    fresh = np.empty(fresh_off[k], dtype=np.int64)
+    n_stale[:] = stale_off
+    n_fresh[:] = fresh_off
+    for j in range(log[0]):
+        if kind[j] == 0:
+            continue
+        v = slot_v[j]
+        if kind[j] & 1:
+            stale[n_stale[v]] = slot_q[j]
+            n_stale[v] += 1
+        if kind[j] & 2:
+            fresh[n_fresh[v]] = log[j + 1]
+            n_fresh[v] += 1
+    for v in range(k):
+        stale[stale_off[v]:stale_off[v + 1]] = np.sort(stale[stale_off[v]:stale_off[v + 1]])
+    return count, room, share, (rows, lo, cut, stale_off, stale, fresh_off, fresh)
+
+
+@njit(cache=True, error_model="numpy")
+def subsets(count, chosen, t):
+    """Uniform random subsets by Floyd's algorithm: ``chosen[v]`` distinct ranks out of
+    0 .. ``count[v]`` - 1 per venue, from ``t``, the integers drawn uniformly in [0, j] for
+    j = count - chosen .. count - 1, venue after venue. Returns (ranks, off): venue ``v``'s
+    ranks ascending in ``ranks[off[v]:off[v + 1]]``."""
+    k = count.shape[0]
+    off = np.zeros(k + 1, dtype=np.int64)
+    for v in range(k):
+        off[v + 1] = off[v] + chosen[v]
+    ranks = np.empty(off[k], dtype=np.int64)
+    for v in range(k):
+        if chosen[v] == 0:
+            continue
+        picked = {np.int64(-1)}  # a typed set; -1 is no rank
+        b = off[v]
+        for j in range(count[v] - chosen[v], count[v]):
+            x = t[b + j - (count[v] - chosen[v])]
+            picked.add(np.int64(j) if x in picked else np.int64(x))
+        m = b
+        for x in picked:
+            if x >= 0:
+                ranks[m] = x
+                m += 1
+        ranks[b:m] = np.sort(ranks[b:m])
+    return ranks, off
+
+
+@njit(cache=True, error_model="numpy")
+def at_ranks(ranks, off, where):
+    """The candidate rows at ``ranks`` (ascending per venue, ``ranks[off[v]:off[v + 1]]``)
+    in the order a venue's candidates are numbered (after :func:`candidates`): the sorted
+    prefix [lo, cut) without its stale positions, then the fresh rows in profit (``where``
+    as :func:`candidates` returns it). Returns the rows, venue after venue."""
+    rows, lo, cut, stale_off, stale, fresh_off, fresh = where
+    out = np.empty(ranks.shape[0], dtype=np.int64)
+    for v in range(lo.shape[0]):
+        base = cut[v] - lo[v] - (stale_off[v + 1] - stale_off[v])  # the sorted prefix's live entries
+        sp = stale_off[v]
+        for j in range(off[v], off[v + 1]):
+            r = ranks[j]
+            if r < base:
+                q = lo[v] + r + (sp - stale_off[v])
+                while sp < stale_off[v + 1] and stale[sp] <= q:
+                    sp += 1
+                    q += 1
+                out[j] = rows[q]
+            else:
+                out[j] = fresh[fresh_off[v] + r - base]
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def highs(count, chosen):
+    """The bounds (exclusive) of the integers :func:`subsets` needs: count - chosen + 1 ..
+    count per venue, venue after venue (empty when none is chosen)."""
+    n = 0
+    for v in range(count.shape[0]):
+        n += chosen[v]
+    out = np.empty(n, dtype=np.int64)
+    j = 0
+    for v in range(count.shape[0]):
+        for h in range(count[v] - chosen[v] + 1, count[v] + 1):
+            out[j] = h
+            j += 1
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def close(count, chosen, t, where, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume,
+          resident_volume):
+    """Close ``chosen[v]`` of each venue's ``count[v]`` candidates (``where``, from
+    :func:`candidates`), the subsets drawn from ``t`` (:func:`subsets`), with
+    :func:`fill`. Returns the rows closed, ascending."""
+    ranks, off = subsets(count, chosen, t)
+    closed = np.sort(at_ranks(ranks, off, where))
+    fill(closed, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume)
+    return closed
+
+
+@njit(cache=True, error_model="numpy")
+def fill(chosen, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume):
+    """Close the lay-off's chosen takers (``chosen``, distinct rows, ascending) against
+    their books: each closes its whole position
+    at its venue's ``price``. As ``Market.transfer`` would (the traders' and books' sizes,
+    cash, entries and ``tally``), with the fills counted as voluntary volume (per venue as
+    ``np.sum`` adds it) and attributed as ``kernels.attribute`` does (per account and
+    jurisdiction of residence); the chosen rows' stops are cleared."""
+    k = price.shape[0]
+    m = chosen.shape[0]
+    if m == 0:
+        return
+    book_dq = np.zeros(k)
+    dq = np.empty(m)
+    px = np.empty(m)
+    for j in range(m):
+        v = venue[chosen[j]]
+        dq[j] = -size[chosen[j]]
+        px[j] = price[v]
+        book_dq[v] += dq[j]
+    books = 0
+    for v in range(k):
+        book_dq[v] = -book_dq[v]
+        books += book_dq[v] != 0.0
+    rows = np.empty(m + books, dtype=np.int64)
+    rdq = np.empty(m + books)
+    rpx = np.empty(m + books)
+    rows[:m] = chosen
+    rdq[:m] = dq
+    rpx[:m] = px
+    b = m
+    for v in range(k):
+        if book_dq[v] != 0.0:
+            rows[b] = mm_row[v]
+            rdq[b] = book_dq[v]
+            rpx[b] = price[v]
+            b += 1
+    before = np.empty(m + books)
+    for j in range(m + books):
+        before[j] = size[rows[j]]
+    kernels.trade(rows, rdq, rpx, size, entry, cash)
+    kernels.count_opened(rows, before, size, tally)  # rows are distinct: chosen takers, then books
+    notional = np.empty(m)
+    for j in range(m):
+        notional[j] = abs(dq[j]) * px[j]
+    on = np.empty(m)
+    for v in range(k):
+        c = 0
+        for j in range(m):
+            if venue[chosen[j]] == v:
+                on[c] = notional[j]
+                c += 1
+        if c:
+            volume[v] += kernels.pairwise_sum(on, 0, c)
+    for j in range(m):
+        i = chosen[j]
+        traded[i] += notional[j]
+        if resident[i] >= 0:
+            resident_volume[resident[i], venue[i]] += notional[j]
+        stop[i] = np.nan

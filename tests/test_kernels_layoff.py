@@ -1,0 +1,227 @@
+"""The market makers' lay-off (policylab/engine/kernels_layoff.py, venue_agents.TakerPositions):
+the candidates the sorted positions and the change log give are the full scan's at every
+step of real runs; every size change is logged; the draw by count picks uniform subsets;
+the compiled lay-off does what the NumPy statements over every row do with the same draws."""
+
+import copy
+import itertools
+
+import numpy as np
+import pytest
+
+from policylab.engine import kernels, kernels_layoff
+from policylab.inputs.scenario import load_scenario
+from policylab.model import MarketModel
+
+ROOM_REL = 1e-12  # room: the scan's sum of |size| in row order, here prefix sums less stale entries
+
+
+def _scan(mm, price):
+    """The full scan the sorted positions replace: per venue the takers holding a position
+    in profit at ``price`` on the other side of the book's inventory (rows ascending), and
+    the BTC they hold (summed in row order)."""
+    tb, vb = mm.model.tb, mm.model.vb
+    inv = np.where(mm.limited, tb.size[vb.mm_row], 0.0)
+    v, s = tb.venue, tb.size
+    cand = np.flatnonzero(mm.takers & (s * inv[v] < 0) & (s * (price[v] - tb.entry) > 0))
+    return cand, np.bincount(v[cand], np.abs(s[cand]), minlength=len(inv))
+
+
+def _check_against_scan(mm, keep=0.01):
+    """The sorted positions' candidates (every rank of every venue) are the scan's, each once;
+    the counts exact, the room within ``ROOM_REL``. Returns how many candidates."""
+    m = mm.model
+    price = m.market.prices()
+    count, room, share, where = mm.positions.candidates(price, m.vb.mm_row, mm.limited, keep)
+    cand, ref_room = _scan(mm, price)
+    ranks = np.concatenate([np.arange(c) for c in count])
+    rows = kernels_layoff.at_ranks(ranks, np.concatenate([[0], np.cumsum(count)]), where)
+    assert np.array_equal(np.sort(rows), cand), m.steps
+    assert np.array_equal(count, np.bincount(m.tb.venue[cand], minlength=len(count))), m.steps
+    assert np.all(np.abs(room - ref_room) <= ROOM_REL * ref_room), m.steps
+    assert np.all((share > 0) == (count > 0)) and np.all(share <= 1.0)
+    return len(cand)
+
+
+@pytest.mark.parametrize("merge_every_step", [False, True])
+def test_candidates_are_the_full_scans_at_every_step_of_a_run(short_scenario, merge_every_step):
+    m = MarketModel(copy.deepcopy(short_scenario), seed=2)
+    mm = m.market_makers
+    lay_off = mm.lay_off
+    seen = []
+
+    def checked():
+        if merge_every_step and m.steps > 1:
+            mm.positions.merge()
+        seen.append(_check_against_scan(mm))
+        lay_off()
+
+    mm.lay_off = checked
+    m.run()
+    assert len(seen) == m.scenario.steps and sum(seen) > 0
+    assert np.count_nonzero(seen) > m.scenario.steps // 2  # the books held inventory most of the run
+
+
+def test_candidates_are_the_full_scans_at_every_step_of_october():
+    """The calibrated October day at 5,000 traders (its crash, recovery and refills), with the
+    merges as the structure schedules them."""
+    m = MarketModel(load_scenario("october-2025"), seed=1, traders=5000)
+    mm = m.market_makers
+    lay_off = mm.lay_off
+    merges = []
+    merge = mm.positions.merge
+    mm.positions.merge = lambda: (merges.append(m.steps), merge())[1]
+    seen = []
+
+    def checked():
+        seen.append(_check_against_scan(mm))
+        lay_off()
+
+    mm.lay_off = checked
+    for _ in range(600):
+        m.step()
+    assert min(seen[1:]) > 0 and len(merges) > 5  # the log was merged in several times, and checked in between
+
+
+def test_every_size_change_is_logged(short_scenario):
+    m = MarketModel(copy.deepcopy(short_scenario), seed=4)
+    tb, mkt = m.tb, m.market
+    for _ in range(40):
+        m.step()
+        m.market_makers.positions.merge()
+        size, entry = tb.size.copy(), tb.entry.copy()
+        assert mkt.changes[0] == 0 and not mkt.changed.any()
+        m.step()
+        moved = np.flatnonzero((tb.size != size) | (tb.entry != entry))
+        logged = mkt.changes[1:mkt.changes[0] + 1]
+        assert np.all(mkt.changed[moved]), m.steps
+        assert np.array_equal(np.sort(logged), np.flatnonzero(mkt.changed))  # each flagged row once
+    assert len(moved)
+
+
+def test_subsets_are_uniform_and_distinct():
+    rng = np.random.default_rng(0)
+    count = np.array([6, 0, 1, 40])
+    chosen = np.array([3, 0, 1, 40])
+    tally = {}
+    for _ in range(20_000):
+        t = rng.integers(0, kernels_layoff.highs(count, chosen))
+        ranks, off = kernels_layoff.subsets(count, chosen, t)
+        assert np.array_equal(off, [0, 3, 3, 4, 44])
+        assert np.array_equal(ranks[4:], np.arange(40)) and ranks[3] == 0
+        tally[tuple(ranks[:3])] = tally.get(tuple(ranks[:3]), 0) + 1
+    assert sorted(tally) == list(itertools.combinations(range(6), 3))  # ascending, distinct, all 20 subsets
+    expect = 20_000 / 20
+    chi2 = sum((c - expect) ** 2 / expect for c in tally.values())
+    assert chi2 < 43.8  # the chi-square's 99.9% quantile with 19 degrees of freedom
+
+
+def _floyd(count, chosen, t):
+    """Floyd's uniform subsets in plain Python: ``chosen[v]`` of ``count[v]`` per venue."""
+    out, b = [], 0
+    for c, k in zip(count, chosen):
+        picked = set()
+        for j in range(c - k, c):
+            x = int(t[b + j - (c - k)])
+            picked.add(j if x in picked else x)
+        b += k
+        out.append(sorted(picked))
+    return out
+
+
+def _lay_off_numpy(mm) -> None:
+    """The market makers' lay-off as NumPy statements over every row: the scan's candidates,
+    drawn by count with the same draws (how many per venue, then Floyd's subsets of the
+    candidates as the sorted positions number them), closed through ``Market.transfer``."""
+    m = mm.model
+    hl = m.scenario.market.mm_layoff_half_life_minutes
+    tb, vb = m.tb, m.vb
+    price = m.market.prices()
+    inv = np.where(mm.limited, tb.size[vb.mm_row], 0.0)
+    cand, room = _scan(mm, price)
+    if len(cand) == 0:
+        return
+    v = tb.venue
+    count = np.bincount(v[cand], minlength=len(inv))
+    want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))
+    share = np.divide(np.minimum(want, room), room, out=np.zeros(len(inv)), where=room > 0)
+    _, _, _, where = mm.positions.candidates(price, vb.mm_row, mm.limited, 0.0)  # how they are numbered
+    numbered = kernels_layoff.at_ranks(np.concatenate([np.arange(c) for c in count]),
+                                       np.concatenate([[0], np.cumsum(count)]), where)
+    chosen = mm.stream.binomial(count, share)
+    if not chosen.any():
+        return
+    t = mm.stream.integers(0, np.concatenate([np.arange(c - k + 1, c + 1) for c, k in zip(count, chosen)]))
+    off = np.concatenate([[0], np.cumsum(count)])
+    cand = np.sort(np.concatenate([numbered[off[u] + np.array(r, dtype=np.int64)]
+                                   for u, r in enumerate(_floyd(count, chosen, t))]))
+    dq = -tb.size[cand]
+    px = price[v[cand]]
+    book_dq = -np.bincount(v[cand], dq, minlength=len(inv))
+    books = np.flatnonzero(book_dq != 0)
+    m.market.transfer(np.concatenate([cand, vb.mm_row[books]]), np.concatenate([dq, book_dq[books]]),
+                      np.concatenate([px, price[books]]))
+    notional, mkt = np.abs(dq) * px, m.market  # the fills' volume and its attribution, per venue
+    for u in np.unique(v[cand]):
+        on = v[cand] == u
+        mkt.volume[u] += notional[on].sum()
+        kernels.attribute(cand[on], notional[on], int(u), False, mkt.resident, mkt.traded, mkt.forced_volume,
+                          mkt.resident_volume)
+    tb.stop[cand] = np.nan
+    m.engine.refresh(cand)
+
+
+def _with_inventory(short_scenario, half_life):
+    """A model whose books hold inventory against traders in profit on several venues."""
+    sc = copy.deepcopy(short_scenario)
+    sc.market.mm_layoff_half_life_minutes = half_life
+    m = MarketModel(sc, seed=3)
+    tb, vb = m.tb, m.vb
+    price = m.market.prices()
+    for v, side in ((0, 1.0), (2, -1.0), (3, 1.0)):
+        on = np.flatnonzero(tb.venue == v)
+        tb.entry[on] = price[v] * (1.0 - 0.05 * np.sign(tb.size[on]) * side)  # the other side in profit
+        tb.size[vb.mm_row[v]] += side * 0.2 * np.abs(tb.size[on]).sum()
+    m.market.count_longs()  # sizes and entries set directly: logs every row
+    return m
+
+
+@pytest.mark.parametrize("half_life", [1e-9, 5.0, 120.0])
+def test_lay_off_kernels_do_what_the_numpy_statements_did(short_scenario, half_life):
+    a, b = _with_inventory(short_scenario, half_life), _with_inventory(short_scenario, half_life)
+    for _ in range(3):
+        a.market_makers.lay_off()
+        _lay_off_numpy(b.market_makers)
+    assert np.any(np.isnan(a.tb.stop) & ~np.isnan(_with_inventory(short_scenario, half_life).tb.stop))  # some closed
+    for name in ("size", "entry", "cash", "stop", "liq_price"):
+        assert np.array_equal(getattr(a.tb, name), getattr(b.tb, name), equal_nan=True), name
+    for name in ("opened", "traded", "volume", "resident_volume"):
+        assert np.array_equal(getattr(a.market, name), getattr(b.market, name)), name
+    assert a.market_makers.stream.random() == b.market_makers.stream.random()  # the same draws taken
+
+
+def test_lay_off_without_inventory_draws_nothing(short_scenario):
+    m = MarketModel(copy.deepcopy(short_scenario), seed=3)
+    m.tb.size[m.vb.mm_row] = 0.0
+    state = m.market_makers.stream.bit_generator.state
+    before = m.tb.size.copy()
+    m.market_makers.lay_off()
+    assert m.market_makers.stream.bit_generator.state == state and np.array_equal(m.tb.size, before)
+
+
+def test_lay_off_closes_each_candidate_with_the_share():
+    """By count, each candidate still closes with the venue's share: over many draws from one
+    state, how often each closes is within sampling error of it."""
+    rng = np.random.default_rng(7)
+    count = np.array([50, 0, 8])
+    share = np.array([0.1, 0.0, 0.6])
+    hits = [np.zeros(50), np.zeros(1), np.zeros(8)]
+    n = 20_000
+    for _ in range(n):
+        chosen = rng.binomial(count, share)
+        ranks, off = kernels_layoff.subsets(count, chosen, rng.integers(0, kernels_layoff.highs(count, chosen)))
+        for v in (0, 2):
+            hits[v][ranks[off[v]:off[v + 1]]] += 1
+    for v in (0, 2):
+        sd = np.sqrt(share[v] * (1 - share[v]) / n)
+        assert np.all(np.abs(hits[v] / n - share[v]) < 4.5 * sd), v
