@@ -108,9 +108,8 @@ def settle(model) -> None:
     moves[a] = ~quits[a] & (best != cur_a)
     new_venue = cur.copy()
     new_venue[moves] = best[moves[a]]
-    apply_rules.credit_accounts(model, traders[affected], cur[affected])
-    # reposition affected accounts at the start price
-    acc = traders[affected]
+    apply_rules.credit_accounts(model, acc, cur_a)
+    # reposition affected accounts (``acc``) at the start price
     nv = new_venue[affected]
     lev = np.minimum(wanted[affected], allowed[nv, col[affected]])
     lim_usd = limit[nv, col[affected]] * tb.weight[acc]

@@ -35,7 +35,6 @@ from pathlib import Path
 import cloudpickle
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from policylab import __version__
 from policylab.experiments import backends, folders
@@ -44,7 +43,7 @@ from policylab.atomic import write_all
 from policylab.experiments.backends import Outcome
 from policylab.errors import InputError
 from policylab.metrics import Metric
-from policylab.experiments.run import COLUMNS
+from policylab.experiments.run import COLUMNS, names_at
 from policylab.inputs.rulesets import RuleSet, compose, load_rules
 from policylab.inputs.scenario import Scenario, load_scenario
 
@@ -228,7 +227,7 @@ def _tagged(frames: list[tuple[str, int, pd.DataFrame]], columns: Sequence[str])
     lengths = np.array([len(df) for _, _, df in frames])
     labels = list(dict.fromkeys(label for label, _, _ in frames))
     codes = np.repeat(np.array([labels.index(label) for label, _, _ in frames]), lengths)
-    data = {"rule_set": pd.array(pa.array(labels, type=pa.large_string()).take(codes), dtype="str"),
+    data = {"rule_set": names_at(labels, codes),
             "seed": np.repeat(np.array([seed for _, seed, _ in frames], dtype="int64"), lengths)}
     for c in first.columns:
         parts = [df[c] for _, _, df in frames]
