@@ -433,3 +433,17 @@ def test_market_transfer_moves_position_and_cash_at_the_given_price_without_fees
     mkt.transfer(np.array([0]), np.array([0.5]), np.array([90_000.0]))
     assert tb.size[0] == 1.0 and tb.entry[0] == approx(95_000) and tb.cash[0] - cash0[0] == 10_000
     assert np.array_equal(mkt.prices(), price0) and np.array_equal(mkt.volume, volume0)
+
+
+def test_a_book_row_cannot_place_an_order_through_market_execute():
+    """A venue's book takes the net of the orders; an order of its own would be counted twice
+    in the long positions, so Market.execute refuses it and leaves the books untouched."""
+    sim = build([venue("offshore_dex", tiers=[{"from_notional": 0, "max_leverage": 20}])],
+                [acct(size=1.0, entry=100_000, margin=5_000)])
+    book = int(sim.vb.mm_row[0])
+    size, cash = sim.tb.size.copy(), sim.tb.cash.copy()
+    with pytest.raises(ValueError, match=rf"book rows \[{book}\] cannot place orders"):
+        sim.market.execute(np.array([0, book]), np.array([0.5, -0.5]))
+    assert np.array_equal(sim.tb.size, size) and np.array_equal(sim.tb.cash, cash)
+    sim.market.execute(np.array([0]), np.array([0.5]))  # a trader's order still fills against the book
+    assert sim.tb.size[0] == approx(1.5) and sim.tb.size[book] == approx(size[book] - 0.5)

@@ -131,11 +131,16 @@ class Market:
         ``forced_volume``. Returns the fill price per venue. The model's step and cascade
         execute through their own kernels (``kernels_decide.execute_voluntary``,
         ``kernels_cascade.run_round``); this is the one-call entry for scripts and tests.
+        The venues' book rows take the net and cannot place orders here (raises ValueError:
+        their change would be counted twice in the long positions).
         """
         tb, vb = self.tb, self.vb
         price = self.prices()
         if len(idx) == 0:
             return price
+        books = np.intersect1d(idx, vb.mm_row[vb.mm_row >= 0])
+        if len(books):
+            raise ValueError(f"Market.execute: book rows {books.tolist()} cannot place orders (they take the net)")
         return kc.execute_orders(
             np.ascontiguousarray(idx, dtype=np.int64), np.ascontiguousarray(dq, dtype=float),
             _flags(liquidation, len(idx)), _flags(forced, len(idx)), price, self._coefficients(), vb.coin_value,
