@@ -86,6 +86,7 @@ def test_candidates_are_the_full_scans_at_every_step_of_october():
 def test_every_size_change_is_logged(short_scenario):
     m = MarketModel(copy.deepcopy(short_scenario), seed=4)
     tb, mkt = m.tb, m.market
+    steps_with_changes = 0
     for _ in range(40):
         m.step()
         m.market_makers.positions.merge()
@@ -96,7 +97,8 @@ def test_every_size_change_is_logged(short_scenario):
         logged = mkt.changes[1:mkt.changes[0] + 1]
         assert np.all(mkt.changed[moved]), m.steps
         assert np.array_equal(np.sort(logged), np.flatnonzero(mkt.changed))  # each flagged row once
-    assert len(moved)
+        steps_with_changes += len(moved) > 0
+    assert steps_with_changes >= 30  # the check ran on steps that changed positions, not on idle ones
 
 
 def test_subsets_are_uniform_and_distinct():
