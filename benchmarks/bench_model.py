@@ -1,6 +1,7 @@
 """Benchmark the full market model and the engine against its per-trader reference.
 
     python benchmarks/bench_model.py --traders 10000 100000 1000000 --steps 1440 --scenario october-2025
+    python benchmarks/bench_model.py --traders 20000 --steps 1440 --warm
     python benchmarks/bench_model.py --traders --reference --ref-traders 1000 10000 100000
 
 Model section: for each population size, a fresh process pinned to one core builds
@@ -9,7 +10,11 @@ funding, the liquidation cascade, data collection) and runs ``--steps`` one-minu
 steps. Reported: build and run wall time, trader-steps per second (trader accounts x
 steps / run time), CPU time, and the process's peak resident memory (``ru_maxrss``,
 so it includes the interpreter, NumPy, Mesa and everything the run allocated), then
-the scaling exponent of run time between sizes (1.0 = linear).
+the scaling exponent of run time between sizes (1.0 = linear). With ``--warm`` the
+child then builds and runs the same model again and reports that run's time too: the
+first run includes loading the compiled kernels from Numba's disk cache as each is
+first called (once per process, as in each worker of a comparison), the second is
+what every later run costs (the peak memory is the first run's).
 
 Reference section: on the same book and exogenous path (the scenario's fundamental
 returns), ``replay.Replay`` (the vectorised engine) and ``reference.ReferenceModel``
@@ -49,8 +54,11 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def child_model(traders: int, steps: int, scenario: str, seed: int) -> dict:
-    """Build and run the full model in this (fresh) process."""
+def child_model(traders: int, steps: int, scenario: str, seed: int, warm: bool = False) -> dict:
+    """Build and run the full model in this (fresh) process; with ``warm``, then build and
+    run it again (the same seed) and time that second run too: the first loads the compiled
+    kernels from Numba's disk cache as each is first called (a cost once per process, as in
+    a comparison's worker), the second is the steady state of every later run."""
     from policylab.model import MarketModel
     from policylab.inputs.scenario import load_scenario
 
@@ -66,9 +74,17 @@ def child_model(traders: int, steps: int, scenario: str, seed: int) -> dict:
     for _ in range(steps):
         model.step()
     t2 = time.perf_counter()
-    return dict(traders=traders, accounts=model.tb.n, steps=steps, build_s=t1 - t0, run_s=t2 - t1,
-                cpu_s=_cpu_s() - cpu0, peak_mb=_peak_mb(), base_mb=base_mb, rounds=int(model.rounds.sum()),
-                events=len(model.events.arrays()["account"]))
+    out = dict(traders=traders, accounts=model.tb.n, steps=steps, build_s=t1 - t0, run_s=t2 - t1,
+               cpu_s=_cpu_s() - cpu0, peak_mb=_peak_mb(), base_mb=base_mb, rounds=int(model.rounds.sum()),
+               events=len(model.events.arrays()["account"]), warm_run_s=None, warm_cpu_s=None)
+    if warm:
+        del model
+        model = MarketModel(sc, seed=seed, traders=traders)
+        t3, cpu3 = time.perf_counter(), _cpu_s()
+        for _ in range(steps):
+            model.step()
+        out.update(warm_run_s=time.perf_counter() - t3, warm_cpu_s=_cpu_s() - cpu3)
+    return out
 
 
 def child_reference(traders: int, steps: int, scenario: str, seed: int) -> dict:
@@ -107,7 +123,7 @@ def spawn(kind: str, traders: int, args) -> dict:
     """Run one measurement in a fresh interpreter and return its JSON result."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     cmd = [sys.executable, __file__, f"--child-{kind}", str(traders), "--steps", str(args.steps),
-           "--scenario", args.scenario, "--seed", str(args.seed)]
+           "--scenario", args.scenario, "--seed", str(args.seed)] + (["--warm"] if args.warm else [])
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr}")
@@ -117,7 +133,8 @@ def spawn(kind: str, traders: int, args) -> dict:
 def bench_model(args) -> None:
     print(f"full model: scenario {args.scenario}, {args.steps} one-minute steps, seed {args.seed}, one core")
     print(f"{'traders':>9} {'accounts':>9} {'build s':>8} {'run s':>8} {'cpu s':>8} {'trader-steps/s':>15} "
-          f"{'ns/trader-step':>15} {'peak MB':>8} {'base MB':>8} {'rounds':>7} {'events':>8}", flush=True)
+          f"{'ns/trader-step':>15} {'peak MB':>8} {'base MB':>8} {'rounds':>7} {'events':>8}"
+          + (f" {'warm run s':>11} {'warm cpu s':>11}" if args.warm else ""), flush=True)
     rows = []
     for n in args.traders:
         r = spawn("model", n, args)
@@ -125,7 +142,8 @@ def bench_model(args) -> None:
         tsps = r["traders"] * r["steps"] / r["run_s"]
         print(f"{r['traders']:>9} {r['accounts']:>9} {r['build_s']:>8.2f} {r['run_s']:>8.2f} {r['cpu_s']:>8.2f} "
               f"{tsps:>15,.0f} {1e9 / tsps:>15.1f} {r['peak_mb']:>8.0f} {r['base_mb']:>8.0f} {r['rounds']:>7} "
-              f"{r['events']:>8}", flush=True)
+              f"{r['events']:>8}" + (f" {r['warm_run_s']:>11.2f} {r['warm_cpu_s']:>11.2f}" if args.warm else ""),
+              flush=True)
     for a, b in zip(rows, rows[1:]):
         if a["traders"] == b["traders"]:  # a repeat of the same size: no exponent
             continue
@@ -138,8 +156,10 @@ def bench_model(args) -> None:
             print(f"target >= {TARGET_TSPS:,.0f} trader-steps/s at 100k: {tsps:,.0f} "
                   f"({'met' if tsps >= TARGET_TSPS else 'MISSED'})")
         if r["traders"] == 20_000 and r["steps"] == 1440:
-            print(f"target run < {TARGET_RUN_S_20K} s at 20k: {r['run_s']:.2f} s "
-                  f"({'met' if r['run_s'] < TARGET_RUN_S_20K else 'MISSED'})")
+            for label, run_s in (("first run in the process", r["run_s"]), ("warm", r["warm_run_s"])):
+                if run_s is not None:
+                    print(f"target run < {TARGET_RUN_S_20K} s at 20k ({label}): {run_s:.2f} s "
+                          f"({'met' if run_s < TARGET_RUN_S_20K else 'MISSED'})")
         if r["traders"] == 1_000_000:
             print(f"target >= {TARGET_TSPS_1M:,.0f} trader-steps/s at 1M: {tsps:,.0f} "
                   f"({'met' if tsps >= TARGET_TSPS_1M else 'MISSED'})")
@@ -169,13 +189,15 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1440)
     p.add_argument("--scenario", default="october-2025")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--warm", action="store_true",
+                   help="also time a second run of each size in the same process (kernels already loaded)")
     p.add_argument("--reference", action="store_true", help="also time the engine against the per-trader reference")
     p.add_argument("--ref-traders", type=int, nargs="+", default=[1_000, 10_000])
     p.add_argument("--child-model", type=int, help=argparse.SUPPRESS)
     p.add_argument("--child-reference", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child_model is not None:
-        print(json.dumps(child_model(args.child_model, args.steps, args.scenario, args.seed)))
+        print(json.dumps(child_model(args.child_model, args.steps, args.scenario, args.seed, args.warm)))
     elif args.child_reference is not None:
         print(json.dumps(child_reference(args.child_reference, args.steps, args.scenario, args.seed)))
     else:
