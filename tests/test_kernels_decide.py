@@ -341,3 +341,16 @@ def test_close_step_is_the_numpy_statements():
     assert same(premium_sum, expect_sum) and same(premium_n, np.full(k, 4.0))
     assert index_path[3] == market.index and same(price_path[3], market.prices())
     assert not index_path[[0, 1, 2, 4]].any() and not price_path[[0, 1, 2, 4]].any()
+
+
+def test_the_populations_kernel_arguments_stay_the_models_arrays():
+    """The argument tuples the populations build once per run hold the model's own arrays,
+    which a run updates in place and never reallocates."""
+    m = MarketModel(load_scenario("october-2025"), seed=0, traders=500)
+    for _ in range(30):
+        m.step()
+    live = [*vars(m.tb).values(), *vars(m.vb).values(), m.market.lm]
+    for pop in m.populations:
+        held = [*pop._accounts, *pop._reentry, *pop._opens, *getattr(pop, "_decisions", ())]
+        arrays = [a for a in held if isinstance(a, np.ndarray)]
+        assert arrays and all(any(a is b for b in live) for a in arrays), pop.name

@@ -10,7 +10,9 @@ and ``np.maximum`` propagate NaN (``_min``, ``_max``); transcendental functions
 library's in the last bit. ``idx`` arguments hold unique account rows, ascending.
 
 A population's decision is a few calls: its draws and NumPy's ``expm1`` stand between
-them (e.g. :func:`retail_decisions`, :func:`chosen`, :func:`opens`).
+them (e.g. :func:`retail_decisions`, :func:`chosen`, :func:`opens`). Their arguments start
+with the step's values and end with the run's constants and arrays, which the populations
+gather once per run (``TraderPopulation.__init__``).
 
 Also the step's own glue around the decisions (``MarketModel.step``): the exogenous
 arrivals, the venues' price move, the reset of the step's flows, the execution and

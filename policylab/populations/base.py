@@ -51,10 +51,11 @@ class TraderPopulation(mesa.Agent):
         if spec.refill_half_life_minutes > 0:
             self._refill_stream = stream(model.seed, f"refill:{self.name}")
         tb, vb = model.tb, model.vb
-        self.step_minutes = model.scenario.step_minutes
+        self.step_minutes = model.scenario.step_minutes  # the model's step (minutes)
         self._activity = spec.activity_per_minute * self.step_minutes  # chance to reconsider in a step (no surge)
-        # what the decision kernels read, built once: the spec's values as the model was built
-        # and the run's arrays, which are updated in place, never reallocated
+        # the trailing arguments of the decision kernels (kernels_decide), built once: the
+        # spec's values as the model was built and the run's arrays, which are updated in
+        # place, never reallocated
         self._accounts = (tb.venue, tb.size, tb.cash, tb.coin, tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit,
                           tb.stop_dist, tb.stop, vb.im_mult, vb.tier_floor, vb.tier_lev)
         self._reentry = (tb.quit, tb.last_liq, NEG_LN2, float(spec.reentry_half_life_minutes))
@@ -89,8 +90,8 @@ class TraderPopulation(mesa.Agent):
             # holders: thinned back to the usual rate. k draws with replacement select an
             # account with probability about 1 - exp(-k / n), so keep each holder with the
             # ratio of that probability at the usual rate to the one at the surged rate
-            e = np.expm1(np.array((-min(1.0, p), -min(1.0, p * surge))))  # elementwise as two calls
-            idx = kd.thin(idx, self.model.tb.size, rng.random(len(idx)), -e[0] / -e[1])
+            minus_chance = np.expm1(np.array((-min(1.0, p), -min(1.0, p * surge))))  # elementwise as two calls
+            idx = kd.thin(idx, self.model.tb.size, rng.random(len(idx)), -minus_chance[0] / -minus_chance[1])
         return idx
 
     def caution(self) -> float:

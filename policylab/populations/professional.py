@@ -24,9 +24,10 @@ class Professionals(TraderPopulation):
     def __init__(self, model, rows, spec, rng):
         super().__init__(model, rows, spec, rng)
         tb, vb = model.tb, model.vb
+        # the trailing arguments of kernels_decide.professional_decisions (see TraderPopulation.__init__)
         self._decisions = (float(spec.risk_limit), float(spec.relever_below), model.market.lm, vb.coin_price,
                            vb.haircut, tb.venue, tb.size, tb.cash, tb.coin, tb.leverage, tb.weight, tb.lev_cap,
-                           tb.pos_limit, vb.im_mult, vb.tier_floor, vb.tier_lev, *self._reentry)  # see TraderPopulation
+                           tb.pos_limit, vb.im_mult, vb.tier_floor, vb.tier_lev, *self._reentry)
 
     def decide(self):
         idx = self.active()

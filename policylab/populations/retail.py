@@ -22,7 +22,8 @@ class RetailSpeculators(TraderPopulation):
     def __init__(self, model, rows, spec, rng):
         super().__init__(model, rows, spec, rng)
         tb = model.tb
-        self._decisions = (float(spec.panic_move), tb.size, tb.stop, tb.cash, *self._reentry)  # see TraderPopulation
+        # the trailing arguments of kernels_decide.retail_decisions (see TraderPopulation.__init__)
+        self._decisions = (float(spec.panic_move), tb.size, tb.stop, tb.cash, *self._reentry)
 
     def decide(self):
         m, rng = self.model, self.stream
