@@ -13,6 +13,8 @@ One step (``step_minutes`` of market time):
 
 from __future__ import annotations
 
+import functools
+
 import mesa
 import numpy as np
 import pandas as pd
@@ -112,16 +114,11 @@ class MarketModel(mesa.Model):
         self._venue_block = np.full((len(VENUE_COLUMNS), n, k), np.nan)
         self._resident_block = np.full((len(RESIDENT_COLUMNS), n, len(JURISDICTIONS), k), np.nan)
 
-    # Mesa 3.5's Model.scenario setter attaches the model to the scenario object, which
-    # would keep every finished model alive through our (shared, pickled) Scenario.
-    @property
-    def scenario(self) -> Scenario:
-        """The market scenario this model runs (with the rules' venue changes)."""
-        return self._market_scenario
-
-    @scenario.setter
-    def scenario(self, value) -> None:
-        self._market_scenario = value
+    # The market scenario this model runs (with the rules' venue changes): a plain attribute.
+    # This class attribute shadows Mesa 3.5's Model.scenario property, whose setter attaches
+    # the model to the scenario object, which would keep every finished model alive through
+    # our (shared, pickled) Scenario.
+    scenario: Scenario | None = None
 
     @property
     def venue_series(self) -> dict[str, np.ndarray]:
@@ -189,10 +186,15 @@ class MarketModel(mesa.Model):
         back = max(2, minutes // self.scenario.step_minutes)
         logs = self.index_path[max(t - back, 0):t + 1].copy()  # the last ``back`` steps' indices and the current one
         logs[-1] = index
-        normal = self.scenario.sigma_daily * np.sqrt(self.scenario.step_minutes / 1440.0)
+        normal = self._normal_step_vol
         ratio = float(kd.rms_step(np.log(logs)) / normal) if len(logs) > 1 and normal > 0 else 1.0
         self._vol_ratio = (key, ratio)
         return ratio
+
+    @functools.cached_property
+    def _normal_step_vol(self) -> float:
+        """The scenario's normal volatility of the index over one step (log return)."""
+        return self.scenario.sigma_daily * np.sqrt(self.scenario.step_minutes / 1440.0)
 
     @property
     def risk_off(self) -> float:

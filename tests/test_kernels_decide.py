@@ -85,7 +85,7 @@ def test_with_opens_keeps_the_nonzero_orders(model):
     full[at], _ = open_orders_numpy(m, idx[at], side)
     keep = full != 0
     pop = next(iter(m.populations))
-    rows, out = kd.with_opens(idx, dq, at, side, m.market.prices(), m.vb.coin_value, *pop._accounts())
+    rows, out = kd.with_opens(idx, dq, at, side, m.market.prices(), m.vb.coin_value, *pop._accounts)
     assert same(rows, idx[keep]) and same(out, full[keep])
 
 
@@ -106,10 +106,10 @@ def test_opens_draw_the_sides_as_numpy(model, move):
         if follow:
             side = np.where(u_follow < 0.3, np.sign(move), -np.sign(move))
         stop = tb.stop.copy()
-        want = kd.with_opens(idx, dq, at, side, m.market.prices(), m.vb.coin_value, *pop._accounts())
+        want = kd.with_opens(idx, dq, at, side, m.market.prices(), m.vb.coin_value, *pop._accounts)
         want_stop, tb.stop[:] = tb.stop.copy(), stop
-        got = kd.opens(idx, dq, at, u_side, 0.6, u_follow if follow else np.zeros(0), 0.3, move, growth,
-                       m.market.lm, m.vb.coin_price, m.vb.haircut, *pop._accounts())
+        got = kd.opens(idx, dq, at, u_side, u_follow if follow else np.zeros(0), move, growth, 0.6, 0.3,
+                       m.market.lm, m.vb.coin_price, m.vb.haircut, *pop._accounts)
         assert same(got[0], want[0]) and same(got[1], want[1]) and same(tb.stop, want_stop)
         assert (side > 0).any() and (side < 0).any() or (follow and move == 0.0)
 
@@ -140,11 +140,11 @@ def test_professional_targets_as_numpy(model):
     assert same(got, want_dq)
     tb.quit[idx[:5]] = True  # the fused call: targets at Market.prices, then the open candidates
     now_s = 3000.0
-    want_cand, want_x = kd.open_candidates(idx, tb.size, tb.cash, tb.quit, tb.last_liq, now_s, -np.log(2.0), 60.0)
+    want_cand, want_x = kd.open_candidates(idx, now_s, tb.size, tb.cash, tb.quit, tb.last_liq, -np.log(2.0), 60.0)
     got_dq, cand, x = kd.professional_decisions(
-        idx, np.exp(m.vb.basis), m.market.lm, m.vb.coin_price, m.vb.haircut, tb.venue, tb.size, tb.cash, tb.coin,
-        tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit, m.vb.im_mult, m.vb.tier_floor, m.vb.tier_lev, caution,
-        risk_limit, relever_below, tb.quit, tb.last_liq, now_s, -np.log(2.0), 60.0)
+        idx, np.exp(m.vb.basis), caution, now_s, risk_limit, relever_below, m.market.lm, m.vb.coin_price,
+        m.vb.haircut, tb.venue, tb.size, tb.cash, tb.coin, tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit,
+        m.vb.im_mult, m.vb.tier_floor, m.vb.tier_lev, tb.quit, tb.last_liq, -np.log(2.0), 60.0)
     assert same(got_dq, want_dq) and same(cand, want_cand) and same(x, want_x) and len(cand)
 
 
@@ -161,8 +161,8 @@ def test_retail_closes_as_numpy(model, r15):
     assert same(got, want) and np.isnan(stop[idx[close]]).all()
     assert same(np.delete(stop, idx[close]), np.delete(tb.stop, idx[close]))
     fused = tb.stop.copy()  # the fused call: the closes, then the open candidates and their draws
-    cand, x = kd.open_candidates(idx, tb.size, tb.cash, tb.quit, tb.last_liq, 3000.0, -np.log(2.0), 60.0)
-    got = kd.retail_decisions(idx, u, tb.size, fused, r15, 0.03, 0.1, tb.cash, tb.quit, tb.last_liq, 3000.0,
+    cand, x = kd.open_candidates(idx, 3000.0, tb.size, tb.cash, tb.quit, tb.last_liq, -np.log(2.0), 60.0)
+    got = kd.retail_decisions(idx, u, r15, 0.1, 3000.0, 0.03, tb.size, fused, tb.cash, tb.quit, tb.last_liq,
                               -np.log(2.0), 60.0)
     assert same(got[0], want) and same(got[1], cand) and same(got[2], x) and same(got[3], u[cand])
     assert same(fused, stop) and len(cand)
@@ -179,19 +179,17 @@ def test_open_candidates_willing_and_chosen_as_numpy(model):
     since = (now_s - tb.last_liq[idx[flat]]) / 60.0
     w *= -np.expm1(-np.log(2.0) * np.maximum(since, 0.0) / pop.spec.reentry_half_life_minutes)
     assert same(pop.willing(idx[flat]), w) and (w < 1).any() and (w == 1).any()
-    cand, x = kd.open_candidates(idx, tb.size, tb.cash, *pop._reentry())
+    assert pop._reentry[-1] == pop.spec.reentry_half_life_minutes > 0
+    cand, x = kd.open_candidates(idx, pop.now_s(), tb.size, tb.cash, *pop._reentry)
     expm1_x = np.expm1(x)
     assert same(cand, np.flatnonzero(flat))
     u = np.random.default_rng(5).random(len(idx))
     for scale in (0.9, 1.0):  # retail's OPEN_PROB, professionals'
         want = np.flatnonzero(flat)[u[flat] < scale * w]
         assert same(kd.chosen(cand, u[cand], expm1_x, pop.caution(), scale), want)
-    pop.spec.reentry_half_life_minutes, hl = 0.0, pop.spec.reentry_half_life_minutes
-    try:
-        cand, expm1_x = kd.open_candidates(idx, tb.size, tb.cash, *pop._reentry())
-        assert len(expm1_x) == 0 and same(kd.chosen(cand, u[cand], expm1_x, 0.5, 0.9), cand[u[cand] < 0.9 * 0.5])
-    finally:
-        pop.spec.reentry_half_life_minutes = hl
+    no_reentry = (*pop._reentry[:-1], 0.0)  # a class without a re-entry half-life
+    cand, expm1_x = kd.open_candidates(idx, pop.now_s(), tb.size, tb.cash, *no_reentry)
+    assert len(expm1_x) == 0 and same(kd.chosen(cand, u[cand], expm1_x, 0.5, 0.9), cand[u[cand] < 0.9 * 0.5])
 
 
 def test_active_rows_thin_unhedged_as_numpy(model):
@@ -343,3 +341,16 @@ def test_close_step_is_the_numpy_statements():
     assert same(premium_sum, expect_sum) and same(premium_n, np.full(k, 4.0))
     assert index_path[3] == market.index and same(price_path[3], market.prices())
     assert not index_path[[0, 1, 2, 4]].any() and not price_path[[0, 1, 2, 4]].any()
+
+
+def test_the_populations_kernel_arguments_stay_the_models_arrays():
+    """The argument tuples the populations build once per run hold the model's own arrays,
+    which a run updates in place and never reallocates."""
+    m = MarketModel(load_scenario("october-2025"), seed=0, traders=500)
+    for _ in range(30):
+        m.step()
+    live = [*vars(m.tb).values(), *vars(m.vb).values(), m.market.lm]
+    for pop in m.populations:
+        held = [*pop._accounts, *pop._reentry, *pop._opens, *getattr(pop, "_decisions", ())]
+        arrays = [a for a in held if isinstance(a, np.ndarray)]
+        assert arrays and all(any(a is b for b in live) for a in arrays), pop.name

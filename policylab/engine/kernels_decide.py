@@ -10,7 +10,9 @@ and ``np.maximum`` propagate NaN (``_min``, ``_max``); transcendental functions
 library's in the last bit. ``idx`` arguments hold unique account rows, ascending.
 
 A population's decision is a few calls: its draws and NumPy's ``expm1`` stand between
-them (e.g. :func:`retail_decisions`, :func:`chosen`, :func:`opens`).
+them (e.g. :func:`retail_decisions`, :func:`chosen`, :func:`opens`). Their arguments start
+with the step's values and end with the run's constants and arrays, which the populations
+gather once per run (``TraderPopulation.__init__``).
 
 Also the step's own glue around the decisions (``MarketModel.step``): the exogenous
 arrivals, the venues' price move, the reset of the step's flows, the execution and
@@ -90,7 +92,7 @@ def reentry_exponent(idx, last_liq, now_s, neg_ln2, half_life):
 
 
 @njit(cache=True, error_model="numpy")
-def open_candidates(idx, size, cash, quit, last_liq, now_s, neg_ln2, half_life):
+def open_candidates(idx, now_s, size, cash, quit, last_liq, neg_ln2, half_life):
     """Positions in ``idx`` of flat accounts with cash that have not quit (they may open),
     and for each (if ``half_life`` > 0, else none) its :func:`reentry_exponent`."""
     out = np.empty(idx.shape[0], dtype=np.int64)
@@ -137,12 +139,12 @@ def retail_closes(idx, u, size, stop, r15, panic_move, close_prob):
 
 
 @njit(cache=True, error_model="numpy")
-def retail_decisions(idx, u, size, stop, r15, panic_move, close_prob, cash, quit, last_liq, now_s, neg_ln2, half_life):
+def retail_decisions(idx, u, r15, close_prob, now_s, panic_move, size, stop, cash, quit, last_liq, neg_ln2, half_life):
     """``RetailSpeculators.decide`` before NumPy's ``expm1``: :func:`retail_closes` with the
-    draws ``u`` (one per position in ``idx``), then :func:`open_candidates`. Returns (orders
-    per position, candidates, their re-entry exponents, their draws ``u``)."""
+    draws ``u`` (one per position in ``idx``), then :func:`open_candidates` (``now_s``
+    seconds). Returns (orders per position, candidates, their re-entry exponents, their draws ``u``)."""
     dq = retail_closes(idx, u, size, stop, r15, panic_move, close_prob)
-    cand, x = open_candidates(idx, size, cash, quit, last_liq, now_s, neg_ln2, half_life)
+    cand, x = open_candidates(idx, now_s, size, cash, quit, last_liq, neg_ln2, half_life)
     return dq, cand, x, u[cand]
 
 
@@ -176,17 +178,17 @@ def professional_targets(idx, price, coin_value, venue, size, cash, coin, levera
 
 
 @njit(cache=True, error_model="numpy")
-def professional_decisions(idx, growth, lm, coin_price, haircut, venue, size, cash, coin, leverage, weight, lev_cap,
-                           pos_limit, im_mult, tier_floor, tier_lev, caution, risk_limit, relever_below, quit, last_liq,
-                           now_s, neg_ln2, half_life):
+def professional_decisions(idx, growth, caution, now_s, risk_limit, relever_below, lm, coin_price, haircut, venue, size,
+                           cash, coin, leverage, weight, lev_cap, pos_limit, im_mult, tier_floor, tier_lev, quit,
+                           last_liq, neg_ln2, half_life):
     """``Professionals.decide`` before NumPy's ``expm1``: :func:`professional_targets` at the
     book prices (the index x ``growth``, NumPy's exp of the basis, as ``Market.prices``) and
-    the collateral values now, then :func:`open_candidates`. Returns (orders per position,
-    candidates, their re-entry exponents)."""
+    the collateral values now, then :func:`open_candidates` (``now_s`` seconds). Returns
+    (orders per position, candidates, their re-entry exponents)."""
     price = math.exp(lm[0] + lm[1]) * growth
     dq = professional_targets(idx, price, coin_values(coin_price, haircut), venue, size, cash, coin, leverage, weight,
                               lev_cap, pos_limit, im_mult, tier_floor, tier_lev, caution, risk_limit, relever_below)
-    cand, x = open_candidates(idx, size, cash, quit, last_liq, now_s, neg_ln2, half_life)
+    cand, x = open_candidates(idx, now_s, size, cash, quit, last_liq, neg_ln2, half_life)
     return dq, cand, x
 
 
@@ -240,7 +242,7 @@ def with_opens(idx, dq, at, side, price, coin_value, venue, size, cash, coin, le
 
 
 @njit(cache=True, error_model="numpy")
-def opens(idx, dq, at, u_side, long_share, u_follow, follow_share, move, growth, lm, coin_price, haircut, venue, size,
+def opens(idx, dq, at, u_side, u_follow, move, growth, long_share, follow_share, lm, coin_price, haircut, venue, size,
           cash, coin, leverage, weight, lev_cap, pos_limit, stop_dist, stop, im_mult, tier_floor, tier_lev):
     """:func:`with_opens` with the sides drawn and the prices and collateral values now:
     position ``at[p]`` opens long if ``u_side[p] < long_share``, else short; with draws

@@ -50,6 +50,17 @@ class TraderPopulation(mesa.Agent):
         self.refills = 0  # accounts replaced so far
         if spec.refill_half_life_minutes > 0:
             self._refill_stream = stream(model.seed, f"refill:{self.name}")
+        tb, vb = model.tb, model.vb
+        self.step_minutes = model.scenario.step_minutes  # the model's step (minutes)
+        self._activity = spec.activity_per_minute * self.step_minutes  # chance to reconsider in a step (no surge)
+        # the trailing arguments of the decision kernels (kernels_decide), built once: the
+        # spec's values as the model was built and the run's arrays, which are updated in
+        # place, never reallocated
+        self._accounts = (tb.venue, tb.size, tb.cash, tb.coin, tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit,
+                          tb.stop_dist, tb.stop, vb.im_mult, vb.tier_floor, vb.tier_lev)
+        self._reentry = (tb.quit, tb.last_liq, NEG_LN2, float(spec.reentry_half_life_minutes))
+        self._opens = (float(spec.long_share), float(spec.momentum_share), model.market.lm, vb.coin_price, vb.haircut,
+                       *self._accounts)
 
     def refill(self) -> None:
         """Replace wiped-out accounts by new traders with the starting deposit (see the class docstring)."""
@@ -57,7 +68,7 @@ class TraderPopulation(mesa.Agent):
             return
         tb = self.model.tb
         u = self._refill_stream.random(len(self.rows))  # drawn every step: common random numbers
-        p = (1.0 - 0.5 ** (self.model.scenario.step_minutes / self.spec.refill_half_life_minutes)) * self.caution()
+        p = (1.0 - 0.5 ** (self.step_minutes / self.spec.refill_half_life_minutes)) * self.caution()
         self.refills += kernels_passes.refill(self.rows, u, p, tb.size, self.stake, tb.quit, tb.cash, tb.deposit,
                                               self.WIPED_SHARE)
 
@@ -66,21 +77,21 @@ class TraderPopulation(mesa.Agent):
         flat accounts come to trade more often when the market moves (volume rises with
         volatility); holders keep reconsidering at the usual rate (adverse moves make
         them close, see ``decide``)."""
-        tb = self.model.tb
-        p = self.spec.activity_per_minute * self.model.scenario.step_minutes
+        rows, p, rng = self.rows, self._activity, self.stream
+        n = len(rows)
         surge = 1.0
         if self.spec.activity_vol_elasticity > 0:
             surge += self.spec.activity_vol_elasticity * max(self.model.vol_ratio(self.ACTIVITY_VOL_WINDOW) - 1.0, 0.0)
-        k = self.stream.binomial(len(self.rows), min(1.0, p * surge)) if len(self.rows) else 0
+        k = rng.binomial(n, min(1.0, p * surge)) if n else 0
         # k draws with replacement; the size as a tuple gives the same draws as ``k`` (NumPy's
         # bounded integers take a faster path for it)
-        idx = kd.active_rows(self.rows, self.stream.integers(0, len(self.rows), (k,))) if k else self.rows[:0]
+        idx = kd.active_rows(rows, rng.integers(0, n, (k,))) if k else rows[:0]
         if surge > 1.0 and len(idx):
             # holders: thinned back to the usual rate. k draws with replacement select an
             # account with probability about 1 - exp(-k / n), so keep each holder with the
             # ratio of that probability at the usual rate to the one at the surged rate
-            usual, surged = np.expm1([-min(1.0, p), -min(1.0, p * surge)])  # elementwise as two calls
-            idx = kd.thin(idx, tb.size, self.stream.random(len(idx)), -usual / -surged)
+            minus_chance = np.expm1(np.array((-min(1.0, p), -min(1.0, p * surge))))  # elementwise as two calls
+            idx = kd.thin(idx, self.model.tb.size, rng.random(len(idx)), -minus_chance[0] / -minus_chance[1])
         return idx
 
     def caution(self) -> float:
@@ -96,36 +107,14 @@ class TraderPopulation(mesa.Agent):
         hl = self.spec.reentry_half_life_minutes
         if hl <= 0:
             return np.full(len(idx), self.caution())
-        now_s = (self.model.steps - 1) * self.model.scenario.step_minutes * 60.0
-        return self.caution() * -np.expm1(kd.reentry_exponent(idx, self.model.tb.last_liq, now_s, NEG_LN2, float(hl)))
+        return self.caution() * -np.expm1(kd.reentry_exponent(idx, self.model.tb.last_liq, self.now_s(), NEG_LN2,
+                                                              float(hl)))
 
-    def _reentry(self) -> tuple:
-        """What :func:`kernels_decide.open_candidates` reads after the accounts' sizes and cash:
-        quits, last liquidations, now (s), -ln 2 and the re-entry half-life (minutes)."""
-        tb = self.model.tb
-        now_s = (self.model.steps - 1) * self.model.scenario.step_minutes * 60.0
-        return tb.quit, tb.last_liq, now_s, NEG_LN2, float(self.spec.reentry_half_life_minutes)
+    def now_s(self) -> float:
+        """The step's time (s since the run's start), as liquidations record it (``tb.last_liq``)."""
+        return (self.model.steps - 1) * self.step_minutes * 60.0
 
     def open_orders(self, idx: np.ndarray, side: np.ndarray):
         """Open positions with the account's cash at its chosen leverage, within the venue's
         and the rules' caps and the rules' position limit."""
-        m, vb = self.model, self.model.vb
-        return kd.open_orders(idx, side, m.market.prices(), vb.coin_value, *self._accounts())
-
-    def with_opens(self, idx: np.ndarray, dq: np.ndarray, at: np.ndarray, u_side: np.ndarray,
-                   u_follow: np.ndarray = NO_DRAWS, move: float = 0.0, growth: np.ndarray | None = None):
-        """The orders ``dq`` of accounts ``idx`` with positions ``at`` (in ``idx``) opening
-        (:meth:`open_orders`): long with draw ``u_side`` below ``long_share``, or with draws
-        ``u_follow``, in the direction of ``move`` with one below ``momentum_share``; less the
-        zero orders: ``(accounts, BTC)``. ``growth``: NumPy's exp of the basis, if at hand."""
-        m, vb, spec = self.model, self.model.vb, self.spec
-        growth = np.exp(vb.basis) if growth is None else growth
-        return kd.opens(idx, dq, at, u_side, float(spec.long_share), u_follow, float(spec.momentum_share), move,
-                        growth, m.market.lm, vb.coin_price, vb.haircut, *self._accounts())
-
-    def _accounts(self) -> tuple:
-        """The arrays the opening kernels read after the prices and collateral values: the
-        accounts' state, the dynamic initial margin and the tiers."""
-        tb, vb = self.model.tb, self.model.vb
-        return (tb.venue, tb.size, tb.cash, tb.coin, tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit, tb.stop_dist,
-                tb.stop, vb.im_mult, vb.tier_floor, vb.tier_lev)
+        return kd.open_orders(idx, side, self.model.market.prices(), self.model.vb.coin_value, *self._accounts)

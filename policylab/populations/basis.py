@@ -14,9 +14,13 @@ class BasisTraders(TraderPopulation):
 
     UNWIND_PER_MINUTE = 0.2
 
+    def __init__(self, model, rows, spec, rng):
+        super().__init__(model, rows, spec, rng)
+        self._unwind_share = min(1.0, self.UNWIND_PER_MINUTE * self.step_minutes)  # of the excess, per step
+
     def decide(self):
-        m, tb = self.model, self.model.tb
-        idx, dq = kd.unhedged(self.rows, tb.hedge, tb.size, min(1.0, self.UNWIND_PER_MINUTE * m.scenario.step_minutes))
+        tb = self.model.tb
+        idx, dq = kd.unhedged(self.rows, tb.hedge, tb.size, self._unwind_share)
         if len(idx):
-            m.market.trade_spot(idx, dq, forced=True)  # left unhedged by a forced close
+            self.model.market.trade_spot(idx, dq, forced=True)  # left unhedged by a forced close
         return EMPTY

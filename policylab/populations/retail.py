@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from policylab.engine import kernels_decide as kd
-from policylab.populations.base import EMPTY, TraderPopulation
+from policylab.populations.base import EMPTY, NO_DRAWS, TraderPopulation
 
 
 class RetailSpeculators(TraderPopulation):
@@ -19,18 +19,25 @@ class RetailSpeculators(TraderPopulation):
     CLOSE_PROB = 0.1  # chance an active holder closes without a signal (profit taking, boredom)
     OPEN_PROB = 0.9  # chance an active flat account with cash opens a position
 
+    def __init__(self, model, rows, spec, rng):
+        super().__init__(model, rows, spec, rng)
+        tb = model.tb
+        # the trailing arguments of kernels_decide.retail_decisions (see TraderPopulation.__init__)
+        self._decisions = (float(spec.panic_move), tb.size, tb.stop, tb.cash, *self._reentry)
+
     def decide(self):
-        m, tb = self.model, self.model.tb
+        m, rng = self.model, self.stream
         idx = self.active()
         if len(idx) == 0:
             return EMPTY
         r15 = m.index_return(15)
-        u = self.stream.random(len(idx))
+        u = rng.random(len(idx))
         close_prob = min(1.0, self.CLOSE_PROB + self.spec.risk_off_close * m.risk_off)  # de-risking when risk-off
-        dq, cand, x, u_cand = kd.retail_decisions(idx, u, tb.size, tb.stop, r15, float(self.spec.panic_move),
-                                                  close_prob, tb.cash, *self._reentry())  # closes clear their stops
+        dq, cand, x, u_cand = kd.retail_decisions(idx, u, r15, close_prob, self.now_s(),
+                                                  *self._decisions)  # closes clear their stops
         flat = kd.chosen(cand, u_cand, np.expm1(x), self.caution(), self.OPEN_PROB)  # u < OPEN_PROB x willing
-        u_side = self.stream.random(len(flat))
+        u_side = rng.random(len(flat))
+        growth = np.exp(m.vb.basis)  # the book prices' factor on the index, as Market.prices takes it
         if abs(r15) > self.spec.dip_move:  # a sharp move: momentum traders follow it, the rest fade it
-            return self.with_opens(idx, dq, flat, u_side, self.stream.random(len(flat)), r15)
-        return self.with_opens(idx, dq, flat, u_side)
+            return kd.opens(idx, dq, flat, u_side, rng.random(len(flat)), r15, growth, *self._opens)
+        return kd.opens(idx, dq, flat, u_side, NO_DRAWS, 0.0, growth, *self._opens)
