@@ -60,9 +60,15 @@ def _state(m) -> dict:
 
 
 def _restore(m, state: dict) -> None:
+    """Put ``state`` back: in place (the compiled calls keep the run's arrays), except the
+    growable buffers a round grew, which are replaced."""
     owners = {"tb": m.tb, "vb": m.vb, "market": m.market, "engine": m.engine, "events": m.events}
     for (o, k), v in state.items():
-        setattr(owners[o], k, v.copy())
+        now = getattr(owners[o], k)
+        if now.shape == v.shape:
+            np.copyto(now, v)
+        else:
+            setattr(owners[o], k, v.copy())
 
 
 def _assert_same(a: dict, b: dict, where: str) -> None:
