@@ -397,6 +397,25 @@ def test_sorted_triggers_select_what_a_scan_of_the_band_set_selects(case):
     assert seen["changed"] > 0 and seen["resorted"] > 0, seen
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_band_scan_is_numpys_selection(seed):
+    """``kernels.near`` (the band set's full scan) keeps what a NumPy selection keeps: the
+    ``always`` accounts, longs whose largest trigger (stop, liquidation price; NaN: none) is
+    above their venue's ``lo``, shorts whose smallest is below its ``hi``; flat ones never."""
+    rng = np.random.default_rng(seed)
+    n, k = 5000, 4
+    size = rng.choice([-1.0, 0.0, 1.0], size=n) * rng.uniform(0.1, 2.0, size=n)
+    venue = rng.integers(0, k, size=n).astype(np.int16)
+    liq = np.where(rng.random(n) < 0.2, np.nan, rng.uniform(80.0, 120.0, size=n))
+    stop = np.where(rng.random(n) < 0.5, np.nan, rng.uniform(80.0, 120.0, size=n))
+    always = rng.random(n) < 0.02
+    lo, hi = rng.uniform(90.0, 100.0, size=k), rng.uniform(100.0, 110.0, size=k)
+    up, down = np.fmax(liq, stop), np.fmin(liq, stop)
+    expected = np.flatnonzero(always | ((size > 0) & (up > lo[venue])) | ((size < 0) & (down < hi[venue])))
+    np.testing.assert_array_equal(kernels.near(size, venue, liq, stop, always, lo, hi), expected)
+    assert all(kernels._is_near(i, size, venue, liq, stop, always, lo, hi) == (i in set(expected)) for i in range(200))
+
+
 @pytest.mark.parametrize("n, need", [(0, 1.0), (1, 0.5), (7, 3.0), (500, 40.0), (500, 1e9), (2000, 0.0)])
 def test_ranked_prefix_is_the_stable_sort_cut_where_the_need_is_covered(n, need):
     """The heap ADL ranks counterparties with takes what ``np.argsort(key, kind="stable")``
