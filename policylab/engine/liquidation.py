@@ -135,11 +135,11 @@ class LiquidationEngine:
         # the compiled calls' arguments that are the same at every call (the accounts', venues'
         # and market's arrays are fixed for a run; the growable buffers are passed apart)
         tb, vb, mkt = self.tb, self.vb, market
-        self._band_args = (mkt.lm, vb.mark_index, self._near_mark, tb.size, tb.venue, tb.liq_price, tb.stop,
+        self._band_args = kc.bundle((mkt.lm, vb.mark_index, self._near_mark, tb.size, tb.venue, tb.liq_price, tb.stop,
                            self.always, self.protocol, kc.DUE_TOL, self._n_changed, self._member, self._dirty,
                            self._members, self._over, self._alw, self._counts, self._lacc, self._lkey, self._lstart,
-                           self._sacc, self._skey, self._sstart)
-        self._round_args = (
+                           self._sacc, self._skey, self._sstart))
+        self._round_args = kc.bundle((
             self._avg, self._kinds, tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor,
             tb.entry, tb.last_liq, tb.liquidated, tb.cls, tb.juris, tb.lev_chosen, self.always, self.protocol,
             vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_floor, vb.tier_rate, vb.tier_ded, self.vault_rows,
@@ -147,7 +147,7 @@ class LiquidationEngine:
             self._withdrawal, vb.mark_index, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees,
             vb.collateral_loss, self.adl_volume, vb.depth0, vb.liquidity_mult, vb.health, float(mkt.params.impact_y),
             mkt.flow, mkt.volume, mkt.resident, mkt.traded, mkt.forced_volume, mkt.resident_volume, mkt.tally,
-            vb.basis, mkt.lm, mkt.spot, float(mkt.params.permanent_share), self._n_changed)
+            vb.basis, mkt.lm, mkt.spot, float(mkt.params.permanent_share), self._n_changed))
 
     # ------------------------------------------------------------ helpers
     def _room(self, n: int) -> None:
@@ -214,7 +214,7 @@ class LiquidationEngine:
                                             self._edges[2], self._m_lo, self._stale, self.protocol, tb.venue, tb.size,
                                             tb.weight, tb.cash, tb.coin, tb.mm_floor, vb.coin_value, vb.margin_mult,
                                             vb.tier_rate, vb.tier_ded, tb.liq_price, self._changed, self._n_changed)
-        return kc.band_set(rescan, growth, *self._edges, self._changed, *self._band_args)
+        return kc.band_set(rescan, growth, *self._edges, self._changed, self._band_args)
 
     # ------------------------------------------------------------ one round
     def run_round(self, near: np.ndarray, time_s: float, step: int, rnd: int) -> tuple[int, int]:
@@ -230,7 +230,7 @@ class LiquidationEngine:
         while True:
             outcome, acted, waiting = kc.run_round(  # NEED_ROOM: ``acted`` is the room needed
                 near, growth, efill, time_s, step, rnd, ev.ints, ev.floats, ev.n, ev.starts, self._changed,
-                *self._round_args)
+                self._round_args)
             if outcome == kc.NEED_FILL:
                 efill = np.exp(self._avg)  # NumPy's exponential, as the fill prices take it
             elif outcome == kc.NEED_ROOM:

@@ -66,13 +66,13 @@ class Market:
         self.changes = np.zeros(tb.n + 1, dtype=np.int64)
         self.count_longs()
         # the arbitrage kernel's arguments after the prices' growth (arrays fixed for the run)
-        self._arbitrage_args = (
+        self._arbitrage_args = kc.bundle((
             float(params.impact_y), float(params.arb_min_gap), float(params.arb_gap_share), vb.depth0,
             vb.liquidity_mult, vb.health, vb.coin_price, vb.haircut, vb.arb_row, self.arb_left, vb.tier_floor,
             vb.tier_lev, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees, tb.venue, tb.size,
             tb.entry, tb.cash, tb.coin, tb.leverage, tb.weight, tb.hedge, tb.hedge_cash, self.flow, self.volume,
             self.resident, self.traded, self.forced_volume, self.resident_volume, self.tally, vb.basis, self.lm,
-            self.spot, float(params.permanent_share))
+            self.spot, float(params.permanent_share)))
 
     @property
     def tally(self) -> tuple:
@@ -183,7 +183,7 @@ class Market:
     def arbitrage(self) -> None:
         """Arbitrage desks buy the cheap venue and sell spot (or the reverse), within capacity
         (kernels_cascade.arbitrage: orders, execution and spot legs in one call)."""
-        kc.arbitrage(np.exp(self.vb.basis), *self._arbitrage_args)
+        kc.arbitrage(np.exp(self.vb.basis), self._arbitrage_args)
 
     def trade_spot(self, idx: np.ndarray, dq: np.ndarray, *, forced: bool = False) -> None:
         """Spot trades of unique accounts' hedge legs (``hedge`` BTC, ``hedge_cash`` USD)
