@@ -132,13 +132,14 @@ class LiquidationEngine:
         self._parts = int(kc.parts(k))  # event parts one round can add
         self._avg = np.zeros(k)  # the ADL choice's average fills (log, see run_round)
         self._no_fill = np.zeros(0)
-        # the compiled calls' arguments that are the same at every call (the accounts', venues'
-        # and market's arrays are fixed for a run; the growable buffers are passed apart)
+        # the band set's and the round's arguments that are the same at every call, bundled once:
+        # the accounts', venues' and market's arrays and the market's parameters are fixed for a
+        # run (changed in place, never replaced); the growable buffers are passed apart
         tb, vb, mkt = self.tb, self.vb, market
-        self._band_args = kc.bundle((mkt.lm, vb.mark_index, self._near_mark, tb.size, tb.venue, tb.liq_price, tb.stop,
-                           self.always, self.protocol, kc.DUE_TOL, self._n_changed, self._member, self._dirty,
-                           self._members, self._over, self._alw, self._counts, self._lacc, self._lkey, self._lstart,
-                           self._sacc, self._skey, self._sstart))
+        self._band_args = kc.bundle((
+            mkt.lm, vb.mark_index, self._near_mark, tb.size, tb.venue, tb.liq_price, tb.stop, self.always,
+            self.protocol, kc.DUE_TOL, self._n_changed, self._member, self._dirty, self._members, self._over, self._alw,
+            self._counts, self._lacc, self._lkey, self._lstart, self._sacc, self._skey, self._sstart))
         self._round_args = kc.bundle((
             self._avg, self._kinds, tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor,
             tb.entry, tb.last_liq, tb.liquidated, tb.cls, tb.juris, tb.lev_chosen, self.always, self.protocol,

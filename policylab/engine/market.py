@@ -65,7 +65,8 @@ class Market:
         self.changed = np.zeros(tb.n, dtype=np.bool_)
         self.changes = np.zeros(tb.n + 1, dtype=np.int64)
         self.count_longs()
-        # the arbitrage kernel's arguments after the prices' growth (arrays fixed for the run)
+        # the arbitrage kernel's arguments but the prices' growth, bundled once: the arrays and
+        # parameters are fixed for a run (arrays changed in place, never replaced)
         self._arbitrage_args = kc.bundle((
             float(params.impact_y), float(params.arb_min_gap), float(params.arb_gap_share), vb.depth0,
             vb.liquidity_mult, vb.health, vb.coin_price, vb.haircut, vb.arb_row, self.arb_left, vb.tier_floor,
