@@ -33,9 +33,10 @@ class _BundleType(types.StructRef):
 
 
 class Bundle(structref.StructRefProxy):
-    """A tuple of a compiled call's arguments (``items``) behind one reference: a call unboxes
-    one argument instead of dozens (each array costs about 0.05 us). Its arrays are the
-    caller's, shared, not copied; they must stay the same arrays for as long as it is used."""
+    """A tuple of a compiled call's arguments (``items``) behind one reference: a call passes
+    one argument (about 1 us, Numba's type lookup for it) instead of dozens (about 0.05 us
+    each array). Its arrays are the caller's, shared, not copied; they must stay the same
+    arrays (changed in place, never replaced) for as long as it is used."""
 
 
 structref.define_proxy(Bundle, _BundleType, ["items"])
