@@ -355,16 +355,16 @@ class MarketModel(mesa.Model):
 
     def _cascade(self, t: int) -> int:
         """Run liquidation rounds until nothing triggers. Returns rounds with activity."""
-        prm, engine = self.scenario.market, self.engine
-        step_seconds = self.scenario.step_minutes * 60.0
+        prm, engine, arbitrage = self.scenario.market, self.engine, self.arbitrageurs.act
+        band, round_seconds, step_seconds = prm.band, prm.round_seconds, self.scenario.step_minutes * 60.0
         time_s = t * step_seconds
         active_rounds = 0
         for rnd in range(prm.max_rounds):
-            self.arbitrageurs.act()  # first, so the round's check sees every price move
-            acted, waiting = engine.run_round(engine.near(prm.band), time_s + rnd * prm.round_seconds, t, rnd)
+            arbitrage()  # first, so the round's check sees every price move
+            acted, waiting = engine.run_round(engine.near(band), time_s + rnd * round_seconds, t, rnd)
             if acted:
                 active_rounds += 1
-            elif not waiting or (rnd + 1) * prm.round_seconds >= step_seconds:
+            elif not waiting or (rnd + 1) * round_seconds >= step_seconds:
                 break
         return active_rounds
 

@@ -60,9 +60,15 @@ def _state(m) -> dict:
 
 
 def _restore(m, state: dict) -> None:
+    """Put ``state`` back: in place (the compiled calls keep the run's arrays), except the
+    growable buffers a round grew, which are replaced."""
     owners = {"tb": m.tb, "vb": m.vb, "market": m.market, "engine": m.engine, "events": m.events}
     for (o, k), v in state.items():
-        setattr(owners[o], k, v.copy())
+        now = getattr(owners[o], k)
+        if now.shape == v.shape:
+            np.copyto(now, v)
+        else:
+            setattr(owners[o], k, v.copy())
 
 
 def _assert_same(a: dict, b: dict, where: str) -> None:
@@ -389,6 +395,25 @@ def test_sorted_triggers_select_what_a_scan_of_the_band_set_selects(case):
     m.run()
     assert seen["rounds"] > 500 and seen["due"] > 400 and seen["band"] > 0, seen
     assert seen["changed"] > 0 and seen["resorted"] > 0, seen
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_band_scan_is_numpys_selection(seed):
+    """``kernels.near`` (the band set's full scan) keeps what a NumPy selection keeps: the
+    ``always`` accounts, longs whose largest trigger (stop, liquidation price; NaN: none) is
+    above their venue's ``lo``, shorts whose smallest is below its ``hi``; flat ones never."""
+    rng = np.random.default_rng(seed)
+    n, k = 5000, 4
+    size = rng.choice([-1.0, 0.0, 1.0], size=n) * rng.uniform(0.1, 2.0, size=n)
+    venue = rng.integers(0, k, size=n).astype(np.int16)
+    liq = np.where(rng.random(n) < 0.2, np.nan, rng.uniform(80.0, 120.0, size=n))
+    stop = np.where(rng.random(n) < 0.5, np.nan, rng.uniform(80.0, 120.0, size=n))
+    always = rng.random(n) < 0.02
+    lo, hi = rng.uniform(90.0, 100.0, size=k), rng.uniform(100.0, 110.0, size=k)
+    up, down = np.fmax(liq, stop), np.fmin(liq, stop)
+    expected = np.flatnonzero(always | ((size > 0) & (up > lo[venue])) | ((size < 0) & (down < hi[venue])))
+    np.testing.assert_array_equal(kernels.near(size, venue, liq, stop, always, lo, hi), expected)
+    assert all(kernels._is_near(i, size, venue, liq, stop, always, lo, hi) == (i in set(expected)) for i in range(200))
 
 
 @pytest.mark.parametrize("n, need", [(0, 1.0), (1, 0.5), (7, 3.0), (500, 40.0), (500, 1e9), (2000, 0.0)])

@@ -191,17 +191,14 @@ def maintenance(idx, venue, weight, size, mm_floor, price, margin_mult, tier_flo
 
 @njit(cache=True, error_model="numpy")
 def _is_near(i, size, venue, liq_price, stop, always, lo, hi):
+    """Whether account ``i`` is of :func:`near`'s set. Both sides' tests are evaluated and
+    combined without branches (a scan's accounts are in no order a branch predictor learns)."""
     s = size[i]
-    if always[i]:
-        return True
-    if s == 0.0:
-        return False
     liq, st = liq_price[i], stop[i]
-    if s > 0.0:
-        trig = st if liq != liq else (liq if st != st else max(liq, st))
-        return trig > lo[venue[i]]
-    trig = st if liq != liq else (liq if st != st else min(liq, st))
-    return trig < hi[venue[i]]
+    v = venue[i]
+    up = st if liq != liq else (liq if st != st else max(liq, st))  # a long's trigger
+    down = st if liq != liq else (liq if st != st else min(liq, st))  # a short's
+    return always[i] | ((s > 0.0) & (up > lo[v])) | ((s != 0.0) & (not s > 0.0) & (down < hi[v]))
 
 
 @njit(cache=True, error_model="numpy")
@@ -211,9 +208,8 @@ def near(size, venue, liq_price, stop, always, lo, hi):
     out = np.empty(size.shape[0], dtype=np.int64)
     n = 0
     for i in range(size.shape[0]):
-        if _is_near(i, size, venue, liq_price, stop, always, lo, hi):
-            out[n] = i
-            n += 1
+        out[n] = i
+        n += _is_near(i, size, venue, liq_price, stop, always, lo, hi)
     return out[:n]
 
 

@@ -111,7 +111,7 @@ class LiquidationEngine:
         self.adl_volume = np.zeros(len(self.vb.rules))  # USD closed by ADL (both legs counted once)
         n, k = max(self.tb.n, 1), len(self.vb.rules)
         self._near_mark = np.zeros(k)  # the band set (see near): the marks it was scanned at, its band
-        self._band = self._edges = None
+        self._band = self._edges = None  # and (e^-band, e^band, half the band) (see near)
         self._member, self._dirty = np.zeros(n, bool), np.zeros(n, bool)  # its state (kernels_cascade.band_set)
         self._members, self._over = np.zeros(n, np.int64), np.zeros(n, np.int64)
         self._alw = np.zeros(max(int(self.always.sum()), 1), np.int64)
@@ -132,6 +132,23 @@ class LiquidationEngine:
         self._parts = int(kc.parts(k))  # event parts one round can add
         self._avg = np.zeros(k)  # the ADL choice's average fills (log, see run_round)
         self._no_fill = np.zeros(0)
+        # the band set's and the round's arguments that are the same at every call, bundled once:
+        # the accounts', venues' and market's arrays and the market's parameters are fixed for a
+        # run (changed in place, never replaced); the growable buffers are passed apart
+        tb, vb, mkt = self.tb, self.vb, market
+        self._band_args = kc.bundle((
+            mkt.lm, vb.mark_index, self._near_mark, tb.size, tb.venue, tb.liq_price, tb.stop, self.always,
+            self.protocol, kc.DUE_TOL, self._n_changed, self._member, self._dirty, self._members, self._over, self._alw,
+            self._counts, self._lacc, self._lkey, self._lstart, self._sacc, self._skey, self._sstart))
+        self._round_args = kc.bundle((
+            self._avg, self._kinds, tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor,
+            tb.entry, tb.last_liq, tb.liquidated, tb.cls, tb.juris, tb.lev_chosen, self.always, self.protocol,
+            vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_floor, vb.tier_rate, vb.tier_ded, self.vault_rows,
+            vb.vault_row, vb.backstop, vb.partial_fraction, vb.partial_threshold, vb.cooldown, vb.nbp, self._rank,
+            self._withdrawal, vb.mark_index, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees,
+            vb.collateral_loss, self.adl_volume, vb.depth0, vb.liquidity_mult, vb.health, float(mkt.params.impact_y),
+            mkt.flow, mkt.volume, mkt.resident, mkt.traded, mkt.forced_volume, mkt.resident_volume, mkt.tally,
+            vb.basis, mkt.lm, mkt.spot, float(mkt.params.permanent_share), self._n_changed))
 
     # ------------------------------------------------------------ helpers
     def _room(self, n: int) -> None:
@@ -187,47 +204,34 @@ class LiquidationEngine:
         those refreshed since the last sort, not a pass over all accounts or members.
         Prices left stale by :meth:`set_maintenance` are refreshed before a rescan
         (:func:`kernels_cascade.settle`)."""
-        tb, vb = self.tb, self.vb
-        rescan = self._band is None or band != self._band
-        if band != self._band:
-            self._band, self._edges = band, (np.exp(-band), np.exp(band))
+        rescan = band != self._band
+        if rescan:
+            self._band, self._edges = band, (float(np.exp(-band)), float(np.exp(band)), band / 2)
+        growth = np.exp(self.vb.basis)
         if self._any_stale:  # stale prices (set_maintenance) are refreshed before a rescan reads them
+            tb, vb = self.tb, self.vb
             self._room(tb.n)
-            self._any_stale = not kc.settle(rescan, np.exp(vb.basis), self.mkt.lm, vb.mark_index, self._near_mark,
-                                            band / 2, self._m_lo, self._stale, self.protocol, tb.venue, tb.size,
+            self._any_stale = not kc.settle(rescan, growth, self.mkt.lm, vb.mark_index, self._near_mark,
+                                            self._edges[2], self._m_lo, self._stale, self.protocol, tb.venue, tb.size,
                                             tb.weight, tb.cash, tb.coin, tb.mm_floor, vb.coin_value, vb.margin_mult,
                                             vb.tier_rate, vb.tier_ded, tb.liq_price, self._changed, self._n_changed)
-        return kc.band_set(rescan, np.exp(vb.basis), self.mkt.lm, vb.mark_index, self._near_mark, self._edges[0],
-                           self._edges[1], band / 2, tb.size, tb.venue, tb.liq_price, tb.stop, self.always,
-                           self.protocol, kc.DUE_TOL, self._changed, self._n_changed, self._member, self._dirty,
-                           self._members, self._over, self._alw, self._counts, self._lacc, self._lkey, self._lstart,
-                           self._sacc, self._skey, self._sstart)
+        return kc.band_set(rescan, growth, *self._edges, self._changed, self._band_args)
 
     # ------------------------------------------------------------ one round
     def run_round(self, near: np.ndarray, time_s: float, step: int, rnd: int) -> tuple[int, int]:
-        """Liquidate, auto-deleverage and stop out what is due now. Returns (accounts acted
-        on, accounts still under maintenance but waiting for their cooldown).
+        """Liquidate, auto-deleverage and stop out what is due now among the accounts ``near``
+        (ascending, int64; :meth:`near`'s). Returns (accounts acted on, accounts still under
+        maintenance but waiting for their cooldown).
 
         The round is one compiled call (kernels_cascade.run_round), called again when the
         ADL choice needs NumPy's exponential of the fill prices or the event buffers more
         room; then, when a vault may be under water, its solvency (kernels_cascade.vault_solvency)."""
-        tb, vb, mkt = self.tb, self.vb, self.mkt
-        near = np.ascontiguousarray(near, dtype=np.int64)
-        self.events.reserve(len(near), self._parts)
-        self._room(len(near))
-        ev, efill = self.events, self._no_fill
+        growth, efill, time_s, step, rnd = np.exp(self.vb.basis), self._no_fill, float(time_s), int(step), int(rnd)
+        ev = self.events
         while True:
             outcome, acted, waiting = kc.run_round(  # NEED_ROOM: ``acted`` is the room needed
-                near, np.exp(vb.basis), efill, self._avg, float(time_s), int(step), int(rnd), self._kinds,
-                tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor, tb.entry,
-                tb.last_liq, tb.liquidated, tb.cls, tb.juris, tb.lev_chosen, self.always, self.protocol,
-                vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_floor, vb.tier_rate, vb.tier_ded, self.vault_rows,
-                vb.vault_row, vb.backstop, vb.partial_fraction, vb.partial_threshold, vb.cooldown, vb.nbp,
-                self._rank, self._withdrawal, vb.mark_index, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row,
-                vb.fund, vb.fees, vb.collateral_loss, self.adl_volume, vb.depth0, vb.liquidity_mult, vb.health,
-                float(mkt.params.impact_y), mkt.flow, mkt.volume, mkt.resident, mkt.traded, mkt.forced_volume,
-                mkt.resident_volume, mkt.tally, vb.basis, mkt.lm, mkt.spot, float(mkt.params.permanent_share),
-                ev.ints, ev.floats, ev.n, ev.starts, self._changed, self._n_changed)
+                near, growth, efill, time_s, step, rnd, ev.ints, ev.floats, ev.n, ev.starts, self._changed,
+                self._round_args)
             if outcome == kc.NEED_FILL:
                 efill = np.exp(self._avg)  # NumPy's exponential, as the fill prices take it
             elif outcome == kc.NEED_ROOM:

@@ -65,12 +65,20 @@ class Market:
         self.changed = np.zeros(tb.n, dtype=np.bool_)
         self.changes = np.zeros(tb.n + 1, dtype=np.int64)
         self.count_longs()
+        # the arbitrage kernel's arguments but the prices' growth, bundled once: the arrays and
+        # parameters are fixed for a run (arrays changed in place, never replaced)
+        self._arbitrage_args = kc.bundle((
+            float(params.impact_y), float(params.arb_min_gap), float(params.arb_gap_share), vb.depth0,
+            vb.liquidity_mult, vb.health, vb.coin_price, vb.haircut, vb.arb_row, self.arb_left, vb.tier_floor,
+            vb.tier_lev, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees, tb.venue, tb.size,
+            tb.entry, tb.cash, tb.coin, tb.leverage, tb.weight, tb.hedge, tb.hedge_cash, self.flow, self.volume,
+            self.resident, self.traded, self.forced_volume, self.resident_volume, self.tally, vb.basis, self.lm,
+            self.spot, float(params.permanent_share)))
 
     @property
     def tally(self) -> tuple:
         """What the kernels that change sizes update (``kernels.count_opened``): (opened,
-        venue, residence, longs, changed, changes), read afresh so that an array replaced
-        rather than changed in place is still the one kept current."""
+        venue, residence, longs, changed, changes)."""
         return self.opened, self.tb.venue, self.resident, self.longs, self.changed, self.changes
 
     # ---------------------------------------------------------------- prices
@@ -176,13 +184,7 @@ class Market:
     def arbitrage(self) -> None:
         """Arbitrage desks buy the cheap venue and sell spot (or the reverse), within capacity
         (kernels_cascade.arbitrage: orders, execution and spot legs in one call)."""
-        tb, vb, p = self.tb, self.vb, self.params
-        kc.arbitrage(np.exp(vb.basis), float(p.impact_y), float(p.arb_min_gap), float(p.arb_gap_share), vb.depth0,
-                     vb.liquidity_mult, vb.health, vb.coin_price, vb.haircut, vb.arb_row, self.arb_left, vb.tier_floor,
-                     vb.tier_lev, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees, tb.venue,
-                     tb.size, tb.entry, tb.cash, tb.coin, tb.leverage, tb.weight, tb.hedge, tb.hedge_cash, self.flow,
-                     self.volume, self.resident, self.traded, self.forced_volume, self.resident_volume, self.tally,
-                     vb.basis, self.lm, self.spot, float(p.permanent_share))
+        kc.arbitrage(np.exp(self.vb.basis), self._arbitrage_args)
 
     def trade_spot(self, idx: np.ndarray, dq: np.ndarray, *, forced: bool = False) -> None:
         """Spot trades of unique accounts' hedge legs (``hedge`` BTC, ``hedge_cash`` USD)
