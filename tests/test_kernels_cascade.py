@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from numba import njit
 
 from builders import parts_since
 from policylab.engine import kernels
@@ -539,3 +540,21 @@ def test_coin_values_are_numpys_minimum_nan_included():
     price = np.array([np.nan, 0.95, 1.0, 0.9, 0.97])
     haircut = np.array([0.1, np.nan, 0.05, 0.05, 0.0])
     np.testing.assert_array_equal(kc.coin_values(price, haircut), np.minimum(price, 1.0 - haircut))
+
+
+@njit
+def _bundled(bundle):
+    return bundle.items
+
+
+def test_the_bundled_arguments_stay_the_models_arrays():
+    """The cascade's argument bundles (band set, round, arbitrage), built once per run, hold
+    the model's own arrays at every step: a run updates them in place and never replaces one
+    (the growable buffers, passed apart, excepted)."""
+    m = MarketModel(load_scenario("october-2025"), seed=0, traders=500)
+    for _ in range(60):
+        m.step()
+    live = [*vars(m.tb).values(), *vars(m.vb).values(), *vars(m.market).values(), *vars(m.engine).values()]
+    for bundle in (m.engine._band_args, m.engine._round_args, m.market._arbitrage_args):
+        arrays = [a for a in _bundled(bundle) if isinstance(a, np.ndarray)]
+        assert len(arrays) > 20 and all(any(a is b for b in live) for a in arrays)
