@@ -32,11 +32,13 @@ def _check_against_scan(mm, keep=0.01):
     the counts exact, the room within ``ROOM_REL``. Returns how many candidates."""
     m = mm.model
     price = m.market.prices()
-    count, room, share, where = mm.positions.candidates(price, m.vb.mm_row, mm.limited, keep)
+    pos = mm.positions
+    total = pos.candidates(price, m.vb.mm_row, mm.limited, keep)
+    count, room, share = pos.count, pos.room, pos.share
     cand, ref_room = _scan(mm, price)
     ranks = np.concatenate([np.arange(c) for c in count])
-    rows = kernels_layoff.at_ranks(ranks, np.concatenate([[0], np.cumsum(count)]), where)
-    assert np.array_equal(np.sort(rows), cand), m.steps
+    rows = kernels_layoff.at_ranks(ranks, np.concatenate([[0], np.cumsum(count)]), pos.rows, pos.where)
+    assert np.array_equal(np.sort(rows), cand) and total == len(cand), m.steps
     assert np.array_equal(count, np.bincount(m.tb.venue[cand], minlength=len(count))), m.steps
     assert np.all(np.abs(room - ref_room) <= ROOM_REL * ref_room), m.steps
     assert np.all((share > 0) == (count > 0)) and np.all(share <= 1.0)
@@ -129,6 +131,21 @@ def _floyd(count, chosen, t):
     return out
 
 
+
+def test_subsets_are_floyds_for_small_and_large_subsets():
+    """Both ways of finding the ranks picked so far (a scan, marks) give Floyd's subsets."""
+    rng = np.random.default_rng(1)
+    sizes = []
+    for _ in range(200):
+        count = rng.integers(0, 120, size=5)
+        chosen = rng.integers(0, count + 1)
+        t = rng.integers(0, kernels_layoff.highs(count, chosen))
+        ranks, off = kernels_layoff.subsets(count, chosen, t)
+        for v, want in enumerate(_floyd(count, chosen, t)):
+            assert ranks[off[v]:off[v + 1]].tolist() == want
+        sizes.extend(chosen)
+    assert any(1 < c <= kernels_layoff.SMALL_SUBSET for c in sizes) and max(sizes) > kernels_layoff.SMALL_SUBSET
+
 def _lay_off_numpy(mm) -> None:
     """The market makers' lay-off as NumPy statements over every row: the scan's candidates,
     drawn by count with the same draws (how many per venue, then Floyd's subsets of the
@@ -145,9 +162,10 @@ def _lay_off_numpy(mm) -> None:
     count = np.bincount(v[cand], minlength=len(inv))
     want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))
     share = np.divide(np.minimum(want, room), room, out=np.zeros(len(inv)), where=room > 0)
-    _, _, _, where = mm.positions.candidates(price, vb.mm_row, mm.limited, 0.0)  # how they are numbered
+    mm.positions.candidates(price, vb.mm_row, mm.limited, 0.0)  # how they are numbered
     numbered = kernels_layoff.at_ranks(np.concatenate([np.arange(c) for c in count]),
-                                       np.concatenate([[0], np.cumsum(count)]), where)
+                                       np.concatenate([[0], np.cumsum(count)]), mm.positions.rows,
+                                       mm.positions.where)
     chosen = mm.stream.binomial(count, share)
     if not chosen.any():
         return

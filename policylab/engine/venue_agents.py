@@ -73,6 +73,15 @@ class MarketMakers(mesa.Agent):
         self.stream = stream(model.seed, "market_makers")
         self.takers = np.isin(model.tb.cls, self.TAKERS)  # rows that may take the skewed quotes
         self.positions = TakerPositions(model.market, self.takers, len(model.vb.rules))
+        hl = model.scenario.market.mm_layoff_half_life_minutes
+        # share of the inventory laid off per step (None: no lay-off)
+        self.keep = None if hl <= 0 else 1.0 - 0.5 ** (dt / hl)
+        tb, vb, mkt, engine = model.tb, model.vb, model.market, model.engine
+        # what kernels_layoff.close reads and changes besides the draws (arrays fixed for the run)
+        self._close_args = (tb.venue, tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally, mkt.resident,
+                            mkt.traded, mkt.volume, mkt.resident_volume, engine.protocol, tb.weight, tb.coin,
+                            tb.mm_floor, vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_rate, vb.tier_ded,
+                            tb.liq_price)
 
     def adjust(self, move: np.ndarray) -> None:
         """Update depth health after a step in which venue prices moved by ``move`` (log)."""
@@ -92,24 +101,21 @@ class MarketMakers(mesa.Agent):
         candidate. Both sides close, so open interest falls: after a crash, shorts in profit
         buy back the longs the books absorbed; the traders are then flat and come back as
         they trade again (slowly in a risk-off market)."""
+        if self.keep is None:
+            return
         m = self.model
-        hl = m.scenario.market.mm_layoff_half_life_minutes
-        if hl <= 0:
+        price = m.market.prices()
+        pos = self.positions
+        if not pos.candidates(price, m.vb.mm_row, self.limited, self.keep):
             return
-        tb, vb, mkt = m.tb, m.vb, m.market
-        price = mkt.prices()
-        keep = 1.0 - 0.5 ** (m.scenario.step_minutes / hl)  # share of the inventory laid off per step
-        count, _, share, where = self.positions.candidates(price, vb.mm_row, self.limited, keep)
-        if not count.any():
-            return
-        chosen = self.stream.binomial(count, share)
-        bounds = kernels_layoff.highs(count, chosen)
+        chosen = self.stream.binomial(pos.count, pos.share)
+        bounds = kernels_layoff.highs(pos.count, chosen)
         if len(bounds) == 0:
             return
-        closed = kernels_layoff.close(count, chosen, self.stream.integers(0, bounds), where, price, tb.venue, tb.size,
-                                      tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally, mkt.resident, mkt.traded,
-                                      mkt.volume, mkt.resident_volume)
-        m.engine.refresh(closed)
+        engine = m.engine
+        engine._room(len(bounds))
+        kernels_layoff.close(pos.count, chosen, self.stream.integers(0, bounds), pos.rows, pos.where, price,
+                             *self._close_args, engine._changed, engine._n_changed)
 
     def balance_sheet(self) -> np.ndarray:
         """Largest depth health each venue's market maker can quote with its inventory and equity."""
@@ -129,7 +135,7 @@ class TakerPositions:
     the fresh rows checked since the last merge, summed over the steps, reach the number of
     sorted positions N (checking a fresh row costs about what merging a sorted position
     does): per step O(venues x log N + fresh rows), a merge O(N + fresh x log fresh). About
-    80 bytes per account. Sizes or entries set other than through the kernels must be
+    96 bytes per account. Sizes or entries set other than through the kernels must be
     followed by ``Market.count_longs``, which logs every row."""
 
     def __init__(self, market, takers: np.ndarray, venues: int):
@@ -148,6 +154,14 @@ class TakerPositions:
         self.slot_q = np.zeros(len(takers), dtype=np.int64)
         self.slot_mag = np.zeros(len(takers))
         self.seen = np.zeros(1, dtype=np.int64)
+        # the last candidates (kernels_layoff.candidates): per venue how many, the BTC they
+        # hold, the chance each closes; where they are (lo, cut, stale_off, stale, fresh_off, fresh)
+        self.count = np.zeros(venues, dtype=np.int64)
+        self.room = np.zeros(venues)
+        self.share = np.zeros(venues)
+        self.where = (np.zeros(venues, dtype=np.int64), np.zeros(venues, dtype=np.int64),
+                      np.zeros(venues + 1, dtype=np.int64), np.zeros(len(takers), dtype=np.int64),
+                      np.zeros(venues + 1, dtype=np.int64), np.zeros(len(takers), dtype=np.int64))
 
     def merge(self) -> None:
         """Sort the logged rows in and clear the log."""
@@ -161,11 +175,13 @@ class TakerPositions:
         self.checked = 0
         self.seen[0] = 0
 
-    def candidates(self, price: np.ndarray, mm_row: np.ndarray, limited: np.ndarray, keep: float) -> tuple:
+    def candidates(self, price: np.ndarray, mm_row: np.ndarray, limited: np.ndarray, keep: float) -> int:
         """``kernels_layoff.candidates``: per venue, the takers in profit at ``price`` on the
         other side of its book's inventory (the size of row ``mm_row`` where ``limited``;
-        BTC): (how many, the BTC they hold, the chance each closes for a lay-off of ``keep``
-        of the inventory, where they are), merging the log first when due."""
+        BTC), written to ``count`` (how many), ``room`` (the BTC they hold), ``share`` (the
+        chance each closes for a lay-off of ``keep`` of the inventory) and ``where`` (where
+        they are in ``rows`` and the log), merging the log first when due. Returns how many
+        candidates in all."""
         mkt = self.market
         self.checked += int(mkt.changes[0])
         if self.checked >= len(self.rows):
@@ -173,7 +189,8 @@ class TakerPositions:
         tb = mkt.tb
         return kernels_layoff.candidates(self.rows, self.key, self.mag, self.inc, self.seg_lo, self.pos_of,
                                          mkt.changes, self.slot_v, self.slot_q, self.slot_mag, self.seen,
-                                         self.takers, tb.size, tb.venue, tb.entry, price, mm_row, limited, keep)
+                                         self.takers, tb.size, tb.venue, tb.entry, mm_row, limited, self.count,
+                                         self.room, self.share, self.where, price, keep)
 
 
 class Arbitrageurs(mesa.Agent):
