@@ -52,11 +52,12 @@ def test_candidates_are_the_full_scans_at_every_step_of_a_run(short_scenario, me
     lay_off = mm.lay_off
     seen = []
 
-    def checked():
+    def checked(price):
+        assert np.array_equal(price, m.market.prices())  # the step's prices, from its one exp of the basis
         if merge_every_step and m.steps > 1:
             mm.positions.merge()
         seen.append(_check_against_scan(mm))
-        lay_off()
+        lay_off(price)
 
     mm.lay_off = checked
     m.run()
@@ -75,9 +76,9 @@ def test_candidates_are_the_full_scans_at_every_step_of_october():
     mm.positions.merge = lambda: (merges.append(m.steps), merge())[1]
     seen = []
 
-    def checked():
+    def checked(price):
         seen.append(_check_against_scan(mm))
-        lay_off()
+        lay_off(price)
 
     mm.lay_off = checked
     for _ in range(600):
@@ -208,7 +209,7 @@ def _with_inventory(short_scenario, half_life):
 def test_lay_off_kernels_do_what_the_numpy_statements_did(short_scenario, half_life):
     a, b = _with_inventory(short_scenario, half_life), _with_inventory(short_scenario, half_life)
     for _ in range(3):
-        a.market_makers.lay_off()
+        a.market_makers.lay_off(a.market.prices())
         _lay_off_numpy(b.market_makers)
     assert np.any(np.isnan(a.tb.stop) & ~np.isnan(_with_inventory(short_scenario, half_life).tb.stop))  # some closed
     for name in ("size", "entry", "cash", "stop", "liq_price"):
@@ -223,7 +224,7 @@ def test_lay_off_without_inventory_draws_nothing(short_scenario):
     m.tb.size[m.vb.mm_row] = 0.0
     state = m.market_makers.stream.bit_generator.state
     before = m.tb.size.copy()
-    m.market_makers.lay_off()
+    m.market_makers.lay_off(m.market.prices())
     assert m.market_makers.stream.bit_generator.state == state and np.array_equal(m.tb.size, before)
 
 

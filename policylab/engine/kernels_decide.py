@@ -340,10 +340,10 @@ def rms_step(logs):
 
 
 @njit(cache=True, error_model="numpy")
-def execute_voluntary(idx, dq, cls, vault, growth, lm, impact_y, depth0, liquidity_mult, health, coin_price, haircut,
-                      venue, size, entry, cash, coin, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, flow,
+def execute_voluntary(idx, dq, growth, changed, cls, vault, lm, impact_y, depth0, liquidity_mult, health, coin_price,
+                      haircut, venue, size, entry, cash, coin, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, flow,
                       volume, resident, traded, forced_volume, resident_volume, tally, basis, spot, permanent_share,
-                      protocol, weight, mm_floor, margin_mult, tier_rate, tier_ded, liq_price, changed, n_changed):
+                      protocol, weight, mm_floor, margin_mult, tier_rate, tier_ded, liq_price, n_changed):
     """The step's netted voluntary orders ``dq`` (BTC) of unique accounts ``idx``, ascending
     (``MarketModel.step``, 3.), in one call: ``Market.execute`` at the book prices (the index
     x ``growth``, NumPy's exp of the basis), the orders of class ``vault`` rows counted as

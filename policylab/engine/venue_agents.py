@@ -73,26 +73,30 @@ class MarketMakers(mesa.Agent):
         self.stream = stream(model.seed, "market_makers")
         self.takers = np.isin(model.tb.cls, self.TAKERS)  # rows that may take the skewed quotes
         self.positions = TakerPositions(model.market, self.takers, len(model.vb.rules))
-        hl = model.scenario.market.mm_layoff_half_life_minutes
+        prm = model.scenario.market
+        hl = prm.mm_layoff_half_life_minutes
         # share of the inventory laid off per step (None: no lay-off)
         self.keep = None if hl <= 0 else 1.0 - 0.5 ** (dt / hl)
         tb, vb, mkt, engine = model.tb, model.vb, model.market, model.engine
-        # what kernels_layoff.close reads and changes besides the draws (arrays fixed for the run)
+        # what the compiled calls read and change besides the step's prices and draws (arrays fixed for the run)
+        self._depth_args = (self.recovery, self.normal_sigma, self.VOL_TRIGGER, self.sensitivity, self.limited)
+        self._sheet_args = (vb.depth0, float(prm.mm_inventory_depths), float(prm.mm_margin), float(prm.mm_min_health))
         self._close_args = (tb.venue, tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally, mkt.resident,
                             mkt.traded, mkt.volume, mkt.resident_volume, engine.protocol, tb.weight, tb.coin,
                             tb.mm_floor, vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_rate, vb.tier_ded,
                             tb.liq_price)
 
-    def adjust(self, move: np.ndarray) -> None:
-        """Update depth health after a step in which venue prices moved by ``move`` (log)."""
-        kernels.depth_health(self.model.vb.health, move, self.recovery, self.normal_sigma, self.VOL_TRIGGER,
-                             self.sensitivity, self.limited, self.balance_sheet())
+    def adjust(self, move: np.ndarray, price: np.ndarray) -> None:
+        """Update depth health after a step in which venue prices moved by ``move`` (log) to
+        ``price`` (``Market.prices``, USD per BTC)."""
+        kernels.depth_health(self.model.vb.health, move, *self._depth_args, self.balance_sheet(price))
 
-    def lay_off(self) -> None:
+    def lay_off(self, price: np.ndarray) -> None:
         """Lay off part of each derivatives book's inventory (``market.mm_layoff_half_life_minutes``):
         the market maker skews its quotes, which fills the take-profit orders of retail and
         professional traders in profit on the other side of its inventory, at the venue's
-        price: each such trader closes its whole position with the chance (share) that lays
+        price (``price``, ``Market.prices``, USD per BTC): each such trader closes its whole
+        position with the chance (share) that lays
         off the step's part of the inventory in expectation, min(want, room) / room, want =
         |inventory| x (1 - 0.5^(step / half-life)), room = the BTC the candidates hold. Drawn
         by count: how many of a venue's candidates close ~ Binomial(candidates, share), then
@@ -104,7 +108,6 @@ class MarketMakers(mesa.Agent):
         if self.keep is None:
             return
         m = self.model
-        price = m.market.prices()
         pos = self.positions
         if not pos.candidates(price, m.vb.mm_row, self.limited, self.keep):
             return
@@ -117,12 +120,11 @@ class MarketMakers(mesa.Agent):
         kernels_layoff.close(pos.count, chosen, self.stream.integers(0, bounds), pos.rows, pos.where, price,
                              *self._close_args, engine._changed, engine._n_changed)
 
-    def balance_sheet(self) -> np.ndarray:
-        """Largest depth health each venue's market maker can quote with its inventory and equity."""
-        m = self.model
-        prm, tb, vb = m.scenario.market, m.tb, m.vb
-        return kernels.balance_sheet(vb.mm_row, tb.size, tb.cash, m.market.prices(), vb.depth0,
-                                     float(prm.mm_inventory_depths), float(prm.mm_margin), float(prm.mm_min_health))
+    def balance_sheet(self, price: np.ndarray) -> np.ndarray:
+        """Largest depth health each venue's market maker can quote with its inventory and
+        equity at ``price`` (``Market.prices``, USD per BTC)."""
+        tb = self.model.tb
+        return kernels.balance_sheet(self.model.vb.mm_row, tb.size, tb.cash, price, *self._sheet_args)
 
 
 class TakerPositions:
@@ -196,11 +198,15 @@ class TakerPositions:
 class Arbitrageurs(mesa.Agent):
     """Desks that keep venue prices in line with the index, with capacity per minute."""
 
+    def __init__(self, model):
+        super().__init__(model)
+        # each venue's capacity per step (USD): zero on venues without a desk (nothing draws on them)
+        per_step = model.scenario.market.arb_capacity_usd_per_minute * model.scenario.step_minutes
+        self.capacity = np.where(model.vb.arb_row >= 0, per_step, 0.0)
+
     def reset(self) -> None:
-        m = self.model
-        # only the desks' entries: the others stay at zero (nothing draws on them)
-        np.copyto(m.market.arb_left, m.scenario.market.arb_capacity_usd_per_minute * m.scenario.step_minutes,
-                  where=m.vb.arb_row >= 0)
+        """Give each desk its capacity for the step."""
+        np.copyto(self.model.market.arb_left, self.capacity)
 
     def act(self) -> None:
         self.model.market.arbitrage()
