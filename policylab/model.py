@@ -297,7 +297,7 @@ class MarketModel(mesa.Model):
             mod.on_step(self)
         self._remember_drawdown()
         # 2. liquidity providers, at the book prices (Market.prices: the index x growth), which
-        # stay until the voluntary orders (3.)
+        # stay until the traders decide (3.)
         growth = np.exp(vb.basis)
         price = mkt.index * growth
         self.market_makers.adjust(np.log(kd.price_ratio(index_prev, growth_prev, mkt.lm, growth)), price)

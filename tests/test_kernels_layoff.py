@@ -33,7 +33,7 @@ def _check_against_scan(mm, keep=0.01):
     m = mm.model
     price = m.market.prices()
     pos = mm.positions
-    total = pos.candidates(price, m.vb.mm_row, mm.limited, keep)
+    total = pos.candidates(price, keep)
     count, room, share = pos.count, pos.room, pos.share
     cand, ref_room = _scan(mm, price)
     ranks = np.concatenate([np.arange(c) for c in count])
@@ -163,7 +163,7 @@ def _lay_off_numpy(mm) -> None:
     count = np.bincount(v[cand], minlength=len(inv))
     want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))
     share = np.divide(np.minimum(want, room), room, out=np.zeros(len(inv)), where=room > 0)
-    mm.positions.candidates(price, vb.mm_row, mm.limited, 0.0)  # how they are numbered
+    mm.positions.candidates(price, 0.0)  # how they are numbered
     numbered = kernels_layoff.at_ranks(np.concatenate([np.arange(c) for c in count]),
                                        np.concatenate([[0], np.cumsum(count)]), mm.positions.rows,
                                        mm.positions.where)

@@ -111,8 +111,8 @@ def merge(rows, seg, key, mag, f_rows, f_seg, f_key, f_mag, segments, pos_of, ch
 
 
 @njit(cache=True, error_model="numpy")
-def candidates(rows, key, mag, inc, seg_lo, pos_of, log, slot_v, slot_q, slot_mag, seen, taker, size, venue, entry,
-               mm_row, limited, count, room, share, where, price, keep):
+def candidates(rows, key, mag, inc, seg_lo, price, keep, pos_of, log, slot_v, slot_q, slot_mag, seen, taker, size,
+               venue, entry, mm_row, limited, count, room, share, where):
     """Each derivatives venue's lay-off candidates: the takers holding a position in profit
     at the venue's ``price`` on the other side of its book's inventory (BTC: the size of
     its row ``mm_row`` where ``limited``; none where 0 or NaN). Writes per venue how many

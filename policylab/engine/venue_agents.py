@@ -72,7 +72,7 @@ class MarketMakers(mesa.Agent):
         self.limited = ~model.vb.is_spot
         self.stream = stream(model.seed, "market_makers")
         self.takers = np.isin(model.tb.cls, self.TAKERS)  # rows that may take the skewed quotes
-        self.positions = TakerPositions(model.market, self.takers, len(model.vb.rules))
+        self.positions = TakerPositions(model.market, self.takers, self.limited)
         prm = model.scenario.market
         hl = prm.mm_layoff_half_life_minutes
         # share of the inventory laid off per step (None: no lay-off)
@@ -109,7 +109,7 @@ class MarketMakers(mesa.Agent):
             return
         m = self.model
         pos = self.positions
-        if not pos.candidates(price, m.vb.mm_row, self.limited, self.keep):
+        if not pos.candidates(price, self.keep):
             return
         chosen = self.stream.binomial(pos.count, pos.share)
         bounds = kernels_layoff.highs(pos.count, chosen)
@@ -131,7 +131,8 @@ class TakerPositions:
     """The takers' open positions sorted for the market makers' lay-off (see
     :mod:`policylab.engine.kernels_layoff`): per venue and side, the positions of the rows
     ``takers`` by key (entry for a long, -entry for a short; USD per BTC), ties by row, with
-    the running sum of |size| (BTC) per segment. Invariant: every taker row holding a
+    the running sum of |size| (BTC) per segment; the books of the venues ``limited`` (their
+    balance sheet is limited, see MarketMakers) lay off their inventory. Invariant: every taker row holding a
     position is either sorted in with its current size and entry, or logged as changed in
     ``market.changed`` (then its sorted entry, if any, is stale). The log is sorted in once
     the fresh rows checked since the last merge, summed over the steps, reach the number of
@@ -140,7 +141,8 @@ class TakerPositions:
     96 bytes per account. Sizes or entries set other than through the kernels must be
     followed by ``Market.count_longs``, which logs every row."""
 
-    def __init__(self, market, takers: np.ndarray, venues: int):
+    def __init__(self, market, takers: np.ndarray, limited: np.ndarray):
+        venues = len(limited)
         self.market, self.takers, self.segments = market, takers, 2 * venues
         self.pos_of = np.full(len(takers), -1, dtype=np.int64)  # position of each row, -1: not sorted in
         self.rows = np.zeros(0, dtype=np.int64)
@@ -164,6 +166,11 @@ class TakerPositions:
         self.where = (np.zeros(venues, dtype=np.int64), np.zeros(venues, dtype=np.int64),
                       np.zeros(venues + 1, dtype=np.int64), np.zeros(len(takers), dtype=np.int64),
                       np.zeros(venues + 1, dtype=np.int64), np.zeros(len(takers), dtype=np.int64))
+        tb = market.tb
+        # what kernels_layoff.candidates reads and writes besides the sorted positions (arrays fixed for the run)
+        self._candidate_args = (self.pos_of, market.changes, self.slot_v, self.slot_q, self.slot_mag, self.seen,
+                                takers, tb.size, tb.venue, tb.entry, market.vb.mm_row, limited, self.count, self.room,
+                                self.share, self.where)
 
     def merge(self) -> None:
         """Sort the logged rows in and clear the log."""
@@ -177,22 +184,18 @@ class TakerPositions:
         self.checked = 0
         self.seen[0] = 0
 
-    def candidates(self, price: np.ndarray, mm_row: np.ndarray, limited: np.ndarray, keep: float) -> int:
+    def candidates(self, price: np.ndarray, keep: float) -> int:
         """``kernels_layoff.candidates``: per venue, the takers in profit at ``price`` on the
-        other side of its book's inventory (the size of row ``mm_row`` where ``limited``;
-        BTC), written to ``count`` (how many), ``room`` (the BTC they hold), ``share`` (the
-        chance each closes for a lay-off of ``keep`` of the inventory) and ``where`` (where
-        they are in ``rows`` and the log), merging the log first when due. Returns how many
+        other side of its book's inventory (BTC; the books of the venues ``limited``),
+        written to ``count`` (how many), ``room`` (the BTC they hold), ``share`` (the chance
+        each closes for a lay-off of ``keep`` of the inventory) and ``where`` (where they are
+        in ``rows`` and the log), merging the log first when due. Returns how many
         candidates in all."""
-        mkt = self.market
-        self.checked += int(mkt.changes[0])
+        self.checked += int(self.market.changes[0])
         if self.checked >= len(self.rows):
             self.merge()
-        tb = mkt.tb
-        return kernels_layoff.candidates(self.rows, self.key, self.mag, self.inc, self.seg_lo, self.pos_of,
-                                         mkt.changes, self.slot_v, self.slot_q, self.slot_mag, self.seen,
-                                         self.takers, tb.size, tb.venue, tb.entry, mm_row, limited, self.count,
-                                         self.room, self.share, self.where, price, keep)
+        return kernels_layoff.candidates(self.rows, self.key, self.mag, self.inc, self.seg_lo, price, keep,
+                                         *self._candidate_args)
 
 
 class Arbitrageurs(mesa.Agent):
