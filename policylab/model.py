@@ -76,7 +76,7 @@ class MarketModel(mesa.Model):
         self.events = EventLog()
         self.engine = LiquidationEngine(self.market, self.events)
         self.venue_agents = [Venue(self, v) for v in range(len(self.vb.rules))]
-        self._vault_venues = [a for a in self.venue_agents if self.vb.vault_row[a.v] >= 0]  # the others never unwind
+        self._vault_venues = [a for a in self.venue_agents if a.vault_row >= 0]  # the others never unwind
         self.populations = mesa.agent.AgentSet(
             [POPULATIONS[c](self, rows, scenario.classes[c], stream(seed, c))
              for c, rows in self.rows.items() if c in POPULATIONS], random=self.random)
@@ -102,7 +102,11 @@ class MarketModel(mesa.Model):
         self._margin_start: tuple = (-1, None, None)  # see margin_multipliers
         self._margin_set = -1  # step in which a module last set the margin multipliers
         self._margin_venues: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per module: its venues, their caps
-        self._venue_policies: list[list] | None = None  # see _within_oi_caps
+        # per venue, the modules whose target covers it and that may cap open interest (others: no cap)
+        self._venue_policies = [[p for p in self.policies if p.target.venue_matches(r)
+                                 and type(p).open_interest_cap is not Policy.open_interest_cap]
+                                for r in self.vb.rules]
+        self._capped = any(self._venue_policies)  # see _within_oi_caps
         self._vol_ratio: tuple = (None, 1.0)  # see vol_ratio
         self.audit = Ledger(self) if audit else None
         self.datacollector = mesa.DataCollector(  # a Python int for rounds: Mesa deep-copies each value it collects
@@ -334,11 +338,7 @@ class MarketModel(mesa.Model):
 
     def _within_oi_caps(self, idx: np.ndarray, dq: np.ndarray) -> np.ndarray:
         """Drop orders that would grow a position on a venue at its open-interest cap."""
-        if self._venue_policies is None:  # the modules whose target covers each venue (fixed for the run)
-            self._venue_policies = [[p for p in self.policies if p.target.venue_matches(r)
-                                     and type(p).open_interest_cap is not Policy.open_interest_cap]  # others: no cap
-                                    for r in self.vb.rules]
-        if not any(self._venue_policies):
+        if not self._capped:
             return dq
         caps = []
         for v, r in enumerate(self.vb.rules):

@@ -24,6 +24,8 @@ class Venue(mesa.Agent):
         self.v = v
         self.rules = model.vb.rules[v]
         self.funding_rates: list[tuple[int, float]] = []
+        self.vault_row = int(model.vb.vault_row[v])  # its backstop vault's account, -1: none
+        self.unwind_share = min(1.0, self.VAULT_UNWIND_PER_MINUTE * model.scenario.step_minutes)  # per step
         if self.rules.is_perpetual:
             every = max(1, self.rules.funding_interval_minutes // model.scenario.step_minutes)
             model.schedule_recurring(self.settle_funding, Schedule(interval=every, start=every))
@@ -35,11 +37,14 @@ class Venue(mesa.Agent):
         m.engine.refresh(np.flatnonzero((m.tb.venue == self.v) & (m.tb.size != 0)))
 
     def decide(self):
-        row = self.model.vb.vault_row[self.v]
-        if row < 0 or self.model.tb.size[row] == 0:
+        """The vault's unwind order: ``unwind_share`` of its position (BTC), or none."""
+        row = self.vault_row
+        if row < 0:
             return EMPTY
-        share = min(1.0, self.VAULT_UNWIND_PER_MINUTE * self.model.scenario.step_minutes)
-        return np.array([row]), np.array([-self.model.tb.size[row] * share])
+        size = self.model.tb.size[row]
+        if size == 0:
+            return EMPTY
+        return np.array([row]), np.array([-size * self.unwind_share])
 
 
 class MarketMakers(mesa.Agent):
