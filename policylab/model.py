@@ -113,7 +113,7 @@ class MarketModel(mesa.Model):
             model_reporters={"index": lambda m: m.market.index,
                              "rounds": lambda m: m.rounds.item(m.steps - 1) if m.steps else 0})
         # the per-step series (venue_series, resident_series), one block each, which _collect
-        # fills in one compiled call per step
+        # fills in one compiled call per step (with the step's other bookkeeping)
         self._venue_block = np.full((len(VENUE_COLUMNS), n, k), np.nan)
         self._resident_block = np.full((len(RESIDENT_COLUMNS), n, len(JURISDICTIONS), k), np.nan)
         # the step's compiled calls' arguments that stay the same all run (arrays never reallocated)
@@ -128,10 +128,9 @@ class MarketModel(mesa.Model):
             mkt.resident_volume, mkt.tally, vb.basis, mkt.spot, float(mkt.params.permanent_share),
             self.engine.protocol, tb.weight, tb.mm_floor, vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price,
             self.engine._n_changed)
-        self._close_step_args = (vb.basis, vb.premium_sum, vb.premium_n, self.index_path, self.price_path)
-        self._record_args = (self._venue_block, self._resident_block, self.price_path, mkt.longs, vb.depth0,
-                             vb.liquidity_mult, vb.health, mkt.volume, vb.fund, vb.coin_price, mkt.forced_volume,
-                             mkt.resident_volume)
+        self._close_step_args = (vb.basis, vb.premium_sum, vb.premium_n, self.index_path, self.price_path,
+                                 self._venue_block, self._resident_block, mkt.longs, vb.depth0, vb.liquidity_mult,
+                                 vb.health, mkt.volume, vb.fund, vb.coin_price, mkt.forced_volume, mkt.resident_volume)
 
     # Mesa 3.5's Model.scenario setter attaches the model to the scenario object, which
     # would keep every finished model alive through our (shared, pickled) Scenario.
@@ -293,18 +292,16 @@ class MarketModel(mesa.Model):
     def step(self) -> None:
         t = self.steps - 1
         mkt, vb, engine = self.market, self.vb, self.engine
-        index_prev, growth_prev = mkt.index, np.exp(vb.basis)  # Market.prices before the step: their product
+        price_prev = mkt.prices()  # before the step
         # 1. exogenous arrivals and decay of temporary dislocations
         if kd.arrivals(t, *self._arrival_args):  # a collateral value changed
             engine.refresh(np.flatnonzero(self.tb.coin > 0))
         for mod in self.policies:  # market-wide interventions
             mod.on_step(self)
         self._remember_drawdown()
-        # 2. liquidity providers, at the book prices (Market.prices: the index x growth), which
-        # stay until the traders decide (3.)
-        growth = np.exp(vb.basis)
-        price = mkt.index * growth
-        self.market_makers.adjust(np.log(kd.price_ratio(index_prev, growth_prev, mkt.lm, growth)), price)
+        # 2. liquidity providers, at the book prices, which stay until the traders decide (3.)
+        price = mkt.prices()
+        self.market_makers.adjust(np.log(price / price_prev), price)
         self.arbitrageurs.reset()
         mkt.new_step()
         if self._refilling:
@@ -322,7 +319,6 @@ class MarketModel(mesa.Model):
                     engine.refresh(uidx)
             self.rounds[t] = self._cascade(t)
         # 5. bookkeeping
-        kd.close_step(t, mkt.lm, np.exp(vb.basis), *self._close_step_args)
         self._collect(t)
         if self.audit is not None:
             self.audit.check(f"after step {t}")
@@ -376,8 +372,11 @@ class MarketModel(mesa.Model):
         return active_rounds
 
     def _collect(self, t: int) -> None:
+        """Step ``t``'s bookkeeping: funding premiums, the index and price paths and the venue
+        and residence series in one compiled call (``kernels_decide.close_step``), then Mesa's
+        DataCollector."""
+        kd.close_step(t, self.market.lm, np.exp(self.vb.basis), *self._close_step_args)
         self.datacollector.collect(self)
-        kernels_passes.record(t, *self._record_args)
 
     def venue_table(self) -> pd.DataFrame:
         """The per-step venue state collected so far, one row per step and venue."""

@@ -41,7 +41,8 @@ def long_positions(size, venue, resident, k, jurisdictions):
 @njit(cache=True, error_model="numpy")
 def record(t, venues, residents, price_path, longs, depth0, liquidity_mult, health, volume, fund, coin_price,
            forced_volume, resident_volume):
-    """Record step ``t``'s venue and residence series (MarketModel._collect): ``venues``
+    """Record step ``t``'s venue and residence series (``kernels_decide.close_step``, from
+    MarketModel._collect): ``venues``
     (columns x steps x venues, the columns of model.VENUE_COLUMNS: price, depth, long open
     interest at the price, volume, fund, market makers' health, coin price, forced volume)
     and ``residents`` (columns x steps x jurisdictions x venues, model.RESIDENT_COLUMNS: the

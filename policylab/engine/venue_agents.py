@@ -85,6 +85,7 @@ class MarketMakers(mesa.Agent):
         tb, vb, mkt, engine = model.tb, model.vb, model.market, model.engine
         # what the compiled calls read and change besides the step's prices and draws (arrays fixed for the run)
         self._depth_args = (self.recovery, self.normal_sigma, self.VOL_TRIGGER, self.sensitivity, self.limited)
+        self._books = (vb.mm_row, tb.size, tb.cash)  # the books' rows, the accounts' sizes and cash
         self._sheet_args = (vb.depth0, float(prm.mm_inventory_depths), float(prm.mm_margin), float(prm.mm_min_health))
         self._close_args = (tb.venue, tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally, mkt.resident,
                             mkt.traded, mkt.volume, mkt.resident_volume, engine.protocol, tb.weight, tb.coin,
@@ -94,7 +95,7 @@ class MarketMakers(mesa.Agent):
     def adjust(self, move: np.ndarray, price: np.ndarray) -> None:
         """Update depth health after a step in which venue prices moved by ``move`` (log) to
         ``price`` (``Market.prices``, USD per BTC)."""
-        kernels.depth_health(self.model.vb.health, move, *self._depth_args, self.balance_sheet(price))
+        kernels.depth_health(self.model.vb.health, move, *self._depth_args, *self._books, price, *self._sheet_args)
 
     def lay_off(self, price: np.ndarray) -> None:
         """Lay off part of each derivatives book's inventory (``market.mm_layoff_half_life_minutes``):
@@ -128,8 +129,7 @@ class MarketMakers(mesa.Agent):
     def balance_sheet(self, price: np.ndarray) -> np.ndarray:
         """Largest depth health each venue's market maker can quote with its inventory and
         equity at ``price`` (``Market.prices``, USD per BTC)."""
-        tb = self.model.tb
-        return kernels.balance_sheet(self.model.vb.mm_row, tb.size, tb.cash, price, *self._sheet_args)
+        return kernels.balance_sheet(*self._books, price, *self._sheet_args)
 
 
 class TakerPositions:
