@@ -302,8 +302,7 @@ class MarketModel(mesa.Model):
         # 2. liquidity providers, at the book prices, which stay until the traders decide (3.)
         price = mkt.prices()
         self.market_makers.adjust(np.log(price / price_prev), price)
-        self.arbitrageurs.reset()
-        mkt.new_step()
+        mkt.new_step(self.arbitrageurs.capacity)  # books refill, arbitrage capacity resets
         if self._refilling:
             self.populations.do("refill")  # new money for wiped-out accounts (every step: common random numbers)
         # 3. voluntary orders, netted and executed together; 4. the cascade (both wait out a halt)

@@ -276,11 +276,12 @@ def test_the_market_makers_see_the_steps_price_move():
     assert len(seen) == 30 and max(seen) > 0
 
 
-def test_new_step_zeroes_the_flows():
+def test_new_step_zeroes_the_flows_and_resets_arbitrage_capacity():
     rng = np.random.default_rng(4)
     flows = [rng.random(4), rng.random(4), rng.random((3, 4)), rng.random(4)]
-    kd.new_step(*flows)
-    assert all((f == 0).all() for f in flows)
+    arb_left, capacity = rng.random(4), np.array([2e8, 0.0, 2e8, 0.0])
+    kd.new_step(*flows, arb_left, capacity)
+    assert all((f == 0).all() for f in flows) and same(arb_left, capacity)
 
 
 def test_active_draw_size_as_a_tuple_gives_the_same_draws():

@@ -299,12 +299,14 @@ def arrivals(t, lm, log_return, transient_decay, basis, basis_decay, liquidity_m
 
 
 @njit(cache=True, error_model="numpy")
-def new_step(volume, forced_volume, resident_volume, flow):
-    """Zero the per-step flows (``Market.new_step``)."""
+def new_step(volume, forced_volume, resident_volume, flow, arb_left, arb_capacity):
+    """Start the step's flows (``Market.new_step``): zero the per-step flows, and set the
+    arbitrage capacity left to ``arb_capacity``."""
     volume[:] = 0.0
     forced_volume[:] = 0.0
     resident_volume[:] = 0.0
     flow[:] = 0.0
+    arb_left[:] = arb_capacity
 
 
 @njit(cache=True, error_model="numpy")

@@ -208,13 +208,10 @@ class Arbitrageurs(mesa.Agent):
 
     def __init__(self, model):
         super().__init__(model)
-        # each venue's capacity per step (USD): zero on venues without a desk (nothing draws on them)
+        # each venue's capacity per step (USD), which Market.new_step gives them: zero on
+        # venues without a desk (nothing draws on them)
         per_step = model.scenario.market.arb_capacity_usd_per_minute * model.scenario.step_minutes
         self.capacity = np.where(model.vb.arb_row >= 0, per_step, 0.0)
-
-    def reset(self) -> None:
-        """Give each desk its capacity for the step."""
-        np.copyto(self.model.market.arb_left, self.capacity)
 
     def act(self) -> None:
         self.model.market.arbitrage()
