@@ -102,6 +102,18 @@ def test_every_size_change_is_logged(short_scenario):
     assert len(moved)
 
 
+
+def test_merge_sorts_the_fresh_entries_as_lexsort():
+    """kernels_layoff.lexical_order, which the merge sorts the fresh entries with: np.lexsort
+    by segment, key and row, with many ties of key (positions opened at one fill price)."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(0, 400))
+        rows = rng.permutation(5000)[:n].astype(np.int64)
+        seg = rng.integers(0, 22, n).astype(np.int64)
+        key = np.round(rng.normal(1e5, 30, n), 0) * rng.choice([-1.0, 1.0], n)
+        assert np.array_equal(kernels_layoff.lexical_order(rows, seg, key, 22), np.lexsort((rows, key, seg)))
+
 def test_subsets_are_uniform_and_distinct():
     rng = np.random.default_rng(0)
     count = np.array([6, 0, 1, 40])

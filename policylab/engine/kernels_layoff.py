@@ -55,13 +55,36 @@ def fresh_entries(log, taker, size, venue, entry):
 
 
 @njit(cache=True, error_model="numpy")
-def merge(rows, seg, key, mag, f_rows, f_seg, f_key, f_mag, segments, pos_of, changed, log):
-    """Sort the fresh entries (``f_*``, already sorted by segment, key and row) into the
-    sorted positions (``rows``, ``seg``, ``key``, ``mag``), leaving out the entries of logged
-    rows (stale). Updates ``pos_of`` (position of each row, -1 for none), clears the log and
-    its flags. Returns the new (rows, seg, key, mag, inc, seg_lo): ``inc`` the running sum of
+def lexical_order(rows, seg, key, segments):
+    """The order of entries by segment (0 .. ``segments`` - 1), key and row: as
+    ``np.lexsort((rows, key, seg))`` (rows distinct; keys not NaN): by row, then stably by
+    key, then stably by segment (counting them)."""
+    o = np.argsort(rows)
+    o = o[np.argsort(key[o], kind="mergesort")]
+    start = np.zeros(segments + 1, dtype=np.int64)
+    for j in range(o.shape[0]):
+        start[seg[o[j]] + 1] += 1
+    for s in range(segments):
+        start[s + 1] += start[s]
+    out = np.empty_like(o)
+    for j in range(o.shape[0]):
+        s = seg[o[j]]
+        out[start[s]] = o[j]
+        start[s] += 1
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def merge(rows, seg, key, mag, segments, pos_of, changed, log, taker, size, venue, entry):
+    """Sort the logged rows' current positions (:func:`fresh_entries`) into the sorted
+    positions (``rows``, ``seg``, ``key``, ``mag``), leaving out the entries of logged rows
+    (stale). Updates ``pos_of`` (position of each row, -1 for none), clears the log and its
+    flags. Returns the new (rows, seg, key, mag, inc, seg_lo): ``inc`` the running sum of
     ``mag`` within each segment (inclusive), ``seg_lo`` where each of the ``segments``
     begins (length segments + 1)."""
+    f_rows, f_seg, f_key, f_mag = fresh_entries(log, taker, size, venue, entry)
+    order = lexical_order(f_rows, f_seg, f_key, segments)
+    f_rows, f_seg, f_key, f_mag = f_rows[order], f_seg[order], f_key[order], f_mag[order]
     n = rows.shape[0]
     nf = f_rows.shape[0]
     dead = np.zeros(n, dtype=np.bool_)  # the stale entries, by position

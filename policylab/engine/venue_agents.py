@@ -181,11 +181,9 @@ class TakerPositions:
         """Sort the logged rows in and clear the log."""
         mkt = self.market
         tb = mkt.tb
-        f = kernels_layoff.fresh_entries(mkt.changes, self.takers, tb.size, tb.venue, tb.entry)
-        order = np.lexsort((f[0], f[2], f[1]))
         (self.rows, self.seg, self.key, self.mag, self.inc, self.seg_lo) = kernels_layoff.merge(
-            self.rows, self.seg, self.key, self.mag, *(a[order] for a in f), self.segments, self.pos_of,
-            mkt.changed, mkt.changes)
+            self.rows, self.seg, self.key, self.mag, self.segments, self.pos_of, mkt.changed, mkt.changes,
+            self.takers, tb.size, tb.venue, tb.entry)
         self.checked = 0
         self.seen[0] = 0
 
