@@ -291,7 +291,7 @@ class MarketModel(mesa.Model):
     # ------------------------------------------------------------ one step
     def step(self) -> None:
         t = self.steps - 1
-        mkt, vb, engine = self.market, self.vb, self.engine
+        mkt, engine = self.market, self.engine
         price_prev = mkt.prices()  # before the step
         # 1. exogenous arrivals and decay of temporary dislocations
         if kd.arrivals(t, *self._arrival_args):  # a collateral value changed

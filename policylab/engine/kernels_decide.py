@@ -16,8 +16,8 @@ Also the step's own glue around the decisions (``MarketModel.step``): the exogen
 arrivals, the reset of the step's flows, the execution and refresh of the netted voluntary
 orders in one call (:func:`execute_voluntary`, which calls kernels_cascade's execution and
 refresh), and the bookkeeping at the step's end (:func:`close_step`, which records the
-step's series with kernels_passes); these sum and
-exponentiate as the NumPy code they replaced did (see each docstring).
+step's series with kernels_passes); these sum and exponentiate as the NumPy code they
+replaced did (see each docstring).
 """
 
 from __future__ import annotations
@@ -332,9 +332,10 @@ def rms_step(logs):
 
 @njit(cache=True, error_model="numpy")
 def execute_voluntary(idx, dq, growth, changed, cls, vault, lm, impact_y, depth0, liquidity_mult, health, coin_price,
-                      haircut, venue, size, entry, cash, coin, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, flow,
-                      volume, resident, traded, forced_volume, resident_volume, tally, basis, spot, permanent_share,
-                      protocol, weight, mm_floor, margin_mult, tier_rate, tier_ded, liq_price, n_changed):
+                      haircut, venue, size, entry, cash, coin, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees,
+                      flow, volume, resident, traded, forced_volume, resident_volume, tally, basis, spot,
+                      permanent_share, protocol, weight, mm_floor, margin_mult, tier_rate, tier_ded, liq_price,
+                      n_changed):
     """The step's netted voluntary orders ``dq`` (BTC) of unique accounts ``idx``, ascending
     (``MarketModel.step``, 3.), in one call: ``Market.execute`` at the book prices (the index
     x ``growth``, NumPy's exp of the basis), the orders of class ``vault`` rows counted as

@@ -102,9 +102,9 @@ class MarketMakers(mesa.Agent):
         the market maker skews its quotes, which fills the take-profit orders of retail and
         professional traders in profit on the other side of its inventory, at the venue's
         price (``price``, ``Market.prices``, USD per BTC): each such trader closes its whole
-        position with the chance (share) that lays
-        off the step's part of the inventory in expectation, min(want, room) / room, want =
-        |inventory| x (1 - 0.5^(step / half-life)), room = the BTC the candidates hold. Drawn
+        position with the chance (share) that lays off the step's part of the inventory in
+        expectation, min(want, room) / room, want = |inventory| x (1 - 0.5^(step /
+        half-life)), room = the BTC the candidates hold. Drawn
         by count: how many of a venue's candidates close ~ Binomial(candidates, share), then
         which ones uniformly without replacement (the same law as one Bernoulli(share) per
         candidate), from ``stream``: no draw when no book holds inventory or no trader is a
@@ -137,14 +137,14 @@ class TakerPositions:
     :mod:`policylab.engine.kernels_layoff`): per venue and side, the positions of the rows
     ``takers`` by key (entry for a long, -entry for a short; USD per BTC), ties by row, with
     the running sum of |size| (BTC) per segment; the books of the venues ``limited`` (their
-    balance sheet is limited, see MarketMakers) lay off their inventory. Invariant: every taker row holding a
-    position is either sorted in with its current size and entry, or logged as changed in
-    ``market.changed`` (then its sorted entry, if any, is stale). The log is sorted in once
-    the fresh rows checked since the last merge, summed over the steps, reach the number of
-    sorted positions N (checking a fresh row costs about what merging a sorted position
-    does): per step O(venues x log N + fresh rows), a merge O(N + fresh x log fresh). About
-    96 bytes per account. Sizes or entries set other than through the kernels must be
-    followed by ``Market.count_longs``, which logs every row."""
+    balance sheet is limited, see MarketMakers) lay off their inventory. Invariant: every
+    taker row holding a position is either sorted in with its current size and entry, or
+    logged as changed in ``market.changed`` (then its sorted entry, if any, is stale). The
+    log is sorted in once the fresh rows checked since the last merge, summed over the
+    steps, reach the number of sorted positions N (checking a fresh row costs about what
+    merging a sorted position does): per step O(venues x log N + fresh rows), a merge O(N +
+    fresh x log fresh). About 96 bytes per account. Sizes or entries set other than through
+    the kernels must be followed by ``Market.count_longs``, which logs every row."""
 
     def __init__(self, market, takers: np.ndarray, limited: np.ndarray):
         venues = len(limited)
