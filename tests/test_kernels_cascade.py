@@ -60,9 +60,16 @@ def _state(m) -> dict:
 
 
 def _restore(m, state: dict) -> None:
+    """Put ``state`` back: into the arrays themselves where they kept their shape (the model
+    builds its compiled calls' arguments once per run, from these arrays), else as copies
+    (growable buffers that grew)."""
     owners = {"tb": m.tb, "vb": m.vb, "market": m.market, "engine": m.engine, "events": m.events}
     for (o, k), v in state.items():
-        setattr(owners[o], k, v.copy())
+        now = getattr(owners[o], k)
+        if now.shape == v.shape:
+            np.copyto(now, v)
+        else:
+            setattr(owners[o], k, v.copy())
 
 
 def _assert_same(a: dict, b: dict, where: str) -> None:
