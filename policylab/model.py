@@ -78,7 +78,7 @@ class MarketModel(mesa.Model):
         self.events = EventLog()
         self.engine = LiquidationEngine(self.market, self.events)
         self.venue_agents = [Venue(self, v) for v in range(len(self.vb.rules))]
-        self._vault_venues = [a for a in self.venue_agents if self.vb.vault_row[a.v] >= 0]  # the others never unwind
+        self._vault_venues = [a for a in self.venue_agents if a.vault_row >= 0]  # the others never unwind
         self.populations = mesa.agent.AgentSet(
             [POPULATIONS[c](self, rows, scenario.classes[c], stream(seed, c))
              for c, rows in self.rows.items() if c in POPULATIONS], random=self.random)
@@ -104,15 +104,35 @@ class MarketModel(mesa.Model):
         self._margin_start: tuple = (-1, None, None)  # see margin_multipliers
         self._margin_set = -1  # step in which a module last set the margin multipliers
         self._margin_venues: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per module: its venues, their caps
-        self._venue_policies: list[list] | None = None  # see _within_oi_caps
+        # per venue, the modules whose target covers it and that may cap open interest (others: no cap)
+        self._venue_policies = [[p for p in self.policies if p.target.venue_matches(r)
+                                 and type(p).open_interest_cap is not Policy.open_interest_cap]
+                                for r in self.vb.rules]
+        self._capped = any(self._venue_policies)  # see _within_oi_caps
         self._vol_ratio: tuple = (None, 1.0)  # see vol_ratio
         self.audit = Ledger(self) if audit else None
-        self.datacollector = mesa.DataCollector(
-            model_reporters={"index": lambda m: m.market.index, "rounds": lambda m: m.rounds[m.steps - 1] if m.steps else 0})
+        self.datacollector = mesa.DataCollector(  # a Python int for rounds: Mesa deep-copies each value it collects
+            model_reporters={"index": lambda m: m.market.index,
+                             "rounds": lambda m: m.rounds.item(m.steps - 1) if m.steps else 0})
         # the per-step series (venue_series, resident_series), one block each, which _collect
-        # fills in one compiled call per step
+        # fills in one compiled call per step (with the step's other bookkeeping)
         self._venue_block = np.full((len(VENUE_COLUMNS), n, k), np.nan)
         self._resident_block = np.full((len(RESIDENT_COLUMNS), n, len(JURISDICTIONS), k), np.nan)
+        # the step's compiled calls' arguments that stay the same all run (arrays never reallocated)
+        tb, vb, mkt, prm, dt = self.tb, self.vb, self.market, scenario.market, scenario.step_minutes
+        self._arrival_args = (mkt.lm, self.exo.log_return, 0.5 ** (dt / prm.transient_half_life_minutes), vb.basis,
+                              0.5 ** (dt / prm.basis_half_life_minutes), vb.liquidity_mult, self.exo.liquidity,
+                              vb.coin_price, self.exo.coin_price)
+        self._voluntary_args = (
+            tb.cls, VAULT, mkt.lm, float(mkt.params.impact_y), vb.depth0, vb.liquidity_mult, vb.health, vb.coin_price,
+            vb.haircut, tb.venue, tb.size, tb.entry, tb.cash, tb.coin, vb.taker_fee, vb.liq_fee, vb.fee_to_fund,
+            vb.mm_row, vb.fund, vb.fees, mkt.flow, mkt.volume, mkt.resident, mkt.traded, mkt.forced_volume,
+            mkt.resident_volume, mkt.tally, vb.basis, mkt.spot, float(mkt.params.permanent_share),
+            self.engine.protocol, tb.weight, tb.mm_floor, vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price,
+            self.engine._n_changed)
+        self._close_step_args = (vb.basis, vb.premium_sum, vb.premium_n, self.index_path, self.price_path,
+                                 self._venue_block, self._resident_block, mkt.longs, vb.depth0, vb.liquidity_mult,
+                                 vb.health, mkt.volume, vb.fund, vb.coin_price, mkt.forced_volume, mkt.resident_volume)
 
     # The market scenario this model runs (with the rules' venue changes): a plain attribute.
     # This class attribute shadows Mesa 3.5's Model.scenario property, whose setter attaches
@@ -273,27 +293,23 @@ class MarketModel(mesa.Model):
     # ------------------------------------------------------------ one step
     def step(self) -> None:
         t = self.steps - 1
-        sc, mkt, vb, engine = self.scenario, self.market, self.vb, self.engine
-        prm = sc.market
-        dt = sc.step_minutes
-        index_prev, growth_prev = mkt.index, np.exp(vb.basis)  # Market.prices before the step: their product
+        mkt, engine = self.market, self.engine
+        price_prev = mkt.prices()  # before the step
         # 1. exogenous arrivals and decay of temporary dislocations
-        if kd.arrivals(t, mkt.lm, self.exo.log_return, 0.5 ** (dt / prm.transient_half_life_minutes), vb.basis,
-                       0.5 ** (dt / prm.basis_half_life_minutes), vb.liquidity_mult, self.exo.liquidity,
-                       vb.coin_price, self.exo.coin_price):  # a collateral value changed
+        if kd.arrivals(t, *self._arrival_args):  # a collateral value changed
             engine.refresh(np.flatnonzero(self.tb.coin > 0))
         for mod in self.policies:  # market-wide interventions
             mod.on_step(self)
         self._remember_drawdown()
-        # 2. liquidity providers
-        self.market_makers.adjust(np.log(kd.price_ratio(index_prev, growth_prev, mkt.lm, np.exp(vb.basis))))
-        self.arbitrageurs.reset()
-        mkt.new_step()
+        # 2. liquidity providers, at the book prices, which stay until the traders decide (3.)
+        price = mkt.prices()
+        self.market_makers.adjust(np.log(price / price_prev), price)
+        mkt.new_step(self.arbitrageurs.capacity)  # books refill, arbitrage capacity resets
         if self._refilling:
             self.populations.do("refill")  # new money for wiped-out accounts (every step: common random numbers)
         # 3. voluntary orders, netted and executed together; 4. the cascade (both wait out a halt)
         if not self.halted:
-            self.market_makers.lay_off()
+            self.market_makers.lay_off(price)
             orders = self.populations.map("decide") + [a.decide() for a in self._vault_venues]
             idx = np.concatenate([o[0] for o in orders])
             dq = np.concatenate([o[1] for o in orders])
@@ -304,8 +320,6 @@ class MarketModel(mesa.Model):
                     engine.refresh(uidx)
             self.rounds[t] = self._cascade(t)
         # 5. bookkeeping
-        kd.close_step(t, mkt.lm, np.exp(vb.basis), vb.basis, vb.premium_sum, vb.premium_n, self.index_path,
-                      self.price_path)
         self._collect(t)
         if self.audit is not None:
             self.audit.check(f"after step {t}")
@@ -315,23 +329,13 @@ class MarketModel(mesa.Model):
         taken-over positions count as forced) and refresh their liquidation prices, in one
         compiled call (``kernels_decide.execute_voluntary``). Returns True, without the refresh,
         when an account closed under water (negative balance protection comes first)."""
-        tb, vb, mkt, engine = self.tb, self.vb, self.market, self.engine
+        engine = self.engine
         engine._room(len(idx))
-        return kd.execute_voluntary(
-            idx, dq, tb.cls, VAULT, np.exp(vb.basis), mkt.lm, float(mkt.params.impact_y), vb.depth0,
-            vb.liquidity_mult, vb.health, vb.coin_price, vb.haircut, tb.venue, tb.size, tb.entry, tb.cash, tb.coin,
-            vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees, mkt.flow, mkt.volume, mkt.resident,
-            mkt.traded, mkt.forced_volume, mkt.resident_volume, mkt.tally, vb.basis, mkt.spot,
-            float(mkt.params.permanent_share), engine.protocol, tb.weight, tb.mm_floor, vb.margin_mult, vb.tier_rate,
-            vb.tier_ded, tb.liq_price, engine._changed, engine._n_changed)
+        return kd.execute_voluntary(idx, dq, np.exp(self.vb.basis), engine._changed, *self._voluntary_args)
 
     def _within_oi_caps(self, idx: np.ndarray, dq: np.ndarray) -> np.ndarray:
         """Drop orders that would grow a position on a venue at its open-interest cap."""
-        if self._venue_policies is None:  # the modules whose target covers each venue (fixed for the run)
-            self._venue_policies = [[p for p in self.policies if p.target.venue_matches(r)
-                                     and type(p).open_interest_cap is not Policy.open_interest_cap]  # others: no cap
-                                    for r in self.vb.rules]
-        if not any(self._venue_policies):
+        if not self._capped:
             return dq
         caps = []
         for v, r in enumerate(self.vb.rules):
@@ -369,11 +373,11 @@ class MarketModel(mesa.Model):
         return active_rounds
 
     def _collect(self, t: int) -> None:
-        vb, mkt = self.vb, self.market
+        """Step ``t``'s bookkeeping: funding premiums, the index and price paths and the venue
+        and residence series in one compiled call (``kernels_decide.close_step``), then Mesa's
+        DataCollector."""
+        kd.close_step(t, self.market.lm, np.exp(self.vb.basis), *self._close_step_args)
         self.datacollector.collect(self)
-        kernels_passes.record(t, self._venue_block, self._resident_block, self.price_path[t + 1], mkt.longs,
-                              vb.depth0, vb.liquidity_mult, vb.health, mkt.volume, vb.fund, vb.coin_price,
-                              mkt.forced_volume, mkt.resident_volume)
 
     def venue_table(self) -> pd.DataFrame:
         """The per-step venue state collected so far, one row per step and venue."""

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from policylab.engine import kernels_decide as kd
+from policylab.engine import kernels_passes
 from policylab.inputs.rulesets import load_rules
 from policylab.inputs.scenario import load_scenario
 from policylab.model import MarketModel
@@ -254,17 +255,31 @@ def test_arrivals_and_debt_check():
     assert not kd.any_flat_in_debt(np.array([0, 1]), size, cash) and kd.any_flat_in_debt(np.array([2]), size, cash)
 
 
-def test_price_ratio_and_new_step_as_numpy():
-    """The step's price move (``Market.prices`` after over before) and the flows' reset."""
+def test_the_market_makers_see_the_steps_price_move():
+    """MarketModel.step gives the market makers the book prices after the arrivals
+    (``Market.prices``) and the log of their ratio to the prices before the step (those
+    recorded at the last step's end: nothing moves them between steps)."""
+    m = MarketModel(load_scenario("october-2025"), seed=1, traders=500)
+    adjust, seen = m.market_makers.adjust, []
+
+    def checked(move, price):
+        assert np.array_equal(price, m.market.prices())
+        assert same(move, np.log(price / m.price_path[m.steps - 1]))
+        seen.append(np.abs(move).max())
+        adjust(move, price)
+
+    m.market_makers.adjust = checked
+    for _ in range(30):
+        m.step()
+    assert len(seen) == 30 and max(seen) > 0
+
+
+def test_new_step_zeroes_the_flows_and_resets_arbitrage_capacity():
     rng = np.random.default_rng(4)
-    lm0, basis0 = np.array([11.1, 0.002]), rng.normal(0, 0.003, 4)
-    lm, basis = np.array([11.08, 0.0015]), basis0 * 0.9
-    before = math.exp(lm0[0] + lm0[1]) * np.exp(basis0)
-    want = math.exp(lm[0] + lm[1]) * np.exp(basis) / before
-    assert same(kd.price_ratio(math.exp(lm0[0] + lm0[1]), np.exp(basis0), lm, np.exp(basis)), want)
     flows = [rng.random(4), rng.random(4), rng.random((3, 4)), rng.random(4)]
-    kd.new_step(*flows)
-    assert all((f == 0).all() for f in flows)
+    arb_left, capacity = rng.random(4), np.array([2e8, 0.0, 2e8, 0.0])
+    kd.new_step(*flows, arb_left, capacity)
+    assert all((f == 0).all() for f in flows) and same(arb_left, capacity)
 
 
 def test_active_draw_size_as_a_tuple_gives_the_same_draws():
@@ -335,7 +350,12 @@ def test_close_step_is_the_numpy_statements():
     premium_sum, premium_n = rng.normal(size=k), np.full(k, 3.0)
     index_path, price_path = np.zeros(steps + 1), np.zeros((steps + 1, k))
     expect_sum = premium_sum + basis
-    kd.close_step(2, lm, np.exp(basis), basis, premium_sum, premium_n, index_path, price_path)
+    venues, residents = np.full((8, steps, k), np.nan), np.full((2, steps, 3, k), np.nan)
+    series = (venues, residents, np.zeros((3, 4, k)), *(rng.random(k) for _ in range(7)), rng.random((3, k)))
+    kd.close_step(2, lm, np.exp(basis), basis, premium_sum, premium_n, index_path, price_path, *series)
+    recorded = (np.full((8, steps, k), np.nan), np.full((2, steps, 3, k), np.nan))
+    kernels_passes.record(2, *recorded, price_path, *series[2:])
+    assert same(venues, recorded[0]) and same(residents, recorded[1]) and same(venues[0, 2], price_path[3])
     market = Market.__new__(Market)
     market.lm, market.vb = lm, type("VB", (), {"basis": basis})()
     assert same(premium_sum, expect_sum) and same(premium_n, np.full(k, 4.0))

@@ -32,11 +32,13 @@ def _check_against_scan(mm, keep=0.01):
     the counts exact, the room within ``ROOM_REL``. Returns how many candidates."""
     m = mm.model
     price = m.market.prices()
-    count, room, share, where = mm.positions.candidates(price, m.vb.mm_row, mm.limited, keep)
+    pos = mm.positions
+    total = pos.candidates(price, keep)
+    count, room, share = pos.count, pos.room, pos.share
     cand, ref_room = _scan(mm, price)
     ranks = np.concatenate([np.arange(c) for c in count])
-    rows = kernels_layoff.at_ranks(ranks, np.concatenate([[0], np.cumsum(count)]), where)
-    assert np.array_equal(np.sort(rows), cand), m.steps
+    rows = kernels_layoff.at_ranks(ranks, np.concatenate([[0], np.cumsum(count)]), pos.rows, pos.where)
+    assert np.array_equal(np.sort(rows), cand) and total == len(cand), m.steps
     assert np.array_equal(count, np.bincount(m.tb.venue[cand], minlength=len(count))), m.steps
     assert np.all(np.abs(room - ref_room) <= ROOM_REL * ref_room), m.steps
     assert np.all((share > 0) == (count > 0)) and np.all(share <= 1.0)
@@ -50,11 +52,12 @@ def test_candidates_are_the_full_scans_at_every_step_of_a_run(short_scenario, me
     lay_off = mm.lay_off
     seen = []
 
-    def checked():
+    def checked(price):
+        assert np.array_equal(price, m.market.prices())  # the step's prices, from its one exp of the basis
         if merge_every_step and m.steps > 1:
             mm.positions.merge()
         seen.append(_check_against_scan(mm))
-        lay_off()
+        lay_off(price)
 
     mm.lay_off = checked
     m.run()
@@ -73,9 +76,9 @@ def test_candidates_are_the_full_scans_at_every_step_of_october():
     mm.positions.merge = lambda: (merges.append(m.steps), merge())[1]
     seen = []
 
-    def checked():
+    def checked(price):
         seen.append(_check_against_scan(mm))
-        lay_off()
+        lay_off(price)
 
     mm.lay_off = checked
     for _ in range(600):
@@ -100,6 +103,18 @@ def test_every_size_change_is_logged(short_scenario):
         steps_with_changes += len(moved) > 0
     assert steps_with_changes >= 30  # the check ran on steps that changed positions, not on idle ones
 
+
+
+def test_merge_sorts_the_fresh_entries_as_lexsort():
+    """kernels_layoff.lexical_order, which the merge sorts the fresh entries with: np.lexsort
+    by segment, key and row, with many ties of key (positions opened at one fill price)."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(0, 400))
+        rows = rng.permutation(5000)[:n].astype(np.int64)
+        seg = rng.integers(0, 22, n).astype(np.int64)
+        key = np.round(rng.normal(1e5, 30, n), 0) * rng.choice([-1.0, 1.0], n)
+        assert np.array_equal(kernels_layoff.lexical_order(rows, seg, key, 22), np.lexsort((rows, key, seg)))
 
 def test_subsets_are_uniform_and_distinct():
     rng = np.random.default_rng(0)
@@ -131,6 +146,21 @@ def _floyd(count, chosen, t):
     return out
 
 
+
+def test_subsets_are_floyds_for_small_and_large_subsets():
+    """Both ways of finding the ranks picked so far (a scan, marks) give Floyd's subsets."""
+    rng = np.random.default_rng(1)
+    sizes = []
+    for _ in range(200):
+        count = rng.integers(0, 120, size=5)
+        chosen = rng.integers(0, count + 1)
+        t = rng.integers(0, kernels_layoff.highs(count, chosen))
+        ranks, off = kernels_layoff.subsets(count, chosen, t)
+        for v, want in enumerate(_floyd(count, chosen, t)):
+            assert ranks[off[v]:off[v + 1]].tolist() == want
+        sizes.extend(chosen)
+    assert any(1 < c <= kernels_layoff.SMALL_SUBSET for c in sizes) and max(sizes) > kernels_layoff.SMALL_SUBSET
+
 def _lay_off_numpy(mm) -> None:
     """The market makers' lay-off as NumPy statements over every row: the scan's candidates,
     drawn by count with the same draws (how many per venue, then Floyd's subsets of the
@@ -147,9 +177,10 @@ def _lay_off_numpy(mm) -> None:
     count = np.bincount(v[cand], minlength=len(inv))
     want = np.abs(inv) * (1.0 - 0.5 ** (m.scenario.step_minutes / hl))
     share = np.divide(np.minimum(want, room), room, out=np.zeros(len(inv)), where=room > 0)
-    _, _, _, where = mm.positions.candidates(price, vb.mm_row, mm.limited, 0.0)  # how they are numbered
+    mm.positions.candidates(price, 0.0)  # how they are numbered
     numbered = kernels_layoff.at_ranks(np.concatenate([np.arange(c) for c in count]),
-                                       np.concatenate([[0], np.cumsum(count)]), where)
+                                       np.concatenate([[0], np.cumsum(count)]), mm.positions.rows,
+                                       mm.positions.where)
     chosen = mm.stream.binomial(count, share)
     if not chosen.any():
         return
@@ -192,7 +223,7 @@ def _with_inventory(short_scenario, half_life):
 def test_lay_off_kernels_do_what_the_numpy_statements_did(short_scenario, half_life):
     a, b = _with_inventory(short_scenario, half_life), _with_inventory(short_scenario, half_life)
     for _ in range(3):
-        a.market_makers.lay_off()
+        a.market_makers.lay_off(a.market.prices())
         _lay_off_numpy(b.market_makers)
     assert np.any(np.isnan(a.tb.stop) & ~np.isnan(_with_inventory(short_scenario, half_life).tb.stop))  # some closed
     for name in ("size", "entry", "cash", "stop", "liq_price"):
@@ -207,7 +238,7 @@ def test_lay_off_without_inventory_draws_nothing(short_scenario):
     m.tb.size[m.vb.mm_row] = 0.0
     state = m.market_makers.stream.bit_generator.state
     before = m.tb.size.copy()
-    m.market_makers.lay_off()
+    m.market_makers.lay_off(m.market.prices())
     assert m.market_makers.stream.bit_generator.state == state and np.array_equal(m.tb.size, before)
 
 

@@ -66,7 +66,7 @@ def test_market_maker_beyond_its_inventory_limit_quotes_limit_over_inventory(sho
     price = m.market.prices()[v]
     m.tb.size[row] = 40.0 * m.vb.depth0[v] / price  # inventory four times the limit
     m.tb.cash[row] = 1e15 - m.tb.size[row] * price
-    assert m.market_makers.balance_sheet()[v] == pytest.approx(0.25)
+    assert m.market_makers.balance_sheet(m.market.prices())[v] == pytest.approx(0.25)
 
 
 def test_market_maker_withdraws_as_equity_nears_its_margin_and_keeps_a_floor(short_scenario):
@@ -77,14 +77,14 @@ def test_market_maker_withdraws_as_equity_nears_its_margin_and_keeps_a_floor(sho
     m.tb.size[row] = 1e9 / price  # $1B inventory: maintenance $50M
     for equity, health in ((2e8, 1.0), (7.5e7, 0.5), (5e7, 0.1), (-1e8, 0.1)):
         m.tb.cash[row] = equity - m.tb.size[row] * price
-        assert m.market_makers.balance_sheet()[v] == pytest.approx(health)
+        assert m.market_makers.balance_sheet(m.market.prices())[v] == pytest.approx(health)
 
 
 def test_spot_book_has_no_balance_sheet_limit(short_scenario):
     m = _model(short_scenario, mm_inventory_depths=1.0, mm_margin=0.5, mm_min_health=0.0)
     spot = m.market.spot
     m.tb.size[m.vb.mm_row[spot]] = 1e6
-    m.market_makers.adjust(np.zeros(len(m.vb.rules)))
+    m.market_makers.adjust(np.zeros(len(m.vb.rules)), m.market.prices())
     assert m.vb.health[spot] == 1.0 and m.vb.health[m.vb.mm_row != m.vb.mm_row[spot]].min() <= 1.0
 
 
@@ -147,7 +147,7 @@ def test_market_makers_lay_off_inventory_to_traders_in_profit_and_open_interest_
     oi_before = m.open_interest()[v]
     from policylab.engine.audit import money
     money_before = money(m)
-    m.market_makers.lay_off()
+    m.market_makers.lay_off(m.market.prices())
     closed = shorts[tb.size[shorts] == 0]
     assert len(closed) and np.all(np.isnan(tb.stop[closed]))
     assert tb.size[row] < inventory and m.open_interest()[v] < oi_before
@@ -164,7 +164,7 @@ def test_market_makers_lay_off_nothing_to_traders_at_a_loss(short_scenario):
     tb.entry[on[tb.size[on] < 0]] = price * 0.9  # every short under water
     tb.size[vb.mm_row[v]] += 1.0
     before = tb.size.copy()
-    m.market_makers.lay_off()
+    m.market_makers.lay_off(m.market.prices())
     assert np.array_equal(tb.size, before)
 
 

@@ -15,11 +15,11 @@ with the step's values and end with the run's constants and arrays, which the po
 gather once per run (``TraderPopulation.__init__``).
 
 Also the step's own glue around the decisions (``MarketModel.step``): the exogenous
-arrivals, the venues' price move, the reset of the step's flows, the execution and
-refresh of the netted voluntary orders in one call (:func:`execute_voluntary`, which calls
-kernels_cascade's execution and refresh), and the bookkeeping at the step's end
-(:func:`close_step`); these sum and exponentiate as the NumPy code they replaced did (see
-each docstring).
+arrivals, the reset of the step's flows, the execution and refresh of the netted voluntary
+orders in one call (:func:`execute_voluntary`, which calls kernels_cascade's execution and
+refresh), and the bookkeeping at the step's end (:func:`close_step`, which records the
+step's series with kernels_passes); these sum and exponentiate as the NumPy code they
+replaced did (see each docstring).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from numba import njit
 
 from policylab.engine.kernels import _tier, pairwise_sum, unique_sorted
 from policylab.engine.kernels_cascade import coefficients, coin_values, execute_orders, refresh
+from policylab.engine.kernels_passes import record
 
 
 @njit(cache=True, error_model="numpy")
@@ -300,24 +301,14 @@ def arrivals(t, lm, log_return, transient_decay, basis, basis_decay, liquidity_m
 
 
 @njit(cache=True, error_model="numpy")
-def price_ratio(index_before, growth_before, lm, growth):
-    """Each venue's book price now over before (``Market.prices`` now over then, as NumPy
-    divides them): the index x ``growth`` (NumPy's exp of the basis) now, from ``lm``, over
-    ``index_before`` x ``growth_before``."""
-    index = math.exp(lm[0] + lm[1])  # Market.index
-    out = np.empty(growth.shape[0])
-    for v in range(growth.shape[0]):
-        out[v] = (index * growth[v]) / (index_before * growth_before[v])
-    return out
-
-
-@njit(cache=True, error_model="numpy")
-def new_step(volume, forced_volume, resident_volume, flow):
-    """Zero the per-step flows (``Market.new_step``)."""
+def new_step(volume, forced_volume, resident_volume, flow, arb_left, arb_capacity):
+    """Start the step's flows (``Market.new_step``): zero the per-step flows, and set the
+    arbitrage capacity left to ``arb_capacity``."""
     volume[:] = 0.0
     forced_volume[:] = 0.0
     resident_volume[:] = 0.0
     flow[:] = 0.0
+    arb_left[:] = arb_capacity
 
 
 @njit(cache=True, error_model="numpy")
@@ -342,10 +333,11 @@ def rms_step(logs):
 
 
 @njit(cache=True, error_model="numpy")
-def execute_voluntary(idx, dq, cls, vault, growth, lm, impact_y, depth0, liquidity_mult, health, coin_price, haircut,
-                      venue, size, entry, cash, coin, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, flow,
-                      volume, resident, traded, forced_volume, resident_volume, tally, basis, spot, permanent_share,
-                      protocol, weight, mm_floor, margin_mult, tier_rate, tier_ded, liq_price, changed, n_changed):
+def execute_voluntary(idx, dq, growth, changed, cls, vault, lm, impact_y, depth0, liquidity_mult, health, coin_price,
+                      haircut, venue, size, entry, cash, coin, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees,
+                      flow, volume, resident, traded, forced_volume, resident_volume, tally, basis, spot,
+                      permanent_share, protocol, weight, mm_floor, margin_mult, tier_rate, tier_ded, liq_price,
+                      n_changed):
     """The step's netted voluntary orders ``dq`` (BTC) of unique accounts ``idx``, ascending
     (``MarketModel.step``, 3.), in one call: ``Market.execute`` at the book prices (the index
     x ``growth``, NumPy's exp of the basis), the orders of class ``vault`` rows counted as
@@ -372,13 +364,18 @@ def execute_voluntary(idx, dq, cls, vault, growth, lm, impact_y, depth0, liquidi
 
 
 @njit(cache=True, error_model="numpy")
-def close_step(t, lm, growth, basis, premium_sum, premium_n, index_path, price_path):
+def close_step(t, lm, growth, basis, premium_sum, premium_n, index_path, price_path, venues, residents, longs, depth0,
+               liquidity_mult, health, volume, fund, coin_price, forced_volume, resident_volume):
     """The step's bookkeeping (``MarketModel.step``, 5.): each venue's ``basis`` added to its
     funding premium sum and count; the index and the venues' book prices (the index x
-    ``growth``, NumPy's exp of the basis, as ``Market.prices``) recorded at ``t + 1``."""
+    ``growth``, NumPy's exp of the basis, as ``Market.prices``) recorded at ``t + 1``; then
+    the step's venue and residence series (``venues`` to ``resident_volume``, as
+    ``kernels_passes.record`` takes them)."""
     index = math.exp(lm[0] + lm[1])  # Market.index
     for v in range(basis.shape[0]):
         premium_sum[v] += basis[v]
         premium_n[v] += 1.0
         price_path[t + 1, v] = index * growth[v]
     index_path[t + 1] = index
+    record(t, venues, residents, price_path, longs, depth0, liquidity_mult, health, volume, fund, coin_price,
+           forced_volume, resident_volume)

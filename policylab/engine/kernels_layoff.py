@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 
 from policylab.engine import kernels
+from policylab.engine.kernels_cascade import coin_values, refresh
 
 
 @njit(cache=True, error_model="numpy")
@@ -54,13 +55,36 @@ def fresh_entries(log, taker, size, venue, entry):
 
 
 @njit(cache=True, error_model="numpy")
-def merge(rows, seg, key, mag, f_rows, f_seg, f_key, f_mag, segments, pos_of, changed, log):
-    """Sort the fresh entries (``f_*``, already sorted by segment, key and row) into the
-    sorted positions (``rows``, ``seg``, ``key``, ``mag``), leaving out the entries of logged
-    rows (stale). Updates ``pos_of`` (position of each row, -1 for none), clears the log and
-    its flags. Returns the new (rows, seg, key, mag, inc, seg_lo): ``inc`` the running sum of
+def lexical_order(rows, seg, key, segments):
+    """The order of entries by segment (0 .. ``segments`` - 1), key and row: as
+    ``np.lexsort((rows, key, seg))`` (rows distinct; keys not NaN): by row, then stably by
+    key, then stably by segment (counting them)."""
+    o = np.argsort(rows)
+    o = o[np.argsort(key[o], kind="mergesort")]
+    start = np.zeros(segments + 1, dtype=np.int64)
+    for j in range(o.shape[0]):
+        start[seg[o[j]] + 1] += 1
+    for s in range(segments):
+        start[s + 1] += start[s]
+    out = np.empty_like(o)
+    for j in range(o.shape[0]):
+        s = seg[o[j]]
+        out[start[s]] = o[j]
+        start[s] += 1
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def merge(rows, seg, key, mag, segments, pos_of, changed, log, taker, size, venue, entry):
+    """Sort the logged rows' current positions (:func:`fresh_entries`) into the sorted
+    positions (``rows``, ``seg``, ``key``, ``mag``), leaving out the entries of logged rows
+    (stale). Updates ``pos_of`` (position of each row, -1 for none), clears the log and its
+    flags. Returns the new (rows, seg, key, mag, inc, seg_lo): ``inc`` the running sum of
     ``mag`` within each segment (inclusive), ``seg_lo`` where each of the ``segments``
     begins (length segments + 1)."""
+    f_rows, f_seg, f_key, f_mag = fresh_entries(log, taker, size, venue, entry)
+    order = lexical_order(f_rows, f_seg, f_key, segments)
+    f_rows, f_seg, f_key, f_mag = f_rows[order], f_seg[order], f_key[order], f_mag[order]
     n = rows.shape[0]
     nf = f_rows.shape[0]
     dead = np.zeros(n, dtype=np.bool_)  # the stale entries, by position
@@ -110,31 +134,33 @@ def merge(rows, seg, key, mag, f_rows, f_seg, f_key, f_mag, segments, pos_of, ch
 
 
 @njit(cache=True, error_model="numpy")
-def candidates(rows, key, mag, inc, seg_lo, pos_of, log, slot_v, slot_q, slot_mag, seen, taker, size, venue, entry,
-               price, mm_row, limited, keep):
+def candidates(rows, key, mag, inc, seg_lo, price, keep, pos_of, log, slot_v, slot_q, slot_mag, seen, taker, size,
+               venue, entry, mm_row, limited, count, room, share, where):
     """Each derivatives venue's lay-off candidates: the takers holding a position in profit
     at the venue's ``price`` on the other side of its book's inventory (BTC: the size of
-    its row ``mm_row`` where ``limited``; none where 0 or NaN). Returns (count, room, share,
-    where): per venue how many, the BTC they hold, and the chance that each closes,
-    min(want, room) / room with want = |inventory| x ``keep`` (0 without candidates); where
-    they are, for :func:`close`: (the sorted rows, lo, cut, stale_off, stale, fresh_off,
-    fresh), the sorted prefix [lo, cut) they come from, its stale positions
+    its row ``mm_row`` where ``limited``; none where 0 or NaN). Writes per venue how many
+    (``count``), the BTC they hold (``room``) and the chance that each closes (``share``),
+    min(want, room) / room with want = |inventory| x ``keep`` (0 without candidates); and
+    where they are, for :func:`close`, to ``where`` = (lo, cut, stale_off, stale, fresh_off,
+    fresh): the sorted prefix [lo, cut) of ``rows`` they come from, its stale positions
     (``stale[stale_off[v]:stale_off[v + 1]]``, ascending) and the fresh rows in profit
-    (``fresh[fresh_off[v]:fresh_off[v + 1]]``, in log order). Room is the prefix sum less
-    the stale entries plus the fresh positions: the scan's sum in another order. Per log
-    slot ``j`` (row ``log[j + 1]``) ``slot_v``, ``slot_q``, ``slot_mag`` keep the row's venue
-    (-1: not a taker), sorted position (``pos_of``) and sorted |size| (BTC), filled for the
-    slots from ``seen[0]`` on (then ``seen[0]`` = the log's count), so that checking a fresh
-    row reads only its current size and entry from the account arrays."""
+    (``fresh[fresh_off[v]:fresh_off[v + 1]]``, in log order; ``stale`` and ``fresh`` have
+    room for every log slot). Returns how many candidates in all. Room is the prefix sum
+    less the stale entries plus the fresh positions: the scan's sum in another order. Per
+    log slot ``j`` (row ``log[j + 1]``) ``slot_v``, ``slot_q``, ``slot_mag`` keep the row's
+    venue (-1: not a taker), sorted position (``pos_of``) and sorted |size| (BTC), filled
+    for the slots from ``seen[0]`` on (then ``seen[0]`` = the log's count), so that checking
+    a fresh row reads only its current size and entry from the account arrays."""
+    lo, cut, stale_off, stale, fresh_off, fresh = where
     k = price.shape[0]
     inv = np.zeros(k)
     for v in range(k):
         if limited[v]:
             inv[v] = size[mm_row[v]]
-    count = np.zeros(k, dtype=np.int64)
-    room = np.zeros(k)
-    lo = np.zeros(k, dtype=np.int64)
-    cut = np.zeros(k, dtype=np.int64)
+    count[:] = 0
+    room[:] = 0.0
+    lo[:] = 0
+    cut[:] = 0
     for v in range(k):
         if inv[v] < 0.0 or inv[v] > 0.0:
             s = 2 * v + (inv[v] > 0.0)  # a short book lays off to longs, a long one to shorts
@@ -152,8 +178,8 @@ def candidates(rows, key, mag, inc, seg_lo, pos_of, log, slot_v, slot_q, slot_ma
         slot_q[j] = q
         slot_mag[j] = mag[q] if q >= 0 else 0.0
     seen[0] = log[0]
-    n_stale = np.zeros(k + 1, dtype=np.int64)
-    n_fresh = np.zeros(k + 1, dtype=np.int64)
+    stale_off[:] = 0  # counts per venue (at v + 1) first, then their running sums
+    fresh_off[:] = 0
     kind = np.zeros(log[0], dtype=np.int8)  # 1: a stale entry of the prefix, 2: in profit now
     for j in range(log[0]):
         v = slot_v[j]
@@ -162,17 +188,19 @@ def candidates(rows, key, mag, inc, seg_lo, pos_of, log, slot_v, slot_q, slot_ma
         if lo[v] <= slot_q[j] < cut[v]:
             count[v] -= 1
             room[v] -= slot_mag[j]
-            n_stale[v + 1] += 1
+            stale_off[v + 1] += 1
             kind[j] = 1
         r = log[j + 1]
         s = size[r]
         if s * inv[v] < 0.0 and s * (price[v] - entry[r]) > 0.0:
             count[v] += 1
             room[v] += abs(s)
-            n_fresh[v + 1] += 1
+            fresh_off[v + 1] += 1
             kind[j] += 2
-    share = np.zeros(k)
+    total = 0
     for v in range(k):
+        share[v] = 0.0
+        total += count[v]
         if count[v] == 0:
             room[v] = 0.0  # exactly: what the stale entries left of the prefix sum is rounding
         elif room[v] > 0.0:
@@ -180,12 +208,10 @@ def candidates(rows, key, mag, inc, seg_lo, pos_of, log, slot_v, slot_q, slot_ma
             share[v] = min(want, room[v]) / room[v]
         else:  # the candidates' positions are within rounding of nothing: all of them
             share[v] = 1.0
-    stale_off = np.cumsum(n_stale)
-    fresh_off = np.cumsum(n_fresh)
-    stale = np.empty(stale_off[k], dtype=np.int64)
-    fresh = np.empty(fresh_off[k], dtype=np.int64)
-    n_stale[:] = stale_off
-    n_fresh[:] = fresh_off
+        stale_off[v + 1] += stale_off[v]
+        fresh_off[v + 1] += fresh_off[v]
+    n_stale = stale_off[:k].copy()  # where each venue's next entry goes
+    n_fresh = fresh_off[:k].copy()
     for j in range(log[0]):
         if kind[j] == 0:
             continue
@@ -197,8 +223,12 @@ def candidates(rows, key, mag, inc, seg_lo, pos_of, log, slot_v, slot_q, slot_ma
             fresh[n_fresh[v]] = log[j + 1]
             n_fresh[v] += 1
     for v in range(k):
-        stale[stale_off[v]:stale_off[v + 1]] = np.sort(stale[stale_off[v]:stale_off[v + 1]])
-    return count, room, share, (rows, lo, cut, stale_off, stale, fresh_off, fresh)
+        if stale_off[v + 1] - stale_off[v] > 1:
+            stale[stale_off[v]:stale_off[v + 1]].sort()
+    return total
+
+
+SMALL_SUBSET = 32  # a subset up to this size finds its ranks by scanning them, a larger one marks them
 
 
 @njit(cache=True, error_model="numpy")
@@ -215,27 +245,35 @@ def subsets(count, chosen, t):
     for v in range(k):
         if chosen[v] == 0:
             continue
-        picked = {np.int64(-1)}  # a typed set; -1 is no rank
         b = off[v]
-        for j in range(count[v] - chosen[v], count[v]):
-            x = t[b + j - (count[v] - chosen[v])]
-            picked.add(np.int64(j) if x in picked else np.int64(x))
-        m = b
-        for x in picked:
-            if x >= 0:
-                ranks[m] = x
-                m += 1
-        ranks[b:m] = np.sort(ranks[b:m])
+        first = count[v] - chosen[v]
+        if chosen[v] <= SMALL_SUBSET:
+            for j in range(first, count[v]):
+                x = t[b + j - first]
+                for q in range(b, b + j - first):
+                    if ranks[q] == x:
+                        x = j
+                        break
+                ranks[b + j - first] = x
+        else:
+            picked = np.zeros(count[v], dtype=np.bool_)
+            for j in range(first, count[v]):
+                x = t[b + j - first]
+                if picked[x]:
+                    x = j
+                picked[x] = True
+                ranks[b + j - first] = x
+        ranks[b:off[v + 1]].sort()
     return ranks, off
 
 
 @njit(cache=True, error_model="numpy")
-def at_ranks(ranks, off, where):
+def at_ranks(ranks, off, rows, where):
     """The candidate rows at ``ranks`` (ascending per venue, ``ranks[off[v]:off[v + 1]]``)
     in the order a venue's candidates are numbered (after :func:`candidates`): the sorted
-    prefix [lo, cut) without its stale positions, then the fresh rows in profit (``where``
-    as :func:`candidates` returns it). Returns the rows, venue after venue."""
-    rows, lo, cut, stale_off, stale, fresh_off, fresh = where
+    prefix [lo, cut) of ``rows`` without its stale positions, then the fresh rows in profit
+    (``where`` as :func:`candidates` writes it). Returns the rows, venue after venue."""
+    lo, cut, stale_off, stale, fresh_off, fresh = where
     out = np.empty(ranks.shape[0], dtype=np.int64)
     for v in range(lo.shape[0]):
         base = cut[v] - lo[v] - (stale_off[v + 1] - stale_off[v])  # the sorted prefix's live entries
@@ -270,15 +308,19 @@ def highs(count, chosen):
 
 
 @njit(cache=True, error_model="numpy")
-def close(count, chosen, t, where, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume,
-          resident_volume):
-    """Close ``chosen[v]`` of each venue's ``count[v]`` candidates (``where``, from
-    :func:`candidates`), the subsets drawn from ``t`` (:func:`subsets`), with
-    :func:`fill`. Returns the rows closed, ascending."""
+def close(count, chosen, t, rows, where, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded,
+          volume, resident_volume, protocol, weight, coin, mm_floor, coin_price, haircut, margin_mult, tier_rate,
+          tier_ded, liq_price, changed, n_changed):
+    """Close ``chosen[v]`` of each venue's ``count[v]`` candidates (``rows`` and ``where``,
+    from :func:`candidates`), the subsets drawn from ``t`` (:func:`subsets`), with
+    :func:`fill`; then refresh the closed rows' liquidation prices as
+    ``LiquidationEngine.refresh`` does (``protocol`` to ``n_changed``; ``changed`` has room
+    for them)."""
     ranks, off = subsets(count, chosen, t)
-    closed = np.sort(at_ranks(ranks, off, where))
+    closed = np.sort(at_ranks(ranks, off, rows, where))
     fill(closed, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume)
-    return closed
+    refresh(closed, protocol, venue, size, weight, cash, coin, mm_floor, coin_values(coin_price, haircut), margin_mult,
+            tier_rate, tier_ded, liq_price, changed, n_changed)
 
 
 @njit(cache=True, error_model="numpy")

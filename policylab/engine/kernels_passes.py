@@ -39,14 +39,17 @@ def long_positions(size, venue, resident, k, jurisdictions):
 
 
 @njit(cache=True, error_model="numpy")
-def record(t, venues, residents, price, longs, depth0, liquidity_mult, health, volume, fund, coin_price,
+def record(t, venues, residents, price_path, longs, depth0, liquidity_mult, health, volume, fund, coin_price,
            forced_volume, resident_volume):
-    """Record step ``t``'s venue and residence series (MarketModel._collect): ``venues``
+    """Record step ``t``'s venue and residence series (``kernels_decide.close_step``, from
+    MarketModel._collect): ``venues``
     (columns x steps x venues, the columns of model.VENUE_COLUMNS: price, depth, long open
-    interest at ``price``, volume, fund, market makers' health, coin price, forced volume)
+    interest at the price, volume, fund, market makers' health, coin price, forced volume)
     and ``residents`` (columns x steps x jurisdictions x venues, model.RESIDENT_COLUMNS: the
-    population's long open interest and volume by jurisdiction of residence). The long
-    positions are ``longs``, kept by ``kernels.hold`` (its sums plus their compensations)."""
+    population's long open interest and volume by jurisdiction of residence). The prices
+    are row ``t + 1`` of ``price_path`` (steps + 1 x venues); the long positions are
+    ``longs``, kept by ``kernels.hold`` (its sums plus their compensations)."""
+    price = price_path[t + 1]
     k = price.shape[0]
     total = longs.shape[1] - 1
     for v in range(k):

@@ -123,9 +123,10 @@ class Market:
         return kc.coefficients(float(self.params.impact_y), vb.depth0, vb.liquidity_mult, vb.health)
 
     # ---------------------------------------------------------------- execution
-    def new_step(self) -> None:
-        """Reset the per-step flows: volume, its forced and per-jurisdiction parts, net flow."""
-        kd.new_step(self.volume, self.forced_volume, self.resident_volume, self.flow)
+    def new_step(self, arb_capacity: np.ndarray) -> None:
+        """Reset the per-step flows (volume, its forced and per-jurisdiction parts, net flow)
+        and the arbitrage capacity left to ``arb_capacity`` (USD per venue, zero without a desk)."""
+        kd.new_step(self.volume, self.forced_volume, self.resident_volume, self.flow, self.arb_left, arb_capacity)
 
     def execute(self, idx: np.ndarray, dq: np.ndarray, *, liquidation: np.ndarray | bool = False,
                 forced: np.ndarray | bool = False) -> np.ndarray:

@@ -24,6 +24,8 @@ class Venue(mesa.Agent):
         self.v = v
         self.rules = model.vb.rules[v]
         self.funding_rates: list[tuple[int, float]] = []
+        self.vault_row = int(model.vb.vault_row[v])  # its backstop vault's account, -1: none
+        self.unwind_share = min(1.0, self.VAULT_UNWIND_PER_MINUTE * model.scenario.step_minutes)  # per step
         if self.rules.is_perpetual:
             every = max(1, self.rules.funding_interval_minutes // model.scenario.step_minutes)
             model.schedule_recurring(self.settle_funding, Schedule(interval=every, start=every))
@@ -35,11 +37,14 @@ class Venue(mesa.Agent):
         m.engine.refresh(np.flatnonzero((m.tb.venue == self.v) & (m.tb.size != 0)))
 
     def decide(self):
-        row = self.model.vb.vault_row[self.v]
-        if row < 0 or self.model.tb.size[row] == 0:
+        """The vault's unwind order: ``unwind_share`` of its position (BTC), or none."""
+        row = self.vault_row
+        if row < 0:
             return EMPTY
-        share = min(1.0, self.VAULT_UNWIND_PER_MINUTE * self.model.scenario.step_minutes)
-        return np.array([row]), np.array([-self.model.tb.size[row] * share])
+        size = self.model.tb.size[row]
+        if size == 0:
+            return EMPTY
+        return np.array([row]), np.array([-size * self.unwind_share])
 
 
 class MarketMakers(mesa.Agent):
@@ -72,67 +77,77 @@ class MarketMakers(mesa.Agent):
         self.limited = ~model.vb.is_spot
         self.stream = stream(model.seed, "market_makers")
         self.takers = np.isin(model.tb.cls, self.TAKERS)  # rows that may take the skewed quotes
-        self.positions = TakerPositions(model.market, self.takers, len(model.vb.rules))
+        self.positions = TakerPositions(model.market, self.takers, self.limited)
+        prm = model.scenario.market
+        hl = prm.mm_layoff_half_life_minutes
+        # share of the inventory laid off per step (None: no lay-off)
+        self.keep = None if hl <= 0 else 1.0 - 0.5 ** (dt / hl)
+        tb, vb, mkt, engine = model.tb, model.vb, model.market, model.engine
+        # what the compiled calls read and change besides the step's prices and draws (arrays fixed for the run)
+        self._depth_args = (self.recovery, self.normal_sigma, self.VOL_TRIGGER, self.sensitivity, self.limited)
+        self._books = (vb.mm_row, tb.size, tb.cash)  # the books' rows, the accounts' sizes and cash
+        self._sheet_args = (vb.depth0, float(prm.mm_inventory_depths), float(prm.mm_margin), float(prm.mm_min_health))
+        self._close_args = (tb.venue, tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally, mkt.resident,
+                            mkt.traded, mkt.volume, mkt.resident_volume, engine.protocol, tb.weight, tb.coin,
+                            tb.mm_floor, vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_rate, vb.tier_ded,
+                            tb.liq_price)
 
-    def adjust(self, move: np.ndarray) -> None:
-        """Update depth health after a step in which venue prices moved by ``move`` (log)."""
-        kernels.depth_health(self.model.vb.health, move, self.recovery, self.normal_sigma, self.VOL_TRIGGER,
-                             self.sensitivity, self.limited, self.balance_sheet())
+    def adjust(self, move: np.ndarray, price: np.ndarray) -> None:
+        """Update depth health after a step in which venue prices moved by ``move`` (log) to
+        ``price`` (``Market.prices``, USD per BTC)."""
+        kernels.depth_health(self.model.vb.health, move, *self._depth_args, *self._books, price, *self._sheet_args)
 
-    def lay_off(self) -> None:
+    def lay_off(self, price: np.ndarray) -> None:
         """Lay off part of each derivatives book's inventory (``market.mm_layoff_half_life_minutes``):
         the market maker skews its quotes, which fills the take-profit orders of retail and
         professional traders in profit on the other side of its inventory, at the venue's
-        price: each such trader closes its whole position with the chance (share) that lays
-        off the step's part of the inventory in expectation, min(want, room) / room, want =
-        |inventory| x (1 - 0.5^(step / half-life)), room = the BTC the candidates hold. Drawn
+        price (``price``, ``Market.prices``, USD per BTC): each such trader closes its whole
+        position with the chance (share) that lays off the step's part of the inventory in
+        expectation, min(want, room) / room, want = |inventory| x (1 - 0.5^(step /
+        half-life)), room = the BTC the candidates hold. Drawn
         by count: how many of a venue's candidates close ~ Binomial(candidates, share), then
         which ones uniformly without replacement (the same law as one Bernoulli(share) per
         candidate), from ``stream``: no draw when no book holds inventory or no trader is a
         candidate. Both sides close, so open interest falls: after a crash, shorts in profit
         buy back the longs the books absorbed; the traders are then flat and come back as
         they trade again (slowly in a risk-off market)."""
+        if self.keep is None:
+            return
         m = self.model
-        hl = m.scenario.market.mm_layoff_half_life_minutes
-        if hl <= 0:
+        pos = self.positions
+        if not pos.candidates(price, self.keep):
             return
-        tb, vb, mkt = m.tb, m.vb, m.market
-        price = mkt.prices()
-        keep = 1.0 - 0.5 ** (m.scenario.step_minutes / hl)  # share of the inventory laid off per step
-        count, _, share, where = self.positions.candidates(price, vb.mm_row, self.limited, keep)
-        if not count.any():
-            return
-        chosen = self.stream.binomial(count, share)
-        bounds = kernels_layoff.highs(count, chosen)
+        chosen = self.stream.binomial(pos.count, pos.share)
+        bounds = kernels_layoff.highs(pos.count, chosen)
         if len(bounds) == 0:
             return
-        closed = kernels_layoff.close(count, chosen, self.stream.integers(0, bounds), where, price, tb.venue, tb.size,
-                                      tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally, mkt.resident, mkt.traded,
-                                      mkt.volume, mkt.resident_volume)
-        m.engine.refresh(closed)
+        engine = m.engine
+        engine._room(len(bounds))
+        kernels_layoff.close(pos.count, chosen, self.stream.integers(0, bounds), pos.rows, pos.where, price,
+                             *self._close_args, engine._changed, engine._n_changed)
 
-    def balance_sheet(self) -> np.ndarray:
-        """Largest depth health each venue's market maker can quote with its inventory and equity."""
-        m = self.model
-        prm, tb, vb = m.scenario.market, m.tb, m.vb
-        return kernels.balance_sheet(vb.mm_row, tb.size, tb.cash, m.market.prices(), vb.depth0,
-                                     float(prm.mm_inventory_depths), float(prm.mm_margin), float(prm.mm_min_health))
+    def balance_sheet(self, price: np.ndarray) -> np.ndarray:
+        """Largest depth health each venue's market maker can quote with its inventory and
+        equity at ``price`` (``Market.prices``, USD per BTC)."""
+        return kernels.balance_sheet(*self._books, price, *self._sheet_args)
 
 
 class TakerPositions:
     """The takers' open positions sorted for the market makers' lay-off (see
     :mod:`policylab.engine.kernels_layoff`): per venue and side, the positions of the rows
     ``takers`` by key (entry for a long, -entry for a short; USD per BTC), ties by row, with
-    the running sum of |size| (BTC) per segment. Invariant: every taker row holding a
-    position is either sorted in with its current size and entry, or logged as changed in
-    ``market.changed`` (then its sorted entry, if any, is stale). The log is sorted in once
-    the fresh rows checked since the last merge, summed over the steps, reach the number of
-    sorted positions N (checking a fresh row costs about what merging a sorted position
-    does): per step O(venues x log N + fresh rows), a merge O(N + fresh x log fresh). About
-    80 bytes per account. Sizes or entries set other than through the kernels must be
-    followed by ``Market.count_longs``, which logs every row."""
+    the running sum of |size| (BTC) per segment; the books of the venues ``limited`` (their
+    balance sheet is limited, see MarketMakers) lay off their inventory. Invariant: every
+    taker row holding a position is either sorted in with its current size and entry, or
+    logged as changed in ``market.changed`` (then its sorted entry, if any, is stale). The
+    log is sorted in once the fresh rows checked since the last merge, summed over the
+    steps, reach the number of sorted positions N (checking a fresh row costs about what
+    merging a sorted position does): per step O(venues x log N + fresh rows), a merge O(N +
+    fresh x log fresh). About 96 bytes per account. Sizes or entries set other than through
+    the kernels must be followed by ``Market.count_longs``, which logs every row."""
 
-    def __init__(self, market, takers: np.ndarray, venues: int):
+    def __init__(self, market, takers: np.ndarray, limited: np.ndarray):
+        venues = len(limited)
         self.market, self.takers, self.segments = market, takers, 2 * venues
         self.pos_of = np.full(len(takers), -1, dtype=np.int64)  # position of each row, -1: not sorted in
         self.rows = np.zeros(0, dtype=np.int64)
@@ -148,42 +163,53 @@ class TakerPositions:
         self.slot_q = np.zeros(len(takers), dtype=np.int64)
         self.slot_mag = np.zeros(len(takers))
         self.seen = np.zeros(1, dtype=np.int64)
+        # the last candidates (kernels_layoff.candidates): per venue how many, the BTC they
+        # hold, the chance each closes; where they are (lo, cut, stale_off, stale, fresh_off, fresh)
+        self.count = np.zeros(venues, dtype=np.int64)
+        self.room = np.zeros(venues)
+        self.share = np.zeros(venues)
+        self.where = (np.zeros(venues, dtype=np.int64), np.zeros(venues, dtype=np.int64),
+                      np.zeros(venues + 1, dtype=np.int64), np.zeros(len(takers), dtype=np.int64),
+                      np.zeros(venues + 1, dtype=np.int64), np.zeros(len(takers), dtype=np.int64))
+        tb = market.tb
+        # what kernels_layoff.candidates reads and writes besides the sorted positions (arrays fixed for the run)
+        self._candidate_args = (self.pos_of, market.changes, self.slot_v, self.slot_q, self.slot_mag, self.seen,
+                                takers, tb.size, tb.venue, tb.entry, market.vb.mm_row, limited, self.count, self.room,
+                                self.share, self.where)
 
     def merge(self) -> None:
         """Sort the logged rows in and clear the log."""
         mkt = self.market
         tb = mkt.tb
-        f = kernels_layoff.fresh_entries(mkt.changes, self.takers, tb.size, tb.venue, tb.entry)
-        order = np.lexsort((f[0], f[2], f[1]))
         (self.rows, self.seg, self.key, self.mag, self.inc, self.seg_lo) = kernels_layoff.merge(
-            self.rows, self.seg, self.key, self.mag, *(a[order] for a in f), self.segments, self.pos_of,
-            mkt.changed, mkt.changes)
+            self.rows, self.seg, self.key, self.mag, self.segments, self.pos_of, mkt.changed, mkt.changes,
+            self.takers, tb.size, tb.venue, tb.entry)
         self.checked = 0
         self.seen[0] = 0
 
-    def candidates(self, price: np.ndarray, mm_row: np.ndarray, limited: np.ndarray, keep: float) -> tuple:
+    def candidates(self, price: np.ndarray, keep: float) -> int:
         """``kernels_layoff.candidates``: per venue, the takers in profit at ``price`` on the
-        other side of its book's inventory (the size of row ``mm_row`` where ``limited``;
-        BTC): (how many, the BTC they hold, the chance each closes for a lay-off of ``keep``
-        of the inventory, where they are), merging the log first when due."""
-        mkt = self.market
-        self.checked += int(mkt.changes[0])
+        other side of its book's inventory (BTC; the books of the venues ``limited``),
+        written to ``count`` (how many), ``room`` (the BTC they hold), ``share`` (the chance
+        each closes for a lay-off of ``keep`` of the inventory) and ``where`` (where they are
+        in ``rows`` and the log), merging the log first when due. Returns how many
+        candidates in all."""
+        self.checked += int(self.market.changes[0])
         if self.checked >= len(self.rows):
             self.merge()
-        tb = mkt.tb
-        return kernels_layoff.candidates(self.rows, self.key, self.mag, self.inc, self.seg_lo, self.pos_of,
-                                         mkt.changes, self.slot_v, self.slot_q, self.slot_mag, self.seen,
-                                         self.takers, tb.size, tb.venue, tb.entry, price, mm_row, limited, keep)
+        return kernels_layoff.candidates(self.rows, self.key, self.mag, self.inc, self.seg_lo, price, keep,
+                                         *self._candidate_args)
 
 
 class Arbitrageurs(mesa.Agent):
     """Desks that keep venue prices in line with the index, with capacity per minute."""
 
-    def reset(self) -> None:
-        m = self.model
-        # only the desks' entries: the others stay at zero (nothing draws on them)
-        np.copyto(m.market.arb_left, m.scenario.market.arb_capacity_usd_per_minute * m.scenario.step_minutes,
-                  where=m.vb.arb_row >= 0)
+    def __init__(self, model):
+        super().__init__(model)
+        # each venue's capacity per step (USD), which Market.new_step gives them: zero on
+        # venues without a desk (nothing draws on them)
+        per_step = model.scenario.market.arb_capacity_usd_per_minute * model.scenario.step_minutes
+        self.capacity = np.where(model.vb.arb_row >= 0, per_step, 0.0)
 
     def act(self) -> None:
         self.model.market.arbitrage()
