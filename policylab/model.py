@@ -22,6 +22,7 @@ import pandas as pd
 from policylab.engine import apply_rules, choice
 from policylab.engine import exogenous, kernels, kernels_passes
 from policylab.engine import kernels_decide as kd
+from policylab.engine.decay import left
 from policylab.engine.effects import Effects
 from policylab.populations import draw as population
 from policylab.engine.venue_agents import Arbitrageurs, MarketMakers, Venue
@@ -120,8 +121,8 @@ class MarketModel(mesa.Model):
         self._resident_block = np.full((len(RESIDENT_COLUMNS), n, len(JURISDICTIONS), k), np.nan)
         # the step's compiled calls' arguments that stay the same all run (arrays never reallocated)
         tb, vb, mkt, prm, dt = self.tb, self.vb, self.market, scenario.market, scenario.step_minutes
-        self._arrival_args = (mkt.lm, self.exo.log_return, 0.5 ** (dt / prm.transient_half_life_minutes), vb.basis,
-                              0.5 ** (dt / prm.basis_half_life_minutes), vb.liquidity_mult, self.exo.liquidity,
+        self._arrival_args = (mkt.lm, self.exo.log_return, left(dt, prm.transient_half_life_minutes), vb.basis,
+                              left(dt, prm.basis_half_life_minutes), vb.liquidity_mult, self.exo.liquidity,
                               vb.coin_price, self.exo.coin_price)
         self._voluntary_args = (
             tb.cls, VAULT, mkt.lm, float(mkt.params.impact_y), vb.depth0, vb.liquidity_mult, vb.health, vb.coin_price,
@@ -230,8 +231,7 @@ class MarketModel(mesa.Model):
         prm = self.scenario.market
         index = self.market.index
         self.index_peak = max(self.index_peak, index)
-        decay = 0.5 ** (self.scenario.step_minutes / prm.risk_off_half_life_minutes) \
-            if prm.risk_off_half_life_minutes > 0 else 0.0
+        decay = left(self.scenario.step_minutes, prm.risk_off_half_life_minutes)
         self.drawdown_memory = max(self.drawdown_memory * decay, 1.0 - index / self.index_peak)
 
     @property

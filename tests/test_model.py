@@ -204,3 +204,26 @@ def test_open_interest_growth_sums_as_open_interest_does():
         assert m.open_interest_growth() == want
         seen.add(want)
     assert len(seen) > 100  # the positions moved
+
+
+def test_a_zero_half_life_leaves_nothing():
+    """A half-life of 0 (allowed by the settings) means the quantity does not outlast its
+    step: the transient dislocation and the basis do not persist, a liquidity shock's depth
+    is back in full right after its window; the model runs (it raised ZeroDivisionError)."""
+    from policylab.engine import exogenous
+    from policylab.engine.decay import left
+
+    assert left(10.0, 10.0) == 0.5 and left(1.0, 0.0) == 0.0
+    assert np.array_equal(left(np.array([0.0, 5.0]), 0.0), [0.0, 0.0])
+    sc = load_scenario("october-2025")
+    sc = dataclasses.replace(
+        sc, market=dataclasses.replace(sc.market, transient_half_life_minutes=0.0, basis_half_life_minutes=0.0),
+        shocks=tuple(dataclasses.replace(s, recovery_half_life_minutes=0.0) for s in sc.shocks))
+    window = next(s for s in sc.shocks if s.kind == "liquidity")
+    after = int(window.start_minute + window.duration_minutes) // sc.step_minutes + 1
+    path = exogenous.draw(sc, 0)
+    assert np.all(path.liquidity[after:] == 1.0) and np.all(path.liquidity[after - 5:after - 1] < 1.0)
+    m = MarketModel(sc, seed=0, traders=500)
+    for _ in range(after + 10):
+        m.step()
+    assert np.all(np.isfinite(m.price_path[:m.steps + 1])) and m.index_path[m.steps] > 0

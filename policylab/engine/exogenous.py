@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from policylab.inputs.scenario import Scenario
+from policylab.engine.decay import left
 from policylab.engine.streams import stream
 
 
@@ -52,7 +53,7 @@ def draw(scenario: Scenario, seed: int) -> ExogenousPath:
             mult = np.ones(n)
             mult[inside] = s.depth_multiplier
             since = minutes[after] - (s.start_minute + s.duration_minutes)
-            mult[after] = 1.0 - (1.0 - s.depth_multiplier) * 0.5 ** (since / s.recovery_half_life_minutes)
+            mult[after] = 1.0 - (1.0 - s.depth_multiplier) * left(since, s.recovery_half_life_minutes)
             liquidity[:, cols] *= mult[:, None]
         elif s.kind == "collateral":
             ramp = max(s.ramp_minutes, dt)

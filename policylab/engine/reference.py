@@ -26,6 +26,7 @@ import mesa
 import numpy as np
 
 from policylab.engine.book import PROTOCOL_CLASSES, TraderBook, VenueBook
+from policylab.engine.decay import left
 from policylab.engine.liquidation import EVENT_KINDS
 from policylab.engine.market import MarketParams
 
@@ -233,8 +234,8 @@ class ReferenceModel(mesa.Model):
         prm = self.params
         dt = self.step_seconds / 60.0
         self.log_f += self.returns[t]
-        self.m *= 0.5 ** (dt / prm.transient_half_life_minutes)
-        decay = 0.5 ** (dt / prm.basis_half_life_minutes)
+        self.m *= left(dt, prm.transient_half_life_minutes)
+        decay = left(dt, prm.basis_half_life_minutes)
         for venue in self.venues:
             venue.basis *= decay
             venue.flow = 0.0

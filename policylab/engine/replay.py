@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from policylab.engine.book import TraderBook, VenueBook
+from policylab.engine.decay import left
 from policylab.engine.liquidation import EventLog, LiquidationEngine
 from policylab.engine.market import Market, MarketParams
 
@@ -50,8 +51,8 @@ class Replay:
         t, mkt, prm, engine = self.t, self.market, self.params, self.engine
         dt = self.step_seconds / 60.0
         mkt.log_f += self.returns[t]
-        mkt.m *= 0.5 ** (dt / prm.transient_half_life_minutes)
-        self.vb.basis *= 0.5 ** (dt / prm.basis_half_life_minutes)
+        mkt.m *= left(dt, prm.transient_half_life_minutes)
+        self.vb.basis *= left(dt, prm.basis_half_life_minutes)
         mkt.flow[:] = 0.0
         mkt.volume[:] = 0.0
         time_s = t * self.step_seconds
