@@ -195,7 +195,7 @@ def wide(runs: pd.DataFrame, definitions: dict[str, Metric]) -> pd.DataFrame:
     """Long ``runs`` to one row per run (rule_set, seed, metrics in definition order)."""
     if runs.empty:
         return _empty({"rule_set": "str", "seed": "int64", **{k: "float64" for k in definitions}})
-    order = list(dict.fromkeys(runs["rule_set"]))
+    order = list(runs["rule_set"].unique())
     table = runs.pivot_table(index=["rule_set", "seed"], columns="metric", values="value", sort=False, dropna=False)
     table = table.reindex(columns=list(definitions)).reset_index()
     table["rule_set"] = pd.Categorical(table["rule_set"], categories=order)
@@ -246,9 +246,7 @@ def tables(arms: Sequence[Arm], seeds: Sequence[int], outcomes: dict[tuple[str, 
     for o in ok:
         for k, m in o.definitions.items():
             definitions.setdefault(k, m)
-    rows = [(o.arm, names[o.arm], o.seed, k, v, definitions[k].unit, *o.violations)
-            for o in ok for k, v in o.metrics.items()]
-    runs = pd.DataFrame(rows, columns=list(RUNS_COLUMNS)).astype(RUNS_COLUMNS) if rows else _empty(RUNS_COLUMNS)
+    runs = _runs_table(ok, names, definitions)
     bad = [(o.arm, names[o.arm], o.seed, o.error, o.traceback) for o in ordered if not o.ok]
     failed = pd.DataFrame(bad, columns=list(FAILED_COLUMNS)).astype(FAILED_COLUMNS) if bad else _empty(FAILED_COLUMNS)
     summary = stats.summarise(wide(runs, definitions), [a.label for a in arms], baseline, definitions)
@@ -259,6 +257,22 @@ def tables(arms: Sequence[Arm], seeds: Sequence[int], outcomes: dict[tuple[str, 
         "events": _tagged([(o.arm, o.seed, o.events) for o in ok], list(COLUMNS["events"])),
         "summary": summary,
     }
+
+
+def _runs_table(ok: Sequence[Outcome], scenarios: dict[str, str], definitions: dict[str, Metric]) -> pd.DataFrame:
+    """``runs``: one row per finished run and metric, built column by column (from a tuple
+    per row it cost about 0.1 s over a 300-run comparison)."""
+    counts = [len(o.metrics) for o in ok]
+    if not sum(counts):
+        return _empty(RUNS_COLUMNS)
+    metric = [k for o in ok for k in o.metrics]
+    per_run = {"rule_set": [o.arm for o in ok], "scenario": [scenarios[o.arm] for o in ok],
+               "seed": [o.seed for o in ok], "invariant_violations": [o.violations[0] for o in ok],
+               "invariant_detail": [o.violations[1] for o in ok]}
+    columns = {c: np.repeat(np.array(per_run[c], dtype=object), counts) for c in per_run}
+    columns.update(metric=metric, value=[v for o in ok for v in o.metrics.values()],
+                   unit=[definitions[k].unit for k in metric])
+    return pd.DataFrame({c: pd.Series(columns[c], dtype=t) for c, t in RUNS_COLUMNS.items()})
 
 
 def flagged_runs(outcomes: Sequence[Outcome]) -> dict[str, int]:
