@@ -459,12 +459,14 @@ def balance_sheet(rows, size, cash, price, depth0, inventory_depths, mm_margin, 
 
 
 @njit(cache=True, error_model="numpy")
-def depth_health(health, move, recovery, normal_sigma, trigger, sensitivity, limited, rows, size, cash, price, depth0,
-                 inventory_depths, mm_margin, min_health):
-    """Market makers' depth health after a step in which venue prices moved ``move`` (log)
+def depth_health(move, price, fixed):
+    """Market makers' depth ``health`` after a step in which venue prices moved ``move`` (log)
     to ``price``, in place: recovery toward 1, withdrawal beyond ``trigger`` normal-step
     standard deviations, and on ``limited`` venues at most the :func:`balance_sheet` of the
-    book rows ``rows`` (``rows`` to ``min_health`` as it takes them)."""
+    book rows ``rows`` (``rows`` to ``min_health`` but ``price`` as it takes them).
+    ``fixed``: a :class:`Bundle` of the arguments below, the same at every call."""
+    (health, recovery, normal_sigma, trigger, sensitivity, limited, rows, size, cash, depth0, inventory_depths,
+     mm_margin, min_health) = fixed.items
     sheet = balance_sheet(rows, size, cash, price, depth0, inventory_depths, mm_margin, min_health)
     for v in range(health.shape[0]):
         h = health[v] + (1.0 - health[v]) * recovery[v]

@@ -84,10 +84,11 @@ class MarketMakers(mesa.Agent):
         self.keep = None if hl <= 0 else 1.0 - 0.5 ** (dt / hl)
         tb, vb, mkt, engine = model.tb, model.vb, model.market, model.engine
         # what the compiled calls read and change besides the step's prices and draws (arrays fixed for
-        # the run; kernels_layoff.close's in one kernels.Bundle)
-        self._depth_args = (self.recovery, self.normal_sigma, self.VOL_TRIGGER, self.sensitivity, self.limited)
+        # the run; depth_health's and kernels_layoff.close's in one kernels.Bundle each)
         self._books = (vb.mm_row, tb.size, tb.cash)  # the books' rows, the accounts' sizes and cash
         self._sheet_args = (vb.depth0, float(prm.mm_inventory_depths), float(prm.mm_margin), float(prm.mm_min_health))
+        self._depth_args = kernels.bundle((vb.health, self.recovery, self.normal_sigma, self.VOL_TRIGGER,
+                                           self.sensitivity, self.limited, *self._books, *self._sheet_args))
         pos = self.positions
         self._close_args = kernels.bundle((
             pos.count, pos.where, tb.venue, tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally, mkt.resident,
@@ -97,7 +98,7 @@ class MarketMakers(mesa.Agent):
     def adjust(self, move: np.ndarray, price: np.ndarray) -> None:
         """Update depth health after a step in which venue prices moved by ``move`` (log) to
         ``price`` (``Market.prices``, USD per BTC)."""
-        kernels.depth_health(self.model.vb.health, move, *self._depth_args, *self._books, price, *self._sheet_args)
+        kernels.depth_health(move, price, self._depth_args)
 
     def lay_off(self, price: np.ndarray) -> None:
         """Lay off part of each derivatives book's inventory (``market.mm_layoff_half_life_minutes``):
