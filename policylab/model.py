@@ -133,8 +133,8 @@ class MarketModel(mesa.Model):
             self.engine._n_changed))
         self._close_step_args = kernels.bundle((
             mkt.lm, vb.basis, vb.premium_sum, vb.premium_n, self.index_path, self.price_path, self._venue_block,
-            self._resident_block, mkt.longs, vb.depth0, vb.liquidity_mult, vb.health, mkt.volume, vb.fund, vb.coin_price,
-            mkt.forced_volume, mkt.resident_volume))
+            self._resident_block, mkt.longs, vb.depth0, vb.liquidity_mult, vb.health, mkt.volume, vb.fund,
+            vb.coin_price, mkt.forced_volume, mkt.resident_volume))
 
     # The market scenario this model runs (with the rules' venue changes): a plain attribute.
     # This class attribute shadows Mesa 3.5's Model.scenario property, whose setter attaches

@@ -376,8 +376,8 @@ def close_step(t, growth, fixed):
     then the step's venue and residence series (``venues`` to ``resident_volume``, as
     ``kernels_passes.record`` takes them). ``fixed``: a :class:`kernels.Bundle` of the
     arguments below, the same at every call."""
-    (lm, basis, premium_sum, premium_n, index_path, price_path, venues, residents, longs, depth0, liquidity_mult, health,
-     volume, fund, coin_price, forced_volume, resident_volume) = fixed.items
+    (lm, basis, premium_sum, premium_n, index_path, price_path, venues, residents, longs, depth0, liquidity_mult,
+     health, volume, fund, coin_price, forced_volume, resident_volume) = fixed.items
     index = math.exp(lm[0] + lm[1])  # Market.index
     for v in range(basis.shape[0]):
         premium_sum[v] += basis[v]

@@ -92,8 +92,8 @@ class MarketMakers(mesa.Agent):
         pos = self.positions
         self._close_args = kernels.bundle((
             pos.count, pos.where, tb.venue, tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally, mkt.resident,
-            mkt.traded, mkt.volume, mkt.resident_volume, engine.protocol, tb.weight, tb.coin, tb.mm_floor, vb.coin_price,
-            vb.haircut, vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price, engine._n_changed))
+            mkt.traded, mkt.volume, mkt.resident_volume, engine.protocol, tb.weight, tb.coin, tb.mm_floor,
+            vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price, engine._n_changed))
 
     def adjust(self, move: np.ndarray, price: np.ndarray) -> None:
         """Update depth health after a step in which venue prices moved by ``move`` (log) to
