@@ -119,21 +119,23 @@ class MarketModel(mesa.Model):
         # fills in one compiled call per step (with the step's other bookkeeping)
         self._venue_block = np.full((len(VENUE_COLUMNS), n, k), np.nan)
         self._resident_block = np.full((len(RESIDENT_COLUMNS), n, len(JURISDICTIONS), k), np.nan)
-        # the step's compiled calls' arguments that stay the same all run (arrays never reallocated)
+        # the step's compiled calls' arguments that stay the same all run (arrays never reallocated),
+        # the long lists bundled (kernels.Bundle)
         tb, vb, mkt, prm, dt = self.tb, self.vb, self.market, scenario.market, scenario.step_minutes
         self._arrival_args = (mkt.lm, self.exo.log_return, left(dt, prm.transient_half_life_minutes), vb.basis,
                               left(dt, prm.basis_half_life_minutes), vb.liquidity_mult, self.exo.liquidity,
                               vb.coin_price, self.exo.coin_price)
-        self._voluntary_args = (
+        self._voluntary_args = kernels.bundle((
             tb.cls, VAULT, mkt.lm, float(mkt.params.impact_y), vb.depth0, vb.liquidity_mult, vb.health, vb.coin_price,
             vb.haircut, tb.venue, tb.size, tb.entry, tb.cash, tb.coin, vb.taker_fee, vb.liq_fee, vb.fee_to_fund,
             vb.mm_row, vb.fund, vb.fees, mkt.flow, mkt.volume, mkt.resident, mkt.traded, mkt.forced_volume,
             mkt.resident_volume, mkt.tally, vb.basis, mkt.spot, float(mkt.params.permanent_share),
             self.engine.protocol, tb.weight, tb.mm_floor, vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price,
-            self.engine._n_changed)
-        self._close_step_args = (vb.basis, vb.premium_sum, vb.premium_n, self.index_path, self.price_path,
-                                 self._venue_block, self._resident_block, mkt.longs, vb.depth0, vb.liquidity_mult,
-                                 vb.health, mkt.volume, vb.fund, vb.coin_price, mkt.forced_volume, mkt.resident_volume)
+            self.engine._n_changed))
+        self._close_step_args = kernels.bundle((
+            mkt.lm, vb.basis, vb.premium_sum, vb.premium_n, self.index_path, self.price_path, self._venue_block,
+            self._resident_block, mkt.longs, vb.depth0, vb.liquidity_mult, vb.health, mkt.volume, vb.fund,
+            vb.coin_price, mkt.forced_volume, mkt.resident_volume))
 
     # The market scenario this model runs (with the rules' venue changes): a plain attribute.
     # This class attribute shadows Mesa 3.5's Model.scenario property, whose setter attaches
@@ -331,7 +333,7 @@ class MarketModel(mesa.Model):
         when an account closed under water (negative balance protection comes first)."""
         engine = self.engine
         engine._room(len(idx))
-        return kd.execute_voluntary(idx, dq, np.exp(self.vb.basis), engine._changed, *self._voluntary_args)
+        return kd.execute_voluntary(idx, dq, np.exp(self.vb.basis), engine._changed, self._voluntary_args)
 
     def _within_oi_caps(self, idx: np.ndarray, dq: np.ndarray) -> np.ndarray:
         """Drop orders that would grow a position on a venue at its open-interest cap."""
@@ -376,7 +378,7 @@ class MarketModel(mesa.Model):
         """Step ``t``'s bookkeeping: funding premiums, the index and price paths and the venue
         and residence series in one compiled call (``kernels_decide.close_step``), then Mesa's
         DataCollector."""
-        kd.close_step(t, self.market.lm, np.exp(self.vb.basis), *self._close_step_args)
+        kd.close_step(t, np.exp(self.vb.basis), self._close_step_args)
         self.datacollector.collect(self)
 
     def venue_table(self) -> pd.DataFrame:

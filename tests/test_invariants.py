@@ -227,10 +227,11 @@ def test_money_or_positions_not_conserved_are_reported(flash, what, unit):
 
 
 def no_events(n: int) -> tuple:
-    """ledger_pass's arguments before the accounts' arrays: an empty event log (closed_out's)."""
+    """An empty event log (closed_out's arguments): its buffers, then the bundled arguments
+    before the accounts' arrays (see ledger_pass)."""
     log = EventLog()
-    return (log.ints, log.floats, log.starts, log.n, np.zeros(1, np.int64), np.ones(len(EVENT_KINDS), bool),
-            np.zeros(11), np.zeros(n), np.array([1.0, 0.0]))
+    return (log.ints, log.floats, log.starts), (log.n, np.zeros(1, np.int64), np.ones(len(EVENT_KINDS), bool),
+                                                np.zeros(11), np.zeros(n), np.array([1.0, 0.0]))
 
 
 def test_the_checks_position_sums_differ_from_numpys_far_below_the_tolerance():
@@ -240,11 +241,11 @@ def test_the_checks_position_sums_differ_from_numpys_far_below_the_tolerance():
     tolerance (1e-9 of that sum) up to 4 million accounts, so no drift flags at another step
     unless within that sliver of the tolerance. The venues' money it sums as np.sum does, bit
     for bit, and its largest drift is np.max's (NaN if any drift is)."""
-    from policylab.engine import kernels_passes
+    from policylab.engine import kernels, kernels_passes
 
     rng = np.random.default_rng(3)
     tiers = (np.zeros((1, 1)), np.zeros((1, 1)), np.ones((1, 1)), np.ones(1), np.zeros(1, bool), np.zeros(1),
-             np.full(1, -1), 0, 2.0)  # margin_check's arguments (tests/test_kernels_passes.py)
+             np.full(1, -1), 2.0)  # margin_check's arguments but the step (tests/test_kernels_passes.py)
     for n, k in [(7, 2), (20_023, 11), (300_001, 5), (20_023, 150)]:
         size, hedge = (rng.standard_cauchy(n) * rng.choice([1e-8, 1.0, 1e4], n) for _ in range(2))
         venue = rng.integers(0, k, n).astype(np.int16)
@@ -254,8 +255,10 @@ def test_the_checks_position_sums_differ_from_numpys_far_below_the_tolerance():
         spot = int(rng.integers(k))
         money = [rng.normal(size=k) * 10.0 ** rng.integers(0, 9, k) for _ in range(3)]
         dnet, sums, found = np.empty(k), np.empty(6), np.empty((4, 3))
-        assert kernels_passes.ledger_pass(*no_events(n), found, size, hedge, venue, opened, size_copy, opened_copy,
-                                          net0, spot, *money, *tiers, dnet, sums) == 0
+        log, events = no_events(n)
+        assert kernels_passes.ledger_pass(*log, 0, kernels.bundle((
+            *events, found, size, hedge, venue, opened, size_copy, opened_copy, net0, spot, *money, *tiers, dnet,
+            sums))) == 0
         net = np.bincount(venue, weights=size, minlength=k)
         net[spot] += hedge.sum()
         bound = 2.3e-16 * n * (np.bincount(venue, weights=np.abs(size), minlength=k) + np.abs(hedge).sum())
@@ -266,8 +269,9 @@ def test_the_checks_position_sums_differ_from_numpys_far_below_the_tolerance():
         assert list(sums[3:]) == [m.sum() for m in money]  # bit for bit
         assert np.array_equal(size_copy, size) and np.array_equal(opened_copy, opened)
     net0[-1] = np.nan
-    kernels_passes.ledger_pass(*no_events(n), found, size, hedge, venue, opened, size_copy, opened_copy, net0, 0,
-                               *money, *tiers, dnet, sums)
+    log, events = no_events(n)
+    kernels_passes.ledger_pass(*log, 0, kernels.bundle((*events, found, size, hedge, venue, opened, size_copy,
+                                                        opened_copy, net0, 0, *money, *tiers, dnet, sums)))
     assert np.isnan(sums[2])
     # the bound stays under the check's 1e-9 relative tolerance up to 4 million accounts (2.3e-16 x 4e6)
 

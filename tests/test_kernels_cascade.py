@@ -14,6 +14,7 @@ from policylab.engine import kernels_cascade as kc
 from policylab.engine.book import TraderBook
 from policylab.engine.liquidation import EventLog
 from policylab.engine.margin import maintenance
+from policylab.experiments.invariants import Monitor
 from policylab.inputs.scenario import load_scenario
 from policylab.model import MarketModel
 from policylab.names import EVENT_KINDS
@@ -547,14 +548,35 @@ def _bundled(bundle):
     return bundle.items
 
 
+def _arrays(items):
+    """The arrays of a tuple of arguments, those of nested tuples included."""
+    for a in items:
+        if isinstance(a, tuple):
+            yield from _arrays(a)
+        elif isinstance(a, np.ndarray):
+            yield a
+
+
 def test_the_bundled_arguments_stay_the_models_arrays():
-    """The cascade's argument bundles (band set, round, arbitrage), built once per run, hold
-    the model's own arrays at every step: a run updates them in place and never replaces one
-    (the growable buffers, passed apart, excepted)."""
+    """The argument bundles (the cascade's band set, round and arbitrage; the step's voluntary
+    orders and bookkeeping; the market makers' depth, lay-off candidates and closes; the
+    invariants check's pass), built once per run, hold the model's own arrays at every step: a
+    run updates them in place and never replaces one (the growable buffers, passed apart,
+    excepted)."""
     m = MarketModel(load_scenario("october-2025"), seed=0, traders=500)
+    monitor = Monitor(m)
     for _ in range(60):
         m.step()
-    live = [*vars(m.tb).values(), *vars(m.vb).values(), *vars(m.market).values(), *vars(m.engine).values()]
-    for bundle in (m.engine._band_args, m.engine._round_args, m.market._arbitrage_args):
-        arrays = [a for a in _bundled(bundle) if isinstance(a, np.ndarray)]
-        assert len(arrays) > 20 and all(any(a is b for b in live) for a in arrays)
+        monitor.observe()
+    pos = m.market_makers.positions
+    live = [*vars(m.tb).values(), *vars(m.vb).values(), *vars(m.market).values(), *vars(m.engine).values(),
+            *vars(m).values(), *vars(m.market_makers).values(), *vars(pos).values(), *pos.where,
+            *vars(monitor).values(), m.events.n, monitor.ledger.net0]
+    bundles = {"band set": m.engine._band_args, "round": m.engine._round_args, "arbitrage": m.market._arbitrage_args,
+               "voluntary": m._voluntary_args, "close step": m._close_step_args,
+               "depth health": m.market_makers._depth_args,
+               "lay-off candidates": pos._candidate_args, "lay-off close": m.market_makers._close_args,
+               "invariants": monitor._pass_args}
+    for name, bundle in bundles.items():
+        arrays = list(_arrays(_bundled(bundle)))
+        assert len(arrays) > 5 and all(any(a is b for b in live) for a in arrays), name

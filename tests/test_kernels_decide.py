@@ -10,7 +10,9 @@ import math
 
 import numpy as np
 import pytest
+from numba import njit
 
+from policylab.engine import kernels
 from policylab.engine import kernels_decide as kd
 from policylab.engine import kernels_passes
 from policylab.inputs.rulesets import load_rules
@@ -109,8 +111,8 @@ def test_opens_draw_the_sides_as_numpy(model, move):
         stop = tb.stop.copy()
         want = kd.with_opens(idx, dq, at, side, m.market.prices(), m.vb.coin_value, *pop._accounts)
         want_stop, tb.stop[:] = tb.stop.copy(), stop
-        got = kd.opens(idx, dq, at, u_side, u_follow if follow else np.zeros(0), move, growth, 0.6, 0.3,
-                       m.market.lm, m.vb.coin_price, m.vb.haircut, *pop._accounts)
+        got = kd.opens(idx, dq, at, u_side, u_follow if follow else np.zeros(0), move, growth,
+                       kernels.bundle((0.6, 0.3, m.market.lm, m.vb.coin_price, m.vb.haircut, *pop._accounts)))
         assert same(got[0], want[0]) and same(got[1], want[1]) and same(tb.stop, want_stop)
         assert (side > 0).any() and (side < 0).any() or (follow and move == 0.0)
 
@@ -142,10 +144,10 @@ def test_professional_targets_as_numpy(model):
     tb.quit[idx[:5]] = True  # the fused call: targets at Market.prices, then the open candidates
     now_s = 3000.0
     want_cand, want_x = kd.open_candidates(idx, now_s, tb.size, tb.cash, tb.quit, tb.last_liq, -np.log(2.0), 60.0)
-    got_dq, cand, x = kd.professional_decisions(
-        idx, np.exp(m.vb.basis), caution, now_s, risk_limit, relever_below, m.market.lm, m.vb.coin_price,
-        m.vb.haircut, tb.venue, tb.size, tb.cash, tb.coin, tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit,
-        m.vb.im_mult, m.vb.tier_floor, m.vb.tier_lev, tb.quit, tb.last_liq, -np.log(2.0), 60.0)
+    got_dq, cand, x = kd.professional_decisions(idx, np.exp(m.vb.basis), caution, now_s, kernels.bundle((
+        risk_limit, relever_below, m.market.lm, m.vb.coin_price, m.vb.haircut, tb.venue, tb.size, tb.cash, tb.coin,
+        tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit, m.vb.im_mult, m.vb.tier_floor, m.vb.tier_lev, tb.quit,
+        tb.last_liq, -np.log(2.0), 60.0)))
     assert same(got_dq, want_dq) and same(cand, want_cand) and same(x, want_x) and len(cand)
 
 
@@ -352,7 +354,8 @@ def test_close_step_is_the_numpy_statements():
     expect_sum = premium_sum + basis
     venues, residents = np.full((8, steps, k), np.nan), np.full((2, steps, 3, k), np.nan)
     series = (venues, residents, np.zeros((3, 4, k)), *(rng.random(k) for _ in range(7)), rng.random((3, k)))
-    kd.close_step(2, lm, np.exp(basis), basis, premium_sum, premium_n, index_path, price_path, *series)
+    kd.close_step(2, np.exp(basis),
+                  kernels.bundle((lm, basis, premium_sum, premium_n, index_path, price_path, *series)))
     recorded = (np.full((8, steps, k), np.nan), np.full((2, steps, 3, k), np.nan))
     kernels_passes.record(2, *recorded, price_path, *series[2:])
     assert same(venues, recorded[0]) and same(residents, recorded[1]) and same(venues[0, 2], price_path[3])
@@ -363,14 +366,21 @@ def test_close_step_is_the_numpy_statements():
     assert not index_path[[0, 1, 2, 4]].any() and not price_path[[0, 1, 2, 4]].any()
 
 
+@njit
+def _bundled(bundle):
+    return bundle.items
+
+
 def test_the_populations_kernel_arguments_stay_the_models_arrays():
-    """The argument tuples the populations build once per run hold the model's own arrays,
-    which a run updates in place and never reallocates."""
+    """The argument tuples and bundles the populations build once per run hold the model's own
+    arrays, which a run updates in place and never reallocates."""
     m = MarketModel(load_scenario("october-2025"), seed=0, traders=500)
     for _ in range(30):
         m.step()
     live = [*vars(m.tb).values(), *vars(m.vb).values(), m.market.lm]
     for pop in m.populations:
-        held = [*pop._accounts, *pop._reentry, *pop._opens, *getattr(pop, "_decisions", ())]
+        decisions = getattr(pop, "_decisions", ())
+        held = [*pop._accounts, *pop._reentry, *_bundled(pop._opens),
+                *(_bundled(decisions) if isinstance(decisions, kernels.Bundle) else decisions)]
         arrays = [a for a in held if isinstance(a, np.ndarray)]
         assert arrays and all(any(a is b for b in live) for a in arrays), pop.name

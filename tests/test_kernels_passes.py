@@ -245,11 +245,11 @@ def test_ledger_pass_sums_in_its_documented_order(n):
     opened, net0 = rng.random(n), rng.normal(size=k)
     size_copy, opened_copy, dnet, sums = np.empty(n), np.empty(n), np.empty(k), np.empty(6)
     log = EventLog()
-    kernels_passes.ledger_pass(
-        log.ints, log.floats, log.starts, log.n, np.zeros(1, np.int64), np.ones(len(EVENT_KINDS), bool), np.zeros(k),
-        np.zeros(n), np.array([1.0, 0.0]), np.empty((4, 3)), size, hedge, venue, opened, size_copy, opened_copy, net0,
-        spot, np.zeros(k), np.zeros(k), np.zeros(k), np.zeros((k, 1)), np.zeros((k, 1)), np.ones((k, 1)), np.ones(k),
-        np.zeros(k, bool), np.zeros(k), np.full(k, -1), 0, 2.0, dnet, sums)
+    kernels_passes.ledger_pass(log.ints, log.floats, log.starts, 0, kernels.bundle((
+        log.n, np.zeros(1, np.int64), np.ones(len(EVENT_KINDS), bool), np.zeros(k), np.zeros(n), np.array([1.0, 0.0]),
+        np.empty((4, 3)), size, hedge, venue, opened, size_copy, opened_copy, net0, spot, np.zeros(k), np.zeros(k),
+        np.zeros(k), np.zeros((k, 1)), np.zeros((k, 1)), np.ones((k, 1)), np.ones(k), np.zeros(k, bool), np.zeros(k),
+        np.full(k, -1), 2.0, dnet, sums)))
 
     def in_order(x):  # a running sum from 0.0, row by row
         return float(np.cumsum(np.concatenate([[0.0], x]))[-1])

@@ -18,34 +18,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, types
-from numba.experimental import structref
+from numba import njit
 
 from policylab.engine.kernels import (arbitrage_orders, count_opened, drifted, due, execute, impact,
                                       hold, liquidation_price, move_books, near, spot_leg, trade, pairwise_sum,
                                       under_water, _is_near, _maintenance)
-
-
-@structref.register
-class _BundleType(types.StructRef):
-    def preprocess_fields(self, fields):
-        return tuple((name, types.unliteral(t)) for name, t in fields)
-
-
-class Bundle(structref.StructRefProxy):
-    """A tuple of a compiled call's arguments (``items``) behind one reference: a call passes
-    one argument (about 1 us, Numba's type lookup for it) instead of dozens (about 0.05 us
-    each array). Its arrays are the caller's, shared, not copied; they must stay the same
-    arrays (changed in place, never replaced) for as long as it is used."""
-
-
-structref.define_proxy(Bundle, _BundleType, ["items"])
-
-
-@njit(cache=True)
-def bundle(items):
-    """A :class:`Bundle` of the tuple ``items`` (built in compiled code, which is cached)."""
-    return Bundle(items)
 
 
 @njit(cache=True, error_model="numpy")
@@ -169,7 +146,7 @@ def arbitrage(growth, fixed):
     """``Market.arbitrage``: the desks' orders (:func:`kernels.arbitrage_orders`) at the book
     prices (``growth``: NumPy's exp(basis), see :func:`prices`), executed
     (:func:`execute_orders`), and their spot legs (:func:`trade_spot`). ``fixed``: a
-    :class:`Bundle` of the arguments below, the same at every call."""
+    :class:`kernels.Bundle` of the arguments below, the same at every call."""
     (impact_y, min_gap, gap_share, depth0, liquidity_mult, health, coin_price, haircut, arb_row, arb_left, tier_floor,
      tier_lev, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, venue, size, entry, cash, coin, leverage, weight,
      hedge, hedge_cash, flow, volume, resident, traded, forced_volume, resident_volume, tally, basis, lm, spot,
@@ -341,7 +318,7 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
     the sort (``over``, flagged ``dirty``) are checked one by one, and sorted in once those
     checks, summed over the calls since the sort, outweigh a sort (:func:`_sort_due`: so a
     rule that changes most members every step, dynamic margin, does not re-sort them every
-    step). Clears the changed list. ``fixed``: a :class:`Bundle` of the arguments below, the
+    step). Clears the changed list. ``fixed``: a :class:`kernels.Bundle` of the arguments below, the
     same at every call."""
     (lm, mark_index, ref, size, venue, liq_price, stop, always, protocol, tol, n_changed, member, dirty, members, over,
      alw, counts, lacc, lkey, lstart, sacc, skey, sstart) = fixed.items
@@ -591,7 +568,7 @@ def run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n
     not known: the ADL choice then uses the C library's exponential (a few units in the
     last place from NumPy's) and asks for NumPy's only when that could change it. A round
     needs room for one event and one change per due account and :func:`parts` parts (more
-    when it deleverages). ``fixed``: a :class:`Bundle` of the arguments below, the same at
+    when it deleverages). ``fixed``: a :class:`kernels.Bundle` of the arguments below, the same at
     every call."""
     (avg, kinds, size, venue, weight, cash, coin, liq_price, stop, mm_floor, entry, last_liq, liquidated, cls, juris,
      lev_chosen, always, protocol, coin_price, haircut, margin_mult, tier_floor, tier_rate, tier_ded, vault_rows,

@@ -12,7 +12,8 @@ library's in the last bit. ``idx`` arguments hold unique account rows, ascending
 A population's decision is a few calls: its draws and NumPy's ``expm1`` stand between
 them (e.g. :func:`retail_decisions`, :func:`chosen`, :func:`opens`). Their arguments start
 with the step's values and end with the run's constants and arrays, which the populations
-gather once per run (``TraderPopulation.__init__``).
+gather once per run (``TraderPopulation.__init__``), the long lists in one
+:class:`kernels.Bundle` (``fixed``).
 
 Also the step's own glue around the decisions (``MarketModel.step``): the exogenous
 arrivals, the reset of the step's flows, the execution and refresh of the netted voluntary
@@ -179,13 +180,14 @@ def professional_targets(idx, price, coin_value, venue, size, cash, coin, levera
 
 
 @njit(cache=True, error_model="numpy")
-def professional_decisions(idx, growth, caution, now_s, risk_limit, relever_below, lm, coin_price, haircut, venue, size,
-                           cash, coin, leverage, weight, lev_cap, pos_limit, im_mult, tier_floor, tier_lev, quit,
-                           last_liq, neg_ln2, half_life):
+def professional_decisions(idx, growth, caution, now_s, fixed):
     """``Professionals.decide`` before NumPy's ``expm1``: :func:`professional_targets` at the
     book prices (the index x ``growth``, NumPy's exp of the basis, as ``Market.prices``) and
     the collateral values now, then :func:`open_candidates` (``now_s`` seconds). Returns
-    (orders per position, candidates, their re-entry exponents)."""
+    (orders per position, candidates, their re-entry exponents). ``fixed``: a
+    :class:`kernels.Bundle` of the arguments below, the same at every call."""
+    (risk_limit, relever_below, lm, coin_price, haircut, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
+     im_mult, tier_floor, tier_lev, quit, last_liq, neg_ln2, half_life) = fixed.items
     price = math.exp(lm[0] + lm[1]) * growth
     dq = professional_targets(idx, price, coin_values(coin_price, haircut), venue, size, cash, coin, leverage, weight,
                               lev_cap, pos_limit, im_mult, tier_floor, tier_lev, caution, risk_limit, relever_below)
@@ -243,13 +245,15 @@ def with_opens(idx, dq, at, side, price, coin_value, venue, size, cash, coin, le
 
 
 @njit(cache=True, error_model="numpy")
-def opens(idx, dq, at, u_side, u_follow, move, growth, long_share, follow_share, lm, coin_price, haircut, venue, size,
-          cash, coin, leverage, weight, lev_cap, pos_limit, stop_dist, stop, im_mult, tier_floor, tier_lev):
+def opens(idx, dq, at, u_side, u_follow, move, growth, fixed):
     """:func:`with_opens` with the sides drawn and the prices and collateral values now:
     position ``at[p]`` opens long if ``u_side[p] < long_share``, else short; with draws
     ``u_follow`` (one per opener; empty: none) instead in the direction of ``move`` if
     ``u_follow[p] < follow_share``, else against it (as ``np.where`` of the draws and
-    ``np.sign(move)``); at the book prices (the index x ``growth``, NumPy's exp of the basis)."""
+    ``np.sign(move)``); at the book prices (the index x ``growth``, NumPy's exp of the basis).
+    ``fixed``: a :class:`kernels.Bundle` of the arguments below, the same at every call."""
+    (long_share, follow_share, lm, coin_price, haircut, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
+     stop_dist, stop, im_mult, tier_floor, tier_lev) = fixed.items
     side = np.empty(at.shape[0])
     for p in range(at.shape[0]):
         if u_follow.shape[0]:
@@ -333,18 +337,19 @@ def rms_step(logs):
 
 
 @njit(cache=True, error_model="numpy")
-def execute_voluntary(idx, dq, growth, changed, cls, vault, lm, impact_y, depth0, liquidity_mult, health, coin_price,
-                      haircut, venue, size, entry, cash, coin, taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees,
-                      flow, volume, resident, traded, forced_volume, resident_volume, tally, basis, spot,
-                      permanent_share, protocol, weight, mm_floor, margin_mult, tier_rate, tier_ded, liq_price,
-                      n_changed):
+def execute_voluntary(idx, dq, growth, changed, fixed):
     """The step's netted voluntary orders ``dq`` (BTC) of unique accounts ``idx``, ascending
     (``MarketModel.step``, 3.), in one call: ``Market.execute`` at the book prices (the index
     x ``growth``, NumPy's exp of the basis), the orders of class ``vault`` rows counted as
     forced (vaults unwinding taken-over positions); then, unless an account of ``idx`` is
     flat with negative cash (negative balance protection must cover it first),
     ``LiquidationEngine.refresh`` of ``idx`` (``changed`` has room for them). Returns whether
-    such an account is left (then nothing was refreshed)."""
+    such an account is left (then nothing was refreshed). ``fixed``: a
+    :class:`kernels.Bundle` of the arguments below, the same at every call."""
+    (cls, vault, lm, impact_y, depth0, liquidity_mult, health, coin_price, haircut, venue, size, entry, cash, coin,
+     taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, flow, volume, resident, traded, forced_volume,
+     resident_volume, tally, basis, spot, permanent_share, protocol, weight, mm_floor, margin_mult, tier_rate,
+     tier_ded, liq_price, n_changed) = fixed.items
     n = idx.shape[0]
     index = math.exp(lm[0] + lm[1])  # Market.index
     book = index * growth  # Market.prices
@@ -364,13 +369,15 @@ def execute_voluntary(idx, dq, growth, changed, cls, vault, lm, impact_y, depth0
 
 
 @njit(cache=True, error_model="numpy")
-def close_step(t, lm, growth, basis, premium_sum, premium_n, index_path, price_path, venues, residents, longs, depth0,
-               liquidity_mult, health, volume, fund, coin_price, forced_volume, resident_volume):
+def close_step(t, growth, fixed):
     """The step's bookkeeping (``MarketModel.step``, 5.): each venue's ``basis`` added to its
-    funding premium sum and count; the index and the venues' book prices (the index x
-    ``growth``, NumPy's exp of the basis, as ``Market.prices``) recorded at ``t + 1``; then
-    the step's venue and residence series (``venues`` to ``resident_volume``, as
-    ``kernels_passes.record`` takes them)."""
+    funding premium sum and count; the index (of ``lm``) and the venues' book prices (the
+    index x ``growth``, NumPy's exp of the basis, as ``Market.prices``) recorded at ``t + 1``;
+    then the step's venue and residence series (``venues`` to ``resident_volume``, as
+    ``kernels_passes.record`` takes them). ``fixed``: a :class:`kernels.Bundle` of the
+    arguments below, the same at every call."""
+    (lm, basis, premium_sum, premium_n, index_path, price_path, venues, residents, longs, depth0, liquidity_mult,
+     health, volume, fund, coin_price, forced_volume, resident_volume) = fixed.items
     index = math.exp(lm[0] + lm[1])  # Market.index
     for v in range(basis.shape[0]):
         premium_sum[v] += basis[v]

@@ -134,8 +134,7 @@ def merge(rows, seg, key, mag, segments, pos_of, changed, log, taker, size, venu
 
 
 @njit(cache=True, error_model="numpy")
-def candidates(rows, key, mag, inc, seg_lo, price, keep, pos_of, log, slot_v, slot_q, slot_mag, seen, taker, size,
-               venue, entry, mm_row, limited, count, room, share, where):
+def candidates(rows, key, mag, inc, seg_lo, price, keep, fixed):
     """Each derivatives venue's lay-off candidates: the takers holding a position in profit
     at the venue's ``price`` on the other side of its book's inventory (BTC: the size of
     its row ``mm_row`` where ``limited``; none where 0 or NaN). Writes per venue how many
@@ -150,7 +149,11 @@ def candidates(rows, key, mag, inc, seg_lo, price, keep, pos_of, log, slot_v, sl
     log slot ``j`` (row ``log[j + 1]``) ``slot_v``, ``slot_q``, ``slot_mag`` keep the row's
     venue (-1: not a taker), sorted position (``pos_of``) and sorted |size| (BTC), filled
     for the slots from ``seen[0]`` on (then ``seen[0]`` = the log's count), so that checking
-    a fresh row reads only its current size and entry from the account arrays."""
+    a fresh row reads only its current size and entry from the account arrays. ``fixed``: a
+    :class:`kernels.Bundle` of the arguments from ``pos_of`` to ``where``, the same at every call
+    (the sorted positions, ``rows`` to ``seg_lo``, are replaced by each :func:`merge`)."""
+    (pos_of, log, slot_v, slot_q, slot_mag, seen, taker, size, venue, entry, mm_row, limited, count, room, share,
+     where) = fixed.items
     lo, cut, stale_off, stale, fresh_off, fresh = where
     k = price.shape[0]
     inv = np.zeros(k)
@@ -308,14 +311,15 @@ def highs(count, chosen):
 
 
 @njit(cache=True, error_model="numpy")
-def close(count, chosen, t, rows, where, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded,
-          volume, resident_volume, protocol, weight, coin, mm_floor, coin_price, haircut, margin_mult, tier_rate,
-          tier_ded, liq_price, changed, n_changed):
+def close(chosen, t, rows, price, changed, fixed):
     """Close ``chosen[v]`` of each venue's ``count[v]`` candidates (``rows`` and ``where``,
     from :func:`candidates`), the subsets drawn from ``t`` (:func:`subsets`), with
     :func:`fill`; then refresh the closed rows' liquidation prices as
     ``LiquidationEngine.refresh`` does (``protocol`` to ``n_changed``; ``changed`` has room
-    for them)."""
+    for them). ``fixed``: a :class:`kernels.Bundle` of the arguments below, the same at
+    every call."""
+    (count, where, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume, protocol,
+     weight, coin, mm_floor, coin_price, haircut, margin_mult, tier_rate, tier_ded, liq_price, n_changed) = fixed.items
     ranks, off = subsets(count, chosen, t)
     closed = np.sort(at_ranks(ranks, off, rows, where))
     fill(closed, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume)

@@ -67,9 +67,7 @@ def record(t, venues, residents, price_path, longs, depth0, liquidity_mult, heal
 
 
 @njit(cache=True, error_model="numpy")
-def ledger_pass(ints, floats, starts, n_events, parts, forced, closed_venue, scratch, slack, found, size, hedge, venue,
-                opened, size_copy, opened_copy, net0, spot, fund, fees, collateral_loss, tier_floor, tier_rate,
-                tier_lev, margin_mult, is_spot, margin, margin_step, step, limit, dnet, sums):
+def ledger_pass(ints, floats, starts, step, fixed):
     """The invariants check's call per step (experiments/invariants.Monitor): :func:`closed_out`
     over the event log's parts since ``parts[0]`` (``ints`` to ``slack``; ``size_copy`` and
     ``opened_copy`` are still the step's start), :func:`margin_check` (``tier_floor`` to
@@ -96,7 +94,13 @@ def ledger_pass(ints, floats, starts, n_events, parts, forced, closed_venue, scr
     one here (Numba does not vectorise the pairwise order: at 20,000 accounts, 21 us for
     the three against 13 us; 40 against 28 us within a run). Copying only the rows that
     changed (compare, then store) was slower than copying every row, at 20,000 and at
-    1,000,000 accounts."""
+    1,000,000 accounts.
+
+    ``fixed``: a :class:`kernels.Bundle` of the arguments from ``n_events`` to ``sums`` but
+    ``step``, the same at every call (the event log's buffers, ``ints`` to ``starts``, grow)."""
+    (n_events, parts, forced, closed_venue, scratch, slack, found, size, hedge, venue, opened, size_copy, opened_copy,
+     net0, spot, fund, fees, collateral_loss, tier_floor, tier_rate, tier_lev, margin_mult, is_spot, margin,
+     margin_step, limit, dnet, sums) = fixed.items
     acc, closed, room, held = closed_out(ints, floats, starts, n_events, parts, forced, venue, closed_venue,
                                          size_copy, opened, opened_copy, scratch, slack, found.shape[1])
     for j in range(acc.shape[0]):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from policylab.engine import kernels
 from policylab.engine import kernels_cascade as kc
 from policylab.names import EVENT_KINDS
 from policylab.engine.book import ARB, PROTOCOL_CLASSES, TraderBook, VenueBook
@@ -136,11 +137,11 @@ class LiquidationEngine:
         # the accounts', venues' and market's arrays and the market's parameters are fixed for a
         # run (changed in place, never replaced); the growable buffers are passed apart
         tb, vb, mkt = self.tb, self.vb, market
-        self._band_args = kc.bundle((
+        self._band_args = kernels.bundle((
             mkt.lm, vb.mark_index, self._near_mark, tb.size, tb.venue, tb.liq_price, tb.stop, self.always,
             self.protocol, kc.DUE_TOL, self._n_changed, self._member, self._dirty, self._members, self._over, self._alw,
             self._counts, self._lacc, self._lkey, self._lstart, self._sacc, self._skey, self._sstart))
-        self._round_args = kc.bundle((
+        self._round_args = kernels.bundle((
             self._avg, self._kinds, tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor,
             tb.entry, tb.last_liq, tb.liquidated, tb.cls, tb.juris, tb.lev_chosen, self.always, self.protocol,
             vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_floor, vb.tier_rate, vb.tier_ded, self.vault_rows,

@@ -67,7 +67,7 @@ class Market:
         self.count_longs()
         # the arbitrage kernel's arguments but the prices' growth, bundled once: the arrays and
         # parameters are fixed for a run (arrays changed in place, never replaced)
-        self._arbitrage_args = kc.bundle((
+        self._arbitrage_args = kernels.bundle((
             float(params.impact_y), float(params.arb_min_gap), float(params.arb_gap_share), vb.depth0,
             vb.liquidity_mult, vb.health, vb.coin_price, vb.haircut, vb.arb_row, self.arb_left, vb.tier_floor,
             vb.tier_lev, vb.taker_fee, vb.liq_fee, vb.fee_to_fund, vb.mm_row, vb.fund, vb.fees, tb.venue, tb.size,

@@ -83,19 +83,22 @@ class MarketMakers(mesa.Agent):
         # share of the inventory laid off per step (None: no lay-off)
         self.keep = None if hl <= 0 else 1.0 - 0.5 ** (dt / hl)
         tb, vb, mkt, engine = model.tb, model.vb, model.market, model.engine
-        # what the compiled calls read and change besides the step's prices and draws (arrays fixed for the run)
-        self._depth_args = (self.recovery, self.normal_sigma, self.VOL_TRIGGER, self.sensitivity, self.limited)
+        # what the compiled calls read and change besides the step's prices and draws (arrays fixed for
+        # the run; depth_health's and kernels_layoff.close's in one kernels.Bundle each)
         self._books = (vb.mm_row, tb.size, tb.cash)  # the books' rows, the accounts' sizes and cash
         self._sheet_args = (vb.depth0, float(prm.mm_inventory_depths), float(prm.mm_margin), float(prm.mm_min_health))
-        self._close_args = (tb.venue, tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally, mkt.resident,
-                            mkt.traded, mkt.volume, mkt.resident_volume, engine.protocol, tb.weight, tb.coin,
-                            tb.mm_floor, vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_rate, vb.tier_ded,
-                            tb.liq_price)
+        self._depth_args = kernels.bundle((vb.health, self.recovery, self.normal_sigma, self.VOL_TRIGGER,
+                                           self.sensitivity, self.limited, *self._books, *self._sheet_args))
+        pos = self.positions
+        self._close_args = kernels.bundle((
+            pos.count, pos.where, tb.venue, tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally, mkt.resident,
+            mkt.traded, mkt.volume, mkt.resident_volume, engine.protocol, tb.weight, tb.coin, tb.mm_floor,
+            vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price, engine._n_changed))
 
     def adjust(self, move: np.ndarray, price: np.ndarray) -> None:
         """Update depth health after a step in which venue prices moved by ``move`` (log) to
         ``price`` (``Market.prices``, USD per BTC)."""
-        kernels.depth_health(self.model.vb.health, move, *self._depth_args, *self._books, price, *self._sheet_args)
+        kernels.depth_health(move, price, self._depth_args)
 
     def lay_off(self, price: np.ndarray) -> None:
         """Lay off part of each derivatives book's inventory (``market.mm_layoff_half_life_minutes``):
@@ -123,8 +126,8 @@ class MarketMakers(mesa.Agent):
             return
         engine = m.engine
         engine._room(len(bounds))
-        kernels_layoff.close(pos.count, chosen, self.stream.integers(0, bounds), pos.rows, pos.where, price,
-                             *self._close_args, engine._changed, engine._n_changed)
+        kernels_layoff.close(chosen, self.stream.integers(0, bounds), pos.rows, price, engine._changed,
+                             self._close_args)
 
     def balance_sheet(self, price: np.ndarray) -> np.ndarray:
         """Largest depth health each venue's market maker can quote with its inventory and
@@ -172,10 +175,11 @@ class TakerPositions:
                       np.zeros(venues + 1, dtype=np.int64), np.zeros(len(takers), dtype=np.int64),
                       np.zeros(venues + 1, dtype=np.int64), np.zeros(len(takers), dtype=np.int64))
         tb = market.tb
-        # what kernels_layoff.candidates reads and writes besides the sorted positions (arrays fixed for the run)
-        self._candidate_args = (self.pos_of, market.changes, self.slot_v, self.slot_q, self.slot_mag, self.seen,
-                                takers, tb.size, tb.venue, tb.entry, market.vb.mm_row, limited, self.count, self.room,
-                                self.share, self.where)
+        # what kernels_layoff.candidates reads and writes besides the sorted positions (arrays fixed for the
+        # run), bundled
+        self._candidate_args = kernels.bundle((
+            self.pos_of, market.changes, self.slot_v, self.slot_q, self.slot_mag, self.seen, takers, tb.size, tb.venue,
+            tb.entry, market.vb.mm_row, limited, self.count, self.room, self.share, self.where))
 
     def merge(self) -> None:
         """Sort the logged rows in and clear the log."""
@@ -198,7 +202,7 @@ class TakerPositions:
         if self.checked >= len(self.rows):
             self.merge()
         return kernels_layoff.candidates(self.rows, self.key, self.mag, self.inc, self.seg_lo, price, keep,
-                                         *self._candidate_args)
+                                         self._candidate_args)
 
 
 class Arbitrageurs(mesa.Agent):

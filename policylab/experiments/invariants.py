@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from policylab.engine import kernels_passes
+from policylab.engine import kernels, kernels_passes
 from policylab.engine.audit import Ledger
 from policylab.engine.liquidation import EVENT_KINDS
 from policylab.metrics.api import Family
@@ -112,6 +112,13 @@ class Monitor:
         self._sums = np.zeros(6)  # and its sums (see ledger_pass)
         self.money: tuple[float, float, int] | None = None  # worst drift, its tolerance, first step over it
         self.positions: tuple[float, float, int] | None = None
+        events, mkt = model.events, model.market
+        # ledger_pass's arguments but the event log's growable buffers and the step (arrays fixed for the run)
+        self._pass_args = kernels.bundle((
+            events.n, self.parts, self.forced, self.closed, self._scratch, self._slack, self._found, tb.size, tb.hedge,
+            tb.venue, mkt.opened, self.size, self.opened, self.ledger.net0, mkt.spot, vb.fund, vb.fees,
+            vb.collateral_loss, vb.tier_floor, vb.tier_rate, vb.tier_lev, vb.margin_mult, vb.is_spot, self.margin,
+            self.margin_step, 1.0 + _REL, self._dnet, self._sums))
         self._pass(0)
 
     def observe(self) -> None:
@@ -134,13 +141,9 @@ class Monitor:
         ``np.sum``'s (the large ones here, the venues' in the kernel in its order); the net
         positions and the positions' tolerance are summed in the kernel's own order (see
         ``ledger_pass``)."""
-        model, tb, vb, led, events, dnet, sums, found = (self.model, self.model.tb, self.model.vb, self.ledger,
-                                                         self.model.events, self._dnet, self._sums, self._found)
-        flagged = kernels_passes.ledger_pass(
-            events.ints, events.floats, events.starts, events.n, self.parts, self.forced, self.closed, self._scratch,
-            self._slack, found, tb.size, tb.hedge, tb.venue, model.market.opened, self.size, self.opened, led.net0,
-            model.market.spot, vb.fund, vb.fees, vb.collateral_loss, vb.tier_floor, vb.tier_rate, vb.tier_lev,
-            vb.margin_mult, vb.is_spot, self.margin, self.margin_step, step, 1.0 + _REL, dnet, sums)
+        tb, vb, led, events, dnet, sums, found = (self.model.tb, self.model.vb, self.ledger, self.model.events,
+                                                  self._dnet, self._sums, self._found)
+        flagged = kernels_passes.ledger_pass(events.ints, events.floats, events.starts, step, self._pass_args)
         for a, c, r, h in found[:, :flagged].T.tolist():
             a = int(a)
             self.reopen.append(Violation(

@@ -12,6 +12,7 @@ from typing import ClassVar
 import mesa
 import numpy as np
 
+from policylab.engine import kernels
 from policylab.engine import kernels_decide as kd
 from policylab.engine import kernels_passes
 from policylab.inputs.scenario import ClassSpec
@@ -55,12 +56,12 @@ class TraderPopulation(mesa.Agent):
         self._activity = spec.activity_per_minute * self.step_minutes  # chance to reconsider in a step (no surge)
         # the trailing arguments of the decision kernels (kernels_decide), built once: the
         # spec's values as the model was built and the run's arrays, which are updated in
-        # place, never reallocated
+        # place, never reallocated; kernels_decide.opens's in one kernels.Bundle
         self._accounts = (tb.venue, tb.size, tb.cash, tb.coin, tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit,
                           tb.stop_dist, tb.stop, vb.im_mult, vb.tier_floor, vb.tier_lev)
         self._reentry = (tb.quit, tb.last_liq, NEG_LN2, float(spec.reentry_half_life_minutes))
-        self._opens = (float(spec.long_share), float(spec.momentum_share), model.market.lm, vb.coin_price, vb.haircut,
-                       *self._accounts)
+        self._opens = kernels.bundle((float(spec.long_share), float(spec.momentum_share), model.market.lm,
+                                      vb.coin_price, vb.haircut, *self._accounts))
 
     def refill(self) -> None:
         """Replace wiped-out accounts by new traders with the starting deposit (see the class docstring)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from policylab.engine import kernels
 from policylab.engine import kernels_decide as kd
 from policylab.populations.base import EMPTY, NO_DRAWS, TraderPopulation
 
@@ -24,10 +25,11 @@ class Professionals(TraderPopulation):
     def __init__(self, model, rows, spec, rng):
         super().__init__(model, rows, spec, rng)
         tb, vb = model.tb, model.vb
-        # the trailing arguments of kernels_decide.professional_decisions (see TraderPopulation.__init__)
-        self._decisions = (float(spec.risk_limit), float(spec.relever_below), model.market.lm, vb.coin_price,
-                           vb.haircut, tb.venue, tb.size, tb.cash, tb.coin, tb.leverage, tb.weight, tb.lev_cap,
-                           tb.pos_limit, vb.im_mult, vb.tier_floor, vb.tier_lev, *self._reentry)
+        # kernels_decide.professional_decisions's trailing arguments, bundled (see TraderPopulation.__init__)
+        self._decisions = kernels.bundle((
+            float(spec.risk_limit), float(spec.relever_below), model.market.lm, vb.coin_price, vb.haircut, tb.venue,
+            tb.size, tb.cash, tb.coin, tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit, vb.im_mult, vb.tier_floor,
+            vb.tier_lev, *self._reentry))
 
     def decide(self):
         idx = self.active()
@@ -36,6 +38,6 @@ class Professionals(TraderPopulation):
         rng = self.stream
         growth = np.exp(self.model.vb.basis)  # the book prices' factor on the index, as Market.prices takes it
         caution = self.caution()
-        dq, cand, x = kd.professional_decisions(idx, growth, caution, self.now_s(), *self._decisions)
+        dq, cand, x = kd.professional_decisions(idx, growth, caution, self.now_s(), self._decisions)
         flat = kd.chosen(cand, rng.random(len(cand)), np.expm1(x), caution, 1.0)  # u < willing
-        return kd.opens(idx, dq, flat, rng.random(len(flat)), NO_DRAWS, 0.0, growth, *self._opens)
+        return kd.opens(idx, dq, flat, rng.random(len(flat)), NO_DRAWS, 0.0, growth, self._opens)

@@ -39,5 +39,5 @@ class RetailSpeculators(TraderPopulation):
         u_side = rng.random(len(flat))
         growth = np.exp(m.vb.basis)  # the book prices' factor on the index, as Market.prices takes it
         if abs(r15) > self.spec.dip_move:  # a sharp move: momentum traders follow it, the rest fade it
-            return kd.opens(idx, dq, flat, u_side, rng.random(len(flat)), r15, growth, *self._opens)
-        return kd.opens(idx, dq, flat, u_side, NO_DRAWS, 0.0, growth, *self._opens)
+            return kd.opens(idx, dq, flat, u_side, rng.random(len(flat)), r15, growth, self._opens)
+        return kd.opens(idx, dq, flat, u_side, NO_DRAWS, 0.0, growth, self._opens)
