@@ -1,6 +1,8 @@
 """Exponential decay by half-life: the one formula of every quantity that fades with time
 (the index's transient dislocation, the venues' basis, a shock's liquidity recovery, the
-market's memory of a drawdown)."""
+market's memory of a drawdown, the market makers' depth recovery and lay-off, the refills
+of wiped-out accounts). Where a half-life of 0 means "off" (lay-off, refills), the caller
+checks it first."""
 
 from __future__ import annotations
 

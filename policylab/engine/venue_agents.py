@@ -9,6 +9,7 @@ from mesa.time import Schedule
 
 from policylab.engine import kernels, kernels_layoff
 from policylab.engine.book import PRO, RETAIL
+from policylab.engine.decay import left
 from policylab.engine.streams import stream
 
 EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0))
@@ -71,7 +72,7 @@ class MarketMakers(mesa.Agent):
         super().__init__(model)
         rules = model.vb.rules
         dt = model.scenario.step_minutes
-        self.recovery = np.array([1.0 - 0.5 ** (dt / r.mm_recovery_half_life_minutes) for r in rules])
+        self.recovery = np.array([1.0 - left(dt, r.mm_recovery_half_life_minutes) for r in rules])
         self.sensitivity = np.array([r.mm_vol_sensitivity for r in rules])
         self.normal_sigma = model.scenario.sigma_daily * np.sqrt(dt / 1440.0)
         self.limited = ~model.vb.is_spot
@@ -81,7 +82,7 @@ class MarketMakers(mesa.Agent):
         prm = model.scenario.market
         hl = prm.mm_layoff_half_life_minutes
         # share of the inventory laid off per step (None: no lay-off)
-        self.keep = None if hl <= 0 else 1.0 - 0.5 ** (dt / hl)
+        self.keep = None if hl <= 0 else 1.0 - left(dt, hl)
         tb, vb, mkt, engine = model.tb, model.vb, model.market, model.engine
         # what the compiled calls read and change besides the step's prices and draws (arrays fixed for
         # the run; depth_health's and kernels_layoff.close's in one kernels.Bundle each)

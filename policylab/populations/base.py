@@ -16,6 +16,7 @@ from policylab.engine import kernels
 from policylab.engine import kernels_decide as kd
 from policylab.engine import kernels_passes
 from policylab.inputs.scenario import ClassSpec
+from policylab.engine.decay import left
 from policylab.engine.streams import stream
 
 EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0))
@@ -69,7 +70,7 @@ class TraderPopulation(mesa.Agent):
             return
         tb = self.model.tb
         u = self._refill_stream.random(len(self.rows))  # drawn every step: common random numbers
-        p = (1.0 - 0.5 ** (self.step_minutes / self.spec.refill_half_life_minutes)) * self.caution()
+        p = (1.0 - left(self.step_minutes, self.spec.refill_half_life_minutes)) * self.caution()
         self.refills += kernels_passes.refill(self.rows, u, p, tb.size, self.stake, tb.quit, tb.cash, tb.deposit,
                                               self.WIPED_SHARE)
 
