@@ -465,6 +465,7 @@ def test_stale_prices_under_dynamic_margin_never_change_what_is_due():
         members = np.sort(e._members[:e._counts[0]])
         held = members[(tb.size[members] != 0) & ~e.protocol[members] & ~e.always[members]]  # always: checked whole
         np.testing.assert_array_equal(tb.liq_price[held], exact[held])
+        _assert_runs_sorted_by_trigger(e)
         lo, hi = e._near_mark * e._edges[0], e._near_mark * e._edges[1]
         assert np.all(np.isin(kernels.near(tb.size, tb.venue, exact, tb.stop, e.always, lo, hi), members))
         args = (tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor, e.always,
@@ -483,6 +484,48 @@ def test_stale_prices_under_dynamic_margin_never_change_what_is_due():
         kc.settle = settle
     assert seen["rounds"] > 500 and seen["due"] > 100 and seen["stale"] > 500, seen
     assert seen["settled"] > 0 and seen["sorted"] > 0, seen
+
+
+def _assert_runs_sorted_by_trigger(e):
+    """Each venue's run of the band set's sorted longs and shorts is ascending, and the key
+    of each entry not changed since the sort is its account's trigger (``kc._trigger``)."""
+    tb = e.tb
+    for acc, key, start, side in ((e._lacc, e._lkey, e._lstart, 1), (e._sacc, e._skey, e._sstart, -1)):
+        rows, keys = acc[:start[-1]], key[:start[-1]]
+        for v in range(len(start) - 1):
+            run = key[start[v]:start[v + 1]]
+            assert np.all(run[1:] >= run[:-1])
+        liq = tb.liq_price[rows] * (1.0 + side * kc.DUE_TOL)
+        trigger = np.fmax(tb.stop[rows], liq) if side > 0 else np.fmin(tb.stop[rows], liq)
+        trigger = np.where(np.isnan(trigger), -side * np.inf, trigger)
+        clean = ~e._dirty[rows]
+        np.testing.assert_array_equal(keys[clean], trigger[clean])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rekey_sets_fresh_keys_and_sorts_the_run_again(seed):
+    """``kc._rekey``: the run's keys become the accounts' fresh triggers (the entries changed
+    since the sort excepted), the run is ascending again and holds the same accounts; keys
+    moved far as well as a little."""
+    rng = np.random.default_rng(seed)
+    n, a, b = 1000, 7, 407
+    acc = rng.permutation(n).astype(np.int64)
+    key = np.full(n, np.nan)
+    key[a:b] = np.sort(rng.uniform(90.0, 110.0, b - a))
+    trig = np.full(n, np.nan)
+    trig[acc[a:b]] = key[a:b] * np.exp(rng.normal(0.0, 1e-3, b - a))
+    far = rng.choice(np.arange(a, b), 20, replace=False)
+    trig[acc[far]] = rng.uniform(80.0, 120.0, 20)
+    dirty = np.zeros(n, dtype=bool)
+    dirty[rng.choice(acc[a:b], 80, replace=False)] = True
+    before_acc, before_key = acc.copy(), key.copy()
+    kc._rekey(a, b, acc, key, dirty, trig)
+    assert np.all(key[a + 1:b] >= key[a:b - 1])
+    np.testing.assert_array_equal(np.sort(acc[a:b]), np.sort(before_acc[a:b]))
+    clean = ~dirty[acc[a:b]]
+    np.testing.assert_array_equal(key[a:b][clean], trig[acc[a:b][clean]])
+    np.testing.assert_array_equal(acc[:a], before_acc[:a])  # outside the run: untouched
+    np.testing.assert_array_equal(key[b:], before_key[b:])
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -558,7 +601,7 @@ def _arrays(items):
 
 
 def test_the_bundled_arguments_stay_the_models_arrays():
-    """The argument bundles (the cascade's band set, round and arbitrage; the step's voluntary
+    """The argument bundles (the cascade's band set, remargin, round and arbitrage; the step's voluntary
     orders and bookkeeping; the market makers' depth, lay-off candidates and closes; the
     invariants check's pass), built once per run, hold the model's own arrays at every step: a
     run updates them in place and never replaces one (the growable buffers, passed apart,
@@ -572,7 +615,7 @@ def test_the_bundled_arguments_stay_the_models_arrays():
     live = [*vars(m.tb).values(), *vars(m.vb).values(), *vars(m.market).values(), *vars(m.engine).values(),
             *vars(m).values(), *vars(m.market_makers).values(), *vars(pos).values(), *pos.where,
             *vars(monitor).values(), m.events.n, monitor.ledger.net0]
-    bundles = {"band set": m.engine._band_args, "round": m.engine._round_args, "arbitrage": m.market._arbitrage_args,
+    bundles = {"band set": m.engine._band_args, "remargin": m.engine._remargin_args, "round": m.engine._round_args, "arbitrage": m.market._arbitrage_args,
                "voluntary": m._voluntary_args, "close step": m._close_step_args,
                "depth health": m.market_makers._depth_args,
                "lay-off candidates": pos._candidate_args, "lay-off close": m.market_makers._close_args,
