@@ -528,6 +528,69 @@ def test_rekey_sets_fresh_keys_and_sorts_the_run_again(seed):
     np.testing.assert_array_equal(key[b:], before_key[b:])
 
 
+@njit(error_model="numpy")
+def _every_tier_liquidation_price(idx, venue, size, weight, cash, coin, mm_floor, coin_value, margin_mult, tier_rate,
+                                  tier_ded):
+    """``kernels.liquidation_price`` as it was, over every tier of every venue."""
+    out = np.empty(idx.shape[0])
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        s = size[i]
+        if s == 0.0:
+            out[j] = np.nan
+            continue
+        v = venue[i]
+        haircut = coin[i] * (1.0 - coin_value[v])
+        a = abs(s)
+        if s > 0.0:
+            p = (haircut - cash[i]) / (a * (1.0 - mm_floor[i]))
+        else:
+            p = (cash[i] - haircut) / (a * (1.0 + mm_floor[i]))
+        for t in range(tier_rate.shape[1]):
+            rate, ded = tier_rate[v, t] * margin_mult[v], tier_ded[v, t] * margin_mult[v]
+            if s > 0.0:
+                line = (haircut - weight[i] * ded - cash[i]) / (a * (1.0 - rate))
+                if line > p or line != line:
+                    p = line
+            else:
+                line = (cash[i] - haircut + weight[i] * ded) / (a * (1.0 + rate))
+                if line < p or line != line:
+                    p = line
+            if p != p:
+                break
+        out[j] = p
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_liquidation_prices_skip_only_the_repeated_trailing_tiers(seed):
+    """``kernels.liquidation_price`` skips a venue's trailing tiers that repeat the one before
+    (``kernels.distinct_tiers``) and gives what the loop over every tier gives, bit for bit:
+    tiers padded with zeros, repeated inside, all distinct, all zero, a NaN rate; flat
+    accounts, NaN cash, collateral, rates x multiplier above 1."""
+    rng = np.random.default_rng(seed)
+    rate = np.array([[0.004, 0.005, 0.01, 0.025, 0.05, 0.1], [0.0125, 0.025, 0.0, 0.0, 0.0, 0.0],
+                     [0.01, 0.01, 0.02, 0.02, 0.02, 0.02], [0.0] * 6, [0.05, np.nan, 0.0, 0.0, 0.0, 0.0]])
+    ded = np.array([[0.0, 50.0, 1300.0, 16300.0, 266300.0, 1266300.0], [0.0, 1.875e6, 0.0, 0.0, 0.0, 0.0],
+                    [0.0, 0.0, 5e4, 5e4, 5e4, 5e4], [0.0] * 6, [0.0] * 6])
+    np.testing.assert_array_equal(kernels.distinct_tiers(rate, ded), [6, 3, 3, 1, 3])
+    np.testing.assert_array_equal(kernels.distinct_tiers(rate[:, :0], ded[:, :0]), [0] * 5)
+    n, k = 6000, rate.shape[0]
+    venue = rng.integers(0, k, n).astype(np.int16)
+    size = rng.choice([-1.0, 0.0, 1.0], n) * 10 ** rng.uniform(-3, 3, n)
+    weight = rng.uniform(0.0, 5.0, n)
+    cash = np.abs(size) * 1e5 / rng.uniform(1.0, 100.0, n) - size * 1e5 * rng.uniform(0.5, 1.5, n)
+    cash[rng.random(n) < 0.01] = np.nan
+    coin = np.where(rng.random(n) < 0.3, rng.uniform(0, 1e5, n), 0.0)
+    mm_floor = rng.uniform(0.0, 0.01, n)
+    cv, mult = rng.uniform(0.9, 1.0, k), rng.uniform(0.5, 20.0, k)
+    rows = np.arange(n)
+    args = (rows, venue, size, weight, cash, coin, mm_floor, cv, mult, rate, ded)
+    got, want = kernels.liquidation_price(*args), _every_tier_liquidation_price(*args)
+    assert np.isnan(want).sum() > 0.2 * n and (want < 0).any()
+    np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_the_multiplier_bound_holds_for_random_accounts_and_tiers(seed):
     """``kernels_cascade._reach``: from any multiplier at or above ``m_lo`` to ``m_now``, a
