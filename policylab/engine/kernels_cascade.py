@@ -479,26 +479,24 @@ def remargin(venues, mult, scanned, lo, hi, cv, changed, fixed):
             up[v], down[v], bounded[v] = _reach(v, m_lo[v], new, tier_rate, tier_ded)
     todo = np.empty(size.shape[0], dtype=np.int64)
     held = np.empty(size.shape[0], dtype=np.int64)
+    wait = np.empty(size.shape[0], dtype=np.int64)
     n = m = kept = 0
-    for i in range(size.shape[0]):
+    for i in range(size.shape[0]):  # without branches: the accounts are in no order a branch predictor learns
         v = venue[i]
         s = size[i]
-        if not cover[v] or s == 0.0:
-            continue
-        if member[i]:
-            if not (dirty[i] or always[i] or protocol[i]):  # in its venue's sorted run (the band set's invariant)
-                held[m] = i
-                m += 1
-                continue
-        elif bounded[v]:
-            liq = liq_price[i]
-            if (s > 0.0 and liq * up[v] * (1.0 + BOUND_SLACK) <= lo[v]) or \
-                    (s < 0.0 and liq * down[v] * (1.0 - BOUND_SLACK) >= hi[v]):
-                stale[v] = True  # cannot reach the band: its price may wait (NaN never waits)
-                kept += 1
-                continue
-        todo[n] = i
-        n += 1
+        liq = liq_price[i]
+        affected = cover[v] & (s != 0.0)  # an open position on a venue whose multiplier moved
+        # a member in its venue's sorted run (the band set's invariant), or a non-member that cannot reach the
+        # band, whose price may wait (NaN never waits)
+        run = member[i] & (not (dirty[i] | always[i] | protocol[i]))
+        waits = (not member[i]) & bounded[v] & (((s > 0.0) & (liq * up[v] * (1.0 + BOUND_SLACK) <= lo[v]))
+                                                | ((s < 0.0) & (liq * down[v] * (1.0 - BOUND_SLACK) >= hi[v])))
+        held[m] = wait[kept] = todo[n] = i
+        m += affected & run
+        kept += affected & waits
+        n += affected & (not run) & (not waits)
+    for j in range(kept):
+        stale[venue[wait[j]]] = True
     refresh(todo[:n], protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded,
             liq_price, changed, n_changed)
     lp = liquidation_price(held[:m], venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded)
