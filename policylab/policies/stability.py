@@ -68,12 +68,16 @@ class DynamicMargin(Policy):
 
     def on_step(self, model):
         dt = model.scenario.step_minutes
+        phased = model.margin_multipliers()[0] + self.max_rise_per_hour * dt / 60.0  # the most each may rise to
         target = 1.0
         if model.steps * dt >= self.window_minutes:  # reviewed on a full window: a partial one is too noisy to act on
             target += self.vol_sensitivity * max(model.vol_ratio(int(self.window_minutes)) - 1.0, 0.0)
-            target += self.oi_sensitivity * max(model.open_interest_growth(), 0.0)
+            # open interest can only raise the target: not read (a pass over the accounts) when the phase-in
+            # or the cap binds without it
+            if min(target, self.max_multiplier) < phased.max():
+                target += self.oi_sensitivity * max(model.open_interest_growth(), 0.0)
         target = min(target, self.max_multiplier)
-        initial = np.minimum(target, model.margin_multipliers()[0] + self.max_rise_per_hour * dt / 60.0)
+        initial = np.minimum(target, phased)
         highest = np.maximum(self.maintenance_cap / model.maintenance_ratio, 1.0)
         model.set_margin_multiplier(self, initial, np.minimum(np.maximum(initial, 1.0), highest))
 
