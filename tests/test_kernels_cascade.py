@@ -528,46 +528,13 @@ def test_rekey_sets_fresh_keys_and_sorts_the_run_again(seed):
     np.testing.assert_array_equal(key[b:], before_key[b:])
 
 
-@njit(error_model="numpy")
-def _every_tier_liquidation_price(idx, venue, size, weight, cash, coin, mm_floor, coin_value, margin_mult, tier_rate,
-                                  tier_ded):
-    """``kernels.liquidation_price`` as it was, over every tier of every venue."""
-    out = np.empty(idx.shape[0])
-    for j in range(idx.shape[0]):
-        i = idx[j]
-        s = size[i]
-        if s == 0.0:
-            out[j] = np.nan
-            continue
-        v = venue[i]
-        haircut = coin[i] * (1.0 - coin_value[v])
-        a = abs(s)
-        if s > 0.0:
-            p = (haircut - cash[i]) / (a * (1.0 - mm_floor[i]))
-        else:
-            p = (cash[i] - haircut) / (a * (1.0 + mm_floor[i]))
-        for t in range(tier_rate.shape[1]):
-            rate, ded = tier_rate[v, t] * margin_mult[v], tier_ded[v, t] * margin_mult[v]
-            if s > 0.0:
-                line = (haircut - weight[i] * ded - cash[i]) / (a * (1.0 - rate))
-                if line > p or line != line:
-                    p = line
-            else:
-                line = (cash[i] - haircut + weight[i] * ded) / (a * (1.0 + rate))
-                if line < p or line != line:
-                    p = line
-            if p != p:
-                break
-        out[j] = p
-    return out
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_liquidation_prices_skip_only_the_repeated_trailing_tiers(seed):
     """``kernels.liquidation_price`` skips a venue's trailing tiers that repeat the one before
-    (``kernels.distinct_tiers``) and gives what the loop over every tier gives, bit for bit:
-    tiers padded with zeros, repeated inside, all distinct, all zero, a NaN rate; flat
-    accounts, NaN cash, collateral, rates x multiplier above 1."""
+    (``kernels.distinct_tiers``) and gives what it gives over every tier, bit for bit (a last
+    tier whose huge deduction no line of it can win with makes every tier distinct): tiers
+    padded with zeros, repeated inside, all distinct, all zero, a NaN rate; flat accounts,
+    NaN cash, collateral, rates x multiplier above 1."""
     rng = np.random.default_rng(seed)
     rate = np.array([[0.004, 0.005, 0.01, 0.025, 0.05, 0.1], [0.0125, 0.025, 0.0, 0.0, 0.0, 0.0],
                      [0.01, 0.01, 0.02, 0.02, 0.02, 0.02], [0.0] * 6, [0.05, np.nan, 0.0, 0.0, 0.0, 0.0]])
@@ -585,8 +552,10 @@ def test_liquidation_prices_skip_only_the_repeated_trailing_tiers(seed):
     mm_floor = rng.uniform(0.0, 0.01, n)
     cv, mult = rng.uniform(0.9, 1.0, k), rng.uniform(0.5, 20.0, k)
     rows = np.arange(n)
-    args = (rows, venue, size, weight, cash, coin, mm_floor, cv, mult, rate, ded)
-    got, want = kernels.liquidation_price(*args), _every_tier_liquidation_price(*args)
+    got = kernels.liquidation_price(rows, venue, size, weight, cash, coin, mm_floor, cv, mult, rate, ded)
+    every = np.column_stack([rate, np.zeros(k)]), np.column_stack([ded, np.full(k, 1e290)])
+    np.testing.assert_array_equal(kernels.distinct_tiers(*every), [7] * k)
+    want = kernels.liquidation_price(rows, venue, size, weight, cash, coin, mm_floor, cv, mult, *every)
     assert np.isnan(want).sum() > 0.2 * n and (want < 0).any()
     np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
 
