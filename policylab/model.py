@@ -215,6 +215,11 @@ class MarketModel(mesa.Model):
         return ratio
 
     @functools.cached_property
+    def maintenance_ratio(self) -> np.ndarray:
+        """Each venue's maintenance margin over its tiers' initial margin (``VenueRules.maintenance_ratio``)."""
+        return np.array([r.maintenance_ratio for r in self.vb.rules])
+
+    @functools.cached_property
     def _normal_step_vol(self) -> float:
         """The scenario's normal volatility of the index over one step (log return)."""
         return self.scenario.sigma_daily * np.sqrt(self.scenario.step_minutes / 1440.0)
@@ -267,10 +272,9 @@ class MarketModel(mesa.Model):
         if id(policy) not in self._margin_venues:
             venues = np.array([v for v, r in enumerate(vb.rules) if policy.target.venue_matches(r) and not r.is_spot],
                               dtype=np.int64)
-            self._margin_venues[id(policy)] = venues, np.array([1.0 / max(vb.rules[v].maintenance_ratio, 1e-12)
-                                                                for v in venues])
+            self._margin_venues[id(policy)] = venues, 1.0 / np.maximum(self.maintenance_ratio[venues], 1e-12)
         venues, cap = self._margin_venues[id(policy)]
-        im, mm = (np.asarray(x, dtype=float) for x in (initial, maintenance))
+        im, mm = np.asarray(initial, dtype=float), np.asarray(maintenance, dtype=float)
         im = (im if im.shape == (k,) else np.broadcast_to(im, (k,)))[venues]
         mm = np.minimum((mm if mm.shape == (k,) else np.broadcast_to(mm, (k,)))[venues], cap)
         self.margin_multipliers()  # keep the step's starting values before changing them

@@ -465,6 +465,7 @@ def test_stale_prices_under_dynamic_margin_never_change_what_is_due():
         members = np.sort(e._members[:e._counts[0]])
         held = members[(tb.size[members] != 0) & ~e.protocol[members] & ~e.always[members]]  # always: checked whole
         np.testing.assert_array_equal(tb.liq_price[held], exact[held])
+        _assert_runs_sorted_by_trigger(e)
         lo, hi = e._near_mark * e._edges[0], e._near_mark * e._edges[1]
         assert np.all(np.isin(kernels.near(tb.size, tb.venue, exact, tb.stop, e.always, lo, hi), members))
         args = (tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor, e.always,
@@ -483,6 +484,80 @@ def test_stale_prices_under_dynamic_margin_never_change_what_is_due():
         kc.settle = settle
     assert seen["rounds"] > 500 and seen["due"] > 100 and seen["stale"] > 500, seen
     assert seen["settled"] > 0 and seen["sorted"] > 0, seen
+
+
+def _assert_runs_sorted_by_trigger(e):
+    """Each venue's run of the band set's sorted longs and shorts is ascending, and the key
+    of each entry not changed since the sort is its account's trigger (``kc._trigger``)."""
+    tb = e.tb
+    for acc, key, start, side in ((e._lacc, e._lkey, e._lstart, 1), (e._sacc, e._skey, e._sstart, -1)):
+        rows, keys = acc[:start[-1]], key[:start[-1]]
+        for v in range(len(start) - 1):
+            run = key[start[v]:start[v + 1]]
+            assert np.all(run[1:] >= run[:-1])
+        liq = tb.liq_price[rows] * (1.0 + side * kc.DUE_TOL)
+        trigger = np.fmax(tb.stop[rows], liq) if side > 0 else np.fmin(tb.stop[rows], liq)
+        trigger = np.where(np.isnan(trigger), -side * np.inf, trigger)
+        clean = ~e._dirty[rows]
+        np.testing.assert_array_equal(keys[clean], trigger[clean])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rekey_sets_fresh_keys_and_sorts_the_run_again(seed):
+    """``kc._rekey``: the run's keys become the accounts' fresh triggers (the entries changed
+    since the sort excepted), the run is ascending again and holds the same accounts; keys
+    moved far as well as a little."""
+    rng = np.random.default_rng(seed)
+    n, a, b = 1000, 7, 407
+    acc = rng.permutation(n).astype(np.int64)
+    key = np.full(n, np.nan)
+    key[a:b] = np.sort(rng.uniform(90.0, 110.0, b - a))
+    trig = np.full(n, np.nan)
+    trig[acc[a:b]] = key[a:b] * np.exp(rng.normal(0.0, 1e-3, b - a))
+    far = rng.choice(np.arange(a, b), 20, replace=False)
+    trig[acc[far]] = rng.uniform(80.0, 120.0, 20)
+    dirty = np.zeros(n, dtype=bool)
+    dirty[rng.choice(acc[a:b], 80, replace=False)] = True
+    before_acc, before_key = acc.copy(), key.copy()
+    kc._rekey(a, b, acc, key, dirty, trig)
+    assert np.all(key[a + 1:b] >= key[a:b - 1])
+    np.testing.assert_array_equal(np.sort(acc[a:b]), np.sort(before_acc[a:b]))
+    clean = ~dirty[acc[a:b]]
+    np.testing.assert_array_equal(key[a:b][clean], trig[acc[a:b][clean]])
+    np.testing.assert_array_equal(acc[:a], before_acc[:a])  # outside the run: untouched
+    np.testing.assert_array_equal(key[b:], before_key[b:])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_liquidation_prices_skip_only_the_repeated_trailing_tiers(seed):
+    """``kernels.liquidation_price`` skips a venue's trailing tiers that repeat the one before
+    (``kernels.distinct_tiers``) and gives what it gives over every tier, bit for bit (a last
+    tier whose huge deduction no line of it can win with makes every tier distinct): tiers
+    padded with zeros, repeated inside, all distinct, all zero, a NaN rate; flat accounts,
+    NaN cash, collateral, rates x multiplier above 1."""
+    rng = np.random.default_rng(seed)
+    rate = np.array([[0.004, 0.005, 0.01, 0.025, 0.05, 0.1], [0.0125, 0.025, 0.0, 0.0, 0.0, 0.0],
+                     [0.01, 0.01, 0.02, 0.02, 0.02, 0.02], [0.0] * 6, [0.05, np.nan, 0.0, 0.0, 0.0, 0.0]])
+    ded = np.array([[0.0, 50.0, 1300.0, 16300.0, 266300.0, 1266300.0], [0.0, 1.875e6, 0.0, 0.0, 0.0, 0.0],
+                    [0.0, 0.0, 5e4, 5e4, 5e4, 5e4], [0.0] * 6, [0.0] * 6])
+    np.testing.assert_array_equal(kernels.distinct_tiers(rate, ded), [6, 3, 3, 1, 3])
+    np.testing.assert_array_equal(kernels.distinct_tiers(rate[:, :0], ded[:, :0]), [0] * 5)
+    n, k = 6000, rate.shape[0]
+    venue = rng.integers(0, k, n).astype(np.int16)
+    size = rng.choice([-1.0, 0.0, 1.0], n) * 10 ** rng.uniform(-3, 3, n)
+    weight = rng.uniform(0.0, 5.0, n)
+    cash = np.abs(size) * 1e5 / rng.uniform(1.0, 100.0, n) - size * 1e5 * rng.uniform(0.5, 1.5, n)
+    cash[rng.random(n) < 0.01] = np.nan
+    coin = np.where(rng.random(n) < 0.3, rng.uniform(0, 1e5, n), 0.0)
+    mm_floor = rng.uniform(0.0, 0.01, n)
+    cv, mult = rng.uniform(0.9, 1.0, k), rng.uniform(0.5, 20.0, k)
+    rows = np.arange(n)
+    got = kernels.liquidation_price(rows, venue, size, weight, cash, coin, mm_floor, cv, mult, rate, ded)
+    every = np.column_stack([rate, np.zeros(k)]), np.column_stack([ded, np.full(k, 1e290)])
+    np.testing.assert_array_equal(kernels.distinct_tiers(*every), [7] * k)
+    want = kernels.liquidation_price(rows, venue, size, weight, cash, coin, mm_floor, cv, mult, *every)
+    assert np.isnan(want).sum() > 0.2 * n and (want < 0).any()
+    np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -558,7 +633,7 @@ def _arrays(items):
 
 
 def test_the_bundled_arguments_stay_the_models_arrays():
-    """The argument bundles (the cascade's band set, round and arbitrage; the step's voluntary
+    """The argument bundles (the cascade's band set, remargin, round and arbitrage; the step's voluntary
     orders and bookkeeping; the market makers' depth, lay-off candidates and closes; the
     invariants check's pass), built once per run, hold the model's own arrays at every step: a
     run updates them in place and never replaces one (the growable buffers, passed apart,
@@ -572,8 +647,9 @@ def test_the_bundled_arguments_stay_the_models_arrays():
     live = [*vars(m.tb).values(), *vars(m.vb).values(), *vars(m.market).values(), *vars(m.engine).values(),
             *vars(m).values(), *vars(m.market_makers).values(), *vars(pos).values(), *pos.where,
             *vars(monitor).values(), m.events.n, monitor.ledger.net0]
-    bundles = {"band set": m.engine._band_args, "round": m.engine._round_args, "arbitrage": m.market._arbitrage_args,
-               "voluntary": m._voluntary_args, "close step": m._close_step_args,
+    bundles = {"band set": m.engine._band_args, "remargin": m.engine._remargin_args, "round": m.engine._round_args,
+               "arbitrage": m.market._arbitrage_args, "voluntary": m._voluntary_args,
+               "close step": m._close_step_args,
                "depth health": m.market_makers._depth_args,
                "lay-off candidates": pos._candidate_args, "lay-off close": m.market_makers._close_args,
                "invariants": monitor._pass_args}

@@ -516,6 +516,38 @@ def test_dynamic_margin_raises_initial_margin_with_volatility_phased_in_and_caps
     assert m.warnings() == []
 
 
+def test_dynamic_margin_reads_open_interest_only_when_it_can_matter():
+    """The dynamic-margin proposal sets at every step the initial multipliers the whole
+    formula gives, bit for bit, though it does not read the open interest at the steps where
+    the phase-in or the cap binds without it. The open interest starts halved (it falls in
+    the crash, so would never count): it counts."""
+    m = MarketModel(dataclasses.replace(load_scenario("october-2025"), duration_minutes=480), seed=0, traders=1000,
+                    rules=[load_rules("dynamic-margin-proposal")])
+    m.oi_start = m.oi_start / 2
+    dm = next(p for p in m.policies if p.name == "dynamic_margin")
+    dt = m.scenario.step_minutes
+    growth, set_multiplier = m.open_interest_growth, m.set_margin_multiplier
+    reads = []
+
+    def read():
+        reads.append(m.steps)
+        return growth()
+
+    def checked(policy, initial, maintenance):
+        target = 1.0
+        if m.steps * dt >= dm.window_minutes:
+            target += dm.vol_sensitivity * max(m.vol_ratio(int(dm.window_minutes)) - 1.0, 0.0)
+            target += dm.oi_sensitivity * max(growth(), 0.0)
+        want = np.minimum(min(target, dm.max_multiplier), m.margin_multipliers()[0] + dm.max_rise_per_hour * dt / 60)
+        np.testing.assert_array_equal(initial.view(np.int64), want.view(np.int64))
+        set_multiplier(policy, initial, maintenance)
+
+    m.open_interest_growth, m.set_margin_multiplier = read, checked
+    m.run()
+    reviewed = m.scenario.steps - int(dm.window_minutes // dt) + 1
+    assert 0 < len(reads) < reviewed and m.vb.im_mult.max() > 2.0  # (open interest counts: it doubled)
+
+
 def test_open_interest_cap_holds(scenario):
     rules = rule_set("- module: open_interest_limits\n  target: {venues: [cme]}\n  params: {venue_cap_usd: 1.0e+9}\n")
     m = model(scenario, rules)

@@ -136,9 +136,11 @@ def execute(idx, dq, liq, forced, venue, size, entry, cash, coin, price, c, flow
 def liquidation_price(idx, venue, size, weight, cash, coin, mm_floor, coin_value, margin_mult, tier_rate, tier_ded):
     """Venue price at which each account's equity meets its maintenance margin (see
     margin.liquidation_price): the highest crossing of the tier lines and the floor line
-    for longs, the lowest for shorts; NaN for flat accounts."""
+    for longs, the lowest for shorts; NaN for flat accounts. A venue's trailing tiers that
+    repeat the one before (the padding of a venue with fewer tiers than others) give the
+    same line, which changes nothing: they are skipped (:func:`distinct_tiers`)."""
     out = np.empty(idx.shape[0])
-    tiers = tier_rate.shape[1]
+    used = distinct_tiers(tier_rate, tier_ded)
     for j in range(idx.shape[0]):
         i = idx[j]
         s = size[i]
@@ -155,7 +157,7 @@ def liquidation_price(idx, venue, size, weight, cash, coin, mm_floor, coin_value
             p = (haircut - cash[i]) / (a * (1.0 - mm_floor[i]))
         else:
             p = (cash[i] - haircut) / (a * (1.0 + mm_floor[i]))
-        for t in range(tiers):
+        for t in range(used[v]):
             rate = tier_rate[v, t] * mult
             ded = tier_ded[v, t] * mult
             if long:
@@ -170,6 +172,19 @@ def liquidation_price(idx, venue, size, weight, cash, coin, mm_floor, coin_value
                 break
         out[j] = p
     return out
+
+
+@njit(cache=True, error_model="numpy")
+def distinct_tiers(tier_rate, tier_ded):
+    """Per venue, how many of its first tiers hold every distinct (rate, deduction): the
+    tiers after them repeat the last of them."""
+    k, tiers = tier_rate.shape
+    used = np.full(k, min(tiers, 1), dtype=np.int64)
+    for v in range(k):
+        for t in range(1, tiers):
+            if tier_rate[v, t] != tier_rate[v, t - 1] or tier_ded[v, t] != tier_ded[v, t - 1]:
+                used[v] = t + 1
+    return used
 
 
 @njit(cache=True, error_model="numpy")

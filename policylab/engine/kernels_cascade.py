@@ -448,8 +448,7 @@ def _reach(v, m_lo, m_now, tier_rate, tier_ded):
 
 
 @njit(cache=True, error_model="numpy")
-def remargin(venues, mult, scanned, lo, hi, m_lo, stale, member, protocol, venue, size, weight, cash, coin,
-             mm_floor, cv, margin_mult, tier_rate, tier_ded, liq_price, changed, n_changed):
+def remargin(venues, mult, scanned, lo, hi, cv, changed, fixed):
     """``LiquidationEngine.set_maintenance``: set the maintenance multiplier of ``venues`` to
     ``mult`` and refresh (:func:`refresh`) the liquidation prices that must be exact: every
     band-set ``member`` on them (the ``always`` accounts are members from the first scan),
@@ -459,8 +458,13 @@ def remargin(venues, mult, scanned, lo, hi, m_lo, stale, member, protocol, venue
     ``stale`` per venue; ``m_lo`` keeps each venue's lowest multiplier since its prices were
     last all exact, which the bound starts from. Before the band set's first scan (not
     ``scanned``) every price is refreshed. Protocol rows are never refreshed (:func:`refresh`)
-    nor due. Returns how many accounts kept a stale price. ``changed`` has room for every
-    account."""
+    nor due. The members held in the band set's sorted runs (not changed since its last
+    sort) are refreshed without being noted as changed and re-keyed in their runs
+    (:func:`_rekey`); the others refreshed are noted. Returns how many accounts kept a stale price. ``changed`` has
+    room for every account. ``fixed``: a :class:`kernels.Bundle` of the arguments below, the
+    same at every call."""
+    (m_lo, stale, member, dirty, always, protocol, venue, size, weight, cash, coin, mm_floor, margin_mult, tier_rate,
+     tier_ded, liq_price, stop, tol, n_changed, lacc, lkey, lstart, sacc, skey, sstart) = fixed.items
     k = margin_mult.shape[0]
     cover = np.zeros(k, dtype=np.bool_)
     bounded = np.zeros(k, dtype=np.bool_)
@@ -474,24 +478,55 @@ def remargin(venues, mult, scanned, lo, hi, m_lo, stale, member, protocol, venue
         if scanned:
             up[v], down[v], bounded[v] = _reach(v, m_lo[v], new, tier_rate, tier_ded)
     todo = np.empty(size.shape[0], dtype=np.int64)
-    n = kept = 0
-    for i in range(size.shape[0]):
+    held = np.empty(size.shape[0], dtype=np.int64)
+    wait = np.empty(size.shape[0], dtype=np.int64)
+    n = m = kept = 0
+    for i in range(size.shape[0]):  # without branches: the accounts are in no order a branch predictor learns
         v = venue[i]
         s = size[i]
-        if not cover[v] or s == 0.0:
-            continue
-        if bounded[v] and not member[i]:
-            liq = liq_price[i]
-            if (s > 0.0 and liq * up[v] * (1.0 + BOUND_SLACK) <= lo[v]) or \
-                    (s < 0.0 and liq * down[v] * (1.0 - BOUND_SLACK) >= hi[v]):
-                stale[v] = True  # cannot reach the band: its price may wait (NaN never waits)
-                kept += 1
-                continue
-        todo[n] = i
-        n += 1
+        liq = liq_price[i]
+        affected = cover[v] & (s != 0.0)  # an open position on a venue whose multiplier moved
+        # a member in its venue's sorted run (the band set's invariant), or a non-member that cannot reach the
+        # band, whose price may wait (NaN never waits)
+        run = member[i] & (not (dirty[i] | always[i] | protocol[i]))
+        waits = (not member[i]) & bounded[v] & (((s > 0.0) & (liq * up[v] * (1.0 + BOUND_SLACK) <= lo[v]))
+                                                | ((s < 0.0) & (liq * down[v] * (1.0 - BOUND_SLACK) >= hi[v])))
+        held[m] = wait[kept] = todo[n] = i
+        m += affected & run
+        kept += affected & waits
+        n += affected & (not run) & (not waits)
+    for j in range(kept):
+        stale[venue[wait[j]]] = True
     refresh(todo[:n], protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded,
             liq_price, changed, n_changed)
+    lp = liquidation_price(held[:m], venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded)
+    trig = np.empty(size.shape[0])
+    for j in range(m):
+        i = held[j]
+        liq_price[i] = lp[j]
+        trig[i] = _trigger(i, size, liq_price, stop, tol)
+    for j in range(venues.shape[0]):
+        v = venues[j]
+        _rekey(lstart[v], lstart[v + 1], lacc, lkey, dirty, trig)
+        _rekey(sstart[v], sstart[v + 1], sacc, skey, dirty, trig)
     return kept
+
+
+@njit(cache=True, error_model="numpy")
+def _rekey(a, b, acc, key, dirty, trig):
+    """Set the keys at positions ``a`` to ``b`` of a sorted run of the band set
+    (:func:`_sort_keys`) to their accounts' fresh triggers ``trig`` (per account), and sort
+    the run again by insertion (a multiplier moves a venue's keys much alike: the run stays
+    nearly sorted). The entries of accounts changed since the sort (``dirty``: skipped, and
+    dropped at the next sort) take the key before them, so that they add no moves of their own."""
+    for h in range(a, b):
+        i = acc[h]
+        key[h] = -np.inf if dirty[i] and h == a else key[h - 1] if dirty[i] else trig[i]
+        g = h
+        while g > a and key[g - 1] > key[g]:
+            key[g - 1], key[g] = key[g], key[g - 1]
+            acc[g - 1], acc[g] = acc[g], acc[g - 1]
+            g -= 1
 
 
 @njit(cache=True, error_model="numpy")

@@ -141,6 +141,10 @@ class LiquidationEngine:
             mkt.lm, vb.mark_index, self._near_mark, tb.size, tb.venue, tb.liq_price, tb.stop, self.always,
             self.protocol, kc.DUE_TOL, self._n_changed, self._member, self._dirty, self._members, self._over, self._alw,
             self._counts, self._lacc, self._lkey, self._lstart, self._sacc, self._skey, self._sstart))
+        self._remargin_args = kernels.bundle((
+            self._m_lo, self._stale, self._member, self._dirty, self.always, self.protocol, tb.venue, tb.size,
+            tb.weight, tb.cash, tb.coin, tb.mm_floor, vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price, tb.stop,
+            kc.DUE_TOL, self._n_changed, self._lacc, self._lkey, self._lstart, self._sacc, self._skey, self._sstart))
         self._round_args = kernels.bundle((
             self._avg, self._kinds, tb.size, tb.venue, tb.weight, tb.cash, tb.coin, tb.liq_price, tb.stop, tb.mm_floor,
             tb.entry, tb.last_liq, tb.liquidated, tb.cls, tb.juris, tb.lev_chosen, self.always, self.protocol,
@@ -177,15 +181,15 @@ class LiquidationEngine:
         band (:func:`kernels_cascade.remargin`). The rest keep a stale price, which can
         neither reach the band nor be due, until the band set's next rescan refreshes them
         first (:meth:`near`); so a multiplier that changes every step (dynamic margin) costs
-        the accounts near a trigger, not every open account. Multipliers change only here."""
+        the accounts near a trigger, not every open account. The members in the band set's
+        sorted runs are re-keyed there, not noted as changed (the band set would check them
+        one by one, then sort them in, every step). Multipliers change only here."""
         tb, vb = self.tb, self.vb
         self._room(tb.n)
         lo, hi = (self._near_mark * self._edges[0], self._near_mark * self._edges[1]) if self._band is not None \
             else (self._near_mark, self._near_mark)
         kept = kc.remargin(np.ascontiguousarray(venues, dtype=np.int64), np.ascontiguousarray(mult, dtype=float),
-                           self._band is not None, lo, hi, self._m_lo, self._stale, self._member, self.protocol,
-                           tb.venue, tb.size, tb.weight, tb.cash, tb.coin, tb.mm_floor, vb.coin_value, vb.margin_mult,
-                           vb.tier_rate, vb.tier_ded, tb.liq_price, self._changed, self._n_changed)
+                           self._band is not None, lo, hi, vb.coin_value, self._changed, self._remargin_args)
         self._any_stale = self._any_stale or kept > 0
 
     def near(self, band: float) -> np.ndarray:

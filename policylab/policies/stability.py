@@ -67,18 +67,19 @@ class DynamicMargin(Policy):
                               "scenario", lo=0.01, hi=100.0)
 
     def on_step(self, model):
-        vb = model.vb
-        minutes = model.steps * model.scenario.step_minutes
+        dt = model.scenario.step_minutes
+        phased = model.margin_multipliers()[0] + self.max_rise_per_hour * dt / 60.0  # the most each may rise to
         target = 1.0
-        if minutes >= self.window_minutes:  # reviewed on a full window: a partial one is too noisy to act on
+        if model.steps * dt >= self.window_minutes:  # reviewed on a full window: a partial one is too noisy to act on
             target += self.vol_sensitivity * max(model.vol_ratio(int(self.window_minutes)) - 1.0, 0.0)
-            target += self.oi_sensitivity * max(model.open_interest_growth(), 0.0)
+            # open interest can only raise the target: not read (a pass over the accounts) when the phase-in
+            # or the cap binds without it
+            if min(target, self.max_multiplier) < phased.max():
+                target += self.oi_sensitivity * max(model.open_interest_growth(), 0.0)
         target = min(target, self.max_multiplier)
-        rise = self.max_rise_per_hour * model.scenario.step_minutes / 60.0
-        initial = np.minimum(target, model.margin_multipliers()[0] + rise)
-        ratio = np.array([r.maintenance_ratio for r in vb.rules])
-        maintenance = np.clip(initial, 1.0, np.maximum(self.maintenance_cap / ratio, 1.0))
-        model.set_margin_multiplier(self, initial, maintenance)
+        initial = np.minimum(target, phased)
+        highest = np.maximum(self.maintenance_cap / model.maintenance_ratio, 1.0)
+        model.set_margin_multiplier(self, initial, np.minimum(np.maximum(initial, 1.0), highest))
 
 
 class OpenInterestLimits(Policy):
