@@ -5,8 +5,8 @@ outcomes are identical whichever runs them; they arrive in completion order and 
 experiment sorts them. Each arrives pickled (:func:`run_pickled`, as a worker sends it
 back): the experiment stages it for a resume as it came and unpickles it once. An arm
 travels serialised once with cloudpickle, so rule sets whose policy modules were loaded
-from local files (not importable by name) reach workers too. A run that raises becomes a failed :class:`Outcome` with its error and
-traceback; so does a run whose worker died.
+from local files (not importable by name) reach workers too. A run that raises becomes
+a failed :class:`Outcome` with its error and traceback; so does a run whose worker died.
 
 Stopping (Ctrl-C, ``--fail-fast``): :meth:`Backend.stop` drops the runs not started
 and yields the outcomes of those still running on local processes (they finish);

@@ -479,8 +479,8 @@ class _Run:
         def record(pickled: bytes) -> Outcome:
             """Save the run, then count it, with Ctrl-C held in between."""
             nonlocal done
-            o = pickle.loads(pickled)
             with folders.HeldInterrupts():
+                o = pickle.loads(pickled)
                 if staging is not None and o.ok:
                     staging.save(self.keys[o.arm], o.seed, pickled)
                 outcomes[o.arm, o.seed] = o
