@@ -7,7 +7,8 @@
 
 speed: ``policylab.compare`` end to end (loading, runs, statistics, writing the
 folder) with all cores; reported: wall time, runs, cost per run (mean run seconds),
-and where the time goes (runs vs the rest).
+where the time goes (runs vs the rest) and the experiment's own process's CPU time
+(handling the outcomes, statistics, writing; on two cores it competes with the workers).
 
 scaling: the same subset of the comparison (``--subset-rules`` x ``--subset-seeds``)
 in-process (1 worker), on 2 local processes, and on a local Dask cluster of 2
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 
@@ -54,17 +56,29 @@ HEADLINES = ("liquidated_usd", "liquidated_share_of_oi", "index_drawdown", "inde
 DIAGNOSTICS = ("cascade_rounds_total", "fund_drawdown_usd")
 
 
-def _compare(rules, seeds, workers=None, scheduler=None, traders=None, scenario="october-2025", baseline=BASELINE):
+def _cpu() -> float:
+    """CPU seconds of this process so far (user + system; its threads included, its workers not)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _compare(rules, seeds, workers=None, scheduler=None, traders=None, scenario="october-2025", baseline=BASELINE,
+             cpu=None):
+    """Wall seconds and result of one comparison written to a temporary folder; ``cpu``: a
+    list that receives this process's CPU seconds during it."""
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         r = policylab.compare(rules, scenario, seeds, workers=workers, scheduler=scheduler, traders=traders,
                               out=os.path.join(tmp, "out"), baseline=baseline)
+        if cpu is not None:
+            cpu.append(_cpu() - c0)
         return time.perf_counter() - t0, r
 
 
 def speed(args) -> None:
     rules = [r for r in builtin_rule_sets() if r != BASELINE]
-    wall, r = _compare(rules, args.seeds, workers=args.workers)
+    parent = []
+    wall, r = _compare(rules, args.seeds, workers=args.workers, cpu=parent)
     m = r.manifest
     run_s = np.array([x["seconds"] for x in m["run_seconds"]])
     cpu_s = np.array([x["cpu_seconds"] for x in m["run_seconds"]])
@@ -77,6 +91,7 @@ def speed(args) -> None:
     print(f"  idle-machine estimate {cpu_s.sum() / m['workers']:5.1f} s of runs per worker (CPU time / workers)")
     print(f"  run time, summed   {run_s.sum():8.1f} s   = {run_s.sum() / m['workers']:.1f} s per worker")
     print(f"  everything else    {wall - run_s.sum() / m['workers']:8.1f} s   (start-up, statistics, writing)")
+    print(f"  experiment's CPU   {parent[0]:8.1f} s   (this process: outcomes, statistics, writing)")
     print(f"  failed runs        {m['failed_runs']:8d}")
     print("  slowest rule sets: " + ", ".join(
         f"{a} {np.mean([x['seconds'] for x in m['run_seconds'] if x['rule_set'] == a]):.2f} s"

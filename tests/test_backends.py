@@ -3,6 +3,7 @@ tables; the Dask one on a real cluster on 127.0.0.1 (a ``dask scheduler`` and tw
 ``dask worker`` processes)."""
 
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -10,12 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import cloudpickle
+import numpy as np
 import pandas as pd
 import pytest
 
 import policylab
 from policylab.errors import InputError
-from policylab.experiments.backends import BACKENDS, choose
+from policylab.experiments.backends import BACKENDS, choose, run_task
+from policylab.experiments.compare import Staging, make_arm
 from policylab.inputs.scenario import load_scenario
 
 TRADERS = 400
@@ -117,3 +121,36 @@ def test_closing_local_processes_ends_their_workers():
     assert all(not p.is_alive() for p in procs)
     with pytest.raises(RuntimeError):  # a shut-down pool takes no more work
         ex.pool.submit(os.getpid)
+
+
+def test_a_backend_yields_each_outcome_pickled_and_staging_keeps_those_bytes(flash_path, tmp_path):
+    arm = make_arm("repeal-esma-2018", load_scenario(str(flash_path)))
+    payload = cloudpickle.dumps(arm)
+    [pickled] = list(BACKENDS["in-process"]().outcomes([(arm.label, 3, payload)], TRADERS))
+    o, direct = pickle.loads(pickled), run_task(payload, 3, TRADERS)
+    assert o.ok and (o.arm, o.seed) == (arm.label, 3)
+    np.testing.assert_equal(o.metrics, direct.metrics)
+    for table in ("timeseries", "events"):
+        pd.testing.assert_frame_equal(getattr(o, table), getattr(direct, table), check_exact=True)
+    staging = Staging(tmp_path, "arms")
+    staging.start()
+    staging.save("key", 3, pickled)
+    assert staging.path("key", 3).read_bytes() == pickled
+    np.testing.assert_equal(staging.load("key", 3).metrics, o.metrics)
+
+
+class _EndsTheWorker:
+    """A task payload whose unpickling ends the worker process."""
+
+    def __reduce__(self):
+        return os._exit, (1,)
+
+
+def test_a_run_whose_worker_dies_comes_back_as_a_pickled_failed_outcome():
+    ex = BACKENDS["processes"](1)
+    try:
+        [pickled] = list(ex.outcomes([("arm", 7, pickle.dumps(_EndsTheWorker()))], TRADERS))
+    finally:
+        ex.close()
+    o = pickle.loads(pickled)
+    assert (o.arm, o.seed, o.ok) == ("arm", 7, False) and "BrokenProcessPool" in o.error and o.traceback

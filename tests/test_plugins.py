@@ -18,7 +18,7 @@ from conftest import SHORT_SCENARIO
 from policylab.cli import cli
 from policylab.model import MarketModel
 from policylab.inputs.rulesets import load_rules
-from policylab.policies.registry import ENTRY_POINT_GROUP, available_modules
+from policylab.policies.registry import BUILTIN, ENTRY_POINT_GROUP, available_modules, find_module
 from policylab.inputs.scenario import load_scenario
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "writing-a-policy-module.md"
@@ -102,6 +102,23 @@ def test_entry_point_is_discovered_and_takes_effect(plugin_site, short_path, tmp
     dex = m.vb.names.index("dex")
     count = lambda mm: int(mm.tb.liquidated[mm.tb.venue == dex].sum())  # noqa: E731
     assert count(m) > count(base)  # a higher maintenance margin liquidates more
+
+
+def test_find_module_is_available_modules_by_name_and_scans_entry_points_only_for_other_names(
+        plugin_site, monkeypatch):
+    found = available_modules()
+    for name in [*found, "no_such_module"]:
+        assert find_module(name) == found.get(name)
+    install(plugin_site, "policylab_shadow", "policylab_shadow", PLUGIN, "leverage_cap = policylab_shadow:MarginBuffer")
+    assert find_module("leverage_cap") is BUILTIN["leverage_cap"]  # a built-in name stays the built-in
+
+    def no_scan(**kwargs):
+        raise AssertionError("entry points scanned")
+
+    monkeypatch.setattr(metadata, "entry_points", no_scan)
+    assert find_module("leverage_cap") is BUILTIN["leverage_cap"]
+    with pytest.raises(AssertionError, match="entry points scanned"):
+        find_module("margin_buffer")
 
 
 def test_policies_list_and_show_include_the_plugin(plugin_site):

@@ -2,10 +2,11 @@
 
 Every backend runs the same function, :func:`run_task`, on the same inputs, so the
 outcomes are identical whichever runs them; they arrive in completion order and the
-experiment sorts them. An arm travels serialised once with cloudpickle, so rule sets
-whose policy modules were loaded from local files (not importable by name) reach
-workers too. A run that raises becomes a failed :class:`Outcome` with its error and
-traceback; so does a run whose worker died.
+experiment sorts them. Each arrives pickled (:func:`run_pickled`, as a worker sends it
+back): the experiment stages it for a resume as it came and unpickles it once. An arm
+travels serialised once with cloudpickle, so rule sets whose policy modules were loaded
+from local files (not importable by name) reach workers too. A run that raises becomes
+a failed :class:`Outcome` with its error and traceback; so does a run whose worker died.
 
 Stopping (Ctrl-C, ``--fail-fast``): :meth:`Backend.stop` drops the runs not started
 and yields the outcomes of those still running on local processes (they finish);
@@ -103,9 +104,15 @@ def run_task(payload: bytes, seed: int, traders: int | None) -> Outcome:
                        error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
 
 
-def _failed(task: Task, e: BaseException) -> Outcome:
-    return Outcome(task[0], task[1], 0.0, error=f"{type(e).__name__}: {e}",
-                   traceback="".join(traceback.format_exception(e)))
+def run_pickled(payload: bytes, seed: int, traders: int | None) -> bytes:
+    """:func:`run_task`'s outcome pickled: what a backend yields."""
+    return pickle.dumps(run_task(payload, seed, traders), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _failed(task: Task, e: BaseException) -> bytes:
+    """A failed outcome, pickled, for a task whose worker raised or died."""
+    return pickle.dumps(Outcome(task[0], task[1], 0.0, error=f"{type(e).__name__}: {e}",
+                                traceback="".join(traceback.format_exception(e))), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class Backend(ABC):
@@ -119,11 +126,11 @@ class Backend(ABC):
         """Nothing to set up (this process runs the tasks)."""
 
     @abstractmethod
-    def outcomes(self, tasks: Sequence[Task], traders: int | None) -> Iterator[Outcome]:
-        """Run every task; yield outcomes as they complete."""
+    def outcomes(self, tasks: Sequence[Task], traders: int | None) -> Iterator[bytes]:
+        """Run every task; yield the outcomes, pickled, as they complete."""
 
-    def stop(self) -> Iterator[Outcome]:
-        """Drop the runs not started; yield those still finishing."""
+    def stop(self) -> Iterator[bytes]:
+        """Drop the runs not started; yield those still finishing (pickled outcomes)."""
         return iter(())
 
     def close(self, abandon: bool = False) -> None:
@@ -138,7 +145,7 @@ class InProcess(Backend):
 
     def outcomes(self, tasks, traders):
         for label, seed, payload in tasks:
-            yield run_task(payload, seed, traders)
+            yield run_pickled(payload, seed, traders)
 
 
 PARENT_CHECK_SECONDS = 0.5
@@ -205,11 +212,11 @@ class Executor(Backend):
     def outcomes(self, tasks, traders):
         with HeldInterrupts():  # Ctrl-C while a worker is being started would leave it half-started
             for label, seed, payload in tasks:
-                self.futures[self.pool.submit(run_task, payload, seed, traders)] = (label, seed, payload)
+                self.futures[self.pool.submit(run_pickled, payload, seed, traders)] = (label, seed, payload)
         for f in as_completed(list(self.futures)):
             yield self._outcome(f)
 
-    def _outcome(self, f: Future) -> Outcome:
+    def _outcome(self, f: Future) -> bytes:
         task = self.futures.pop(f)
         return _failed(task, f.exception()) if f.exception() else f.result()
 

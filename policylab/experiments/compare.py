@@ -319,10 +319,11 @@ class Staging:
     def path(self, key: str, seed: int) -> Path:
         return self.dir / f"{key}-{seed}.pkl"
 
-    def save(self, key: str, outcome: Outcome) -> None:
-        tmp = self.dir / f".{key}-{outcome.seed}.{uuid.uuid4().hex[:8]}.tmp"
-        tmp.write_bytes(pickle.dumps(outcome))
-        os.replace(tmp, self.path(key, outcome.seed))
+    def save(self, key: str, seed: int, pickled: bytes) -> None:
+        """Keep a run's outcome, pickled (as a backend yields it)."""
+        tmp = self.dir / f".{key}-{seed}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.write_bytes(pickled)
+        os.replace(tmp, self.path(key, seed))
 
     def load(self, key: str, seed: int) -> Outcome | None:
         path = self.path(key, seed)
@@ -475,24 +476,26 @@ class _Run:
         done = 0
         backend = None
 
-        def record(o: Outcome) -> None:
+        def record(pickled: bytes) -> Outcome:
             """Save the run, then count it, with Ctrl-C held in between."""
             nonlocal done
             with folders.HeldInterrupts():
+                o = pickle.loads(pickled)
                 if staging is not None and o.ok:
-                    staging.save(self.keys[o.arm], o)
+                    staging.save(self.keys[o.arm], o.seed, pickled)
                 outcomes[o.arm, o.seed] = o
                 done += 1
             if self.progress is not None:
                 self.progress(done, len(todo))
+            return o
 
         try:
             backend = backends.choose(self.workers, self.scheduler, len(todo), self.backend_name)
             if staging is not None:
                 with folders.HeldInterrupts():
                     staging.start()
-            for o in backend.outcomes(todo, self.traders):
-                record(o)
+            for pickled in backend.outcomes(todo, self.traders):
+                o = record(pickled)
                 if self.fail_fast and not o.ok:
                     stopped = True
                     break
@@ -500,8 +503,8 @@ class _Run:
             interrupted = True
         if backend is not None and (interrupted or stopped):
             try:
-                for o in backend.stop():
-                    record(o)
+                for pickled in backend.stop():
+                    record(pickled)
             except KeyboardInterrupt:
                 interrupted = abandon = True
         with folders.HeldInterrupts(deliver=False):  # Ctrl-C from here on changes nothing

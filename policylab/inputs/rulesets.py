@@ -40,7 +40,7 @@ from policylab.inputs.limits import at_most, bound, venue_name_problem
 from policylab.inputs.values import coerce, did_you_mean, shown, unknown_key
 from policylab.inputs.yaml import Where, parse, read_text
 from policylab.policies.api import Policy, PolicyError, Target
-from policylab.policies.registry import available_modules
+from policylab.policies.registry import available_modules, find_module
 
 TOP_KEYS = ("name", "title", "description", "jurisdiction", "effective_date", "sources", "modules", "base", "repeal")
 MODULE_KEYS = ("module", "target", "params", "id")
@@ -132,11 +132,11 @@ def resolve_module(ref: str, base_dir: Path, where: str, *, allow_local_modules:
         if not local_modules.allowed(allow_local_modules):
             raise local_modules.refuse(path, file, where)
         return local_modules.import_module(path, file, cls_name, where)
-    found = available_modules()
-    if ref not in found:
+    cls = find_module(ref)
+    if cls is None:
+        found = available_modules()
         raise InputError(f"{where}: unknown module {ref!r}{did_you_mean(ref, found)}; allowed: {', '.join(sorted(found))} "
                          "or path/to/file.py:ClassName")
-    cls = found[ref]
     if isinstance(cls, metadata.EntryPoint):
         try:
             cls = cls.load()

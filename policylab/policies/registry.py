@@ -33,3 +33,9 @@ def available_modules() -> dict[str, type[Policy] | metadata.EntryPoint]:
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, ep)
     return found
+
+
+def find_module(name: str) -> type[Policy] | metadata.EntryPoint | None:
+    """``available_modules()[name]``, or None if there is none; a built-in is found without
+    scanning the installed distributions' entry points (about 2-4 ms a scan)."""
+    return BUILTIN.get(name) or available_modules().get(name)
