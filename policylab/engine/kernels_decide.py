@@ -2,8 +2,8 @@
 
 The populations' random numbers come from their NumPy streams in the same order and
 counts as the NumPy expressions these kernels replaced: passed in, or drawn in a kernel
-from the stream held in its :class:`kernels.Bundle` (:func:`draw_active`,
-:func:`retail_start`, :func:`professional_start`, :func:`chosen_open`; Numba's
+from the stream held in its :class:`kernels.Bundle` (:func:`active`, :func:`retail_start`,
+:func:`professional_start`, :func:`chosen_open`; Numba's
 ``Generator`` methods are NumPy's algorithms on the same bit generator, so the values are
 NumPy's; a Generator costs about 6 us to pass to a call, once to bundle). The decision
 kernels do the per-account arithmetic (who closes, who may open, positions
@@ -14,7 +14,7 @@ and ``np.maximum`` propagate NaN (``_min``, ``_max``); transcendental functions
 library's in the last bit. ``idx`` arguments hold unique account rows, ascending.
 
 A population's decision is a few calls, NumPy's ``expm1`` between them (e.g.
-:func:`retail_start`, then :func:`chosen_open`). Their arguments start
+:func:`active`, :func:`retail_start`, then :func:`chosen_open`). Their arguments start
 with the step's values and end with the run's constants and arrays, which the populations
 gather once per run (``TraderPopulation.__init__``), the long lists in one
 :class:`kernels.Bundle` (``fixed``).
@@ -179,18 +179,14 @@ def retail_decisions(idx, u, r15, close_prob, now_s, panic_move, size, stop, cas
 
 
 @njit(cache=True, error_model="numpy")
-def retail_start(chance, surged, keep, r15, close_prob, now_s, fixed):
-    """``RetailSpeculators.decide`` before NumPy's ``expm1``, its draws from the population's
-    stream: the active accounts (:func:`draw_active` with ``chance``, ``surged``, ``keep``),
-    one uniform each, then :func:`retail_decisions`. Returns (active accounts, then what
-    :func:`retail_decisions` returns). ``fixed``: a :class:`kernels.Bundle` of (:func:`active`'s
-    bundle, then :func:`retail_decisions`'s arguments from ``panic_move`` on)."""
-    active_args, panic_move, size, stop, cash, quit, last_liq, neg_ln2, half_life = fixed.items
-    rng, rows, _ = active_args.items
-    idx = draw_active(rng, rows, size, chance, surged, keep)
-    dq, cand, x, u_cand = retail_decisions(idx, rng.random(idx.shape[0]), r15, close_prob, now_s, panic_move, size,
-                                           stop, cash, quit, last_liq, neg_ln2, half_life)
-    return idx, dq, cand, x, u_cand
+def retail_start(idx, r15, close_prob, now_s, fixed):
+    """``RetailSpeculators.decide`` of the active accounts ``idx`` before NumPy's ``expm1``:
+    one uniform each from the population's stream, then :func:`retail_decisions`, whose
+    results it returns. ``fixed``: a :class:`kernels.Bundle` of (the stream, a NumPy
+    Generator; :func:`retail_decisions`'s arguments from ``panic_move`` on)."""
+    rng, panic_move, size, stop, cash, quit, last_liq, neg_ln2, half_life = fixed.items
+    return retail_decisions(idx, rng.random(idx.shape[0]), r15, close_prob, now_s, panic_move, size, stop, cash, quit,
+                            last_liq, neg_ln2, half_life)
 
 
 @njit(cache=True, error_model="numpy")
@@ -239,17 +235,15 @@ def professional_decisions(idx, growth, caution, now_s, fixed):
 
 
 @njit(cache=True, error_model="numpy")
-def professional_start(chance, surged, keep, growth, caution, now_s, fixed):
-    """``Professionals.decide`` before NumPy's ``expm1``, its draws from the population's
-    stream: the active accounts (:func:`draw_active`), :func:`professional_decisions`, then
-    one uniform per candidate. Returns (active accounts, orders per position, candidates,
-    their re-entry exponents, their draws). ``fixed``: a :class:`kernels.Bundle` of
-    (:func:`active`'s bundle, :func:`professional_decisions`'s)."""
-    active_args, decision_args = fixed.items
-    rng, rows, size = active_args.items
-    idx = draw_active(rng, rows, size, chance, surged, keep)
+def professional_start(idx, growth, caution, now_s, fixed):
+    """``Professionals.decide`` of the active accounts ``idx`` before NumPy's ``expm1``:
+    :func:`professional_decisions`, then one uniform per candidate from the population's
+    stream. Returns (orders per position, candidates, their re-entry exponents, their
+    draws). ``fixed``: a :class:`kernels.Bundle` of (the stream, a NumPy Generator;
+    :func:`professional_decisions`'s bundle)."""
+    rng, decision_args = fixed.items
     dq, cand, x = professional_decisions(idx, growth, caution, now_s, decision_args)
-    return idx, dq, cand, x, rng.random(cand.shape[0])
+    return dq, cand, x, rng.random(cand.shape[0])
 
 
 @njit(cache=True, error_model="numpy")

@@ -24,17 +24,17 @@ class RetailSpeculators(TraderPopulation):
         super().__init__(model, rows, spec, rng)
         tb = model.tb
         # kernels_decide.retail_start's trailing arguments, bundled (see TraderPopulation.__init__)
-        self._decisions = kernels.bundle((self._active_args, float(spec.panic_move), tb.size, tb.stop, tb.cash,
-                                          *self._reentry))
+        self._decisions = kernels.bundle((rng, float(spec.panic_move), tb.size, tb.stop, tb.cash, *self._reentry))
 
     def decide(self):
         m = self.model
-        r15 = m.index_return(15)
-        close_prob = min(1.0, self.CLOSE_PROB + self.spec.risk_off_close * m.risk_off)  # de-risking when risk-off
-        idx, dq, cand, x, u_cand = kd.retail_start(*self.activity(), r15, close_prob, self.now_s(),
-                                                   self._decisions)  # closes clear their stops
+        idx = self.active()
         if len(idx) == 0:
             return EMPTY
+        r15 = m.index_return(15)
+        close_prob = min(1.0, self.CLOSE_PROB + self.spec.risk_off_close * m.risk_off)  # de-risking when risk-off
+        dq, cand, x, u_cand = kd.retail_start(idx, r15, close_prob, self.now_s(),
+                                              self._decisions)  # closes clear their stops
         growth = np.exp(m.vb.basis)  # the book prices' factor on the index, as Market.prices takes it
         # u < OPEN_PROB x willing; after a sharp move momentum traders follow it, the rest fade it
         return kd.chosen_open(idx, dq, cand, u_cand, np.expm1(x), self.caution(), self.OPEN_PROB,
