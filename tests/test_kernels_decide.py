@@ -285,8 +285,9 @@ def test_new_step_zeroes_the_flows_and_resets_arbitrage_capacity():
 
 
 def test_active_draw_size_as_a_tuple_gives_the_same_draws():
-    """TraderPopulation.active passes the count of its draws as ``(k,)`` (faster in NumPy):
-    the stream gives the same accounts, and is left in the same state, as with ``k``."""
+    """TraderPopulation.active drew its accounts with a size of ``(k,)`` (faster in NumPy),
+    kernels_decide.draw_active as ``rng.integers(0, n, k)`` (test_draw_active_is_numpys):
+    the stream gives the same accounts, and is left in the same state, either way."""
     a, b = np.random.default_rng(5), np.random.default_rng(5)
     for n, k in [(17_200, 35), (2_000, 1), (100_000, 4_000), (3, 7)]:
         assert same(a.integers(0, n, k), b.integers(0, n, (k,)))
@@ -371,16 +372,119 @@ def _bundled(bundle):
     return bundle.items
 
 
+def _held(items) -> list:
+    """The items of argument tuples and bundles, those of nested bundles too."""
+    out = []
+    for a in items:
+        out.extend(_held(_bundled(a)) if isinstance(a, kernels.Bundle) else [a])
+    return out
+
+
 def test_the_populations_kernel_arguments_stay_the_models_arrays():
     """The argument tuples and bundles the populations build once per run hold the model's own
-    arrays, which a run updates in place and never reallocates."""
+    arrays, which a run updates in place and never reallocates, and the population's own stream."""
     m = MarketModel(load_scenario("october-2025"), seed=0, traders=500)
     for _ in range(30):
         m.step()
     live = [*vars(m.tb).values(), *vars(m.vb).values(), m.market.lm]
     for pop in m.populations:
-        decisions = getattr(pop, "_decisions", ())
-        held = [*pop._accounts, *pop._reentry, *_bundled(pop._opens),
-                *(_bundled(decisions) if isinstance(decisions, kernels.Bundle) else decisions)]
-        arrays = [a for a in held if isinstance(a, np.ndarray)]
+        held = _held([*pop._accounts, *pop._reentry, pop._opens, pop._active_args, pop._open_args,
+                      getattr(pop, "_decisions", None), getattr(pop, "_start_args", None)])
+        arrays = [a for a in held if isinstance(a, np.ndarray) and a is not pop.rows]
         assert arrays and all(any(a is b for b in live) for a in arrays), pop.name
+        streams = [a for a in held if isinstance(a, np.random.Generator)]
+        assert len(streams) >= 2 and all(g is pop.stream for g in streams), pop.name
+
+
+def _active_numpy(pop):
+    """TraderPopulation.active as NumPy statements, drawing from the population's stream."""
+    rows, p, rng = pop.rows, pop._activity, pop.stream
+    n = len(rows)
+    surge = 1.0
+    if pop.spec.activity_vol_elasticity > 0:
+        surge += pop.spec.activity_vol_elasticity * max(pop.model.vol_ratio(pop.ACTIVITY_VOL_WINDOW) - 1.0, 0.0)
+    k = rng.binomial(n, min(1.0, p * surge)) if n else 0
+    idx = rows[np.unique(rng.integers(0, n, k))] if k else rows[:0]
+    if surge > 1.0 and len(idx):
+        minus_chance = np.expm1(np.array((-min(1.0, p), -min(1.0, p * surge))))
+        u = rng.random(len(idx))
+        idx = idx[(pop.model.tb.size[idx] == 0) | (u < -minus_chance[0] / -minus_chance[1])]
+    return idx
+
+
+def _retail_decide_numpy(pop):
+    """RetailSpeculators.decide with its draws from NumPy's calls (before the kernels drew them)."""
+    m, rng = pop.model, pop.stream
+    idx = _active_numpy(pop)
+    if len(idx) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    r15 = m.index_return(15)
+    u = rng.random(len(idx))
+    close_prob = min(1.0, pop.CLOSE_PROB + pop.spec.risk_off_close * m.risk_off)
+    dq, cand, x, u_cand = kd.retail_decisions(idx, u, r15, close_prob, pop.now_s(), float(pop.spec.panic_move),
+                                              m.tb.size, m.tb.stop, m.tb.cash, *pop._reentry)
+    flat = kd.chosen(cand, u_cand, np.expm1(x), pop.caution(), pop.OPEN_PROB)
+    u_side = rng.random(len(flat))
+    growth = np.exp(m.vb.basis)
+    if abs(r15) > pop.spec.dip_move:
+        return kd.opens(idx, dq, flat, u_side, rng.random(len(flat)), r15, growth, pop._opens)
+    return kd.opens(idx, dq, flat, u_side, np.zeros(0), 0.0, growth, pop._opens)
+
+
+def _professional_decide_numpy(pop):
+    """Professionals.decide with its draws from NumPy's calls (before the kernels drew them)."""
+    idx = _active_numpy(pop)
+    if len(idx) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    rng = pop.stream
+    growth = np.exp(pop.model.vb.basis)
+    caution = pop.caution()
+    dq, cand, x = kd.professional_decisions(idx, growth, caution, pop.now_s(), pop._decisions)
+    flat = kd.chosen(cand, rng.random(len(cand)), np.expm1(x), caution, 1.0)
+    return kd.opens(idx, dq, flat, rng.random(len(flat)), np.zeros(0), 0.0, growth, pop._opens)
+
+
+def test_draw_active_is_numpys():
+    """kernels_decide.draw_active takes NumPy's draws (binomial, integers, uniforms) value for
+    value, in order, and leaves the stream where they did: with and without thinning, for
+    empty, small and large populations and chances from 0 to 1."""
+    size = np.where(np.random.default_rng(0).random(50_000) < 0.5, 0.0, 1.0)
+    gen = np.random.default_rng(1)
+    for _ in range(300):
+        n = int(gen.choice([0, 1, 3, 700, 50_000]))
+        rows = np.sort(gen.choice(50_000, n, replace=False)).astype(np.int64)
+        chance, surged, keep = float(gen.choice([0.0, 1e-3, 0.05, 0.6, 1.0])), bool(gen.random() < 0.5), gen.random()
+        seed = int(gen.integers(0, 2**32))
+        ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+        k = theirs.binomial(n, chance) if n else 0
+        want = rows[np.unique(theirs.integers(0, n, k))] if k else rows[:0]
+        if surged and len(want):
+            want = want[(size[want] == 0) | (theirs.random(len(want)) < keep)]
+        assert same(kd.draw_active(ours, rows, size, chance, surged, keep), want)
+        assert ours.random() == theirs.random()
+
+
+@pytest.mark.parametrize("elasticity, dip_move", [(0.0, None), (3.0, 0.0)])
+def test_population_decisions_draw_as_numpy_did(elasticity, dip_move):
+    """A run whose retail and professional decisions draw from NumPy's calls (the statements
+    before the kernels drew them, kept here as the oracle) ends in the same state, with the
+    same streams, as the model's: without a volatility elasticity of activity, and with one
+    (thinning) and retail following or fading every move (``dip_move`` 0)."""
+    sc = load_scenario("october-2025")
+    for c in ("retail", "professional"):
+        sc.classes[c].activity_vol_elasticity = elasticity
+    if dip_move is not None:
+        sc.classes["retail"].dip_move = dip_move
+    a, b = (MarketModel(sc, seed=3, traders=3000) for _ in range(2))
+    for pop in b.populations:
+        if pop.name == "retail":
+            pop.decide = lambda pop=pop: _retail_decide_numpy(pop)
+        elif pop.name == "professional":
+            pop.decide = lambda pop=pop: _professional_decide_numpy(pop)
+    for _ in range(300):
+        a.step()
+        b.step()
+    for name, arr in vars(a.tb).items():
+        if isinstance(arr, np.ndarray):
+            assert same(arr, getattr(b.tb, name)), name
+    assert [p.stream.random() for p in a.populations] == [p.stream.random() for p in b.populations]

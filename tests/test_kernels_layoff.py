@@ -219,10 +219,14 @@ def _with_inventory(short_scenario, half_life):
     return m
 
 
-@pytest.mark.parametrize("half_life", [1e-9, 5.0, 120.0])
-def test_lay_off_kernels_do_what_the_numpy_statements_did(short_scenario, half_life):
+@pytest.mark.parametrize("half_life, full", [(1e-9, False), (5.0, False), (120.0, False), (5.0, True)])
+def test_lay_off_kernels_do_what_the_numpy_statements_did(short_scenario, half_life, full):
+    """``full``: the changed accounts' buffer has no room left, so the closes wait for it
+    (kernels_layoff.close_chosen after the engine made room)."""
     a, b = _with_inventory(short_scenario, half_life), _with_inventory(short_scenario, half_life)
     for _ in range(3):
+        if full:
+            a.engine._changed = a.engine._changed[:a.engine._n_changed[0]].copy()
         a.market_makers.lay_off(a.market.prices())
         _lay_off_numpy(b.market_makers)
     assert np.any(np.isnan(a.tb.stop) & ~np.isnan(_with_inventory(short_scenario, half_life).tb.stop))  # some closed
@@ -258,3 +262,24 @@ def test_lay_off_closes_each_candidate_with_the_share():
     for v in (0, 2):
         sd = np.sqrt(share[v] * (1 - share[v]) / n)
         assert np.all(np.abs(hits[v] / n - share[v]) < 4.5 * sd), v
+
+
+def test_lay_off_draws_are_numpys():
+    """The compiled lay-off's draws from the market makers' Generator are the NumPy calls'
+    they replaced (``rng.binomial(count, share)``, then ``rng.integers(0, bounds)``), value
+    for value, and leave the stream where they did: by inversion and by BTPE (count x share
+    over 30), with zero counts and shares and bounds of 1 (no draw)."""
+    gen = np.random.default_rng(11)
+    for _ in range(300):
+        k = int(gen.integers(1, 12))
+        count = gen.integers(0, [3, 60, 5000][int(gen.integers(0, 3))], k)
+        share = np.where(gen.random(k) < 0.2, 0.0, gen.random(k) ** 3)
+        share[gen.random(k) < 0.1] = 1.0
+        seed = int(gen.integers(0, 2**32))
+        ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+        chosen = np.zeros(k, dtype=np.int64)
+        assert kernels_layoff.draw_chosen(ours, count, share, chosen) == chosen.sum()
+        assert np.array_equal(chosen, theirs.binomial(count, share))
+        bounds = kernels_layoff.highs(count, chosen)
+        assert np.array_equal(kernels_layoff.draw_below(ours, bounds), theirs.integers(0, bounds))
+        assert ours.random() == theirs.random()

@@ -1,16 +1,20 @@
 """Compiled per-account arithmetic of the traders' decisions (Numba).
 
-The populations draw their random numbers from their NumPy streams, in the same order
-and counts as the NumPy expressions these kernels replaced, and pass them in; the
-decision kernels do the per-account arithmetic (who closes, who may open, positions
+The populations' random numbers come from their NumPy streams in the same order and
+counts as the NumPy expressions these kernels replaced: passed in, or drawn in a kernel
+from the stream held in its :class:`kernels.Bundle` (:func:`active`, :func:`retail_start`,
+:func:`professional_start`, :func:`chosen_open`; Numba's
+``Generator`` methods are NumPy's algorithms on the same bit generator, so the values are
+NumPy's; a Generator costs about 6 us to pass to a call, once to bundle). The decision
+kernels do the per-account arithmetic (who closes, who may open, positions
 opened within the leverage caps and tiers, stops) in one pass each, element by element
 as NumPy did (no sums), so results are bit for bit those of the NumPy code. ``np.minimum``
 and ``np.maximum`` propagate NaN (``_min``, ``_max``); transcendental functions
 (``np.expm1``, ``np.log``) stay in NumPy, whose SIMD versions may differ from the C
 library's in the last bit. ``idx`` arguments hold unique account rows, ascending.
 
-A population's decision is a few calls: its draws and NumPy's ``expm1`` stand between
-them (e.g. :func:`retail_decisions`, :func:`chosen`, :func:`opens`). Their arguments start
+A population's decision is a few calls, NumPy's ``expm1`` between them (e.g.
+:func:`active`, :func:`retail_start`, then :func:`chosen_open`). Their arguments start
 with the step's values and end with the run's constants and arrays, which the populations
 gather once per run (``TraderPopulation.__init__``), the long lists in one
 :class:`kernels.Bundle` (``fixed``).
@@ -83,6 +87,30 @@ def thin(idx, size, u, keep):
 
 
 @njit(cache=True, error_model="numpy")
+def draw_active(rng, rows, size, chance, surged, keep):
+    """``TraderPopulation.active``'s draws from the population's NumPy Generator ``rng``, in
+    the order and values of the NumPy calls they replaced: how many draws, k ~ Binomial(len(rows),
+    ``chance``) (``rng.binomial``); k of ``rows`` with replacement (``rng.integers(0, len(rows),
+    k)``), each once (:func:`active_rows`); if ``surged``, the holders among them kept with
+    one uniform each under ``keep`` (``rng.random``, :func:`thin`)."""
+    n = rows.shape[0]
+    k = rng.binomial(n, chance) if n else 0
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    idx = active_rows(rows, rng.integers(0, n, k))
+    if surged:
+        return thin(idx, size, rng.random(idx.shape[0]), keep)
+    return idx
+
+
+@njit(cache=True, error_model="numpy")
+def active(chance, surged, keep, fixed):
+    """:func:`draw_active` with ``fixed``, a :class:`kernels.Bundle` of (rng, rows, size)."""
+    rng, rows, size = fixed.items
+    return draw_active(rng, rows, size, chance, surged, keep)
+
+
+@njit(cache=True, error_model="numpy")
 def reentry_exponent(idx, last_liq, now_s, neg_ln2, half_life):
     """``-ln 2 x max(minutes since the last liquidation, 0) / half_life`` per account
     (``-inf``: never liquidated), for ``TraderPopulation.willing``; ``now_s`` seconds."""
@@ -151,6 +179,17 @@ def retail_decisions(idx, u, r15, close_prob, now_s, panic_move, size, stop, cas
 
 
 @njit(cache=True, error_model="numpy")
+def retail_start(idx, r15, close_prob, now_s, fixed):
+    """``RetailSpeculators.decide`` of the active accounts ``idx`` before NumPy's ``expm1``:
+    one uniform each from the population's stream, then :func:`retail_decisions`, whose
+    results it returns. ``fixed``: a :class:`kernels.Bundle` of (the stream, a NumPy
+    Generator; :func:`retail_decisions`'s arguments from ``panic_move`` on)."""
+    rng, panic_move, size, stop, cash, quit, last_liq, neg_ln2, half_life = fixed.items
+    return retail_decisions(idx, rng.random(idx.shape[0]), r15, close_prob, now_s, panic_move, size, stop, cash, quit,
+                            last_liq, neg_ln2, half_life)
+
+
+@njit(cache=True, error_model="numpy")
 def professional_targets(idx, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
                          im_mult, tier_floor, tier_lev, caution, risk_limit, relever_below):
     """Professionals' leverage targeting (``Professionals.decide``): a holder whose leverage
@@ -193,6 +232,18 @@ def professional_decisions(idx, growth, caution, now_s, fixed):
                               lev_cap, pos_limit, im_mult, tier_floor, tier_lev, caution, risk_limit, relever_below)
     cand, x = open_candidates(idx, now_s, size, cash, quit, last_liq, neg_ln2, half_life)
     return dq, cand, x
+
+
+@njit(cache=True, error_model="numpy")
+def professional_start(idx, growth, caution, now_s, fixed):
+    """``Professionals.decide`` of the active accounts ``idx`` before NumPy's ``expm1``:
+    :func:`professional_decisions`, then one uniform per candidate from the population's
+    stream. Returns (orders per position, candidates, their re-entry exponents, their
+    draws). ``fixed``: a :class:`kernels.Bundle` of (the stream, a NumPy Generator;
+    :func:`professional_decisions`'s bundle)."""
+    rng, decision_args = fixed.items
+    dq, cand, x = professional_decisions(idx, growth, caution, now_s, decision_args)
+    return dq, cand, x, rng.random(cand.shape[0])
 
 
 @njit(cache=True, error_model="numpy")
@@ -263,6 +314,19 @@ def opens(idx, dq, at, u_side, u_follow, move, growth, fixed):
     price = math.exp(lm[0] + lm[1]) * growth
     return with_opens(idx, dq, at, side, price, coin_values(coin_price, haircut), venue, size, cash, coin, leverage,
                       weight, lev_cap, pos_limit, stop_dist, stop, im_mult, tier_floor, tier_lev)
+
+
+@njit(cache=True, error_model="numpy")
+def chosen_open(idx, dq, cand, u_cand, expm1_x, caution, scale, follow, move, growth, fixed):
+    """The end of a population's decision, its draws from its stream: the candidates
+    :func:`chosen` (draws ``u_cand``) open (:func:`opens`) on sides drawn with one uniform
+    each, and if ``follow`` (a sharp ``move``) one more each. ``fixed``: a
+    :class:`kernels.Bundle` of (the stream, a NumPy Generator; :func:`opens`'s bundle)."""
+    rng, opens_args = fixed.items
+    flat = chosen(cand, u_cand, expm1_x, caution, scale)
+    u_side = rng.random(flat.shape[0])
+    u_follow = rng.random(flat.shape[0]) if follow else np.empty(0)
+    return opens(idx, dq, flat, u_side, u_follow, move, growth, opens_args)
 
 
 @njit(cache=True, error_model="numpy")

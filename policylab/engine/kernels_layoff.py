@@ -311,6 +311,56 @@ def highs(count, chosen):
 
 
 @njit(cache=True, error_model="numpy")
+def draw_chosen(rng, count, share, chosen):
+    """How many of each venue's ``count`` candidates close: ``chosen[v]`` ~ Binomial(``count[v]``,
+    ``share[v]``) from the NumPy Generator ``rng``, the draws of ``rng.binomial(count, share)``
+    (venue after venue; none where the count or share is 0). Returns how many in all."""
+    n = 0
+    for v in range(count.shape[0]):
+        chosen[v] = rng.binomial(count[v], share[v])
+        n += chosen[v]
+    return n
+
+
+@njit(cache=True, error_model="numpy")
+def draw_below(rng, bounds):
+    """One integer in [0, ``bounds[j]``) per bound from the NumPy Generator ``rng``, the draws
+    of ``rng.integers(0, bounds)`` (none where the bound is 1)."""
+    t = np.empty(bounds.shape[0], dtype=np.int64)
+    for j in range(bounds.shape[0]):
+        t[j] = rng.integers(0, bounds[j])
+    return t
+
+
+@njit(cache=True, error_model="numpy")
+def lay_off(rows, key, mag, inc, seg_lo, price, keep, changed, fixed):
+    """``MarketMakers.lay_off`` in one call: :func:`candidates` at ``price`` for a lay-off of
+    ``keep`` of the inventory, how many of each venue's close (:func:`draw_chosen`, into
+    ``chosen``), then :func:`close_chosen`. Returns the room ``changed`` lacks for the closes
+    (then they wait: make room and call :func:`close_chosen`), else 0. ``fixed``: a
+    :class:`kernels.Bundle` of (:func:`candidates`'s bundle, :func:`close`'s, the market
+    makers' stream (a NumPy Generator), count, share, chosen, n_changed), the same at every call."""
+    candidate_args, _, rng, count, share, chosen, n_changed = fixed.items
+    if candidates(rows, key, mag, inc, seg_lo, price, keep, candidate_args) == 0:
+        return 0
+    n = draw_chosen(rng, count, share, chosen)
+    if n == 0:
+        return 0
+    if n_changed[0] + n > changed.shape[0]:
+        return n
+    close_chosen(rows, price, changed, fixed)
+    return 0
+
+
+@njit(cache=True, error_model="numpy")
+def close_chosen(rows, price, changed, fixed):
+    """:func:`close` the ``chosen`` candidates with their subsets drawn from the stream
+    (:func:`draw_below` of :func:`highs`); ``fixed`` as :func:`lay_off` takes it."""
+    _, close_args, rng, count, _, chosen, _ = fixed.items
+    close(chosen, draw_below(rng, highs(count, chosen)), rows, price, changed, close_args)
+
+
+@njit(cache=True, error_model="numpy")
 def close(chosen, t, rows, price, changed, fixed):
     """Close ``chosen[v]`` of each venue's ``count[v]`` candidates (``rows`` and ``where``,
     from :func:`candidates`), the subsets drawn from ``t`` (:func:`subsets`), with

@@ -95,6 +95,8 @@ class MarketMakers(mesa.Agent):
             pos.count, pos.where, tb.venue, tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally, mkt.resident,
             mkt.traded, mkt.volume, mkt.resident_volume, engine.protocol, tb.weight, tb.coin, tb.mm_floor,
             vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price, engine._n_changed))
+        self._lay_off_args = kernels.bundle((pos._candidate_args, self._close_args, self.stream, pos.count, pos.share,
+                                             np.zeros(len(rules), dtype=np.int64), engine._n_changed))
 
     def adjust(self, move: np.ndarray, price: np.ndarray) -> None:
         """Update depth health after a step in which venue prices moved by ``move`` (log) to
@@ -117,18 +119,13 @@ class MarketMakers(mesa.Agent):
         they trade again (slowly in a risk-off market)."""
         if self.keep is None:
             return
-        m = self.model
-        pos = self.positions
-        if not pos.candidates(price, self.keep):
-            return
-        chosen = self.stream.binomial(pos.count, pos.share)
-        bounds = kernels_layoff.highs(pos.count, chosen)
-        if len(bounds) == 0:
-            return
-        engine = m.engine
-        engine._room(len(bounds))
-        kernels_layoff.close(chosen, self.stream.integers(0, bounds), pos.rows, price, engine._changed,
-                             self._close_args)
+        pos, engine = self.positions, self.model.engine
+        pos.merge_if_due()
+        need = kernels_layoff.lay_off(pos.rows, pos.key, pos.mag, pos.inc, pos.seg_lo, price, self.keep,
+                                      engine._changed, self._lay_off_args)
+        if need:
+            engine._room(need)
+            kernels_layoff.close_chosen(pos.rows, price, engine._changed, self._lay_off_args)
 
     def balance_sheet(self, price: np.ndarray) -> np.ndarray:
         """Largest depth health each venue's market maker can quote with its inventory and
@@ -192,6 +189,12 @@ class TakerPositions:
         self.checked = 0
         self.seen[0] = 0
 
+    def merge_if_due(self) -> None:
+        """:meth:`merge` once the fresh rows checked since the last merge reach the sorted positions' count."""
+        self.checked += int(self.market.changes[0])
+        if self.checked >= len(self.rows):
+            self.merge()
+
     def candidates(self, price: np.ndarray, keep: float) -> int:
         """``kernels_layoff.candidates``: per venue, the takers in profit at ``price`` on the
         other side of its book's inventory (BTC; the books of the venues ``limited``),
@@ -199,9 +202,7 @@ class TakerPositions:
         each closes for a lay-off of ``keep`` of the inventory) and ``where`` (where they are
         in ``rows`` and the log), merging the log first when due. Returns how many
         candidates in all."""
-        self.checked += int(self.market.changes[0])
-        if self.checked >= len(self.rows):
-            self.merge()
+        self.merge_if_due()
         return kernels_layoff.candidates(self.rows, self.key, self.mag, self.inc, self.seg_lo, price, keep,
                                          self._candidate_args)
 

@@ -20,7 +20,6 @@ from policylab.engine.decay import left
 from policylab.engine.streams import stream
 
 EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0))
-NO_DRAWS = np.zeros(0)
 NEG_LN2 = -np.log(2.0)  # as NumPy computes it (see TraderPopulation.willing)
 
 
@@ -63,6 +62,10 @@ class TraderPopulation(mesa.Agent):
         self._reentry = (tb.quit, tb.last_liq, NEG_LN2, float(spec.reentry_half_life_minutes))
         self._opens = kernels.bundle((float(spec.long_share), float(spec.momentum_share), model.market.lm,
                                       vb.coin_price, vb.haircut, *self._accounts))
+        # the kernels that draw from the stream hold it in their bundles (a NumPy Generator
+        # costs about 6 us to pass to a compiled call)
+        self._active_args = kernels.bundle((rng, rows, tb.size))
+        self._open_args = kernels.bundle((rng, self._opens))
 
     def refill(self) -> None:
         """Replace wiped-out accounts by new traders with the starting deposit (see the class docstring)."""
@@ -75,26 +78,27 @@ class TraderPopulation(mesa.Agent):
                                               self.WIPED_SHARE)
 
     def active(self) -> np.ndarray:
-        """Accounts that reconsider their position this step. With an activity elasticity,
-        flat accounts come to trade more often when the market moves (volume rises with
-        volatility); holders keep reconsidering at the usual rate (adverse moves make
-        them close, see ``decide``)."""
-        rows, p, rng = self.rows, self._activity, self.stream
-        n = len(rows)
+        """Accounts that reconsider their position this step (``kernels_decide.draw_active``
+        with :meth:`activity`)."""
+        return kd.active(*self.activity(), self._active_args)
+
+    def activity(self) -> tuple[float, bool, float]:
+        """This step's chance that an account reconsiders, whether it surged, and the share
+        of holders drawn that keep it. With an activity elasticity, flat accounts come to
+        trade more often when the market moves (volume rises with volatility); holders keep
+        reconsidering at the usual rate (adverse moves make them close, see ``decide``)."""
+        p = self._activity
         surge = 1.0
         if self.spec.activity_vol_elasticity > 0:
             surge += self.spec.activity_vol_elasticity * max(self.model.vol_ratio(self.ACTIVITY_VOL_WINDOW) - 1.0, 0.0)
-        k = rng.binomial(n, min(1.0, p * surge)) if n else 0
-        # k draws with replacement; the size as a tuple gives the same draws as ``k`` (NumPy's
-        # bounded integers take a faster path for it)
-        idx = kd.active_rows(rows, rng.integers(0, n, (k,))) if k else rows[:0]
-        if surge > 1.0 and len(idx):
-            # holders: thinned back to the usual rate. k draws with replacement select an
-            # account with probability about 1 - exp(-k / n), so keep each holder with the
-            # ratio of that probability at the usual rate to the one at the surged rate
-            minus_chance = np.expm1(np.array((-min(1.0, p), -min(1.0, p * surge))))  # elementwise as two calls
-            idx = kd.thin(idx, self.model.tb.size, rng.random(len(idx)), -minus_chance[0] / -minus_chance[1])
-        return idx
+        chance = min(1.0, p * surge)
+        if not surge > 1.0 or chance == 0.0:  # no holders to thin back
+            return chance, False, 1.0
+        # holders: thinned back to the usual rate. k draws with replacement out of n select an
+        # account with probability about 1 - exp(-k / n), so keep each holder with the ratio
+        # of that probability at the usual rate to the one at the surged rate
+        minus_chance = np.expm1(np.array((-min(1.0, p), -min(1.0, p * surge))))  # elementwise as two calls
+        return chance, True, -minus_chance[0] / -minus_chance[1]
 
     def caution(self) -> float:
         """Risk-off damping of new risk-taking, in (0, 1]: 1 / (1 + ``risk_off_sensitivity`` x

@@ -6,7 +6,7 @@ import numpy as np
 
 from policylab.engine import kernels
 from policylab.engine import kernels_decide as kd
-from policylab.populations.base import EMPTY, NO_DRAWS, TraderPopulation
+from policylab.populations.base import EMPTY, TraderPopulation
 
 
 class Professionals(TraderPopulation):
@@ -30,14 +30,14 @@ class Professionals(TraderPopulation):
             float(spec.risk_limit), float(spec.relever_below), model.market.lm, vb.coin_price, vb.haircut, tb.venue,
             tb.size, tb.cash, tb.coin, tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit, vb.im_mult, vb.tier_floor,
             vb.tier_lev, *self._reentry))
+        self._start_args = kernels.bundle((rng, self._decisions))  # kernels_decide.professional_start's
 
     def decide(self):
         idx = self.active()
         if len(idx) == 0:
             return EMPTY
-        rng = self.stream
         growth = np.exp(self.model.vb.basis)  # the book prices' factor on the index, as Market.prices takes it
         caution = self.caution()
-        dq, cand, x = kd.professional_decisions(idx, growth, caution, self.now_s(), self._decisions)
-        flat = kd.chosen(cand, rng.random(len(cand)), np.expm1(x), caution, 1.0)  # u < willing
-        return kd.opens(idx, dq, flat, rng.random(len(flat)), NO_DRAWS, 0.0, growth, self._opens)
+        dq, cand, x, u_cand = kd.professional_start(idx, growth, caution, self.now_s(), self._start_args)
+        return kd.chosen_open(idx, dq, cand, u_cand, np.expm1(x), caution, 1.0, False, 0.0, growth,
+                              self._open_args)  # u < willing

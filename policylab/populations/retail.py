@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from policylab.engine import kernels
 from policylab.engine import kernels_decide as kd
-from policylab.populations.base import EMPTY, NO_DRAWS, TraderPopulation
+from policylab.populations.base import EMPTY, TraderPopulation
 
 
 class RetailSpeculators(TraderPopulation):
@@ -22,22 +23,19 @@ class RetailSpeculators(TraderPopulation):
     def __init__(self, model, rows, spec, rng):
         super().__init__(model, rows, spec, rng)
         tb = model.tb
-        # the trailing arguments of kernels_decide.retail_decisions (see TraderPopulation.__init__)
-        self._decisions = (float(spec.panic_move), tb.size, tb.stop, tb.cash, *self._reentry)
+        # kernels_decide.retail_start's trailing arguments, bundled (see TraderPopulation.__init__)
+        self._decisions = kernels.bundle((rng, float(spec.panic_move), tb.size, tb.stop, tb.cash, *self._reentry))
 
     def decide(self):
-        m, rng = self.model, self.stream
+        m = self.model
         idx = self.active()
         if len(idx) == 0:
             return EMPTY
         r15 = m.index_return(15)
-        u = rng.random(len(idx))
         close_prob = min(1.0, self.CLOSE_PROB + self.spec.risk_off_close * m.risk_off)  # de-risking when risk-off
-        dq, cand, x, u_cand = kd.retail_decisions(idx, u, r15, close_prob, self.now_s(),
-                                                  *self._decisions)  # closes clear their stops
-        flat = kd.chosen(cand, u_cand, np.expm1(x), self.caution(), self.OPEN_PROB)  # u < OPEN_PROB x willing
-        u_side = rng.random(len(flat))
+        dq, cand, x, u_cand = kd.retail_start(idx, r15, close_prob, self.now_s(),
+                                              self._decisions)  # closes clear their stops
         growth = np.exp(m.vb.basis)  # the book prices' factor on the index, as Market.prices takes it
-        if abs(r15) > self.spec.dip_move:  # a sharp move: momentum traders follow it, the rest fade it
-            return kd.opens(idx, dq, flat, u_side, rng.random(len(flat)), r15, growth, self._opens)
-        return kd.opens(idx, dq, flat, u_side, NO_DRAWS, 0.0, growth, self._opens)
+        # u < OPEN_PROB x willing; after a sharp move momentum traders follow it, the rest fade it
+        return kd.chosen_open(idx, dq, cand, u_cand, np.expm1(x), self.caution(), self.OPEN_PROB,
+                              abs(r15) > self.spec.dip_move, r15, growth, self._open_args)
