@@ -383,7 +383,7 @@ def fill(chosen, price, venue, size, entry, cash, stop, mm_row, tally, resident,
     their books: each closes its whole position
     at its venue's ``price``. As ``Market.transfer`` would (the traders' and books' sizes,
     cash, entries and ``tally``), with the fills counted as voluntary volume (per venue as
-    ``np.sum`` adds it) and attributed as ``kernels.attribute`` does (per account and
+    ``np.sum`` adds it) and attributed by ``kernels.attribute`` (per account and
     jurisdiction of residence); the chosen rows' stops are cleared."""
     k = price.shape[0]
     m = chosen.shape[0]
@@ -423,17 +423,17 @@ def fill(chosen, price, venue, size, entry, cash, stop, mm_row, tally, resident,
     for j in range(m):
         notional[j] = abs(dq[j]) * px[j]
     on = np.empty(m)
+    on_rows = np.empty(m, dtype=np.int64)
     for v in range(k):
         c = 0
         for j in range(m):
             if venue[chosen[j]] == v:
                 on[c] = notional[j]
+                on_rows[c] = chosen[j]
                 c += 1
         if c:
             volume[v] += kernels.pairwise_sum(on, 0, c)
+            # voluntary fills: attribute leaves the forced volume (its 7th argument) alone
+            kernels.attribute(on_rows[:c], on[:c], v, False, resident, traded, volume, resident_volume)
     for j in range(m):
-        i = chosen[j]
-        traded[i] += notional[j]
-        if resident[i] >= 0:
-            resident_volume[resident[i], venue[i]] += notional[j]
-        stop[i] = np.nan
+        stop[chosen[j]] = np.nan
