@@ -195,17 +195,6 @@ class TakerPositions:
         if self.checked >= len(self.rows):
             self.merge()
 
-    def candidates(self, price: np.ndarray, keep: float) -> int:
-        """``kernels_layoff.candidates``: per venue, the takers in profit at ``price`` on the
-        other side of its book's inventory (BTC; the books of the venues ``limited``),
-        written to ``count`` (how many), ``room`` (the BTC they hold), ``share`` (the chance
-        each closes for a lay-off of ``keep`` of the inventory) and ``where`` (where they are
-        in ``rows`` and the log), merging the log first when due. Returns how many
-        candidates in all."""
-        self.merge_if_due()
-        return kernels_layoff.candidates(self.rows, self.key, self.mag, self.inc, self.seg_lo, price, keep,
-                                         self._candidate_args)
-
 
 class Arbitrageurs(mesa.Agent):
     """Desks that keep venue prices in line with the index, with capacity per minute."""
