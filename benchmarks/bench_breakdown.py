@@ -8,9 +8,10 @@ Builds ``MarketModel`` (every mechanism on) and runs it once to load the compile
 kernels from Numba's disk cache (some are first called late in a run: a one-step
 warm-up left their loading, 5-20 ms each, in the timed run), then builds a fresh model
 and times each phase of every step: the market makers' depth and lay-off, refills, the
-traders' decisions, the cascade's arbitrage desks, band set and due check (with the
-liquidations it executes), the per-step recording, and the rest of the step (netting
-and executing the voluntary orders, exogenous arrivals, Mesa's scheduling); with
+traders' decisions, the cascade's arbitrage desks and its rounds (band set and due check,
+with the liquidations they execute: one compiled call a round), the per-step recording,
+and the rest of the step (netting and executing the voluntary orders, exogenous
+arrivals, Mesa's scheduling); with
 ``--invariants``, also the invariants check that ``policylab.experiments.run.run``
 makes after every step. Reported per phase: wall seconds, CPU seconds of this thread
 (steadier than wall on a shared machine), calls, and microseconds of CPU per step.
@@ -75,8 +76,7 @@ def main() -> None:
     for venue in m.venue_agents:
         _timed(venue, "decide", "decisions: backstop vaults' unwinds", acc)
     _timed(m.arbitrageurs, "act", "cascade: arbitrage desks (orders, execution, spot legs)", acc)
-    _timed(m.engine, "near", "cascade: band set", acc)
-    _timed(m.engine, "run_round", "cascade: due check and forced orders", acc)
+    _timed(m.engine, "cascade_round", "cascade: band set, due check and forced orders", acc)
     _timed(m, "_collect", "recording (DataCollector, venue and residence series)", acc)
     monitor = None
     if args.invariants:

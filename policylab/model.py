@@ -371,7 +371,7 @@ class MarketModel(mesa.Model):
         active_rounds = 0
         for rnd in range(prm.max_rounds):
             arbitrage()  # first, so the round's check sees every price move
-            acted, waiting = engine.run_round(engine.near(band), time_s + rnd * round_seconds, t, rnd)
+            acted, waiting = engine.cascade_round(band, time_s + rnd * round_seconds, t, rnd)
             if acted:
                 active_rounds += 1
             elif not waiting or (rnd + 1) * round_seconds >= step_seconds:

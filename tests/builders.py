@@ -144,3 +144,10 @@ def parts_since(log: EventLog, first: int) -> tuple[np.ndarray, np.ndarray, np.n
     bounds = np.append(log.starts[first:parts], log.n[0])
     return (log.ints[3, a:log.n[0]].copy(), log.floats[0, a:log.n[0]].copy(), np.diff(bounds),
             log.ints[2, log.starts[first:parts]])
+
+
+def split_rounds(engine) -> None:
+    """Have the model's cascade run each round as ``engine.run_round(engine.near(band), ...)``,
+    the two calls ``LiquidationEngine.cascade_round`` makes in one (the same round, bit for
+    bit: tests/test_kernels_cascade.py), looked up at each round so a test can wrap either."""
+    engine.cascade_round = lambda band, time_s, step, rnd: engine.run_round(engine.near(band), time_s, step, rnd)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from builders import parts_since
+from builders import parts_since, split_rounds
 from policylab.engine import kernels
 from policylab.engine import kernels_cascade as kc
 from policylab.engine.book import TraderBook
@@ -113,8 +113,50 @@ def test_compiled_rounds_equal_the_numpy_round():
         return out
 
     engine.run_round = both
+    split_rounds(engine)
     m.run()
     assert seen["acted"] > 20 and all(n > 0 for n in seen.values()), seen
+
+
+@pytest.mark.parametrize("case", ["october", "dynamic-margin", "small-buffers"])
+def test_cascade_round_is_the_band_set_then_the_round(case):
+    """``LiquidationEngine.cascade_round`` (one compiled call) and ``run_round(near(band))``
+    from the same state give the same state, events and counts, bit for bit, in every round
+    of the 10 October crash: rounds that deleverage, that settle stale prices (dynamic
+    margin), and that call the round again for more room (buffers of one event)."""
+    from policylab.inputs.rulesets import load_rules
+
+    rules = [load_rules("dynamic-margin-proposal")] if case == "dynamic-margin" else []
+    m = MarketModel(load_scenario("october-2025"), seed=0, traders=3000, rules=rules)
+    e = m.engine
+    if case == "small-buffers":
+        small = EventLog(capacity=1)
+        m.events.ints, m.events.floats, m.events.starts = small.ints, small.floats, small.starts
+    combined = e.cascade_round
+    seen = {"rounds": 0, "acted": 0, "adl": 0, "settled": 0, "grew": 0}
+
+    def both(band, time_s, step, rnd):
+        before, flags = _state(m), (e._band, e._edges, e._any_stale)
+        kinds_before, buffers = len(m.events.arrays()["kind"]), (m.events.ints, e._changed)
+        out = combined(band, time_s, step, rnd)
+        after, stale = _state(m), e._any_stale
+        seen["grew"] += m.events.ints is not buffers[0] or e._changed is not buffers[1]  # the round called again
+        _restore(m, before)
+        e._band, e._edges, e._any_stale = flags
+        expected = e.run_round(e.near(band), time_s, step, rnd)
+        assert out == expected and stale == e._any_stale, (step, rnd)
+        _assert_same(after, _state(m), f"step {step} round {rnd}")
+        seen["rounds"] += 1
+        seen["acted"] += out[0] > 0
+        seen["settled"] += flags[2] and not stale
+        seen["adl"] += EVENT_KINDS.index("adl") in m.events.arrays()["kind"][kinds_before:]
+        return out
+
+    e.cascade_round = both
+    m.run()
+    assert seen["rounds"] > 1000 and seen["acted"] > 20, seen
+    assert (seen["settled"] > 0) == (seen["adl"] == 0) == (case == "dynamic-margin"), seen  # no ADL under it
+    assert case != "small-buffers" or seen["grew"] > 10, seen
 
 
 class _NumPyRound:
@@ -394,6 +436,7 @@ def test_sorted_triggers_select_what_a_scan_of_the_band_set_selects(case):
         return out
 
     e.near = checked
+    split_rounds(e)
     m.run()
     assert seen["rounds"] > 500 and seen["due"] > 400 and seen["band"] > 0, seen
     assert seen["changed"] > 0 and seen["resorted"] > 0, seen
@@ -478,6 +521,7 @@ def test_stale_prices_under_dynamic_margin_never_change_what_is_due():
         return out
 
     kc.settle, e.near = counted, checked
+    split_rounds(e)
     try:
         m.run()
     finally:

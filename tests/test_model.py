@@ -11,6 +11,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from builders import split_rounds
 from policylab.names import EVENT_KINDS
 from policylab.model import MarketModel
 from policylab.inputs.scenario import load_scenario
@@ -179,6 +180,7 @@ def test_band_set_holds_every_account_due(short_scenario, case):
         return run_round(near, time_s, step, rnd)
 
     engine.run_round = round_checked
+    split_rounds(engine)
     m.run()
     assert sum(checked) > 100  # accounts were due in many rounds
 

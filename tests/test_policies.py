@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from builders import split_rounds
 from conftest import SHORT_SCENARIO
 from policylab.engine.book import PRO, RETAIL
 from policylab.cli import cli
@@ -229,6 +230,7 @@ def test_margin_closeout_raises_maintenance_and_closes_out_at_the_level(scenario
         return out
 
     m.engine.run_round = round_checked
+    split_rounds(m.engine)
     m.run()
     assert sum(checked) > 20 and sum(missed) == 0
     base.run()

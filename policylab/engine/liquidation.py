@@ -154,6 +154,11 @@ class LiquidationEngine:
             vb.collateral_loss, self.adl_volume, vb.depth0, vb.liquidity_mult, vb.health, float(mkt.params.impact_y),
             mkt.flow, mkt.volume, mkt.resident, mkt.traded, mkt.forced_volume, mkt.resident_volume, mkt.tally,
             vb.basis, mkt.lm, mkt.spot, float(mkt.params.permanent_share), self._n_changed))
+        settle_args = kernels.bundle((
+            mkt.lm, vb.mark_index, self._near_mark, self._m_lo, self._stale, self.protocol, tb.venue, tb.size,
+            tb.weight, tb.cash, tb.coin, tb.mm_floor, vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_rate,
+            vb.tier_ded, tb.liq_price, self._n_changed))
+        self._cascade_args = kernels.bundle((settle_args, self._band_args, self._round_args))
 
     # ------------------------------------------------------------ helpers
     def _room(self, n: int) -> None:
@@ -209,9 +214,7 @@ class LiquidationEngine:
         those refreshed since the last sort, not a pass over all accounts or members.
         Prices left stale by :meth:`set_maintenance` are refreshed before a rescan
         (:func:`kernels_cascade.settle`)."""
-        rescan = band != self._band
-        if rescan:
-            self._band, self._edges = band, (float(np.exp(-band)), float(np.exp(band)), band / 2)
+        rescan = self._set_band(band)
         growth = np.exp(self.vb.basis)
         if self._any_stale:  # stale prices (set_maintenance) are refreshed before a rescan reads them
             tb, vb = self.tb, self.vb
@@ -222,6 +225,13 @@ class LiquidationEngine:
                                             vb.tier_rate, vb.tier_ded, tb.liq_price, self._changed, self._n_changed)
         return kc.band_set(rescan, growth, *self._edges, self._changed, self._band_args)
 
+    def _set_band(self, band: float) -> bool:
+        """Take ``band`` (log) as the band set's; returns whether it changed (a rescan)."""
+        rescan = band != self._band
+        if rescan:
+            self._band, self._edges = band, (float(np.exp(-band)), float(np.exp(band)), band / 2)
+        return rescan
+
     # ------------------------------------------------------------ one round
     def run_round(self, near: np.ndarray, time_s: float, step: int, rnd: int) -> tuple[int, int]:
         """Liquidate, auto-deleverage and stop out what is due now among the accounts ``near``
@@ -231,19 +241,40 @@ class LiquidationEngine:
         The round is one compiled call (kernels_cascade.run_round), called again when the
         ADL choice needs NumPy's exponential of the fill prices or the event buffers more
         room; then, when a vault may be under water, its solvency (kernels_cascade.vault_solvency)."""
-        growth, efill, time_s, step, rnd = np.exp(self.vb.basis), self._no_fill, float(time_s), int(step), int(rnd)
-        ev = self.events
-        while True:
-            outcome, acted, waiting = kc.run_round(  # NEED_ROOM: ``acted`` is the room needed
-                near, growth, efill, time_s, step, rnd, ev.ints, ev.floats, ev.n, ev.starts, self._changed,
-                self._round_args)
+        growth, time_s, step, rnd, ev = np.exp(self.vb.basis), float(time_s), int(step), int(rnd), self.events
+        outcome, acted, waiting = kc.run_round(near, growth, self._no_fill, time_s, step, rnd, ev.ints, ev.floats,
+                                               ev.n, ev.starts, self._changed, self._round_args)
+        return self._finish_round(outcome, acted, waiting, near, growth, time_s, step, rnd)
+
+    def cascade_round(self, band: float, time_s: float, step: int, rnd: int) -> tuple[int, int]:
+        """``run_round(near(band), time_s, step, rnd)`` (the same round, bit for bit) with the
+        band set handed straight to the round in one compiled call
+        (kernels_cascade.cascade_round), stale prices settled in it: the cascade's rounds."""
+        rescan = self._set_band(band)
+        growth, time_s, step, rnd, ev, stale = \
+            np.exp(self.vb.basis), float(time_s), int(step), int(rnd), self.events, self._any_stale
+        if stale:
+            self._room(self.tb.n)
+        settled, outcome, acted, waiting, near = kc.cascade_round(
+            stale, rescan, growth, *self._edges, self._no_fill, time_s, step, rnd, ev.ints, ev.floats, ev.n, ev.starts,
+            self._changed, self._cascade_args)
+        self._any_stale = stale and not settled
+        return self._finish_round(outcome, acted, waiting, near, growth, time_s, step, rnd)
+
+    def _finish_round(self, outcome: int, acted: int, waiting: int, near: np.ndarray, growth: np.ndarray,
+                      time_s: float, step: int, rnd: int) -> tuple[int, int]:
+        """Finish a round whose compiled call returned ``outcome`` (kernels_cascade.run_round's):
+        call it again with NumPy's exponential of the fill prices or more room while it asks,
+        then check the vaults' solvency if it asks. Returns (acted, waiting)."""
+        efill, ev = self._no_fill, self.events
+        while outcome == kc.NEED_FILL or outcome == kc.NEED_ROOM:
             if outcome == kc.NEED_FILL:
                 efill = np.exp(self._avg)  # NumPy's exponential, as the fill prices take it
-            elif outcome == kc.NEED_ROOM:
-                self.events.reserve(acted, self._parts)
+            else:  # ``acted`` is the room needed
+                ev.reserve(acted, self._parts)
                 self._room(acted)
-            else:
-                break
+            outcome, acted, waiting = kc.run_round(near, growth, efill, time_s, step, rnd, ev.ints, ev.floats, ev.n,
+                                                   ev.starts, self._changed, self._round_args)
         if outcome == kc.VAULTS:
             self._vault_solvency(step, rnd)
         return acted, waiting

@@ -57,7 +57,7 @@ class Replay:
         mkt.volume[:] = 0.0
         time_s = t * self.step_seconds
         for rnd in range(prm.max_rounds):
-            acted, waiting = engine.run_round(engine.near(prm.band), time_s + rnd * prm.round_seconds, t, rnd)
+            acted, waiting = engine.cascade_round(prm.band, time_s + rnd * prm.round_seconds, t, rnd)
             if acted:
                 self.rounds[t] += 1
             elif not waiting or (rnd + 1) * prm.round_seconds >= self.step_seconds:
