@@ -84,3 +84,19 @@ def test_categorical_is_the_cumulative_sum_statement():
             expect = np.minimum((cum < u[:, None]).sum(axis=1), cols - 1)
             got = population._categorical(w, u)
         assert got.dtype == expect.dtype and np.array_equal(got, expect)
+
+
+def test_side_totals_are_the_masked_sums():
+    """population.side_totals gives, per venue and side, ``notional[mask].sum()`` bit for bit
+    (NumPy's pairwise order over the rows in row order; empty groups 0)."""
+    rng = np.random.default_rng(4)
+    k, n = 7, 30000
+    venue = rng.integers(0, k - 1, n).astype(np.int16)  # venue k - 1 has no rows
+    side = np.where(rng.random(n) < 0.6, 1.0, -1.0)
+    notional = rng.lognormal(0.0, 2.0, n) * 1e6
+    rows = rng.random(n) < 0.8
+    got = population.side_totals(venue, side, notional, rows, k)
+    for v in range(k):
+        for j, sd in enumerate((1.0, -1.0)):
+            assert got[v, j] == notional[rows & (venue == v) & (side == sd)].sum()
+    assert np.all(got[k - 1] == 0.0)
