@@ -65,3 +65,38 @@ def test_a_flat_account_sizes_new_positions_on_its_depegged_margin_value(short_s
     price = m.market.prices()[cex]
     assert dq * price == pytest.approx(min(margin_value * lev, tb.pos_limit[i] * tb.weight[i]), rel=1e-12)
     assert dq * price < tb.cash[i] * lev  # not the collateral at par
+
+
+def test_categorical_is_the_cumulative_sum_statement():
+    """population._categorical gives, row for row, the column that np.cumsum of the row's
+    shares gives (zero-weight and NaN rows, one column, and shares summing to just under 1
+    included)."""
+    rng = np.random.default_rng(3)
+    for cols in (1, 2, 9, 13):
+        w = rng.random((5000, cols)) * (rng.random((5000, cols)) < 0.7)
+        w[:50] = 0.0
+        w[50, 0] = np.nan
+        w[51:60] = 1e-300 * rng.random((9, cols))
+        u = rng.random(5000)
+        u[60:70] = 1.0 - 1e-16
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cum = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
+            expect = np.minimum((cum < u[:, None]).sum(axis=1), cols - 1)
+            got = population._categorical(w, u)
+        assert got.dtype == expect.dtype and np.array_equal(got, expect)
+
+
+def test_side_totals_are_the_masked_sums():
+    """population.side_totals gives, per venue and side, ``notional[mask].sum()`` bit for bit
+    (NumPy's pairwise order over the rows in row order; empty groups 0)."""
+    rng = np.random.default_rng(4)
+    k, n = 7, 30000
+    venue = rng.integers(0, k - 1, n).astype(np.int16)  # venue k - 1 has no rows
+    side = np.where(rng.random(n) < 0.6, 1.0, -1.0)
+    notional = rng.lognormal(0.0, 2.0, n) * 1e6
+    rows = rng.random(n) < 0.8
+    got = population.side_totals(venue, side, notional, rows, k)
+    for v in range(k):
+        for j, sd in enumerate((1.0, -1.0)):
+            assert got[v, j] == notional[rows & (venue == v) & (side == sd)].sum()
+    assert np.all(got[k - 1] == 0.0)

@@ -110,6 +110,19 @@ def test_downsample_keeps_levels_and_sums_flows(scenario):
     pd.testing.assert_series_equal(got["volume_usd"], window.reindex(got.index), check_names=False)
 
 
+
+def test_downsample_is_pandas_groupby_by_window_and_venue(scenario):
+    """Bit for bit the statement grouping by window and venue name (the window's last step;
+    its flows summed by pandas in row order), on the flash crash's real series."""
+    from policylab.experiments.backends import FLOWS, TIMESERIES_COLUMNS
+
+    full = run(scenario, seed=1, traders=TRADERS).timeseries
+    window = (full["minute"] + 4) // 5
+    keep = full.groupby(window)["step"].transform("max") == full["step"]
+    expect = full.loc[keep, list(TIMESERIES_COLUMNS)].copy()
+    expect[list(FLOWS)] = full.groupby([window, full["venue"]])[list(FLOWS)].transform("sum").loc[keep]
+    pd.testing.assert_frame_equal(downsample(full), expect.reset_index(drop=True), check_exact=True)
+
 # ------------------------------------------------------------------ common random numbers and statistics
 def test_runs_equal_single_runs_with_the_same_seed(comparison, scenario):
     result, _ = comparison

@@ -79,12 +79,17 @@ def reach(scenario: Scenario, venue: str, juris: np.ndarray, draw: np.ndarray) -
     return draw >= s, np.isfinite(s) & (draw < s)
 
 
-def account_rules(model, idx: np.ndarray, v: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def account_rules(model, idx: np.ndarray, v: int, juris: np.ndarray | None = None, draw: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """For accounts ``idx`` considered on venue ``v``: (denied mask, {hook: value per
     account}): the scenario's access table, then the modules targeting ``v``, for every
-    hook in ACCOUNT_HOOKS."""
+    hook in ACCOUNT_HOOKS. ``juris`` and ``draw``: the accounts' jurisdictions of residence
+    and ``geo_evasion`` draws (``model.choice_draw``) if already at hand (the same for
+    every venue)."""
     tb, venue = model.tb, model.vb.rules[v]
-    denied = reach(model.scenario, venue.name, tb.juris[idx], model.choice_draw(idx, "geo_evasion"))[0]
+    juris = tb.juris[idx] if juris is None else juris
+    draw = model.choice_draw(idx, "geo_evasion") if draw is None else draw
+    denied = reach(model.scenario, venue.name, juris, draw)[0]
     values = {hook: np.full(len(idx), neutral) for hook, (_, neutral) in ACCOUNT_HOOKS.items()}
     for mod in model.policies:
         if not mod.target.venue_matches(venue):

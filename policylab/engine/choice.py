@@ -63,8 +63,9 @@ def settle(model) -> None:
     factor = np.ones((k, len(traders)))
     limit = np.full((k, len(traders)), np.inf)
     rule_cap = np.full((k, len(traders)), np.inf)
+    juris, draw = tb.juris[traders], model.choice_draw(traders, "geo_evasion")
     for v in np.flatnonzero(choosable):
-        denied[v], hooks = apply_rules.account_rules(model, traders, v)
+        denied[v], hooks = apply_rules.account_rules(model, traders, v, juris, draw)
         venue_cap = initial_margin_leverage(vb, np.full(len(traders), v), notional, tb.weight[traders])
         allowed[v] = np.minimum(hooks["leverage_cap"], venue_cap)
         closeout[v], factor[v], limit[v] = hooks["closeout_level"], hooks["desired_leverage"], hooks["position_limit"]
@@ -85,8 +86,7 @@ def settle(model) -> None:
     cur_a, col_a = cur[a], np.arange(len(a))
     taste = prm.noise * -np.log(-np.log(model.choice_draw(acc, "gumbel", k)))
     kyc_venue = np.array([r.kyc_required for r in vb.rules])[:, None]
-    juris = tb.juris[acc]
-    draw = model.choice_draw(acc, "geo_evasion")
+    juris, draw = juris[a], draw[a]  # the affected accounts'
     leaks = np.vstack([apply_rules.reach(sc, r.name, juris, draw)[1] for r in vb.rules])
     home = np.array([[r.home == j for j in JURISDICTIONS] for r in vb.rules])[:, juris]
     extra = prm.domestic_trust * home - prm.evasion_friction * leaks

@@ -12,6 +12,7 @@ collateral shocks set the value of a venue's depeggable stablecoin.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,11 +69,16 @@ def draw(scenario: Scenario, seed: int) -> ExogenousPath:
     omega = var_lr * (1.0 - a - b)
     df = scenario.innovation_df
     z = rng.standard_t(df, n) * np.sqrt((df - 2.0) / df) if df > 0 else rng.standard_normal(n)
-    sigma = np.empty(n)
-    eps = np.empty(n)
+    sigma, eps = [], []
     var = var_lr
-    for t in range(n):  # sequential recursion over steps, not over traders
-        sigma[t] = np.sqrt(var) * vol_mult[t]
-        eps[t] = sigma[t] * z[t]
-        var = omega + a * (eps[t] / vol_mult[t]) ** 2 + b * var
-    return ExogenousPath(log_return=eps + drift, shock_return=drift, sigma=sigma, liquidity=liquidity, coin_price=coin)
+    # sequential recursion over steps (not over traders), in Python floats: the same IEEE
+    # operations as on NumPy's scalars, which took several times as long
+    for m, zt in zip(vol_mult.tolist(), z.tolist()):
+        s = math.sqrt(var) * m
+        e = s * zt
+        sigma.append(s)
+        eps.append(e)
+        var = omega + a * (e / m) ** 2 + b * var
+    eps = np.array(eps)
+    return ExogenousPath(log_return=eps + drift, shock_return=drift, sigma=np.array(sigma), liquidity=liquidity,
+                         coin_price=coin)

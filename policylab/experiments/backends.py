@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from multiprocessing import forkserver
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from policylab.experiments import run as results
@@ -79,12 +80,19 @@ Task = tuple[str, int, bytes]  # arm label, seed, serialised arm
 
 def downsample(ts: pd.DataFrame) -> pd.DataFrame:
     """Every ``DOWNSAMPLE_MINUTES`` of market time: levels at the last step of each window,
-    flows (volumes, liquidations) summed over the window; step 0 is kept as the start."""
-    bucket = (ts["minute"] + DOWNSAMPLE_MINUTES - 1) // DOWNSAMPLE_MINUTES
-    keep = ts.groupby(bucket)["step"].transform("max") == ts["step"]
-    flows = ts.groupby([bucket, ts["venue"]])[list(FLOWS)].transform("sum")
+    flows (volumes, liquidations) summed over the window per venue (pandas' group sums, in
+    row order); step 0 is kept as the start. The groups are keyed by one integer (window x
+    venues + venue): grouping by the window and the venue's name took twice as long."""
+    window = ((ts["minute"] + DOWNSAMPLE_MINUTES - 1) // DOWNSAMPLE_MINUTES).to_numpy()
+    step = ts["step"].to_numpy()
+    venue, venues = pd.factorize(ts["venue"])
+    key = window * len(venues) + venue
+    last = np.full(window.max() + 1, step.min())  # each window's last step
+    np.maximum.at(last, window, step)
+    keep = step == last[window]
+    sums = ts[list(FLOWS)].groupby(key).sum()
     out = ts.loc[keep, list(TIMESERIES_COLUMNS)].copy()
-    out[list(FLOWS)] = flows.loc[keep]
+    out[list(FLOWS)] = sums.to_numpy()[np.searchsorted(sums.index.to_numpy(), key[keep])]
     return out.reset_index(drop=True)
 
 

@@ -112,6 +112,7 @@ class Monitor:
         self._sums = np.zeros(6)  # and its sums (see ledger_pass)
         self.money: tuple[float, float, int] | None = None  # worst drift, its tolerance, first step over it
         self.positions: tuple[float, float, int] | None = None
+        self._money_tol = self.ledger.rel_tol * self.ledger.gross  # USD (Ledger.drift's)
         events, mkt = model.events, model.market
         # ledger_pass's arguments but the event log's growable buffers and the step (arrays fixed for the run)
         self._pass_args = kernels.bundle((
@@ -140,20 +141,26 @@ class Monitor:
         account's size and opened position kept for the next step's check. The money sums are
         ``np.sum``'s (the large ones here, the venues' in the kernel in its order); the net
         positions and the positions' tolerance are summed in the kernel's own order (see
-        ``ledger_pass``)."""
-        tb, vb, led, events, dnet, sums, found = (self.model.tb, self.model.vb, self.ledger, self.model.events,
-                                                  self._dnet, self._sums, self._found)
+        ``ledger_pass``). The net drift is the monitor's buffer, overwritten by the next pass."""
+        tb, led, events = self.model.tb, self.ledger, self.model.events
         flagged = kernels_passes.ledger_pass(events.ints, events.floats, events.starts, step, self._pass_args)
-        for a, c, r, h in found[:, :flagged].T.tolist():
+        if flagged:
+            self._reopened(step, flagged)
+        abs_size, abs_hedge, worst, fund, fees, collateral_loss = self._sums.tolist()
+        money = float(tb.cash.sum() + tb.hedge_cash.sum() + fund + fees + collateral_loss)  # audit.money
+        m = money - (float(tb.deposit.sum()) - led.deposit0)
+        return m - led.money0, self._money_tol, self._dnet, led.rel_tol * (abs_size + abs_hedge + 1.0), worst
+
+    def _reopened(self, step: int, flagged: int) -> None:
+        """Record the ``liquidated_only_after_reopening`` violations of the first ``flagged``
+        accounts the pass found in ``step``."""
+        tb, vb = self.model.tb, self.model.vb
+        for a, c, r, h in self._found[:, :flagged].T.tolist():
             a = int(a)
             self.reopen.append(Violation(
                 "liquidated_only_after_reopening", vb.names[tb.venue[a]],
                 f"account {a} closed out of {c:.6g} BTC in step {step} holding {h:.6g} and opening {r - h:.6g}",
                 c, r, "BTC"))
-        abs_size, abs_hedge, worst, fund, fees, collateral_loss = sums.tolist()
-        money = float(tb.cash.sum() + tb.hedge_cash.sum() + fund + fees + collateral_loss)  # audit.money
-        m = money - (float(tb.deposit.sum()) - led.deposit0)
-        return m - led.money0, led.rel_tol * led.gross, dnet.copy(), led.rel_tol * (abs_size + abs_hedge + 1.0), worst
 
     def finish(self, values: dict[str, float], definitions) -> pd.DataFrame:
         """The run's violations (:data:`COLUMNS`), given its metric values and definitions."""
