@@ -78,7 +78,8 @@ def draw(scenario: Scenario, seed: int) -> ExogenousPath:
         e = s * zt
         sigma.append(s)
         eps.append(e)
-        var = omega + a * (e / m) ** 2 + b * var
+        u = e / m
+        var = omega + a * (u * u) + b * var  # u * u: NumPy's square of a scalar (** 2), not C's pow
     eps = np.array(eps)
     return ExogenousPath(log_return=eps + drift, shock_return=drift, sigma=np.array(sigma), liquidity=liquidity,
                          coin_price=coin)
