@@ -763,17 +763,24 @@ def run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n
 
 @njit(cache=True, error_model="numpy")
 def cascade_round(stale, rescan, growth, e_lo, e_hi, half, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
-                  changed, fixed):
+                  changed, fixed, again, near_set):
     """``LiquidationEngine.cascade_round``: one cascade round in one call, the band set's
     accounts (:func:`band_set`) handed straight to the round (:func:`run_round`), both at the
     prices from ``growth`` (nothing between them moves the basis); first, when ``stale``,
     :func:`settle` (``changed`` then has room for every account). Returns (settled,
-    outcome, accounts acted on, accounts waiting, the band set's accounts): on
-    :data:`NEED_FILL` or :data:`NEED_ROOM` the caller calls :func:`run_round` again with
-    those accounts. ``fixed``: a :class:`kernels.Bundle` of three, the arguments of
-    :func:`settle` (but ``cv``, computed here), :func:`band_set` and :func:`run_round` that
-    are the same at every call (one argument: each costs the call about 0.4 us)."""
+    outcome, accounts acted on, accounts waiting, the band set's accounts). On
+    :data:`NEED_FILL` or :data:`NEED_ROOM` the caller calls again with ``again`` and those
+    accounts as ``near_set`` (else ignored): the round alone on them, nothing settled or
+    rescanned (so the cascade has one compiled entry point to load from the cache, not
+    this and :func:`run_round`, whose code this one's holds). ``fixed``: a
+    :class:`kernels.Bundle` of three, the arguments of :func:`settle` (but ``cv``, computed
+    here), :func:`band_set` and :func:`run_round` that are the same at every call (one
+    argument: each costs the call about 0.4 us)."""
     settle_fixed, band_fixed, round_fixed = fixed.items
+    if again:
+        outcome, acted, waiting = run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
+                                            changed, round_fixed)
+        return False, outcome, acted, waiting, near_set
     settled = False
     if stale:
         (lm, mark_index, ref, m_lo, stale_v, protocol, venue, size, weight, cash, coin, mm_floor, coin_price, haircut,
@@ -781,10 +788,10 @@ def cascade_round(stale, rescan, growth, e_lo, e_hi, half, efill, time_s, step, 
         settled = settle(rescan, growth, lm, mark_index, ref, half, m_lo, stale_v, protocol, venue, size, weight, cash,
                          coin, mm_floor, coin_values(coin_price, haircut), margin_mult, tier_rate, tier_ded,
                          liq_price, changed, n_changed)
-    near_set = band_set(rescan, growth, e_lo, e_hi, half, changed, band_fixed)
-    outcome, acted, waiting = run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
+    found = band_set(rescan, growth, e_lo, e_hi, half, changed, band_fixed)
+    outcome, acted, waiting = run_round(found, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
                                         changed, round_fixed)
-    return settled, outcome, acted, waiting, near_set
+    return settled, outcome, acted, waiting, found
 
 
 @njit(cache=True, error_model="numpy")
