@@ -621,6 +621,16 @@ def add_up(sums, program):
 
 
 @njit(cache=True, error_model="numpy")
+def copy_into(dst, lo, src):
+    """``dst[lo:lo + src.shape[0]] = src`` (1-D), without Numba's check of the shapes: its
+    error message's code (string concatenation, about 2,000 LLVM instructions) would be in
+    the cached code of every kernel that assigns an array to a slice, parsed again for each
+    kernel when a fresh process loads it."""
+    for j in range(src.shape[0]):
+        dst[lo + j] = src[j]
+
+
+@njit(cache=True, error_model="numpy")
 def pairwise_sum(a, lo, n):
     """The sum of ``a[lo:lo + n]`` (float64) as ``np.sum`` adds it (see :func:`pairwise_plan`)."""
     if n <= _BLOCK:
