@@ -700,3 +700,16 @@ def test_the_bundled_arguments_stay_the_models_arrays():
     for name, bundle in bundles.items():
         arrays = list(_arrays(_bundled(bundle)))
         assert len(arrays) > 5 and all(any(a is b for b in live) for a in arrays), name
+
+
+def test_bundle_types_have_short_distinct_symbol_names():
+    """A Bundle's type names compiled symbols by a digest (its full name spells out every
+    item's type): short, and distinct for bundles of other item types, so two specialisations
+    of a kernel never share a symbol."""
+    from numba import typeof
+    from numba.core.itanium_mangler import mangle_type_or_value
+
+    items = tuple(np.zeros(3) for _ in range(30))
+    names = {mangle_type_or_value(typeof(kernels.bundle(x)))
+             for x in (items, (*items, 1.0), (*items[:-1], np.zeros(3, dtype=np.int64)))}
+    assert len(names) == 3 and all(len(n) < 40 for n in names), names

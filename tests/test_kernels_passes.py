@@ -31,6 +31,16 @@ def test_pairwise_sum_is_not_a_sequential_sum():
     assert any(kernels.pairwise_sum(a, 0, n) != sum(a[:n].tolist()) for n in range(8, 1000))
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.float64])
+def test_copy_into_is_a_slice_assignment(dtype):
+    src = np.array([5, -3, 7, 0, 2], dtype=dtype)
+    for lo in (0, 4, 15):
+        dst, expected = np.arange(20, dtype=dtype), np.arange(20, dtype=dtype)
+        expected[lo:lo + 5] = src
+        kernels.copy_into(dst, lo, src)
+        np.testing.assert_array_equal(dst, expected)
+
+
 def _assert_sum(got, exact, rel=1e-13):
     """``got`` is a sum of positive numbers whose exact value is about ``exact`` (a sum in
     another order): within ``rel`` of it, and 0 exactly where it is."""

@@ -12,6 +12,7 @@ Calls with many arguments that stay the same all run take them in one :class:`Bu
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -23,6 +24,13 @@ from numba.experimental import structref
 class _BundleType(types.StructRef):
     def preprocess_fields(self, fields):
         return tuple((name, types.unliteral(t)) for name, t in fields)
+
+    @property
+    def mangling_args(self):
+        """A short name for the compiled symbols of functions taking a Bundle (a digest of the
+        type's name, which spells out every item's type, a few KB): they are stored with each
+        kernel's cached code and read again by each process that loads it."""
+        return "Bundle" + hashlib.sha1(self.name.encode()).hexdigest()[:16], ()
 
 
 class Bundle(structref.StructRefProxy):
@@ -618,6 +626,16 @@ def add_up(sums, program):
                 stack[top, c] = sums[op, c]
             top += 1
     return stack[0].copy()
+
+
+@njit(cache=True, error_model="numpy")
+def copy_into(dst, lo, src):
+    """``dst[lo:lo + src.shape[0]] = src`` (1-D), without Numba's check of the shapes: its
+    error message's code (string concatenation, about 2,000 LLVM instructions) would be in
+    the cached code of every kernel that assigns an array to a slice, parsed again for each
+    kernel when a fresh process loads it."""
+    for j in range(src.shape[0]):
+        dst[lo + j] = src[j]
 
 
 @njit(cache=True, error_model="numpy")

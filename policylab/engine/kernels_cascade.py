@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit
 
-from policylab.engine.kernels import (arbitrage_orders, count_opened, drifted, due, execute, impact,
+from policylab.engine.kernels import (arbitrage_orders, copy_into, count_opened, drifted, due, execute, impact,
                                       hold, liquidation_price, move_books, near, spot_leg, trade, pairwise_sum,
                                       under_water, _is_near, _maintenance)
 
@@ -218,8 +218,8 @@ def _sort_keys(members, n, size, venue, liq_price, stop, always, protocol, tol, 
     for v in range(k):
         a, b = start[v], start[v + 1]
         order = np.argsort(key[a:b], kind="mergesort")
-        acc[a:b] = acc[a:b][order]
-        key[a:b] = key[a:b][order]
+        copy_into(acc, a, acc[a:b][order])
+        copy_into(key, a, key[a:b][order])
 
 
 @njit(cache=True, error_model="numpy")
@@ -325,7 +325,7 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
     mark = prices(lm, growth, mark_index)[1]
     lo, hi = ref * e_lo, ref * e_hi
     if rescan or drifted(mark, ref, half):
-        ref[:] = mark
+        copy_into(ref, 0, mark)
         lo, hi = ref * e_lo, ref * e_hi
         for j in range(counts[0]):
             member[members[j]] = False
@@ -763,17 +763,24 @@ def run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n
 
 @njit(cache=True, error_model="numpy")
 def cascade_round(stale, rescan, growth, e_lo, e_hi, half, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
-                  changed, fixed):
+                  changed, fixed, again, near_set):
     """``LiquidationEngine.cascade_round``: one cascade round in one call, the band set's
     accounts (:func:`band_set`) handed straight to the round (:func:`run_round`), both at the
     prices from ``growth`` (nothing between them moves the basis); first, when ``stale``,
     :func:`settle` (``changed`` then has room for every account). Returns (settled,
-    outcome, accounts acted on, accounts waiting, the band set's accounts): on
-    :data:`NEED_FILL` or :data:`NEED_ROOM` the caller calls :func:`run_round` again with
-    those accounts. ``fixed``: a :class:`kernels.Bundle` of three, the arguments of
-    :func:`settle` (but ``cv``, computed here), :func:`band_set` and :func:`run_round` that
-    are the same at every call (one argument: each costs the call about 0.4 us)."""
+    outcome, accounts acted on, accounts waiting, the band set's accounts). On
+    :data:`NEED_FILL` or :data:`NEED_ROOM` the caller calls again with ``again`` and those
+    accounts as ``near_set`` (else ignored): the round alone on them, nothing settled or
+    rescanned (so the cascade has one compiled entry point to load from the cache, not
+    this and :func:`run_round`, whose code this one's holds). ``fixed``: a
+    :class:`kernels.Bundle` of three, the arguments of :func:`settle` (but ``cv``, computed
+    here), :func:`band_set` and :func:`run_round` that are the same at every call (one
+    argument: each costs the call about 0.4 us)."""
     settle_fixed, band_fixed, round_fixed = fixed.items
+    if again:
+        outcome, acted, waiting = run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
+                                            changed, round_fixed)
+        return False, outcome, acted, waiting, near_set
     settled = False
     if stale:
         (lm, mark_index, ref, m_lo, stale_v, protocol, venue, size, weight, cash, coin, mm_floor, coin_price, haircut,
@@ -781,10 +788,10 @@ def cascade_round(stale, rescan, growth, e_lo, e_hi, half, efill, time_s, step, 
         settled = settle(rescan, growth, lm, mark_index, ref, half, m_lo, stale_v, protocol, venue, size, weight, cash,
                          coin, mm_floor, coin_values(coin_price, haircut), margin_mult, tier_rate, tier_ded,
                          liq_price, changed, n_changed)
-    near_set = band_set(rescan, growth, e_lo, e_hi, half, changed, band_fixed)
-    outcome, acted, waiting = run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
+    found = band_set(rescan, growth, e_lo, e_hi, half, changed, band_fixed)
+    outcome, acted, waiting = run_round(found, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
                                         changed, round_fixed)
-    return settled, outcome, acted, waiting, near_set
+    return settled, outcome, acted, waiting, found
 
 
 @njit(cache=True, error_model="numpy")
@@ -871,7 +878,7 @@ def _adl_choice(idx, dq, share, nl, efill, avg, book, c, flow, size, venue, cash
         limit = 0.0 if 0.0 > fund[u] else fund[u]
         margin = (1e-9 + 1e-15 * m) * (uncertain + abs(limit))
         if not exact and uncertain > 0.0 and not abs(total - limit) > margin:
-            avg[:] = a
+            copy_into(avg, 0, a)
             return False, none
         if total <= limit:
             continue
@@ -899,7 +906,7 @@ def _adl_choice(idx, dq, share, nl, efill, avg, book, c, flow, size, venue, cash
                 if not (deficit[x] - deficit[y] > 1e-11 * widest or same):
                     known = False
             if not known:
-                avg[:] = a
+                copy_into(avg, 0, a)
                 return False, none
         for s in range(last + 1):
             out[n_out] = acc[order[s]]
@@ -1062,7 +1069,7 @@ def _adl(bankrupt, candidates, vault_row, mark, cv, step, rnd, kind_adl, kind_cp
                 found[n_cp] = vault
                 n_cp += 1
             if n_cp == 0:
-                left[n_left:n_left + m] = b
+                copy_into(left, n_left, b)
                 n_left += m
                 continue
             cp = found[:n_cp].copy()
@@ -1098,7 +1105,7 @@ def _adl(bankrupt, candidates, vault_row, mark, cv, step, rnd, kind_adl, kind_cp
                     cp[n_take], take[n_take] = cp[j], take[j]
                     n_take += 1
             if n_take == 0:  # every counterparty's share rounds to nothing (need dwarfs them)
-                left[n_left:n_left + m] = b
+                copy_into(left, n_left, b)
                 n_left += m
                 continue
             cp, take = cp[:n_take], take[:n_take]
@@ -1141,7 +1148,7 @@ def _adl(bankrupt, candidates, vault_row, mark, cv, step, rnd, kind_adl, kind_cp
             refresh(cp, protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded,
                     liq_price, changed, n_changed)
             if f < 1.0:
-                left[n_left:n_left + m] = b
+                copy_into(left, n_left, b)
                 n_left += m
     for i in bankrupt:
         if size[i] == 0.0:

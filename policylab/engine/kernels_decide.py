@@ -34,7 +34,7 @@ import math
 import numpy as np
 from numba import njit
 
-from policylab.engine.kernels import _tier, pairwise_sum, unique_sorted
+from policylab.engine.kernels import _tier, copy_into, pairwise_sum, unique_sorted
 from policylab.engine.kernels_cascade import coefficients, coin_values, execute_orders, refresh
 from policylab.engine.kernels_passes import record
 
@@ -364,7 +364,7 @@ def arrivals(t, lm, log_return, transient_decay, basis, basis_decay, liquidity_m
         if coin_price[v] != coin_path[t, v]:
             changed = True
     if changed:
-        coin_price[:] = coin_path[t]
+        copy_into(coin_price, 0, coin_path[t])
     return changed
 
 
@@ -376,7 +376,7 @@ def new_step(volume, forced_volume, resident_volume, flow, arb_left, arb_capacit
     forced_volume[:] = 0.0
     resident_volume[:] = 0.0
     flow[:] = 0.0
-    arb_left[:] = arb_capacity
+    copy_into(arb_left, 0, arb_capacity)
 
 
 @njit(cache=True, error_model="numpy")

@@ -404,9 +404,9 @@ def fill(chosen, price, venue, size, entry, cash, stop, mm_row, tally, resident,
     rows = np.empty(m + books, dtype=np.int64)
     rdq = np.empty(m + books)
     rpx = np.empty(m + books)
-    rows[:m] = chosen
-    rdq[:m] = dq
-    rpx[:m] = px
+    kernels.copy_into(rows, 0, chosen)
+    kernels.copy_into(rdq, 0, dq)
+    kernels.copy_into(rpx, 0, px)
     b = m
     for v in range(k):
         if book_dq[v] != 0.0:

@@ -133,6 +133,7 @@ class LiquidationEngine:
         self._parts = int(kc.parts(k))  # event parts one round can add
         self._avg = np.zeros(k)  # the ADL choice's average fills (log, see run_round)
         self._no_fill = np.zeros(0)
+        self._no_accounts = np.zeros(0, dtype=np.int64)  # cascade_round's near_set on a first call
         # the band set's and the round's arguments that are the same at every call, bundled once:
         # the accounts', venues' and market's arrays and the market's parameters are fixed for a
         # run (changed in place, never replaced); the growable buffers are passed apart
@@ -244,12 +245,13 @@ class LiquidationEngine:
         growth, time_s, step, rnd, ev = np.exp(self.vb.basis), float(time_s), int(step), int(rnd), self.events
         outcome, acted, waiting = kc.run_round(near, growth, self._no_fill, time_s, step, rnd, ev.ints, ev.floats,
                                                ev.n, ev.starts, self._changed, self._round_args)
-        return self._finish_round(outcome, acted, waiting, near, growth, time_s, step, rnd)
+        return self._finish_round(outcome, acted, waiting, near, growth, time_s, step, rnd, False)
 
     def cascade_round(self, band: float, time_s: float, step: int, rnd: int) -> tuple[int, int]:
         """``run_round(near(band), time_s, step, rnd)`` (the same round, bit for bit) with the
         band set handed straight to the round in one compiled call
-        (kernels_cascade.cascade_round), stale prices settled in it: the cascade's rounds."""
+        (kernels_cascade.cascade_round, also for its calls again), stale prices settled in
+        it: the cascade's rounds."""
         rescan = self._set_band(band)
         growth, time_s, step, rnd, ev, stale = \
             np.exp(self.vb.basis), float(time_s), int(step), int(rnd), self.events, self._any_stale
@@ -257,15 +259,16 @@ class LiquidationEngine:
             self._room(self.tb.n)
         settled, outcome, acted, waiting, near = kc.cascade_round(
             stale, rescan, growth, *self._edges, self._no_fill, time_s, step, rnd, ev.ints, ev.floats, ev.n, ev.starts,
-            self._changed, self._cascade_args)
+            self._changed, self._cascade_args, False, self._no_accounts)
         self._any_stale = stale and not settled
-        return self._finish_round(outcome, acted, waiting, near, growth, time_s, step, rnd)
+        return self._finish_round(outcome, acted, waiting, near, growth, time_s, step, rnd, True)
 
     def _finish_round(self, outcome: int, acted: int, waiting: int, near: np.ndarray, growth: np.ndarray,
-                      time_s: float, step: int, rnd: int) -> tuple[int, int]:
-        """Finish a round whose compiled call returned ``outcome`` (kernels_cascade.run_round's):
-        call it again with NumPy's exponential of the fill prices or more room while it asks,
-        then check the vaults' solvency if it asks. Returns (acted, waiting)."""
+                      time_s: float, step: int, rnd: int, fused: bool) -> tuple[int, int]:
+        """Finish a round whose compiled call returned ``outcome`` (kernels_cascade.run_round's,
+        or cascade_round's when ``fused``): call it again with NumPy's exponential of the fill
+        prices or more room while it asks, then check the vaults' solvency if it asks. Returns
+        (acted, waiting)."""
         efill, ev = self._no_fill, self.events
         while outcome == kc.NEED_FILL or outcome == kc.NEED_ROOM:
             if outcome == kc.NEED_FILL:
@@ -273,8 +276,13 @@ class LiquidationEngine:
             else:  # ``acted`` is the room needed
                 ev.reserve(acted, self._parts)
                 self._room(acted)
-            outcome, acted, waiting = kc.run_round(near, growth, efill, time_s, step, rnd, ev.ints, ev.floats, ev.n,
-                                                   ev.starts, self._changed, self._round_args)
+            if fused:
+                outcome, acted, waiting = kc.cascade_round(
+                    False, False, growth, *self._edges, efill, time_s, step, rnd, ev.ints, ev.floats, ev.n, ev.starts,
+                    self._changed, self._cascade_args, True, near)[1:4]
+            else:
+                outcome, acted, waiting = kc.run_round(near, growth, efill, time_s, step, rnd, ev.ints, ev.floats,
+                                                       ev.n, ev.starts, self._changed, self._round_args)
         if outcome == kc.VAULTS:
             self._vault_solvency(step, rnd)
         return acted, waiting
