@@ -489,7 +489,7 @@ def test_stale_prices_under_dynamic_margin_never_change_what_is_due():
 
     m = MarketModel(load_scenario("october-2025"), seed=2, traders=3000, rules=[load_rules("dynamic-margin-proposal")])
     e, tb, vb = m.engine, m.tb, m.vb
-    near, settle = e.near, kc.settle
+    near, settle = e.near, kc.settle_bundled
     seen = {"rounds": 0, "due": 0, "stale": 0, "settled": 0, "sorted": 0}
 
     def counted(*args):
@@ -520,12 +520,12 @@ def test_stale_prices_under_dynamic_margin_never_change_what_is_due():
         seen["due"] += len(expected)
         return out
 
-    kc.settle, e.near = counted, checked
+    kc.settle_bundled, e.near = counted, checked
     split_rounds(e)
     try:
         m.run()
     finally:
-        kc.settle = settle
+        kc.settle_bundled = settle
     assert seen["rounds"] > 500 and seen["due"] > 100 and seen["stale"] > 500, seen
     assert seen["settled"] > 0 and seen["sorted"] > 0, seen
 

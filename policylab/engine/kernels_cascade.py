@@ -460,8 +460,8 @@ def remargin(venues, mult, scanned, lo, hi, cv, changed, fixed):
     ``scanned``) every price is refreshed. Protocol rows are never refreshed (:func:`refresh`)
     nor due. The members held in the band set's sorted runs (not changed since its last
     sort) are refreshed without being noted as changed and re-keyed in their runs
-    (:func:`_rekey`); the others refreshed are noted. Returns how many accounts kept a stale price. ``changed`` has
-    room for every account. ``fixed``: a :class:`kernels.Bundle` of the arguments below, the
+    (:func:`_rekey`); the others refreshed are noted. Returns how many accounts kept a
+    stale price. ``changed`` has room for every account. ``fixed``: a :class:`kernels.Bundle` of the arguments below, the
     same at every call."""
     (m_lo, stale, member, dirty, always, protocol, venue, size, weight, cash, coin, mm_floor, margin_mult, tier_rate,
      tier_ded, liq_price, stop, tol, n_changed, lacc, lkey, lstart, sacc, skey, sstart) = fixed.items
@@ -551,6 +551,18 @@ def settle(rescan, growth, lm, mark_index, ref, half, m_lo, stale, protocol, ven
             stale[v] = False
             m_lo[v] = margin_mult[v]
     return True
+
+
+@njit(cache=True, error_model="numpy")
+def settle_bundled(rescan, growth, half, changed, fixed):
+    """:func:`settle` with ``fixed``, a :class:`kernels.Bundle` of its arguments that are the
+    same at every call (the collateral's values ``cv`` computed here from its prices and
+    haircuts)."""
+    (lm, mark_index, ref, m_lo, stale, protocol, venue, size, weight, cash, coin, mm_floor, coin_price, haircut,
+     margin_mult, tier_rate, tier_ded, liq_price, n_changed) = fixed.items
+    return settle(rescan, growth, lm, mark_index, ref, half, m_lo, stale, protocol, venue, size, weight, cash, coin,
+                  mm_floor, coin_values(coin_price, haircut), margin_mult, tier_rate, tier_ded, liq_price, changed,
+                  n_changed)
 
 
 @njit(cache=True, error_model="numpy")
@@ -767,27 +779,20 @@ def cascade_round(stale, rescan, growth, e_lo, e_hi, half, efill, time_s, step, 
     """``LiquidationEngine.cascade_round``: one cascade round in one call, the band set's
     accounts (:func:`band_set`) handed straight to the round (:func:`run_round`), both at the
     prices from ``growth`` (nothing between them moves the basis); first, when ``stale``,
-    :func:`settle` (``changed`` then has room for every account). Returns (settled,
+    :func:`settle_bundled` (``changed`` then has room for every account). Returns (settled,
     outcome, accounts acted on, accounts waiting, the band set's accounts). On
     :data:`NEED_FILL` or :data:`NEED_ROOM` the caller calls again with ``again`` and those
     accounts as ``near_set`` (else ignored): the round alone on them, nothing settled or
     rescanned (so the cascade has one compiled entry point to load from the cache, not
     this and :func:`run_round`, whose code this one's holds). ``fixed``: a
-    :class:`kernels.Bundle` of three, the arguments of :func:`settle` (but ``cv``, computed
-    here), :func:`band_set` and :func:`run_round` that are the same at every call (one
+    :class:`kernels.Bundle` of three, the bundles of :func:`settle_bundled`, :func:`band_set` and :func:`run_round` that are the same at every call (one
     argument: each costs the call about 0.4 us)."""
     settle_fixed, band_fixed, round_fixed = fixed.items
     if again:
         outcome, acted, waiting = run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
                                             changed, round_fixed)
         return False, outcome, acted, waiting, near_set
-    settled = False
-    if stale:
-        (lm, mark_index, ref, m_lo, stale_v, protocol, venue, size, weight, cash, coin, mm_floor, coin_price, haircut,
-         margin_mult, tier_rate, tier_ded, liq_price, n_changed) = settle_fixed.items
-        settled = settle(rescan, growth, lm, mark_index, ref, half, m_lo, stale_v, protocol, venue, size, weight, cash,
-                         coin, mm_floor, coin_values(coin_price, haircut), margin_mult, tier_rate, tier_ded,
-                         liq_price, changed, n_changed)
+    settled = settle_bundled(rescan, growth, half, changed, settle_fixed) if stale else False
     found = band_set(rescan, growth, e_lo, e_hi, half, changed, band_fixed)
     outcome, acted, waiting = run_round(found, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
                                         changed, round_fixed)

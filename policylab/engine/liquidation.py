@@ -155,11 +155,11 @@ class LiquidationEngine:
             vb.collateral_loss, self.adl_volume, vb.depth0, vb.liquidity_mult, vb.health, float(mkt.params.impact_y),
             mkt.flow, mkt.volume, mkt.resident, mkt.traded, mkt.forced_volume, mkt.resident_volume, mkt.tally,
             vb.basis, mkt.lm, mkt.spot, float(mkt.params.permanent_share), self._n_changed))
-        settle_args = kernels.bundle((
+        self._settle_args = kernels.bundle((
             mkt.lm, vb.mark_index, self._near_mark, self._m_lo, self._stale, self.protocol, tb.venue, tb.size,
             tb.weight, tb.cash, tb.coin, tb.mm_floor, vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_rate,
             vb.tier_ded, tb.liq_price, self._n_changed))
-        self._cascade_args = kernels.bundle((settle_args, self._band_args, self._round_args))
+        self._cascade_args = kernels.bundle((self._settle_args, self._band_args, self._round_args))
 
     # ------------------------------------------------------------ helpers
     def _room(self, n: int) -> None:
@@ -218,12 +218,8 @@ class LiquidationEngine:
         rescan = self._set_band(band)
         growth = np.exp(self.vb.basis)
         if self._any_stale:  # stale prices (set_maintenance) are refreshed before a rescan reads them
-            tb, vb = self.tb, self.vb
-            self._room(tb.n)
-            self._any_stale = not kc.settle(rescan, growth, self.mkt.lm, vb.mark_index, self._near_mark,
-                                            self._edges[2], self._m_lo, self._stale, self.protocol, tb.venue, tb.size,
-                                            tb.weight, tb.cash, tb.coin, tb.mm_floor, vb.coin_value, vb.margin_mult,
-                                            vb.tier_rate, vb.tier_ded, tb.liq_price, self._changed, self._n_changed)
+            self._room(self.tb.n)
+            self._any_stale = not kc.settle_bundled(rescan, growth, self._edges[2], self._changed, self._settle_args)
         return kc.band_set(rescan, growth, *self._edges, self._changed, self._band_args)
 
     def _set_band(self, band: float) -> bool:
