@@ -235,11 +235,14 @@ class MarketModel(mesa.Model):
 
     def _remember_drawdown(self) -> None:
         """Update the index peak and the decaying memory of the worst drawdown from it."""
-        prm = self.scenario.market
         index = self.market.index
         self.index_peak = max(self.index_peak, index)
-        decay = left(self.scenario.step_minutes, prm.risk_off_half_life_minutes)
-        self.drawdown_memory = max(self.drawdown_memory * decay, 1.0 - index / self.index_peak)
+        self.drawdown_memory = max(self.drawdown_memory * self._drawdown_decay, 1.0 - index / self.index_peak)
+
+    @functools.cached_property
+    def _drawdown_decay(self) -> float:
+        """The share of the drawdown memory left after one step (``market.risk_off_half_life_minutes``)."""
+        return left(self.scenario.step_minutes, self.scenario.market.risk_off_half_life_minutes)
 
     @property
     def halted(self) -> bool:
@@ -300,7 +303,7 @@ class MarketModel(mesa.Model):
     def step(self) -> None:
         t = self.steps - 1
         mkt, engine = self.market, self.engine
-        price_prev = mkt.prices()  # before the step
+        price_prev = self.price_path[t]  # before the step: recorded at the last one's end (nothing moves them between)
         # 1. exogenous arrivals and decay of temporary dislocations
         if kd.arrivals(t, *self._arrival_args):  # a collateral value changed
             engine.refresh(np.flatnonzero(self.tb.coin > 0))
