@@ -110,6 +110,9 @@ class MarketModel(mesa.Model):
                                  and type(p).open_interest_cap is not Policy.open_interest_cap]
                                 for r in self.vb.rules]
         self._capped = any(self._venue_policies)  # see _within_oi_caps
+        # the modules that intervene every step (market-wide: circuit breakers, dynamic margin); the others
+        # inherit Policy.on_step, which does nothing
+        self._stepping = [p for p in self.policies if type(p).on_step is not Policy.on_step]
         self._vol_ratio: tuple = (None, 1.0)  # see vol_ratio
         self.audit = Ledger(self) if audit else None
         self.datacollector = mesa.DataCollector(  # a Python int for rounds: Mesa deep-copies each value it collects
@@ -307,7 +310,7 @@ class MarketModel(mesa.Model):
         # 1. exogenous arrivals and decay of temporary dislocations
         if kd.arrivals(t, *self._arrival_args):  # a collateral value changed
             engine.refresh(np.flatnonzero(self.tb.coin > 0))
-        for mod in self.policies:  # market-wide interventions
+        for mod in self._stepping:  # market-wide interventions
             mod.on_step(self)
         self._remember_drawdown()
         # 2. liquidity providers, at the book prices, which stay until the traders decide (3.)
