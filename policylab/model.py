@@ -83,8 +83,9 @@ class MarketModel(mesa.Model):
         self.populations = mesa.agent.AgentSet(
             [POPULATIONS[c](self, rows, scenario.classes[c], stream(seed, c))
              for c, rows in self.rows.items() if c in POPULATIONS], random=self.random)
-        # whether any population refills (the base class's refill does nothing without a half-life)
-        self._refilling = any(p.spec.refill_half_life_minutes > 0 or type(p).refill is not TraderPopulation.refill
+        # whether any population refills (the base class's refill does nothing without a half-life): only
+        # then do deposits change during the run (TraderPopulation: new money)
+        self.refilling = any(p.spec.refill_half_life_minutes > 0 or type(p).refill is not TraderPopulation.refill
                               for p in self.populations)
         self.market_makers = MarketMakers(self)
         self.arbitrageurs = Arbitrageurs(self)
@@ -317,7 +318,7 @@ class MarketModel(mesa.Model):
         price = mkt.prices()
         self.market_makers.adjust(np.log(price / price_prev), price)
         mkt.new_step(self.arbitrageurs.capacity)  # books refill, arbitrage capacity resets
-        if self._refilling:
+        if self.refilling:
             self.populations.do("refill")  # new money for wiped-out accounts (every step: common random numbers)
         # 3. voluntary orders, netted and executed together; 4. the cascade (both wait out a halt)
         if not self.halted:
