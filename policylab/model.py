@@ -83,8 +83,9 @@ class MarketModel(mesa.Model):
         self.populations = mesa.agent.AgentSet(
             [POPULATIONS[c](self, rows, scenario.classes[c], stream(seed, c))
              for c, rows in self.rows.items() if c in POPULATIONS], random=self.random)
-        # whether any population refills (the base class's refill does nothing without a half-life)
-        self._refilling = any(p.spec.refill_half_life_minutes > 0 or type(p).refill is not TraderPopulation.refill
+        # whether any population refills (the base class's refill does nothing without a half-life): only
+        # then do deposits change during the run (TraderPopulation: new money)
+        self.refilling = any(p.spec.refill_half_life_minutes > 0 or type(p).refill is not TraderPopulation.refill
                               for p in self.populations)
         self.market_makers = MarketMakers(self)
         self.arbitrageurs = Arbitrageurs(self)
@@ -110,6 +111,9 @@ class MarketModel(mesa.Model):
                                  and type(p).open_interest_cap is not Policy.open_interest_cap]
                                 for r in self.vb.rules]
         self._capped = any(self._venue_policies)  # see _within_oi_caps
+        # the modules that intervene every step (market-wide: circuit breakers, dynamic margin); the others
+        # inherit Policy.on_step, which does nothing
+        self._stepping = [p for p in self.policies if type(p).on_step is not Policy.on_step]
         self._vol_ratio: tuple = (None, 1.0)  # see vol_ratio
         self.audit = Ledger(self) if audit else None
         self.datacollector = mesa.DataCollector(  # a Python int for rounds: Mesa deep-copies each value it collects
@@ -235,11 +239,14 @@ class MarketModel(mesa.Model):
 
     def _remember_drawdown(self) -> None:
         """Update the index peak and the decaying memory of the worst drawdown from it."""
-        prm = self.scenario.market
         index = self.market.index
         self.index_peak = max(self.index_peak, index)
-        decay = left(self.scenario.step_minutes, prm.risk_off_half_life_minutes)
-        self.drawdown_memory = max(self.drawdown_memory * decay, 1.0 - index / self.index_peak)
+        self.drawdown_memory = max(self.drawdown_memory * self._drawdown_decay, 1.0 - index / self.index_peak)
+
+    @functools.cached_property
+    def _drawdown_decay(self) -> float:
+        """The share of the drawdown memory left after one step (``market.risk_off_half_life_minutes``)."""
+        return left(self.scenario.step_minutes, self.scenario.market.risk_off_half_life_minutes)
 
     @property
     def halted(self) -> bool:
@@ -300,18 +307,18 @@ class MarketModel(mesa.Model):
     def step(self) -> None:
         t = self.steps - 1
         mkt, engine = self.market, self.engine
-        price_prev = mkt.prices()  # before the step
+        price_prev = self.price_path[t]  # before the step: recorded at the last one's end (nothing moves them between)
         # 1. exogenous arrivals and decay of temporary dislocations
         if kd.arrivals(t, *self._arrival_args):  # a collateral value changed
             engine.refresh(np.flatnonzero(self.tb.coin > 0))
-        for mod in self.policies:  # market-wide interventions
+        for mod in self._stepping:  # market-wide interventions
             mod.on_step(self)
         self._remember_drawdown()
         # 2. liquidity providers, at the book prices, which stay until the traders decide (3.)
         price = mkt.prices()
         self.market_makers.adjust(np.log(price / price_prev), price)
         mkt.new_step(self.arbitrageurs.capacity)  # books refill, arbitrage capacity resets
-        if self._refilling:
+        if self.refilling:
             self.populations.do("refill")  # new money for wiped-out accounts (every step: common random numbers)
         # 3. voluntary orders, netted and executed together; 4. the cascade (both wait out a halt)
         if not self.halted:

@@ -325,8 +325,9 @@ def test_funding_rate_formula_and_payments_sum_to_zero(premium, f8):
     sim = _funding_book()
     sim.vb.premium_sum[0], sim.vb.premium_n[0] = 3 * premium, 3  # average premium P
     cash0 = sim.tb.cash.copy()
-    rate = sim.market.settle_funding(0, 60)
+    rate, accounts = sim.market.settle_funding(0, 60)
     assert rate == approx(f8 / 8)  # hourly: 1/8 of the 8h rate
+    assert accounts.tolist() == np.flatnonzero(sim.tb.size != 0).tolist()  # every holder on the venue, the book's row too
     paid = cash0 - sim.tb.cash
     assert paid[:3] == approx(np.array([2.0, -1.0, 0.5]) * 100_000 * rate)
     assert paid.sum() == approx(0.0, abs=1e-9)  # including the book's -1.5 BTC
@@ -334,11 +335,21 @@ def test_funding_rate_formula_and_payments_sum_to_zero(premium, f8):
     assert sim.vb.premium_sum[0] == 0 and sim.vb.premium_n[0] == 0
 
 
+def test_funding_clip_is_numpys():
+    # the funding rate's clamps (market._clip) give np.clip's value, signed zeros and NaN included
+    from policylab.engine.market import _clip
+
+    for x, lo, hi in [(0.0, -0.0, 1.0), (-0.0, 0.0, 1.0), (0.0, -1.0, -0.0), (-0.0, -1.0, 0.0), (2.0, -1.0, 1.0),
+                      (-2.0, -1.0, 1.0), (0.3, -1.0, 1.0), (np.nan, -1.0, 1.0), (0.5, 1.0, -1.0)]:
+        got, want = _clip(np.float64(x), lo, hi), np.clip(np.float64(x), lo, hi)
+        assert np.array_equal(got, want, equal_nan=True) and np.signbit(got) == np.signbit(want), (x, lo, hi)
+
+
 @pytest.mark.parametrize("interval, cap", [(60, 0.04), (480, 0.32)])
 def test_funding_is_capped_per_hour(interval, cap):
     sim = _funding_book(interval)
     sim.vb.premium_sum[0], sim.vb.premium_n[0] = 0.5, 1  # F = 0.4995 per 8h
-    assert sim.market.settle_funding(0, interval) == approx(min(0.4995 * interval / 480, cap))
+    assert sim.market.settle_funding(0, interval)[0] == approx(min(0.4995 * interval / 480, cap))
 
 
 # ------------------------------------------------------------------ stops

@@ -35,6 +35,12 @@ def _flags(flag: np.ndarray | bool, n: int) -> np.ndarray:
     return np.asarray(flag, dtype=bool)
 
 
+def _clip(x: float, lo: float, hi: float) -> float:
+    """``np.clip`` of one number (``x`` if NaN or within [lo, hi], the bound it crosses otherwise),
+    without NumPy's call overhead (about 4 us)."""
+    return min(max(x, lo), hi)
+
+
 class Market:
     """Index and venue prices plus the execution of market orders against venue books."""
 
@@ -197,22 +203,23 @@ class Market:
                       vb.basis, self.lm, self.spot, float(self.params.permanent_share))
 
     # ---------------------------------------------------------------- funding
-    def settle_funding(self, v: int, interval_minutes: float) -> float:
+    def settle_funding(self, v: int, interval_minutes: float) -> tuple[float, np.ndarray]:
         """Pay funding on venue ``v``: longs pay shorts when the average premium is positive.
 
         Rate per 8h: F = P + clamp(interest - P, +/-clamp); scaled to the interval; capped
         per hour. Payments are size x price x rate, so they sum to zero over the venue.
-        Returns the rate applied.
+        Returns the rate applied and the accounts that paid or received it (their margin
+        changed: the liquidation engine refreshes them).
         """
         tb, vb = self.tb, self.vb
         rules = vb.rules[v]
         prem = vb.premium_sum[v] / max(vb.premium_n[v], 1.0)
         vb.premium_sum[v] = vb.premium_n[v] = 0.0
-        f8 = prem + np.clip(rules.funding_interest_8h - prem, -rules.funding_clamp_8h, rules.funding_clamp_8h)
+        f8 = prem + _clip(rules.funding_interest_8h - prem, -rules.funding_clamp_8h, rules.funding_clamp_8h)
         rate = f8 * interval_minutes / 480.0
         cap = rules.funding_cap_1h * interval_minutes / 60.0
-        rate = float(np.clip(rate, -cap, cap))
+        rate = float(_clip(rate, -cap, cap))
         on = np.flatnonzero((tb.venue == v) & (tb.size != 0))
         price = self.prices()[v]
         tb.cash[on] -= tb.size[on] * price * rate
-        return rate
+        return rate, on

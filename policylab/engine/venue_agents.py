@@ -33,9 +33,9 @@ class Venue(mesa.Agent):
 
     def settle_funding(self) -> None:
         m = self.model
-        rate = m.market.settle_funding(self.v, self.rules.funding_interval_minutes)
+        rate, paid = m.market.settle_funding(self.v, self.rules.funding_interval_minutes)
         self.funding_rates.append((m.steps, rate))
-        m.engine.refresh(np.flatnonzero((m.tb.venue == self.v) & (m.tb.size != 0)))
+        m.engine.refresh(paid)
 
     def decide(self):
         """The vault's unwind order: ``unwind_share`` of its position (BTC), or none."""

@@ -141,14 +141,15 @@ class Monitor:
         account's size and opened position kept for the next step's check. The money sums are
         ``np.sum``'s (the large ones here, the venues' in the kernel in its order); the net
         positions and the positions' tolerance are summed in the kernel's own order (see
-        ``ledger_pass``). The net drift is the monitor's buffer, overwritten by the next pass."""
+        ``ledger_pass``); the deposits are summed only in a run that refills (``MarketModel.refilling``:
+        they change only then). The net drift is the monitor's buffer, overwritten by the next pass."""
         tb, led, events = self.model.tb, self.ledger, self.model.events
         flagged = kernels_passes.ledger_pass(events.ints, events.floats, events.starts, step, self._pass_args)
         if flagged:
             self._reopened(step, flagged)
         abs_size, abs_hedge, worst, fund, fees, collateral_loss = self._sums.tolist()
         money = float(tb.cash.sum() + tb.hedge_cash.sum() + fund + fees + collateral_loss)  # audit.money
-        m = money - (float(tb.deposit.sum()) - led.deposit0)
+        m = money - (float(tb.deposit.sum()) - led.deposit0) if self.model.refilling else money  # less new deposits
         return m - led.money0, self._money_tol, self._dnet, led.rel_tol * (abs_size + abs_hedge + 1.0), worst
 
     def _reopened(self, step: int, flagged: int) -> None:
