@@ -1100,8 +1100,8 @@ def _adl(bankrupt, candidates, vault_row, mark, cv, step, rnd, kind_adl, kind_cp
                     x = x if x > 0.0 or x != x else 0.0
                     x = x if x < avail[j] or x != x else avail[j]
                     take[r] = 0.0 if x <= 1e-12 * need else x  # rounding dust below the need
+                    cp[r] = found[j]  # ranked order (found[:n_cp] still holds them in account order)
                     before += avail[j]
-                cp[:top.shape[0]] = cp[top]
             taken = _sum(take)
             f = 1.0 if taken >= need * (1 - 1e-12) else taken / need
             n_take = 0
