@@ -22,7 +22,7 @@ from numba import njit
 
 from policylab.engine.kernels import (arbitrage_orders, copy_into, count_opened, drifted, due, execute, impact,
                                       hold, liquidation_price, move_books, near, spot_leg, trade, pairwise_sum,
-                                      under_water, _is_near, _maintenance)
+                                      under_water, unique_sorted, _is_near, _maintenance)
 
 
 @njit(cache=True, error_model="numpy")
@@ -937,11 +937,26 @@ def _adl_candidates(bankrupt, mark, size, venue, entry):
 
 
 @njit(cache=True, error_model="numpy")
+def _venues(accounts, venue, k):
+    """The venues (of ``k``) of ``accounts``, distinct and ascending (``np.unique(venue[accounts])``
+    as int64, without a sort: Numba's ``np.unique`` of the int16 venues compiled a sort of its own)."""
+    on = np.zeros(k, dtype=np.bool_)
+    for i in accounts:
+        on[venue[i]] = True
+    out = np.empty(k, dtype=np.int64)
+    n = 0
+    for v in range(k):
+        out[n] = v
+        n += on[v]
+    return out[:n]
+
+
+@njit(cache=True, error_model="numpy")
 def _adl_room(bankrupt, candidates, vault_row, venue):
     """Counterparties :func:`_adl` of ``bankrupt`` can take at most: its ``candidates``
     (:func:`_adl_candidates`) and the vaults of its venues."""
     need = candidates.shape[0]
-    for u in np.unique(venue[bankrupt]):
+    for u in _venues(bankrupt, venue, vault_row.shape[0]):
         if vault_row[u] >= 0:
             need += 1
     return need
@@ -1042,7 +1057,7 @@ def _adl(bankrupt, candidates, vault_row, mark, cv, step, rnd, kind_adl, kind_cp
     left = np.empty(nb, dtype=np.int64)
     n_left = 0
     found = np.empty(candidates.shape[0] + 1, dtype=np.int64)
-    for u in np.unique(venue[bankrupt]):
+    for u in _venues(bankrupt, venue, mark.shape[0]):
         p = mark[u]
         vault = vault_row[u]
         for sd in (1.0, -1.0):
@@ -1223,7 +1238,7 @@ def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_p
     pre = np.empty(idx.shape[0])
     for j in range(idx.shape[0]):
         pre[j] = size[idx[j]]
-    rows = np.unique(vault_row[venue[idx]])
+    rows = unique_sorted(vault_row[venue[idx]])
     for row in rows:
         m = 0
         for i in idx:
