@@ -324,7 +324,8 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
      alw, counts, lacc, lkey, lstart, sacc, skey, sstart) = fixed.items
     mark = prices(lm, growth, mark_index)[1]
     lo, hi = ref * e_lo, ref * e_hi
-    if rescan or drifted(mark, ref, half):
+    whole = rescan or drifted(mark, ref, half)
+    if whole:
         copy_into(ref, 0, mark)
         lo, hi = ref * e_lo, ref * e_hi
         for j in range(counts[0]):
@@ -340,8 +341,6 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
                 alw[a] = i
                 a += 1
         counts[0], counts[2] = m, a
-        _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart,
-                 sacc, skey, sstart, True)
     else:
         for j in range(n_changed[0]):
             i = changed[j]
@@ -357,9 +356,9 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
             over[counts[1]] = i
             counts[1] += 1
         counts[3] += counts[1]
-        if _sort_due(counts):
-            _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey,
-                     lstart, sacc, skey, sstart, False)
+    if whole or _sort_due(counts):  # one call site: ``whole`` as a constant would compile _rebuild twice
+        _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart,
+                 sacc, skey, sstart, whole)
     n_changed[0] = 0
     k = mark.shape[0]
     la = np.empty(k, dtype=np.int64)
@@ -741,7 +740,7 @@ def run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n
         if is_liq[j]:
             last_liq[idx[j]] = time_s
             liquidated[idx[j]] = True
-    _realise_coin(idx, True, size, venue, cash, coin, coin_price, collateral_loss)  # of the closed accounts
+    _realise_coin(idx, bool(True), size, venue, cash, coin, coin_price, collateral_loss)  # of the closed accounts
     # negative equity after the close: the deficit, then the fund covers it (cover_negative)
     deficits = np.zeros(n)
     covered = np.zeros(k)
@@ -1049,7 +1048,7 @@ def _adl(bankrupt, candidates, vault_row, mark, cv, step, rnd, kind_adl, kind_cp
     (:func:`_adl_candidates` of ``bankrupt``) and the venues' vaults (``vault_row``).
     Returns the bankrupt accounts that found no counterparty or too little, to go to
     market with what is left of them."""
-    _realise_coin(bankrupt, False, size, venue, cash, coin, coin_price, collateral_loss)
+    _realise_coin(bankrupt, bool(False), size, venue, cash, coin, coin_price, collateral_loss)
     nb = bankrupt.shape[0]
     flagged = np.zeros(size.shape[0], dtype=np.bool_)  # the bankrupt
     for i in bankrupt:
@@ -1212,7 +1211,9 @@ def vault_solvency(growth, lm, mark_index, coin_price, haircut, vault_rows, vaul
 def _realise_coin(accounts, flat_only, size, venue, cash, coin, coin_price, collateral_loss):
     """The depegged collateral of ``accounts`` (those
     now flat if ``flat_only``) is sold at its value; the losses per venue, summed in
-    account order, are added to ``collateral_loss``."""
+    account order, are added to ``collateral_loss``. Callers pass ``bool(True)`` or
+    ``bool(False)``: a plain bool, where a constant would compile one copy per value (Numba
+    specialises on literal arguments)."""
     k = collateral_loss.shape[0]
     lost = np.zeros(k)
     realised = False
@@ -1234,7 +1235,7 @@ def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_p
     """The venues' vaults take over the positions of
     accounts ``idx`` at their marks with all their remaining margin (depegged collateral
     realised first), per vault row in ascending order; the backstop events."""
-    _realise_coin(idx, False, size, venue, cash, coin, coin_price, collateral_loss)
+    _realise_coin(idx, bool(False), size, venue, cash, coin, coin_price, collateral_loss)
     pre = np.empty(idx.shape[0])
     for j in range(idx.shape[0]):
         pre[j] = size[idx[j]]
