@@ -103,10 +103,13 @@ def execute(idx, dq, liq, forced, venue, size, entry, cash, coin, price, c, flow
         v = venue[idx[j]]
         net[v] += dq[j]
         gross[v] += abs(dq[j])
-    q = net * price
-    move, avg = impact(c, flow, q)
-    fill = price * np.exp(avg)
+    q = np.empty(k)  # loops, not array expressions: no broadcasting code to load
     for v in range(k):
+        q[v] = net[v] * price[v]
+    move, avg = impact(c, flow, q)
+    fill = np.empty(k)
+    for v in range(k):
+        fill[v] = price[v] * math.exp(avg[v])  # as np.exp: Numba lowers both to llvm.exp
         flow[v] += q[v]
     px = np.empty(idx.shape[0])
     for j in range(idx.shape[0]):
