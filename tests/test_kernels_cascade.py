@@ -461,6 +461,17 @@ def test_the_band_scan_is_numpys_selection(seed):
     assert all(kernels._is_near(i, size, venue, liq, stop, always, lo, hi) == (i in set(expected)) for i in range(200))
 
 
+@pytest.mark.parametrize("n", [0, 1, 3, 50])
+def test_venues_are_numpys_unique_venues_of_the_accounts(n):
+    """``_venues`` (the venues ADL and its room walk) gives ``np.unique(venue[accounts])``."""
+    rng = np.random.default_rng(n)
+    venue = rng.integers(0, 6, size=100).astype(np.int16)
+    accounts = rng.choice(100, size=n, replace=False)
+    got = kc._venues(accounts, venue, 6)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, np.unique(venue[accounts]))
+
+
 @pytest.mark.parametrize("n, need", [(0, 1.0), (1, 0.5), (7, 3.0), (500, 40.0), (500, 1e9), (2000, 0.0)])
 def test_ranked_prefix_is_the_stable_sort_cut_where_the_need_is_covered(n, need):
     """The heap ADL ranks counterparties with takes what ``np.argsort(key, kind="stable")``

@@ -103,10 +103,13 @@ def execute(idx, dq, liq, forced, venue, size, entry, cash, coin, price, c, flow
         v = venue[idx[j]]
         net[v] += dq[j]
         gross[v] += abs(dq[j])
-    q = net * price
-    move, avg = impact(c, flow, q)
-    fill = price * np.exp(avg)
+    q = np.empty(k)  # loops, not array expressions: no broadcasting code to load
     for v in range(k):
+        q[v] = net[v] * price[v]
+    move, avg = impact(c, flow, q)
+    fill = np.empty(k)
+    for v in range(k):
+        fill[v] = price[v] * math.exp(avg[v])  # as np.exp: Numba lowers both to llvm.exp
         flow[v] += q[v]
     px = np.empty(idx.shape[0])
     for j in range(idx.shape[0]):
@@ -541,37 +544,29 @@ _BLOCK = 128  # NumPy's pairwise summation block (PW_BLOCKSIZE in numpy/_core/sr
 
 
 @njit(cache=True, error_model="numpy")
-def _at(b, i, absolute):
-    """``b[i]``, or its absolute value."""
-    return abs(b[i]) if absolute else b[i]
-
-
-@njit(cache=True, error_model="numpy")
-def block_sum(a, lo, n, absolute):
-    """NumPy's pairwise sum of ``a[lo:lo + n]`` (of their absolute values if ``absolute``) for
-    n <= 128: under 8 values in order; else 8 interleaved partial sums combined as a tree,
-    then the rest in order."""
+def block_sum(a, lo, n):
+    """NumPy's pairwise sum of ``a[lo:lo + n]`` for n <= 128: under 8 values in order; else 8
+    interleaved partial sums combined as a tree, then the rest in order."""
     b = a[lo:lo + n]
     if n < 8:
         res = 0.0
         for i in range(n):
-            res += _at(b, i, absolute)
+            res += b[i]
         return res
-    r0, r1, r2, r3 = _at(b, 0, absolute), _at(b, 1, absolute), _at(b, 2, absolute), _at(b, 3, absolute)
-    r4, r5, r6, r7 = _at(b, 4, absolute), _at(b, 5, absolute), _at(b, 6, absolute), _at(b, 7, absolute)
+    r0, r1, r2, r3, r4, r5, r6, r7 = b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]
     end = n - n % 8
     for i in range(8, end, 8):
-        r0 += _at(b, i, absolute)
-        r1 += _at(b, i + 1, absolute)
-        r2 += _at(b, i + 2, absolute)
-        r3 += _at(b, i + 3, absolute)
-        r4 += _at(b, i + 4, absolute)
-        r5 += _at(b, i + 5, absolute)
-        r6 += _at(b, i + 6, absolute)
-        r7 += _at(b, i + 7, absolute)
+        r0 += b[i]
+        r1 += b[i + 1]
+        r2 += b[i + 2]
+        r3 += b[i + 3]
+        r4 += b[i + 4]
+        r5 += b[i + 5]
+        r6 += b[i + 6]
+        r7 += b[i + 7]
     res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     for i in range(end, n):
-        res += _at(b, i, absolute)
+        res += b[i]
     return res
 
 
@@ -642,9 +637,9 @@ def copy_into(dst, lo, src):
 def pairwise_sum(a, lo, n):
     """The sum of ``a[lo:lo + n]`` (float64) as ``np.sum`` adds it (see :func:`pairwise_plan`)."""
     if n <= _BLOCK:
-        return block_sum(a, lo, n, False)
+        return block_sum(a, int(lo), n)  # int(): callers' lo = 0 would compile block_sum again
     leaf_lo, leaf_n, program = pairwise_plan(n)
     sums = np.empty((leaf_lo.shape[0], 1))
     for j in range(leaf_lo.shape[0]):
-        sums[j, 0] = block_sum(a, lo + leaf_lo[j], leaf_n[j], False)
+        sums[j, 0] = block_sum(a, lo + leaf_lo[j], leaf_n[j])
     return add_up(sums, program)[0]

@@ -22,7 +22,7 @@ from numba import njit
 
 from policylab.engine.kernels import (arbitrage_orders, copy_into, count_opened, drifted, due, execute, impact,
                                       hold, liquidation_price, move_books, near, spot_leg, trade, pairwise_sum,
-                                      under_water, _is_near, _maintenance)
+                                      under_water, unique_sorted, _is_near, _maintenance)
 
 
 @njit(cache=True, error_model="numpy")
@@ -324,7 +324,8 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
      alw, counts, lacc, lkey, lstart, sacc, skey, sstart) = fixed.items
     mark = prices(lm, growth, mark_index)[1]
     lo, hi = ref * e_lo, ref * e_hi
-    if rescan or drifted(mark, ref, half):
+    whole = rescan or drifted(mark, ref, half)
+    if whole:
         copy_into(ref, 0, mark)
         lo, hi = ref * e_lo, ref * e_hi
         for j in range(counts[0]):
@@ -340,8 +341,6 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
                 alw[a] = i
                 a += 1
         counts[0], counts[2] = m, a
-        _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart,
-                 sacc, skey, sstart, True)
     else:
         for j in range(n_changed[0]):
             i = changed[j]
@@ -357,9 +356,9 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
             over[counts[1]] = i
             counts[1] += 1
         counts[3] += counts[1]
-        if _sort_due(counts):
-            _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey,
-                     lstart, sacc, skey, sstart, False)
+    if whole or _sort_due(counts):  # one call site: ``whole`` as a constant would compile _rebuild twice
+        _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart,
+                 sacc, skey, sstart, whole)
     n_changed[0] = 0
     k = mark.shape[0]
     la = np.empty(k, dtype=np.int64)
@@ -741,7 +740,7 @@ def run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n
         if is_liq[j]:
             last_liq[idx[j]] = time_s
             liquidated[idx[j]] = True
-    _realise_coin(idx, True, size, venue, cash, coin, coin_price, collateral_loss)  # of the closed accounts
+    _realise_coin(idx, bool(True), size, venue, cash, coin, coin_price, collateral_loss)  # of the closed accounts
     # negative equity after the close: the deficit, then the fund covers it (cover_negative)
     deficits = np.zeros(n)
     covered = np.zeros(k)
@@ -853,7 +852,9 @@ def _adl_choice(idx, dq, share, nl, efill, avg, book, c, flow, size, venue, cash
     net = np.zeros(k)
     for j in range(idx.shape[0]):
         net[venue[idx[j]]] += dq[j]
-    a = impact(c, flow, net * book)[1]
+    for v in range(k):
+        net[v] *= book[v]  # USD, in a loop: here Numba's product of two arrays took 400 more IR lines
+    a = impact(c, flow, net)[1]
     exact = efill.shape[0] > 0
     ef = efill if exact else np.exp(a)
     out = np.empty(nl, dtype=np.int64)
@@ -937,11 +938,26 @@ def _adl_candidates(bankrupt, mark, size, venue, entry):
 
 
 @njit(cache=True, error_model="numpy")
+def _venues(accounts, venue, k):
+    """The venues (of ``k``) of ``accounts``, distinct and ascending (``np.unique(venue[accounts])``
+    as int64, without a sort: Numba's ``np.unique`` of the int16 venues compiled a sort of its own)."""
+    on = np.zeros(k, dtype=np.bool_)
+    for i in accounts:
+        on[venue[i]] = True
+    out = np.empty(k, dtype=np.int64)
+    n = 0
+    for v in range(k):
+        out[n] = v
+        n += on[v]
+    return out[:n]
+
+
+@njit(cache=True, error_model="numpy")
 def _adl_room(bankrupt, candidates, vault_row, venue):
     """Counterparties :func:`_adl` of ``bankrupt`` can take at most: its ``candidates``
     (:func:`_adl_candidates`) and the vaults of its venues."""
     need = candidates.shape[0]
-    for u in np.unique(venue[bankrupt]):
+    for u in _venues(bankrupt, venue, vault_row.shape[0]):
         if vault_row[u] >= 0:
             need += 1
     return need
@@ -1034,7 +1050,7 @@ def _adl(bankrupt, candidates, vault_row, mark, cv, step, rnd, kind_adl, kind_cp
     (:func:`_adl_candidates` of ``bankrupt``) and the venues' vaults (``vault_row``).
     Returns the bankrupt accounts that found no counterparty or too little, to go to
     market with what is left of them."""
-    _realise_coin(bankrupt, False, size, venue, cash, coin, coin_price, collateral_loss)
+    _realise_coin(bankrupt, bool(False), size, venue, cash, coin, coin_price, collateral_loss)
     nb = bankrupt.shape[0]
     flagged = np.zeros(size.shape[0], dtype=np.bool_)  # the bankrupt
     for i in bankrupt:
@@ -1042,7 +1058,7 @@ def _adl(bankrupt, candidates, vault_row, mark, cv, step, rnd, kind_adl, kind_cp
     left = np.empty(nb, dtype=np.int64)
     n_left = 0
     found = np.empty(candidates.shape[0] + 1, dtype=np.int64)
-    for u in np.unique(venue[bankrupt]):
+    for u in _venues(bankrupt, venue, mark.shape[0]):
         p = mark[u]
         vault = vault_row[u]
         for sd in (1.0, -1.0):
@@ -1100,8 +1116,8 @@ def _adl(bankrupt, candidates, vault_row, mark, cv, step, rnd, kind_adl, kind_cp
                     x = x if x > 0.0 or x != x else 0.0
                     x = x if x < avail[j] or x != x else avail[j]
                     take[r] = 0.0 if x <= 1e-12 * need else x  # rounding dust below the need
+                    cp[r] = found[j]  # ranked order (found[:n_cp] still holds them in account order)
                     before += avail[j]
-                cp[:top.shape[0]] = cp[top]
             taken = _sum(take)
             f = 1.0 if taken >= need * (1 - 1e-12) else taken / need
             n_take = 0
@@ -1197,7 +1213,9 @@ def vault_solvency(growth, lm, mark_index, coin_price, haircut, vault_rows, vaul
 def _realise_coin(accounts, flat_only, size, venue, cash, coin, coin_price, collateral_loss):
     """The depegged collateral of ``accounts`` (those
     now flat if ``flat_only``) is sold at its value; the losses per venue, summed in
-    account order, are added to ``collateral_loss``."""
+    account order, are added to ``collateral_loss``. Callers pass ``bool(True)`` or
+    ``bool(False)``: a plain bool, where a constant would compile one copy per value (Numba
+    specialises on literal arguments)."""
     k = collateral_loss.shape[0]
     lost = np.zeros(k)
     realised = False
@@ -1219,11 +1237,11 @@ def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_p
     """The venues' vaults take over the positions of
     accounts ``idx`` at their marks with all their remaining margin (depegged collateral
     realised first), per vault row in ascending order; the backstop events."""
-    _realise_coin(idx, False, size, venue, cash, coin, coin_price, collateral_loss)
+    _realise_coin(idx, bool(False), size, venue, cash, coin, coin_price, collateral_loss)
     pre = np.empty(idx.shape[0])
     for j in range(idx.shape[0]):
         pre[j] = size[idx[j]]
-    rows = np.unique(vault_row[venue[idx]])
+    rows = unique_sorted(vault_row[venue[idx]])
     for row in rows:
         m = 0
         for i in idx:
