@@ -58,8 +58,10 @@ def fresh_entries(log, taker, size, venue, entry):
 def lexical_order(rows, seg, key, segments):
     """The order of entries by segment (0 .. ``segments`` - 1), key and row: as
     ``np.lexsort((rows, key, seg))`` (rows distinct; keys not NaN): by row, then stably by
-    key, then stably by segment (counting them)."""
-    o = np.argsort(rows)
+    key, then stably by segment (counting them). The rows are sorted as float64 (exact below
+    2**53) with the keys' merge sort: an int64 sort would be a second sort compiled into the
+    merge's cached code."""
+    o = np.argsort(rows.astype(np.float64), kind="mergesort")
     o = o[np.argsort(key[o], kind="mergesort")]
     start = np.zeros(segments + 1, dtype=np.int64)
     for j in range(o.shape[0]):
