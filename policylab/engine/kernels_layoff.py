@@ -373,7 +373,8 @@ def close(chosen, t, rows, price, changed, fixed):
     (count, where, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume, protocol,
      weight, coin, mm_floor, coin_price, haircut, margin_mult, tier_rate, tier_ded, liq_price, n_changed) = fixed.items
     ranks, off = subsets(count, chosen, t)
-    closed = np.sort(at_ranks(ranks, off, rows, where))
+    closed = at_ranks(ranks, off, rows, where)
+    closed.sort()  # in place: np.sort's copy would be one more function with its allocation in the module
     fill(closed, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume)
     refresh(closed, protocol, venue, size, weight, cash, coin, mm_floor, coin_values(coin_price, haircut), margin_mult,
             tier_rate, tier_ded, liq_price, changed, n_changed)
