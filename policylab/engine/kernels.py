@@ -416,7 +416,8 @@ def hold(idx, before, size, tally):
 @njit(cache=True, error_model="numpy")
 def unique_sorted(a):
     """The distinct values of ``a`` (integers), ascending (as ``np.unique``)."""
-    b = np.sort(a)
+    b = a.copy()
+    b.sort()  # not np.sort: its copy would be one more function with its allocation in the caller's module
     out = np.empty(b.shape[0], dtype=b.dtype)
     n = 0
     for j in range(b.shape[0]):

@@ -391,7 +391,9 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
         if (size[i] > 0.0 and key >= p * (1.0 - SLACK)) or (size[i] < 0.0 and key <= p * (1.0 + SLACK)):
             out[n] = i
             n += 1
-    return np.sort(out[:n])
+    out = out[:n]
+    out.sort()  # in place: np.sort's copy would be one more function with its allocation in cascade_round's module
+    return out
 
 
 @njit(cache=True, error_model="numpy")
@@ -709,7 +711,8 @@ def run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n
         m = n + left.shape[0]  # the orders not deleveraged, then what ADL left (whole liquidations)
         idx2, share2, liq2, dq2 = np.empty(m, dtype=np.int64), np.empty(m), np.empty(m, dtype=np.bool_), np.empty(m)
         m = 0
-        gone = np.sort(chosen)
+        gone = chosen  # _adl_choice's own array, not needed in rank order any more: sorted in place (as above)
+        gone.sort()
         for j in range(n):
             h = _first_at_least(gone, 0, gone.shape[0], idx[j])
             if h == gone.shape[0] or gone[h] != idx[j]:  # not deleveraged
