@@ -326,7 +326,7 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
     lo, hi = ref * e_lo, ref * e_hi
     whole = rescan or drifted(mark, ref, half)
     if whole:
-        copy_into(ref, 0, mark)
+        copy_into(ref, int(0), mark)  # int(): a literal 0 would compile copy_into again
         lo, hi = ref * e_lo, ref * e_hi
         for j in range(counts[0]):
             member[members[j]] = False
@@ -887,7 +887,7 @@ def _adl_choice(idx, dq, share, nl, efill, avg, book, c, flow, size, venue, cash
         limit = 0.0 if 0.0 > fund[u] else fund[u]
         margin = (1e-9 + 1e-15 * m) * (uncertain + abs(limit))
         if not exact and uncertain > 0.0 and not abs(total - limit) > margin:
-            copy_into(avg, 0, a)
+            copy_into(avg, int(0), a)  # int(): a literal 0 would compile copy_into again
             return False, none
         if total <= limit:
             continue
@@ -915,7 +915,7 @@ def _adl_choice(idx, dq, share, nl, efill, avg, book, c, flow, size, venue, cash
                 if not (deficit[x] - deficit[y] > 1e-11 * widest or same):
                     known = False
             if not known:
-                copy_into(avg, 0, a)
+                copy_into(avg, int(0), a)  # int(): a literal 0 would compile copy_into again
                 return False, none
         for s in range(last + 1):
             out[n_out] = acc[order[s]]
