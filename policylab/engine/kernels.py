@@ -53,17 +53,24 @@ def bundle(items):
 def trade(idx, dq, px, size, entry, cash):
     """Book trades of ``dq`` BTC at prices ``px``: cash, size and average entry (no fees)."""
     for j in range(idx.shape[0]):
-        i = idx[j]
-        s0 = size[i]
-        s1 = s0 + dq[j]
-        if s1 == 0.0:
-            entry[i] = 0.0
-        elif s0 == 0.0 or s0 * s1 < 0.0:  # opened or flipped
-            entry[i] = px[j]
-        elif s0 * dq[j] > 0.0:  # grown: average in
-            entry[i] = (entry[i] * s0 + dq[j] * px[j]) / s1
-        cash[i] -= dq[j] * px[j]
-        size[i] = s1
+        trade_one(idx[j], dq[j], px[j], size, entry, cash)
+
+
+@njit(cache=True, error_model="numpy")
+def trade_one(i, dq, px, size, entry, cash):
+    """Book account ``i``'s trade of ``dq`` BTC at price ``px`` (as :func:`trade`; a book's
+    side of a fill without one-element arrays, whose allocations and array expressions
+    would be compiled into every kernel that fills)."""
+    s0 = size[i]
+    s1 = s0 + dq
+    if s1 == 0.0:
+        entry[i] = 0.0
+    elif s0 == 0.0 or s0 * s1 < 0.0:  # opened or flipped
+        entry[i] = px
+    elif s0 * dq > 0.0:  # grown: average in
+        entry[i] = (entry[i] * s0 + dq * px) / s1
+    cash[i] -= dq * px
+    size[i] = s1
 
 
 @njit(cache=True, error_model="numpy")
@@ -117,7 +124,7 @@ def execute(idx, dq, liq, forced, venue, size, entry, cash, coin, price, c, flow
     trade(idx, dq, px, size, entry, cash)
     for v in range(k):
         if net[v] != 0.0:
-            trade(mm_row[v:v + 1], -net[v:v + 1], fill[v:v + 1], size, entry, cash)
+            trade_one(mm_row[v], -net[v], fill[v], size, entry, cash)
     for j in range(idx.shape[0]):
         i = idx[j]
         v = venue[i]
@@ -538,7 +545,7 @@ def spot_leg(idx, dq, fill, net, book, v, forced, hedge, hedge_cash, size, entry
         hedge_cash[i] -= dq[j] * fill
     rows = np.array([book])
     before = np.array([size[book]])
-    trade(rows, np.array([-net]), np.array([fill]), size, entry, cash)
+    trade_one(book, -net, fill, size, entry, cash)
     count_opened(rows, before, size, tally)
     attribute(idx, np.abs(dq) * fill, v, forced, resident, traded, forced_volume, resident_volume)
 

@@ -21,8 +21,8 @@ import numpy as np
 from numba import njit
 
 from policylab.engine.kernels import (arbitrage_orders, copy_into, count_opened, drifted, due, execute, impact,
-                                      hold, liquidation_price, move_books, near, spot_leg, trade, pairwise_sum,
-                                      under_water, unique_sorted, _is_near, _maintenance)
+                                      hold, liquidation_price, move_books, near, spot_leg, trade, trade_one,
+                                      pairwise_sum, under_water, unique_sorted, _is_near, _maintenance)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1268,7 +1268,7 @@ def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_p
         if total != 0:
             one = np.array([row])
             before = np.array([size[row]])
-            trade(one, np.array([total]), np.array([notional / total]), size, entry, cash)
+            trade_one(row, total, notional / total, size, entry, cash)
             count_opened(one, before, size, tally)
         else:  # offsetting positions: only cash changes hands
             cash[row] -= notional
