@@ -141,7 +141,7 @@ def trade_spot(idx, dq, forced, c, hedge, hedge_cash, size, entry, cash, mm_row,
     volume[spot] += _sum(gross) * fill
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def arbitrage(growth, fixed):
     """``Market.arbitrage``: the desks' orders (:func:`kernels.arbitrage_orders`) at the book
     prices (``growth``: NumPy's exp(basis), see :func:`prices`), executed
@@ -396,7 +396,7 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def refresh(idx, protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded, liq_price,
             changed, n_changed):
     """``LiquidationEngine.refresh``: liquidation prices of the accounts of ``idx`` that are
@@ -775,7 +775,7 @@ def run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n
     return _vaults_moved(vault_rows, cash, size, venue, rank, mark_index, basis, lm), acted, waiting
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def cascade_round(stale, rescan, growth, e_lo, e_hi, half, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
                   changed, fixed, again, near_set):
     """``LiquidationEngine.cascade_round``: one cascade round in one call, the band set's

@@ -76,7 +76,7 @@ def lexical_order(rows, seg, key, segments):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def merge(rows, seg, key, mag, segments, pos_of, changed, log, taker, size, venue, entry):
     """Sort the logged rows' current positions (:func:`fresh_entries`) into the sorted
     positions (``rows``, ``seg``, ``key``, ``mag``), leaving out the entries of logged rows
@@ -334,7 +334,7 @@ def draw_below(rng, bounds):
     return t
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def lay_off(rows, key, mag, inc, seg_lo, price, keep, changed, fixed):
     """``MarketMakers.lay_off`` in one call: :func:`candidates` at ``price`` for a lay-off of
     ``keep`` of the inventory, how many of each venue's close (:func:`draw_chosen`, into
