@@ -724,3 +724,20 @@ def test_bundle_types_have_short_distinct_symbol_names():
     names = {mangle_type_or_value(typeof(kernels.bundle(x)))
              for x in (items, (*items, 1.0), (*items[:-1], np.zeros(3, dtype=np.int64)))}
     assert len(names) == 3 and all(len(n) < 40 for n in names), names
+
+
+def test_trade_one_books_a_trade_as_trade_does():
+    """``kernels.trade_one`` (a book's side of a fill, without one-element arrays) moves size,
+    entry and cash as the average-entry rules say and as ``kernels.trade`` does for one row:
+    opened, grown (averaged in), reduced (entry kept), flipped (entry at the price), closed
+    (entry 0), a short grown."""
+    cases = [(0.0, 0.0, 2.0, 100.0, 100.0), (2.0, 50.0, 1.0, 110.0, (50.0 * 2.0 + 1.0 * 110.0) / 3.0),
+             (2.0, 50.0, -1.0, 120.0, 50.0), (2.0, 50.0, -3.0, 90.0, 90.0), (2.0, 50.0, -2.0, 80.0, 0.0),
+             (-1.5, 70.0, -0.5, 60.0, (70.0 * -1.5 + -0.5 * 60.0) / -2.0)]
+    for s0, e0, dq, px, e1 in cases:
+        size, entry, cash = np.array([s0]), np.array([e0]), np.array([1000.0])
+        kernels.trade_one(0, dq, px, size, entry, cash)
+        assert (size[0], entry[0], cash[0]) == (s0 + dq, e1, 1000.0 - dq * px)
+        s2, e2, c2 = np.array([s0]), np.array([e0]), np.array([1000.0])
+        kernels.trade(np.array([0]), np.array([dq]), np.array([px]), s2, e2, c2)
+        assert (s2[0], e2[0], c2[0]) == (size[0], entry[0], cash[0])

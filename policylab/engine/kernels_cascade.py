@@ -21,8 +21,8 @@ import numpy as np
 from numba import njit
 
 from policylab.engine.kernels import (arbitrage_orders, copy_into, count_opened, drifted, due, execute, impact,
-                                      hold, liquidation_price, move_books, near, spot_leg, trade, pairwise_sum,
-                                      under_water, unique_sorted, _is_near, _maintenance)
+                                      hold, liquidation_price, move_books, near, spot_leg, trade, trade_one,
+                                      pairwise_sum, under_water, unique_sorted, _is_near, _maintenance)
 
 
 @njit(cache=True, error_model="numpy")
@@ -141,7 +141,7 @@ def trade_spot(idx, dq, forced, c, hedge, hedge_cash, size, entry, cash, mm_row,
     volume[spot] += _sum(gross) * fill
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def arbitrage(growth, fixed):
     """``Market.arbitrage``: the desks' orders (:func:`kernels.arbitrage_orders`) at the book
     prices (``growth``: NumPy's exp(basis), see :func:`prices`), executed
@@ -326,7 +326,7 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
     lo, hi = ref * e_lo, ref * e_hi
     whole = rescan or drifted(mark, ref, half)
     if whole:
-        copy_into(ref, 0, mark)
+        copy_into(ref, int(0), mark)  # int(): a literal 0 would compile copy_into again
         lo, hi = ref * e_lo, ref * e_hi
         for j in range(counts[0]):
             member[members[j]] = False
@@ -391,10 +391,12 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
         if (size[i] > 0.0 and key >= p * (1.0 - SLACK)) or (size[i] < 0.0 and key <= p * (1.0 + SLACK)):
             out[n] = i
             n += 1
-    return np.sort(out[:n])
+    out = out[:n]
+    out.sort()  # in place: np.sort's copy would be one more function with its allocation in cascade_round's module
+    return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def refresh(idx, protocol, venue, size, weight, cash, coin, mm_floor, cv, margin_mult, tier_rate, tier_ded, liq_price,
             changed, n_changed):
     """``LiquidationEngine.refresh``: liquidation prices of the accounts of ``idx`` that are
@@ -709,7 +711,8 @@ def run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n
         m = n + left.shape[0]  # the orders not deleveraged, then what ADL left (whole liquidations)
         idx2, share2, liq2, dq2 = np.empty(m, dtype=np.int64), np.empty(m), np.empty(m, dtype=np.bool_), np.empty(m)
         m = 0
-        gone = np.sort(chosen)
+        gone = chosen  # _adl_choice's own array, not needed in rank order any more: sorted in place (as above)
+        gone.sort()
         for j in range(n):
             h = _first_at_least(gone, 0, gone.shape[0], idx[j])
             if h == gone.shape[0] or gone[h] != idx[j]:  # not deleveraged
@@ -772,7 +775,7 @@ def run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n
     return _vaults_moved(vault_rows, cash, size, venue, rank, mark_index, basis, lm), acted, waiting
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def cascade_round(stale, rescan, growth, e_lo, e_hi, half, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
                   changed, fixed, again, near_set):
     """``LiquidationEngine.cascade_round``: one cascade round in one call, the band set's
@@ -884,7 +887,7 @@ def _adl_choice(idx, dq, share, nl, efill, avg, book, c, flow, size, venue, cash
         limit = 0.0 if 0.0 > fund[u] else fund[u]
         margin = (1e-9 + 1e-15 * m) * (uncertain + abs(limit))
         if not exact and uncertain > 0.0 and not abs(total - limit) > margin:
-            copy_into(avg, 0, a)
+            copy_into(avg, int(0), a)  # int(): a literal 0 would compile copy_into again
             return False, none
         if total <= limit:
             continue
@@ -912,7 +915,7 @@ def _adl_choice(idx, dq, share, nl, efill, avg, book, c, flow, size, venue, cash
                 if not (deficit[x] - deficit[y] > 1e-11 * widest or same):
                     known = False
             if not known:
-                copy_into(avg, 0, a)
+                copy_into(avg, int(0), a)  # int(): a literal 0 would compile copy_into again
                 return False, none
         for s in range(last + 1):
             out[n_out] = acc[order[s]]
@@ -1265,7 +1268,7 @@ def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_p
         if total != 0:
             one = np.array([row])
             before = np.array([size[row]])
-            trade(one, np.array([total]), np.array([notional / total]), size, entry, cash)
+            trade_one(row, total, notional / total, size, entry, cash)
             count_opened(one, before, size, tally)
         else:  # offsetting positions: only cash changes hands
             cash[row] -= notional

@@ -103,7 +103,7 @@ def draw_active(rng, rows, size, chance, surged, keep):
     return idx
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def active(chance, surged, keep, fixed):
     """:func:`draw_active` with ``fixed``, a :class:`kernels.Bundle` of (rng, rows, size)."""
     rng, rows, size = fixed.items
@@ -178,7 +178,7 @@ def retail_decisions(idx, u, r15, close_prob, now_s, panic_move, size, stop, cas
     return dq, cand, x, u[cand]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def retail_start(idx, r15, close_prob, now_s, fixed):
     """``RetailSpeculators.decide`` of the active accounts ``idx`` before NumPy's ``expm1``:
     one uniform each from the population's stream, then :func:`retail_decisions`, whose
@@ -234,7 +234,7 @@ def professional_decisions(idx, growth, caution, now_s, fixed):
     return dq, cand, x
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def professional_start(idx, growth, caution, now_s, fixed):
     """``Professionals.decide`` of the active accounts ``idx`` before NumPy's ``expm1``:
     :func:`professional_decisions`, then one uniform per candidate from the population's
@@ -316,7 +316,7 @@ def opens(idx, dq, at, u_side, u_follow, move, growth, fixed):
                       weight, lev_cap, pos_limit, stop_dist, stop, im_mult, tier_floor, tier_lev)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def chosen_open(idx, dq, cand, u_cand, expm1_x, caution, scale, follow, move, growth, fixed):
     """The end of a population's decision, its draws from its stream: the candidates
     :func:`chosen` (draws ``u_cand``) open (:func:`opens`) on sides drawn with one uniform
@@ -329,7 +329,7 @@ def chosen_open(idx, dq, cand, u_cand, expm1_x, caution, scale, follow, move, gr
     return opens(idx, dq, flat, u_side, u_follow, move, growth, opens_args)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def unhedged(rows, hedge, size, share):
     """Basis traders' spot sales (``BasisTraders.decide``): each account in ``rows`` whose
     long spot ``hedge`` exceeds its short perpetual (``hedge + size`` above 1e-9 of the
@@ -347,7 +347,7 @@ def unhedged(rows, hedge, size, share):
     return idx[:n], dq[:n]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def arrivals(t, lm, log_return, transient_decay, basis, basis_decay, liquidity_mult, liquidity, coin_price, coin_path):
     """The step's exogenous arrivals (``MarketModel.step``, 1.): step ``t``'s fundamental
     return ``log_return[t]`` joins the log fundamental ``lm[0]``, the transient dislocation
@@ -368,7 +368,7 @@ def arrivals(t, lm, log_return, transient_decay, basis, basis_decay, liquidity_m
     return changed
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def new_step(volume, forced_volume, resident_volume, flow, arb_left, arb_capacity):
     """Start the step's flows (``Market.new_step``): zero the per-step flows, and set the
     arbitrage capacity left to ``arb_capacity``."""
@@ -389,7 +389,7 @@ def any_flat_in_debt(idx, size, cash):
     return False
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def rms_step(logs):
     """Root mean square of the steps of ``logs`` (``np.sqrt(np.mean(np.diff(logs) ** 2))``,
     summed in NumPy's pairwise order); ``logs`` holds at least two values."""
@@ -400,7 +400,7 @@ def rms_step(logs):
     return np.sqrt(pairwise_sum(sq, 0, sq.shape[0]) / sq.shape[0])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def execute_voluntary(idx, dq, growth, changed, fixed):
     """The step's netted voluntary orders ``dq`` (BTC) of unique accounts ``idx``, ascending
     (``MarketModel.step``, 3.), in one call: ``Market.execute`` at the book prices (the index
@@ -432,7 +432,7 @@ def execute_voluntary(idx, dq, growth, changed, fixed):
     return False
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def close_step(t, growth, fixed):
     """The step's bookkeeping (``MarketModel.step``, 5.): each venue's ``basis`` added to its
     funding premium sum and count; the index (of ``lm``) and the venues' book prices (the

@@ -58,8 +58,10 @@ def fresh_entries(log, taker, size, venue, entry):
 def lexical_order(rows, seg, key, segments):
     """The order of entries by segment (0 .. ``segments`` - 1), key and row: as
     ``np.lexsort((rows, key, seg))`` (rows distinct; keys not NaN): by row, then stably by
-    key, then stably by segment (counting them)."""
-    o = np.argsort(rows)
+    key, then stably by segment (counting them). The rows are sorted as float64 (exact below
+    2**53) with the keys' merge sort: an int64 sort would be a second sort compiled into the
+    merge's cached code."""
+    o = np.argsort(rows.astype(np.float64), kind="mergesort")
     o = o[np.argsort(key[o], kind="mergesort")]
     start = np.zeros(segments + 1, dtype=np.int64)
     for j in range(o.shape[0]):
@@ -74,7 +76,7 @@ def lexical_order(rows, seg, key, segments):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def merge(rows, seg, key, mag, segments, pos_of, changed, log, taker, size, venue, entry):
     """Sort the logged rows' current positions (:func:`fresh_entries`) into the sorted
     positions (``rows``, ``seg``, ``key``, ``mag``), leaving out the entries of logged rows
@@ -332,7 +334,7 @@ def draw_below(rng, bounds):
     return t
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def lay_off(rows, key, mag, inc, seg_lo, price, keep, changed, fixed):
     """``MarketMakers.lay_off`` in one call: :func:`candidates` at ``price`` for a lay-off of
     ``keep`` of the inventory, how many of each venue's close (:func:`draw_chosen`, into
@@ -371,7 +373,8 @@ def close(chosen, t, rows, price, changed, fixed):
     (count, where, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume, protocol,
      weight, coin, mm_floor, coin_price, haircut, margin_mult, tier_rate, tier_ded, liq_price, n_changed) = fixed.items
     ranks, off = subsets(count, chosen, t)
-    closed = np.sort(at_ranks(ranks, off, rows, where))
+    closed = at_ranks(ranks, off, rows, where)
+    closed.sort()  # in place: np.sort's copy would be one more function with its allocation in the module
     fill(closed, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume)
     refresh(closed, protocol, venue, size, weight, cash, coin, mm_floor, coin_values(coin_price, haircut), margin_mult,
             tier_rate, tier_ded, liq_price, changed, n_changed)
