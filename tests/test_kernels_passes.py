@@ -41,6 +41,17 @@ def test_copy_into_is_a_slice_assignment(dtype):
         np.testing.assert_array_equal(dst, expected)
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 2000, 50_000])
+@pytest.mark.parametrize("span", [1, 3, 2048, 2049, 900_000, 2**40])
+def test_radix_sorted_and_unique_sorted_are_numpys(n, span):
+    rng = np.random.default_rng(n + span)
+    a = rng.integers(-(span // 3), span, n)  # negative values and ranges of one to four digits
+    before = a.copy()
+    np.testing.assert_array_equal(kernels.radix_sorted(a), np.sort(a))
+    np.testing.assert_array_equal(kernels.unique_sorted(a), np.unique(a))
+    np.testing.assert_array_equal(a, before)  # the input is left as it was
+
+
 def _assert_sum(got, exact, rel=1e-13):
     """``got`` is a sum of positive numbers whose exact value is about ``exact`` (a sum in
     another order): within ``rel`` of it, and 0 exactly where it is."""

@@ -315,13 +315,14 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
     reference marks x ``e_lo`` and ``e_hi``. Members keep their trigger keys sorted per venue
     and side (``lacc``/``lkey`` by ``lstart`` for longs, ``sacc``/``skey`` by ``sstart`` for
     shorts), so a round finds the reached ones by binary search; the members changed since
-    the sort (``over``, flagged ``dirty``) are checked one by one, and sorted in once those
+    the sort (``over``, flagged ``dirty``) are checked one by one, by their triggers noted when
+    they changed (``over_key``, ``over_venue``; ``slot``: each one's entry), and sorted in once those
     checks, summed over the calls since the sort, outweigh a sort (:func:`_sort_due`: so a
     rule that changes most members every step, dynamic margin, does not re-sort them every
     step). Clears the changed list. ``fixed``: a :class:`kernels.Bundle` of the arguments below, the
     same at every call."""
     (lm, mark_index, ref, size, venue, liq_price, stop, always, protocol, tol, n_changed, member, dirty, members, over,
-     alw, counts, lacc, lkey, lstart, sacc, skey, sstart) = fixed.items
+     slot, over_key, over_venue, alw, counts, lacc, lkey, lstart, sacc, skey, sstart) = fixed.items
     mark = prices(lm, growth, mark_index)[1]
     lo, hi = ref * e_lo, ref * e_hi
     whole = rescan or drifted(mark, ref, half)
@@ -344,8 +345,11 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
     else:
         for j in range(n_changed[0]):
             i = changed[j]
-            if always[i] or dirty[i]:
-                continue  # checked every round, or already among the changed members
+            if always[i]:
+                continue  # checked every round
+            if dirty[i]:  # already among the changed members: its trigger again
+                _note_over(slot[i], i, size, venue, liq_price, stop, protocol, tol, over_key, over_venue)
+                continue
             if not member[i]:
                 if not _is_near(i, size, venue, liq_price, stop, always, lo, hi):
                     continue
@@ -354,6 +358,8 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
                 counts[0] += 1
             dirty[i] = True
             over[counts[1]] = i
+            slot[i] = counts[1]
+            _note_over(counts[1], i, size, venue, liq_price, stop, protocol, tol, over_key, over_venue)
             counts[1] += 1
         counts[3] += counts[1]
     if whole or _sort_due(counts):  # one call site: ``whole`` as a constant would compile _rebuild twice
@@ -382,18 +388,30 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
             if not dirty[sacc[h]]:
                 out[n] = sacc[h]
                 n += 1
-    for j in range(counts[1]):
-        i = over[j]
-        if protocol[i] or size[i] == 0.0:
+    for j in range(counts[1]):  # their triggers noted in order (_note_over): no pass over their accounts' rows
+        v = over_venue[j]
+        if v == 0:
             continue
-        p = mark[venue[i]]
-        key = _trigger(i, size, liq_price, stop, tol)
-        if (size[i] > 0.0 and key >= p * (1.0 - SLACK)) or (size[i] < 0.0 and key <= p * (1.0 + SLACK)):
-            out[n] = i
+        key = over_key[j]
+        if (v > 0 and key >= mark[v - 1] * (1.0 - SLACK)) or (v < 0 and key <= mark[-v - 1] * (1.0 + SLACK)):
+            out[n] = over[j]
             n += 1
     out = out[:n]
     out.sort()  # in place: np.sort's copy would be one more function with its allocation in cascade_round's module
     return out
+
+
+@njit(cache=True, error_model="numpy")
+def _note_over(j, i, size, venue, liq_price, stop, protocol, tol, over_key, over_venue):
+    """Note changed member ``i`` (entry ``j`` of the band set's ``over``) for :func:`band_set`'s
+    checks: its trigger (:func:`_trigger`) in ``over_key[j]``, and in ``over_venue[j]`` its
+    venue + 1 for a long, -(venue + 1) for a short, 0 when it is never due (flat, protocol)."""
+    s = size[i]
+    if protocol[i] or s == 0.0:
+        over_venue[j] = 0
+        return
+    over_key[j] = _trigger(i, size, liq_price, stop, tol)
+    over_venue[j] = venue[i] + 1 if s > 0.0 else -(venue[i] + 1)
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)

@@ -115,6 +115,8 @@ class LiquidationEngine:
         self._band = self._edges = None  # and (e^-band, e^band, half the band) (see near)
         self._member, self._dirty = np.zeros(n, bool), np.zeros(n, bool)  # its state (kernels_cascade.band_set)
         self._members, self._over = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        # per account its entry in _over; per entry its trigger and signed venue (kernels_cascade._note_over)
+        self._slot, self._over_key, self._over_venue = np.zeros(n, np.int64), np.zeros(n), np.zeros(n, np.int64)
         self._alw = np.zeros(max(int(self.always.sum()), 1), np.int64)
         self._counts = np.zeros(kc.COUNTS, np.int64)
         self._lacc, self._sacc = np.zeros(n, np.int64), np.zeros(n, np.int64)
@@ -140,7 +142,8 @@ class LiquidationEngine:
         tb, vb, mkt = self.tb, self.vb, market
         self._band_args = kernels.bundle((
             mkt.lm, vb.mark_index, self._near_mark, tb.size, tb.venue, tb.liq_price, tb.stop, self.always,
-            self.protocol, kc.DUE_TOL, self._n_changed, self._member, self._dirty, self._members, self._over, self._alw,
+            self.protocol, kc.DUE_TOL, self._n_changed, self._member, self._dirty, self._members, self._over,
+            self._slot, self._over_key, self._over_venue, self._alw,
             self._counts, self._lacc, self._lkey, self._lstart, self._sacc, self._skey, self._sstart))
         self._remargin_args = kernels.bundle((
             self._m_lo, self._stale, self._member, self._dirty, self.always, self.protocol, tb.venue, tb.size,
