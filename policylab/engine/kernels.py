@@ -8,9 +8,9 @@ says so). ``idx`` arguments hold unique account rows. Compiled code is cached on
 next to this file (``cache=True``), so only the first import on a machine compiles.
 Calls with many arguments that stay the same all run take them in one :class:`Bundle`
 (the last argument, ``fixed``, unpacked from ``fixed.items`` on the kernel's first line).
-The kernels a run calls from Python (its entry points, 17 of them) are compiled without a
-C-callable wrapper (``no_cfunc_wrapper=True``: nothing calls them from C), 90-150 LLVM
-instructions fewer in each one's cached code, which a fresh process loads.
+Every kernel is compiled without a C-callable wrapper (``no_cfunc_wrapper=True``: nothing
+calls them from C or passes them as first-class functions): 90-150 LLVM instructions fewer
+in each one's cached code, which a fresh process loads.
 """
 
 from __future__ import annotations
@@ -52,14 +52,14 @@ def bundle(items):
     return Bundle(items)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def trade(idx, dq, px, size, entry, cash):
     """Book trades of ``dq`` BTC at prices ``px``: cash, size and average entry (no fees)."""
     for j in range(idx.shape[0]):
         trade_one(idx[j], dq[j], px[j], size, entry, cash)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def trade_one(i, dq, px, size, entry, cash):
     """Book account ``i``'s trade of ``dq`` BTC at price ``px`` (as :func:`trade`; a book's
     side of a fill without one-element arrays, whose allocations and array expressions
@@ -76,7 +76,7 @@ def trade_one(i, dq, px, size, entry, cash):
     size[i] = s1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def impact(c, flow, q):
     """Square-root impact of net flows ``q`` (USD) added to this step's ``flow``: (move, average
     fill) per venue, both log, for curve coefficients ``c`` = impact_y / sqrt(depth)."""
@@ -95,7 +95,7 @@ def impact(c, flow, q):
     return move, avg
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def execute(idx, dq, liq, forced, venue, size, entry, cash, coin, price, c, flow, taker_fee, liq_fee, fee_to_fund,
             coin_value, mm_row, fund, fees, volume, resident, traded, forced_volume, resident_volume):
     """Net market orders per venue, fill them all at the venue's average impact price
@@ -153,7 +153,7 @@ def execute(idx, dq, liq, forced, venue, size, entry, cash, coin, price, c, flow
     return fill, move, net
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def liquidation_price(idx, venue, size, weight, cash, coin, mm_floor, coin_value, margin_mult, tier_rate, tier_ded):
     """Venue price at which each account's equity meets its maintenance margin (see
     margin.liquidation_price): the highest crossing of the tier lines and the floor line
@@ -195,7 +195,7 @@ def liquidation_price(idx, venue, size, weight, cash, coin, mm_floor, coin_value
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def distinct_tiers(tier_rate, tier_ded):
     """Per venue, how many of its first tiers hold every distinct (rate, deduction): the
     tiers after them repeat the last of them. Searched from the last tier back (a loop that
@@ -211,7 +211,7 @@ def distinct_tiers(tier_rate, tier_ded):
     return used
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _tier(v, per_account, tier_floor):
     """The tier of venue ``v`` a notional per real account (USD) falls in: how many tier
     floors above the first it reaches."""
@@ -222,7 +222,7 @@ def _tier(v, per_account, tier_floor):
     return t
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def tier_index(venue, per_account, tier_floor):
     """``_tier`` of each entry (venues and notionals per real account, USD)."""
     out = np.empty(venue.shape[0], dtype=np.int64)
@@ -231,7 +231,7 @@ def tier_index(venue, per_account, tier_floor):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _maintenance(i, v, weight, size, mm_floor, price_v, margin_mult, tier_floor, tier_rate, tier_ded):
     w = weight[i]
     notional = abs(size[i]) * price_v
@@ -240,7 +240,7 @@ def _maintenance(i, v, weight, size, mm_floor, price_v, margin_mult, tier_floor,
     return max(max(tiered, notional * mm_floor[i]), 0.0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def maintenance(idx, venue, weight, size, mm_floor, price, margin_mult, tier_floor, tier_rate, tier_ded):
     """Maintenance margin (USD) of accounts ``idx`` at venue prices ``price``: the tier
     its notional per real account falls in, scaled by the dynamic multiplier, at least
@@ -253,7 +253,7 @@ def maintenance(idx, venue, weight, size, mm_floor, price, margin_mult, tier_flo
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _is_near(i, size, venue, liq_price, stop, always, lo, hi):
     """Whether account ``i`` is of :func:`near`'s set. Both sides' tests are evaluated and
     combined without branches (a scan's accounts are in no order a branch predictor learns)."""
@@ -265,7 +265,7 @@ def _is_near(i, size, venue, liq_price, stop, always, lo, hi):
     return always[i] | ((s > 0.0) & (up > lo[v])) | ((s != 0.0) & (not s > 0.0) & (down < hi[v]))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def near(size, venue, liq_price, stop, always, lo, hi):
     """Accounts whose liquidation or stop trigger is within the band: longs with a trigger
     above their venue's ``lo``, shorts with one below its ``hi``, plus ``always``."""
@@ -277,7 +277,7 @@ def near(size, venue, liq_price, stop, always, lo, hi):
     return out[:n]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def due(near, size, venue, weight, cash, coin, liq_price, stop, mm_floor, always, protocol, price, coin_value,
         margin_mult, tier_floor, tier_rate, tier_ded, tol):
     """Of the ``near`` accounts (``always`` ones included), those to act on now: equity
@@ -307,7 +307,7 @@ def due(near, size, venue, weight, cash, coin, liq_price, stop, mm_floor, always
     return out[:n]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def arbitrage_orders(basis, arb_row, arb_left, min_gap, gap_share, c, spot, price, venue, size, leverage, cash,
                      coin, weight, coin_value, tier_floor, tier_lev):
     """Orders of the arbitrage desks (rows, BTC): on each venue whose basis exceeds
@@ -342,7 +342,7 @@ def arbitrage_orders(basis, arb_row, arb_left, min_gap, gap_share, c, spot, pric
     return rows, dq
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def attribute(idx, notional, v, forced, resident, traded, forced_volume, resident_volume):
     """Record the attribution of trades on venue ``v`` outside :func:`execute` (spot hedge
     legs): ``notional`` (USD) per account of ``idx``, as ``execute`` does."""
@@ -355,7 +355,7 @@ def attribute(idx, notional, v, forced, resident, traded, forced_volume, residen
             resident_volume[resident[i], v] += notional[j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def count_opened(idx, before, size, tally):
     """Add to what accounts ``idx`` (unique) opened (BTC) since their sizes were ``before``:
     the new side's whole size after a flip, else the growth of the position; and keep the
@@ -374,13 +374,13 @@ def count_opened(idx, before, size, tally):
     hold(idx, before, size, tally)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _long(s):
     """The long part of a position (BTC): ``s`` if positive, else 0 (NaN: 0)."""
     return s if s > 0.0 else 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _add_long(longs, r, v, old, new):
     """Replace a long position ``old`` by ``new`` (BTC) in cell (``r``, ``v``) of ``longs``
     (see :func:`hold`): both added as they are (each exact) in Neumaier's compensated sum."""
@@ -396,7 +396,7 @@ def _add_long(longs, r, v, old, new):
         longs[1, r, v] = 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def hold(idx, before, size, tally):
     """Keep the long positions of ``tally`` (see :func:`count_opened`) current after accounts
     ``idx`` (unique) changed size from ``before``. ``longs`` (3, jurisdictions + 1, venues)
@@ -429,7 +429,7 @@ def hold(idx, before, size, tally):
 RADIX_BITS = 11  # radix_sorted's digit: 2,048 buckets a pass
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def radix_sorted(a):
     """``np.sort(a)`` of integers by least-significant-digit radix sort on ``a - min(a)``,
     :data:`RADIX_BITS` a pass: a pass per digit of the range (two for a million accounts)."""
@@ -462,7 +462,7 @@ def radix_sorted(a):
     return b
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def unique_sorted(a):
     """The distinct values of ``a`` (integers), ascending (as ``np.unique``): sorted by
     :func:`radix_sorted` (the traders' activity draws, a few thousand account rows a call:
@@ -477,7 +477,7 @@ def unique_sorted(a):
     return out[:n]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def drifted(mark, ref, limit):
     """Whether any mark price has moved more than ``limit`` (log) from ``ref``, or is NaN."""
     for v in range(mark.shape[0]):
@@ -487,7 +487,7 @@ def drifted(mark, ref, limit):
     return False
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def move_books(net, dlog, basis, spot):
     """Add the price moves ``dlog`` (log) to the basis of every venue but ``spot`` whose book
     absorbed a net flow ``net``; returns whether the spot book did (its move goes to the index)."""
@@ -497,7 +497,7 @@ def move_books(net, dlog, basis, spot):
     return net[spot] != 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def under_water(rows, cash, size, venue, price):
     """The rows of ``rows`` holding a position whose equity at their venue's ``price``
     (cash + size x price, USD; no collateral) is negative."""
@@ -511,7 +511,7 @@ def under_water(rows, cash, size, venue, price):
     return out[:n]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def balance_sheet(rows, size, cash, price, depth0, inventory_depths, mm_margin, min_health):
     """Largest depth health each venue's market maker (book row ``rows``) can quote: depth x
     limit / inventory beyond ``inventory_depths`` x its starting depth ``depth0`` (USD), and
@@ -572,7 +572,7 @@ def net_orders(idx, dq):
     return rows[:n], net[:n]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def spot_leg(idx, dq, fill, net, book, v, forced, hedge, hedge_cash, size, entry, cash, tally, resident, traded,
              forced_volume, resident_volume):
     """Book the spot hedge legs ``dq`` (BTC) of unique accounts ``idx`` filled at ``fill``
@@ -594,7 +594,7 @@ def spot_leg(idx, dq, fill, net, book, v, forced, hedge, hedge_cash, size, entry
 _BLOCK = 128  # NumPy's pairwise summation block (PW_BLOCKSIZE in numpy/_core/src/umath/loops_utils.h.src)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def block_sum(a, lo, n):
     """NumPy's pairwise sum of ``a[lo:lo + n]`` for n <= 128: under 8 values in order; else 8
     interleaved partial sums combined as a tree, then the rest in order."""
@@ -621,7 +621,7 @@ def block_sum(a, lo, n):
     return res
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def pairwise_plan(n):
     """The tree in which ``np.sum`` adds n values: its leaves (start, length: blocks of at most
     128, see :func:`block_sum`), in order, and the program that adds their sums (leaf
@@ -656,7 +656,7 @@ def pairwise_plan(n):
     return leaf_lo[:leaves], leaf_n[:leaves], program[:ops]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def add_up(sums, program):
     """Add leaf sums ``sums`` (leaves x columns) as ``program`` says (see :func:`pairwise_plan`):
     the total of each column."""
@@ -674,7 +674,7 @@ def add_up(sums, program):
     return stack[0].copy()
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def copy_into(dst, lo, src):
     """``dst[lo:lo + src.shape[0]] = src`` (1-D), without Numba's check of the shapes: its
     error message's code (string concatenation, about 2,000 LLVM instructions) would be in
@@ -684,7 +684,7 @@ def copy_into(dst, lo, src):
         dst[lo + j] = src[j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def pairwise_sum(a, lo, n):
     """The sum of ``a[lo:lo + n]`` (float64) as ``np.sum`` adds it (see :func:`pairwise_plan`)."""
     if n <= _BLOCK:

@@ -25,7 +25,7 @@ from policylab.engine.kernels import (arbitrage_orders, copy_into, count_opened,
                                       pairwise_sum, under_water, unique_sorted, _is_near, _maintenance)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _sum(a):
     """``np.sum(a)`` of a whole array, in NumPy's order."""
     return pairwise_sum(a, 0, a.shape[0])
@@ -39,7 +39,7 @@ RANKINGS = ("none", "hyperliquid", "binance", "pro_rata")
 HYPERLIQUID, PRO_RATA = RANKINGS.index("hyperliquid"), RANKINGS.index("pro_rata")  # binance: scored otherwise
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def prices(lm, growth, mark_index):
     """(book prices, marks) per venue (``Market.prices_and_marks``) from ``growth`` = NumPy's
     exp(basis): the index x growth, and the index on venues that mark to it."""
@@ -52,7 +52,7 @@ def prices(lm, growth, mark_index):
     return book, mark
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def coefficients(impact_y, depth0, liquidity_mult, health):
     """Square-root impact curve coefficients per venue: impact_y / sqrt(depth), depth being
     ``depth0`` x ``liquidity_mult`` x ``health`` (USD within 1% of mid)."""
@@ -63,7 +63,7 @@ def coefficients(impact_y, depth0, liquidity_mult, health):
     return c
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def coin_values(coin_price, haircut):
     """Margin value of one unit of stablecoin collateral per venue (``VenueBook.coin_value``:
     ``np.minimum`` of the coin's price and 1 - haircut, NaN if either is)."""
@@ -75,7 +75,7 @@ def coin_values(coin_price, haircut):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _move_spot(dlog, lm, basis, spot, permanent_share):
     """A price move ``dlog`` of the spot venue (``Market.trade_spot``, ``Market.execute``):
     the index moves, every venue's basis the other way."""
@@ -86,7 +86,7 @@ def _move_spot(dlog, lm, basis, spot, permanent_share):
     basis[spot] = 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def execute_orders(idx, dq, liq, forced, book, c, cv, venue, size, entry, cash, coin, taker_fee, liq_fee,
                    fee_to_fund, mm_row, fund, fees, flow, volume, resident, traded, forced_volume, resident_volume,
                    tally, basis, lm, spot, permanent_share):
@@ -118,7 +118,7 @@ def execute_orders(idx, dq, liq, forced, book, c, cv, venue, size, entry, cash, 
     return fill
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def trade_spot(idx, dq, forced, c, hedge, hedge_cash, size, entry, cash, mm_row, flow, volume, tally, resident,
                traded, forced_volume, resident_volume, basis, lm, spot, permanent_share):
     """``Market.trade_spot``: hedge legs ``dq`` (BTC) of unique accounts ``idx`` against the
@@ -174,7 +174,7 @@ COUNTS = 4  # ``counts``: members, changed members, ``always`` members, changed-
 SLACK = 1e-12  # candidates take keys within this (relative) of the marks: a superset, never fewer
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _trigger(i, size, liq_price, stop, tol):
     """The price at or beyond which ``kernels.due`` checks account ``i``: for a long the
     largest of its stop and liquidation price x (1 + ``tol``), -inf without either; for a
@@ -195,7 +195,7 @@ def _trigger(i, size, liq_price, stop, tol):
     return key
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _sort_keys(members, n, size, venue, liq_price, stop, always, protocol, tol, acc, key, start, side):
     """The members (first ``n``) with a position on side ``side`` (+1 long, -1 short), not
     ``always`` nor protocol rows, ordered by venue then trigger key into ``acc`` and ``key``;
@@ -222,7 +222,7 @@ def _sort_keys(members, n, size, venue, liq_price, stop, always, protocol, tol, 
         copy_into(key, a, key[a:b][order])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _merge_keys(over, o, dirty, size, venue, liq_price, stop, always, protocol, tol, acc, key, start, side):
     """The sorted runs of :func:`_sort_keys` (side ``side``) with the changed members (the
     first ``o`` of ``over``, flagged ``dirty``) re-keyed: their old entries dropped, their
@@ -250,7 +250,7 @@ def _merge_keys(over, o, dirty, size, venue, liq_price, stop, always, protocol, 
     start[k] = w
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always, protocol, tol, lacc, lkey, lstart,
              sacc, skey, sstart, whole):
     """Sort the members' trigger keys afresh (``whole``, or when most members changed), or
@@ -268,7 +268,7 @@ def _rebuild(members, counts, over, dirty, size, venue, liq_price, stop, always,
     counts[1] = counts[3] = 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _sort_due(counts):
     """Whether to sort the changed members in (:func:`band_set`): once the one-by-one checks
     of changed members since the last sort (``counts[3]``, this call's included) exceed what a
@@ -279,7 +279,7 @@ def _sort_due(counts):
     return o > 0 and counts[3] > counts[0] + 1024 + o * (1 + int(math.log2(o + 1)))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _first_at_least(key, a, b, x):
     """The first position in ``key[a:b]`` (ascending) holding at least ``x`` (``b`` if none)."""
     while a < b:
@@ -291,7 +291,7 @@ def _first_at_least(key, a, b, x):
     return a
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _first_above(key, a, b, x):
     """The first position in ``key[a:b]`` (ascending) holding more than ``x`` (``b`` if none)."""
     while a < b:
@@ -303,7 +303,7 @@ def _first_above(key, a, b, x):
     return a
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
     """``LiquidationEngine.near``: the members of the band set that ``kernels.due`` at the
     marks (from ``growth``, see :func:`prices`) would check, ascending: the ``always`` ones
@@ -401,7 +401,7 @@ def band_set(rescan, growth, e_lo, e_hi, half, changed, fixed):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _note_over(j, i, size, venue, liq_price, stop, protocol, tol, over_key, over_venue):
     """Note changed member ``i`` (entry ``j`` of the band set's ``over``) for :func:`band_set`'s
     checks: its trigger (:func:`_trigger`) in ``over_key[j]``, and in ``over_venue[j]`` its
@@ -440,7 +440,7 @@ BOUND_SLACK = 1e-9  # relative slack of remargin's bound: covers the rounding of
 MAX_RATE = 0.9  # remargin bounds a venue's prices only while every tier's rate x multiplier stays below this
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _reach(v, m_lo, m_now, tier_rate, tier_ded):
     """How far venue ``v``'s maintenance multiplier ``m_now`` can have moved liquidation
     prices from what they were at any multiplier >= ``m_lo``: (up, down, bounded). A long's
@@ -466,7 +466,7 @@ def _reach(v, m_lo, m_now, tier_rate, tier_ded):
     return up, down, True
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def remargin(venues, mult, scanned, lo, hi, cv, changed, fixed):
     """``LiquidationEngine.set_maintenance``: set the maintenance multiplier of ``venues`` to
     ``mult`` and refresh (:func:`refresh`) the liquidation prices that must be exact: every
@@ -531,7 +531,7 @@ def remargin(venues, mult, scanned, lo, hi, cv, changed, fixed):
     return kept
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _rekey(a, b, acc, key, dirty, trig):
     """Set the keys at positions ``a`` to ``b`` of a sorted run of the band set
     (:func:`_sort_keys`) to their accounts' fresh triggers ``trig`` (per account), and sort
@@ -548,7 +548,7 @@ def _rekey(a, b, acc, key, dirty, trig):
             g -= 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def settle(rescan, growth, lm, mark_index, ref, half, m_lo, stale, protocol, venue, size, weight, cash, coin,
            mm_floor, cv, margin_mult, tier_rate, tier_ded, liq_price, changed, n_changed):
     """Before :func:`band_set` rescans (``rescan``, or the marks drifted more than ``half``
@@ -572,7 +572,7 @@ def settle(rescan, growth, lm, mark_index, ref, half, m_lo, stale, protocol, ven
     return True
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def settle_bundled(rescan, growth, half, changed, fixed):
     """:func:`settle` with ``fixed``, a :class:`kernels.Bundle` of its arguments that are the
     same at every call (the collateral's values ``cv`` computed here from its prices and
@@ -584,7 +584,7 @@ def settle_bundled(rescan, growth, half, changed, fixed):
                   n_changed)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _record(ev_int, ev_float, ev_n, i, step, rnd, kind, venue, cls, juris, weight, lev_chosen, size, price, deficit):
     e = ev_n[0]
     ev_int[0, e] = step
@@ -602,19 +602,19 @@ def _record(ev_int, ev_float, ev_n, i, step, rnd, kind, venue, cls, juris, weigh
     ev_n[0] = e + 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _positive(x):
     """``np.maximum(x, 0.0)`` (NaN stays NaN)."""
     return x if x != x or x > 0.0 else 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _start_part(starts, ev_n):
     starts[ev_n[1]] = ev_n[0]
     ev_n[1] += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts, changed, fixed):
     """``LiquidationEngine.run_round`` at the marks and book prices from ``growth`` (NumPy's
     exp(basis), see :func:`prices`): the due check, classification, the choice of bankrupt
@@ -819,7 +819,7 @@ def cascade_round(stale, rescan, growth, e_lo, e_hi, half, efill, time_s, step, 
     return settled, outcome, acted, waiting, found
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def parts(k):
     """Parts of the event log one round can add on ``k`` venues: backstops, liquidations,
     slices and stops, and per venue and side one part of deleveraged accounts and one of
@@ -827,7 +827,7 @@ def parts(k):
     return 4 + 4 * k
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _short(need, k, ev_int, ev_n, starts, changed, n_changed):
     """Whether the event buffers lack room for ``need`` more events or a round's parts on ``k``
     venues (:func:`parts`), or the change list for ``need`` more changes."""
@@ -835,7 +835,7 @@ def _short(need, k, ev_int, ev_n, starts, changed, n_changed):
         changed.shape[0] - n_changed[0] < need
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _member(a, x):
     """Whether ``x`` is in the (short) array ``a``."""
     for y in a:
@@ -844,7 +844,7 @@ def _member(a, x):
     return False
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _adl_choice(idx, dq, share, nl, efill, avg, book, c, flow, size, venue, cash, coin, coin_price, fund, rank, nbp):
     """The bankrupt accounts a round auto-deleverages: of the whole liquidations among the
     round's orders (``idx``, ``dq``, ``share``; the first ``nl`` are liquidations)
@@ -941,7 +941,7 @@ def _adl_choice(idx, dq, share, nl, efill, avg, book, c, flow, size, venue, cash
     return True, out[:n_out]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _adl_candidates(bankrupt, mark, size, venue, entry):
     """The accounts in profit at ``mark`` on the venues of ``bankrupt``, ascending (one pass
     over the accounts): every counterparty :func:`_adl` can take is one of them or a vault
@@ -958,7 +958,7 @@ def _adl_candidates(bankrupt, mark, size, venue, entry):
     return out[:n].copy()
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _venues(accounts, venue, k):
     """The venues (of ``k``) of ``accounts``, distinct and ascending (``np.unique(venue[accounts])``
     as int64, without a sort: Numba's ``np.unique`` of the int16 venues compiled a sort of its own)."""
@@ -973,7 +973,7 @@ def _venues(accounts, venue, k):
     return out[:n]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _adl_room(bankrupt, candidates, vault_row, venue):
     """Counterparties :func:`_adl` of ``bankrupt`` can take at most: its ``candidates``
     (:func:`_adl_candidates`) and the vaults of its venues."""
@@ -984,7 +984,7 @@ def _adl_room(bankrupt, candidates, vault_row, venue):
     return need
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _counterparty(i, u, sd, p, bankrupt, size, venue, entry):
     """Whether account ``i`` can take bankrupt positions of side ``sd`` on venue ``u`` at
     mark ``p``: on the opposite side, in profit, not bankrupt itself (``bankrupt``: a flag
@@ -992,7 +992,7 @@ def _counterparty(i, u, sd, p, bankrupt, size, venue, entry):
     return venue[i] == u and size[i] * sd < 0.0 and size[i] * (p - entry[i]) > 0.0 and not bankrupt[i]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _adl_score(i, p, cvv, rank_v, size, entry, cash, coin):
     """Auto-deleveraging priority of account ``i`` at mark ``p`` (higher goes first), for
     collateral value ``cvv``: hyperliquid (mark/entry for longs, entry/mark for shorts) x
@@ -1012,13 +1012,13 @@ def _adl_score(i, p, cvv, rank_v, size, entry, cash, coin):
     return (upnl / margin) * (notional / equity)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _ahead(key, a, b):
     """Whether position ``a`` of ``key`` sorts before ``b`` in a stable ascending sort."""
     return key[a] < key[b] or (key[a] == key[b] and a < b)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _sift_down(heap, n, h, key):
     while True:
         c = 2 * h + 1
@@ -1032,7 +1032,7 @@ def _sift_down(heap, n, h, key):
         h = c
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _ranked_prefix(key, avail, need):
     """``np.argsort(key, kind="stable")`` as far as it goes while the ``avail`` of the
     positions before stays below ``need``: the positions an ADL ranking takes from, in
@@ -1054,7 +1054,7 @@ def _ranked_prefix(key, avail, need):
     return out[:q]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _adl(bankrupt, candidates, vault_row, mark, cv, step, rnd, kind_adl, kind_cp, rank, withdrawal, nbp, mm_row, health,
          fund, adl_volume, size, venue, entry, cash, coin, coin_price, collateral_loss, liquidated, stop, tally, cls,
          juris, weight, lev_chosen, protocol, mm_floor, margin_mult, tier_rate, tier_ded, liq_price, changed, n_changed,
@@ -1200,7 +1200,7 @@ def _adl(bankrupt, candidates, vault_row, mark, cv, step, rnd, kind_adl, kind_cp
     return left[:n_left]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def vault_solvency(growth, lm, mark_index, coin_price, haircut, vault_rows, vault_row, step, rnd, kinds, rank,
                    withdrawal, nbp, mm_row, health, fund, adl_volume, size, venue, entry, cash, coin, collateral_loss,
                    liquidated, stop, tally, cls, juris, weight, lev_chosen, protocol, mm_floor, margin_mult,
@@ -1230,7 +1230,7 @@ def vault_solvency(growth, lm, mark_index, coin_price, haircut, vault_rows, vaul
     return 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _realise_coin(accounts, flat_only, size, venue, cash, coin, coin_price, collateral_loss):
     """The depegged collateral of ``accounts`` (those
     now flat if ``flat_only``) is sold at its value; the losses per venue, summed in
@@ -1252,7 +1252,7 @@ def _realise_coin(accounts, flat_only, size, venue, cash, coin, coin_price, coll
             collateral_loss[v] += lost[v]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_price, collateral_loss, vault_row, stop,
               liquidated, tally, cls, juris, weight, lev_chosen, ev_int, ev_float, ev_n, starts):
     """The venues' vaults take over the positions of
@@ -1307,7 +1307,7 @@ def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_p
                 mark[venue[i]], 0.0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _vaults_moved(rows, cash, size, venue, rank, mark_index, basis, lm):
     """:func:`_vaults` after prices moved, without NumPy's marks: the marks from the C
     library's exponential, which differs from NumPy's by at most a few units in the last
@@ -1325,7 +1325,7 @@ def _vaults_moved(rows, cash, size, venue, rank, mark_index, basis, lm):
     return DONE
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _vaults(rows, cash, size, venue, price, rank):
     """:data:`VAULTS` if any of the vault ``rows`` on a venue that auto-deleverages
     (``rank``) holds a position with negative equity at ``price`` (see

@@ -39,19 +39,19 @@ from policylab.engine.kernels_cascade import coefficients, coin_values, execute_
 from policylab.engine.kernels_passes import record
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _min(a, b):
     """``np.minimum`` of two floats (NaN if either is)."""
     return a if (a <= b or a != a) else b
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _max(a, b):
     """``np.maximum`` of two floats (NaN if either is)."""
     return a if (a >= b or a != a) else b
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _sign(x):
     """``np.sign`` of a float."""
     if x > 0.0:
@@ -61,20 +61,20 @@ def _sign(x):
     return x  # 0.0, -0.0 or NaN, as np.sign
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _leverage_cap(i, v, notional, weight, lev_cap, im_mult, tier_floor, tier_lev):
     """``MarketModel.leverage_cap`` of account ``i`` on venue ``v`` for ``notional`` (USD)."""
     tier = tier_lev[v, _tier(v, notional / weight[i], tier_floor)] / im_mult[v]
     return _max(_min(tier, lev_cap[i]), 1.0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def active_rows(rows, draws):
     """``rows[np.unique(draws)]``: the population's rows drawn (with replacement) to act."""
     return rows[unique_sorted(draws)]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def thin(idx, size, u, keep):
     """``idx`` without the holders (size != 0) whose draw ``u`` is not below ``keep``."""
     out = np.empty(idx.shape[0], dtype=np.int64)
@@ -86,7 +86,7 @@ def thin(idx, size, u, keep):
     return out[:n]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def draw_active(rng, rows, size, chance, surged, keep):
     """``TraderPopulation.active``'s draws from the population's NumPy Generator ``rng``, in
     the order and values of the NumPy calls they replaced: how many draws, k ~ Binomial(len(rows),
@@ -110,7 +110,7 @@ def active(chance, surged, keep, fixed):
     return draw_active(rng, rows, size, chance, surged, keep)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def reentry_exponent(idx, last_liq, now_s, neg_ln2, half_life):
     """``-ln 2 x max(minutes since the last liquidation, 0) / half_life`` per account
     (``-inf``: never liquidated), for ``TraderPopulation.willing``; ``now_s`` seconds."""
@@ -121,7 +121,7 @@ def reentry_exponent(idx, last_liq, now_s, neg_ln2, half_life):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def open_candidates(idx, now_s, size, cash, quit, last_liq, neg_ln2, half_life):
     """Positions in ``idx`` of flat accounts with cash that have not quit (they may open),
     and for each (if ``half_life`` > 0, else none) its :func:`reentry_exponent`."""
@@ -138,7 +138,7 @@ def open_candidates(idx, now_s, size, cash, quit, last_liq, neg_ln2, half_life):
     return cand, np.empty(0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def chosen(cand, u, expm1_x, caution, scale):
     """The candidates ``cand`` that open: draw ``u`` (one per candidate) under ``scale`` x
     their willingness, ``caution x -expm1(x)`` with ``expm1_x`` (``np.expm1`` of
@@ -153,7 +153,7 @@ def chosen(cand, u, expm1_x, caution, scale):
     return out[:n]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def retail_closes(idx, u, size, stop, r15, panic_move, close_prob):
     """Retail holders' closes: an active holder closes whole on an adverse 15-minute move
     ``-sign(size) x r15 > panic_move`` or with probability ``close_prob`` (its draw ``u``);
@@ -168,7 +168,7 @@ def retail_closes(idx, u, size, stop, r15, panic_move, close_prob):
     return dq
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def retail_decisions(idx, u, r15, close_prob, now_s, panic_move, size, stop, cash, quit, last_liq, neg_ln2, half_life):
     """``RetailSpeculators.decide`` before NumPy's ``expm1``: :func:`retail_closes` with the
     draws ``u`` (one per position in ``idx``), then :func:`open_candidates` (``now_s``
@@ -189,7 +189,7 @@ def retail_start(idx, r15, close_prob, now_s, fixed):
                             last_liq, neg_ln2, half_life)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def professional_targets(idx, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
                          im_mult, tier_floor, tier_lev, caution, risk_limit, relever_below):
     """Professionals' leverage targeting (``Professionals.decide``): a holder whose leverage
@@ -218,7 +218,7 @@ def professional_targets(idx, price, coin_value, venue, size, cash, coin, levera
     return dq
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def professional_decisions(idx, growth, caution, now_s, fixed):
     """``Professionals.decide`` before NumPy's ``expm1``: :func:`professional_targets` at the
     book prices (the index x ``growth``, NumPy's exp of the basis, as ``Market.prices``) and
@@ -246,7 +246,7 @@ def professional_start(idx, growth, caution, now_s, fixed):
     return dq, cand, x, rng.random(cand.shape[0])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _open(i, side, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit, stop_dist, stop,
           im_mult, tier_floor, tier_lev):
     """``TraderPopulation.open_orders`` for account ``i``: the order (BTC); sets its stop."""
@@ -261,7 +261,7 @@ def _open(i, side, price, coin_value, venue, size, cash, coin, leverage, weight,
     return side * notional / p
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def open_orders(idx, side, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
                 stop_dist, stop, im_mult, tier_floor, tier_lev):
     """Orders (BTC) opening positions of accounts ``idx`` on sides ``side`` (+1 long, -1
@@ -274,7 +274,7 @@ def open_orders(idx, side, price, coin_value, venue, size, cash, coin, leverage,
     return dq
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def with_opens(idx, dq, at, side, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
                stop_dist, stop, im_mult, tier_floor, tier_lev):
     """The orders ``dq`` of accounts ``idx`` with the positions ``at`` (in ``idx``) opening on
@@ -295,7 +295,7 @@ def with_opens(idx, dq, at, side, price, coin_value, venue, size, cash, coin, le
     return rows[:n], out[:n]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def opens(idx, dq, at, u_side, u_follow, move, growth, fixed):
     """:func:`with_opens` with the sides drawn and the prices and collateral values now:
     position ``at[p]`` opens long if ``u_side[p] < long_share``, else short; with draws
@@ -379,7 +379,7 @@ def new_step(volume, forced_volume, resident_volume, flow, arb_left, arb_capacit
     copy_into(arb_left, 0, arb_capacity)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def any_flat_in_debt(idx, size, cash):
     """Whether any account of ``idx`` is flat with negative cash (else negative balance
     protection has nothing to cover)."""

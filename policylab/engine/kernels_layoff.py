@@ -31,7 +31,7 @@ from policylab.engine import kernels
 from policylab.engine.kernels_cascade import coin_values, refresh
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def fresh_entries(log, taker, size, venue, entry):
     """The logged rows (``log``: count in slot 0, then rows) that are takers holding a
     position: (rows, segment, key, |size|) for :func:`merge`, in log order."""
@@ -54,7 +54,7 @@ def fresh_entries(log, taker, size, venue, entry):
     return rows[:m], seg[:m], key[:m], mag[:m]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def lexical_order(rows, seg, key, segments):
     """The order of entries by segment (0 .. ``segments`` - 1), key and row: as
     ``np.lexsort((rows, key, seg))`` (rows distinct; keys not NaN): by row, then stably by
@@ -135,7 +135,7 @@ def merge(rows, seg, key, mag, segments, pos_of, changed, log, taker, size, venu
     return o_rows[:o], o_seg[:o], o_key[:o], o_mag[:o], inc, seg_lo
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def candidates(rows, key, mag, inc, seg_lo, price, keep, fixed):
     """Each derivatives venue's lay-off candidates: the takers holding a position in profit
     at the venue's ``price`` on the other side of its book's inventory (BTC: the size of
@@ -236,7 +236,7 @@ def candidates(rows, key, mag, inc, seg_lo, price, keep, fixed):
 SMALL_SUBSET = 32  # a subset up to this size finds its ranks by scanning them, a larger one marks them
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def subsets(count, chosen, t):
     """Uniform random subsets by Floyd's algorithm: ``chosen[v]`` distinct ranks out of
     0 .. ``count[v]`` - 1 per venue, from ``t``, the integers drawn uniformly in [0, j] for
@@ -272,7 +272,7 @@ def subsets(count, chosen, t):
     return ranks, off
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def at_ranks(ranks, off, rows, where):
     """The candidate rows at ``ranks`` (ascending per venue, ``ranks[off[v]:off[v + 1]]``)
     in the order a venue's candidates are numbered (after :func:`candidates`): the sorted
@@ -296,7 +296,7 @@ def at_ranks(ranks, off, rows, where):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def highs(count, chosen):
     """The bounds (exclusive) of the integers :func:`subsets` needs: count - chosen + 1 ..
     count per venue, venue after venue (empty when none is chosen)."""
@@ -312,7 +312,7 @@ def highs(count, chosen):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def draw_chosen(rng, count, share, chosen):
     """How many of each venue's ``count`` candidates close: ``chosen[v]`` ~ Binomial(``count[v]``,
     ``share[v]``) from the NumPy Generator ``rng``, the draws of ``rng.binomial(count, share)``
@@ -324,7 +324,7 @@ def draw_chosen(rng, count, share, chosen):
     return n
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def draw_below(rng, bounds):
     """One integer in [0, ``bounds[j]``) per bound from the NumPy Generator ``rng``, the draws
     of ``rng.integers(0, bounds)`` (none where the bound is 1)."""
@@ -354,7 +354,7 @@ def lay_off(rows, key, mag, inc, seg_lo, price, keep, changed, fixed):
     return 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def close_chosen(rows, price, changed, fixed):
     """:func:`close` the ``chosen`` candidates with their subsets drawn from the stream
     (:func:`draw_below` of :func:`highs`); ``fixed`` as :func:`lay_off` takes it."""
@@ -362,7 +362,7 @@ def close_chosen(rows, price, changed, fixed):
     close(chosen, draw_below(rng, highs(count, chosen)), rows, price, changed, close_args)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def close(chosen, t, rows, price, changed, fixed):
     """Close ``chosen[v]`` of each venue's ``count[v]`` candidates (``rows`` and ``where``,
     from :func:`candidates`), the subsets drawn from ``t`` (:func:`subsets`), with
@@ -380,7 +380,7 @@ def close(chosen, t, rows, price, changed, fixed):
             tier_rate, tier_ded, liq_price, changed, n_changed)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def fill(chosen, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume):
     """Close the lay-off's chosen takers (``chosen``, distinct rows, ascending) against
     their books: each closes its whole position

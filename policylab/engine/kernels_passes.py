@@ -21,7 +21,7 @@ from numba import njit
 
 from policylab.engine import kernels
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def long_positions(size, venue, resident, k, jurisdictions):
     """Long BTC per venue, and per jurisdiction of residence and venue (``resident`` < 0:
     a venue's own row, in no jurisdiction), summed in account order (as ``np.bincount``)."""
@@ -38,7 +38,7 @@ def long_positions(size, venue, resident, k, jurisdictions):
     return total, by_juris
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def record(t, venues, residents, price_path, longs, depth0, liquidity_mult, health, volume, fund, coin_price,
            forced_volume, resident_volume):
     """Record step ``t``'s venue and residence series (``kernels_decide.close_step``, from
@@ -66,7 +66,7 @@ def record(t, venues, residents, price_path, longs, depth0, liquidity_mult, heal
             residents[1, t, r, v] = resident_volume[r, v]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def ledger_pass(ints, floats, starts, step, fixed):
     """The invariants check's call per step (experiments/invariants.Monitor): :func:`closed_out`
     over the event log's parts since ``parts[0]`` (``ints`` to ``slack``; ``size_copy`` and
@@ -190,7 +190,7 @@ def ledger_pass(ints, floats, starts, step, fixed):
     return acc.shape[0]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def margin_check(tier_floor, tier_rate, tier_lev, margin_mult, is_spot, margin, margin_step, step, limit):
     """The invariants check's margin part (experiments/invariants.Monitor): per derivatives
     venue, the worst of its tiers' (finite ``tier_floor``) maintenance rate times leverage,
@@ -212,7 +212,7 @@ def margin_check(tier_floor, tier_rate, tier_lev, margin_mult, is_spot, margin, 
             margin[v] = w if (margin[v] == margin[v]) else margin[v]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def refill(rows, draw, chance, size, stake, quit, cash, deposit, wiped_share):
     """Replace a population's wiped-out accounts (populations/base.TraderPopulation.refill):
     account ``rows[j]`` (unique), flat, with a starting deposit ``stake[j]`` > 0, not quit and
@@ -229,7 +229,7 @@ def refill(rows, draw, chance, size, stake, quit, cash, deposit, wiped_share):
     return n
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def closed_out(ints, floats, starts, n_events, parts, forced, venue, closed_venue, size_start, opened, opened_start,
                scratch, slack, most):
     """The invariants check's part over a step's events (experiments/invariants.Monitor): the
@@ -272,7 +272,7 @@ def closed_out(ints, floats, starts, n_events, parts, forced, venue, closed_venu
     return out_acc[:n], out_closed[:n], out_room[:n], out_held[:n]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def long_sizes(size, venue, k):
     """Long BTC per venue (``k`` venues), summed in account order: ``np.bincount(venue,
     weights=np.maximum(size, 0), minlength=k)`` bit for bit for finite sizes (a NaN size
