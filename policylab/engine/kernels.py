@@ -5,7 +5,7 @@ their fixed cost per call, not the arithmetic, is what a run spends its time on.
 kernels do the same arithmetic as the NumPy expressions they replace, in one pass and
 one call each, over the TraderBook/VenueBook arrays (mutated in place where the name
 says so). ``idx`` arguments hold unique account rows. Compiled code is cached on disk
-next to this file (``cache=True``), so only the first import on a machine compiles.
+(``cache=True``; :mod:`policylab.engine.kernel_cache`), so only the first run on a machine compiles.
 Calls with many arguments that stay the same all run take them in one :class:`Bundle`
 (the last argument, ``fixed``, unpacked from ``fixed.items`` on the kernel's first line).
 Every kernel is compiled without a C-callable wrapper (``no_cfunc_wrapper=True``: nothing
@@ -21,6 +21,10 @@ import math
 import numpy as np
 from numba import njit, types
 from numba.experimental import structref
+
+from policylab.engine.kernel_cache import clear_stale_kernel_cache
+
+clear_stale_kernel_cache()  # before any kernel module defines a kernel (they all import this module first)
 
 
 @structref.register

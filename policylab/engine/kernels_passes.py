@@ -11,7 +11,7 @@ in the order the sizes changed, within a few units in the last place of the exac
 Arrays are the TraderBook/VenueBook ones, mutated in place where the docstring says so.
 Compiled code is cached on disk next to this file (``cache=True``); Numba's cache checks
 only this file, so the engine clears the cache of every kernel module when any of them
-changes (``policylab.engine.clear_stale_kernel_cache``).
+changes (``policylab.engine.kernel_cache``).
 """
 
 from __future__ import annotations
