@@ -66,12 +66,14 @@ def trade_one(i, dq, px, size, entry, cash):
     would be compiled into every kernel that fills)."""
     s0 = size[i]
     s1 = s0 + dq
+    e = entry[i]
     if s1 == 0.0:
-        entry[i] = 0.0
+        e = 0.0
     elif s0 == 0.0 or s0 * s1 < 0.0:  # opened or flipped
-        entry[i] = px
+        e = px
     elif s0 * dq > 0.0:  # grown: average in
-        entry[i] = (entry[i] * s0 + dq * px) / s1
+        e = (e * s0 + dq * px) / s1
+    entry[i] = e  # unchanged when reduced
     cash[i] -= dq * px
     size[i] = s1
 
