@@ -86,7 +86,7 @@ def _move_spot(dlog, lm, basis, spot, permanent_share):
     basis[spot] = 0.0
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def execute_orders(idx, dq, liq, forced, book, c, cv, venue, size, entry, cash, coin, taker_fee, liq_fee,
                    fee_to_fund, mm_row, fund, fees, flow, volume, resident, traded, forced_volume, resident_volume,
                    tally, basis, lm, spot, permanent_share):
@@ -118,7 +118,7 @@ def execute_orders(idx, dq, liq, forced, book, c, cv, venue, size, entry, cash, 
     return fill
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def trade_spot(idx, dq, forced, c, hedge, hedge_cash, size, entry, cash, mm_row, flow, volume, tally, resident,
                traded, forced_volume, resident_volume, basis, lm, spot, permanent_share):
     """``Market.trade_spot``: hedge legs ``dq`` (BTC) of unique accounts ``idx`` against the
