@@ -39,7 +39,7 @@ RANKINGS = ("none", "hyperliquid", "binance", "pro_rata")
 HYPERLIQUID, PRO_RATA = RANKINGS.index("hyperliquid"), RANKINGS.index("pro_rata")  # binance: scored otherwise
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def prices(lm, growth, mark_index):
     """(book prices, marks) per venue (``Market.prices_and_marks``) from ``growth`` = NumPy's
     exp(basis): the index x growth, and the index on venues that mark to it."""
@@ -52,7 +52,7 @@ def prices(lm, growth, mark_index):
     return book, mark
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def coefficients(impact_y, depth0, liquidity_mult, health):
     """Square-root impact curve coefficients per venue: impact_y / sqrt(depth), depth being
     ``depth0`` x ``liquidity_mult`` x ``health`` (USD within 1% of mid)."""
@@ -63,7 +63,7 @@ def coefficients(impact_y, depth0, liquidity_mult, health):
     return c
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def coin_values(coin_price, haircut):
     """Margin value of one unit of stablecoin collateral per venue (``VenueBook.coin_value``:
     ``np.minimum`` of the coin's price and 1 - haircut, NaN if either is)."""
@@ -989,7 +989,8 @@ def _counterparty(i, u, sd, p, bankrupt, size, venue, entry):
     """Whether account ``i`` can take bankrupt positions of side ``sd`` on venue ``u`` at
     mark ``p``: on the opposite side, in profit, not bankrupt itself (``bankrupt``: a flag
     per account)."""
-    return venue[i] == u and size[i] * sd < 0.0 and size[i] * (p - entry[i]) > 0.0 and not bankrupt[i]
+    s, e, gone = size[i], entry[i], bankrupt[i]
+    return venue[i] == u and s * sd < 0.0 and s * (p - e) > 0.0 and not gone
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
@@ -998,7 +999,8 @@ def _adl_score(i, p, cvv, rank_v, size, entry, cash, coin):
     collateral value ``cvv``: hyperliquid (mark/entry for longs, entry/mark for shorts) x
     notional / account value; binance PnL% of margin x effective leverage."""
     s = size[i]
-    e = entry[i] if entry[i] > 0 else p
+    e = entry[i]
+    e = e if e > 0 else p
     eq = cash[i] + s * p - coin[i] * (1.0 - cvv)
     equity = eq if eq >= 1e-9 or eq != eq else 1e-9
     notional = abs(s) * p
@@ -1015,7 +1017,8 @@ def _adl_score(i, p, cvv, rank_v, size, entry, cash, coin):
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _ahead(key, a, b):
     """Whether position ``a`` of ``key`` sorts before ``b`` in a stable ascending sort."""
-    return key[a] < key[b] or (key[a] == key[b] and a < b)
+    ka, kb = key[a], key[b]
+    return ka < kb or (ka == kb and a < b)
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
