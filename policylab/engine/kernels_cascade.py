@@ -844,7 +844,7 @@ def _member(a, x):
     return False
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def _adl_choice(idx, dq, share, nl, efill, avg, book, c, flow, size, venue, cash, coin, coin_price, fund, rank, nbp):
     """The bankrupt accounts a round auto-deleverages: of the whole liquidations among the
     round's orders (``idx``, ``dq``, ``share``; the first ``nl`` are liquidations)
@@ -941,7 +941,7 @@ def _adl_choice(idx, dq, share, nl, efill, avg, book, c, flow, size, venue, cash
     return True, out[:n_out]
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def _adl_candidates(bankrupt, mark, size, venue, entry):
     """The accounts in profit at ``mark`` on the venues of ``bankrupt``, ascending (one pass
     over the accounts): every counterparty :func:`_adl` can take is one of them or a vault
@@ -973,7 +973,7 @@ def _venues(accounts, venue, k):
     return out[:n]
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def _adl_room(bankrupt, candidates, vault_row, venue):
     """Counterparties :func:`_adl` of ``bankrupt`` can take at most: its ``candidates``
     (:func:`_adl_candidates`) and the vaults of its venues."""
@@ -1310,7 +1310,7 @@ def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_p
                 mark[venue[i]], 0.0)
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def _vaults_moved(rows, cash, size, venue, rank, mark_index, basis, lm):
     """:func:`_vaults` after prices moved, without NumPy's marks: the marks from the C
     library's exponential, which differs from NumPy's by at most a few units in the last
