@@ -614,7 +614,7 @@ def _start_part(starts, ev_n):
     ev_n[1] += 1
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts, changed, fixed):
     """``LiquidationEngine.run_round`` at the marks and book prices from ``growth`` (NumPy's
     exp(basis), see :func:`prices`): the due check, classification, the choice of bankrupt
@@ -808,14 +808,13 @@ def cascade_round(stale, rescan, growth, e_lo, e_hi, half, efill, time_s, step, 
     :class:`kernels.Bundle` of three, the bundles of :func:`settle_bundled`, :func:`band_set` and :func:`run_round` that are the same at every call (one
     argument: each costs the call about 0.4 us)."""
     settle_fixed, band_fixed, round_fixed = fixed.items
-    if again:
-        outcome, acted, waiting = run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
-                                            changed, round_fixed)
-        return False, outcome, acted, waiting, near_set
-    settled = settle_bundled(rescan, growth, half, changed, settle_fixed) if stale else False
-    found = band_set(rescan, growth, e_lo, e_hi, half, changed, band_fixed)
+    settled = False
+    found = near_set
+    if not again:
+        settled = settle_bundled(rescan, growth, half, changed, settle_fixed) if stale else False
+        found = band_set(rescan, growth, e_lo, e_hi, half, changed, band_fixed)
     outcome, acted, waiting = run_round(found, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
-                                        changed, round_fixed)
+                                        changed, round_fixed)  # one call site: inlined
     return settled, outcome, acted, waiting, found
 
 
