@@ -39,7 +39,7 @@ RANKINGS = ("none", "hyperliquid", "binance", "pro_rata")
 HYPERLIQUID, PRO_RATA = RANKINGS.index("hyperliquid"), RANKINGS.index("pro_rata")  # binance: scored otherwise
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def prices(lm, growth, mark_index):
     """(book prices, marks) per venue (``Market.prices_and_marks``) from ``growth`` = NumPy's
     exp(basis): the index x growth, and the index on venues that mark to it."""
@@ -52,7 +52,7 @@ def prices(lm, growth, mark_index):
     return book, mark
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def coefficients(impact_y, depth0, liquidity_mult, health):
     """Square-root impact curve coefficients per venue: impact_y / sqrt(depth), depth being
     ``depth0`` x ``liquidity_mult`` x ``health`` (USD within 1% of mid)."""
@@ -63,7 +63,7 @@ def coefficients(impact_y, depth0, liquidity_mult, health):
     return c
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def coin_values(coin_price, haircut):
     """Margin value of one unit of stablecoin collateral per venue (``VenueBook.coin_value``:
     ``np.minimum`` of the coin's price and 1 - haircut, NaN if either is)."""
@@ -86,7 +86,7 @@ def _move_spot(dlog, lm, basis, spot, permanent_share):
     basis[spot] = 0.0
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def execute_orders(idx, dq, liq, forced, book, c, cv, venue, size, entry, cash, coin, taker_fee, liq_fee,
                    fee_to_fund, mm_row, fund, fees, flow, volume, resident, traded, forced_volume, resident_volume,
                    tally, basis, lm, spot, permanent_share):
@@ -118,7 +118,7 @@ def execute_orders(idx, dq, liq, forced, book, c, cv, venue, size, entry, cash, 
     return fill
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def trade_spot(idx, dq, forced, c, hedge, hedge_cash, size, entry, cash, mm_row, flow, volume, tally, resident,
                traded, forced_volume, resident_volume, basis, lm, spot, permanent_share):
     """``Market.trade_spot``: hedge legs ``dq`` (BTC) of unique accounts ``idx`` against the
@@ -614,7 +614,7 @@ def _start_part(starts, ev_n):
     ev_n[1] += 1
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts, changed, fixed):
     """``LiquidationEngine.run_round`` at the marks and book prices from ``growth`` (NumPy's
     exp(basis), see :func:`prices`): the due check, classification, the choice of bankrupt
@@ -808,14 +808,13 @@ def cascade_round(stale, rescan, growth, e_lo, e_hi, half, efill, time_s, step, 
     :class:`kernels.Bundle` of three, the bundles of :func:`settle_bundled`, :func:`band_set` and :func:`run_round` that are the same at every call (one
     argument: each costs the call about 0.4 us)."""
     settle_fixed, band_fixed, round_fixed = fixed.items
-    if again:
-        outcome, acted, waiting = run_round(near_set, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
-                                            changed, round_fixed)
-        return False, outcome, acted, waiting, near_set
-    settled = settle_bundled(rescan, growth, half, changed, settle_fixed) if stale else False
-    found = band_set(rescan, growth, e_lo, e_hi, half, changed, band_fixed)
+    settled = False
+    found = near_set
+    if not again:
+        settled = settle_bundled(rescan, growth, half, changed, settle_fixed) if stale else False
+        found = band_set(rescan, growth, e_lo, e_hi, half, changed, band_fixed)
     outcome, acted, waiting = run_round(found, growth, efill, time_s, step, rnd, ev_int, ev_float, ev_n, starts,
-                                        changed, round_fixed)
+                                        changed, round_fixed)  # one call site: inlined
     return settled, outcome, acted, waiting, found
 
 
@@ -844,7 +843,7 @@ def _member(a, x):
     return False
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def _adl_choice(idx, dq, share, nl, efill, avg, book, c, flow, size, venue, cash, coin, coin_price, fund, rank, nbp):
     """The bankrupt accounts a round auto-deleverages: of the whole liquidations among the
     round's orders (``idx``, ``dq``, ``share``; the first ``nl`` are liquidations)
@@ -941,7 +940,7 @@ def _adl_choice(idx, dq, share, nl, efill, avg, book, c, flow, size, venue, cash
     return True, out[:n_out]
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def _adl_candidates(bankrupt, mark, size, venue, entry):
     """The accounts in profit at ``mark`` on the venues of ``bankrupt``, ascending (one pass
     over the accounts): every counterparty :func:`_adl` can take is one of them or a vault
@@ -973,7 +972,7 @@ def _venues(accounts, venue, k):
     return out[:n]
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def _adl_room(bankrupt, candidates, vault_row, venue):
     """Counterparties :func:`_adl` of ``bankrupt`` can take at most: its ``candidates``
     (:func:`_adl_candidates`) and the vaults of its venues."""
@@ -989,7 +988,8 @@ def _counterparty(i, u, sd, p, bankrupt, size, venue, entry):
     """Whether account ``i`` can take bankrupt positions of side ``sd`` on venue ``u`` at
     mark ``p``: on the opposite side, in profit, not bankrupt itself (``bankrupt``: a flag
     per account)."""
-    return venue[i] == u and size[i] * sd < 0.0 and size[i] * (p - entry[i]) > 0.0 and not bankrupt[i]
+    s, e, gone = size[i], entry[i], bankrupt[i]
+    return venue[i] == u and s * sd < 0.0 and s * (p - e) > 0.0 and not gone
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
@@ -998,7 +998,8 @@ def _adl_score(i, p, cvv, rank_v, size, entry, cash, coin):
     collateral value ``cvv``: hyperliquid (mark/entry for longs, entry/mark for shorts) x
     notional / account value; binance PnL% of margin x effective leverage."""
     s = size[i]
-    e = entry[i] if entry[i] > 0 else p
+    e = entry[i]
+    e = e if e > 0 else p
     eq = cash[i] + s * p - coin[i] * (1.0 - cvv)
     equity = eq if eq >= 1e-9 or eq != eq else 1e-9
     notional = abs(s) * p
@@ -1015,7 +1016,8 @@ def _adl_score(i, p, cvv, rank_v, size, entry, cash, coin):
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def _ahead(key, a, b):
     """Whether position ``a`` of ``key`` sorts before ``b`` in a stable ascending sort."""
-    return key[a] < key[b] or (key[a] == key[b] and a < b)
+    ka, kb = key[a], key[b]
+    return ka < kb or (ka == kb and a < b)
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
@@ -1307,7 +1309,7 @@ def _backstop(idx, mark, step, rnd, kind, size, venue, entry, cash, coin, coin_p
                 mark[venue[i]], 0.0)
 
 
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True, inline="always")
 def _vaults_moved(rows, cash, size, venue, rank, mark_index, basis, lm):
     """:func:`_vaults` after prices moved, without NumPy's marks: the marks from the C
     library's exponential, which differs from NumPy's by at most a few units in the last
