@@ -88,7 +88,7 @@ def test_with_opens_keeps_the_nonzero_orders(model):
     full[at], _ = open_orders_numpy(m, idx[at], side)
     keep = full != 0
     pop = next(iter(m.populations))
-    rows, out = kd.with_opens(idx, dq, at, side, m.market.prices(), m.vb.coin_value, *pop._accounts)
+    rows, out = kd.with_opens(idx, dq, at, side, m.market.prices(), m.vb.coin_value, pop._opens)
     assert same(rows, idx[keep]) and same(out, full[keep])
 
 
@@ -109,7 +109,7 @@ def test_opens_draw_the_sides_as_numpy(model, move):
         if follow:
             side = np.where(u_follow < 0.3, np.sign(move), -np.sign(move))
         stop = tb.stop.copy()
-        want = kd.with_opens(idx, dq, at, side, m.market.prices(), m.vb.coin_value, *pop._accounts)
+        want = kd.with_opens(idx, dq, at, side, m.market.prices(), m.vb.coin_value, pop._opens)
         want_stop, tb.stop[:] = tb.stop.copy(), stop
         got = kd.opens(idx, dq, at, u_side, u_follow if follow else np.zeros(0), move, growth,
                        kernels.bundle((0.6, 0.3, m.market.lm, m.vb.coin_price, m.vb.haircut, *pop._accounts)))

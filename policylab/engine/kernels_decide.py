@@ -19,6 +19,15 @@ with the step's values and end with the run's constants and arrays, which the po
 gather once per run (``TraderPopulation.__init__``), the long lists in one
 :class:`kernels.Bundle` (``fixed``).
 
+Reference counting (here and in kernels_layoff): Numba increments an array's reference
+count where a function gets it (an argument, an item of a bundle) and decrements it where the
+array dies, each an out-of-line atomic call; its pruning pass removes such a pair only when
+nothing on the way between can leave the function or release another array: no allocation
+(its failure returns), no call that is not inlined, no other array dying first. So a
+kernel that allocates makes its allocations first and passes them, with its bundle, to a
+helper that allocates nothing and unpacks the bundle itself (e.g. :func:`_open_at`): the
+helper's arrays then cost nothing, the kernel one pair for each of its own arguments.
+
 Also the step's own glue around the decisions (``MarketModel.step``): the exogenous
 arrivals, the reset of the step's flows, the execution and refresh of the netted voluntary
 orders in one call (:func:`execute_voluntary`, which calls kernels_cascade's execution and
@@ -275,17 +284,27 @@ def open_orders(idx, side, price, coin_value, venue, size, cash, coin, leverage,
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def with_opens(idx, dq, at, side, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
-               stop_dist, stop, im_mult, tier_floor, tier_lev):
-    """The orders ``dq`` of accounts ``idx`` with the positions ``at`` (in ``idx``) opening on
-    sides ``side`` (as :func:`open_orders`), less the zero orders: ``(accounts, BTC)``."""
-    dq = dq.copy()
+def _open_at(idx, dq, at, side, price, coin_value, fixed):
+    """Set ``dq[at[p]]`` to the order opening account ``idx[at[p]]``'s position on side
+    ``side[p]`` (:func:`_open`; ``fixed``: :func:`opens`'s bundle). Allocates nothing, so
+    the bundle's arrays need no reference counting (module docstring)."""
+    (_, _, _, _, _, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit, stop_dist, stop, im_mult, tier_floor,
+     tier_lev) = fixed.items
     for p in range(at.shape[0]):
         j = at[p]
         dq[j] = _open(idx[j], side[p], price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap,
                       pos_limit, stop_dist, stop, im_mult, tier_floor, tier_lev)
+
+
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+def with_opens(idx, dq, at, side, price, coin_value, fixed):
+    """The orders ``dq`` of accounts ``idx`` with the positions ``at`` (in ``idx``) opening on
+    sides ``side`` (as :func:`open_orders`, with :func:`opens`'s bundle ``fixed``), less the
+    zero orders: ``(accounts, BTC)``."""
+    dq = dq.copy()
     rows = np.empty(idx.shape[0], dtype=np.int64)
     out = np.empty(idx.shape[0])
+    _open_at(idx, dq, at, side, price, coin_value, fixed)
     n = 0
     for j in range(idx.shape[0]):
         if dq[j] != 0.0:
@@ -302,9 +321,9 @@ def opens(idx, dq, at, u_side, u_follow, move, growth, fixed):
     ``u_follow`` (one per opener; empty: none) instead in the direction of ``move`` if
     ``u_follow[p] < follow_share``, else against it (as ``np.where`` of the draws and
     ``np.sign(move)``); at the book prices (the index x ``growth``, NumPy's exp of the basis).
-    ``fixed``: a :class:`kernels.Bundle` of the arguments below, the same at every call."""
-    (long_share, follow_share, lm, coin_price, haircut, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
-     stop_dist, stop, im_mult, tier_floor, tier_lev) = fixed.items
+    ``fixed``: a :class:`kernels.Bundle` of (long_share, follow_share, lm, coin_price,
+    haircut, then :func:`open_orders`'s arguments from ``venue`` on), the same at every call."""
+    long_share, follow_share, lm, coin_price, haircut = fixed.items[:5]
     side = np.empty(at.shape[0])
     for p in range(at.shape[0]):
         if u_follow.shape[0]:
@@ -312,8 +331,7 @@ def opens(idx, dq, at, u_side, u_follow, move, growth, fixed):
         else:
             side[p] = 1.0 if u_side[p] < long_share else -1.0
     price = math.exp(lm[0] + lm[1]) * growth
-    return with_opens(idx, dq, at, side, price, coin_values(coin_price, haircut), venue, size, cash, coin, leverage,
-                      weight, lev_cap, pos_limit, stop_dist, stop, im_mult, tier_floor, tier_lev)
+    return with_opens(idx, dq, at, side, price, coin_values(coin_price, haircut), fixed)
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
