@@ -154,14 +154,31 @@ def candidates(rows, key, mag, inc, seg_lo, price, keep, fixed):
     a fresh row reads only its current size and entry from the account arrays. ``fixed``: a
     :class:`kernels.Bundle` of the arguments from ``pos_of`` to ``where``, the same at every call
     (the sorted positions, ``rows`` to ``seg_lo``, are replaced by each :func:`merge`)."""
+    log, where = fixed.items[1], fixed.items[15]
+    stale_off, stale = where[2], where[3]
+    k = price.shape[0]
+    inv = np.empty(k)  # each venue's inventory to lay off (BTC; 0: none)
+    kind = np.zeros(log[0], dtype=np.int8)  # per log slot 1: a stale entry of the prefix, 2: in profit now
+    slot = np.empty(2 * k, dtype=np.int64)  # where each venue's next stale entry, then fresh row, goes
+    total = _find_candidates(key, mag, inc, seg_lo, price, keep, inv, kind, slot, fixed)
+    for v in range(k):
+        if stale_off[v + 1] - stale_off[v] > 1:
+            stale[stale_off[v]:stale_off[v + 1]].sort()
+    return total
+
+
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+def _find_candidates(key, mag, inc, seg_lo, price, keep, inv, kind, slot, fixed):
+    """:func:`candidates` but the sort of the stale positions, into the scratch arrays
+    ``inv``, ``kind`` (zeros) and ``slot`` that it allocates (this allocates nothing, so the
+    bundle's arrays need no reference counting: see kernels_decide's module docstring).
+    Returns how many."""
     (pos_of, log, slot_v, slot_q, slot_mag, seen, taker, size, venue, entry, mm_row, limited, count, room, share,
      where) = fixed.items
     lo, cut, stale_off, stale, fresh_off, fresh = where
     k = price.shape[0]
-    inv = np.zeros(k)
     for v in range(k):
-        if limited[v]:
-            inv[v] = size[mm_row[v]]
+        inv[v] = size[mm_row[v]] if limited[v] else 0.0
     count[:] = 0
     room[:] = 0.0
     lo[:] = 0
@@ -185,7 +202,6 @@ def candidates(rows, key, mag, inc, seg_lo, price, keep, fixed):
     seen[0] = log[0]
     stale_off[:] = 0  # counts per venue (at v + 1) first, then their running sums
     fresh_off[:] = 0
-    kind = np.zeros(log[0], dtype=np.int8)  # 1: a stale entry of the prefix, 2: in profit now
     for j in range(log[0]):
         v = slot_v[j]
         if v < 0 or not (inv[v] < 0.0 or inv[v] > 0.0):
@@ -215,21 +231,19 @@ def candidates(rows, key, mag, inc, seg_lo, price, keep, fixed):
             share[v] = 1.0
         stale_off[v + 1] += stale_off[v]
         fresh_off[v + 1] += fresh_off[v]
-    n_stale = stale_off[:k].copy()  # where each venue's next entry goes
-    n_fresh = fresh_off[:k].copy()
+    for v in range(k):
+        slot[v] = stale_off[v]
+        slot[k + v] = fresh_off[v]
     for j in range(log[0]):
         if kind[j] == 0:
             continue
         v = slot_v[j]
         if kind[j] & 1:
-            stale[n_stale[v]] = slot_q[j]
-            n_stale[v] += 1
+            stale[slot[v]] = slot_q[j]
+            slot[v] += 1
         if kind[j] & 2:
-            fresh[n_fresh[v]] = log[j + 1]
-            n_fresh[v] += 1
-    for v in range(k):
-        if stale_off[v + 1] - stale_off[v] > 1:
-            stale[stale_off[v]:stale_off[v + 1]].sort()
+            fresh[slot[k + v]] = log[j + 1]
+            slot[k + v] += 1
     return total
 
 
