@@ -137,17 +137,16 @@ def test_professional_targets_as_numpy(model):
     want = np.minimum(eq[under] * np.minimum(target[under], leverage_cap(m, u, want)), tb.pos_limit[u] * tb.weight[u])
     want_dq[under] = np.sign(s[under]) * np.maximum(want - notional[under], 0.0) / price[tb.venue[u]]
     assert over.any() and under.any()
-    got = kd.professional_targets(idx, price, m.vb.coin_value, tb.venue, tb.size, tb.cash, tb.coin, tb.leverage,
-                                  tb.weight, tb.lev_cap, tb.pos_limit, m.vb.im_mult, m.vb.tier_floor, m.vb.tier_lev,
-                                  caution, risk_limit, relever_below)
+    fixed = kernels.bundle((risk_limit, relever_below, m.market.lm, m.vb.coin_price, m.vb.haircut, tb.venue, tb.size,
+                            tb.cash, tb.coin, tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit, m.vb.im_mult,
+                            m.vb.tier_floor, m.vb.tier_lev, tb.quit, tb.last_liq, -np.log(2.0), 60.0))
+    got = np.zeros(len(idx))
+    kd.professional_targets(got, idx, price, m.vb.coin_value, caution, fixed)
     assert same(got, want_dq)
     tb.quit[idx[:5]] = True  # the fused call: targets at Market.prices, then the open candidates
     now_s = 3000.0
     want_cand, want_x = kd.open_candidates(idx, now_s, tb.size, tb.cash, tb.quit, tb.last_liq, -np.log(2.0), 60.0)
-    got_dq, cand, x = kd.professional_decisions(idx, np.exp(m.vb.basis), caution, now_s, kernels.bundle((
-        risk_limit, relever_below, m.market.lm, m.vb.coin_price, m.vb.haircut, tb.venue, tb.size, tb.cash, tb.coin,
-        tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit, m.vb.im_mult, m.vb.tier_floor, m.vb.tier_lev, tb.quit,
-        tb.last_liq, -np.log(2.0), 60.0)))
+    got_dq, cand, x = kd.professional_decisions(idx, np.exp(m.vb.basis), caution, now_s, fixed)
     assert same(got_dq, want_dq) and same(cand, want_cand) and same(x, want_x) and len(cand)
 
 

@@ -199,13 +199,15 @@ def retail_start(idx, r15, close_prob, now_s, fixed):
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def professional_targets(idx, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
-                         im_mult, tier_floor, tier_lev, caution, risk_limit, relever_below):
+def professional_targets(dq, idx, price, coin_value, caution, fixed):
     """Professionals' leverage targeting (``Professionals.decide``): a holder whose leverage
     exceeds ``risk_limit`` x its target cuts back to the target; with ``relever_below`` > 0
     one below that share of its target adds back to it, within the leverage caps and the
-    position limit. Returns the orders per position in ``idx`` (0 for the others)."""
-    dq = np.zeros(idx.shape[0])
+    position limit. Writes the orders per position in ``idx`` to ``dq`` (zeros; left 0 for
+    the others). ``fixed``: :func:`professional_decisions`'s bundle. Allocates nothing, so
+    the bundle's arrays need no reference counting (module docstring)."""
+    (risk_limit, relever_below, _, _, _, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit, im_mult,
+     tier_floor, tier_lev) = fixed.items[:16]
     for j in range(idx.shape[0]):
         i = idx[j]
         s = size[i]
@@ -224,7 +226,6 @@ def professional_targets(idx, price, coin_value, venue, size, cash, coin, levera
             cap = _leverage_cap(i, v, want, weight, lev_cap, im_mult, tier_floor, tier_lev)
             want = _min(eq * _min(target, cap), pos_limit[i] * weight[i])
             dq[j] = _sign(s) * _max(want - notional, 0.0) / p
-    return dq
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
@@ -233,12 +234,15 @@ def professional_decisions(idx, growth, caution, now_s, fixed):
     book prices (the index x ``growth``, NumPy's exp of the basis, as ``Market.prices``) and
     the collateral values now, then :func:`open_candidates` (``now_s`` seconds). Returns
     (orders per position, candidates, their re-entry exponents). ``fixed``: a
-    :class:`kernels.Bundle` of the arguments below, the same at every call."""
-    (risk_limit, relever_below, lm, coin_price, haircut, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
-     im_mult, tier_floor, tier_lev, quit, last_liq, neg_ln2, half_life) = fixed.items
+    :class:`kernels.Bundle` of (risk_limit, relever_below, lm, coin_price, haircut, venue,
+    size, cash, coin, leverage, weight, lev_cap, pos_limit, im_mult, tier_floor, tier_lev,
+    quit, last_liq, neg_ln2, half_life), the same at every call."""
+    lm, coin_price, haircut = fixed.items[2:5]
     price = math.exp(lm[0] + lm[1]) * growth
-    dq = professional_targets(idx, price, coin_values(coin_price, haircut), venue, size, cash, coin, leverage, weight,
-                              lev_cap, pos_limit, im_mult, tier_floor, tier_lev, caution, risk_limit, relever_below)
+    dq = np.zeros(idx.shape[0])
+    professional_targets(dq, idx, price, coin_values(coin_price, haircut), caution, fixed)
+    size, cash = fixed.items[6:8]
+    quit, last_liq, neg_ln2, half_life = fixed.items[16:]
     cand, x = open_candidates(idx, now_s, size, cash, quit, last_liq, neg_ln2, half_life)
     return dq, cand, x
 
