@@ -384,24 +384,29 @@ def close(chosen, t, rows, price, changed, fixed):
     ``LiquidationEngine.refresh`` does (``protocol`` to ``n_changed``; ``changed`` has room
     for them). ``fixed``: a :class:`kernels.Bundle` of the arguments below, the same at
     every call."""
-    (count, where, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume, protocol,
-     weight, coin, mm_floor, coin_price, haircut, margin_mult, tier_rate, tier_ded, liq_price, n_changed) = fixed.items
+    count, where = fixed.items[:2]
     ranks, off = subsets(count, chosen, t)
     closed = at_ranks(ranks, off, rows, where)
     closed.sort()  # in place: np.sort's copy would be one more function with its allocation in the module
-    fill(closed, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume)
+    fill(closed, price, fixed)
+    # the arrays taken from the bundle where they are used: each one held across a call is counted
+    venue, size, _, cash = fixed.items[2:6]
+    (protocol, weight, coin, mm_floor, coin_price, haircut, margin_mult, tier_rate, tier_ded, liq_price,
+     n_changed) = fixed.items[13:]
     refresh(closed, protocol, venue, size, weight, cash, coin, mm_floor, coin_values(coin_price, haircut), margin_mult,
             tier_rate, tier_ded, liq_price, changed, n_changed)
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def fill(chosen, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume):
+def fill(chosen, price, fixed):
     """Close the lay-off's chosen takers (``chosen``, distinct rows, ascending) against
     their books: each closes its whole position
     at its venue's ``price``. As ``Market.transfer`` would (the traders' and books' sizes,
     cash, entries and ``tally``), with the fills counted as voluntary volume (per venue as
     ``np.sum`` adds it) and attributed by ``kernels.attribute`` (per account and
-    jurisdiction of residence); the chosen rows' stops are cleared."""
+    jurisdiction of residence); the chosen rows' stops are cleared. ``fixed``: :func:`close`'s
+    bundle (``venue`` to ``resident_volume``)."""
+    venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume = fixed.items[2:13]
     k = price.shape[0]
     m = chosen.shape[0]
     if m == 0:
