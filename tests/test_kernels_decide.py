@@ -357,7 +357,8 @@ def test_close_step_is_the_numpy_statements():
     kd.close_step(2, np.exp(basis),
                   kernels.bundle((lm, basis, premium_sum, premium_n, index_path, price_path, *series)))
     recorded = (np.full((8, steps, k), np.nan), np.full((2, steps, 3, k), np.nan))
-    kernels_passes.record(2, *recorded, price_path, *series[2:])
+    kernels_passes.record(2, kernels.bundle((lm, basis, premium_sum, premium_n, index_path, price_path, *recorded,
+                                             *series[2:])))
     assert same(venues, recorded[0]) and same(residents, recorded[1]) and same(venues[0, 2], price_path[3])
     market = Market.__new__(Market)
     market.lm, market.vb = lm, type("VB", (), {"basis": basis})()

@@ -459,16 +459,14 @@ def close_step(t, growth, fixed):
     """The step's bookkeeping (``MarketModel.step``, 5.): each venue's ``basis`` added to its
     funding premium sum and count; the index (of ``lm``) and the venues' book prices (the
     index x ``growth``, NumPy's exp of the basis, as ``Market.prices``) recorded at ``t + 1``;
-    then the step's venue and residence series (``venues`` to ``resident_volume``, as
-    ``kernels_passes.record`` takes them). ``fixed``: a :class:`kernels.Bundle` of the
-    arguments below, the same at every call."""
-    (lm, basis, premium_sum, premium_n, index_path, price_path, venues, residents, longs, depth0, liquidity_mult,
-     health, volume, fund, coin_price, forced_volume, resident_volume) = fixed.items
+    then the step's venue and residence series (``kernels_passes.record``). ``fixed``: a
+    :class:`kernels.Bundle` of (lm, basis, premium_sum, premium_n, index_path, price_path,
+    then record's arrays from ``venues`` to ``resident_volume``), the same at every call."""
+    lm, basis, premium_sum, premium_n, index_path, price_path = fixed.items[:6]
     index = math.exp(lm[0] + lm[1])  # Market.index
     for v in range(basis.shape[0]):
         premium_sum[v] += basis[v]
         premium_n[v] += 1.0
         price_path[t + 1, v] = index * growth[v]
     index_path[t + 1] = index
-    record(t, venues, residents, price_path, longs, depth0, liquidity_mult, health, volume, fund, coin_price,
-           forced_volume, resident_volume)
+    record(t, fixed)
