@@ -78,24 +78,11 @@ def test_open_orders_and_stops_as_numpy(model):
     assert np.isnan(got).any() and (got > 0).any() and (got < 0).any() and (got == 0).any()
 
 
-def test_with_opens_keeps_the_nonzero_orders(model):
-    m, tb = model, model.tb
-    idx = model._test_rows[:400]
-    dq = np.where(np.arange(len(idx)) % 3 == 0, 1.5, 0.0)
-    at = np.flatnonzero(np.arange(len(idx)) % 3 == 1)
-    side = np.where(np.arange(len(at)) % 2 == 0, 1.0, -1.0)
-    full = dq.copy()
-    full[at], _ = open_orders_numpy(m, idx[at], side)
-    keep = full != 0
-    pop = next(iter(m.populations))
-    rows, out = kd.with_opens(idx, dq, at, side, m.market.prices(), m.vb.coin_value, pop._opens)
-    assert same(rows, idx[keep]) and same(out, full[keep])
-
-
 @pytest.mark.parametrize("move", [0.04, -0.04, 0.0])
-def test_opens_draw_the_sides_as_numpy(model, move):
+def test_opens_draw_the_sides_and_keep_the_nonzero_orders_as_numpy(model, move):
     """The populations' sides (long with a draw under ``long_share``; after a sharp move, with
-    the move for a draw under ``momentum_share``) and ``with_opens`` at ``Market.prices``."""
+    the move for a draw under ``momentum_share``), their orders and stops at ``Market.prices``
+    as ``open_orders``, and the other orders, less the zero ones."""
     m, tb = model, model.tb
     pop = next(iter(m.populations))
     idx = model._test_rows[:400]
@@ -104,17 +91,21 @@ def test_opens_draw_the_sides_as_numpy(model, move):
     rng = np.random.default_rng(11)
     u_side, u_follow = rng.random(len(at)), rng.random(len(at))
     growth = np.exp(m.vb.basis)
+    fixed = kernels.bundle((0.6, 0.3, m.market.lm, m.vb.coin_price, m.vb.haircut, *pop._accounts))
     for follow in (False, True):
         side = np.where(u_side < 0.6, 1.0, -1.0)
         if follow:
             side = np.where(u_follow < 0.3, np.sign(move), -np.sign(move))
+        full = dq.copy()
+        full[at], want_stop = open_orders_numpy(m, idx[at], side)
+        keep = full != 0
         stop = tb.stop.copy()
-        want = kd.with_opens(idx, dq, at, side, m.market.prices(), m.vb.coin_value, pop._opens)
-        want_stop, tb.stop[:] = tb.stop.copy(), stop
-        got = kd.opens(idx, dq, at, u_side, u_follow if follow else np.zeros(0), move, growth,
-                       kernels.bundle((0.6, 0.3, m.market.lm, m.vb.coin_price, m.vb.haircut, *pop._accounts)))
-        assert same(got[0], want[0]) and same(got[1], want[1]) and same(tb.stop, want_stop)
+        rows, out = kd.opens(idx, dq, at, u_side, u_follow if follow else np.zeros(0), move, growth, fixed)
+        assert same(rows, idx[keep]) and same(out, full[keep]) and same(tb.stop[idx[at]], want_stop)
+        assert same(np.delete(tb.stop, idx[at]), np.delete(stop, idx[at]))
+        tb.stop[:] = stop
         assert (side > 0).any() and (side < 0).any() or (follow and move == 0.0)
+        assert keep[at].any() and not keep.all()
 
 
 def test_professional_targets_as_numpy(model):

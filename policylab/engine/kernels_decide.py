@@ -301,13 +301,28 @@ def _open_at(idx, dq, at, side, price, coin_value, fixed):
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def with_opens(idx, dq, at, side, price, coin_value, fixed):
-    """The orders ``dq`` of accounts ``idx`` with the positions ``at`` (in ``idx``) opening on
-    sides ``side`` (as :func:`open_orders`, with :func:`opens`'s bundle ``fixed``), less the
-    zero orders: ``(accounts, BTC)``."""
+def opens(idx, dq, at, u_side, u_follow, move, growth, fixed):
+    """The orders ``dq`` of accounts ``idx`` with the positions ``at`` (in ``idx``) opening
+    (as :func:`open_orders`), less the zero orders: ``(accounts, BTC)``. Position ``at[p]``
+    opens long if ``u_side[p] < long_share``, else short; with draws ``u_follow`` (one per
+    opener; empty: none) instead in the direction of ``move`` if ``u_follow[p] <
+    follow_share``, else against it (as ``np.where`` of the draws and ``np.sign(move)``); at
+    the book prices (the index x ``growth``, NumPy's exp of the basis) and the collateral
+    values now. ``fixed``: a :class:`kernels.Bundle` of (long_share, follow_share, lm,
+    coin_price, haircut, then :func:`open_orders`'s arguments from ``venue`` on), the same at
+    every call."""
+    long_share, follow_share, lm, coin_price, haircut = fixed.items[:5]
+    side = np.empty(at.shape[0])
+    price = math.exp(lm[0] + lm[1]) * growth
+    coin_value = coin_values(coin_price, haircut)
     dq = dq.copy()
     rows = np.empty(idx.shape[0], dtype=np.int64)
     out = np.empty(idx.shape[0])
+    for p in range(at.shape[0]):
+        if u_follow.shape[0]:
+            side[p] = _sign(move) if u_follow[p] < follow_share else -_sign(move)
+        else:
+            side[p] = 1.0 if u_side[p] < long_share else -1.0
     _open_at(idx, dq, at, side, price, coin_value, fixed)
     n = 0
     for j in range(idx.shape[0]):
@@ -316,26 +331,6 @@ def with_opens(idx, dq, at, side, price, coin_value, fixed):
             out[n] = dq[j]
             n += 1
     return rows[:n], out[:n]
-
-
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def opens(idx, dq, at, u_side, u_follow, move, growth, fixed):
-    """:func:`with_opens` with the sides drawn and the prices and collateral values now:
-    position ``at[p]`` opens long if ``u_side[p] < long_share``, else short; with draws
-    ``u_follow`` (one per opener; empty: none) instead in the direction of ``move`` if
-    ``u_follow[p] < follow_share``, else against it (as ``np.where`` of the draws and
-    ``np.sign(move)``); at the book prices (the index x ``growth``, NumPy's exp of the basis).
-    ``fixed``: a :class:`kernels.Bundle` of (long_share, follow_share, lm, coin_price,
-    haircut, then :func:`open_orders`'s arguments from ``venue`` on), the same at every call."""
-    long_share, follow_share, lm, coin_price, haircut = fixed.items[:5]
-    side = np.empty(at.shape[0])
-    for p in range(at.shape[0]):
-        if u_follow.shape[0]:
-            side[p] = _sign(move) if u_follow[p] < follow_share else -_sign(move)
-        else:
-            side[p] = 1.0 if u_side[p] < long_share else -1.0
-    price = math.exp(lm[0] + lm[1]) * growth
-    return with_opens(idx, dq, at, side, price, coin_values(coin_price, haircut), fixed)
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
