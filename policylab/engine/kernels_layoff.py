@@ -152,29 +152,14 @@ def candidates(rows, key, mag, inc, seg_lo, price, keep, fixed):
     venue (-1: not a taker), sorted position (``pos_of``) and sorted |size| (BTC), filled
     for the slots from ``seen[0]`` on (then ``seen[0]`` = the log's count), so that checking
     a fresh row reads only its current size and entry from the account arrays. ``fixed``: a
-    :class:`kernels.Bundle` of the arguments from ``pos_of`` to ``where``, the same at every call
-    (the sorted positions, ``rows`` to ``seg_lo``, are replaced by each :func:`merge`)."""
-    log, where = fixed.items[1], fixed.items[15]
-    stale_off, stale = where[2], where[3]
-    k = price.shape[0]
-    inv = np.empty(k)  # each venue's inventory to lay off (BTC; 0: none)
-    kind = np.zeros(log[0], dtype=np.int8)  # per log slot 1: a stale entry of the prefix, 2: in profit now
-    slot = np.empty(2 * k, dtype=np.int64)  # where each venue's next stale entry, then fresh row, goes
-    total = _find_candidates(key, mag, inc, seg_lo, price, keep, inv, kind, slot, fixed)
-    for v in range(k):
-        if stale_off[v + 1] - stale_off[v] > 1:
-            stale[stale_off[v]:stale_off[v + 1]].sort()
-    return total
-
-
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def _find_candidates(key, mag, inc, seg_lo, price, keep, inv, kind, slot, fixed):
-    """:func:`candidates` but the sort of the stale positions, into the scratch arrays
-    ``inv``, ``kind`` (zeros) and ``slot`` that it allocates (this allocates nothing, so the
-    bundle's arrays need no reference counting: see kernels_decide's module docstring).
-    Returns how many."""
+    :class:`kernels.Bundle` of the arguments from ``pos_of`` to ``where`` and scratch arrays
+    (``inv``, each venue's inventory; ``kind``, per log slot 1 for a stale entry of the prefix
+    plus 2 for a fresh row in profit; ``slot``, where each venue's next stale entry, then
+    fresh row, goes: 2 x venues), the same at every call (the sorted positions, ``rows`` to
+    ``seg_lo``, are replaced by each :func:`merge`). It allocates nothing, so its arrays need
+    no reference counting (see kernels_decide's module docstring)."""
     (pos_of, log, slot_v, slot_q, slot_mag, seen, taker, size, venue, entry, mm_row, limited, count, room, share,
-     where) = fixed.items
+     where, inv, kind, slot) = fixed.items
     lo, cut, stale_off, stale, fresh_off, fresh = where
     k = price.shape[0]
     for v in range(k):
@@ -203,6 +188,7 @@ def _find_candidates(key, mag, inc, seg_lo, price, keep, inv, kind, slot, fixed)
     stale_off[:] = 0  # counts per venue (at v + 1) first, then their running sums
     fresh_off[:] = 0
     for j in range(log[0]):
+        kind[j] = 0
         v = slot_v[j]
         if v < 0 or not (inv[v] < 0.0 or inv[v] > 0.0):
             continue
@@ -244,6 +230,9 @@ def _find_candidates(key, mag, inc, seg_lo, price, keep, inv, kind, slot, fixed)
         if kind[j] & 2:
             fresh[slot[k + v]] = log[j + 1]
             slot[k + v] += 1
+    for v in range(k):
+        if stale_off[v + 1] - stale_off[v] > 1:
+            stale[stale_off[v]:stale_off[v + 1]].sort()
     return total
 
 
