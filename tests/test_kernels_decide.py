@@ -78,6 +78,22 @@ def test_open_orders_and_stops_as_numpy(model):
     assert np.isnan(got).any() and (got > 0).any() and (got < 0).any() and (got == 0).any()
 
 
+def test_open_at_writes_the_openers_orders_and_stops_only(model):
+    """kernels_decide._open_at: open_orders's orders at the positions ``at``, the others left."""
+    m, tb = model, model.tb
+    pop = next(iter(m.populations))
+    idx = model._test_rows[:300]
+    at = np.arange(0, len(idx), 2)
+    side = np.where(np.arange(len(at)) % 3 == 0, -1.0, 1.0)
+    stop = tb.stop.copy()
+    want = kd.open_orders(idx[at], side, m.market.prices(), m.vb.coin_value, *pop._accounts)
+    want_stop, tb.stop[:] = tb.stop.copy(), stop
+    dq = np.full(len(idx), 7.0)
+    kd._open_at(idx, dq, at, side, m.market.prices(), m.vb.coin_value, pop._opens)
+    assert same(dq[at], want) and (dq[1::2] == 7.0).all() and same(tb.stop, want_stop)
+    assert not same(want_stop, stop)
+
+
 @pytest.mark.parametrize("move", [0.04, -0.04, 0.0])
 def test_opens_draw_the_sides_and_keep_the_nonzero_orders_as_numpy(model, move):
     """The populations' sides (long with a draw under ``long_share``; after a sharp move, with

@@ -19,14 +19,17 @@ with the step's values and end with the run's constants and arrays, which the po
 gather once per run (``TraderPopulation.__init__``), the long lists in one
 :class:`kernels.Bundle` (``fixed``).
 
-Reference counting (here and in kernels_layoff): Numba increments an array's reference
-count where a function gets it (an argument, an item of a bundle) and decrements it where the
-array dies, each an out-of-line atomic call; its pruning pass removes such a pair only when
-nothing on the way between can leave the function or release another array: no allocation
-(its failure returns), no call that is not inlined, no other array dying first. So a
-kernel that allocates makes its allocations first and passes them, with its bundle, to a
-helper that allocates nothing and unpacks the bundle itself (e.g. :func:`_open_at`): the
-helper's arrays then cost nothing, the kernel one pair for each of its own arguments.
+Reference counting (here, in kernels_layoff and kernels_passes): Numba increments an
+array's reference count where a function gets it (an argument, an item of a bundle) and
+decrements it where the array dies, each an out-of-line atomic call; its pruning pass
+removes such a pair only when nothing on the way between can leave the function or release
+another array: no allocation (its failure returns), no call that is not inlined, no other
+array dying first. So a kernel takes its scratch arrays in its bundle
+(kernels_layoff.candidates), or makes its allocations first and passes them, with its
+bundle, to a helper that allocates nothing and unpacks the bundle itself (:func:`_open_at`,
+:func:`professional_targets`): the helper's arrays then cost nothing, the kernel one pair
+for each of its own arguments; and a kernel that passes arrays on to another passes its
+bundle, not the arrays unpacked (``kernels_passes.record``, ``kernels_layoff.fill``).
 
 Also the step's own glue around the decisions (``MarketModel.step``): the exogenous
 arrivals, the reset of the step's flows, the execution and refresh of the netted voluntary
