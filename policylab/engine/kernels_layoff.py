@@ -319,10 +319,13 @@ def highs(count, chosen):
 def draw_chosen(rng, count, share, chosen):
     """How many of each venue's ``count`` candidates close: ``chosen[v]`` ~ Binomial(``count[v]``,
     ``share[v]``) from the NumPy Generator ``rng``, the draws of ``rng.binomial(count, share)``
-    (venue after venue; none where the count or share is 0). Returns how many in all."""
+    (venue after venue; none where the count or share is 0). Returns how many in all. Where
+    the count or share is 0 the Binomial is 0 without a call (its value, and it draws
+    nothing): each call counts a reference to the Generator in and out, most venues have
+    no candidates."""
     n = 0
     for v in range(count.shape[0]):
-        chosen[v] = rng.binomial(count[v], share[v])
+        chosen[v] = rng.binomial(count[v], share[v]) if count[v] and share[v] else 0
         n += chosen[v]
     return n
 
