@@ -320,9 +320,9 @@ def draw_chosen(rng, count, share, chosen):
     """How many of each venue's ``count`` candidates close: ``chosen[v]`` ~ Binomial(``count[v]``,
     ``share[v]``) from the NumPy Generator ``rng``, the draws of ``rng.binomial(count, share)``
     (venue after venue; none where the count or share is 0). Returns how many in all. Where
-    the count or share is 0 the Binomial is 0 without a call (its value, and it draws
-    nothing): each call counts a reference to the Generator in and out, most venues have
-    no candidates."""
+    the count or share is 0, 0 without a call (the Binomial's value there, drawing nothing):
+    each call increments and decrements the Generator's reference count, and most venues
+    have no candidates."""
     n = 0
     for v in range(count.shape[0]):
         chosen[v] = rng.binomial(count[v], share[v]) if count[v] and share[v] else 0
@@ -381,7 +381,7 @@ def close(chosen, t, rows, price, changed, fixed):
     closed = at_ranks(ranks, off, rows, where)
     closed.sort()  # in place: np.sort's copy would be one more function with its allocation in the module
     fill(closed, price, fixed)
-    # the arrays taken from the bundle where they are used: each one held across a call is counted
+    # refresh's arrays taken from the bundle only now: one held across a call (subsets to fill) keeps its refcount pair
     venue, size, _, cash = fixed.items[2:6]
     (protocol, weight, coin, mm_floor, coin_price, haircut, margin_mult, tier_rate, tier_ded, liq_price,
      n_changed) = fixed.items[13:]
