@@ -78,24 +78,27 @@ def test_open_orders_and_stops_as_numpy(model):
     assert np.isnan(got).any() and (got > 0).any() and (got < 0).any() and (got == 0).any()
 
 
-def test_with_opens_keeps_the_nonzero_orders(model):
+def test_open_at_writes_the_openers_orders_and_stops_only(model):
+    """kernels_decide._open_at: open_orders's orders at the positions ``at``, the others left."""
     m, tb = model, model.tb
-    idx = model._test_rows[:400]
-    dq = np.where(np.arange(len(idx)) % 3 == 0, 1.5, 0.0)
-    at = np.flatnonzero(np.arange(len(idx)) % 3 == 1)
-    side = np.where(np.arange(len(at)) % 2 == 0, 1.0, -1.0)
-    full = dq.copy()
-    full[at], _ = open_orders_numpy(m, idx[at], side)
-    keep = full != 0
     pop = next(iter(m.populations))
-    rows, out = kd.with_opens(idx, dq, at, side, m.market.prices(), m.vb.coin_value, *pop._accounts)
-    assert same(rows, idx[keep]) and same(out, full[keep])
+    idx = model._test_rows[:300]
+    at = np.arange(0, len(idx), 2)
+    side = np.where(np.arange(len(at)) % 3 == 0, -1.0, 1.0)
+    stop = tb.stop.copy()
+    want = kd.open_orders(idx[at], side, m.market.prices(), m.vb.coin_value, *pop._accounts)
+    want_stop, tb.stop[:] = tb.stop.copy(), stop
+    dq = np.full(len(idx), 7.0)
+    kd._open_at(idx, dq, at, side, m.market.prices(), m.vb.coin_value, pop._opens)
+    assert same(dq[at], want) and (dq[1::2] == 7.0).all() and same(tb.stop, want_stop)
+    assert not same(want_stop, stop)
 
 
 @pytest.mark.parametrize("move", [0.04, -0.04, 0.0])
-def test_opens_draw_the_sides_as_numpy(model, move):
+def test_opens_draw_the_sides_and_keep_the_nonzero_orders_as_numpy(model, move):
     """The populations' sides (long with a draw under ``long_share``; after a sharp move, with
-    the move for a draw under ``momentum_share``) and ``with_opens`` at ``Market.prices``."""
+    the move for a draw under ``momentum_share``), their orders and stops at ``Market.prices``
+    as ``open_orders``, and the other orders, less the zero ones."""
     m, tb = model, model.tb
     pop = next(iter(m.populations))
     idx = model._test_rows[:400]
@@ -104,17 +107,21 @@ def test_opens_draw_the_sides_as_numpy(model, move):
     rng = np.random.default_rng(11)
     u_side, u_follow = rng.random(len(at)), rng.random(len(at))
     growth = np.exp(m.vb.basis)
+    fixed = kernels.bundle((0.6, 0.3, m.market.lm, m.vb.coin_price, m.vb.haircut, *pop._accounts))
     for follow in (False, True):
         side = np.where(u_side < 0.6, 1.0, -1.0)
         if follow:
             side = np.where(u_follow < 0.3, np.sign(move), -np.sign(move))
+        full = dq.copy()
+        full[at], want_stop = open_orders_numpy(m, idx[at], side)
+        keep = full != 0
         stop = tb.stop.copy()
-        want = kd.with_opens(idx, dq, at, side, m.market.prices(), m.vb.coin_value, *pop._accounts)
-        want_stop, tb.stop[:] = tb.stop.copy(), stop
-        got = kd.opens(idx, dq, at, u_side, u_follow if follow else np.zeros(0), move, growth,
-                       kernels.bundle((0.6, 0.3, m.market.lm, m.vb.coin_price, m.vb.haircut, *pop._accounts)))
-        assert same(got[0], want[0]) and same(got[1], want[1]) and same(tb.stop, want_stop)
+        rows, out = kd.opens(idx, dq, at, u_side, u_follow if follow else np.zeros(0), move, growth, fixed)
+        assert same(rows, idx[keep]) and same(out, full[keep]) and same(tb.stop[idx[at]], want_stop)
+        assert same(np.delete(tb.stop, idx[at]), np.delete(stop, idx[at]))
+        tb.stop[:] = stop
         assert (side > 0).any() and (side < 0).any() or (follow and move == 0.0)
+        assert keep[at].any() and not keep.all()
 
 
 def test_professional_targets_as_numpy(model):
@@ -137,17 +144,16 @@ def test_professional_targets_as_numpy(model):
     want = np.minimum(eq[under] * np.minimum(target[under], leverage_cap(m, u, want)), tb.pos_limit[u] * tb.weight[u])
     want_dq[under] = np.sign(s[under]) * np.maximum(want - notional[under], 0.0) / price[tb.venue[u]]
     assert over.any() and under.any()
-    got = kd.professional_targets(idx, price, m.vb.coin_value, tb.venue, tb.size, tb.cash, tb.coin, tb.leverage,
-                                  tb.weight, tb.lev_cap, tb.pos_limit, m.vb.im_mult, m.vb.tier_floor, m.vb.tier_lev,
-                                  caution, risk_limit, relever_below)
+    fixed = kernels.bundle((risk_limit, relever_below, m.market.lm, m.vb.coin_price, m.vb.haircut, tb.venue, tb.size,
+                            tb.cash, tb.coin, tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit, m.vb.im_mult,
+                            m.vb.tier_floor, m.vb.tier_lev, tb.quit, tb.last_liq, -np.log(2.0), 60.0))
+    got = np.zeros(len(idx))
+    kd.professional_targets(got, idx, price, m.vb.coin_value, caution, fixed)
     assert same(got, want_dq)
     tb.quit[idx[:5]] = True  # the fused call: targets at Market.prices, then the open candidates
     now_s = 3000.0
     want_cand, want_x = kd.open_candidates(idx, now_s, tb.size, tb.cash, tb.quit, tb.last_liq, -np.log(2.0), 60.0)
-    got_dq, cand, x = kd.professional_decisions(idx, np.exp(m.vb.basis), caution, now_s, kernels.bundle((
-        risk_limit, relever_below, m.market.lm, m.vb.coin_price, m.vb.haircut, tb.venue, tb.size, tb.cash, tb.coin,
-        tb.leverage, tb.weight, tb.lev_cap, tb.pos_limit, m.vb.im_mult, m.vb.tier_floor, m.vb.tier_lev, tb.quit,
-        tb.last_liq, -np.log(2.0), 60.0)))
+    got_dq, cand, x = kd.professional_decisions(idx, np.exp(m.vb.basis), caution, now_s, fixed)
     assert same(got_dq, want_dq) and same(cand, want_cand) and same(x, want_x) and len(cand)
 
 
@@ -358,7 +364,8 @@ def test_close_step_is_the_numpy_statements():
     kd.close_step(2, np.exp(basis),
                   kernels.bundle((lm, basis, premium_sum, premium_n, index_path, price_path, *series)))
     recorded = (np.full((8, steps, k), np.nan), np.full((2, steps, 3, k), np.nan))
-    kernels_passes.record(2, *recorded, price_path, *series[2:])
+    kernels_passes.record(2, kernels.bundle((lm, basis, premium_sum, premium_n, index_path, price_path, *recorded,
+                                             *series[2:])))
     assert same(venues, recorded[0]) and same(residents, recorded[1]) and same(venues[0, 2], price_path[3])
     market = Market.__new__(Market)
     market.lm, market.vb = lm, type("VB", (), {"basis": basis})()

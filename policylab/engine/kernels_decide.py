@@ -19,6 +19,18 @@ with the step's values and end with the run's constants and arrays, which the po
 gather once per run (``TraderPopulation.__init__``), the long lists in one
 :class:`kernels.Bundle` (``fixed``).
 
+Reference counting (here, in kernels_layoff and kernels_passes): Numba increments an
+array's reference count where a function gets it (an argument, an item of a bundle) and
+decrements it where the array dies, each an out-of-line atomic call; its pruning pass
+removes such a pair only when nothing on the way between can leave the function or release
+another array: no allocation (its failure returns), no call that is not inlined, no other
+array dying first. So a kernel takes its scratch arrays in its bundle
+(kernels_layoff.candidates), or makes its allocations first and passes them, with its
+bundle, to a helper that allocates nothing and unpacks the bundle itself (:func:`_open_at`,
+:func:`professional_targets`): the helper's arrays then cost nothing, the kernel one pair
+for each of its own arguments; and a kernel that passes arrays on to another passes its
+bundle, not the arrays unpacked (``kernels_passes.record``, ``kernels_layoff.fill``).
+
 Also the step's own glue around the decisions (``MarketModel.step``): the exogenous
 arrivals, the reset of the step's flows, the execution and refresh of the netted voluntary
 orders in one call (:func:`execute_voluntary`, which calls kernels_cascade's execution and
@@ -190,13 +202,15 @@ def retail_start(idx, r15, close_prob, now_s, fixed):
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def professional_targets(idx, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
-                         im_mult, tier_floor, tier_lev, caution, risk_limit, relever_below):
+def professional_targets(dq, idx, price, coin_value, caution, fixed):
     """Professionals' leverage targeting (``Professionals.decide``): a holder whose leverage
     exceeds ``risk_limit`` x its target cuts back to the target; with ``relever_below`` > 0
     one below that share of its target adds back to it, within the leverage caps and the
-    position limit. Returns the orders per position in ``idx`` (0 for the others)."""
-    dq = np.zeros(idx.shape[0])
+    position limit. Writes the orders per position in ``idx`` to ``dq`` (zeros; left 0 for
+    the others). ``fixed``: :func:`professional_decisions`'s bundle. Allocates nothing, so
+    the bundle's arrays need no reference counting (module docstring)."""
+    (risk_limit, relever_below, _, _, _, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit, im_mult,
+     tier_floor, tier_lev) = fixed.items[:16]
     for j in range(idx.shape[0]):
         i = idx[j]
         s = size[i]
@@ -215,7 +229,6 @@ def professional_targets(idx, price, coin_value, venue, size, cash, coin, levera
             cap = _leverage_cap(i, v, want, weight, lev_cap, im_mult, tier_floor, tier_lev)
             want = _min(eq * _min(target, cap), pos_limit[i] * weight[i])
             dq[j] = _sign(s) * _max(want - notional, 0.0) / p
-    return dq
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
@@ -224,12 +237,15 @@ def professional_decisions(idx, growth, caution, now_s, fixed):
     book prices (the index x ``growth``, NumPy's exp of the basis, as ``Market.prices``) and
     the collateral values now, then :func:`open_candidates` (``now_s`` seconds). Returns
     (orders per position, candidates, their re-entry exponents). ``fixed``: a
-    :class:`kernels.Bundle` of the arguments below, the same at every call."""
-    (risk_limit, relever_below, lm, coin_price, haircut, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
-     im_mult, tier_floor, tier_lev, quit, last_liq, neg_ln2, half_life) = fixed.items
+    :class:`kernels.Bundle` of (risk_limit, relever_below, lm, coin_price, haircut, venue,
+    size, cash, coin, leverage, weight, lev_cap, pos_limit, im_mult, tier_floor, tier_lev,
+    quit, last_liq, neg_ln2, half_life), the same at every call."""
+    lm, coin_price, haircut = fixed.items[2:5]
     price = math.exp(lm[0] + lm[1]) * growth
-    dq = professional_targets(idx, price, coin_values(coin_price, haircut), venue, size, cash, coin, leverage, weight,
-                              lev_cap, pos_limit, im_mult, tier_floor, tier_lev, caution, risk_limit, relever_below)
+    dq = np.zeros(idx.shape[0])
+    professional_targets(dq, idx, price, coin_values(coin_price, haircut), caution, fixed)
+    size, cash = fixed.items[6:8]
+    quit, last_liq, neg_ln2, half_life = fixed.items[16:]
     cand, x = open_candidates(idx, now_s, size, cash, quit, last_liq, neg_ln2, half_life)
     return dq, cand, x
 
@@ -275,17 +291,42 @@ def open_orders(idx, side, price, coin_value, venue, size, cash, coin, leverage,
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def with_opens(idx, dq, at, side, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
-               stop_dist, stop, im_mult, tier_floor, tier_lev):
-    """The orders ``dq`` of accounts ``idx`` with the positions ``at`` (in ``idx``) opening on
-    sides ``side`` (as :func:`open_orders`), less the zero orders: ``(accounts, BTC)``."""
-    dq = dq.copy()
+def _open_at(idx, dq, at, side, price, coin_value, fixed):
+    """Set ``dq[at[p]]`` to the order opening account ``idx[at[p]]``'s position on side
+    ``side[p]`` (:func:`_open`; ``fixed``: :func:`opens`'s bundle). Allocates nothing, so
+    the bundle's arrays need no reference counting (module docstring)."""
+    (_, _, _, _, _, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit, stop_dist, stop, im_mult, tier_floor,
+     tier_lev) = fixed.items
     for p in range(at.shape[0]):
         j = at[p]
         dq[j] = _open(idx[j], side[p], price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap,
                       pos_limit, stop_dist, stop, im_mult, tier_floor, tier_lev)
+
+
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+def opens(idx, dq, at, u_side, u_follow, move, growth, fixed):
+    """The orders ``dq`` of accounts ``idx`` with the positions ``at`` (in ``idx``) opening
+    (as :func:`open_orders`), less the zero orders: ``(accounts, BTC)``. Position ``at[p]``
+    opens long if ``u_side[p] < long_share``, else short; with draws ``u_follow`` (one per
+    opener; empty: none) instead in the direction of ``move`` if ``u_follow[p] <
+    follow_share``, else against it (as ``np.where`` of the draws and ``np.sign(move)``); at
+    the book prices (the index x ``growth``, NumPy's exp of the basis) and the collateral
+    values now. ``fixed``: a :class:`kernels.Bundle` of (long_share, follow_share, lm,
+    coin_price, haircut, then :func:`open_orders`'s arguments from ``venue`` on), the same at
+    every call."""
+    long_share, follow_share, lm, coin_price, haircut = fixed.items[:5]
+    side = np.empty(at.shape[0])
+    price = math.exp(lm[0] + lm[1]) * growth
+    coin_value = coin_values(coin_price, haircut)
+    dq = dq.copy()
     rows = np.empty(idx.shape[0], dtype=np.int64)
     out = np.empty(idx.shape[0])
+    for p in range(at.shape[0]):
+        if u_follow.shape[0]:
+            side[p] = _sign(move) if u_follow[p] < follow_share else -_sign(move)
+        else:
+            side[p] = 1.0 if u_side[p] < long_share else -1.0
+    _open_at(idx, dq, at, side, price, coin_value, fixed)
     n = 0
     for j in range(idx.shape[0]):
         if dq[j] != 0.0:
@@ -293,27 +334,6 @@ def with_opens(idx, dq, at, side, price, coin_value, venue, size, cash, coin, le
             out[n] = dq[j]
             n += 1
     return rows[:n], out[:n]
-
-
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def opens(idx, dq, at, u_side, u_follow, move, growth, fixed):
-    """:func:`with_opens` with the sides drawn and the prices and collateral values now:
-    position ``at[p]`` opens long if ``u_side[p] < long_share``, else short; with draws
-    ``u_follow`` (one per opener; empty: none) instead in the direction of ``move`` if
-    ``u_follow[p] < follow_share``, else against it (as ``np.where`` of the draws and
-    ``np.sign(move)``); at the book prices (the index x ``growth``, NumPy's exp of the basis).
-    ``fixed``: a :class:`kernels.Bundle` of the arguments below, the same at every call."""
-    (long_share, follow_share, lm, coin_price, haircut, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit,
-     stop_dist, stop, im_mult, tier_floor, tier_lev) = fixed.items
-    side = np.empty(at.shape[0])
-    for p in range(at.shape[0]):
-        if u_follow.shape[0]:
-            side[p] = _sign(move) if u_follow[p] < follow_share else -_sign(move)
-        else:
-            side[p] = 1.0 if u_side[p] < long_share else -1.0
-    price = math.exp(lm[0] + lm[1]) * growth
-    return with_opens(idx, dq, at, side, price, coin_values(coin_price, haircut), venue, size, cash, coin, leverage,
-                      weight, lev_cap, pos_limit, stop_dist, stop, im_mult, tier_floor, tier_lev)
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
@@ -437,16 +457,14 @@ def close_step(t, growth, fixed):
     """The step's bookkeeping (``MarketModel.step``, 5.): each venue's ``basis`` added to its
     funding premium sum and count; the index (of ``lm``) and the venues' book prices (the
     index x ``growth``, NumPy's exp of the basis, as ``Market.prices``) recorded at ``t + 1``;
-    then the step's venue and residence series (``venues`` to ``resident_volume``, as
-    ``kernels_passes.record`` takes them). ``fixed``: a :class:`kernels.Bundle` of the
-    arguments below, the same at every call."""
-    (lm, basis, premium_sum, premium_n, index_path, price_path, venues, residents, longs, depth0, liquidity_mult,
-     health, volume, fund, coin_price, forced_volume, resident_volume) = fixed.items
+    then the step's venue and residence series (``kernels_passes.record``). ``fixed``: a
+    :class:`kernels.Bundle` of (lm, basis, premium_sum, premium_n, index_path, price_path,
+    then record's arrays from ``venues`` to ``resident_volume``), the same at every call."""
+    lm, basis, premium_sum, premium_n, index_path, price_path = fixed.items[:6]
     index = math.exp(lm[0] + lm[1])  # Market.index
     for v in range(basis.shape[0]):
         premium_sum[v] += basis[v]
         premium_n[v] += 1.0
         price_path[t + 1, v] = index * growth[v]
     index_path[t + 1] = index
-    record(t, venues, residents, price_path, longs, depth0, liquidity_mult, health, volume, fund, coin_price,
-           forced_volume, resident_volume)
+    record(t, fixed)

@@ -152,16 +152,18 @@ def candidates(rows, key, mag, inc, seg_lo, price, keep, fixed):
     venue (-1: not a taker), sorted position (``pos_of``) and sorted |size| (BTC), filled
     for the slots from ``seen[0]`` on (then ``seen[0]`` = the log's count), so that checking
     a fresh row reads only its current size and entry from the account arrays. ``fixed``: a
-    :class:`kernels.Bundle` of the arguments from ``pos_of`` to ``where``, the same at every call
-    (the sorted positions, ``rows`` to ``seg_lo``, are replaced by each :func:`merge`)."""
+    :class:`kernels.Bundle` of the arguments from ``pos_of`` to ``where`` and scratch arrays
+    (``inv``, each venue's inventory; ``kind``, per log slot 1 for a stale entry of the prefix
+    plus 2 for a fresh row in profit; ``slot``, where each venue's next stale entry, then
+    fresh row, goes: 2 x venues), the same at every call (the sorted positions, ``rows`` to
+    ``seg_lo``, are replaced by each :func:`merge`). It allocates nothing, so its arrays need
+    no reference counting (see kernels_decide's module docstring)."""
     (pos_of, log, slot_v, slot_q, slot_mag, seen, taker, size, venue, entry, mm_row, limited, count, room, share,
-     where) = fixed.items
+     where, inv, kind, slot) = fixed.items
     lo, cut, stale_off, stale, fresh_off, fresh = where
     k = price.shape[0]
-    inv = np.zeros(k)
     for v in range(k):
-        if limited[v]:
-            inv[v] = size[mm_row[v]]
+        inv[v] = size[mm_row[v]] if limited[v] else 0.0
     count[:] = 0
     room[:] = 0.0
     lo[:] = 0
@@ -185,8 +187,8 @@ def candidates(rows, key, mag, inc, seg_lo, price, keep, fixed):
     seen[0] = log[0]
     stale_off[:] = 0  # counts per venue (at v + 1) first, then their running sums
     fresh_off[:] = 0
-    kind = np.zeros(log[0], dtype=np.int8)  # 1: a stale entry of the prefix, 2: in profit now
     for j in range(log[0]):
+        kind[j] = 0
         v = slot_v[j]
         if v < 0 or not (inv[v] < 0.0 or inv[v] > 0.0):
             continue
@@ -215,18 +217,19 @@ def candidates(rows, key, mag, inc, seg_lo, price, keep, fixed):
             share[v] = 1.0
         stale_off[v + 1] += stale_off[v]
         fresh_off[v + 1] += fresh_off[v]
-    n_stale = stale_off[:k].copy()  # where each venue's next entry goes
-    n_fresh = fresh_off[:k].copy()
+    for v in range(k):
+        slot[v] = stale_off[v]
+        slot[k + v] = fresh_off[v]
     for j in range(log[0]):
         if kind[j] == 0:
             continue
         v = slot_v[j]
         if kind[j] & 1:
-            stale[n_stale[v]] = slot_q[j]
-            n_stale[v] += 1
+            stale[slot[v]] = slot_q[j]
+            slot[v] += 1
         if kind[j] & 2:
-            fresh[n_fresh[v]] = log[j + 1]
-            n_fresh[v] += 1
+            fresh[slot[k + v]] = log[j + 1]
+            slot[k + v] += 1
     for v in range(k):
         if stale_off[v + 1] - stale_off[v] > 1:
             stale[stale_off[v]:stale_off[v + 1]].sort()
@@ -316,10 +319,13 @@ def highs(count, chosen):
 def draw_chosen(rng, count, share, chosen):
     """How many of each venue's ``count`` candidates close: ``chosen[v]`` ~ Binomial(``count[v]``,
     ``share[v]``) from the NumPy Generator ``rng``, the draws of ``rng.binomial(count, share)``
-    (venue after venue; none where the count or share is 0). Returns how many in all."""
+    (venue after venue; none where the count or share is 0). Returns how many in all. Where
+    the count or share is 0, 0 without a call (the Binomial's value there, drawing nothing):
+    each call increments and decrements the Generator's reference count, and most venues
+    have no candidates."""
     n = 0
     for v in range(count.shape[0]):
-        chosen[v] = rng.binomial(count[v], share[v])
+        chosen[v] = rng.binomial(count[v], share[v]) if count[v] and share[v] else 0
         n += chosen[v]
     return n
 
@@ -370,24 +376,29 @@ def close(chosen, t, rows, price, changed, fixed):
     ``LiquidationEngine.refresh`` does (``protocol`` to ``n_changed``; ``changed`` has room
     for them). ``fixed``: a :class:`kernels.Bundle` of the arguments below, the same at
     every call."""
-    (count, where, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume, protocol,
-     weight, coin, mm_floor, coin_price, haircut, margin_mult, tier_rate, tier_ded, liq_price, n_changed) = fixed.items
+    count, where = fixed.items[:2]
     ranks, off = subsets(count, chosen, t)
     closed = at_ranks(ranks, off, rows, where)
     closed.sort()  # in place: np.sort's copy would be one more function with its allocation in the module
-    fill(closed, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume)
+    fill(closed, price, fixed)
+    # refresh's arrays taken from the bundle only now: one held across a call (subsets to fill) keeps its refcount pair
+    venue, size, _, cash = fixed.items[2:6]
+    (protocol, weight, coin, mm_floor, coin_price, haircut, margin_mult, tier_rate, tier_ded, liq_price,
+     n_changed) = fixed.items[13:]
     refresh(closed, protocol, venue, size, weight, cash, coin, mm_floor, coin_values(coin_price, haircut), margin_mult,
             tier_rate, tier_ded, liq_price, changed, n_changed)
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def fill(chosen, price, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume):
+def fill(chosen, price, fixed):
     """Close the lay-off's chosen takers (``chosen``, distinct rows, ascending) against
     their books: each closes its whole position
     at its venue's ``price``. As ``Market.transfer`` would (the traders' and books' sizes,
     cash, entries and ``tally``), with the fills counted as voluntary volume (per venue as
     ``np.sum`` adds it) and attributed by ``kernels.attribute`` (per account and
-    jurisdiction of residence); the chosen rows' stops are cleared."""
+    jurisdiction of residence); the chosen rows' stops are cleared. ``fixed``: :func:`close`'s
+    bundle (``venue`` to ``resident_volume``)."""
+    venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume = fixed.items[2:13]
     k = price.shape[0]
     m = chosen.shape[0]
     if m == 0:

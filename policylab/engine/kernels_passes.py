@@ -39,8 +39,7 @@ def long_positions(size, venue, resident, k, jurisdictions):
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def record(t, venues, residents, price_path, longs, depth0, liquidity_mult, health, volume, fund, coin_price,
-           forced_volume, resident_volume):
+def record(t, fixed):
     """Record step ``t``'s venue and residence series (``kernels_decide.close_step``, from
     MarketModel._collect): ``venues``
     (columns x steps x venues, the columns of model.VENUE_COLUMNS: price, depth, long open
@@ -48,7 +47,12 @@ def record(t, venues, residents, price_path, longs, depth0, liquidity_mult, heal
     and ``residents`` (columns x steps x jurisdictions x venues, model.RESIDENT_COLUMNS: the
     population's long open interest and volume by jurisdiction of residence). The prices
     are row ``t + 1`` of ``price_path`` (steps + 1 x venues); the long positions are
-    ``longs``, kept by ``kernels.hold`` (its sums plus their compensations)."""
+    ``longs``, kept by ``kernels.hold`` (its sums plus their compensations). ``fixed``:
+    ``close_step``'s bundle (``price_path`` to ``resident_volume``); taken whole rather than
+    unpacked by the caller, whose every array passed to a call would be reference-counted
+    (see kernels_decide's module docstring)."""
+    (price_path, venues, residents, longs, depth0, liquidity_mult, health, volume, fund, coin_price, forced_volume,
+     resident_volume) = fixed.items[5:]
     price = price_path[t + 1]
     k = price.shape[0]
     total = longs.shape[1] - 1

@@ -172,12 +172,18 @@ class TakerPositions:
         self.where = (np.zeros(venues, dtype=np.int64), np.zeros(venues, dtype=np.int64),
                       np.zeros(venues + 1, dtype=np.int64), np.zeros(len(takers), dtype=np.int64),
                       np.zeros(venues + 1, dtype=np.int64), np.zeros(len(takers), dtype=np.int64))
+        # kernels_layoff.candidates's scratch: each venue's inventory (BTC), each log slot's kind, where each
+        # venue's next stale entry and fresh row go
+        self.inventory = np.zeros(venues)
+        self.slot_kind = np.zeros(len(takers), dtype=np.int8)
+        self.next_slot = np.zeros(2 * venues, dtype=np.int64)
         tb = market.tb
         # what kernels_layoff.candidates reads and writes besides the sorted positions (arrays fixed for the
         # run), bundled
         self._candidate_args = kernels.bundle((
             self.pos_of, market.changes, self.slot_v, self.slot_q, self.slot_mag, self.seen, takers, tb.size, tb.venue,
-            tb.entry, market.vb.mm_row, limited, self.count, self.room, self.share, self.where))
+            tb.entry, market.vb.mm_row, limited, self.count, self.room, self.share, self.where, self.inventory,
+            self.slot_kind, self.next_slot))
 
     def merge(self) -> None:
         """Sort the logged rows in and clear the log."""
