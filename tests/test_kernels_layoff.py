@@ -34,6 +34,30 @@ def _candidates(pos, price, keep):
                                      pos._candidate_args)
 
 
+def _at_ranks(ranks, off, rows, where):
+    """``kernels_layoff.at_ranks`` into a new array."""
+    out = np.full(len(ranks), -1, dtype=np.int64)
+    kernels_layoff.at_ranks(ranks, off, rows, where, out)
+    return out
+
+
+def _highs(count, chosen):
+    """``kernels_layoff.highs`` into a new array (with room for one more, which stays untouched)."""
+    out = np.full(int(np.sum(chosen)) + 1, -1, dtype=np.int64)
+    assert kernels_layoff.highs(count, chosen, out) == len(out) - 1 and out[-1] == -1
+    return out[:-1]
+
+
+def _subsets(count, chosen, t):
+    """``kernels_layoff.subsets`` into new arrays: (ranks, off); its marks are all False after."""
+    ranks = np.full(len(t), -1, dtype=np.int64)
+    off = np.full(len(count) + 1, -1, dtype=np.int64)
+    picked = np.zeros(int(np.max(count, initial=0)), dtype=np.bool_)
+    kernels_layoff.subsets(count, chosen, t, ranks, off, picked)
+    assert not picked.any()
+    return ranks, off
+
+
 def _check_against_scan(mm, keep=0.01):
     """The sorted positions' candidates (every rank of every venue) are the scan's, each once;
     the counts exact, the room within ``ROOM_REL``. Returns how many candidates."""
@@ -44,7 +68,7 @@ def _check_against_scan(mm, keep=0.01):
     count, room, share = pos.count, pos.room, pos.share
     cand, ref_room = _scan(mm, price)
     ranks = np.concatenate([np.arange(c) for c in count])
-    rows = kernels_layoff.at_ranks(ranks, np.concatenate([[0], np.cumsum(count)]), pos.rows, pos.where)
+    rows = _at_ranks(ranks, np.concatenate([[0], np.cumsum(count)]), pos.rows, pos.where)
     assert np.array_equal(np.sort(rows), cand) and total == len(cand), m.steps
     assert np.array_equal(count, np.bincount(m.tb.venue[cand], minlength=len(count))), m.steps
     assert np.all(np.abs(room - ref_room) <= ROOM_REL * ref_room), m.steps
@@ -129,8 +153,8 @@ def test_subsets_are_uniform_and_distinct():
     chosen = np.array([3, 0, 1, 40])
     tally = {}
     for _ in range(20_000):
-        t = rng.integers(0, kernels_layoff.highs(count, chosen))
-        ranks, off = kernels_layoff.subsets(count, chosen, t)
+        t = rng.integers(0, _highs(count, chosen))
+        ranks, off = _subsets(count, chosen, t)
         assert np.array_equal(off, [0, 3, 3, 4, 44])
         assert np.array_equal(ranks[4:], np.arange(40)) and ranks[3] == 0
         tally[tuple(ranks[:3])] = tally.get(tuple(ranks[:3]), 0) + 1
@@ -161,8 +185,8 @@ def test_subsets_are_floyds_for_small_and_large_subsets():
     for _ in range(200):
         count = rng.integers(0, 120, size=5)
         chosen = rng.integers(0, count + 1)
-        t = rng.integers(0, kernels_layoff.highs(count, chosen))
-        ranks, off = kernels_layoff.subsets(count, chosen, t)
+        t = rng.integers(0, _highs(count, chosen))
+        ranks, off = _subsets(count, chosen, t)
         for v, want in enumerate(_floyd(count, chosen, t)):
             assert ranks[off[v]:off[v + 1]].tolist() == want
         sizes.extend(chosen)
@@ -188,7 +212,7 @@ def _lay_off_numpy(mm) -> None:
     # makes when due (the draws pick ranks in that order, by design; the scan has no order of its own)
     mm.positions.merge_if_due()
     _candidates(mm.positions, price, 0.0)
-    numbered = kernels_layoff.at_ranks(np.concatenate([np.arange(c) for c in count]),
+    numbered = _at_ranks(np.concatenate([np.arange(c) for c in count]),
                                        np.concatenate([[0], np.cumsum(count)]), mm.positions.rows,
                                        mm.positions.where)
     chosen = mm.stream.binomial(count, share)
@@ -266,7 +290,7 @@ def test_lay_off_closes_each_candidate_with_the_share():
     n = 20_000
     for _ in range(n):
         chosen = rng.binomial(count, share)
-        ranks, off = kernels_layoff.subsets(count, chosen, rng.integers(0, kernels_layoff.highs(count, chosen)))
+        ranks, off = _subsets(count, chosen, rng.integers(0, _highs(count, chosen)))
         for v in (0, 2):
             hits[v][ranks[off[v]:off[v + 1]]] += 1
     for v in (0, 2):
@@ -290,6 +314,8 @@ def test_lay_off_draws_are_numpys():
         chosen = np.zeros(k, dtype=np.int64)
         assert kernels_layoff.draw_chosen(ours, count, share, chosen) == chosen.sum()
         assert np.array_equal(chosen, theirs.binomial(count, share))
-        bounds = kernels_layoff.highs(count, chosen)
-        assert np.array_equal(kernels_layoff.draw_below(ours, bounds), theirs.integers(0, bounds))
+        bounds = _highs(count, chosen)
+        t = bounds.copy()
+        kernels_layoff.draw_below(ours, t, len(t))
+        assert np.array_equal(t, theirs.integers(0, bounds))
         assert ours.random() == theirs.random()

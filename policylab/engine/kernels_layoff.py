@@ -240,16 +240,16 @@ SMALL_SUBSET = 32  # a subset up to this size finds its ranks by scanning them, 
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def subsets(count, chosen, t):
+def subsets(count, chosen, t, ranks, off, picked):
     """Uniform random subsets by Floyd's algorithm: ``chosen[v]`` distinct ranks out of
     0 .. ``count[v]`` - 1 per venue, from ``t``, the integers drawn uniformly in [0, j] for
-    j = count - chosen .. count - 1, venue after venue. Returns (ranks, off): venue ``v``'s
-    ranks ascending in ``ranks[off[v]:off[v + 1]]``."""
+    j = count - chosen .. count - 1, venue after venue. Writes venue ``v``'s ranks ascending
+    to ``ranks[off[v]:off[v + 1]]`` (``off``: venues + 1); ``picked`` (bool, at least the
+    largest count) is all False before and after."""
     k = count.shape[0]
-    off = np.zeros(k + 1, dtype=np.int64)
+    off[0] = 0
     for v in range(k):
         off[v + 1] = off[v] + chosen[v]
-    ranks = np.empty(off[k], dtype=np.int64)
     for v in range(k):
         if chosen[v] == 0:
             continue
@@ -264,25 +264,24 @@ def subsets(count, chosen, t):
                         break
                 ranks[b + j - first] = x
         else:
-            picked = np.zeros(count[v], dtype=np.bool_)
             for j in range(first, count[v]):
                 x = t[b + j - first]
                 if picked[x]:
                     x = j
                 picked[x] = True
                 ranks[b + j - first] = x
+            for q in range(b, off[v + 1]):
+                picked[ranks[q]] = False
         ranks[b:off[v + 1]].sort()
-    return ranks, off
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def at_ranks(ranks, off, rows, where):
-    """The candidate rows at ``ranks`` (ascending per venue, ``ranks[off[v]:off[v + 1]]``)
-    in the order a venue's candidates are numbered (after :func:`candidates`): the sorted
-    prefix [lo, cut) of ``rows`` without its stale positions, then the fresh rows in profit
-    (``where`` as :func:`candidates` writes it). Returns the rows, venue after venue."""
+def at_ranks(ranks, off, rows, where, out):
+    """Write to ``out`` the candidate rows at ``ranks`` (ascending per venue,
+    ``ranks[off[v]:off[v + 1]]``) in the order a venue's candidates are numbered (after
+    :func:`candidates`): the sorted prefix [lo, cut) of ``rows`` without its stale positions,
+    then the fresh rows in profit (``where`` as :func:`candidates` writes it); venue after venue."""
     lo, cut, stale_off, stale, fresh_off, fresh = where
-    out = np.empty(ranks.shape[0], dtype=np.int64)
     for v in range(lo.shape[0]):
         base = cut[v] - lo[v] - (stale_off[v + 1] - stale_off[v])  # the sorted prefix's live entries
         sp = stale_off[v]
@@ -296,23 +295,18 @@ def at_ranks(ranks, off, rows, where):
                 out[j] = rows[q]
             else:
                 out[j] = fresh[fresh_off[v] + r - base]
-    return out
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def highs(count, chosen):
-    """The bounds (exclusive) of the integers :func:`subsets` needs: count - chosen + 1 ..
-    count per venue, venue after venue (empty when none is chosen)."""
-    n = 0
-    for v in range(count.shape[0]):
-        n += chosen[v]
-    out = np.empty(n, dtype=np.int64)
+def highs(count, chosen, out):
+    """Write to ``out`` the bounds (exclusive) of the integers :func:`subsets` needs: count -
+    chosen + 1 .. count per venue, venue after venue (none when none is chosen). Returns how many."""
     j = 0
     for v in range(count.shape[0]):
         for h in range(count[v] - chosen[v] + 1, count[v] + 1):
             out[j] = h
             j += 1
-    return out
+    return j
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
@@ -331,13 +325,11 @@ def draw_chosen(rng, count, share, chosen):
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def draw_below(rng, bounds):
-    """One integer in [0, ``bounds[j]``) per bound from the NumPy Generator ``rng``, the draws
-    of ``rng.integers(0, bounds)`` (none where the bound is 1)."""
-    t = np.empty(bounds.shape[0], dtype=np.int64)
-    for j in range(bounds.shape[0]):
-        t[j] = rng.integers(0, bounds[j])
-    return t
+def draw_below(rng, t, n):
+    """Replace each bound of ``t[:n]`` by an integer drawn in [0, bound) from the NumPy
+    Generator ``rng``: the draws of ``rng.integers(0, t[:n])`` (none where the bound is 1)."""
+    for j in range(n):
+        t[j] = rng.integers(0, t[j])
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
@@ -365,26 +357,33 @@ def close_chosen(rows, price, changed, fixed):
     """:func:`close` the ``chosen`` candidates with their subsets drawn from the stream
     (:func:`draw_below` of :func:`highs`); ``fixed`` as :func:`lay_off` takes it."""
     _, close_args, rng, count, _, chosen, _ = fixed.items
-    close(chosen, draw_below(rng, highs(count, chosen)), rows, price, changed, close_args)
+    t = close_args.items[2][0]
+    n = highs(count, chosen, t)
+    draw_below(rng, t, n)
+    close(chosen, n, rows, price, changed, close_args)
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def close(chosen, t, rows, price, changed, fixed):
+def close(chosen, n, rows, price, changed, fixed):
     """Close ``chosen[v]`` of each venue's ``count[v]`` candidates (``rows`` and ``where``,
-    from :func:`candidates`), the subsets drawn from ``t`` (:func:`subsets`), with
-    :func:`fill`; then refresh the closed rows' liquidation prices as
-    ``LiquidationEngine.refresh`` does (``protocol`` to ``n_changed``; ``changed`` has room
-    for them). ``fixed``: a :class:`kernels.Bundle` of the arguments below, the same at
-    every call."""
-    count, where = fixed.items[:2]
-    ranks, off = subsets(count, chosen, t)
-    closed = at_ranks(ranks, off, rows, where)
+    from :func:`candidates`; ``n`` in all), the subsets drawn from the first ``n`` of
+    ``scratch[0]`` (:func:`subsets`), with :func:`fill`; then refresh the closed rows'
+    liquidation prices as ``LiquidationEngine.refresh`` does (``protocol`` to ``n_changed``;
+    ``changed`` has room for them). ``fixed``: a :class:`kernels.Bundle` of the arguments
+    below, the same at every call; ``scratch`` (``MarketMakers._close_scratch``) holds what
+    the close writes, sized so that it cannot overflow (a candidate is a taker: at most one
+    per account)."""
+    count, where, scratch = fixed.items[:3]
+    t, ranks, _, _, picked, off, _ = scratch
+    subsets(count, chosen, t, ranks, off, picked)
+    closed = t[:n]  # the draws are used: the closed rows take their place
+    at_ranks(ranks, off, rows, where, closed)
     closed.sort()  # in place: np.sort's copy would be one more function with its allocation in the module
     fill(closed, price, fixed)
     # refresh's arrays taken from the bundle only now: one held across a call (subsets to fill) keeps its refcount pair
-    venue, size, _, cash = fixed.items[2:6]
+    venue, size, _, cash = fixed.items[3:7]
     (protocol, weight, coin, mm_floor, coin_price, haircut, margin_mult, tier_rate, tier_ded, liq_price,
-     n_changed) = fixed.items[13:]
+     n_changed) = fixed.items[14:]
     refresh(closed, protocol, venue, size, weight, cash, coin, mm_floor, coin_values(coin_price, haircut), margin_mult,
             tier_rate, tier_ded, liq_price, changed, n_changed)
 
@@ -397,57 +396,44 @@ def fill(chosen, price, fixed):
     cash, entries and ``tally``), with the fills counted as voluntary volume (per venue as
     ``np.sum`` adds it) and attributed by ``kernels.attribute`` (per account and
     jurisdiction of residence); the chosen rows' stops are cleared. ``fixed``: :func:`close`'s
-    bundle (``venue`` to ``resident_volume``)."""
-    venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume = fixed.items[2:13]
+    bundle (``scratch`` to ``resident_volume``)."""
+    scratch, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume = fixed.items[2:14]
+    _, rows, before, on, _, _, book_dq = scratch
     k = price.shape[0]
     m = chosen.shape[0]
     if m == 0:
         return
-    book_dq = np.zeros(k)
-    dq = np.empty(m)
-    px = np.empty(m)
-    for j in range(m):
-        v = venue[chosen[j]]
-        dq[j] = -size[chosen[j]]
-        px[j] = price[v]
-        book_dq[v] += dq[j]
-    books = 0
     for v in range(k):
-        book_dq[v] = -book_dq[v]
-        books += book_dq[v] != 0.0
-    rows = np.empty(m + books, dtype=np.int64)
-    rdq = np.empty(m + books)
-    rpx = np.empty(m + books)
-    kernels.copy_into(rows, 0, chosen)
-    kernels.copy_into(rdq, 0, dq)
-    kernels.copy_into(rpx, 0, px)
+        book_dq[v] = 0.0
+    for j in range(m):  # the takers, then the books with a fill: rows and sizes before
+        rows[j] = chosen[j]
+        before[j] = size[chosen[j]]
+        book_dq[venue[chosen[j]]] += -before[j]
     b = m
     for v in range(k):
+        book_dq[v] = -book_dq[v]
         if book_dq[v] != 0.0:
             rows[b] = mm_row[v]
-            rdq[b] = book_dq[v]
-            rpx[b] = price[v]
+            before[b] = size[mm_row[v]]
             b += 1
-    before = np.empty(m + books)
-    for j in range(m + books):
-        before[j] = size[rows[j]]
-    kernels.trade(rows, rdq, rpx, size, entry, cash)
-    kernels.count_opened(rows, before, size, tally)  # rows are distinct: chosen takers, then books
-    notional = np.empty(m)
-    for j in range(m):
-        notional[j] = abs(dq[j]) * px[j]
-    on = np.empty(m)
-    on_rows = np.empty(m, dtype=np.int64)
+    for j in range(m):  # rows are distinct: each trade changes only its own row
+        kernels.trade_one(chosen[j], -before[j], price[venue[chosen[j]]], size, entry, cash)
+    for v in range(k):
+        if book_dq[v] != 0.0:
+            kernels.trade_one(mm_row[v], book_dq[v], price[v], size, entry, cash)
+    kernels.count_opened(rows[:b], before[:b], size, tally)
+    for j in range(m):  # the takers' notional (USD)
+        before[j] = abs(before[j]) * price[venue[chosen[j]]]
     for v in range(k):
         c = 0
         for j in range(m):
             if venue[chosen[j]] == v:
-                on[c] = notional[j]
-                on_rows[c] = chosen[j]
+                on[c] = before[j]
+                rows[c] = chosen[j]
                 c += 1
         if c:
             volume[v] += kernels.pairwise_sum(on, 0, c)
             # voluntary fills: attribute leaves the forced volume (its 7th argument) alone
-            kernels.attribute(on_rows[:c], on[:c], v, False, resident, traded, volume, resident_volume)
+            kernels.attribute(rows[:c], on[:c], v, False, resident, traded, volume, resident_volume)
     for j in range(m):
         stop[chosen[j]] = np.nan

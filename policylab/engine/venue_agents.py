@@ -91,10 +91,17 @@ class MarketMakers(mesa.Agent):
         self._depth_args = kernels.bundle((vb.health, self.recovery, self.normal_sigma, self.VOL_TRIGGER,
                                            self.sensitivity, self.limited, *self._books, *self._sheet_args))
         pos = self.positions
+        accounts, venues = len(tb.size), len(rules)
+        # kernels_layoff.close's scratch (a candidate is a taker: at most one per account): the draws, then the
+        # closed rows; the ranks, then the rows traded (closed and books); sizes before, then notional (USD); one
+        # venue's notional; marks (all False between calls); where each venue's ranks begin; the books' fills (BTC)
+        self._close_scratch = (np.zeros(accounts, dtype=np.int64), np.zeros(accounts + venues, dtype=np.int64),
+                               np.zeros(accounts + venues), np.zeros(accounts), np.zeros(accounts, dtype=np.bool_),
+                               np.zeros(venues + 1, dtype=np.int64), np.zeros(venues))
         self._close_args = kernels.bundle((
-            pos.count, pos.where, tb.venue, tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row, mkt.tally, mkt.resident,
-            mkt.traded, mkt.volume, mkt.resident_volume, engine.protocol, tb.weight, tb.coin, tb.mm_floor,
-            vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price, engine._n_changed))
+            pos.count, pos.where, self._close_scratch, tb.venue, tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row,
+            mkt.tally, mkt.resident, mkt.traded, mkt.volume, mkt.resident_volume, engine.protocol, tb.weight, tb.coin,
+            tb.mm_floor, vb.coin_price, vb.haircut, vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price, engine._n_changed))
         self._lay_off_args = kernels.bundle((pos._candidate_args, self._close_args, self.stream, pos.count, pos.share,
                                              np.zeros(len(rules), dtype=np.int64), engine._n_changed))
 
