@@ -17,12 +17,16 @@ from policylab.model import MarketModel
 from policylab.names import EVENT_KINDS
 
 
+SCRATCH = kernels.pairwise_scratch()  # shared by every call below: pairwise_sum_with leaves nothing behind
+
+
 @pytest.mark.parametrize("n", [*range(0, 300), 1000, 1024, 1031, 8192, 8200, 20023, 100_003])
 def test_pairwise_sum_is_numpys_sum(n):
     rng = np.random.default_rng(n)
     a = rng.standard_normal(n + 5) * 10.0 ** rng.integers(-6, 12, n + 5)
     for lo in (0, 5):
         assert kernels.pairwise_sum(a, lo, n) == np.sum(a[lo:lo + n])
+        assert kernels.pairwise_sum_with(a, lo, n, SCRATCH) == np.sum(a[lo:lo + n])
 
 
 def test_pairwise_sum_is_not_a_sequential_sum():

@@ -639,59 +639,6 @@ def block_sum(a, lo, n):
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def pairwise_plan(n):
-    """The tree in which ``np.sum`` adds n values: its leaves (start, length: blocks of at most
-    128, see :func:`block_sum`), in order, and the program that adds their sums (leaf
-    number, or -1: replace the last two sums by their sum). A run longer than 128 is split in
-    two, the first part's length half of it rounded down to a multiple of 8. Walked with a
-    stack (cached recursive kernels do not load reliably)."""
-    leaf_lo = np.empty(n // 32 + 2, dtype=np.int64)  # leaves hold over 56 values unless n <= 128
-    leaf_n = np.empty(n // 32 + 2, dtype=np.int64)
-    program = np.empty(2 * (n // 32 + 2), dtype=np.int64)
-    todo_lo = np.empty(192, dtype=np.int64)  # visits (length > 0) and additions (0) still to do
-    todo_n = np.empty(192, dtype=np.int64)
-    todo_lo[0], todo_n[0] = 0, n
-    t, leaves, ops = 1, 0, 0
-    while t > 0:
-        t -= 1
-        s, m = todo_lo[t], todo_n[t]
-        if m == 0:
-            program[ops] = -1
-            ops += 1
-        elif m <= _BLOCK:
-            leaf_lo[leaves], leaf_n[leaves] = s, m
-            program[ops] = leaves
-            leaves += 1
-            ops += 1
-        else:
-            m2 = m // 2
-            m2 -= m2 % 8
-            todo_lo[t], todo_n[t] = 0, 0
-            todo_lo[t + 1], todo_n[t + 1] = s + m2, m - m2
-            todo_lo[t + 2], todo_n[t + 2] = s, m2
-            t += 3
-    return leaf_lo[:leaves], leaf_n[:leaves], program[:ops]
-
-
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def add_up(sums, program):
-    """Add leaf sums ``sums`` (leaves x columns) as ``program`` says (see :func:`pairwise_plan`):
-    the total of each column."""
-    stack = np.empty((64, sums.shape[1]))
-    top = 0
-    for op in program:
-        if op < 0:
-            top -= 1
-            for c in range(sums.shape[1]):
-                stack[top - 1, c] = stack[top - 1, c] + stack[top, c]
-        else:
-            for c in range(sums.shape[1]):
-                stack[top, c] = sums[op, c]
-            top += 1
-    return stack[0].copy()
-
-
-@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def copy_into(dst, lo, src):
     """``dst[lo:lo + src.shape[0]] = src`` (1-D), without Numba's check of the shapes: its
     error message's code (string concatenation, about 2,000 LLVM instructions) would be in
@@ -701,13 +648,51 @@ def copy_into(dst, lo, src):
         dst[lo + j] = src[j]
 
 
+PAIRWISE_PENDING = 192  # a pairwise sum's pending visits and additions: at most 3 a level of its tree (under 64)
+PAIRWISE_LEVELS = 64  # its partial sums pending: at most one a level
+
+
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def pairwise_sum(a, lo, n):
-    """The sum of ``a[lo:lo + n]`` (float64) as ``np.sum`` adds it (see :func:`pairwise_plan`)."""
+    """The sum of ``a[lo:lo + n]`` (float64) as ``np.sum`` adds it (see :func:`pairwise_sum_with`)."""
     if n <= _BLOCK:
         return block_sum(a, int(lo), n)  # int(): callers' lo = 0 would compile block_sum again
-    leaf_lo, leaf_n, program = pairwise_plan(n)
-    sums = np.empty((leaf_lo.shape[0], 1))
-    for j in range(leaf_lo.shape[0]):
-        sums[j, 0] = block_sum(a, lo + leaf_lo[j], leaf_n[j])
-    return add_up(sums, program)[0]
+    return pairwise_sum_with(a, lo, n, pairwise_scratch())
+
+
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+def pairwise_scratch():
+    """The stacks :func:`pairwise_sum_with` walks its tree with: (pending, partial)."""
+    return np.empty((PAIRWISE_PENDING, 2), dtype=np.int64), np.empty(PAIRWISE_LEVELS)
+
+
+@njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
+def pairwise_sum_with(a, lo, n, scratch):
+    """The sum of ``a[lo:lo + n]`` (float64) as ``np.sum`` adds it, allocating nothing: blocks of
+    at most 128 values (:func:`block_sum`), a run longer than 128 split in two, the first
+    part's length half of it rounded down to a multiple of 8, the two parts' sums added. Walked
+    with stacks (cached recursive kernels do not load reliably), ``scratch`` =
+    :func:`pairwise_scratch`: ``pending`` (start, length; length 0: add the last two partial
+    sums) and ``partial``."""
+    if n <= _BLOCK:
+        return block_sum(a, int(lo), n)
+    pending, partial = scratch
+    pending[0, 0], pending[0, 1] = lo, n
+    t, top = 1, 0
+    while t > 0:
+        t -= 1
+        s, m = pending[t, 0], pending[t, 1]
+        if m == 0:
+            top -= 1
+            partial[top - 1] = partial[top - 1] + partial[top]
+        elif m <= _BLOCK:
+            partial[top] = block_sum(a, s, m)
+            top += 1
+        else:
+            m2 = m // 2
+            m2 -= m2 % 8
+            pending[t, 0], pending[t, 1] = 0, 0
+            pending[t + 1, 0], pending[t + 1, 1] = s + m2, m - m2
+            pending[t + 2, 0], pending[t + 2, 1] = s, m2
+            t += 3
+    return partial[0]

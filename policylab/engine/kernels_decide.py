@@ -412,12 +412,13 @@ def any_flat_in_debt(idx, size, cash):
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def rms_step(logs):
     """Root mean square of the steps of ``logs`` (``np.sqrt(np.mean(np.diff(logs) ** 2))``,
-    summed in NumPy's pairwise order); ``logs`` holds at least two values."""
-    sq = np.empty(logs.shape[0] - 1)
-    for j in range(sq.shape[0]):
+    summed in NumPy's pairwise order); ``logs`` holds at least two values and is overwritten
+    (its first values by the squared steps)."""
+    n = logs.shape[0] - 1
+    for j in range(n):
         r = logs[j + 1] - logs[j]
-        sq[j] = r * r
-    return np.sqrt(pairwise_sum(sq, 0, sq.shape[0]) / sq.shape[0])
+        logs[j] = r * r
+    return np.sqrt(pairwise_sum(logs, 0, n) / n)
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)

@@ -374,7 +374,7 @@ def close(chosen, n, rows, price, changed, fixed):
     the close writes, sized so that it cannot overflow (a candidate is a taker: at most one
     per account)."""
     count, where, scratch = fixed.items[:3]
-    t, ranks, _, _, picked, off, _ = scratch
+    t, ranks, _, _, picked, off, _, _ = scratch
     subsets(count, chosen, t, ranks, off, picked)
     closed = t[:n]  # the draws are used: the closed rows take their place
     at_ranks(ranks, off, rows, where, closed)
@@ -398,7 +398,7 @@ def fill(chosen, price, fixed):
     jurisdiction of residence); the chosen rows' stops are cleared. ``fixed``: :func:`close`'s
     bundle (``scratch`` to ``resident_volume``)."""
     scratch, venue, size, entry, cash, stop, mm_row, tally, resident, traded, volume, resident_volume = fixed.items[2:14]
-    _, rows, before, on, _, _, book_dq = scratch
+    _, rows, before, on, _, _, book_dq, sum_scratch = scratch
     k = price.shape[0]
     m = chosen.shape[0]
     if m == 0:
@@ -432,7 +432,7 @@ def fill(chosen, price, fixed):
                 rows[c] = chosen[j]
                 c += 1
         if c:
-            volume[v] += kernels.pairwise_sum(on, 0, c)
+            volume[v] += kernels.pairwise_sum_with(on, 0, c, sum_scratch)
             # voluntary fills: attribute leaves the forced volume (its 7th argument) alone
             kernels.attribute(rows[:c], on[:c], v, False, resident, traded, volume, resident_volume)
     for j in range(m):

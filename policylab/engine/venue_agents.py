@@ -94,10 +94,11 @@ class MarketMakers(mesa.Agent):
         accounts, venues = len(tb.size), len(rules)
         # kernels_layoff.close's scratch (a candidate is a taker: at most one per account): the draws, then the
         # closed rows; the ranks, then the rows traded (closed and books); sizes before, then notional (USD); one
-        # venue's notional; marks (all False between calls); where each venue's ranks begin; the books' fills (BTC)
+        # venue's notional; marks (all False between calls); where each venue's ranks begin; the books' fills (BTC);
+        # the stacks of a venue's volume sum
         self._close_scratch = (np.zeros(accounts, dtype=np.int64), np.zeros(accounts + venues, dtype=np.int64),
                                np.zeros(accounts + venues), np.zeros(accounts), np.zeros(accounts, dtype=np.bool_),
-                               np.zeros(venues + 1, dtype=np.int64), np.zeros(venues))
+                               np.zeros(venues + 1, dtype=np.int64), np.zeros(venues), kernels.pairwise_scratch())
         self._close_args = kernels.bundle((
             pos.count, pos.where, self._close_scratch, tb.venue, tb.size, tb.entry, tb.cash, tb.stop, vb.mm_row,
             mkt.tally, mkt.resident, mkt.traded, mkt.volume, mkt.resident_volume, engine.protocol, tb.weight, tb.coin,
