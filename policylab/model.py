@@ -129,13 +129,17 @@ class MarketModel(mesa.Model):
         self._arrival_args = (mkt.lm, self.exo.log_return, left(dt, prm.transient_half_life_minutes), vb.basis,
                               left(dt, prm.basis_half_life_minutes), vb.liquidity_mult, self.exo.liquidity,
                               vb.coin_price, self.exo.coin_price)
+        # kd.execute_voluntary's per-account flags (its orders are of unique accounts): none a liquidation,
+        # and scratch for which are forced
+        self._no_liquidation = np.zeros(len(tb.size), dtype=np.bool_)
+        self._forced = np.zeros(len(tb.size), dtype=np.bool_)
         self._voluntary_args = kernels.bundle((
             tb.cls, VAULT, mkt.lm, float(mkt.params.impact_y), vb.depth0, vb.liquidity_mult, vb.health, vb.coin_price,
             vb.haircut, tb.venue, tb.size, tb.entry, tb.cash, tb.coin, vb.taker_fee, vb.liq_fee, vb.fee_to_fund,
             vb.mm_row, vb.fund, vb.fees, mkt.flow, mkt.volume, mkt.resident, mkt.traded, mkt.forced_volume,
             mkt.resident_volume, mkt.tally, vb.basis, mkt.spot, float(mkt.params.permanent_share),
             self.engine.protocol, tb.weight, tb.mm_floor, vb.margin_mult, vb.tier_rate, vb.tier_ded, tb.liq_price,
-            self.engine._n_changed))
+            self.engine._n_changed, self._no_liquidation, self._forced))
         self._close_step_args = kernels.bundle((
             mkt.lm, vb.basis, vb.premium_sum, vb.premium_n, self.index_path, self.price_path, self._venue_block,
             self._resident_block, mkt.longs, vb.depth0, vb.liquidity_mult, vb.health, mkt.volume, vb.fund,

@@ -430,17 +430,18 @@ def execute_voluntary(idx, dq, growth, changed, fixed):
     flat with negative cash (negative balance protection must cover it first),
     ``LiquidationEngine.refresh`` of ``idx`` (``changed`` has room for them). Returns whether
     such an account is left (then nothing was refreshed). ``fixed``: a
-    :class:`kernels.Bundle` of the arguments below, the same at every call."""
+    :class:`kernels.Bundle` of the arguments below, the same at every call; ``no_liq`` (all
+    False) and ``forced`` are per account (``idx`` holds unique accounts), ``forced`` scratch."""
     (cls, vault, lm, impact_y, depth0, liquidity_mult, health, coin_price, haircut, venue, size, entry, cash, coin,
      taker_fee, liq_fee, fee_to_fund, mm_row, fund, fees, flow, volume, resident, traded, forced_volume,
      resident_volume, tally, basis, spot, permanent_share, protocol, weight, mm_floor, margin_mult, tier_rate,
-     tier_ded, liq_price, n_changed) = fixed.items
+     tier_ded, liq_price, n_changed, no_liq, forced) = fixed.items
     n = idx.shape[0]
     index = math.exp(lm[0] + lm[1])  # Market.index
     book = index * growth  # Market.prices
     cv = coin_values(coin_price, haircut)
-    liq = np.zeros(n, dtype=np.bool_)
-    forced = np.empty(n, dtype=np.bool_)
+    liq = no_liq[:n]
+    forced = forced[:n]
     for j in range(n):
         forced[j] = cls[idx[j]] == vault
     execute_orders(idx, dq, liq, forced, book, coefficients(impact_y, depth0, liquidity_mult, health), cv, venue, size,
