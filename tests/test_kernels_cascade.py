@@ -701,7 +701,7 @@ def test_the_bundled_arguments_stay_the_models_arrays():
     pos = m.market_makers.positions
     live = [*vars(m.tb).values(), *vars(m.vb).values(), *vars(m.market).values(), *vars(m.engine).values(),
             *vars(m).values(), *vars(m.market_makers).values(), *vars(pos).values(), *pos.where,
-            *m.market_makers._close_scratch, *vars(monitor).values(), m.events.n, monitor.ledger.net0]
+            *_arrays(m.market_makers._close_scratch), *vars(monitor).values(), m.events.n, monitor.ledger.net0]
     bundles = {"band set": m.engine._band_args, "remargin": m.engine._remargin_args, "round": m.engine._round_args,
                "arbitrage": m.market._arbitrage_args, "voluntary": m._voluntary_args,
                "close step": m._close_step_args,
