@@ -484,14 +484,13 @@ def unique_sorted(a):
     """The distinct values of ``a`` (integers), ascending (as ``np.unique``): sorted by
     :func:`radix_sorted` (the traders' activity draws, a few thousand account rows a call:
     about 3x faster than ``np.sort``'s quicksort)."""
-    b = radix_sorted(a)
-    out = np.empty(b.shape[0], dtype=b.dtype)
+    b = radix_sorted(a)  # a new array: the distinct values are gathered at its front
     n = 0
     for j in range(b.shape[0]):
-        if n == 0 or out[n - 1] != b[j]:
-            out[n] = b[j]
+        if n == 0 or b[n - 1] != b[j]:
+            b[n] = b[j]
             n += 1
-    return out[:n]
+    return b[:n]
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)

@@ -85,8 +85,7 @@ def merge(rows, seg, key, mag, segments, pos_of, changed, log, taker, size, venu
     ``mag`` within each segment (inclusive), ``seg_lo`` where each of the ``segments``
     begins (length segments + 1)."""
     f_rows, f_seg, f_key, f_mag = fresh_entries(log, taker, size, venue, entry)
-    order = lexical_order(f_rows, f_seg, f_key, segments)
-    f_rows, f_seg, f_key, f_mag = f_rows[order], f_seg[order], f_key[order], f_mag[order]
+    order = lexical_order(f_rows, f_seg, f_key, segments)  # the fresh entries are read through it
     n = rows.shape[0]
     nf = f_rows.shape[0]
     dead = np.zeros(n, dtype=np.bool_)  # the stale entries, by position
@@ -106,18 +105,19 @@ def merge(rows, seg, key, mag, segments, pos_of, changed, log, taker, size, venu
         if i < n and dead[i]:
             i += 1
             continue
+        f = order[j] if j < nf else 0
         if j >= nf:
             base = True
         elif i >= n:
             base = False
         else:
-            base = (seg[i] < f_seg[j] or (seg[i] == f_seg[j] and (
-                key[i] < f_key[j] or (key[i] == f_key[j] and rows[i] < f_rows[j]))))
+            base = (seg[i] < f_seg[f] or (seg[i] == f_seg[f] and (
+                key[i] < f_key[f] or (key[i] == f_key[f] and rows[i] < f_rows[f]))))
         if base:
             o_rows[o], o_seg[o], o_key[o], o_mag[o] = rows[i], seg[i], key[i], mag[i]
             i += 1
         else:
-            o_rows[o], o_seg[o], o_key[o], o_mag[o] = f_rows[j], f_seg[j], f_key[j], f_mag[j]
+            o_rows[o], o_seg[o], o_key[o], o_mag[o] = f_rows[f], f_seg[f], f_key[f], f_mag[f]
             j += 1
         o += 1
     for j in range(1, log[0] + 1):
