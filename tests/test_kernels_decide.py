@@ -89,7 +89,8 @@ def test_open_at_writes_the_openers_orders_and_stops_only(model):
     want = kd.open_orders(idx[at], side, m.market.prices(), m.vb.coin_value, *pop._accounts)
     want_stop, tb.stop[:] = tb.stop.copy(), stop
     dq = np.full(len(idx), 7.0)
-    kd._open_at(idx, dq, at, side, m.market.prices(), m.vb.coin_value, pop._opens)
+    u_side = np.where(side > 0, -1.0, 2.0)  # a draw below long_share opens long
+    kd._open_at(idx, dq, at, u_side, np.zeros(0), 0.0, m.market.prices(), m.vb.coin_value, pop._opens)
     assert same(dq[at], want) and (dq[1::2] == 7.0).all() and same(tb.stop, want_stop)
     assert not same(want_stop, stop)
 
@@ -116,7 +117,7 @@ def test_opens_draw_the_sides_and_keep_the_nonzero_orders_as_numpy(model, move):
         full[at], want_stop = open_orders_numpy(m, idx[at], side)
         keep = full != 0
         stop = tb.stop.copy()
-        rows, out = kd.opens(idx, dq, at, u_side, u_follow if follow else np.zeros(0), move, growth, fixed)
+        rows, out = kd.opens(idx, dq.copy(), at, u_side, u_follow if follow else np.zeros(0), move, growth, fixed)
         assert same(rows, idx[keep]) and same(out, full[keep]) and same(tb.stop[idx[at]], want_stop)
         assert same(np.delete(tb.stop, idx[at]), np.delete(stop, idx[at]))
         tb.stop[:] = stop

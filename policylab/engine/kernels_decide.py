@@ -291,42 +291,39 @@ def open_orders(idx, side, price, coin_value, venue, size, cash, coin, leverage,
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
-def _open_at(idx, dq, at, side, price, coin_value, fixed):
-    """Set ``dq[at[p]]`` to the order opening account ``idx[at[p]]``'s position on side
-    ``side[p]`` (:func:`_open`; ``fixed``: :func:`opens`'s bundle). Allocates nothing, so
-    the bundle's arrays need no reference counting (module docstring)."""
-    (_, _, _, _, _, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit, stop_dist, stop, im_mult, tier_floor,
-     tier_lev) = fixed.items
+def _open_at(idx, dq, at, u_side, u_follow, move, price, coin_value, fixed):
+    """Set ``dq[at[p]]`` to the order opening account ``idx[at[p]]``'s position (:func:`_open`)
+    on the side :func:`opens` draws (``fixed``: its bundle). Allocates nothing, so the
+    bundle's arrays need no reference counting (module docstring)."""
+    (long_share, follow_share, _, _, _, venue, size, cash, coin, leverage, weight, lev_cap, pos_limit, stop_dist, stop,
+     im_mult, tier_floor, tier_lev) = fixed.items
     for p in range(at.shape[0]):
+        if u_follow.shape[0]:
+            side = _sign(move) if u_follow[p] < follow_share else -_sign(move)
+        else:
+            side = 1.0 if u_side[p] < long_share else -1.0
         j = at[p]
-        dq[j] = _open(idx[j], side[p], price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap,
+        dq[j] = _open(idx[j], side, price, coin_value, venue, size, cash, coin, leverage, weight, lev_cap,
                       pos_limit, stop_dist, stop, im_mult, tier_floor, tier_lev)
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def opens(idx, dq, at, u_side, u_follow, move, growth, fixed):
     """The orders ``dq`` of accounts ``idx`` with the positions ``at`` (in ``idx``) opening
-    (as :func:`open_orders`), less the zero orders: ``(accounts, BTC)``. Position ``at[p]``
-    opens long if ``u_side[p] < long_share``, else short; with draws ``u_follow`` (one per
-    opener; empty: none) instead in the direction of ``move`` if ``u_follow[p] <
-    follow_share``, else against it (as ``np.where`` of the draws and ``np.sign(move)``); at
-    the book prices (the index x ``growth``, NumPy's exp of the basis) and the collateral
-    values now. ``fixed``: a :class:`kernels.Bundle` of (long_share, follow_share, lm,
-    coin_price, haircut, then :func:`open_orders`'s arguments from ``venue`` on), the same at
-    every call."""
-    long_share, follow_share, lm, coin_price, haircut = fixed.items[:5]
-    side = np.empty(at.shape[0])
+    (as :func:`open_orders`, written to ``dq``), less the zero orders: ``(accounts, BTC)``,
+    new arrays. Position ``at[p]`` opens long if ``u_side[p] < long_share``, else short; with
+    draws ``u_follow`` (one per opener; empty: none) instead in the direction of ``move`` if
+    ``u_follow[p] < follow_share``, else against it (as ``np.where`` of the draws and
+    ``np.sign(move)``); at the book prices (the index x ``growth``, NumPy's exp of the basis)
+    and the collateral values now. ``fixed``: a :class:`kernels.Bundle` of (long_share,
+    follow_share, lm, coin_price, haircut, then :func:`open_orders`'s arguments from ``venue``
+    on), the same at every call."""
+    lm, coin_price, haircut = fixed.items[2:5]
     price = math.exp(lm[0] + lm[1]) * growth
     coin_value = coin_values(coin_price, haircut)
-    dq = dq.copy()
     rows = np.empty(idx.shape[0], dtype=np.int64)
     out = np.empty(idx.shape[0])
-    for p in range(at.shape[0]):
-        if u_follow.shape[0]:
-            side[p] = _sign(move) if u_follow[p] < follow_share else -_sign(move)
-        else:
-            side[p] = 1.0 if u_side[p] < long_share else -1.0
-    _open_at(idx, dq, at, side, price, coin_value, fixed)
+    _open_at(idx, dq, at, u_side, u_follow, move, price, coin_value, fixed)
     n = 0
     for j in range(idx.shape[0]):
         if dq[j] != 0.0:
