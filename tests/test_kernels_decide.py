@@ -210,7 +210,7 @@ def test_active_rows_thin_unhedged_as_numpy(model):
     idx = kd.active_rows(rows, draws)
     assert same(idx, rows[np.unique(draws)])
     u = rng.random(len(idx))
-    assert same(kd.thin(idx, tb.size, u, 0.4), idx[(tb.size[idx] == 0) | (u < 0.4)])
+    assert same(kd.thin(idx.copy(), tb.size, u, 0.4), idx[(tb.size[idx] == 0) | (u < 0.4)])
     hedge = np.where(rng.random(tb.n) < 0.5, -tb.size + rng.normal(0, 1e-3, tb.n), 0.0)
     excess = hedge[rows] + tb.size[rows]
     sell = excess > 1e-9 * np.maximum(hedge[rows], 1e-9)

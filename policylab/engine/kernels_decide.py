@@ -82,20 +82,24 @@ def _leverage_cap(i, v, notional, weight, lev_cap, im_mult, tier_floor, tier_lev
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def active_rows(rows, draws):
-    """``rows[np.unique(draws)]``: the population's rows drawn (with replacement) to act."""
-    return rows[unique_sorted(draws)]
+    """``rows[np.unique(draws)]``: the population's rows drawn (with replacement) to act (in
+    the new array of distinct draws)."""
+    out = unique_sorted(draws)
+    for j in range(out.shape[0]):
+        out[j] = rows[out[j]]
+    return out
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
 def thin(idx, size, u, keep):
-    """``idx`` without the holders (size != 0) whose draw ``u`` is not below ``keep``."""
-    out = np.empty(idx.shape[0], dtype=np.int64)
+    """``idx`` without the holders (size != 0) whose draw ``u`` is not below ``keep``: the
+    first of ``idx``, which is overwritten."""
     n = 0
     for j in range(idx.shape[0]):
         if size[idx[j]] == 0.0 or u[j] < keep:
-            out[n] = idx[j]
+            idx[n] = idx[j]
             n += 1
-    return out[:n]
+    return idx[:n]
 
 
 @njit(cache=True, error_model="numpy", no_cfunc_wrapper=True)
