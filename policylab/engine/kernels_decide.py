@@ -30,6 +30,9 @@ bundle, to a helper that allocates nothing and unpacks the bundle itself (:func:
 :func:`professional_targets`): the helper's arrays then cost nothing, the kernel one pair
 for each of its own arguments; and a kernel that passes arrays on to another passes its
 bundle, not the arrays unpacked (``kernels_passes.record``, ``kernels_layoff.fill``).
+Scratch arrays in a bundle are sized so that they cannot overflow (per account where a
+call's rows are distinct accounts) and are never returned: what a kernel returns to
+Python is a new array (or a view of one), as callers may keep it.
 
 Also the step's own glue around the decisions (``MarketModel.step``): the exogenous
 arrivals, the reset of the step's flows, the execution and refresh of the netted voluntary
